@@ -1,0 +1,94 @@
+"""The connector interface the sync engine drives.
+
+A connector knows its protocol and its channel's formatting; nothing else.
+The engine owns the loop, the store, backoff and the lease.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from store.models import InboundMessage, OutboundMessage, Receipt
+
+OK = "ok"
+RETRYING = "retrying"
+FAILED = "failed"
+
+
+@dataclass
+class Batch:
+    """New items since a cursor, plus the cursor to save once they are committed.
+
+    The engine stores the items and the cursor in one transaction, so the cursor
+    never runs ahead of the rows (at-least-once fetch, exactly-once rows).
+    """
+
+    items: list[InboundMessage]
+    cursor: dict[str, str]
+    more: bool = False  # True when the connector has more waiting right now
+
+
+@dataclass
+class Health:
+    state: str = OK  # ok | retrying | failed
+    detail: str = ""
+    since: float = field(default_factory=time.time)
+
+
+class ConnectorError(Exception):
+    """A channel problem worth retrying (network, 5xx, rate limit)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """A problem retrying will not fix without a human (bad token, wrong password)."""
+
+
+@runtime_checkable
+class Connector(Protocol):
+    channel: str  # "email" | "telegram" | "slack"
+    account: str  # the account's name from the config
+
+    @property
+    def name(self) -> str:  # "channel:account", the cursor and health key
+        ...
+
+    def fetch(self, cursor: dict[str, str]) -> Batch:
+        """Return items newer than `cursor`. Must not block for long unless
+        `wait` is implemented separately."""
+        ...
+
+    def wait(self, timeout: float) -> None:
+        """Block until new items may be ready or `timeout` passes (IMAP IDLE,
+        long polling). A plain sleep is fine."""
+        ...
+
+    def send(self, message: OutboundMessage) -> Receipt:
+        """Deliver one outbound message; raise ConnectorError/PermanentError."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class BaseConnector:
+    """Convenience base: name, a sleeping wait, a no-op close."""
+
+    channel = ""
+
+    def __init__(self, account: str):
+        self.account = account
+
+    @property
+    def name(self) -> str:
+        return f"{self.channel}:{self.account}"
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+    def close(self) -> None:
+        pass
