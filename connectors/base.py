@@ -5,6 +5,7 @@ The engine owns the loop, the store, backoff and the lease.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -62,9 +63,9 @@ class Connector(Protocol):
         `wait` is implemented separately."""
         ...
 
-    def wait(self, timeout: float) -> None:
-        """Block until new items may be ready or `timeout` passes (IMAP IDLE,
-        long polling). A plain sleep is fine."""
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Block until new items may be ready, `timeout` passes or `stop` is set
+        (IMAP IDLE, long polling). Waiting on `stop` is fine."""
         ...
 
     def send(self, message: OutboundMessage) -> Receipt:
@@ -87,8 +88,8 @@ class BaseConnector:
     def name(self) -> str:
         return f"{self.channel}:{self.account}"
 
-    def wait(self, timeout: float) -> None:
-        time.sleep(timeout)
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        stop.wait(timeout)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,35 @@
+"""The omnidesk store: the only package that writes SQL.
+
+    from store import Store
+    s = Store("omnidesk.db")
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from store.attachments import DEFAULT_MAX_BYTES, AttachmentStore
+from store.customers import CustomersMixin
+from store.db import Database, StoreError
+from store.events import EventsMixin
+from store.identity import IdentityMixin
+from store.ingest import IngestMixin, IngestResult
+from store.merge import MergeMixin
+from store.outbox import OutboxMixin
+from store.search import SearchMixin
+from store.sync_state import SyncStateMixin
+from store.timeline import TimelineMixin
+
+
+class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, EventsMixin, MergeMixin, OutboxMixin,
+            SearchMixin, TimelineMixin, SyncStateMixin):
+    def __init__(self, path, *, clock=time.time, attachments_dir: str | Path | None = None,
+                 max_attachment_bytes: int = DEFAULT_MAX_BYTES):
+        super().__init__(path, clock=clock)
+        root = Path(attachments_dir) if attachments_dir else Path(str(path) + ".files")
+        self.files = AttachmentStore(root, max_attachment_bytes)
+        self.on_ingest: list = []  # callables(list[IngestResult]) run after each committed batch
+        self._pending_events: list[int] = []
+
+
+__all__ = ["Store", "StoreError", "IngestResult"]

@@ -1,0 +1,58 @@
+"""Attachment files: content on disk by SHA-256, names made safe, sizes capped."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from store.models import AttachmentIn
+
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def sanitize_filename(name: str | None, fallback: str = "attachment") -> str:
+    """A name that is safe to create in any directory: no path parts, no
+    control or bidi characters, no leading dots, not reserved, not too long."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")  # controls, bidi overrides
+    name = re.sub(r'[<>:"|?*]', "_", name).strip().lstrip(".").strip()
+    if not name or name.split(".", 1)[0].lower() in _RESERVED:
+        name = f"{fallback}{'_' + name if name else ''}"
+    if len(name.encode("utf-8")) > 200:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext if dot and len(ext) <= 16 else ""
+        keep = name if not ext else stem
+        while len((keep + ("." + ext if ext else "")).encode("utf-8")) > 200:
+            keep = keep[:-1]
+        name = keep + ("." + ext if ext else "")
+    return name
+
+
+class AttachmentStore:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    def put(self, item: AttachmentIn) -> tuple[str, int, str | None]:
+        """Store the content; return (sha256, size, relative path or None if over the cap)."""
+        data = item.data or b""
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) > self.max_bytes:
+            return digest, len(data), None
+        rel = f"{digest[:2]}/{digest}"
+        path = self.root / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return digest, len(data), rel
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel

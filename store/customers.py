@@ -1,0 +1,283 @@
+"""Customers: lookup, queue, status, snooze, tags, assignment, facts, notes."""
+from __future__ import annotations
+
+import re
+
+from store.db import StoreError, loads
+from store.identity import normalize_email
+from store.models import STATUSES, Customer, Identity, QueueRow
+
+QUEUE_FILTERS = ("waiting", "all", "open", "mine", "pending", "snoozed", "done")
+# "waiting" (the default) = open customers whose last inbound message is unanswered.
+# "pending" = status 'waiting' (waiting on the customer).
+
+_QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
+
+
+class CustomersMixin:
+    # -- lookup -----------------------------------------------------------
+    def find_customer(self, ref: str | int) -> int:
+        """Resolve an id, e-mail address, Telegram @handle or Slack user to a customer id."""
+        ref = str(ref).strip()
+        cid = None
+        if re.fullmatch(r"\d+", ref):
+            row = self.q1("SELECT id FROM customers WHERE id=?", (int(ref),))
+            cid = row[0] if row else None
+            if cid is None:  # a Telegram user id is numeric too
+                row = self.q1("SELECT customer_id FROM identities WHERE channel='telegram' AND address=?", (ref,))
+                cid = row[0] if row else None
+        elif "@" in ref[1:]:
+            addr = normalize_email(ref)
+            row = self.q1(
+                "SELECT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
+                (f"email:{addr}",),
+            )
+            cid = row[0] if row else None
+        else:
+            channel, _, rest = ref.partition(":") if ":" in ref else ("", "", ref)
+            handle = rest.lstrip("@")
+            params = (handle, handle.lower(), handle)
+            sql = ("SELECT customer_id FROM identities WHERE (address=? OR lower(handle)=? OR display_name=?)")
+            if channel:
+                sql += " AND channel=?"
+                params += (channel,)
+            rows = self.q(sql + " ORDER BY (channel='telegram') DESC, id", params)
+            ids = sorted({r[0] for r in rows})
+            if len(ids) > 1:
+                raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
+            cid = ids[0] if ids else None
+        if cid is None:
+            raise StoreError(f"no customer matches {ref!r} (try an id, an e-mail address, @handle or Slack user id)")
+        return self._live_id(cid)
+
+    def _live_id(self, customer_id: int) -> int:
+        """Follow merges to the customer that holds the history now."""
+        seen = set()
+        while True:
+            row = self.q1("SELECT merged_into FROM customers WHERE id=?", (customer_id,))
+            if row is None:
+                raise StoreError(f"no customer with id {customer_id}")
+            if row[0] is None or customer_id in seen:
+                return customer_id
+            seen.add(customer_id)
+            customer_id = row[0]
+
+    def customer(self, customer_id: int) -> Customer:
+        row = self.q1("SELECT * FROM customers WHERE id=?", (customer_id,))
+        if row is None:
+            raise StoreError(f"no customer with id {customer_id}")
+        c = Customer(
+            id=row["id"], name=row["name"], status=row["status"], snoozed_until=row["snoozed_until"],
+            assignee=row["assignee"], priority=row["priority"], waiting_since=row["waiting_since"],
+            last_inbound_at=row["last_inbound_at"], last_outbound_at=row["last_outbound_at"],
+            last_channel=row["last_channel"], unread=row["unread"], created_at=row["created_at"],
+        )
+        c.tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (customer_id,))]
+        c.facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=? ORDER BY key", (customer_id,))}
+        c.identities = self.identities(customer_id)
+        c.channels = sorted({i.channel for i in c.identities})
+        return c
+
+    def identities(self, customer_id: int) -> list[Identity]:
+        out = []
+        for r in self.q("SELECT * FROM identities WHERE customer_id=? ORDER BY id", (customer_id,)):
+            keys = [k[0] for k in self.q("SELECT key FROM identity_keys WHERE identity_id=? ORDER BY key", (r["id"],))]
+            out.append(Identity(id=r["id"], customer_id=r["customer_id"], channel=r["channel"], address=r["address"],
+                                display_name=r["display_name"], handle=r["handle"], keys=keys, account=r["account"]))
+        return out
+
+    def customers(self, limit: int = 100, offset: int = 0, query: str | None = None) -> list[Customer]:
+        if query:
+            rows = self.q(
+                "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id=c.id"
+                " WHERE c.merged_into IS NULL AND (c.name LIKE :q OR i.address LIKE :q OR i.handle LIKE :q"
+                " OR i.display_name LIKE :q) ORDER BY c.id LIMIT :l OFFSET :o",
+                {"q": f"%{query}%", "l": limit, "o": offset},
+            )
+        else:
+            rows = self.q("SELECT id FROM customers WHERE merged_into IS NULL ORDER BY id LIMIT ? OFFSET ?", (limit, offset))
+        return [self.customer(r[0]) for r in rows]
+
+    # -- the queue ----------------------------------------------------------
+    def _queue_where(self, filter: str, agent: str | None, channel: str | None, tag: str | None):
+        if filter not in QUEUE_FILTERS:
+            raise StoreError(f"unknown queue filter {filter!r}; expected one of {', '.join(QUEUE_FILTERS)}")
+        where, params = ["c.merged_into IS NULL"], []
+        if filter == "waiting":
+            where.append("c.status = 'open' AND c.waiting_since IS NOT NULL")
+        elif filter == "open":
+            where.append("c.status = 'open'")
+        elif filter == "pending":
+            where.append("c.status = 'waiting'")
+        elif filter in ("snoozed", "done"):
+            where.append("c.status = ?")
+            params.append(filter)
+        elif filter == "mine":
+            where.append("c.assignee = ? AND c.status != 'done'")
+            params.append(agent or "")
+        if channel:
+            where.append("EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND i.channel = ?)")
+            params.append(channel)
+        if tag:
+            where.append("EXISTS (SELECT 1 FROM tags t WHERE t.customer_id = c.id AND t.tag = ?)")
+            params.append(tag)
+        return " AND ".join(where), params
+
+    def queue(self, filter: str = "waiting", *, limit: int = 50, offset: int = 0, agent: str | None = None,
+              channel: str | None = None, tag: str | None = None) -> list[QueueRow]:
+        """Customers, who has waited longest first (higher priority before)."""
+        self.wake_snoozed()
+        where, params = self._queue_where(filter, agent, channel, tag)
+        rows = self.q(
+            f"SELECT c.* FROM customers c WHERE {where} ORDER BY {_QUEUE_ORDER} LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [self._queue_row(r) for r in rows]
+
+    def queue_count(self, filter: str = "waiting", *, agent: str | None = None, channel: str | None = None,
+                    tag: str | None = None) -> int:
+        where, params = self._queue_where(filter, agent, channel, tag)
+        return self.q1(f"SELECT count(*) FROM customers c WHERE {where}", params)[0]
+
+    def queue_position(self, customer_id: int, filter: str = "waiting", **kw) -> int | None:
+        """Index of a customer in a queue (to keep the cursor on it when rows arrive)."""
+        where, params = self._queue_where(filter, kw.get("agent"), kw.get("channel"), kw.get("tag"))
+        row = self.q1(f"SELECT priority, coalesce(waiting_since, 9e18) w, id FROM customers c WHERE c.id=? AND {where}",
+                      (customer_id, *params))
+        if row is None:
+            return None
+        return self.q1(
+            f"SELECT count(*) FROM customers c WHERE {where} AND (c.priority > ? OR (c.priority = ? AND"
+            f" (coalesce(c.waiting_since, 9e18), c.id) < (?, ?)))",
+            (*params, row[0], row[0], row[1], row[2]),
+        )[0]
+
+    def _queue_row(self, r) -> QueueRow:
+        cid = r["id"]
+        last = self.q1(
+            "SELECT text, subject FROM messages WHERE customer_id=? AND direction != 'note' ORDER BY sent_at DESC, id DESC LIMIT 1",
+            (cid,),
+        )
+        preview = ""
+        if last:
+            preview = (last["subject"] + " — " if last["subject"] else "") + (last["text"] or "")
+            preview = " ".join(preview[:200].split())
+        channels = [x[0] for x in self.q("SELECT DISTINCT channel FROM identities WHERE customer_id=? ORDER BY channel", (cid,))]
+        tags = [x[0] for x in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (cid,))]
+        return QueueRow(customer_id=cid, name=r["name"], status=r["status"], waiting_since=r["waiting_since"],
+                        last_channel=r["last_channel"], unread=r["unread"], priority=r["priority"],
+                        assignee=r["assignee"], snoozed_until=r["snoozed_until"], preview=preview,
+                        channels=channels, tags=tags)
+
+    def wake_snoozed(self) -> list[int]:
+        """Snoozes that ran out go back to open."""
+        now = self.clock()
+        rows = self.q("SELECT id FROM customers WHERE status='snoozed' AND snoozed_until <= ?", (now,))
+        if rows:
+            with self.tx():
+                for r in rows:
+                    self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL WHERE id=?", (r[0],))
+                    self.log_event("status", "snooze", r[0], old="snoozed", new="open", reason="snooze ended")
+        return [r[0] for r in rows]
+
+    # -- agent actions (each an event, each undoable) --------------------------
+    def set_status(self, customer_id: int, status: str, actor: str, *, until: float | None = None, **extra) -> int:
+        if status not in STATUSES:
+            raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        if status == "snoozed" and until is None:
+            raise StoreError("snoozed needs a time to wake up (use snooze)")
+        with self.tx():
+            old = self.q1("SELECT status, snoozed_until FROM customers WHERE id=?", (customer_id,))
+            if old is None:
+                raise StoreError(f"no customer with id {customer_id}")
+            self.conn.execute("UPDATE customers SET status=?, snoozed_until=? WHERE id=?",
+                              (status, until if status == "snoozed" else None, customer_id))
+            return self.log_event("status", actor, customer_id, old=old["status"], old_until=old["snoozed_until"],
+                                  new=status, until=until, **extra)
+
+    def snooze(self, customer_id: int, until: float, actor: str) -> int:
+        return self.set_status(customer_id, "snoozed", actor, until=until)
+
+    def tag(self, customer_id: int, tag: str, actor: str, **extra) -> int | None:
+        tag = tag.strip()
+        if not tag:
+            raise StoreError("a tag cannot be empty")
+        with self.tx():
+            if self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (customer_id, tag)).rowcount:
+                return self.log_event("tag", actor, customer_id, tag=tag, **extra)
+        return None
+
+    def untag(self, customer_id: int, tag: str, actor: str) -> int | None:
+        with self.tx():
+            if self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (customer_id, tag)).rowcount:
+                return self.log_event("untag", actor, customer_id, tag=tag)
+        return None
+
+    def assign(self, customer_id: int, assignee: str | None, actor: str, **extra) -> int:
+        with self.tx():
+            old = self.q1("SELECT assignee FROM customers WHERE id=?", (customer_id,))[0]
+            self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (assignee, customer_id))
+            return self.log_event("assign", actor, customer_id, old=old, new=assignee, **extra)
+
+    def set_priority(self, customer_id: int, priority: int, actor: str, **extra) -> int:
+        with self.tx():
+            old = self.q1("SELECT priority FROM customers WHERE id=?", (customer_id,))[0]
+            self.conn.execute("UPDATE customers SET priority=? WHERE id=?", (priority, customer_id))
+            return self.log_event("priority", actor, customer_id, old=old, new=priority, **extra)
+
+    def set_fact(self, customer_id: int, key: str, value: str | None, actor: str) -> int:
+        with self.tx():
+            old = self.q1("SELECT value FROM facts WHERE customer_id=? AND key=?", (customer_id, key))
+            if value is None:
+                self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (customer_id, key))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)",
+                                  (customer_id, key, value))
+            return self.log_event("fact", actor, customer_id, key=key, old=old[0] if old else None, new=value)
+
+    def rename(self, customer_id: int, name: str, actor: str) -> int:
+        with self.tx():
+            old = self.q1("SELECT name FROM customers WHERE id=?", (customer_id,))[0]
+            self.conn.execute("UPDATE customers SET name=? WHERE id=?", (name, customer_id))
+            return self.log_event("rename", actor, customer_id, old=old, new=name)
+
+    def add_note(self, customer_id: int, text: str, author: str) -> int:
+        if not text.strip():
+            raise StoreError("a note cannot be empty")
+        with self.tx():
+            message_id = self.conn.execute(
+                "INSERT INTO messages(customer_id, channel, direction, text, sent_at, received_at, author)"
+                " VALUES (?, 'note', 'note', ?, ?, ?, ?)",
+                (customer_id, text, self.clock(), self.clock(), author),
+            ).lastrowid
+            self.log_event("note", author, customer_id, message_id=message_id)
+            return message_id
+
+    def mark_read(self, customer_id: int) -> None:
+        with self.tx():
+            self.conn.execute("UPDATE customers SET unread=0 WHERE id=? AND unread != 0", (customer_id,))
+
+    def recompute(self, customer_id: int) -> None:
+        """Derive the queue fields from the messages (after merge, split, undo)."""
+        self.conn.execute(
+            """UPDATE customers SET
+                 last_inbound_at = (SELECT max(sent_at) FROM messages WHERE customer_id=:id AND direction='in'),
+                 last_outbound_at = (SELECT max(m.sent_at) FROM messages m LEFT JOIN outbox o ON o.message_id=m.id
+                                     WHERE m.customer_id=:id AND m.direction='out' AND coalesce(o.state,'sent') != 'failed'),
+                 last_channel = (SELECT channel FROM messages WHERE customer_id=:id AND direction='in'
+                                 ORDER BY sent_at DESC, id DESC LIMIT 1)
+               WHERE id=:id""",
+            {"id": customer_id},
+        )
+        self.conn.execute(
+            """UPDATE customers SET
+                 waiting_since = (SELECT min(sent_at) FROM messages WHERE customer_id=:id AND direction='in'
+                                  AND sent_at > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)),
+                 unread = (SELECT count(*) FROM messages WHERE customer_id=:id AND direction='in'
+                           AND sent_at > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0))
+               WHERE id=:id""",
+            {"id": customer_id},
+        )
+
+
+__all__ = ["CustomersMixin", "QUEUE_FILTERS", "loads"]

@@ -1,0 +1,125 @@
+"""Opening the SQLite file: pragmas, file mode, migrations, transactions."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from store import schema
+
+
+class StoreError(Exception):
+    """A user-facing problem with a store operation (unknown customer, ...)."""
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite touches it; the
+    -wal and -shm files inherit its permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Database:
+    """One connection to the store file. Use one per thread."""
+
+    def __init__(self, path: str | os.PathLike, *, clock=time.time):
+        self.path = Path(path)
+        self.clock = clock
+        if str(path) != ":memory:":
+            _create_private(self.path)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "busy_timeout=30000", "temp_store=MEMORY", "cache_size=-65536"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.db = sqlite_utils.Database(self.conn)
+        self._depth = 0
+        self._lock = threading.RLock()
+        self.migrate()
+
+    # -- schema ---------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self, target: int | None = None) -> None:
+        target = schema.LATEST if target is None else target
+        current = self.version
+        if current > schema.LATEST:
+            raise StoreError(f"{self.path}: database schema v{current} is newer than this omnidesk (v{schema.LATEST}); upgrade omnidesk")
+        for number in range(current, target):
+            with self.tx():
+                for statement in _split_sql(schema.MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    # -- transactions -----------------------------------------------------
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; nested calls join the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.conn.execute("COMMIT")
+
+    def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def q1(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: cheap change detection."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    out, buf = [], []
+    for line in script.splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined and sqlite3.complete_statement(joined):
+            out.append(joined)
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        out.append(rest)
+    return [s for s in out if s.strip(" ;\n")]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(value: str | None, default: Any = None) -> Any:
+    if value is None:
+        return default
+    return json.loads(value)

@@ -1,0 +1,165 @@
+"""Identity normalization and resolution: who is this sender, which customer?
+
+Identities are unique on (channel, normalized address). Identities that share
+sure evidence (a normalized e-mail address or an E.164 phone number) belong to
+one customer automatically; everything less certain is only suggested.
+"""
+from __future__ import annotations
+
+import email.utils
+import re
+
+import phonenumbers
+
+from store.db import dumps
+from store.models import Sender
+
+AUTO_LINK = "auto-link"
+
+
+def normalize_email(value: str) -> str | None:
+    _, addr = email.utils.parseaddr(value or "")
+    addr = addr.strip().lower()
+    if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+        return None
+    return addr
+
+
+def normalize_phone(value: str, region: str | None = None) -> str | None:
+    """E.164, or None when the number is not a plausible phone number."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    candidates = [value] if value.startswith("+") else ["+" + re.sub(r"\D", "", value), value]
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def normalize_address(channel: str, address: str) -> str:
+    if channel == "email":
+        return normalize_email(address) or address.strip().lower()
+    return str(address).strip()
+
+
+def evidence_keys(sender: Sender) -> set[str]:
+    keys = set()
+    if sender.channel == "email":
+        addr = normalize_email(sender.address)
+        if addr:
+            keys.add(f"email:{addr}")
+    for value in sender.emails:
+        addr = normalize_email(value)
+        if addr:
+            keys.add(f"email:{addr}")
+    for value in sender.phones:
+        phone = normalize_phone(value)
+        if phone:
+            keys.add(f"phone:{phone}")
+    return keys
+
+
+class IdentityMixin:
+    def resolve_sender(self, sender: Sender, account: str = "") -> tuple[int, int]:
+        """Find or create the identity for `sender`; return (identity_id, customer_id).
+
+        Must run inside a transaction.
+        """
+        address = normalize_address(sender.channel, sender.address)
+        row = self.q1(
+            "SELECT id, customer_id, display_name, handle, account FROM identities WHERE channel=? AND address=?",
+            (sender.channel, address),
+        )
+        keys = evidence_keys(sender)
+        if row:
+            identity_id, customer_id = row["id"], row["customer_id"]
+            name = sender.display_name or row["display_name"]
+            handle = sender.handle or row["handle"]
+            if (name, handle, account or row["account"]) != (row["display_name"], row["handle"], row["account"]):
+                self.conn.execute(
+                    "UPDATE identities SET display_name=?, handle=?, account=? WHERE id=?",
+                    (name, handle, account or row["account"], identity_id),
+                )
+            if keys:
+                have = {r[0] for r in self.q("SELECT key FROM identity_keys WHERE identity_id=?", (identity_id,))}
+                new = keys - have
+                if new:
+                    self.conn.executemany(
+                        "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                        [(identity_id, k) for k in new],
+                    )
+                    customer_id = self._link_by_keys(customer_id, new)
+            return identity_id, customer_id
+
+        now = self.clock()
+        customer_id = None
+        if keys:
+            owners = self._customers_with_keys(keys)
+            if owners:
+                customer_id = owners[0]
+        if customer_id is None:
+            name = sender.display_name or (f"@{sender.handle}" if sender.handle else address)
+            customer_id = self.conn.execute(
+                "INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, now)
+            ).lastrowid
+        identity_id = self.conn.execute(
+            "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (customer_id, sender.channel, address, sender.display_name, sender.handle, account, now),
+        ).lastrowid
+        if keys:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                [(identity_id, k) for k in keys],
+            )
+            customer_id = self._link_by_keys(customer_id, keys)
+        return identity_id, customer_id
+
+    def _customers_with_keys(self, keys: set[str]) -> list[int]:
+        marks = ",".join("?" * len(keys))
+        rows = self.q(
+            f"SELECT DISTINCT i.customer_id FROM identity_keys k JOIN identities i ON i.id = k.identity_id"
+            f" WHERE k.key IN ({marks}) ORDER BY i.customer_id",
+            tuple(keys),
+        )
+        return [r[0] for r in rows]
+
+    def _link_by_keys(self, customer_id: int, keys: set[str]) -> int:
+        """Merge every other customer sharing `keys` into the oldest one."""
+        owners = self._customers_with_keys(keys)
+        if len(owners) <= 1:
+            return customer_id
+        target = owners[0]
+        for other in owners[1:]:
+            shared = sorted(keys & self._keys_of_customer(other))
+            self.merge(target, other, actor=AUTO_LINK, evidence=[f"same {k.split(':', 1)[0]} {k.split(':', 1)[1]}" for k in shared])
+        return target
+
+    def _keys_of_customer(self, customer_id: int) -> set[str]:
+        return {
+            r[0]
+            for r in self.q(
+                "SELECT k.key FROM identity_keys k JOIN identities i ON i.id = k.identity_id WHERE i.customer_id=?",
+                (customer_id,),
+            )
+        }
+
+    def add_identity_evidence(self, identity_id: int, *, emails=(), phones=()) -> int:
+        """Attach new evidence (e.g. a phone number from a shared contact) and
+        auto-link; returns the identity's customer id."""
+        sender_keys = evidence_keys(Sender(channel="", address="", emails=tuple(emails), phones=tuple(phones)))
+        with self.tx():
+            row = self.q1("SELECT customer_id FROM identities WHERE id=?", (identity_id,))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                [(identity_id, k) for k in sender_keys],
+            )
+            return self._link_by_keys(row["customer_id"], sender_keys) if sender_keys else row["customer_id"]
+
+
+__all__ = ["IdentityMixin", "normalize_email", "normalize_phone", "normalize_address", "evidence_keys", "dumps"]

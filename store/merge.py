@@ -1,0 +1,240 @@
+"""Merging customers, splitting identities out, undo, and merge suggestions.
+
+Messages follow their identity; notes and outbound messages without an
+identity are recorded by id so that undo can put everything back.
+"""
+from __future__ import annotations
+
+import difflib
+import unicodedata
+
+from store.db import StoreError
+from store.models import MergeSuggestion
+
+UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename")
+
+
+def _plain(name: str) -> str:
+    name = unicodedata.normalize("NFKD", name or "")
+    return " ".join("".join(c for c in name if not unicodedata.combining(c)).lower().split())
+
+
+class MergeMixin:
+    def merge(self, target: int, source: int, actor: str, evidence: list[str] | None = None) -> int:
+        """Fold `source` into `target`: identities, messages, tags, facts. Undoable."""
+        if target == source:
+            raise StoreError("cannot merge a customer with itself")
+        with self.tx():
+            for cid in (target, source):
+                row = self.q1("SELECT merged_into FROM customers WHERE id=?", (cid,))
+                if row is None:
+                    raise StoreError(f"no customer with id {cid}")
+                if row[0] is not None:
+                    raise StoreError(f"customer {cid} was already merged into {row[0]}")
+            identities = [r[0] for r in self.q("SELECT id FROM identities WHERE customer_id=?", (source,))]
+            loose = [r[0] for r in self.q("SELECT id FROM messages WHERE customer_id=? AND identity_id IS NULL", (source,))]
+            source_tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (source,))]
+            target_tags = {r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (target,))}
+            source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (source,))}
+            target_facts = {r[0] for r in self.q("SELECT key FROM facts WHERE customer_id=?", (target,))}
+            state = dict(self.q1("SELECT status, snoozed_until, assignee, priority, name FROM customers WHERE id=?", (source,)))
+
+            self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (target, source))
+            self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (target, source))
+            for tag in source_tags:
+                self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (target, tag))
+            self.conn.execute("DELETE FROM tags WHERE customer_id=?", (source,))
+            for key, value in source_facts.items():
+                self.conn.execute("INSERT OR IGNORE INTO facts(customer_id, key, value) VALUES (?, ?, ?)", (target, key, value))
+            self.conn.execute("DELETE FROM facts WHERE customer_id=?", (source,))
+            self.conn.execute(
+                "UPDATE customers SET merged_into=?, status='done', waiting_since=NULL, unread=0 WHERE id=?", (target, source)
+            )
+            self.conn.execute(  # the merged customer keeps the more urgent priority
+                "UPDATE customers SET priority=max(priority, ?) WHERE id=?", (state["priority"], target)
+            )
+            if state["status"] == "open":
+                self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL WHERE id=?", (target,))
+            self.recompute(target)
+            return self.log_event(
+                "merge", actor, target, source=source, identities=identities, loose_messages=loose,
+                source_tags=source_tags, tags_added=[t for t in source_tags if t not in target_tags],
+                source_facts=source_facts, facts_added=[k for k in source_facts if k not in target_facts],
+                source_state=state, evidence=evidence or [],
+            )
+
+    def split(self, identity_id: int, actor: str) -> tuple[int, int]:
+        """Move one identity (and its messages) out into a new customer.
+        Returns (event id, new customer id)."""
+        with self.tx():
+            ident = self.q1("SELECT * FROM identities WHERE id=?", (identity_id,))
+            if ident is None:
+                raise StoreError(f"no identity with id {identity_id}")
+            source = ident["customer_id"]
+            count = self.q1("SELECT count(*) FROM identities WHERE customer_id=?", (source,))[0]
+            if count < 2:
+                raise StoreError(f"identity {identity_id} is the customer's only identity; nothing to split")
+            name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
+            new_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, self.clock())).lastrowid
+            self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
+            self.conn.execute("UPDATE messages SET customer_id=? WHERE identity_id=?", (new_id, identity_id))
+            self.recompute(source)
+            self.recompute(new_id)
+            self._reopen_if_waiting(new_id)
+            event_id = self.log_event("split", actor, source, identity=identity_id, new_customer=new_id)
+            return event_id, new_id
+
+    def _reopen_if_waiting(self, customer_id: int) -> None:
+        self.conn.execute("UPDATE customers SET status='open' WHERE id=? AND waiting_since IS NOT NULL", (customer_id,))
+
+    # -- undo -----------------------------------------------------------------
+    def undo(self, actor: str, event_id: int | None = None) -> int:
+        """Revert an event (the newest undoable one by default). Returns its id."""
+        with self.tx():
+            if event_id is None:
+                row = self.q1(
+                    f"SELECT id FROM events WHERE undone_by IS NULL AND kind IN ({','.join('?' * len(UNDOABLE))})"
+                    " AND actor = ? ORDER BY id DESC LIMIT 1",
+                    (*UNDOABLE, actor),
+                )
+                if row is None:
+                    raise StoreError("nothing to undo")
+                event_id = row[0]
+            ev = self.event(event_id)
+            if ev is None:
+                raise StoreError(f"no event with id {event_id}")
+            if ev.undone:
+                raise StoreError(f"event {event_id} was already undone")
+            if ev.kind not in UNDOABLE:
+                raise StoreError(f"event {event_id} ({ev.kind}) cannot be undone")
+            getattr(self, f"_undo_{ev.kind}")(ev)
+            undo_id = self.log_event("undo", actor, ev.customer_id, event=event_id, undone_kind=ev.kind)
+            self.conn.execute("UPDATE events SET undone_by=? WHERE id=?", (undo_id, event_id))
+            return event_id
+
+    def _undo_merge(self, ev) -> None:
+        target, source, d = ev.customer_id, ev.data["source"], ev.data
+        if d["identities"]:
+            marks = ",".join("?" * len(d["identities"]))
+            self.conn.execute(f"UPDATE identities SET customer_id=? WHERE id IN ({marks})", (source, *d["identities"]))
+            self.conn.execute(f"UPDATE messages SET customer_id=? WHERE identity_id IN ({marks})", (source, *d["identities"]))
+        if d["loose_messages"]:
+            marks = ",".join("?" * len(d["loose_messages"]))
+            self.conn.execute(f"UPDATE messages SET customer_id=? WHERE id IN ({marks})", (source, *d["loose_messages"]))
+        for tag in d["tags_added"]:
+            self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (target, tag))
+        for tag in d["source_tags"]:
+            self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))
+        for key in d["facts_added"]:
+            self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (target, key))
+        for key, value in d["source_facts"].items():
+            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)", (source, key, value))
+        s = d["source_state"]
+        self.conn.execute(
+            "UPDATE customers SET merged_into=NULL, status=?, snoozed_until=?, assignee=?, priority=? WHERE id=?",
+            (s["status"], s["snoozed_until"], s["assignee"], s["priority"], source),
+        )
+        self.recompute(target)
+        self.recompute(source)
+
+    def _undo_split(self, ev) -> None:
+        source, identity, new_id = ev.customer_id, ev.data["identity"], ev.data["new_customer"]
+        self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (source, identity))
+        self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (source, new_id))
+        for tag in [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (new_id,))]:
+            self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))
+        self.conn.execute("DELETE FROM tags WHERE customer_id=?", (new_id,))
+        self.conn.execute("UPDATE customers SET merged_into=?, status='done', waiting_since=NULL WHERE id=?", (source, new_id))
+        self.recompute(source)
+        self._reopen_if_waiting(source)
+
+    def _undo_status(self, ev) -> None:
+        self.conn.execute("UPDATE customers SET status=?, snoozed_until=? WHERE id=?",
+                          (ev.data["old"], ev.data.get("old_until"), ev.customer_id))
+
+    def _undo_tag(self, ev) -> None:
+        self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (ev.customer_id, ev.data["tag"]))
+
+    def _undo_untag(self, ev) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (ev.customer_id, ev.data["tag"]))
+
+    def _undo_assign(self, ev) -> None:
+        self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (ev.data["old"], ev.customer_id))
+
+    def _undo_priority(self, ev) -> None:
+        self.conn.execute("UPDATE customers SET priority=? WHERE id=?", (ev.data["old"], ev.customer_id))
+
+    def _undo_rename(self, ev) -> None:
+        self.conn.execute("UPDATE customers SET name=? WHERE id=?", (ev.data["old"], ev.customer_id))
+
+    def _undo_fact(self, ev) -> None:
+        if ev.data["old"] is None:
+            self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (ev.customer_id, ev.data["key"]))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)",
+                              (ev.customer_id, ev.data["key"], ev.data["old"]))
+
+    def _undo_note(self, ev) -> None:
+        self.conn.execute("DELETE FROM messages WHERE id=? AND direction='note'", (ev.data["message_id"],))
+
+    # -- suggestions ------------------------------------------------------------
+    def merge_suggestions(self, customer_id: int | None = None, limit: int = 20) -> list[MergeSuggestion]:
+        """Likely duplicates with the evidence; never applied automatically.
+
+        Compared: names (exact after folding case and accents, or very similar),
+        a shared e-mail domain next to the same name, and a Telegram/Slack handle
+        equal to an e-mail's local part.
+        """
+        rows = self.q(
+            "SELECT c.id, c.name, group_concat(i.channel || ' ' || i.address || ' ' || i.handle, char(10)) ids"
+            " FROM customers c JOIN identities i ON i.customer_id = c.id WHERE c.merged_into IS NULL"
+            " GROUP BY c.id ORDER BY c.id LIMIT 20000"
+        )
+        people = []
+        for r in rows:
+            emails, handles = set(), set()
+            for line in (r["ids"] or "").split("\n"):
+                channel, address, handle = (line.split(" ", 2) + ["", ""])[:3]
+                if channel == "email":
+                    emails.add(address)
+                if handle:
+                    handles.add(handle.lower())
+            people.append((r["id"], _plain(r["name"]), emails, handles))
+        by_first: dict[str, list] = {}
+        for p in people:
+            key = p[1][:3]
+            if key:
+                by_first.setdefault(key, []).append(p)
+        out = []
+        candidates = [p for p in people if customer_id is None or p[0] == customer_id]
+        for a in candidates:
+            pool = people if customer_id is not None else by_first.get(a[1][:3], [])
+            for b in pool:
+                if b[0] == a[0] or (customer_id is None and b[0] < a[0]):
+                    continue
+                evidence, score = [], 0.0
+                if a[1] and a[1] == b[1] and len(a[1]) > 3:
+                    evidence.append(f"same name {a[1]!r}")
+                    score += 0.5
+                elif a[1] and b[1]:
+                    ratio = difflib.SequenceMatcher(None, a[1], b[1]).ratio()
+                    if ratio >= 0.85:
+                        evidence.append(f"similar names {a[1]!r} / {b[1]!r} ({ratio:.0%})")
+                        score += 0.3
+                da = {e.split("@", 1)[1] for e in a[2]}
+                db = {e.split("@", 1)[1] for e in b[2]}
+                common = {"gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "gmx.de", "web.de"}
+                shared = (da & db) - common
+                if shared and evidence:
+                    evidence.append(f"same e-mail domain {sorted(shared)[0]}")
+                    score += 0.3
+                locals_a = {e.split("@", 1)[0] for e in a[2]}
+                locals_b = {e.split("@", 1)[0] for e in b[2]}
+                hit = (locals_a & b[3]) | (locals_b & a[3])
+                if hit:
+                    evidence.append(f"handle matches e-mail name {sorted(hit)[0]!r}")
+                    score += 0.4
+                if evidence and score >= 0.3:
+                    out.append(MergeSuggestion(a[0], b[0], round(min(score, 1.0), 2), evidence))
+        out.sort(key=lambda s: (-s.score, s.customer_id, s.other_id))
+        return out[:limit]

@@ -1,0 +1,161 @@
+"""Outbound replies: written to the outbox first, then sent by the engine.
+
+A reply is never lost: it is queued, sending, sent, or failed with its text
+kept and the error shown.
+"""
+from __future__ import annotations
+
+from store.db import StoreError, dumps, loads
+from store.models import AttachmentIn, OutboundMessage, Receipt
+
+INTERRUPTED = "interrupted while sending; it may or may not have been delivered - check the channel, then retry"
+
+
+def reply_subject(subject: str | None) -> str | None:
+    if not subject:
+        return None
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+
+
+class OutboxMixin:
+    def pick_identity(self, customer_id: int, channel: str | None = None, identity_id: int | None = None):
+        """The identity to answer on: the given one, or the most recently heard
+        identity on `channel` (default: the channel the customer used last)."""
+        if identity_id is not None:
+            row = self.q1("SELECT * FROM identities WHERE id=? AND customer_id=?", (identity_id, customer_id))
+            if row is None:
+                raise StoreError(f"identity {identity_id} does not belong to customer {customer_id}")
+            return row
+        if channel is None:
+            last = self.q1("SELECT last_channel FROM customers WHERE id=?", (customer_id,))
+            channel = last[0] if last and last[0] else None
+        rows = self.q(
+            "SELECT i.*, (SELECT max(sent_at) FROM messages m WHERE m.identity_id=i.id AND m.direction='in') heard"
+            " FROM identities i WHERE i.customer_id=? ORDER BY heard DESC NULLS LAST, i.id DESC",
+            (customer_id,),
+        )
+        if not rows:
+            raise StoreError(f"customer {customer_id} has no channel to reply on")
+        if channel is None:
+            return rows[0]
+        for row in rows:
+            if row["channel"] == channel:
+                return row
+        have = ", ".join(sorted({r["channel"] for r in rows}))
+        raise StoreError(f"customer {customer_id} has no {channel} identity; they can be reached on: {have}")
+
+    def queue_reply(self, customer_id: int, text: str, author: str, *, channel: str | None = None,
+                    identity_id: int | None = None, html: str | None = None, subject: str | None = None,
+                    attachments: list[AttachmentIn] = (), meta: dict | None = None) -> int:
+        """Write an outbound reply to the outbox; returns its message id."""
+        if not text.strip():
+            raise StoreError("a reply cannot be empty")
+        with self.tx():
+            ident = self.pick_identity(customer_id, channel, identity_id)
+            parent = self.q1(
+                "SELECT * FROM messages WHERE identity_id=? AND direction='in' ORDER BY sent_at DESC, id DESC LIMIT 1",
+                (ident["id"],),
+            )
+            now = self.clock()
+            if ident["channel"] == "email" and subject is None and parent is not None:
+                subject = reply_subject(parent["subject"])
+            account = ident["account"] or (parent["account"] if parent else "")
+            message_id = self.conn.execute(
+                "INSERT INTO messages(customer_id, identity_id, channel, account, direction, thread_key, reply_to,"
+                " subject, text, html, sent_at, received_at, author, meta)"
+                " VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (customer_id, ident["id"], ident["channel"], account, parent["thread_key"] if parent else None,
+                 parent["external_id"] if parent else None, subject, text, html, now, now, author,
+                 dumps(meta) if meta else None),
+            ).lastrowid
+            for att in attachments:
+                self._add_attachment(message_id, att)
+            self.conn.execute(
+                "INSERT INTO outbox(message_id, state, next_attempt_at, created_at) VALUES (?, 'queued', ?, ?)",
+                (message_id, now, now),
+            )
+            self.conn.execute(
+                "UPDATE customers SET last_outbound_at=?, waiting_since=NULL, unread=0 WHERE id=?", (now, customer_id)
+            )
+            self.log_event("reply", author, customer_id, message_id=message_id, channel=ident["channel"])
+            return message_id
+
+    def claim_due(self, accounts: set[str] | None = None, limit: int = 10) -> list[OutboundMessage]:
+        """Take due replies for sending (state -> sending). `accounts` are
+        connector names ("telegram:shop") this engine can send on."""
+        now = self.clock()
+        out = []
+        with self.tx():
+            rows = self.q(
+                "SELECT o.id oid, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
+                " WHERE o.state='queued' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (now, limit * 4),
+            )
+            for row in rows:
+                if accounts is not None and f"{row['channel']}:{row['account']}" not in accounts:
+                    continue
+                self.conn.execute("UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id=?", (row["oid"],))
+                ident = self.q1("SELECT address FROM identities WHERE id=?", (row["identity_id"],))
+                parent = None
+                if row["reply_to"]:
+                    p = self.q1("SELECT id FROM messages WHERE channel=? AND account=? AND external_id=?",
+                                (row["channel"], row["account"], row["reply_to"]))
+                    parent = self.message(p[0]) if p else None
+                out.append(OutboundMessage(
+                    outbox_id=row["oid"], message_id=row["id"], channel=row["channel"], account=row["account"],
+                    to_address=ident["address"] if ident else "", text=row["text"], html=row["html"],
+                    subject=row["subject"], thread_key=row["thread_key"], parent=parent,
+                    attachments=self.attachments(row["id"]), meta=loads(row["meta"], {}),
+                ))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def mark_sent(self, outbox_id: int, receipt: Receipt) -> None:
+        with self.tx():
+            row = self.q1("SELECT message_id FROM outbox WHERE id=?", (outbox_id,))
+            meta = loads(self.q1("SELECT meta FROM messages WHERE id=?", (row[0],))[0], {})
+            meta.update(receipt.meta)
+            self.conn.execute("UPDATE outbox SET state='sent', sent_at=?, last_error=NULL WHERE id=?", (self.clock(), outbox_id))
+            self.conn.execute("UPDATE messages SET external_id=?, meta=? WHERE id=?",
+                              (receipt.external_id, dumps(meta), row[0]))
+
+    def mark_failed(self, outbox_id: int, error: str, retry_at: float | None) -> None:
+        """Record a failed attempt: back to queued for `retry_at`, or failed for good."""
+        with self.tx():
+            if retry_at is not None:
+                self.conn.execute("UPDATE outbox SET state='queued', last_error=?, next_attempt_at=? WHERE id=?",
+                                  (error, retry_at, outbox_id))
+                return
+            self.conn.execute("UPDATE outbox SET state='failed', last_error=? WHERE id=?", (error, outbox_id))
+            row = self.q1("SELECT m.customer_id, m.id FROM outbox o JOIN messages m ON m.id=o.message_id WHERE o.id=?",
+                          (outbox_id,))
+            self.recompute(row[0])  # an undelivered reply does not answer the customer
+            self.log_event("send_failed", "sync", row[0], message_id=row[1], error=error)
+
+    def retry(self, message_id: int, actor: str) -> None:
+        with self.tx():
+            row = self.q1("SELECT o.id, o.state, m.customer_id FROM outbox o JOIN messages m ON m.id=o.message_id"
+                          " WHERE o.message_id=?", (message_id,))
+            if row is None:
+                raise StoreError(f"message {message_id} is not an outbound reply")
+            if row["state"] != "failed":
+                raise StoreError(f"reply {message_id} is {row['state']}, not failed")
+            now = self.clock()
+            self.conn.execute("UPDATE outbox SET state='queued', attempts=0, next_attempt_at=? WHERE id=?", (now, row["id"]))
+            self.conn.execute("UPDATE customers SET last_outbound_at=?, waiting_since=NULL WHERE id=?", (now, row["customer_id"]))
+            self.log_event("retry", actor, row["customer_id"], message_id=message_id)
+
+    def recover_interrupted(self) -> int:
+        """Replies left 'sending' by a crash: we cannot know if they went out, so
+        they become failed with a clear note instead of being sent twice."""
+        with self.tx():
+            rows = self.q("SELECT id FROM outbox WHERE state='sending'")
+            for r in rows:
+                self.mark_failed(r[0], INTERRUPTED, None)
+        return len(rows)
+
+    def outbox(self, state: str | None = None, limit: int = 100) -> list[dict]:
+        sql = ("SELECT o.*, m.customer_id, m.channel, m.text FROM outbox o JOIN messages m ON m.id=o.message_id"
+               + (" WHERE o.state=?" if state else "") + " ORDER BY o.id DESC LIMIT ?")
+        return [dict(r) for r in self.q(sql, ((state, limit) if state else (limit,)))]

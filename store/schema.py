@@ -1,0 +1,179 @@
+"""Versioned schema migrations.
+
+`PRAGMA user_version` holds the number of migrations applied. A new database
+and one at any older version both end at the latest. Never edit a released
+migration; append a new one.
+"""
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: core tables
+    """
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open','waiting','snoozed','done')),
+        snoozed_until REAL,
+        assignee TEXT,
+        priority INTEGER NOT NULL DEFAULT 0,
+        waiting_since REAL,
+        last_inbound_at REAL,
+        last_outbound_at REAL,
+        last_channel TEXT,
+        unread INTEGER NOT NULL DEFAULT 0,
+        merged_into INTEGER REFERENCES customers(id),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX customers_queue ON customers(status, waiting_since, id);
+
+    CREATE TABLE identities (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        handle TEXT NOT NULL DEFAULT '',
+        account TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        UNIQUE (channel, address)
+    );
+    CREATE INDEX identities_customer ON identities(customer_id);
+    CREATE INDEX identities_handle ON identities(handle) WHERE handle != '';
+
+    -- Evidence that links identities: 'email:a@b.c', 'phone:+15551234567'
+    CREATE TABLE identity_keys (
+        identity_id INTEGER NOT NULL REFERENCES identities(id),
+        key TEXT NOT NULL,
+        PRIMARY KEY (identity_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX identity_keys_key ON identity_keys(key);
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        identity_id INTEGER REFERENCES identities(id),
+        channel TEXT NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        direction TEXT NOT NULL CHECK (direction IN ('in','out','note')),
+        external_id TEXT,
+        thread_key TEXT,
+        reply_to TEXT,
+        subject TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        html TEXT,
+        sent_at REAL NOT NULL,
+        received_at REAL NOT NULL,
+        author TEXT,
+        parse_error TEXT,
+        edited_at REAL,
+        previous_texts TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        meta TEXT,
+        raw BLOB,
+        UNIQUE (channel, account, external_id)
+    );
+    CREATE INDEX messages_customer ON messages(customer_id, sent_at);
+    CREATE INDEX messages_identity ON messages(identity_id);
+    CREATE INDEX messages_thread ON messages(thread_key) WHERE thread_key IS NOT NULL;
+
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        path TEXT
+    );
+    CREATE INDEX attachments_message ON attachments(message_id);
+
+    CREATE TABLE tags (
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        tag TEXT NOT NULL,
+        PRIMARY KEY (customer_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_tag ON tags(tag);
+
+    CREATE TABLE facts (
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (customer_id, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        customer_id INTEGER,
+        data TEXT NOT NULL DEFAULT '{}',
+        undone_by INTEGER
+    );
+    CREATE INDEX events_customer ON events(customer_id, at);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+        state TEXT NOT NULL CHECK (state IN ('queued','sending','sent','failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at REAL
+    );
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+
+    CREATE TABLE cursors (
+        connector TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (connector, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        heartbeat REAL NOT NULL
+    );
+
+    CREATE TABLE health (
+        connector TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        updated_at REAL NOT NULL
+    );
+    """,
+    # 2: full-text search over subjects, texts and customer names
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        subject, text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, subject, text) VALUES (new.id, new.subject, new.text);
+    END;
+    CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, subject, text) VALUES ('delete', old.id, old.subject, old.text);
+    END;
+    CREATE TRIGGER messages_fts_au AFTER UPDATE OF subject, text ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, subject, text) VALUES ('delete', old.id, old.subject, old.text);
+        INSERT INTO messages_fts(rowid, subject, text) VALUES (new.id, new.subject, new.text);
+    END;
+    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+
+    CREATE VIRTUAL TABLE customers_fts USING fts5(
+        name, content='customers', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER customers_fts_ai AFTER INSERT ON customers BEGIN
+        INSERT INTO customers_fts(rowid, name) VALUES (new.id, new.name);
+    END;
+    CREATE TRIGGER customers_fts_au AFTER UPDATE OF name ON customers BEGIN
+        INSERT INTO customers_fts(customers_fts, rowid, name) VALUES ('delete', old.id, old.name);
+        INSERT INTO customers_fts(rowid, name) VALUES (new.id, new.name);
+    END;
+    INSERT INTO customers_fts(customers_fts) VALUES ('rebuild');
+    """,
+]
+
+LATEST = len(MIGRATIONS)

@@ -1,0 +1,76 @@
+"""Connector cursors, the polling lease and channel health."""
+from __future__ import annotations
+
+from store.db import dumps, loads
+
+
+class SyncStateMixin:
+    # -- cursors: saved in the same transaction as the rows they cover --------
+    def save_cursor(self, connector: str, cursor: dict[str, str]) -> None:
+        now = self.clock()
+        with self.tx():
+            self.conn.executemany(
+                "INSERT INTO cursors(connector, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(connector, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+                [(connector, k, str(v), now) for k, v in cursor.items()],
+            )
+
+    def load_cursor(self, connector: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.q("SELECT key, value FROM cursors WHERE connector=?", (connector,))}
+
+    # -- the polling lease: one poller per store --------------------------------
+    def acquire_lease(self, holder: str, ttl: float, name: str = "poller") -> bool:
+        """Take or renew the lease; True if `holder` has it now."""
+        now = self.clock()
+        with self.tx():
+            self.conn.execute(
+                "INSERT INTO leases(name, holder, heartbeat) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, heartbeat=excluded.heartbeat"
+                " WHERE leases.holder = excluded.holder OR leases.heartbeat < ?",
+                (name, holder, now, now - ttl),
+            )
+            row = self.q1("SELECT holder FROM leases WHERE name=?", (name,))
+        return row is not None and row[0] == holder
+
+    def release_lease(self, holder: str, name: str = "poller") -> None:
+        with self.tx():
+            self.conn.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+
+    def lease_holder(self, name: str = "poller") -> tuple[str, float] | None:
+        row = self.q1("SELECT holder, heartbeat FROM leases WHERE name=?", (name,))
+        return (row[0], row[1]) if row else None
+
+    # -- presence: who has which customer open (several agents, one store) -------
+    def set_presence(self, agent: str, customer_id: int | None, activity: str = "viewing") -> None:
+        name = f"presence:{agent}"
+        with self.tx():
+            if customer_id is None:
+                self.conn.execute("DELETE FROM leases WHERE name=?", (name,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO leases(name, holder, heartbeat) VALUES (?, ?, ?)",
+                                  (name, dumps({"customer": customer_id, "activity": activity}), self.clock()))
+
+    def presence(self, customer_id: int, exclude: str | None = None, ttl: float = 120) -> list[tuple[str, str]]:
+        """Other agents who have this customer open: [(agent, viewing|replying)]."""
+        out = []
+        for r in self.q("SELECT name, holder FROM leases WHERE name LIKE 'presence:%' AND heartbeat >= ?",
+                        (self.clock() - ttl,)):
+            agent = r[0].split(":", 1)[1]
+            info = loads(r[1], {})
+            if agent != exclude and info.get("customer") == customer_id:
+                out.append((agent, info.get("activity", "viewing")))
+        return out
+
+    # -- channel health -------------------------------------------------------------
+    def set_health(self, connector: str, state: str, detail: str = "") -> None:
+        with self.tx():
+            self.conn.execute(
+                "INSERT INTO health(connector, state, detail, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(connector) DO UPDATE SET state=excluded.state, detail=excluded.detail,"
+                " updated_at=excluded.updated_at",
+                (connector, state, detail, self.clock()),
+            )
+
+    def health(self) -> dict[str, dict]:
+        return {r["connector"]: {"state": r["state"], "detail": r["detail"], "updated_at": r["updated_at"]}
+                for r in self.q("SELECT * FROM health ORDER BY connector")}
