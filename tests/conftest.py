@@ -1,0 +1,71 @@
+"""Shared fixtures: a real SQLite store in a temp dir, a controllable clock,
+and a small factory for inbound messages."""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+sys.path.insert(0, str(ROOT))
+
+from store import Store  # noqa: E402
+from store.models import InboundMessage, Sender  # noqa: E402
+
+
+class Clock:
+    def __init__(self, now: float = 1_790_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "omnidesk.db"
+
+
+@pytest.fixture
+def store(db_path, clock):
+    s = Store(db_path, clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    """Never touch the real user's config or data."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.delenv("OMNIDESK_DB", raising=False)
+    monkeypatch.delenv("OMNIDESK_CONFIG", raising=False)
+
+
+_ids = itertools.count(1)
+
+
+def inbound(channel="telegram", address="1001", text="hello", *, account="main", name="", handle="",
+            emails=(), phones=(), sent_at=1_790_000_000.0, external_id=None, **kw) -> InboundMessage:
+    return InboundMessage(
+        channel=channel, account=account, external_id=external_id or f"x{next(_ids)}",
+        sender=Sender(channel, address, name, handle, tuple(emails), tuple(phones)),
+        text=text, sent_at=sent_at, **kw,
+    )
+
+
+@pytest.fixture
+def make_inbound():
+    return inbound
