@@ -172,6 +172,8 @@ class OutboundMessage:
     parent: Message | None = None  # the inbound message being answered, if any
     attachments: list[Attachment] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. our Message-ID
+    attempts: int = 1  # this attempt's number
+    author: str | None = None
 
 
 @dataclass

@@ -87,7 +87,7 @@ class OutboxMixin:
         out = []
         with self.tx():
             rows = self.q(
-                "SELECT o.id oid, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
+                "SELECT o.id oid, o.attempts, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
                 " WHERE o.state='queued' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?",
                 (now, limit * 4),
             )
@@ -106,6 +106,7 @@ class OutboxMixin:
                     to_address=ident["address"] if ident else "", text=row["text"], html=row["html"],
                     subject=row["subject"], thread_key=row["thread_key"], parent=parent,
                     attachments=self.attachments(row["id"]), meta=loads(row["meta"], {}),
+                    attempts=row["attempts"] + 1, author=row["author"],
                 ))
                 if len(out) >= limit:
                     break

@@ -1,0 +1,250 @@
+"""The sync engine: drives every connector, ingests, sends the outbox.
+
+Threads: one poller per connector, one outbox sender, one lease keeper.
+Each thread has its own store connection. Only the process holding the
+polling lease polls and sends, so two consoles on one store never both poll.
+
+Guarantees:
+- a batch's rows and its cursor are committed in one transaction, so a crash
+  at any point loses nothing and doubles nothing (at-least-once fetch,
+  exactly-once rows);
+- errors back off exponentially with jitter and show up as channel health;
+- a reply is sent, retried, or failed with its text kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from typing import Callable
+
+from connectors.base import FAILED, OK, RETRYING, ConnectorError, PermanentError
+from store import Store
+
+log = logging.getLogger("omnidesk.engine")
+
+
+def backoff(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with jitter (half to full of the capped delay)."""
+    delay = min(cap, base * 2 ** max(0, failures - 1))
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())[:300]
+
+
+class Engine:
+    def __init__(self, store_path, connectors: list, *, holder: str | None = None,
+                 poll_interval: float = 30.0, lease_seconds: float = 30.0, max_attempts: int = 5,
+                 permanent_retry: float = 300.0, clock: Callable[[], float] = time.time,
+                 store_options: dict | None = None):
+        self.store_path = store_path
+        self.connectors = list(connectors)
+        self.by_name = {c.name: c for c in self.connectors}
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.permanent_retry = permanent_retry
+        self.clock = clock
+        self.store_options = store_options or {}
+        self.stop_event = threading.Event()
+        self.has_lease = threading.Event()
+        self.outbox_wake = threading.Event()
+        self.tick_hooks: list[Callable[[Store], None]] = []  # run by the lease keeper (rules timer, ...)
+        self.threads: list[threading.Thread] = []
+
+    def _store(self) -> Store:
+        return Store(self.store_path, clock=self.clock, **self.store_options)
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        self.stop_event.clear()
+        self._spawn("lease", self._lease_loop)
+        for connector in self.connectors:
+            self._spawn(f"poll {connector.name}", self._poll_loop, connector)
+        self._spawn("outbox", self._outbox_loop)
+
+    def _spawn(self, name, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, name=f"omnidesk {name}", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every thread; a batch in flight either commits whole or not at all."""
+        self.stop_event.set()
+        self.outbox_wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for c in self.connectors:
+            try:
+                c.close()
+            except Exception:  # closing is best effort
+                log.exception("closing %s", c.name)
+        if self.has_lease.is_set():
+            s = self._store()
+            s.release_lease(self.holder)
+            s.close()
+            self.has_lease.clear()
+        self.threads = []
+
+    def wake_outbox(self) -> None:
+        self.outbox_wake.set()
+
+    # -- the lease --------------------------------------------------------------
+    def _lease_loop(self) -> None:
+        s = self._store()
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    held = s.acquire_lease(self.holder, self.lease_seconds)
+                except Exception:
+                    log.exception("lease")
+                    held = False
+                if held and not self.has_lease.is_set():
+                    n = s.recover_interrupted()
+                    if n:
+                        log.warning("%d replies were interrupted mid-send and are marked failed", n)
+                    self.has_lease.set()
+                    self.outbox_wake.set()
+                elif not held and self.has_lease.is_set():
+                    log.warning("lost the polling lease to another process")
+                    self.has_lease.clear()
+                if held:
+                    for hook in self.tick_hooks:
+                        try:
+                            hook(s)
+                        except Exception:
+                            log.exception("timer hook")
+                self.stop_event.wait(min(self.lease_seconds / 3, 5.0))
+        finally:
+            s.close()
+
+    # -- polling ----------------------------------------------------------------
+    def _poll_loop(self, connector) -> None:
+        s = self._store()
+        failures = 0
+        state = None
+        try:
+            while not self.stop_event.is_set():
+                if not self.has_lease.wait(0.5):
+                    continue
+                try:
+                    cursor = s.load_cursor(connector.name)
+                    batch = connector.fetch(cursor)
+                    if batch.items or batch.cursor != cursor:
+                        s.ingest_batch(batch.items, connector.name, batch.cursor)
+                    failures = 0
+                    if state != OK:
+                        s.set_health(connector.name, OK, "")
+                        state = OK
+                    if not batch.more:
+                        connector.wait(self.poll_interval, self.stop_event)
+                except PermanentError as e:
+                    failures += 1
+                    detail = _describe(e)
+                    s.set_health(connector.name, FAILED, detail)
+                    state = FAILED
+                    log.error("%s: %s", connector.name, detail)
+                    self.stop_event.wait(min(self.permanent_retry, backoff(failures, 5.0, self.permanent_retry)))
+                except Exception as e:  # ConnectorError and anything unexpected: retry
+                    failures += 1
+                    retry_after = getattr(e, "retry_after", None)
+                    delay = retry_after if retry_after else backoff(failures)
+                    if not isinstance(e, ConnectorError):
+                        log.exception("%s: unexpected error", connector.name)
+                    s.set_health(connector.name, RETRYING, f"{_describe(e)}; retrying in {delay:.0f}s")
+                    state = RETRYING
+                    self.stop_event.wait(delay)
+        finally:
+            s.close()
+
+    # -- sending -------------------------------------------------------------------
+    def _outbox_loop(self) -> None:
+        s = self._store()
+        names = set(self.by_name)
+        try:
+            while not self.stop_event.is_set():
+                self.outbox_wake.wait(1.0)
+                self.outbox_wake.clear()
+                if not self.has_lease.is_set():
+                    continue
+                try:
+                    self.flush_outbox(s, names)
+                except Exception:
+                    log.exception("outbox")
+        finally:
+            s.close()
+
+    def flush_outbox(self, s: Store, names: set[str] | None = None) -> int:
+        """Send everything due now; returns how many were handled."""
+        done = 0
+        while not self.stop_event.is_set():
+            due = s.claim_due(names if names is not None else set(self.by_name))
+            if not due:
+                return done
+            for out in due:
+                self._send_one(s, out)
+                done += 1
+        return done
+
+    def _send_one(self, s: Store, out) -> None:
+        connector = self.by_name[f"{out.channel}:{out.account}"]
+        try:
+            receipt = connector.send(out)
+        except PermanentError as e:
+            s.mark_failed(out.outbox_id, _describe(e), None)
+            s.set_health(connector.name, FAILED, _describe(e))
+            return
+        except Exception as e:
+            if not isinstance(e, ConnectorError):
+                log.exception("%s: unexpected error while sending", connector.name)
+            if out.attempts >= self.max_attempts:
+                s.mark_failed(out.outbox_id, f"{_describe(e)} (after {out.attempts} attempts)", None)
+            else:
+                delay = getattr(e, "retry_after", None) or backoff(out.attempts, 2.0, 600.0)
+                s.mark_failed(out.outbox_id, _describe(e), self.clock() + delay)
+            return
+        s.mark_sent(out.outbox_id, receipt)
+
+    # -- one pass, for cron and tests ---------------------------------------------------
+    def run_once(self) -> dict[str, int]:
+        """Poll every connector until it has nothing more, then send the outbox.
+        Returns rows ingested per connector. Respects the lease."""
+        s = self._store()
+        counts: dict[str, int] = {}
+        try:
+            if not s.acquire_lease(self.holder, self.lease_seconds):
+                holder = s.lease_holder()
+                raise ConnectorError(f"another omnidesk ({holder[0] if holder else '?'}) holds the polling lease")
+            self.has_lease.set()
+            s.recover_interrupted()
+            for connector in self.connectors:
+                counts[connector.name] = 0
+                try:
+                    while True:
+                        cursor = s.load_cursor(connector.name)
+                        batch = connector.fetch(cursor)
+                        if batch.items or batch.cursor != cursor:
+                            counts[connector.name] += len(s.ingest_batch(batch.items, connector.name, batch.cursor))
+                        if not batch.more:
+                            break
+                    s.set_health(connector.name, OK, "")
+                except PermanentError as e:
+                    s.set_health(connector.name, FAILED, _describe(e))
+                except Exception as e:
+                    s.set_health(connector.name, RETRYING, _describe(e))
+            self.flush_outbox(s)
+            for hook in self.tick_hooks:
+                hook(s)
+        finally:
+            s.release_lease(self.holder)
+            self.has_lease.clear()
+            s.close()
+        return counts
