@@ -1,0 +1,141 @@
+"""The `omnidesk` command: the console by default, and a scripting CLI.
+
+Every command takes `--json` (stable field names, times in ISO 8601 UTC).
+Exit status: 0 ok, 1 user error (message on stderr), 2 usage.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from connectors import config as config_mod
+from connectors.config import ConfigError
+from store.db import StoreError
+
+# Modules in console/commands/ that add subcommands (see HELPERS.md / README).
+COMMAND_MODULES = ["core", "sync", "mail_import", "templates"]
+
+TIME_KEYS = ("_at", "_since", "_until")
+
+
+class UserError(Exception):
+    """Something the user can fix; printed without a traceback, exit 1."""
+
+
+def _iso(value: float) -> str:
+    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def jsonable(obj: Any, key: str = "") -> Any:
+    """Dataclasses to dicts, timestamps to ISO 8601, bytes dropped."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {k: jsonable(v, k) for k, v in obj.items() if not isinstance(v, bytes)}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, key) for v in obj]
+    if isinstance(obj, float) and key.endswith(TIME_KEYS):
+        return _iso(obj)
+    return obj
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.json = getattr(args, "json", False)
+        self.db_path = Path(args.db) if args.db else config_mod.default_db_path()
+        self.config_path = Path(args.config) if args.config else config_mod.default_config_path()
+        self._config = None
+        self._store = None
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_path)
+        return self._config
+
+    @property
+    def agent(self) -> str:
+        return self.args.agent or self.config.agent
+
+    @property
+    def store(self):
+        if self._store is None:
+            from store import Store
+
+            self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"))
+        return self._store
+
+    def customer(self, ref: str) -> int:
+        return self.store.find_customer(ref)
+
+    def emit(self, data: Any, human: str | Callable[[Any], str] | None = None) -> None:
+        if self.json:
+            json.dump(jsonable(data), sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+            return
+        text = human(data) if callable(human) else human
+        if text is None:
+            text = json.dumps(jsonable(data), ensure_ascii=False, indent=2)
+        if text:
+            print(text)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="store file (env OMNIDESK_DB)")
+    common.add_argument("--config", default=argparse.SUPPRESS, help="config file (env OMNIDESK_CONFIG)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument("--agent", default=argparse.SUPPRESS, help="act as this agent (default: config [agent] name)")
+    parser = argparse.ArgumentParser(
+        prog="omnidesk", parents=[common],
+        description="One terminal console for every customer channel. Without a command, opens the console.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"console.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"console.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub, [common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for key, default in (("db", None), ("config", None), ("json", False), ("agent", None)):
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    if not getattr(args, "func", None):
+        from console.commands.core import run_console
+
+        args.func = run_console
+    ctx = Context(args)
+    try:
+        return args.func(args, ctx) or 0
+    except (UserError, StoreError, ConfigError) as e:
+        print(f"omnidesk: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `omnidesk ... | head`
+        return 0
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

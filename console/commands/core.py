@@ -1,0 +1,341 @@
+"""Scripting commands: queue, show, search, reply, note, tag, status, snooze,
+assign, merge, split, undo, retry, customers, events, suggest."""
+from __future__ import annotations
+
+import sys
+import time
+
+from console.cli import UserError, _iso
+from store.models import STATUSES
+
+
+def _age(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    from console.timefmt import format_age
+
+    return format_age(time.time() - ts)
+
+
+def _clean(text: str, width: int) -> str:
+    """One line of customer text for a terminal: no control characters."""
+    line = "".join(c if c.isprintable() else " " for c in " ".join((text or "").split()))
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def register(sub, parents) -> None:
+    def add(name, func, help, **kw):
+        p = sub.add_parser(name, parents=parents, help=help, description=help, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    add("console", run_console, "open the console (the default)")
+
+    p = add("queue", cmd_queue, "customers waiting for an answer, longest first")
+    p.add_argument("--filter", default="waiting", choices=["waiting", "all", "open", "mine", "pending", "snoozed", "done"])
+    p.add_argument("--channel", choices=["email", "telegram", "slack"])
+    p.add_argument("--tag")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+
+    p = add("show", cmd_show, "a customer's profile and timeline across all channels")
+    p.add_argument("customer", help="id, e-mail address, Telegram @handle or Slack user")
+    p.add_argument("--limit", type=int, default=50, help="newest messages to show")
+
+    p = add("search", cmd_search, "full-text search (filters: channel: from: tag: status: before: after:)")
+    p.add_argument("query", nargs="+")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = add("reply", cmd_reply, "queue a reply (body from -m or stdin); `omnidesk sync` sends it")
+    p.add_argument("customer")
+    p.add_argument("-m", "--message", help="reply text (Markdown); default: read stdin")
+    p.add_argument("--channel", choices=["email", "telegram", "slack"], help="default: the channel they used last")
+    p.add_argument("--identity", type=int, help="reply to this identity id")
+    p.add_argument("--template", help="render this template instead of -m/stdin")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="template value")
+    p.add_argument("--subject", help="e-mail subject (default: Re: their subject)")
+
+    p = add("note", cmd_note, "add an internal note (never sent)")
+    p.add_argument("customer")
+    p.add_argument("-m", "--message", help="note text; default: read stdin")
+
+    p = add("tag", cmd_tag, "add tags (or remove with -r)")
+    p.add_argument("customer")
+    p.add_argument("tags", nargs="+")
+    p.add_argument("-r", "--remove", action="store_true")
+
+    p = add("status", cmd_status, "set status: open, waiting (on the customer), done")
+    p.add_argument("customer")
+    p.add_argument("status", choices=[s for s in STATUSES if s != "snoozed"])
+
+    p = add("snooze", cmd_snooze, "hide a customer until a time (2h, 30m, tomorrow 9:00, 2026-12-01 09:00)")
+    p.add_argument("customer")
+    p.add_argument("until", nargs="+")
+
+    p = add("assign", cmd_assign, "assign a customer to an agent (no name: unassign)")
+    p.add_argument("customer")
+    p.add_argument("assignee", nargs="?")
+
+    p = add("merge", cmd_merge, "merge the second customer into the first (undoable)")
+    p.add_argument("customer")
+    p.add_argument("other")
+
+    p = add("split", cmd_split, "move one identity out into a new customer (undoable)")
+    p.add_argument("identity", type=int, help="identity id (see `show`)")
+
+    p = add("undo", cmd_undo, "undo your last action (or a given event id)")
+    p.add_argument("event", nargs="?", type=int)
+
+    p = add("retry", cmd_retry, "queue a failed reply again")
+    p.add_argument("message", type=int, help="message id of the failed reply")
+
+    p = add("customers", cmd_customers, "list customers")
+    p.add_argument("query", nargs="?", help="filter by name, address or handle")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+
+    p = add("events", cmd_events, "the event log: who did what, when, to whom")
+    p.add_argument("--customer")
+    p.add_argument("--kind")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = add("suggest", cmd_suggest, "customers that are probably the same person, with the evidence")
+    p.add_argument("customer", nargs="?")
+    p.add_argument("--limit", type=int, default=20)
+
+
+def run_console(args, ctx) -> int:
+    try:
+        from console.app import run
+    except ModuleNotFoundError as e:
+        raise UserError(f"the console is not available: {e}") from None
+    return run(ctx) or 0
+
+
+def read_body(message: str | None, what: str) -> str:
+    if message is not None:
+        return message
+    if sys.stdin.isatty():
+        print(f"Type the {what}; end with Ctrl-D:", file=sys.stderr)
+    text = sys.stdin.read()
+    if not text.strip():
+        raise UserError(f"empty {what}: give -m TEXT or pipe it on stdin")
+    return text
+
+
+def cmd_queue(args, ctx) -> int:
+    rows = ctx.store.queue(args.filter, limit=args.limit, offset=args.offset, agent=ctx.agent,
+                           channel=args.channel, tag=args.tag)
+
+    def human(rows):
+        if not rows:
+            return "Nobody is waiting." if args.filter == "waiting" else "No customers."
+        lines = [f"{'ID':>6}  {'WAITING':>8}  {'VIA':<8}  {'NAME':<24}  PREVIEW"]
+        for r in rows:
+            lines.append(f"{r.customer_id:>6}  {_age(r.waiting_since):>8}  {(r.last_channel or '-'):<8}  "
+                         f"{_clean(r.name, 24):<24}  {_clean(r.preview, 60)}")
+        return "\n".join(lines)
+
+    ctx.emit(rows, human)
+    return 0
+
+
+def cmd_show(args, ctx) -> int:
+    s = ctx.store
+    cid = ctx.customer(args.customer)
+    customer = s.customer(cid)
+    messages = s.timeline(cid, limit=args.limit)
+    data = {"customer": customer, "messages": messages}
+
+    def human(_):
+        c = customer
+        out = [f"#{c.id} {_clean(c.name, 60)}  [{c.status}]" + (f"  assigned to {c.assignee}" if c.assignee else "")]
+        if c.waiting_since:
+            out.append(f"waiting {_age(c.waiting_since)}")
+        for i in c.identities:
+            handle = f" @{i.handle}" if i.handle else ""
+            out.append(f"  identity {i.id}: {i.channel} {_clean(i.address, 60)}{handle}")
+        if c.tags:
+            out.append("  tags: " + ", ".join(c.tags))
+        for k, v in c.facts.items():
+            out.append(f"  {k}: {_clean(v, 60)}")
+        out.append("")
+        for m in messages:
+            arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
+            state = f" ({m.state}{': ' + m.error if m.error else ''})" if m.state and m.state != "sent" else ""
+            head = f"[{_iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"
+            if m.subject:
+                head += f"  {_clean(m.subject, 60)}"
+            out.append(head)
+            body = m.meta.get("new_text") or m.text
+            for line in (body or "").splitlines()[:20]:
+                out.append("    " + _clean(line, 100))
+            for a in m.attachments:
+                out.append(f"    [attachment {a.id}: {_clean(a.filename, 60)}, {a.size} bytes]")
+        return "\n".join(out)
+
+    ctx.emit(data, human)
+    return 0
+
+
+def cmd_search(args, ctx) -> int:
+    hits = ctx.store.search(" ".join(args.query), limit=args.limit)
+
+    def human(hits):
+        if not hits:
+            return "No matches."
+        return "\n".join(
+            f"{h.customer_id:>6}  {h.channel or '-':<8}  {_clean(h.customer_name, 20):<20}  {_clean(h.snippet, 80)}"
+            for h in hits
+        )
+
+    ctx.emit(hits, human)
+    return 0
+
+
+def _values(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def cmd_reply(args, ctx) -> int:
+    s = ctx.store
+    cid = ctx.customer(args.customer)
+    ident = s.pick_identity(cid, args.channel, args.identity)
+    subject = args.subject
+    if args.template:
+        from connectors.templates import render_for_customer
+
+        rendered = render_for_customer(s, cid, args.template, ident["channel"], ctx.agent, _values(args.set),
+                                       config=ctx.config)
+        text = rendered.source if hasattr(rendered, "source") else rendered.text
+        subject = subject or getattr(rendered, "subject", None)
+    else:
+        text = read_body(args.message, "reply")
+    message_id = s.queue_reply(cid, text, ctx.agent, identity_id=ident["id"], subject=subject)
+    m = s.message(message_id)
+    ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
+    return 0
+
+
+def cmd_note(args, ctx) -> int:
+    cid = ctx.customer(args.customer)
+    message_id = ctx.store.add_note(cid, read_body(args.message, "note"), ctx.agent)
+    ctx.emit(ctx.store.message(message_id), f"note #{message_id} added")
+    return 0
+
+
+def cmd_tag(args, ctx) -> int:
+    s = ctx.store
+    cid = ctx.customer(args.customer)
+    for tag in args.tags:
+        (s.untag if args.remove else s.tag)(cid, tag, ctx.agent)
+    tags = s.customer(cid).tags
+    ctx.emit({"customer_id": cid, "tags": tags}, "tags: " + (", ".join(tags) or "(none)"))
+    return 0
+
+
+def cmd_status(args, ctx) -> int:
+    cid = ctx.customer(args.customer)
+    event = ctx.store.set_status(cid, args.status, ctx.agent)
+    ctx.emit({"customer_id": cid, "status": args.status, "event_id": event}, f"#{cid} is now {args.status}")
+    return 0
+
+
+def cmd_snooze(args, ctx) -> int:
+    from console.timefmt import parse_when
+
+    cid = ctx.customer(args.customer)
+    text = " ".join(args.until)
+    try:
+        until = parse_when(text, time.time())
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    event = ctx.store.snooze(cid, until, ctx.agent)
+    ctx.emit({"customer_id": cid, "status": "snoozed", "snoozed_until": until, "event_id": event},
+             f"#{cid} snoozed until {_iso(until)}")
+    return 0
+
+
+def cmd_assign(args, ctx) -> int:
+    cid = ctx.customer(args.customer)
+    event = ctx.store.assign(cid, args.assignee, ctx.agent)
+    ctx.emit({"customer_id": cid, "assignee": args.assignee, "event_id": event},
+             f"#{cid} assigned to {args.assignee}" if args.assignee else f"#{cid} unassigned")
+    return 0
+
+
+def cmd_merge(args, ctx) -> int:
+    a, b = ctx.customer(args.customer), ctx.customer(args.other)
+    event = ctx.store.merge(a, b, ctx.agent, evidence=["merged by hand"])
+    ctx.emit({"customer_id": a, "merged": b, "event_id": event},
+             f"merged #{b} into #{a} (undo: omnidesk undo {event})")
+    return 0
+
+
+def cmd_split(args, ctx) -> int:
+    event, new_id = ctx.store.split(args.identity, ctx.agent)
+    ctx.emit({"identity_id": args.identity, "customer_id": new_id, "event_id": event},
+             f"identity {args.identity} is now customer #{new_id} (undo: omnidesk undo {event})")
+    return 0
+
+
+def cmd_undo(args, ctx) -> int:
+    event_id = ctx.store.undo(ctx.agent, args.event)
+    ev = ctx.store.event(event_id)
+    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})")
+    return 0
+
+
+def cmd_retry(args, ctx) -> int:
+    ctx.store.retry(args.message, ctx.agent)
+    ctx.emit(ctx.store.message(args.message), f"reply #{args.message} queued again")
+    return 0
+
+
+def cmd_customers(args, ctx) -> int:
+    rows = ctx.store.customers(limit=args.limit, offset=args.offset, query=args.query)
+
+    def human(rows):
+        if not rows:
+            return "No customers."
+        return "\n".join(
+            f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {_clean(c.name, 40)}" for c in rows
+        )
+
+    ctx.emit(rows, human)
+    return 0
+
+
+def cmd_events(args, ctx) -> int:
+    cid = ctx.customer(args.customer) if args.customer else None
+    events = ctx.store.events(cid, limit=args.limit, kind=args.kind)
+
+    def human(events):
+        if not events:
+            return "No events."
+        return "\n".join(
+            f"{e.id:>6}  {_iso(e.at)}  {e.actor:<12}  {e.kind:<10}  #{e.customer_id}  "
+            f"{_clean(str(e.data), 70)}{'  (undone)' if e.undone else ''}" for e in events
+        )
+
+    ctx.emit(events, human)
+    return 0
+
+
+def cmd_suggest(args, ctx) -> int:
+    cid = ctx.customer(args.customer) if args.customer else None
+    rows = ctx.store.merge_suggestions(cid, limit=args.limit)
+
+    def human(rows):
+        if not rows:
+            return "No likely duplicates."
+        return "\n".join(f"#{r.customer_id} ~ #{r.other_id}  ({r.score:.2f}): {'; '.join(r.evidence)}" for r in rows)
+
+    ctx.emit(rows, human)
+    return 0

@@ -1,0 +1,60 @@
+"""`omnidesk sync`: the engine, headless, for a shared box or cron."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from connectors import registry
+from connectors.base import ConnectorError
+from connectors.engine import Engine
+from console.cli import UserError
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("sync", parents=parents, help="poll every channel and send replies (Ctrl-C stops)",
+                       description="Run the sync engine without the console. Ctrl-C or SIGTERM stops it cleanly.")
+    p.add_argument("--once", action="store_true", help="one pass over every channel and the outbox, then exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_sync)
+
+
+def make_engine(ctx) -> Engine:
+    cfg = ctx.config
+    connectors = registry.build_all(cfg)
+    if not connectors:
+        raise UserError(f"no channels configured in {ctx.config_path} (run `omnidesk init`)")
+    return Engine(
+        ctx.db_path, connectors,
+        poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
+        max_attempts=cfg.get("sync", "max_attempts"),
+        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes")},
+    )
+
+
+def cmd_sync(args, ctx) -> int:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.store  # create and migrate the store before threads open it
+    engine = make_engine(ctx)
+    if args.once:
+        try:
+            counts = engine.run_once()
+        except ConnectorError as e:
+            raise UserError(str(e)) from None
+        health = ctx.store.health()
+        ctx.emit({"ingested": counts, "health": health},
+                 "\n".join(f"{name}: {n} new, {health.get(name, {}).get('state', '?')}" for name, n in counts.items()))
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    engine.start()
+    if not ctx.json:
+        print(f"omnidesk sync: {len(engine.connectors)} channel(s); Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        engine.stop()
+    return 0
