@@ -19,30 +19,31 @@ class CustomersMixin:
     def find_customer(self, ref: str | int) -> int:
         """Resolve an id, e-mail address, Telegram @handle or Slack user to a customer id."""
         ref = str(ref).strip()
+        channel, sep, rest = ref.partition(":")
+        if not sep or channel not in ("email", "telegram", "slack"):
+            channel, rest = "", ref
         cid = None
-        if re.fullmatch(r"\d+", ref):
+        if not channel and re.fullmatch(r"\d+", ref):
             row = self.q1("SELECT id FROM customers WHERE id=?", (int(ref),))
             cid = row[0] if row else None
             if cid is None:  # a Telegram user id is numeric too
                 row = self.q1("SELECT customer_id FROM identities WHERE channel='telegram' AND address=?", (ref,))
                 cid = row[0] if row else None
-        elif "@" in ref[1:]:
-            addr = normalize_email(ref)
+        elif channel in ("", "email") and "@" in rest[1:]:
+            addr = normalize_email(rest)
             row = self.q1(
                 "SELECT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
                 (f"email:{addr}",),
             )
             cid = row[0] if row else None
         else:
-            channel, _, rest = ref.partition(":") if ":" in ref else ("", "", ref)
             handle = rest.lstrip("@")
             params = (handle, handle.lower(), handle)
-            sql = ("SELECT customer_id FROM identities WHERE (address=? OR lower(handle)=? OR display_name=?)")
+            sql = "SELECT customer_id FROM identities WHERE (address=? OR lower(handle)=? OR display_name=?)"
             if channel:
                 sql += " AND channel=?"
                 params += (channel,)
-            rows = self.q(sql + " ORDER BY (channel='telegram') DESC, id", params)
-            ids = sorted({r[0] for r in rows})
+            ids = sorted({r[0] for r in self.q(sql, params)})
             if len(ids) > 1:
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
             cid = ids[0] if ids else None

@@ -53,15 +53,23 @@ class Database:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self, target: int | None = None) -> None:
+        """Bring the schema to `target` (default: latest). The version is read
+        inside the write transaction, so two processes opening a new file at
+        once cannot both migrate it."""
         target = schema.LATEST if target is None else target
-        current = self.version
-        if current > schema.LATEST:
-            raise StoreError(f"{self.path}: database schema v{current} is newer than this omnidesk (v{schema.LATEST}); upgrade omnidesk")
-        for number in range(current, target):
-            with self.tx():
+        if self.version >= target:
+            self._check_not_newer()
+            return
+        with self.tx():
+            for number in range(self.version, target):
                 for statement in _split_sql(schema.MIGRATIONS[number]):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _check_not_newer(self) -> None:
+        if self.version > schema.LATEST:
+            raise StoreError(f"{self.path}: database schema v{self.version} is newer than this omnidesk"
+                             f" (v{schema.LATEST}); upgrade omnidesk")
 
     # -- transactions -----------------------------------------------------
     @contextmanager

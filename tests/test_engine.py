@@ -1,0 +1,143 @@
+"""The sync engine: exactly-once rows across crashes, backoff, health, lease, outbox."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from connectors.base import ConnectorError, PermanentError
+from connectors.engine import Engine, backoff
+from store import Store
+from tests.support.fake_channel import FileChannel, write_server
+from tests.conftest import ROOT
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def count(db_path):
+    s = Store(db_path)
+    try:
+        return tuple(s.q1("SELECT count(*), count(DISTINCT external_id) FROM messages"))
+    finally:
+        s.close()
+
+
+def test_killed_mid_sync_loses_and_doubles_nothing(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    write_server(server, 600)
+    Store(db_path).close()
+    for attempt in range(3):  # kill -9 at three different points of the stream
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_channel", str(db_path), str(server)],
+                                cwd=ROOT, stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"started"
+        target = 150 * (attempt + 1)
+        assert wait_for(lambda: count(db_path)[0] >= target, timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        rows, distinct = count(db_path)
+        assert rows == distinct  # never a double
+        s = Store(db_path)
+        assert int(s.load_cursor("telegram:fake").get("offset", 0)) == rows  # cursor never ahead of rows
+        s.close()
+    # restart and finish: everything exactly once (after the dead holder's lease expires)
+    time.sleep(2.1)
+    engine = Engine(db_path, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
+    engine.run_once()
+    assert count(db_path) == (600, 600)
+
+
+def test_errors_back_off_show_as_health_and_recover(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    write_server(server, 3)
+    channel = FileChannel(server)
+    channel.fail_next = [ConnectorError("connection refused"), ConnectorError("rate limited", retry_after=0.3)]
+    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(db_path)
+    engine.start()
+    try:
+        assert wait_for(lambda: s.health().get("telegram:fake", {}).get("state") == "retrying", 5)
+        assert "connection refused" in s.health()["telegram:fake"]["detail"] or "rate limited" in s.health()["telegram:fake"]["detail"]
+        assert wait_for(lambda: s.health()["telegram:fake"]["state"] == "ok", 10)
+        assert wait_for(lambda: s.q1("SELECT count(*) FROM messages")[0] == 3, 5)
+        channel.fail_next = [PermanentError("invalid bot token")]
+        write_server(server, 1, start=3)
+        assert wait_for(lambda: s.health()["telegram:fake"]["state"] == "failed", 5)
+        assert s.health()["telegram:fake"]["detail"] == "invalid bot token"
+    finally:
+        engine.stop()
+        s.close()
+
+
+def test_backoff_grows_with_jitter_and_caps():
+    delays = [backoff(n, base=1.0, cap=60.0) for n in range(1, 12)]
+    assert 0.5 <= delays[0] <= 1.0
+    assert 4.0 <= delays[3] <= 8.0
+    assert all(d <= 60.0 for d in delays)
+    assert len({round(backoff(5), 6) for _ in range(20)}) > 1  # jitter
+
+
+def test_two_engines_one_store_only_one_polls(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    write_server(server, 5)
+    a, b = FileChannel(server), FileChannel(server)
+    ea = Engine(db_path, [a], poll_interval=0.05, lease_seconds=1.5, holder="console-a")
+    eb = Engine(db_path, [b], poll_interval=0.05, lease_seconds=1.5, holder="console-b")
+    ea.start()
+    try:
+        assert wait_for(lambda: a.fetches > 2)
+        eb.start()
+        time.sleep(0.5)
+        assert b.fetches == 0
+        ea.stop()  # releases the lease; b takes over
+        assert wait_for(lambda: b.fetches > 0, 5)
+    finally:
+        ea.stop()
+        eb.stop()
+    assert count(db_path) == (5, 5)
+
+
+def test_outbox_sends_retries_then_fails_keeping_text(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    write_server(server, 1)
+    channel = FileChannel(server)
+    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2, max_attempts=2)
+    engine.run_once()
+    s = Store(db_path)
+    cid = s.find_customer("1000")
+    ok = s.queue_reply(cid, "first reply", "alex")
+    engine.run_once()
+    assert s.message(ok).state == "sent" and s.message(ok).external_id == f"sent-{ok}"
+    assert channel.sent[0].text == "first reply" and channel.sent[0].to_address == "1000"
+
+    bad = s.queue_reply(cid, "second reply", "alex")
+    channel.send_errors = [ConnectorError("timeout"), ConnectorError("timeout again")]
+    engine.run_once()
+    m = s.message(bad)
+    assert m.state == "queued" and m.error == "timeout"
+    s.conn.execute("UPDATE outbox SET next_attempt_at = 0")
+    engine.run_once()
+    m = s.message(bad)
+    assert m.state == "failed" and "after 2 attempts" in m.error and m.text == "second reply"
+
+    perm = s.queue_reply(cid, "third", "alex")
+    channel.send_errors = [PermanentError("chat not found")]
+    engine.run_once()
+    assert s.message(perm).state == "failed" and s.message(perm).error == "chat not found"
+    s.close()
+
+
+def test_omnidesk_sync_without_channels_says_what_to_do(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[sync]\npoll_interval = 1\n")
+    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(tmp_path / "x.db"), "--config", str(cfg),
+                           "sync"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "no channels configured" in proc.stderr

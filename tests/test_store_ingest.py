@@ -1,0 +1,92 @@
+"""Ingest: idempotent, atomic with the cursor, safe with hostile input."""
+import os
+import stat
+
+import pytest
+
+from store import Store
+from store.models import AttachmentIn
+
+
+def test_same_message_twice_is_one_row(store, make_inbound):
+    item = make_inbound(text="where is my order?", external_id="tg-1")
+    first = store.ingest(item)
+    second = store.ingest(item)
+    assert first is not None and second is None
+    assert len(store.timeline(first.customer_id)) == 1
+
+
+def test_same_external_id_on_another_account_is_another_message(store, make_inbound):
+    store.ingest(make_inbound(external_id="1", account="shop"))
+    store.ingest(make_inbound(external_id="1", account="support"))
+    cid = store.find_customer("1001")
+    assert len(store.timeline(cid)) == 2
+
+
+def test_batch_and_cursor_commit_together(store, make_inbound):
+    items = [make_inbound(text=f"m{i}", external_id=f"e{i}") for i in range(3)]
+    store.ingest_batch(items, "telegram:main", {"offset": "3"})
+    assert store.load_cursor("telegram:main") == {"offset": "3"}
+    # Redelivery after a crash before the cursor moved: nothing doubles.
+    store.ingest_batch(items, "telegram:main", {"offset": "3"})
+    assert len(store.timeline(store.find_customer("1001"))) == 3
+
+
+def test_failed_batch_leaves_neither_rows_nor_cursor(store, make_inbound):
+    good = make_inbound(text="kept?", external_id="a")
+    bad = make_inbound(text="x", external_id="b")
+    bad.sender = None  # an invalid item: resolve_sender raises mid-batch
+    with pytest.raises(AttributeError):
+        store.ingest_batch([good, bad], "telegram:main", {"offset": "2"})
+    assert store.load_cursor("telegram:main") == {}
+    assert store.q1("SELECT count(*) FROM messages")[0] == 0
+
+
+def test_inbound_reopens_and_waiting_since_is_oldest_unanswered(store, make_inbound, clock):
+    r = store.ingest(make_inbound(text="first", sent_at=100.0))
+    store.ingest(make_inbound(text="second", sent_at=200.0))
+    c = store.customer(r.customer_id)
+    assert c.waiting_since == 100.0 and c.unread == 2
+    store.set_status(r.customer_id, "done", "alex")
+    clock.now = 300.0
+    store.queue_reply(r.customer_id, "answer", "alex")
+    assert store.customer(r.customer_id).waiting_since is None
+    store.ingest(make_inbound(text="third", sent_at=400.0))
+    c = store.customer(r.customer_id)
+    assert c.status == "open" and c.waiting_since == 400.0
+
+
+def test_edit_keeps_earlier_text_and_delete_marks(store, make_inbound):
+    r = store.ingest(make_inbound(text="I ordered 2", external_id="m1"))
+    store.ingest(make_inbound(text="I ordered 3", external_id="m1", kind="edit"))
+    store.ingest(make_inbound(text="I ordered 3", external_id="m1", kind="edit"))  # redelivered edit
+    m = store.message(r.message_id)
+    assert m.text == "I ordered 3" and m.previous_texts == ["I ordered 2"] and m.edited_at
+    store.ingest(make_inbound(text="", external_id="m1", kind="delete"))
+    assert store.message(r.message_id).deleted
+    assert store.message(r.message_id).text == "I ordered 3"
+
+
+def test_attachments_are_stored_by_hash_with_safe_names(store, make_inbound):
+    att = AttachmentIn("../../etc/passwd\x1b[31m", "text/plain", b"secret-ish")
+    r = store.ingest(make_inbound(attachments=[att]))
+    a = store.message(r.message_id).attachments[0]
+    assert a.filename == "passwd[31m" and "/" not in a.filename
+    assert open(a.path, "rb").read() == b"secret-ish"
+    assert a.path.startswith(str(store.files.root))
+
+
+def test_oversized_attachment_keeps_metadata_not_content(db_path, make_inbound):
+    s = Store(db_path, max_attachment_bytes=10)
+    r = s.ingest(make_inbound(attachments=[AttachmentIn("big.bin", "application/octet-stream", b"x" * 11)]))
+    a = s.message(r.message_id).attachments[0]
+    assert a.size == 11 and a.path is None
+
+
+def test_database_file_is_private(store, db_path):
+    assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
+
+
+def test_raw_source_kept(store, make_inbound):
+    r = store.ingest(make_inbound(raw=b"\x00raw bytes"))
+    assert store.raw_source(r.message_id) == b"\x00raw bytes"
