@@ -1,0 +1,95 @@
+"""`omnidesk templates`: list, render (exactly what would be sent), install the starter set."""
+from __future__ import annotations
+
+from console.cli import UserError
+from connectors import templates as tpl
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("templates", parents=parents, help="reply templates: list, render, install",
+                       description="Reply templates live in <config dir>/templates/*.md (see `templates install`).")
+    p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1])
+    tsub = p.add_subparsers(dest="templates_command", metavar="ACTION")
+
+    q = tsub.add_parser("list", parents=parents, help="the templates, with their variables and prompts")
+    q.set_defaults(func=cmd_list)
+
+    q = tsub.add_parser("render", parents=parents, help="show exactly what a template sends on a channel",
+                        description="Render NAME as it would be sent; --json gives the parts.")
+    q.add_argument("name")
+    q.add_argument("--customer", help="id, e-mail address, @handle or Slack user (fills name and facts)")
+    q.add_argument("--channel", choices=tpl.CHANNELS, help="default: the channel the customer used last")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a value for a prompt or variable")
+    q.set_defaults(func=cmd_render)
+
+    q = tsub.add_parser("install", parents=parents, help="copy the starter templates (never overwrites yours)")
+    q.set_defaults(func=cmd_install)
+
+
+def _values(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def _printable(text: str) -> str:
+    """Customer values end up in the output: keep the terminal safe (no escape sequences)."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
+
+
+def cmd_list(args, ctx) -> int:
+    directory = tpl.templates_dir(ctx.config)
+    items = [{"name": t.name, "description": t.description, "subject": t.subject,
+              "channels_overridden": sorted(t.overrides), "variables": t.variables(),
+              "prompts": t.prompts, "path": str(t.path)} for t in tpl.list_templates(directory)]
+
+    def human(items):
+        if not items:
+            return f"No templates in {directory} (`omnidesk templates install` adds the starter set)."
+        width = max(len(i["name"]) for i in items)
+        return "\n".join(f"{i['name']:<{width}}  {i['description']}" for i in items)
+
+    ctx.emit(items, human)
+    return 0
+
+
+def cmd_render(args, ctx) -> int:
+    values = _values(args.set)
+    if args.customer:
+        s = ctx.store
+        cid = ctx.customer(args.customer)
+        channel = args.channel or s.pick_identity(cid, None)["channel"]
+        rendered = tpl.render_for_customer(s, cid, args.name, channel, ctx.agent, values, config=ctx.config)
+    else:
+        if not args.channel:
+            raise UserError("give --channel (or --customer to use the channel they wrote on last)")
+        context = tpl.context_for("", ctx.agent, args.channel, None, values)
+        rendered = tpl.render(args.name, args.channel, context, config=ctx.config)
+
+    def human(r: tpl.Rendered) -> str:
+        out = []
+        if r.subject is not None:
+            out.append(f"Subject: {r.subject}")
+        for i, part in enumerate(r.parts, 1):
+            label = {"email": "text/plain", "telegram": "Telegram HTML", "slack": "Slack mrkdwn"}[r.channel]
+            head = f"--- {label}" + (f", message {i} of {len(r.parts)}" if len(r.parts) > 1 else "")
+            out += [f"{head} ({len(part)} characters) ---", part]
+        if r.html:
+            out.append(f"--- plus a text/html alternative ({len(r.html)} characters; --json shows it) ---")
+        return _printable("\n".join(out))
+
+    ctx.emit(rendered, human)
+    return 0
+
+
+def cmd_install(args, ctx) -> int:
+    directory = tpl.templates_dir(ctx.config)
+    written = tpl.install_starter_templates(directory)
+    data = {"directory": str(directory), "installed": [str(p) for p in written]}
+    ctx.emit(data, f"{len(written)} starter template(s) installed in {directory}"
+                   + ("" if written else " (all were already there; yours are never overwritten)"))
+    return 0
