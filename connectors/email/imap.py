@@ -1,0 +1,263 @@
+"""IMAP in (imapclient), SMTP out (stdlib), one account.
+
+Cursor: one entry per folder, "UIDVALIDITY:last UID". A changed UIDVALIDITY
+means the server renumbered the folder: we start that folder over, and the
+store drops what it already has (external id = Message-ID, or a hash of the
+bytes when there is none), so a resync doubles nothing.
+
+Threads: the engine calls fetch/wait from its poller thread and send from its
+outbox thread. fetch and send share the main connection under a lock; IDLE
+runs on a second connection so a long IDLE never blocks a reply.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
+from connectors.config import ConfigError, resolve_secret
+from connectors.email import compose as compose_mod
+from connectors.email import smtp
+from connectors.email.parse import parse
+from store.models import OutboundMessage, Receipt
+
+log = logging.getLogger("omnidesk.email")
+IDLE_SLICE = 0.25  # seconds between checks of the stop flag while idling
+IDLE_MAX = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30 minute timeout
+NET_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
+
+
+class ImapConnector(BaseConnector):
+    channel = "email"
+
+    def __init__(self, account: str, options: dict):
+        super().__init__(account)
+        self.options = options
+        self.folders: list[str] = list(options["folders"])
+        self.chunk = options["fetch_chunk"]
+        self._password: str | None = None
+        self._lock = threading.RLock()  # guards the main connection
+        self._client: IMAPClient | None = None
+        self._idler: IMAPClient | None = None
+        self._seen: dict[str, tuple[int, int]] = {}  # folder -> (uidvalidity, last uid handed out)
+        self._own = (options.get("from_address") or options.get("username") or "").lower()
+
+    # -- connections ------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        return f"IMAP {self.options['imap_host']}"
+
+    def password(self) -> str | None:
+        if self._password is None:
+            try:
+                self._password = resolve_secret(self.options, "password", f"email.{self.account}")
+            except ConfigError as e:
+                raise PermanentError(str(e)) from None
+        return self._password
+
+    def _connect(self) -> IMAPClient:
+        o = self.options
+        security = o["imap_security"]
+        port = o["imap_port"] or (993 if security == "tls" else 143)
+        ctx = smtp.tls_context(o) if security != "plain" else None
+        try:
+            client = IMAPClient(o["imap_host"], port=port, ssl=security == "tls", ssl_context=ctx,
+                                timeout=o["timeout"])
+        except NET_ERRORS as e:
+            raise ConnectorError(f"{self.where}:{port}: cannot connect ({type(e).__name__}: {e})") from None
+        try:
+            client.normalise_times = False  # timezone-aware INTERNALDATE
+            if security == "starttls":
+                client.starttls(ctx)
+            client.login(o["username"], self.password() or "")
+        except LoginError as e:
+            _quietly(client.shutdown)
+            raise PermanentError(f"{self.where}: login failed for {o['username']} ({_text(e)})") from None
+        except NET_ERRORS as e:
+            _quietly(client.shutdown)
+            raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e)}") from None
+        return client
+
+    def _main(self) -> IMAPClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            _quietly(self._client.shutdown)
+            self._client = None
+
+    # -- inbound ------------------------------------------------------------------
+    def fetch(self, cursor: dict[str, str]) -> Batch:
+        with self._lock:
+            try:
+                return self._fetch(cursor)
+            except (ConnectorError, PermanentError):
+                self._drop()
+                raise
+            except NET_ERRORS as e:
+                self._drop()
+                raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e)}") from None
+
+    def _fetch(self, cursor: dict[str, str]) -> Batch:
+        client = self._main()
+        out = dict(cursor)
+        items, budget, more = [], self.chunk, False
+        for index, folder in enumerate(self.folders):
+            info = self._select(client, folder, readonly=True)
+            validity = int(info[b"UIDVALIDITY"])
+            saved_validity, _, saved_last = cursor.get(folder, "").partition(":")
+            last = int(saved_last) if saved_validity == str(validity) and saved_last.isdigit() else 0
+            if saved_validity and saved_validity != str(validity):
+                log.warning("%s %s: UIDVALIDITY changed; re-reading the folder (duplicates are dropped)",
+                            self.where, folder)
+            uidnext = info.get(b"UIDNEXT")
+            uids = [] if uidnext is not None and int(uidnext) <= last + 1 else \
+                sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)  # n:* always matches the top
+            take = uids[:budget]
+            if take:
+                items.extend(self._download(client, folder, validity, take))
+                last = take[-1]
+            out[folder] = f"{validity}:{last}"
+            self._seen[folder] = (validity, last)
+            budget -= len(take)
+            if len(uids) > len(take) or (budget <= 0 and index < len(self.folders) - 1):
+                more = True
+                break
+        return Batch(items, out, more)
+
+    def _select(self, client: IMAPClient, folder: str, readonly: bool) -> dict:
+        try:
+            return client.select_folder(folder, readonly=readonly)
+        except IMAPClientError as e:
+            if "NONEXISTENT" in str(e).upper() or "doesn't exist" in str(e).lower():
+                raise PermanentError(f"{self.where}: folder {folder!r} does not exist") from None
+            raise
+
+    def _download(self, client: IMAPClient, folder: str, validity: int, uids: list[int]) -> list:
+        data = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
+        items = []
+        for uid in uids:
+            row = data.get(uid)
+            if not row or b"BODY[]" not in row:
+                continue  # expunged between SEARCH and FETCH
+            received = row.get(b"INTERNALDATE")
+            item = parse(row[b"BODY[]"] or b"", self.account,
+                         fallback_time=received.timestamp() if received else time.time(),
+                         meta={"folder": folder, "uid": uid, "uidvalidity": validity})
+            if self._own and item.sender.address == self._own:
+                continue  # our own replies (a Sent folder in `folders`) are not customer mail
+            items.append(item)
+        return items
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """IDLE on the first folder; other folders are polled each `timeout`."""
+        if not self.options["idle"]:
+            stop.wait(timeout)
+            return
+        try:
+            self._idle_wait(min(timeout, IDLE_MAX), stop)
+        except (ConnectorError, *NET_ERRORS) as e:
+            # let the next fetch report the problem as channel health
+            log.info("%s: IDLE unavailable: %s", self.where, _text(e))
+            if self._idler is not None:
+                _quietly(self._idler.shutdown)
+                self._idler = None
+            stop.wait(min(timeout, 1.0))
+
+    def _idle_wait(self, timeout: float, stop: threading.Event) -> None:
+        if self._idler is None:
+            self._idler = self._connect()
+        idler = self._idler
+        if not idler.has_capability("IDLE"):
+            stop.wait(timeout)
+            return
+        folder = self.folders[0]
+        info = self._select(idler, folder, readonly=True)
+        seen = self._seen.get(folder)
+        uidnext = info.get(b"UIDNEXT")
+        if seen is None or seen[0] != int(info[b"UIDVALIDITY"]) or (uidnext and int(uidnext) > seen[1] + 1):
+            return  # mail arrived since the last fetch
+        deadline = time.monotonic() + timeout
+        idler.idle()
+        try:
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                responses = idler.idle_check(timeout=min(IDLE_SLICE, left))
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    break
+        finally:
+            idler.idle_done()
+
+    # -- outbound -----------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> Receipt:
+        msg, message_id = compose_mod.compose(message, self.options)
+        smtp.send(msg, self.options, self.password())
+        meta = {"message_id": f"<{message_id}>",
+                "references": [f"<{r}>" for r in compose_mod.threading_headers(message)[1]]}
+        # The reply is delivered; what follows is bookkeeping and must not raise
+        # (a raise would make the engine send the reply again).
+        with self._lock:
+            if self.options["sent_folder"]:
+                error = self._best_effort(self._append_sent, msg.as_bytes())
+                if error:
+                    meta["sent_copy_error"] = error
+            if message.parent is not None and message.parent.meta.get("uid"):
+                self._best_effort(self._mark_answered, message.parent.meta)
+        return Receipt(external_id=message_id, meta=meta)
+
+    def _best_effort(self, fn, *args) -> str | None:
+        try:
+            fn(*args)
+            return None
+        except Exception as e:  # noqa: BLE001 - see send()
+            self._drop()
+            log.warning("%s: %s failed after sending: %s", self.where, fn.__name__.strip("_"), _text(e))
+            return f"{type(e).__name__}: {_text(e)}"[:300]
+
+    def _append_sent(self, raw: bytes) -> None:
+        client = self._main()
+        folder = self.options["sent_folder"]
+        try:
+            client.append(folder, raw, flags=[b"\\Seen"])
+        except IMAPClientError as e:
+            if "TRYCREATE" not in str(e).upper():
+                raise
+            client.create_folder(folder)
+            client.append(folder, raw, flags=[b"\\Seen"])
+
+    def _mark_answered(self, meta: dict) -> None:
+        client = self._main()
+        info = self._select(client, meta["folder"], readonly=False)
+        if int(info[b"UIDVALIDITY"]) == int(meta.get("uidvalidity", -1)):  # else the uid means another message
+            client.add_flags([int(meta["uid"])], [b"\\Answered"])
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._client, self._idler):
+                if client is not None:
+                    _quietly(client.logout)
+            self._client = self._idler = None
+
+
+def _text(e: BaseException) -> str:
+    text = e.args[0] if e.args else str(e)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split())[:200] or type(e).__name__
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - closing a broken connection
+        pass

@@ -1,0 +1,195 @@
+"""Local Maildir in, a sendmail-compatible command out.
+
+For people who already sync their mail with mbsync or offlineimap: we read the
+Maildir they keep and send with `msmtp -t` (or any `sendmail -t` work-alike).
+
+A Maildir has no UIDs. The cursor per folder is the (ctime, name) of the last
+file read: delivery and every later rename (new/ -> cur/, flag changes) bump a
+file's ctime, so nothing new is ever behind the cursor. A renamed file is read
+again and the store drops it (same Message-ID), so nothing doubles either.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
+from connectors.email import compose as compose_mod
+from connectors.email.parse import parse
+from store.models import OutboundMessage, Receipt
+
+log = logging.getLogger("omnidesk.email")
+POLL = 0.25  # seconds between looks at the folders while waiting
+# sendmail exit codes (sysexits.h) that retrying cannot fix
+PERMANENT_EXITS = {64: "usage", 65: "data error", 67: "unknown user", 68: "unknown host", 77: "permission denied",
+                   78: "configuration error"}
+
+
+def is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() or (path / "new").is_dir()
+
+
+def folder_path(root: Path, folder: str) -> Path | None:
+    """mbsync keeps folders as plain subdirectories (often INBOX/), offlineimap
+    and Maildir++ as dot-directories; the root itself is the inbox."""
+    candidates = [root / folder, root / f".{folder}"]
+    if folder.upper() == "INBOX":
+        candidates = [root / folder, root]
+    return next((p for p in candidates if is_maildir(p)), None)
+
+
+def message_files(path: Path) -> list[tuple[int, str, Path]]:
+    """(ctime_ns, name, path) for every message in a Maildir folder."""
+    out = []
+    for sub in ("new", "cur"):
+        try:
+            entries = os.scandir(path / sub)
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # renamed by the mail syncer meanwhile
+                    continue
+                out.append((st.st_ctime_ns, entry.name, Path(entry.path)))
+    return out
+
+
+def unique_name(name: str) -> str:
+    """The part of a Maildir file name that survives flag changes."""
+    return re.split(r"[:!]2,", name, maxsplit=1)[0]
+
+
+class MaildirConnector(BaseConnector):
+    channel = "email"
+
+    def __init__(self, account: str, options: dict):
+        super().__init__(account)
+        self.options = options
+        self.root = Path(os.path.expanduser(options["maildir"]))
+        self.folders: list[str] = list(options["folders"]) or ["INBOX"]
+        self.chunk = options["fetch_chunk"]
+        self._stamp: tuple = ()
+        self._own = (options.get("from_address") or options.get("username") or "").lower()
+
+    def _path(self, folder: str) -> Path:
+        path = folder_path(self.root, folder)
+        if path is None:
+            if not self.root.exists():
+                raise ConnectorError(f"Maildir {self.root} does not exist (not mounted or not synced yet?)")
+            raise PermanentError(f"Maildir {self.root}: no folder {folder!r}")
+        return path
+
+    def _dir_stamp(self) -> tuple:
+        stamp = []
+        for folder in self.folders:
+            path = folder_path(self.root, folder)
+            for sub in ("new", "cur"):
+                try:
+                    stamp.append((path / sub).stat().st_mtime_ns if path else None)
+                except OSError:
+                    stamp.append(None)
+        return tuple(stamp)
+
+    def fetch(self, cursor: dict[str, str]) -> Batch:
+        self._stamp = self._dir_stamp()  # before scanning, so a change during the scan still wakes wait()
+        out, items, budget, more = dict(cursor), [], self.chunk, False
+        for folder in self.folders:
+            path = self._path(folder)
+            mark_ns, _, mark_name = cursor.get(folder, "0:").partition(":")
+            mark = (int(mark_ns) if mark_ns.isdigit() else 0, mark_name)
+            files = sorted(f for f in message_files(path) if (f[0], f[1]) > mark)
+            take = files[:budget]
+            for ctime_ns, name, file in take:
+                try:
+                    raw = file.read_bytes()
+                    mtime = file.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # renamed meanwhile: its new name sorts later and is read then
+                item = parse(raw, self.account, fallback_time=mtime,
+                             meta={"folder": folder, "maildir_key": unique_name(name)})
+                if not (self._own and item.sender.address == self._own):
+                    items.append(item)
+                out[folder] = f"{ctime_ns}:{name}"
+            budget -= len(take)
+            if len(files) > len(take) or (budget <= 0 and folder != self.folders[-1]):
+                more = True
+                break
+        return Batch(items, out, more)
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and time.monotonic() < deadline:
+            if self._dir_stamp() != self._stamp:
+                return
+            stop.wait(min(POLL, max(0.0, deadline - time.monotonic())))
+
+    # -- outbound -----------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> Receipt:
+        msg, message_id = compose_mod.compose(message, self.options)
+        raw = msg.as_bytes()
+        self._sendmail(raw)
+        meta = {"message_id": f"<{message_id}>",
+                "references": [f"<{r}>" for r in compose_mod.threading_headers(message)[1]]}
+        # delivered: bookkeeping below must not raise, or the reply would be sent twice
+        try:
+            if self.options["sent_folder"]:
+                self._store_sent(raw)
+            key = (message.parent.meta or {}).get("maildir_key") if message.parent else None
+            if key:
+                self._mark_answered(message.parent.meta.get("folder", "INBOX"), key)
+        except Exception as e:  # noqa: BLE001
+            log.warning("Maildir %s: bookkeeping after sending failed: %s", self.root, e)
+            meta["sent_copy_error"] = f"{type(e).__name__}: {e}"[:300]
+        return Receipt(external_id=message_id, meta=meta)
+
+    def _sendmail(self, raw: bytes) -> None:
+        command = shlex.split(self.options["sendmail_command"])
+        try:
+            done = subprocess.run(command, input=raw, capture_output=True, timeout=self.options["timeout"] * 4)
+        except FileNotFoundError:
+            raise PermanentError(f"sendmail_command: {command[0]!r} not found") from None
+        except subprocess.TimeoutExpired:
+            raise ConnectorError(f"sendmail_command: {command[0]} did not finish in time") from None
+        if done.returncode:
+            err = " ".join(done.stderr.decode("utf-8", "replace").split())[:200]
+            detail = f"{command[0]} exited with status {done.returncode}" + (f": {err}" if err else "")
+            if done.returncode in PERMANENT_EXITS:
+                raise PermanentError(f"{detail} ({PERMANENT_EXITS[done.returncode]})")
+            raise ConnectorError(detail)
+
+    def _store_sent(self, raw: bytes) -> None:
+        folder = self.options["sent_folder"]
+        path = folder_path(self.root, folder)
+        if path is None:  # follow the layout the inbox uses
+            path = self.root / (folder if (self.root / "INBOX").is_dir() else f".{folder}")
+            for sub in ("tmp", "new", "cur"):
+                (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{time.time_ns()}.{os.getpid()}_{threading.get_ident()}.{socket.gethostname().replace('/', '_')}"
+        tmp = path / "tmp" / name
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.rename(tmp, path / "cur" / f"{name}:2,S")
+
+    def _mark_answered(self, folder: str, key: str) -> None:
+        path = folder_path(self.root, folder)
+        if path is None:
+            return
+        for ctime_ns, name, file in message_files(path):
+            if unique_name(name) != key:
+                continue
+            info = name[len(key) + 3:] if name[len(key):len(key) + 3] in (":2,", "!2,") else ""
+            flags = "".join(sorted(set(info) | {"R"}))
+            file.rename(path / "cur" / f"{key}:2,{flags}")
+            return

@@ -1,0 +1,345 @@
+"""Raw RFC 5322 bytes -> InboundMessage.
+
+Speed matters (mailboxes are years deep) and so does robustness (they are full
+of broken mail). The structure is parsed with the stdlib's compat32 policy,
+which is ~10x faster than policy.default and does not raise on headers like
+`Message-Id: <>`; the few fields a person reads (From, Subject, the body,
+attachment names) are then decoded carefully by hand. Nothing in here may
+raise: a message we cannot understand is still stored, raw, with a note.
+"""
+from __future__ import annotations
+
+import codecs
+import email
+import email.header
+import email.utils
+import hashlib
+import mimetypes
+import re
+import time
+from email.message import Message
+from email.policy import compat32
+
+from connectors.email.quotes import split_reply
+from store.models import AttachmentIn, InboundMessage, Sender
+
+CHANNEL = "email"
+_MSGID = re.compile(r"<([^<>\s]*)>")
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Charset names seen in the wild that Python does not know.
+_CHARSET_ALIASES = {"unknown-8bit": None, "x-unknown": None, "unknown": None, "x-user-defined": "latin-1",
+                    "ks_c_5601-1987": "cp949", "iso-8859-8-i": "iso-8859-8", "x-mac-roman": "mac-roman",
+                    "utf8": "utf-8", "ascii": "us-ascii", "gb2312": "gb18030", "gbk": "gb18030"}
+
+
+def bare_id(value: str | None) -> str | None:
+    """`<abc@host>` -> `abc@host`; None for a missing or empty id (`<>`)."""
+    if not value:
+        return None
+    value = str(value).strip()
+    m = _MSGID.search(value)
+    ident = m.group(1) if m else value.split()[0] if value.split() else ""
+    ident = ident.strip()
+    return ident[:512] or None
+
+
+def id_list(value: str | None) -> list[str]:
+    """All message ids in a References / In-Reply-To header, in order."""
+    if not value:
+        return []
+    ids = [i for i in _MSGID.findall(str(value)) if i]
+    if not ids:  # some mailers drop the angle brackets
+        ids = [w.strip(",;") for w in str(value).split() if "@" in w]
+    return [i[:512] for i in ids]
+
+
+def raw_id(raw: bytes) -> str:
+    """A stable external id for mail without a usable Message-ID."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
+
+
+def decode_header(value) -> str:
+    """RFC 2047 words, raw 8-bit bytes, unknown charsets: always a clean str."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    value = str(value)
+    if any("\udc80" <= c <= "\udcff" for c in value):
+        # undeclared 8-bit header bytes (surrogate-escaped by the parser)
+        value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
+    if "=?" in value:
+        try:
+            parts = email.header.decode_header(value)
+            value = "".join(decode_bytes(p, c) if isinstance(p, bytes) else p for p, c in parts)
+        except Exception:  # malformed encoded-words: keep the text as it came
+            pass
+    return clean_text(" ".join(value.split()))
+
+
+def clean_text(text: str) -> str:
+    """Drop NULs and C0/C1 controls except newline and tab; they can only harm."""
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", "", text)
+
+
+def _codec(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    name = charset.strip().strip('"').lower()
+    if name in _CHARSET_ALIASES:
+        return _CHARSET_ALIASES[name]
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes in a declared (maybe wrong) or undeclared charset -> str."""
+    codec = _codec(charset)
+    if codec:
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:200_000]).best()
+        if best is not None:
+            return data.decode(best.encoding, errors="replace")
+    except Exception:  # a detector bug must not stop ingest
+        pass
+    return data.decode(codec or "latin-1", errors="replace")
+
+
+def html_to_text(html: str) -> str:
+    import html2text
+
+    h = html2text.HTML2Text()
+    h.body_width = 0  # the console wraps; hard wrapping would break quotes and links
+    h.ignore_images = True
+    h.ignore_emphasis = True
+    h.protect_links = True
+    try:
+        return h.handle(html).strip()
+    except Exception:  # html2text can choke on pathological markup
+        return re.sub(r"<[^>]*>", " ", html)
+
+
+def _part_text(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if payload is None:
+        payload = part.get_payload()
+        if isinstance(payload, str):
+            payload = payload.encode("ascii", "surrogateescape")
+        else:
+            return ""
+    return clean_text(decode_bytes(payload, part.get_content_charset()))
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = None
+    if isinstance(name, tuple):  # RFC 2231 that the parser could not decode
+        name = name[2]
+    name = decode_header(name) if name else ""
+    if not name:
+        ext = mimetypes.guess_extension(part.get_content_type()) or ".bin"
+        name = "attachment" + ext
+    return name  # the store sanitizes before anything touches the disk
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    maintype = part.get_content_maintype()
+    if maintype == "text":
+        return bool(part.get_param("filename", header="content-disposition") or part.get_param("name"))
+    return maintype != "multipart"
+
+
+class _Body:
+    def __init__(self):
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[AttachmentIn] = []
+
+
+def _walk(part: Message, out: _Body, depth: int = 0) -> None:
+    if depth > 30:  # hostile nesting
+        return
+    ctype = part.get_content_type()
+    if part.is_multipart():
+        children = part.get_payload()
+        if not isinstance(children, list):
+            return
+        if ctype == "multipart/alternative":
+            _alternative(children, out, depth)
+            return
+        for child in children:
+            _walk(child, out, depth + 1)
+        return
+    if ctype == "message/rfc822" or _is_attachment(part):
+        _attach(part, out)
+    elif ctype == "text/html":
+        out.html.append(_part_text(part))
+    else:
+        out.plain.append(_part_text(part))
+
+
+def _alternative(children: list, out: _Body, depth: int) -> None:
+    """Prefer text/plain; keep the HTML version too (for the record)."""
+    sub = _Body()
+    for child in children:
+        _walk(child, sub, depth + 1)
+    if any(t.strip() for t in sub.plain):
+        out.plain.extend(sub.plain)
+        out.html.extend(sub.html)
+    elif sub.html:
+        out.html.extend(sub.html)
+        out.plain.append(html_to_text("\n".join(sub.html)))
+    out.attachments.extend(sub.attachments)
+
+
+def _attach(part: Message, out: _Body) -> None:
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        name = _filename(part) if part.get_filename() else "forwarded.eml"
+    else:
+        try:
+            data = part.get_payload(decode=True) or b""
+        except Exception:
+            data = b""
+        name = _filename(part)
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    inline = disposition == "inline" or (disposition != "attachment" and bool(part.get("Content-ID")))
+    out.attachments.append(AttachmentIn(name, part.get_content_type(), data, inline=inline))
+
+
+def _date(msg: Message, fallback: float) -> float:
+    candidates = [msg.get("Date")]
+    received = msg.get_all("Received") or []
+    if received:
+        candidates.append(str(received[0]).rpartition(";")[2])
+    for value in candidates:
+        if not value:
+            continue
+        try:
+            parsed = email.utils.parsedate_to_datetime(str(value))
+            ts = parsed.timestamp()
+        except Exception:
+            continue
+        if 0 < ts < time.time() + 86400:  # far-future spam dates would jump the queue
+            return ts
+    return fallback
+
+
+def _sender(msg: Message) -> Sender:
+    for header in ("From", "Sender", "Reply-To", "Return-Path"):
+        value = decode_header(msg.get(header))
+        if not value:
+            continue
+        name, addr = email.utils.parseaddr(value)
+        if "@" in addr:
+            return Sender(CHANNEL, addr.lower(), clean_text(name).strip(' "\''))
+    return Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender")
+
+
+def thread_key(message_id: str | None, references: list[str], in_reply_to: list[str], subject: str) -> str:
+    """Root of the conversation: first References id, else In-Reply-To, else
+    this message's own id. The subject is a last resort, used only for a
+    'Re:' that lost its headers or mail with no ids at all."""
+    if references:
+        return references[0]
+    if in_reply_to:
+        return in_reply_to[0]
+    if message_id and not _REPLY_PREFIX.match(subject or ""):
+        return message_id
+    base = _REPLY_PREFIX.sub("", subject or "").strip().lower()
+    return "subject:" + " ".join(base.split()) if base else (message_id or "subject:")
+
+
+def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta: dict | None = None) -> InboundMessage:
+    """Never raises. Unparsable mail comes back with `parse_error` set and the raw bytes kept."""
+    fallback_time = fallback_time if fallback_time is not None else time.time()
+    try:
+        return _parse(raw, account, fallback_time, dict(meta or {}))
+    except Exception as e:  # the agent sees the note; the raw bytes are kept
+        return InboundMessage(
+            channel=CHANNEL, account=account, external_id=raw_id(raw),
+            sender=Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender"),
+            text="[This message could not be read; its original source is kept.]",
+            sent_at=fallback_time, raw=raw, parse_error=f"{type(e).__name__}: {e}"[:500], meta=dict(meta or {}),
+        )
+
+
+def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> InboundMessage:
+    msg = email.message_from_bytes(raw, policy=compat32)
+    problems = [type(d).__name__ for d in msg.defects]
+    message_id = bare_id(msg.get("Message-ID"))
+    references = id_list(msg.get("References"))
+    in_reply_to = id_list(msg.get("In-Reply-To"))
+    subject = decode_header(msg.get("Subject"))
+    body = _Body()
+    _walk(msg, body)
+    text = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
+    html = "\n".join(body.html) or None
+    if not text and html:
+        text = html_to_text(html)
+    reply = split_reply(text)
+    meta.update({
+        "message_id": f"<{message_id}>" if message_id else None,
+        "references": [f"<{r}>" for r in references[-50:]],  # enough to thread; bounded
+        "new_text": reply.new_text,
+    })
+    if reply.signature:
+        meta["signature"] = reply.signature
+    reply_to = decode_header(msg.get("Reply-To"))
+    if reply_to:
+        meta["reply_to"] = email.utils.parseaddr(reply_to)[1]
+    for hdr in ("To", "Cc"):
+        value = decode_header(msg.get(hdr))
+        if value:
+            meta[hdr.lower()] = value[:2000]
+    if not text and not body.attachments and problems:
+        # nothing readable came out of a broken message
+        return parse_failed(raw, account, fallback_time, meta, "no readable body: " + ", ".join(problems[:5]))
+    return InboundMessage(
+        channel=CHANNEL,
+        account=account,
+        external_id=message_id or raw_id(raw),
+        sender=_sender(msg),
+        text=text,
+        sent_at=_date(msg, fallback_time),
+        subject=subject or None,
+        html=html,
+        thread_key=thread_key(message_id, references, in_reply_to, subject),
+        reply_to=(in_reply_to or references[-1:] or [None])[0],
+        attachments=body.attachments,
+        raw=raw,
+        meta={k: v for k, v in meta.items() if v not in (None, "", [])},
+    )
+
+
+def parse_failed(raw: bytes, account: str, fallback_time: float, meta: dict, why: str) -> InboundMessage:
+    msg = email.message_from_bytes(raw, policy=compat32)
+    message_id = bare_id(msg.get("Message-ID"))
+    return InboundMessage(
+        channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(msg),
+        text="[This message could not be read; its original source is kept.]",
+        sent_at=_date(msg, fallback_time), subject=decode_header(msg.get("Subject")) or None,
+        thread_key=message_id, raw=raw, parse_error=why[:500],
+        meta={k: v for k, v in meta.items() if v not in (None, "", [])},
+    )

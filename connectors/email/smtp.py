@@ -1,0 +1,71 @@
+"""Sending through SMTP with the standard library.
+
+Errors are sorted into "retry later" (network, 4xx) and "a human must act"
+(wrong password, recipient refused, 5xx). Messages never contain the password.
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+
+from connectors.base import ConnectorError, PermanentError
+
+DEFAULT_PORTS = {"tls": 465, "starttls": 587, "plain": 25}
+
+
+def tls_context(options: dict) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if options.get("ca_file"):
+        ctx.load_verify_locations(options["ca_file"])
+    return ctx
+
+
+def send(msg: EmailMessage, options: dict, password: str | None) -> None:
+    host = options.get("smtp_host") or options.get("imap_host")
+    if not host:
+        raise PermanentError("email: set smtp_host to send replies")
+    security = options.get("smtp_security", "tls")
+    port = options.get("smtp_port") or DEFAULT_PORTS[security]
+    timeout = options.get("timeout", 30.0)
+    user = options.get("smtp_username") or options.get("username")
+    where = f"SMTP {host}:{port}"
+    server = None
+    try:
+        if security == "tls":
+            server = smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls_context(options))
+        else:
+            server = smtplib.SMTP(host, port, timeout=timeout)
+        server.ehlo()
+        if security == "starttls":
+            server.starttls(context=tls_context(options))
+            server.ehlo()
+        if user and user != "-" and password:
+            server.login(user, password)
+        refused = server.send_message(msg)
+        # delivered: from here on nothing may raise, or a retry would send it twice
+        try:
+            server.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    except smtplib.SMTPAuthenticationError as e:
+        raise PermanentError(f"{where}: login refused for {user} ({e.smtp_code})") from None
+    except smtplib.SMTPRecipientsRefused as e:
+        codes = ", ".join(f"{addr}: {code}" for addr, (code, _) in e.recipients.items())
+        raise PermanentError(f"{where}: recipient refused ({codes})") from None
+    except smtplib.SMTPResponseException as e:
+        text = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+        detail = f"{where}: {e.smtp_code} {' '.join(text.split())[:200]}"
+        if 500 <= e.smtp_code < 600:
+            raise PermanentError(detail) from None
+        raise ConnectorError(detail, retry_after=60) from None
+    except smtplib.SMTPNotSupportedError as e:
+        raise PermanentError(f"{where}: {e} (check smtp_security)") from None
+    except (smtplib.SMTPException, OSError, socket.timeout) as e:
+        raise ConnectorError(f"{where}: {type(e).__name__}: {e}") from None
+    finally:
+        if server is not None:
+            server.close()
+    if refused:
+        raise PermanentError(f"{where}: recipient refused ({', '.join(refused)})")

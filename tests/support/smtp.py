@@ -1,0 +1,66 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.dovecot import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+class _Handler:
+    def __init__(self, sink: "SmtpSink"):
+        self.sink = sink
+
+    async def handle_DATA(self, server, session, envelope):
+        self.sink._add(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+class SmtpSink:
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Received] = []
+        self._cond = threading.Condition()
+        # Controller(port=0) fails to report its port: pick a free one first.
+        self.port = free_port()
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+
+    def _add(self, item: Received) -> None:
+        with self._cond:
+            self.messages.append(item)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"SMTP server got {len(self.messages)} messages, expected {count}")
+                self._cond.wait(left)
+            return list(self.messages)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
