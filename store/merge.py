@@ -221,6 +221,14 @@ class MergeMixin:
                     if ratio >= 0.85:
                         evidence.append(f"similar names {a[1]!r} / {b[1]!r} ({ratio:.0%})")
                         score += 0.3
+                    elif a[1].split()[0] == b[1].split()[0]:
+                        evidence.append(f"same first name {a[1].split()[0]!r}")
+                        score += 0.2
+                squashed = {p[0]: p[1].replace(" ", "") for p in (a, b)}
+                named = (a[3] & {squashed[b[0]]}) | (b[3] & {squashed[a[0]]})
+                if named:
+                    evidence.append(f"handle @{sorted(named)[0]} matches the other's name")
+                    score += 0.4
                 da = {e.split("@", 1)[1] for e in a[2]}
                 db = {e.split("@", 1)[1] for e in b[2]}
                 common = {"gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "gmx.de", "web.de"}

@@ -1,0 +1,154 @@
+"""Every scripting command end to end: a real `omnidesk` process on a temp store."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from store import Store
+from tests.conftest import ROOT, inbound
+
+T0 = 1_790_000_000.0
+
+
+def omnidesk(db, *args, stdin=None, agent="alex"):
+    return subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db), "--agent", agent, *args],
+                          cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def ok_json(db, *args, **kw):
+    proc = omnidesk(db, *args, "--json", **kw)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def seeded(db_path):
+    s = Store(db_path)
+    jane = s.ingest(inbound("email", "jane@roe.com", "My teapot arrived broken", name="Jane Roe",
+                            subject="Order #1042", sent_at=T0))
+    s.ingest(inbound("telegram", "4242", "hello? any news on the teapot", name="Jane", handle="janeroe",
+                     sent_at=T0 + 600, phones=()))
+    bob = s.ingest(inbound("slack", "U77", "invoice please", name="Bob Li", handle="bob", sent_at=T0 + 60))
+    s.close()
+    return {"jane": jane.customer_id, "bob": bob.customer_id}
+
+
+def test_queue_longest_wait_first(db_path, seeded):
+    rows = ok_json(db_path, "queue")
+    assert [r["name"] for r in rows][:2] == ["Jane Roe", "Bob Li"]
+    assert rows[0]["waiting_since"] == "2026-09-21T14:13:20Z"
+    assert set(rows[0]) >= {"customer_id", "name", "status", "waiting_since", "last_channel", "unread", "channels", "tags"}
+    human = omnidesk(db_path, "queue").stdout
+    assert "Jane Roe" in human and "WAITING" in human
+
+
+def test_show_accepts_every_kind_of_reference(db_path, seeded):
+    for ref in [str(seeded["bob"]), "U77", "@bob", "slack:U77"]:
+        data = ok_json(db_path, "show", ref)
+        assert data["customer"]["id"] == seeded["bob"]
+        assert data["messages"][0]["text"] == "invoice please"
+    assert ok_json(db_path, "show", "jane@roe.com")["customer"]["name"] == "Jane Roe"
+    assert ok_json(db_path, "show", "@janeroe")["customer"]["id"] != seeded["jane"]  # not linked: no shared evidence
+
+
+def test_reply_from_stdin_and_flag(db_path, seeded):
+    data = ok_json(db_path, "reply", "jane@roe.com", stdin="Sorry! A replacement ships today.\n")
+    assert data["state"] == "queued" and data["channel"] == "email" and data["subject"] == "Re: Order #1042"
+    data = ok_json(db_path, "reply", "@bob", "-m", "Invoice attached")
+    assert data["channel"] == "slack" and data["author"] == "alex"
+    assert [r["name"] for r in ok_json(db_path, "queue")] == ["Jane"]
+    proc = omnidesk(db_path, "reply", "@bob", "--channel", "telegram", "-m", "x")
+    assert proc.returncode == 1 and "no telegram identity" in proc.stderr
+    proc = omnidesk(db_path, "reply", "@bob", stdin="")
+    assert proc.returncode == 1 and "empty reply" in proc.stderr
+
+
+def test_note_tag_status_assign_and_events(db_path, seeded):
+    bob = str(seeded["bob"])
+    assert ok_json(db_path, "note", bob, "-m", "prefers mornings")["direction"] == "note"
+    assert ok_json(db_path, "tag", bob, "vip", "billing")["tags"] == ["billing", "vip"]
+    assert ok_json(db_path, "tag", bob, "-r", "billing")["tags"] == ["vip"]
+    assert ok_json(db_path, "status", bob, "done")["status"] == "done"
+    assert ok_json(db_path, "assign", bob, "kim")["assignee"] == "kim"
+    events = ok_json(db_path, "events", "--customer", bob)
+    assert [e["kind"] for e in events] == ["assign", "status", "untag", "tag", "tag", "note"]
+    assert all(e["actor"] == "alex" for e in events)
+    assert [r["customer_id"] for r in ok_json(db_path, "queue", "--filter", "done")] == [seeded["bob"]]
+
+
+def test_snooze_then_undo(db_path, seeded):
+    bob = str(seeded["bob"])
+    data = ok_json(db_path, "snooze", bob, "2h")
+    assert data["status"] == "snoozed"
+    assert seeded["bob"] not in [r["customer_id"] for r in ok_json(db_path, "queue")]
+    assert ok_json(db_path, "undo")["kind"] == "status"
+    assert seeded["bob"] in [r["customer_id"] for r in ok_json(db_path, "queue")]
+    proc = omnidesk(db_path, "snooze", bob, "someday")
+    assert proc.returncode == 1 and "someday" in proc.stderr
+
+
+def test_merge_split_undo(db_path, seeded):
+    tg = ok_json(db_path, "show", "@janeroe")["customer"]["id"]
+    suggestions = ok_json(db_path, "suggest")
+    assert {(s["customer_id"], s["other_id"]) for s in suggestions} >= {(seeded["jane"], tg)}
+    ok_json(db_path, "merge", str(seeded["jane"]), "@janeroe")
+    merged = ok_json(db_path, "show", "@janeroe")
+    assert merged["customer"]["id"] == seeded["jane"] and len(merged["messages"]) == 2
+    identity = [i for i in merged["customer"]["identities"] if i["channel"] == "telegram"][0]["id"]
+    split = ok_json(db_path, "split", str(identity))
+    assert ok_json(db_path, "show", str(split["customer_id"]))["messages"][0]["channel"] == "telegram"
+    ok_json(db_path, "undo")
+    assert len(ok_json(db_path, "show", str(seeded["jane"]))["messages"]) == 2
+    ok_json(db_path, "undo")  # the merge
+    assert len(ok_json(db_path, "show", str(seeded["jane"]))["messages"]) == 1
+
+
+def test_search_and_customers(db_path, seeded):
+    hits = ok_json(db_path, "search", "teapot")
+    assert {h["customer_name"] for h in hits} == {"Jane Roe", "Jane"}
+    assert [h["channel"] for h in ok_json(db_path, "search", "teapot", "channel:telegram")] == ["telegram"]
+    assert [c["name"] for c in ok_json(db_path, "customers")] == ["Jane Roe", "Jane", "Bob Li"]
+    assert [c["name"] for c in ok_json(db_path, "customers", "bob")] == ["Bob Li"]
+    assert "No matches." in omnidesk(db_path, "search", "zebra").stdout
+
+
+def test_retry_failed_reply(db_path, seeded):
+    mid = ok_json(db_path, "reply", "@bob", "-m", "hi")["id"]
+    s = Store(db_path)
+    [out] = s.claim_due()
+    s.mark_failed(out.outbox_id, "channel down", None)
+    s.close()
+    assert ok_json(db_path, "show", "@bob")["messages"][-1]["state"] == "failed"
+    assert ok_json(db_path, "retry", str(mid))["state"] == "queued"
+    proc = omnidesk(db_path, "retry", str(mid))
+    assert proc.returncode == 1 and "not failed" in proc.stderr
+
+
+def test_exit_codes(db_path, seeded):
+    assert omnidesk(db_path, "show", "nobody@x.io").returncode == 1
+    assert omnidesk(db_path, "frobnicate").returncode == 2
+    assert omnidesk(db_path, "status", "1", "closed").returncode == 2
+    proc = omnidesk(db_path, "undo", "99999")
+    assert proc.returncode == 1 and "no event" in proc.stderr
+
+
+def test_hostile_text_is_printed_inert(db_path):
+    s = Store(db_path)
+    s.ingest(inbound("telegram", "1", "hi \x1b]52;c;ZXZpbA==\x07\x1b[2J[bold red]boom[/]", name="\x1b[31mEvil"))
+    s.close()
+    out = omnidesk(db_path, "show", "1").stdout
+    assert "\x1b" not in out and "\x07" not in out
+    assert "[bold red]boom[/]" in out
+
+
+def test_bad_config_names_the_key(tmp_path, db_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[sync]\npoll_interval = 'often'\n")
+    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db_path), "--config", str(cfg), "queue"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "sync.poll_interval: expected an integer or a number" in proc.stderr
+    cfg.write_text("[telegram.shop]\ntoken = 'abc'\n")
+    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db_path), "--config", str(cfg), "queue"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "telegram.shop.token: unknown key" in proc.stderr and "abc" not in proc.stderr
