@@ -1,0 +1,305 @@
+"""Telegram through python-telegram-bot's `Bot`, used directly (no Application,
+no webhook).
+
+Inbound: `getUpdates` long polling. `wait()` is the long poll; what it returns
+is buffered and handed out by the next `fetch()`. The cursor is the update
+offset: Telegram forgets updates only when a later call passes a higher offset,
+and we pass the offset saved with the committed rows, so a crash at any point
+loses nothing, and a restart does not fetch anything twice.
+
+Threads: the Bot lives on a private event loop in its own thread. The engine's
+poller thread (fetch/wait) and its outbox thread (send) both submit coroutines
+to that loop, so the library only ever runs on one thread; long polls use the
+Bot's getUpdates connection and sends use its separate pool, so a reply never
+waits for a long poll.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dtm
+import json
+import logging
+import threading
+import urllib.parse
+import warnings
+
+from telegram import Bot, ReplyParameters
+from telegram import error as tg_error
+from telegram.request import HTTPXRequest
+
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError
+from connectors.config import ConfigError, Option, resolve_secret, secret_options
+from connectors.formatting import telegram_parts
+from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
+
+# httpx logs every request URL at INFO, and Bot API URLs contain the token.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+BOT_API_FILE_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files
+PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto refuses larger photos
+UPDATES = ["message", "edited_message"]
+BATCH = 100
+
+OPTIONS: dict[str, Option] = {
+    **secret_options("token", "bot token from @BotFather"),
+    "base_url": Option(str, "https://api.telegram.org/bot", "Bot API URL (the token is appended)"),
+    "base_file_url": Option(str, "https://api.telegram.org/file/bot", "Bot API file URL (the token is appended)"),
+    "long_poll_seconds": Option(int, 25, "how long one getUpdates call waits for news"),
+    "max_download_bytes": Option(int, BOT_API_FILE_LIMIT, "largest attachment downloaded (Bot API limit: 20 MB)"),
+}
+
+# (message field, default file name, default content type)
+_MEDIA = [
+    ("photo", "photo_{id}.jpg", "image/jpeg"),
+    ("document", "document_{id}", "application/octet-stream"),
+    ("voice", "voice_{id}.ogg", "audio/ogg"),
+    ("video", "video_{id}.mp4", "video/mp4"),
+    ("audio", "audio_{id}.mp3", "audio/mpeg"),
+    ("video_note", "video_note_{id}.mp4", "video/mp4"),
+    ("animation", "animation_{id}.mp4", "video/mp4"),
+    ("sticker", "sticker_{id}.webp", "image/webp"),
+]
+
+
+def build(account: str, options: dict, config=None) -> "TelegramConnector":
+    where = f"telegram.{account}"
+    token = resolve_secret(options, "token", where)
+    if not token:
+        raise ConfigError(f"{where}: no bot token; set token_env, token_command or token_keyring")
+    cap = options.get("max_download_bytes", BOT_API_FILE_LIMIT)
+    if config is not None:
+        cap = min(cap, config.get("attachments", "max_bytes"))
+    return TelegramConnector(account, token, base_url=options.get("base_url", OPTIONS["base_url"].default),
+                             base_file_url=options.get("base_file_url", OPTIONS["base_file_url"].default),
+                             long_poll=options.get("long_poll_seconds", 25), max_download_bytes=cap)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+class TelegramConnector(BaseConnector):
+    channel = "telegram"
+
+    def __init__(self, account: str, token: str, *, base_url: str = "https://api.telegram.org/bot",
+                 base_file_url: str = "https://api.telegram.org/file/bot", long_poll: int = 25,
+                 max_download_bytes: int = BOT_API_FILE_LIMIT, timeout: float = 20.0):
+        super().__init__(account)
+        self._secrets = {token, urllib.parse.quote(token, safe="")}
+        self.long_poll = max(0, int(long_poll))
+        self.max_download_bytes = min(max_download_bytes, BOT_API_FILE_LIMIT)
+        self.timeout = timeout
+        self._bot = Bot(token, base_url=base_url, base_file_url=base_file_url,
+                        request=HTTPXRequest(connection_pool_size=8, read_timeout=timeout, write_timeout=timeout),
+                        get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=timeout))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"omnidesk {self.name} loop", daemon=True)
+        self._thread.start()
+        self._ready = False
+        self._offset: int | None = None  # the offset of the last cursor handed out
+        self._buffer: tuple[int | None, tuple] | None = None  # (offset asked, updates) from wait()
+
+    # -- running the async library from engine threads ---------------------------------
+    def _submit(self, coro) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def _call(self, coro, timeout: float | None = None):
+        return self._result(self._submit(coro), timeout or self.timeout * 3)
+
+    def _result(self, fut: concurrent.futures.Future, timeout: float):
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise ConnectorError("Telegram did not answer in time") from None
+        except tg_error.TelegramError as e:
+            raise self._map_error(e) from None
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<token>")
+        return " ".join(text.split())[:300]
+
+    def _map_error(self, e: tg_error.TelegramError) -> ConnectorError:
+        if isinstance(e, tg_error.RetryAfter):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                after = e.retry_after
+            seconds = after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
+            return ConnectorError(f"Telegram rate limit: retry after {seconds:.0f}s", retry_after=seconds)
+        if isinstance(e, tg_error.InvalidToken):
+            return PermanentError("Telegram rejected the bot token (401 Unauthorized); check the token in the config")
+        if isinstance(e, tg_error.Conflict):
+            return ConnectorError("another program is polling this bot (409 Conflict)")
+        if isinstance(e, tg_error.Forbidden):
+            return ConnectorError(f"Telegram refused: {self._scrub(e.message)}")
+        if isinstance(e, tg_error.BadRequest):
+            return ConnectorError(f"Telegram rejected the request: {self._scrub(e.message)}")
+        if isinstance(e, tg_error.TimedOut):
+            return ConnectorError("Telegram did not answer in time")
+        if isinstance(e, tg_error.NetworkError):
+            return ConnectorError(f"cannot reach Telegram: {self._scrub(e.message)}")
+        return ConnectorError(f"Telegram error: {self._scrub(e.message)}")
+
+    def _ensure_ready(self) -> None:
+        if not self._ready:
+            self._call(self._bot.initialize())  # getMe: checks the token
+            self._ready = True
+
+    # -- inbound ---------------------------------------------------------------------------
+    def fetch(self, cursor: dict[str, str]) -> Batch:
+        self._ensure_ready()
+        offset = int(cursor["offset"]) if cursor.get("offset") else None
+        buffered, self._buffer = self._buffer, None
+        if buffered is not None and buffered[0] == offset:
+            updates = buffered[1]
+        else:
+            updates = self._call(self._bot.get_updates(offset=offset, limit=BATCH, timeout=0,
+                                                       allowed_updates=UPDATES))
+        items = self._call(self._convert_all(updates), timeout=self.timeout * (2 + len(updates)))
+        if updates:
+            offset = updates[-1].update_id + 1
+        self._offset = offset
+        return Batch(items, {"offset": str(offset)} if offset is not None else {}, more=len(updates) >= BATCH)
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Long-poll until updates arrive (kept for the next fetch), the timeout
+        passes or `stop` is set (the poll is then abandoned)."""
+        seconds = int(min(timeout, self.long_poll))
+        if self._buffer is not None or stop.is_set():
+            return
+        if seconds <= 0 or not self._ready:
+            stop.wait(max(0.0, timeout))
+            return
+        offset = self._offset
+        fut = self._submit(self._bot.get_updates(offset=offset, limit=BATCH, timeout=seconds,
+                                                 allowed_updates=UPDATES))
+        done = threading.Event()
+        fut.add_done_callback(lambda _f: done.set())
+        while not done.wait(0.05):
+            if stop.is_set():
+                fut.cancel()
+                return
+        if fut.cancelled():
+            return
+        updates = self._result(fut, 1)
+        if updates:
+            self._buffer = (offset, updates)
+
+    async def _convert_all(self, updates) -> list[InboundMessage]:
+        out = []
+        for update in updates:
+            item = await self._convert(update)
+            if item is not None:
+                out.append(item)
+        return out
+
+    async def _convert(self, update) -> InboundMessage | None:
+        msg = update.message or update.edited_message
+        user = msg.from_user if msg else None
+        if msg is None or user is None or user.is_bot:
+            return None
+        chat_id = msg.chat.id
+        edit = update.edited_message is not None
+        text = msg.text or msg.caption or ""
+        notes: list[str] = []
+        phones: tuple[str, ...] = ()
+        if msg.contact:
+            c = msg.contact
+            notes.append(f"[shared contact: {' '.join(filter(None, [c.first_name, c.last_name]))}, {c.phone_number}]")
+            if c.user_id == user.id:  # their own number: evidence that links identities
+                phones = (c.phone_number,)
+        attachments: list[AttachmentIn] = []
+        skipped: list[dict] = []
+        if not edit:
+            await self._download_media(msg, attachments, skipped, notes)
+        if notes:
+            text = "\n".join([text, *notes]) if text else "\n".join(notes)
+        meta = {"chat_id": chat_id, "message_id": msg.message_id, "chat_type": msg.chat.type}
+        if skipped:
+            meta["skipped_files"] = skipped
+        sent_at = msg.date.timestamp()
+        if edit:
+            meta["edited_at"] = (msg.edit_date or msg.date).timestamp()
+        reply_to = msg.reply_to_message
+        return InboundMessage(
+            channel="telegram", account=self.account, external_id=f"{chat_id}:{msg.message_id}",
+            sender=Sender("telegram", str(user.id), user.full_name, user.username or "", phones=phones),
+            text=text, sent_at=sent_at, thread_key=str(chat_id),
+            reply_to=f"{chat_id}:{reply_to.message_id}" if reply_to else None,
+            attachments=attachments, raw=json.dumps(update.to_dict(), ensure_ascii=False).encode("utf-8"),
+            meta=meta, kind="edit" if edit else "message",
+        )
+
+    async def _download_media(self, msg, attachments: list, skipped: list, notes: list) -> None:
+        for field, default_name, default_type in _MEDIA:
+            media = getattr(msg, field, None)
+            if not media:
+                continue
+            if isinstance(media, tuple):  # photo sizes: take the largest
+                media = media[-1]
+            name = getattr(media, "file_name", None) or default_name.format(id=msg.message_id)
+            ctype = getattr(media, "mime_type", None) or default_type
+            size = media.file_size or 0
+            if size > self.max_download_bytes:
+                skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                notes.append(f"[{name}, {_mb(size)}: not downloaded, larger than the "
+                             f"{_mb(self.max_download_bytes)} limit]")
+                continue
+            try:
+                tg_file = await self._bot.get_file(media.file_id)
+                data = bytes(await tg_file.download_as_bytearray())
+            except tg_error.BadRequest as e:  # gone or too big: keep the message, say so
+                skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                notes.append(f"[{name}: could not be downloaded: {self._scrub(e.message)}]")
+                continue
+            attachments.append(AttachmentIn(name, ctype, data))
+
+    # -- outbound ----------------------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> Receipt:
+        self._ensure_ready()
+        parent = message.parent if message.parent and message.parent.channel == "telegram" else None
+        meta = parent.meta if parent else {}
+        chat_id = meta.get("chat_id") or int(message.to_address)
+        reply_to = meta.get("message_id")
+        for att in message.attachments:
+            if not att.path:
+                raise ConnectorError(f"attachment {att.filename!r} was not kept (over the size cap); remove it")
+        ids = self._call(self._send(chat_id, reply_to, message), timeout=self.timeout * 6)
+        return Receipt(external_id=f"{chat_id}:{ids[0]}",
+                       meta={"chat_id": chat_id, "message_id": ids[0], "message_ids": ids})
+
+    async def _send(self, chat_id: int, reply_to: int | None, message: OutboundMessage) -> list[int]:
+        ids = []
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+        for part in telegram_parts(message.text):
+            sent = await self._bot.send_message(chat_id, part, parse_mode="HTML", reply_parameters=reply)
+            ids.append(sent.message_id)
+            reply = None  # only the first part answers the customer's message
+        for att in message.attachments:
+            with open(att.path, "rb") as f:
+                if att.content_type in ("image/jpeg", "image/png") and att.size <= PHOTO_LIMIT:
+                    sent = await self._bot.send_photo(chat_id, f, filename=att.filename)
+                else:
+                    sent = await self._bot.send_document(chat_id, f, filename=att.filename)
+            ids.append(sent.message_id)
+        return ids
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+
+        async def shutdown():
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await self._bot.shutdown()
+
+        try:
+            self._submit(shutdown()).result(5)
+        except Exception:  # closing is best effort
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
