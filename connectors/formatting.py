@@ -73,21 +73,32 @@ def _same(s: str) -> str:
 
 
 # Slack has no escape for its formatting characters, and a zero-width space does
-# not stop its parser. Characters that could open or close formatting (at a word
-# boundary) become look-alikes; inside a word Slack does not format, so they stay.
+# not stop its parser. Literal `*`, `~` and backticks become look-alikes; so does
+# `_` where it could open or close italics (inside a word, snake_case, Slack does
+# not format it). Bare addresses are sent as <url> links so they stay intact.
 _SLACK_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+_BARE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>|]*[^\s<>|.,;:!?)\]'\"]")
 
 
-def _slack_text(s: str) -> str:
+def _slack_plain(s: str) -> str:
     out = []
     for i, c in enumerate(s):
         if c in _SLACK_LOOKALIKE:
             before = s[i - 1] if i else " "
             after = s[i + 1] if i + 1 < len(s) else " "
-            if c == "`" or not (before.isalnum() and after.isalnum()):
+            if c != "_" or not (before.isalnum() and after.isalnum()):
                 c = _SLACK_LOOKALIKE[c]
         out.append(c)
     return _html_text("".join(out))  # Slack wants exactly & < > escaped
+
+
+def _slack_text(s: str) -> str:
+    out, pos = [], 0
+    for m in _BARE_URL.finditer(s):
+        out += [_slack_plain(s[pos:m.start()]), f"<{_html_text(m.group(0))}>"]
+        pos = m.end()
+    out.append(_slack_plain(s[pos:]))
+    return "".join(out)
 
 
 # -- styles -------------------------------------------------------------------
@@ -261,7 +272,7 @@ class _Renderer:
                 label = "".join(c.content for c in node.walk() if c.type in ("text", "code_inline"))
                 pair = s.link(href)
                 if pair and label == href and s is SLACK:  # bare address: Slack shows <url> as is
-                    self.atoms.append(_Text(f"<{href}>", _html_text))
+                    self.atoms.append(_Text(f"<{_html_text(href)}>", _same))
                 elif pair and label:
                     self.wrap(pair, node.children)
                 else:  # unsafe scheme, plain text, or no label: show the address itself
@@ -296,6 +307,7 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
     stack: list[_Open] = []
     i = 0
     while i < len(atoms):
+        start_stack = list(stack)
         out = [o.text for o in stack]
         size = sum(measure(o.text) for o in stack)
         closing = sum(measure(o.close) for o in stack)
@@ -335,8 +347,7 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
                     lo, hi = (mid, hi) if measure(a.esc(a.raw[:mid])) <= room else (lo, mid - 1)
-                n = lo
-                n = _safe_cut(a.raw, n)
+                n = _safe_cut(a.raw, lo) or (0 if has_text else lo)
                 if n:
                     out.append(a.esc(a.raw[:n]))
                     atoms[j] = _Text(a.raw[n:], a.esc, a.visible)
@@ -346,9 +357,18 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
                     cut = (len(out), list(stack), j)
             elif has_text:
                 cut = (len(out), list(stack), j)
-            if cut is None:
-                raise ValueError(f"message cannot be split into parts of {limit} characters")
             break
+        if cut is None and j < len(atoms):
+            # Stuck: a tag (a link with a huge URL) or the reopened tags leave no room.
+            # Send that stretch unformatted rather than not at all.
+            if isinstance(atoms[j], _Open) and atoms[j].text:
+                atoms[j] = _Open("", "")
+            elif any(o.text for o in start_stack):
+                start_stack = [_Open("", "") for _ in start_stack]
+            else:
+                raise ValueError(f"message cannot be split into parts of {limit} characters")
+            stack = start_stack
+            continue
         if cut is None:  # reached the end
             cut = (len(out), list(stack), len(atoms))
         n_out, stack, i = cut

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import secrets
 import tomllib
+import unicodedata
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -280,12 +281,28 @@ def _contexts(marked: str, mark: str) -> dict[int, str]:
     return found
 
 
+# Right-to-left letters and bidi controls in a value could reorder the words of
+# our message around it (U+202E turns "order 12" into "21 redro"): such values
+# go inside an isolate (FSI ... PDI), which also ends any override they open.
+_BIDI = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _isolate(line: str) -> str:
+    return f"\u2068{line}\u2069" if _BIDI.search(line) else line
+
+
+def _clean(value: str) -> str:
+    """No control characters (escape sequences, NUL) from a value, whatever its source."""
+    return "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc")
+
+
 def _encode(value: str, kind: str) -> str:
-    if kind == "code":  # a backtick would end the code span; newlines would end it too
-        return " ".join(value.replace("`", "\u02cb").split())
+    value = _clean(value)
     if kind == "url":
         return urllib.parse.quote(value.strip(), safe=":/?#@!$&'*+,;=%~[]")
-    return escape_markdown(value)
+    if kind == "code":  # a backtick would end the code span; newlines would end it too
+        return _isolate(" ".join(value.replace("`", "\u02cb").split()))
+    return "\n".join(_isolate(line) for line in escape_markdown(value).split("\n"))
 
 
 def fill(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | None = None,
@@ -314,7 +331,7 @@ def fill(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | N
         if not v.strip():
             return m.group(2)  # the template author's fallback: trusted, used as written
         if plain:
-            return " ".join(v.split())  # a Subject is one line: no header injection
+            return _isolate(" ".join(_clean(v).split()))  # a Subject is one line: no header injection
         return _encode(v, kinds.get(i, "text"))
 
     return re.sub(mark + r"(\d+)Z", lambda m: value(int(m.group(1))), marked)
