@@ -1,0 +1,153 @@
+"""Small modal screens: a prompt, a fuzzy picker, a confirmation."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rapidfuzz import fuzz, process
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.widgets.safe_text import safe
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text. `check(text)` returns an error or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "", help: str = "",
+                 check: Callable[[str], str | None] | None = None):
+        super().__init__()
+        self.title_text, self.placeholder, self.value, self.help_text, self.check = title, placeholder, value, help, check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Static(self.help_text, classes="dialog-help", id="prompt-help")
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        if self.check and event.value.strip():
+            error = self.check(event.value)
+            self.query_one("#prompt-help", Static).update(
+                Text(error, style="red") if error else Text(self.help_text, style="dim"))
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if self.check:
+            error = self.check(event.value)
+            if error:
+                self.query_one("#prompt-help", Static).update(Text(error, style="red"))
+                return
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickerScreen(ModalScreen[Any]):
+    """Choose one of many, filtering by fuzzy match on the typed text.
+
+    `items` is a list of (label, value); `search(query)` (run in a thread)
+    replaces the list while typing when given."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("down", "move(1)", show=False),
+        Binding("up", "move(-1)", show=False),
+    ]
+
+    def __init__(self, title: str, items: list[tuple[str | Text, Any]], *, placeholder: str = "type to filter",
+                 search: Callable[[str], list[tuple[str | Text, Any]]] | None = None, help: str = ""):
+        super().__init__()
+        self.title_text, self.items, self.search_fn, self.placeholder, self.help_text = title, items, search, placeholder, help
+        self.shown: list[tuple[str | Text, Any]] = list(items)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog picker"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(placeholder=self.placeholder, id="picker-input")
+            yield OptionList(id="picker-list")
+            if self.help_text:
+                yield Static(self.help_text, classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self._fill(self.items)
+
+    def _fill(self, items) -> None:
+        self.shown = list(items)
+        ol = self.query_one(OptionList)
+        ol.clear_options()
+        ol.add_options([Option(label if isinstance(label, Text) else safe(label, single_line=True)) for label, _ in self.shown])
+        if self.shown:
+            ol.highlighted = 0
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        query = event.value.strip()
+        if self.search_fn is not None:
+            self._search(query)
+            return
+        if not query:
+            self._fill(self.items)
+            return
+        labels = [label.plain if isinstance(label, Text) else str(label) for label, _ in self.items]
+        found = process.extract(query, labels, scorer=fuzz.WRatio, limit=50, score_cutoff=40)
+        self._fill([self.items[i] for _, _, i in found])
+
+    @work(thread=True, exclusive=True, group="picker-search")
+    def _search(self, query: str) -> None:
+        try:
+            items = self.search_fn(query)
+        except Exception as e:  # show the problem, keep the picker usable
+            items = [(Text(f"{e}", style="red"), None)]
+        self.app.call_from_thread(self._fill, items)
+
+    def action_move(self, delta: int) -> None:
+        ol = self.query_one(OptionList)
+        if ol.option_count:
+            ol.highlighted = max(0, min(ol.option_count - 1, (ol.highlighted or 0) + delta))
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        ol = self.query_one(OptionList)
+        if ol.highlighted is not None and ol.highlighted < len(self.shown):
+            value = self.shown[ol.highlighted][1]
+            if value is not None:
+                self.dismiss(value)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_index < len(self.shown) and self.shown[event.option_index][1] is not None:
+            self.dismiss(self.shown[event.option_index][1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes", show=False),
+        Binding("n,escape", "answer(False)", "No", show=False),
+    ]
+
+    def __init__(self, title: str, body: Any = "", yes: str = "y / enter: yes    n / esc: no"):
+        super().__init__()
+        self.title_text, self.body, self.yes = title, body, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.body:
+                yield Static(self.body, classes="dialog-body")
+            yield Static(self.yes, classes="dialog-help")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

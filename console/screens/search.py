@@ -1,0 +1,114 @@
+"""Search every message: FTS words plus channel:, from:, tag:, status:, before:, after:."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.timefmt import format_clock
+from console.widgets.badges import badge, color
+from console.widgets.safe_text import one_line
+from store.models import SearchHit
+
+HELP = "words · channel:telegram · from:jane · tag:vip · status:open · before:2026-11-01 · after:…   enter opens"
+
+
+class SearchScreen(ModalScreen[SearchHit | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("down", "move(1)", show=False),
+        Binding("up", "move(-1)", show=False),
+    ]
+
+    def __init__(self, run_search: Callable[[str], list[SearchHit]], clock: Callable[[], float] = time.time,
+                 query: str = ""):
+        super().__init__()
+        self.run_search = run_search
+        self.clock = clock
+        self.query_text = query
+        self.hits: list[SearchHit] = []
+        self.last_ms: float | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog search"):
+            yield Label("Search", classes="dialog-title")
+            yield Input(value=self.query_text, placeholder="what are you looking for?", id="search-input")
+            yield OptionList(id="search-results")
+            yield Static(HELP, classes="dialog-help", id="search-help")
+
+    def on_mount(self) -> None:
+        if self.query_text:
+            self._run(self.query_text)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        query = event.value.strip()
+        if len(query) >= 2 or ":" in query:
+            self._run(query)
+        elif not query:
+            self._show([], None)
+
+    @work(thread=True, exclusive=True, group="search")
+    def _run(self, query: str) -> None:
+        start = time.perf_counter()
+        try:
+            hits = self.run_search(query)
+            error = None
+        except Exception as e:  # StoreError: a bad filter, shown to the person typing
+            hits, error = [], str(e)
+        self.last_ms = (time.perf_counter() - start) * 1000
+        self.app.call_from_thread(self._show, hits, error)
+
+    def _show(self, hits: list[SearchHit], error: str | None) -> None:
+        self.hits = hits
+        ol = self.query_one(OptionList)
+        ol.clear_options()
+        now = self.clock()
+        options = []
+        for h in hits:
+            t = Text(end="", no_wrap=True, overflow="ellipsis")
+            t.append(f"{badge(h.channel)} ", Style(color=color(h.channel), bold=True))
+            t.append(one_line(h.customer_name, 24), Style(bold=True))
+            t.append(f"  {format_clock(h.sent_at, now)}  ", Style(dim=True))
+            snippet = one_line(h.snippet, 300)
+            # «» mark the matched words in store snippets: show them highlighted, literally safe
+            for n, piece in enumerate(snippet.replace("»", "«").split("«")):
+                t.append(piece, Style(bold=True, color="yellow") if n % 2 else None)
+            options.append(Option(t))
+        ol.add_options(options)
+        if hits:
+            ol.highlighted = 0
+        help_ = self.query_one("#search-help", Static)
+        if error:
+            help_.update(Text(error, style="red"))
+        elif self.query_one(Input).value.strip():
+            help_.update(Text(f"{len(hits)} result{'s' if len(hits) != 1 else ''}" + ("" if len(hits) < 50 else "+")
+                              + "   " + HELP, style="dim"))
+
+    def action_move(self, delta: int) -> None:
+        ol = self.query_one(OptionList)
+        if ol.option_count:
+            ol.highlighted = max(0, min(ol.option_count - 1, (ol.highlighted or 0) + delta))
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        ol = self.query_one(OptionList)
+        if ol.highlighted is not None and ol.highlighted < len(self.hits):
+            self.dismiss(self.hits[ol.highlighted])
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_index < len(self.hits):
+            self.dismiss(self.hits[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,190 @@
+"""The composer: reply (or note) to the selected customer on any of their channels."""
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Static, TextArea
+
+from console import keymap
+from console.widgets.badges import CHANNEL_NAME, badge, color
+from console.widgets.outgoing import preview
+from console.widgets.safe_text import one_line
+from store.models import Customer, Identity
+
+
+class ReplyArea(TextArea):
+    """The text being written. Markdown; formatted per channel on send."""
+
+    DEFAULT_CSS = """
+    ReplyArea { border: none; padding: 0 1; height: 1fr; }
+    ReplyArea:focus { border: none; }
+    """
+
+
+class Composer(Vertical):
+    BINDINGS = keymap.bindings("composer")
+
+    class Send(Message):
+        def __init__(self, customer_id: int, text: str, identity_id: int | None, mode: str, subject: str | None) -> None:
+            super().__init__()
+            self.customer_id = customer_id
+            self.text = text
+            self.identity_id = identity_id
+            self.mode = mode
+            self.subject = subject
+
+    class Wants(Message):
+        """The composer needs the app: a picker for channel or template, leaving."""
+
+        def __init__(self, what: str) -> None:
+            super().__init__()
+            self.what = what
+
+    class Typing(Message):
+        pass
+
+    def __init__(self, cursor_blink: bool = True, **kw):
+        super().__init__(**kw)
+        self.customer: Customer | None = None
+        self.identity: Identity | None = None
+        self.mode = "reply"
+        self.subject: str | None = None
+        self.show_preview = False
+        self._cursor_blink = cursor_blink
+        self._preview_timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="composer-bar")
+        with Horizontal(id="composer-body"):
+            area = ReplyArea(id="reply-text", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+            area.cursor_blink = self._cursor_blink
+            yield area
+            with VerticalScroll(id="preview-pane"):
+                yield Static("", id="preview")
+
+    @property
+    def area(self) -> ReplyArea:
+        return self.query_one(ReplyArea)
+
+    @property
+    def channel(self) -> str:
+        return self.identity.channel if self.identity else ""
+
+    # -- state -----------------------------------------------------------------
+    def set_customer(self, customer: Customer | None, identity_id: int | None) -> None:
+        changed = customer is None or self.customer is None or customer.id != self.customer.id
+        self.customer = customer
+        if customer is None:
+            self.identity = None
+        elif changed or self.identity is None or self.identity.id not in {i.id for i in customer.identities}:
+            self.identity = next((i for i in customer.identities if i.id == identity_id),
+                                 customer.identities[0] if customer.identities else None)
+        if changed:
+            self.mode = "reply"
+            self.subject = None
+            self.area.text = ""
+        self.refresh_bar()
+        self.update_preview()
+
+    def set_identity(self, identity_id: int) -> None:
+        if self.customer:
+            self.identity = next((i for i in self.customer.identities if i.id == identity_id), self.identity)
+        self.refresh_bar()
+        self.update_preview()
+
+    def insert_text(self, text: str, subject: str | None = None) -> None:
+        area = self.area
+        area.insert(text)
+        if subject:
+            self.subject = subject
+        area.focus()
+        self.update_preview()
+
+    def clear(self) -> None:
+        self.area.text = ""
+        self.subject = None
+        self.update_preview()
+
+    def refresh_bar(self) -> None:
+        bar = self.query_one("#composer-bar", Static)
+        t = Text(end="", no_wrap=True, overflow="ellipsis")
+        if self.customer is None:
+            t.append("No customer selected", "dim italic")
+        elif self.mode == "note":
+            t.append(" note ", Style(bold=True, color="black", bgcolor="#d19a66"))
+            t.append("  internal, never sent to the customer", "dim")
+        elif self.identity is None:
+            t.append("This customer has no channel to reply on", "red")
+        else:
+            i = self.identity
+            t.append("reply via ", "dim")
+            t.append(f" {badge(i.channel)} ", Style(bold=True, color="black", bgcolor=color(i.channel)))
+            who = i.address if i.channel == "email" else (f"@{i.handle}" if i.handle else i.display_name or i.address)
+            t.append(f" {CHANNEL_NAME.get(i.channel, i.channel)} {one_line(who, 40)}")
+            if len(self.customer.identities) > 1:
+                t.append(" ▾", "dim")
+            if self.subject and i.channel == "email":
+                t.append(f" · {one_line(self.subject, 40)}", "dim")
+        km = getattr(self.app, "keymap", None) or {}
+        hints = [("composer.send", "send"), ("composer.switch_channel", "channel"), ("composer.template", "template"),
+                 ("composer.preview", "preview"), ("composer.note_mode", "note")]
+        t.append("   ")
+        for binding_id, label in hints:
+            keys = km.get(binding_id)
+            if keys:
+                t.append(keymap.display(keys.split(",")[0]), "bold")
+                t.append(f" {label}  ", "dim")
+        bar.update(t)
+
+    def update_preview(self) -> None:
+        pane = self.query_one("#preview-pane")
+        pane.display = self.show_preview
+        if not self.show_preview:
+            return
+        if self.mode == "note":
+            self.query_one("#preview", Static).update(Text("Notes are kept here and never sent.", style="dim italic"))
+            return
+        subject = self.subject
+        self.query_one("#preview", Static).update(preview(self.channel or "email", self.area.text, subject))
+
+    # -- events ------------------------------------------------------------------
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.post_message(self.Typing())
+        if self.show_preview:
+            if self._preview_timer is not None:
+                self._preview_timer.stop()
+            self._preview_timer = self.set_timer(0.12, self.update_preview)
+
+    # -- actions -----------------------------------------------------------------
+    def action_send(self) -> None:
+        if self.customer is None:
+            self.app.notify("Select a customer first.", severity="warning")
+            return
+        text = self.area.text
+        if not text.strip():
+            self.app.notify("Nothing to send: write something first.", severity="warning")
+            return
+        self.post_message(self.Send(self.customer.id, text, self.identity.id if self.identity else None,
+                                    self.mode, self.subject))
+
+    def action_switch_channel(self) -> None:
+        self.post_message(self.Wants("channel"))
+
+    def action_template(self) -> None:
+        self.post_message(self.Wants("template"))
+
+    def action_preview(self) -> None:
+        self.show_preview = not self.show_preview
+        self.update_preview()
+
+    def action_note_mode(self) -> None:
+        self.mode = "note" if self.mode == "reply" else "reply"
+        self.set_class(self.mode == "note", "-note")
+        self.refresh_bar()
+        self.update_preview()
+
+    def action_leave(self) -> None:
+        self.post_message(self.Wants("leave"))

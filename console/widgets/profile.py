@@ -1,0 +1,89 @@
+"""The selected customer's profile: who they are and how to reach them."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from rich.console import Group
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from console.timefmt import format_age, format_clock
+from console.widgets.badges import badge, color
+from console.widgets.safe_text import one_line
+from store.models import Customer, MergeSuggestion
+
+
+class ProfileView(Static):
+    DEFAULT_CSS = """
+    ProfileView { padding: 0 1; }
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kw):
+        super().__init__("", **kw)
+        self.clock = clock
+        self.customer: Customer | None = None
+        self.suggestions: list[tuple[MergeSuggestion, str]] = []
+
+    def show_customer(self, customer: Customer | None, suggestions: list | None = None) -> None:
+        if customer is None or self.customer is None or customer.id != self.customer.id:
+            self.suggestions = []
+        self.customer = customer
+        if suggestions is not None:
+            self.suggestions = suggestions
+        self.update(self._render_profile())
+
+    def _render_profile(self):
+        c = self.customer
+        if c is None:
+            return Text("No customer selected.", style="italic")
+        muted = Style(dim=True)
+        now = self.clock()
+        out: list = []
+        title = Text(one_line(c.name or f"#{c.id}", 60), style="bold", end="")
+        title.append(f"  #{c.id}", muted)
+        out.append(title)
+        state = Text(c.status, style="bold", end="")
+        if c.status == "snoozed" and c.snoozed_until:
+            state.append(f" until {format_clock(c.snoozed_until, now)}")
+        if c.waiting_since and c.status == "open":
+            state.append(f" · waiting {format_age(now - c.waiting_since)}", Style(color="yellow"))
+        out.append(state)
+        out.append(Text("assigned to " + one_line(c.assignee, 30) if c.assignee else "unassigned", style=muted))
+        if c.priority:
+            out.append(Text(f"priority {c.priority}", style=muted))
+        out.append(Text(""))
+        out.append(Text("Reach", style="bold underline"))
+        for ident in c.identities:
+            line = Text(end="")
+            line.append(f"{badge(ident.channel)} ", Style(color=color(ident.channel), bold=True))
+            line.append(one_line(ident.address, 60))
+            if ident.handle:
+                line.append(f" @{one_line(ident.handle, 30)}", muted)
+            if ident.display_name and ident.display_name != c.name:
+                line.append(f" ({one_line(ident.display_name, 30)})", muted)
+            out.append(line)
+        out.append(Text(""))
+        out.append(Text("Tags", style="bold underline"))
+        out.append(Text(" ".join("#" + one_line(t, 30) for t in c.tags) or "none", style="" if c.tags else muted))
+        if c.facts:
+            out.append(Text(""))
+            out.append(Text("Facts", style="bold underline"))
+            for key, value in c.facts.items():
+                line = Text(one_line(key, 20) + ": ", style=muted, end="")
+                line.append(one_line(value, 80))
+                out.append(line)
+        if self.suggestions:
+            out.append(Text(""))
+            out.append(Text("Maybe the same person", style="bold underline"))
+            for s, name in self.suggestions[:3]:
+                line = Text(f"#{s.other_id} {one_line(name, 30)}", end="")
+                line.append(f" · {one_line('; '.join(s.evidence), 80)}", muted)
+                out.append(line)
+            out.append(Text("m merges", style=muted))
+        out.append(Text(""))
+        out.append(Text(f"customer since {format_clock(c.created_at, now)}", style=muted))
+        for part in out:
+            part.end = "\n"
+        return Group(*out)

@@ -1,0 +1,306 @@
+"""The queue: a virtual list of customers, who has waited longest first.
+
+Only the visible rows are drawn (Textual's Line API): each `render_line`
+reads the rows it needs from paginated `store.queue(limit, offset)` calls
+through a small LRU page cache, so 100k customers scroll like 10.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from console import keymap
+from console.timefmt import format_age
+from console.widgets.badges import badge, color
+from console.widgets.safe_text import one_line
+from store.models import QueueRow
+
+PAGE = 64
+MAX_PAGES = 24
+ROW_HEIGHT = 2
+
+
+class QueueSource:
+    """Where the rows come from: one store, one filter."""
+
+    def __init__(self, store, filter: str = "open", agent: str | None = None, channel: str | None = None,
+                 tag: str | None = None):
+        self.store = store
+        self.filter, self.agent, self.channel, self.tag = filter, agent, channel, tag
+
+    @property
+    def kw(self) -> dict:
+        return {"agent": self.agent, "channel": self.channel, "tag": self.tag}
+
+    def page(self, offset: int, limit: int) -> list[QueueRow]:
+        return self.store.queue(self.filter, limit=limit, offset=offset, **self.kw)
+
+    def count(self) -> int:
+        return self.store.queue_count(self.filter, **self.kw)
+
+    def position(self, customer_id: int) -> int | None:
+        return self.store.queue_position(customer_id, self.filter, **self.kw)
+
+    def describe(self) -> str:
+        parts = [self.filter]
+        if self.channel:
+            parts.append(f"channel:{self.channel}")
+        if self.tag:
+            parts.append(f"tag:{self.tag}")
+        return " ".join(parts)
+
+
+class QueueView(ScrollView, can_focus=True):
+    BINDINGS = keymap.bindings("queue")
+    COMPONENT_CLASSES = {
+        "queue--cursor", "queue--cursor-blur", "queue--name", "queue--unread", "queue--preview",
+        "queue--age", "queue--age-old", "queue--tag", "queue--empty", "queue--meta",
+    }
+    DEFAULT_CSS = """
+    QueueView { background: $surface; }
+    QueueView > .queue--cursor { background: $accent 30%; }
+    QueueView > .queue--cursor-blur { background: $panel-lighten-1; }
+    QueueView > .queue--name { color: $text; }
+    QueueView > .queue--unread { color: $accent; text-style: bold; }
+    QueueView > .queue--preview { color: $text-muted; }
+    QueueView > .queue--age { color: $text-muted; }
+    QueueView > .queue--age-old { color: $warning; }
+    QueueView > .queue--tag { color: $secondary; }
+    QueueView > .queue--empty { color: $text-muted; text-style: italic; }
+    QueueView > .queue--meta { color: $text-muted; }
+    """
+
+    class Highlighted(Message):
+        def __init__(self, customer_id: int | None) -> None:
+            super().__init__()
+            self.customer_id = customer_id
+
+    class Opened(Message):
+        def __init__(self, customer_id: int) -> None:
+            super().__init__()
+            self.customer_id = customer_id
+
+    def __init__(self, source: QueueSource, clock: Callable[[], float] = time.time, **kw):
+        super().__init__(**kw)
+        self.source = source
+        self.clock = clock
+        self.cursor = 0
+        self.total = 0
+        self._pages: OrderedDict[int, list[QueueRow]] = OrderedDict()
+        self._lines: dict[tuple, Strip] = {}
+        self.page_loads = 0  # for the benchmark and tests
+
+    # -- data -----------------------------------------------------------------
+    def reload(self, keep_customer: int | None = None, follow: bool = True) -> None:
+        """Re-read the queue. With `follow`, the selected customer stays
+        selected and stays at the same place on screen."""
+        before_id = keep_customer if keep_customer is not None else self.selected_id
+        old_cursor, old_scroll = self.cursor, self.scroll_offset.y
+        self._pages.clear()
+        self._lines.clear()
+        self.total = self.source.count()
+        new = None
+        if follow and before_id is not None:
+            new = self.source.position(before_id)
+        if new is None:
+            new = min(old_cursor, max(0, self.total - 1))
+        self.cursor = new
+        self.virtual_size = Size(0, self.total * ROW_HEIGHT)
+        # keep the row where it was on screen
+        target = max(0, old_scroll + (new - old_cursor) * ROW_HEIGHT)
+        self.scroll_to(y=target, animate=False, immediate=True)
+        self._ensure_visible()
+        self.refresh()
+        if self.selected_id != before_id:
+            self.post_message(self.Highlighted(self.selected_id))
+
+    def set_source(self, source: QueueSource) -> None:
+        self.source = source
+        self.cursor = 0
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.reload(follow=False)
+        self.post_message(self.Highlighted(self.selected_id))
+
+    def row(self, index: int) -> QueueRow | None:
+        if index < 0 or index >= self.total:
+            return None
+        number = index // PAGE
+        page = self._pages.get(number)
+        if page is None:
+            page = self.source.page(number * PAGE, PAGE)
+            self.page_loads += 1
+            self._pages[number] = page
+            while len(self._pages) > MAX_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(number)
+        offset = index - number * PAGE
+        return page[offset] if offset < len(page) else None
+
+    @property
+    def selected_id(self) -> int | None:
+        row = self.row(self.cursor) if self.total else None
+        return row.customer_id if row else None
+
+    def select_customer(self, customer_id: int) -> bool:
+        pos = self.source.position(customer_id)
+        if pos is None:
+            return False
+        self._move(pos)
+        return True
+
+    # -- drawing ----------------------------------------------------------------
+    def on_resize(self) -> None:
+        self._lines.clear()
+        self.virtual_size = Size(0, self.total * ROW_HEIGHT)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        line = scroll_y + y
+        width = self.scrollable_content_region.width or self.size.width
+        base = self.rich_style
+        if self.total == 0:
+            if y == 1:
+                text = Text("  Nothing here. " + ("No one is waiting." if self.source.filter == "waiting" else ""),
+                            style=self._style("queue--empty"))
+                return Strip(list(text.render(self.app.console)), text.cell_len).adjust_cell_length(width, base)
+            return Strip.blank(width, base)
+        index, sub = divmod(line, ROW_HEIGHT)
+        row = self.row(index)
+        if row is None:
+            return Strip.blank(width, base)
+        selected = index == self.cursor
+        key = (row.customer_id, index, sub, width, selected, self.has_focus, int(self.clock() // 60),
+               row.unread, row.status, row.waiting_since, row.preview, tuple(row.tags), row.assignee)
+        strip = self._lines.get(key)
+        if strip is None:
+            strip = self._render_row(row, sub, width, selected)
+            if len(self._lines) > 4096:
+                self._lines.clear()
+            self._lines[key] = strip
+        return strip
+
+    def _render_row(self, row: QueueRow, sub: int, width: int, selected: bool) -> Strip:
+        base = self.rich_style
+        now = self.clock()
+        if sub == 0:
+            right = Text(end="")
+            if row.assignee:
+                right.append(f"@{one_line(row.assignee, 10)} ", self._style("queue--meta"))
+            right.append(badge(row.last_channel or (row.channels[0] if row.channels else None)),
+                         Style(color=color(row.last_channel), bold=True))
+            if row.status == "snoozed" and row.snoozed_until:
+                right.append(f" zz{format_age(row.snoozed_until - now).removeprefix('in ')}",
+                             self._style("queue--age"))
+            elif row.status == "done":
+                right.append("  done", self._style("queue--age"))
+            elif row.status == "waiting":
+                right.append(" pend", self._style("queue--age"))
+            elif row.waiting_since:
+                age = now - row.waiting_since
+                right.append(f" {format_age(age):>4}", self._style("queue--age-old" if age > 4 * 3600 else "queue--age"))
+            else:
+                right.append("     ")
+            left = Text(end="")
+            if row.unread:
+                left.append("● ", self._style("queue--unread"))
+            else:
+                left.append("  ")
+            left.append(one_line(row.name or f"#{row.customer_id}"),
+                        self._style("queue--unread") if row.unread else self._style("queue--name"))
+            if row.unread > 1:
+                left.append(f" {row.unread}", self._style("queue--meta"))
+            room = width - right.cell_len - 1
+            left.truncate(max(1, room), overflow="ellipsis", pad=True)
+            text = left + Text(" ") + right
+        else:
+            text = Text("  ", end="")
+            tags = " ".join(f"#{one_line(t, 16)}" for t in row.tags[:3])
+            if tags:
+                text.append(tags + " ", self._style("queue--tag"))
+            text.append(one_line(row.preview, 200), self._style("queue--preview"))
+            text.truncate(width, overflow="ellipsis")
+        segments = list(text.render(self.app.console))
+        style = base
+        if selected:
+            style = base + self._style("queue--cursor" if self.has_focus else "queue--cursor-blur")
+        return Strip(segments).adjust_cell_length(width).apply_style(style).simplify()
+
+    def on_focus(self) -> None:
+        self._lines.clear()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._lines.clear()
+        self.refresh()
+
+    # -- moving -----------------------------------------------------------------
+    def _ensure_visible(self) -> None:
+        top = self.cursor * ROW_HEIGHT
+        height = max(ROW_HEIGHT, self.scrollable_content_region.height or self.size.height)
+        y = self.scroll_offset.y
+        if top < y:
+            self.scroll_to(y=top, animate=False, immediate=True)
+        elif top + ROW_HEIGHT > y + height:
+            self.scroll_to(y=top + ROW_HEIGHT - height, animate=False, immediate=True)
+
+    def _move(self, index: int) -> None:
+        if not self.total:
+            return
+        index = max(0, min(self.total - 1, index))
+        if index == self.cursor:
+            return
+        self.cursor = index
+        self._ensure_visible()
+        self.refresh()
+        self.post_message(self.Highlighted(self.selected_id))
+
+    @property
+    def _page_rows(self) -> int:
+        return max(1, self.size.height // ROW_HEIGHT - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self._move(self.cursor - 1)
+
+    def action_page_down(self) -> None:
+        self._move(self.cursor + self._page_rows)
+
+    def action_page_up(self) -> None:
+        self._move(self.cursor - self._page_rows)
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(self.total - 1)
+
+    def action_open(self) -> None:
+        cid = self.selected_id
+        if cid is not None:
+            self.post_message(self.Opened(cid))
+
+    def on_click(self, event) -> None:
+        index = (self.scroll_offset.y + event.y) // ROW_HEIGHT
+        if 0 <= index < self.total:
+            self._move(index)
+            self.action_open()

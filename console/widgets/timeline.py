@@ -1,0 +1,456 @@
+"""One customer's history: every channel interleaved, newest at the bottom.
+
+Drawn with the Line API from pre-rendered strips, so a long history scrolls
+without a widget per message. Messages, notes and events (merge, status,
+tags ...) are items; the cursor walks the messages and notes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.console import Group
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Size
+from textual.message import Message as TMessage
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from console import keymap
+from console.timefmt import format_clock
+from console.widgets.badges import CHANNEL_NAME, badge, color
+from console.widgets.safe_text import clean, one_line, safe
+from store.models import Customer, Event, Message
+
+FOLDED_LIMIT = 4000  # characters shown before "z to show all"
+UNFOLDED_LIMIT = 200_000
+HIDDEN_EVENTS = {"reply", "note"}  # shown as messages already
+
+
+@dataclass
+class Item:
+    kind: str  # "message" | "event" | "older"
+    at: float
+    obj: Any
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, getattr(self.obj, "id", 0))
+
+
+def split_quoted(m: Message) -> tuple[str, str]:
+    """(new text, folded rest) for display. The full text stays in the store."""
+    text = m.text or ""
+    new = m.meta.get("new_text") if isinstance(m.meta, dict) else None
+    if new is None and m.channel == "email" and m.direction == "in":
+        try:
+            from connectors.email.quotes import split_reply
+
+            new = split_reply(text).new_text
+        except Exception:  # the e-mail package is optional here
+            new = None
+    if new is None or not new.strip() or new.strip() == text.strip():
+        return text, ""
+    rest = text.strip()
+    start = rest.find(new.strip())
+    if start == 0:
+        rest = rest[len(new.strip()):]
+    return new, rest.strip("\n")
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def describe_event(ev: Event) -> str:
+    d = ev.data or {}
+    who = one_line(ev.actor, 24)
+    k = ev.kind
+    if k == "merge":
+        text = f"{who} merged customer #{d.get('source')} into this one"
+        if d.get("evidence"):
+            text += " (" + "; ".join(one_line(e, 60) for e in d["evidence"][:2]) + ")"
+    elif k == "split":
+        text = f"{who} split identity #{d.get('identity')} out to customer #{d.get('new_customer')}"
+    elif k == "status":
+        if d.get("new") == "snoozed" and d.get("until"):
+            text = f"{who} snoozed until {format_clock(d['until'], ev.at)}"
+        elif d.get("reason"):
+            text = f"{one_line(d['reason'], 40)}: {d.get('old')} → {d.get('new')}"
+        else:
+            text = f"{who} set status {d.get('old')} → {d.get('new')}"
+    elif k == "tag":
+        text = f"{who} tagged #{one_line(d.get('tag'), 30)}"
+    elif k == "untag":
+        text = f"{who} removed tag #{one_line(d.get('tag'), 30)}"
+    elif k == "assign":
+        text = f"{who} assigned to {one_line(d.get('new') or 'nobody', 24)}"
+    elif k == "priority":
+        text = f"{who} set priority {d.get('old')} → {d.get('new')}"
+    elif k == "rename":
+        text = f"{who} renamed {one_line(d.get('old'), 30)!r} → {one_line(d.get('new'), 30)!r}"
+    elif k == "fact":
+        text = f"{who} set {one_line(d.get('key'), 20)} = {one_line(d.get('new'), 40)}"
+    elif k == "undo":
+        text = f"{who} undid a {d.get('undone_kind')}"
+    elif k == "send_failed":
+        text = f"reply #{d.get('message_id')} failed: {one_line(d.get('error'), 80)}"
+    elif k == "retry":
+        text = f"{who} retried reply #{d.get('message_id')}"
+    else:
+        extra = ", ".join(f"{one_line(key, 16)}={one_line(v, 30)}" for key, v in list(d.items())[:3])
+        text = f"{who} {one_line(k, 20)}" + (f" ({extra})" if extra else "")
+    if ev.undone:
+        text += " — undone"
+    return text
+
+
+class TimelineView(ScrollView, can_focus=True):
+    BINDINGS = keymap.bindings("timeline")
+    COMPONENT_CLASSES = {
+        "timeline--gutter", "timeline--meta", "timeline--event", "timeline--note", "timeline--note-label",
+        "timeline--out", "timeline--failed", "timeline--queued", "timeline--sent", "timeline--quoted",
+        "timeline--name", "timeline--subject", "timeline--attachment", "timeline--edited", "timeline--empty",
+    }
+    DEFAULT_CSS = """
+    TimelineView { background: $background; }
+    TimelineView > .timeline--gutter { color: $accent; }
+    TimelineView > .timeline--meta { color: $text-muted; }
+    TimelineView > .timeline--event { color: $text-disabled; }
+    TimelineView > .timeline--note { background: $warning 8%; }
+    TimelineView > .timeline--note-label { color: $warning; text-style: bold; }
+    TimelineView > .timeline--out { color: $success; text-style: bold; }
+    TimelineView > .timeline--failed { color: $error; text-style: bold; }
+    TimelineView > .timeline--queued { color: $warning; }
+    TimelineView > .timeline--sent { color: $success; }
+    TimelineView > .timeline--quoted { color: $text-muted; text-style: italic; }
+    TimelineView > .timeline--name { color: $text; text-style: bold; }
+    TimelineView > .timeline--subject { color: $text; text-style: bold; }
+    TimelineView > .timeline--attachment { color: $secondary; }
+    TimelineView > .timeline--edited { color: $text-muted; text-style: italic; }
+    TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
+    """
+
+    class Request(TMessage):
+        """The agent asked for something on a message (save, open, retry...)."""
+
+        def __init__(self, action: str, message: Message | None) -> None:
+            super().__init__()
+            self.action = action
+            self.message = message
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kw):
+        super().__init__(**kw)
+        self.clock = clock
+        self.customer: Customer | None = None
+        self.items: list[Item] = []
+        self.unfolded: set[int] = set()
+        self.cursor: int | None = None  # index into items
+        self._strips: list[Strip] = []
+        self._owner: list[int] = []  # line -> item index
+        self._ranges: list[tuple[int, int]] = []  # item index -> (first line, line count)
+        self._cache: dict[tuple, list[Strip]] = {}
+        self._width = 0
+        self.has_older = False
+
+    # -- data -------------------------------------------------------------------
+    def show(self, customer: Customer | None, messages: list[Message], events: list[Event],
+             focus_message: int | None = None, keep_position: bool = False, has_older: bool = False) -> None:
+        same = customer is not None and self.customer is not None and customer.id == self.customer.id
+        old_key = self.items[self.cursor].key if (same and self.cursor is not None and self.items) else None
+        at_bottom = self.scroll_offset.y >= self.max_scroll_y - 1
+        old_y = self.scroll_offset.y
+        if not same:
+            self.unfolded = set()
+            self._cache.clear()
+        self.customer = customer
+        self.has_older = has_older
+        items = [Item("message", m.sent_at, m) for m in messages]
+        items += [Item("event", e.at, e) for e in events if e.kind not in HIDDEN_EVENTS]
+        items.sort(key=lambda i: (i.at, 0 if i.kind == "message" else 1, i.obj.id))
+        if messages and events:  # events older than the first loaded message are not interesting here
+            first = messages[0].sent_at if has_older else float("-inf")
+            items = [i for i in items if i.kind == "message" or i.at >= first]
+        self.items = items
+        self._layout()
+        target = None
+        if focus_message is not None:
+            target = next((n for n, i in enumerate(items) if i.kind == "message" and i.obj.id == focus_message), None)
+        elif old_key is not None and keep_position:
+            target = next((n for n, i in enumerate(items) if i.key == old_key), None)
+        if target is None:
+            target = self._last_selectable()
+        self.cursor = target
+        if focus_message is not None and target is not None:
+            self._center(target)
+        elif keep_position and same and not at_bottom:
+            self.scroll_to(y=old_y, animate=False, immediate=True)
+        else:
+            self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+
+    def clear(self) -> None:
+        self.show(None, [], [])
+
+    @property
+    def selected(self) -> Message | None:
+        if self.cursor is None or not (0 <= self.cursor < len(self.items)):
+            return None
+        item = self.items[self.cursor]
+        return item.obj if item.kind == "message" else None
+
+    # -- layout -------------------------------------------------------------------
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True)
+
+    def on_resize(self) -> None:
+        if max(10, self.scrollable_content_region.width or self.size.width) != self._width:
+            self._cache.clear()
+            y = self.scroll_offset.y
+            self._layout()
+            self.scroll_to(y=y, animate=False, immediate=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+        if self.is_mounted:
+            self._layout()
+
+    def _layout(self) -> None:
+        width = max(10, self.scrollable_content_region.width or self.size.width)
+        self._width = width
+        strips, owner, ranges = [], [], []
+        for n, item in enumerate(self.items):
+            block = self._block(item, width - 2)
+            ranges.append((len(strips), len(block)))
+            strips.extend(block)
+            owner.extend([n] * len(block))
+        self._strips, self._owner, self._ranges = strips, owner, ranges
+        self.virtual_size = Size(0, len(strips))
+        self.refresh()
+
+    def _block(self, item: Item, width: int) -> list[Strip]:
+        folded = not (item.kind == "message" and item.obj.id in self.unfolded)
+        state = getattr(item.obj, "state", None)
+        key = (item.key, width, folded, state, getattr(item.obj, "text", None) if item.kind == "message" else None,
+               getattr(item.obj, "undone", None), getattr(item.obj, "error", None), getattr(item.obj, "edited_at", None),
+               getattr(item.obj, "deleted", None))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        renderable = self._render_item(item, width, folded)
+        console = self.app.console
+        options = console.options.update_width(width).update(highlight=False, markup=False)
+        lines = console.render_lines(renderable, options, pad=True)
+        strips = [Strip(line, width) for line in lines]
+        if item.kind == "message" and item.obj.direction == "note":
+            note = self._style("timeline--note")
+            strips = [s.apply_style(note) for s in strips]
+        strips.append(Strip.blank(width))
+        self._cache[key] = strips
+        return strips
+
+    def _header(self, left: Text, right: Text, width: int) -> Text:
+        room = width - right.cell_len - 1
+        left.truncate(max(1, room), overflow="ellipsis", pad=True)
+        return left + Text(" ") + right
+
+    def _render_item(self, item: Item, width: int, folded: bool):
+        now = self.clock()
+        if item.kind == "event":
+            ev: Event = item.obj
+            t = Text(f"· {format_clock(ev.at, now)}  ", style=self._style("timeline--event"), end="")
+            t.append(clean(describe_event(ev), single_line=True), self._style("timeline--event"))
+            t.end = "\n"
+            return t
+        m: Message = item.obj
+        left = Text(end="")
+        right = Text(format_clock(m.sent_at, now), style=self._style("timeline--meta"), end="")
+        if m.direction == "note":
+            left.append("note", self._style("timeline--note-label"))
+            left.append(f" · {one_line(m.author or 'agent', 30)}", self._style("timeline--meta"))
+        elif m.direction == "out":
+            left.append(f" {badge(m.channel)} ", Style(color="black", bgcolor=color(m.channel), bold=True))
+            left.append(f" you → {CHANNEL_NAME.get(m.channel, m.channel)}", self._style("timeline--out"))
+            left.append(f" · {one_line(m.author or '', 24)}", self._style("timeline--meta"))
+            state = m.state or "sent"
+            label = {"queued": "◌ queued", "sending": "◌ sending", "sent": "✓ sent", "failed": "✗ failed"}.get(state, state)
+            right = Text(label + "  ", style=self._style(f"timeline--{'failed' if state == 'failed' else 'queued' if state in ('queued', 'sending') else 'sent'}"),
+                         end="") + right
+        else:
+            left.append(f" {badge(m.channel)} ", Style(color="black", bgcolor=color(m.channel), bold=True))
+            left.append(" ")
+            left.append(one_line(self._sender_name(m), 60), self._style("timeline--name"))
+        parts: list = [self._header(left, right, width)]
+        if m.subject and m.channel == "email":
+            parts.append(Text("  " + one_line(m.subject, 300), style=self._style("timeline--subject"), end=""))
+        new, quoted = split_quoted(m)
+        limit = FOLDED_LIMIT if folded else UNFOLDED_LIMIT
+        body = safe(new[:limit].strip("\n"))
+        if m.deleted:
+            body.stylize("strike")
+            parts.append(Text("  deleted by the customer", style=self._style("timeline--edited"), end=""))
+        if m.parse_error:
+            parts.append(Text("  could not be read fully: " + one_line(m.parse_error, 120), style=self._style("timeline--failed"), end=""))
+        parts.append(Padding(body, (0, 0, 0, 2)))
+        if len(new) > limit:
+            parts.append(Text(f"  … {len(new) - limit:,} more characters (z shows all)", style=self._style("timeline--quoted"), end=""))
+        if quoted:
+            if folded:
+                lines = quoted.count("\n") + 1
+                parts.append(Text(f"  ┄ {lines} quoted line{'s' if lines != 1 else ''} folded · z to show",
+                                  style=self._style("timeline--quoted"), end=""))
+            else:
+                q = safe(quoted[:limit], style=self._style("timeline--quoted"))
+                parts.append(Padding(q, (0, 0, 0, 4)))
+        if m.previous_texts:
+            count = len(m.previous_texts)
+            when = f" {format_clock(m.edited_at, now)}" if m.edited_at else ""
+            parts.append(Text(f"  ✎ edited{when}", style=self._style("timeline--edited"), end=""))
+            shown = m.previous_texts if not folded else m.previous_texts[-1:]
+            for old in shown:
+                parts.append(Text("    was: " + one_line(old, 400 if not folded else 120), style=self._style("timeline--edited"), end=""))
+            if folded and count > 1:
+                parts.append(Text(f"    … {count - 1} earlier version{'s' if count > 2 else ''} (z)", style=self._style("timeline--edited"), end=""))
+        for n, att in enumerate(m.attachments, 1):
+            kept = "" if att.path else " · not kept (over the size limit)"
+            parts.append(Text(f"  ▪ [{n}] {one_line(att.filename, 80)}  {one_line(att.content_type, 40)}, {human_size(att.size)}{kept}",
+                              style=self._style("timeline--attachment"), end=""))
+        if m.direction == "out" and m.state == "failed":
+            parts.append(Text(f"  ✗ {one_line(m.error or 'failed', 300)} · R to retry", style=self._style("timeline--failed"), end=""))
+        elif m.direction == "out" and m.state in ("queued", "sending") and m.error:
+            parts.append(Text(f"  retrying: {one_line(m.error, 200)}", style=self._style("timeline--queued"), end=""))
+        for part in parts:
+            if isinstance(part, Text):
+                part.end = "\n"
+        return Group(*parts)
+
+    def _sender_name(self, m: Message) -> str:
+        if self.customer:
+            for ident in self.customer.identities:
+                if ident.id == m.identity_id:
+                    name = ident.display_name or (f"@{ident.handle}" if ident.handle else ident.address)
+                    if ident.channel == "email" and ident.address and ident.address not in name:
+                        name = f"{name} <{ident.address}>" if name else ident.address
+                    return name
+            return self.customer.name
+        return "customer"
+
+    # -- drawing --------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width or self.size.width
+        line = self.scroll_offset.y + y
+        if not self.items:
+            if y == 1:
+                msg = "  Select a customer in the queue (enter)." if self.customer is None else "  No messages yet."
+                text = Text(msg, style=self._style("timeline--empty"))
+                return Strip(list(text.render(self.app.console))).adjust_cell_length(width, self.rich_style)
+            return Strip.blank(width, self.rich_style)
+        if line >= len(self._strips):
+            return Strip.blank(width, self.rich_style)
+        owner = self._owner[line]
+        strip = self._strips[line]
+        item = self.items[owner]
+        first, count = self._ranges[owner]
+        selected = owner == self.cursor and line < first + count - 1
+        gutter = Segment("▌ " if selected else "  ", self._style("timeline--gutter") if selected else None)
+        out = Strip([gutter, *strip], 2 + strip.cell_length)
+        return out.adjust_cell_length(width, self.rich_style).apply_style(self.rich_style)
+
+    # -- moving ---------------------------------------------------------------------
+    def _selectable(self, n: int) -> bool:
+        return 0 <= n < len(self.items) and self.items[n].kind == "message"
+
+    def _last_selectable(self) -> int | None:
+        for n in range(len(self.items) - 1, -1, -1):
+            if self._selectable(n):
+                return n
+        return None
+
+    def _reveal(self, n: int) -> None:
+        first, count = self._ranges[n]
+        y, h = self.scroll_offset.y, self.scrollable_content_region.height or self.size.height
+        if first < y:
+            self.scroll_to(y=first, animate=False, immediate=True)
+        elif first + count > y + h:
+            self.scroll_to(y=min(first, first + count - h), animate=False, immediate=True)
+
+    def _center(self, n: int) -> None:
+        first, count = self._ranges[n]
+        h = self.scrollable_content_region.height or self.size.height
+        self.scroll_to(y=max(0, first - max(0, (h - count) // 2)), animate=False, immediate=True)
+
+    def _step(self, delta: int) -> None:
+        if self.cursor is None:
+            return
+        n = self.cursor + delta
+        while 0 <= n < len(self.items) and not self._selectable(n):
+            n += delta
+        if self._selectable(n):
+            self.cursor = n
+            self._reveal(n)
+            self.refresh()
+        elif delta < 0:
+            self.scroll_to(y=0, animate=False)
+        else:
+            self.scroll_end(animate=False)
+
+    def action_cursor_down(self) -> None:
+        self._step(1)
+
+    def action_cursor_up(self) -> None:
+        if self.cursor is not None and self.cursor == next((n for n in range(len(self.items)) if self._selectable(n)), None) and self.has_older:
+            self.post_message(self.Request("older", None))
+            return
+        self._step(-1)
+
+    def action_first(self) -> None:
+        first = next((n for n in range(len(self.items)) if self._selectable(n)), None)
+        if first is not None:
+            self.cursor = first
+            self.scroll_to(y=0, animate=False, immediate=True)
+            self.refresh()
+        if self.has_older:
+            self.post_message(self.Request("older", None))
+
+    def action_last(self) -> None:
+        self.cursor = self._last_selectable()
+        self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+
+    def action_fold(self) -> None:
+        m = self.selected
+        if m is None:
+            return
+        self.unfolded ^= {m.id}
+        y = self.scroll_offset.y
+        self._layout()
+        self.scroll_to(y=y, animate=False, immediate=True)
+        if self.cursor is not None:
+            self._reveal(self.cursor)
+
+    def action_save_attachment(self) -> None:
+        self.post_message(self.Request("save", self.selected))
+
+    def action_open_attachment(self) -> None:
+        self.post_message(self.Request("open", self.selected))
+
+    def action_retry(self) -> None:
+        self.post_message(self.Request("retry", self.selected))
+
+    def action_back(self) -> None:
+        self.post_message(self.Request("back", self.selected))
+
+    def on_click(self, event) -> None:
+        line = self.scroll_offset.y + event.y
+        if 0 <= line < len(self._owner) and self._selectable(self._owner[line]):
+            self.cursor = self._owner[line]
+            self.refresh()
