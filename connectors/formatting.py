@@ -385,8 +385,9 @@ def _render(md: str, style: _Style) -> list:
 # -- public API -------------------------------------------------------------------
 def plain_text(md: str) -> str:
     """Readable plain text: links as `text <url>`, lists with `- `, code indented."""
-    return "\n".join(line.rstrip() for line in
-                     "".join(_pack(_render(md, PLAIN), 10**12, len)).split("\n")).strip("\n")
+    lines = [line.rstrip() for line in "".join(_pack(_render(md, PLAIN), 10**12, len)).split("\n")]
+    # "-- " (with its space) is the e-mail signature separator mail clients look for
+    return "\n".join("-- " if line == "--" else line for line in lines).strip("\n")
 
 
 def email_bodies(md: str) -> tuple[str, str]:
