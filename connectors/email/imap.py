@@ -78,6 +78,7 @@ class ImapConnector(BaseConnector):
             client.login(o["username"], self.password() or "")
         except LoginError as e:
             _quietly(client.shutdown)
+            self._password = None  # re-read the secret next time: the user may have fixed it
             raise PermanentError(f"{self.where}: login failed for {o['username']} ({_text(e)})") from None
         except NET_ERRORS as e:
             _quietly(client.shutdown)

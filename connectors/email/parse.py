@@ -58,16 +58,26 @@ def raw_id(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
 
 
-def decode_header(value) -> str:
+def header(msg: Message, name: str) -> str | None:
+    """The header's value as received: compat32's get() turns raw 8-bit
+    headers into Header objects that have already lost the bytes."""
+    lname = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == lname:
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def decode_header(value, hint: str | None = None) -> str:
     """RFC 2047 words, raw 8-bit bytes, unknown charsets: always a clean str."""
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):
-        value = str(value)
     value = str(value)
-    if any("\udc80" <= c <= "\udcff" for c in value):
-        # undeclared 8-bit header bytes (surrogate-escaped by the parser)
-        value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
+    if _has_8bit(value):
+        # undeclared 8-bit bytes (surrogate-escaped by the parser); an encoded
+        # word's charset is the best hint for the raw bytes around it
+        declared = re.search(r"=\?([^?\s]+)\?", value)
+        value = decode_bytes(value.encode("ascii", "surrogateescape"), declared.group(1) if declared else hint)
     if "=?" in value:
         try:
             parts = email.header.decode_header(value)
@@ -96,14 +106,19 @@ def _codec(charset: str | None) -> str | None:
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Bytes in a declared (maybe wrong) or undeclared charset -> str."""
+    return decode_guess(data, charset)[0]
+
+
+def decode_guess(data: bytes, charset: str | None) -> tuple[str, str | None]:
+    """(text, the charset we had to guess or None when the declared one or UTF-8 worked)."""
     codec = _codec(charset)
     if codec:
         try:
-            return data.decode(codec)
+            return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
             pass
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
     try:
@@ -111,10 +126,10 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
         best = from_bytes(data[:200_000]).best()
         if best is not None:
-            return data.decode(best.encoding, errors="replace")
+            return data.decode(best.encoding, errors="replace"), best.encoding
     except Exception:  # a detector bug must not stop ingest
         pass
-    return data.decode(codec or "latin-1", errors="replace")
+    return data.decode(codec or "latin-1", errors="replace"), None
 
 
 def html_to_text(html: str) -> str:
@@ -131,7 +146,7 @@ def html_to_text(html: str) -> str:
         return re.sub(r"<[^>]*>", " ", html)
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: Message, out: "_Body") -> str:
     try:
         payload = part.get_payload(decode=True)
     except Exception:
@@ -142,25 +157,43 @@ def _part_text(part: Message) -> str:
             payload = payload.encode("ascii", "surrogateescape")
         else:
             return ""
-    return clean_text(decode_bytes(payload, part.get_content_charset()))
+    text, guessed = decode_guess(payload, part.get_content_charset())
+    if guessed and not out.hint:  # the body's charset is the best guess for raw header bytes too
+        out.hint = guessed
+    return clean_text(text)
 
 
-def _filename(part: Message) -> str:
+def _has_8bit(value: str | None) -> bool:
+    return bool(value) and any("\udc80" <= c <= "\udcff" for c in value)
+
+
+def _filename(part: Message, hint: str | None = None) -> str:
     try:
         name = part.get_filename()
+        for hdr in ("Content-Disposition", "Content-Type"):
+            raw = header(part, hdr)
+            if _has_8bit(raw):  # a raw 8-bit name: decode the bytes before reading the parameter
+                tmp = Message()
+                tmp[hdr] = decode_bytes(raw.encode("ascii", "surrogateescape"), hint)
+                name = tmp.get_filename() or name
+                break
     except Exception:
         name = None
     if isinstance(name, tuple):  # RFC 2231 that the parser could not decode
         name = name[2]
-    name = decode_header(name) if name else ""
+    name = decode_header(name, hint) if name else ""
     if not name:
         ext = mimetypes.guess_extension(part.get_content_type()) or ".bin"
         name = "attachment" + ext
     return name  # the store sanitizes before anything touches the disk
 
 
+def _disposition(part: Message) -> str:
+    return str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+
+
 def _is_attachment(part: Message) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    disposition = _disposition(part)
     if disposition == "attachment":
         return True
     maintype = part.get_content_maintype()
@@ -170,7 +203,8 @@ def _is_attachment(part: Message) -> bool:
 
 
 class _Body:
-    def __init__(self):
+    def __init__(self, hint: str | None = None):
+        self.hint = hint  # the message's own charset: the best guess for raw 8-bit header bytes
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[AttachmentIn] = []
@@ -193,14 +227,14 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
     if ctype == "message/rfc822" or _is_attachment(part):
         _attach(part, out)
     elif ctype == "text/html":
-        out.html.append(_part_text(part))
+        out.html.append(_part_text(part, out))
     else:
-        out.plain.append(_part_text(part))
+        out.plain.append(_part_text(part, out))
 
 
 def _alternative(children: list, out: _Body, depth: int) -> None:
     """Prefer text/plain; keep the HTML version too (for the record)."""
-    sub = _Body()
+    sub = _Body(out.hint)
     for child in children:
         _walk(child, sub, depth + 1)
     if any(t.strip() for t in sub.plain):
@@ -210,26 +244,27 @@ def _alternative(children: list, out: _Body, depth: int) -> None:
         out.html.extend(sub.html)
         out.plain.append(html_to_text("\n".join(sub.html)))
     out.attachments.extend(sub.attachments)
+    out.hint = out.hint or sub.hint
 
 
 def _attach(part: Message, out: _Body) -> None:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
-        name = _filename(part) if part.get_filename() else "forwarded.eml"
+        name = _filename(part, out.hint) if part.get_filename() else "forwarded.eml"
     else:
         try:
             data = part.get_payload(decode=True) or b""
         except Exception:
             data = b""
-        name = _filename(part)
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        name = _filename(part, out.hint)
+    disposition = _disposition(part)
     inline = disposition == "inline" or (disposition != "attachment" and bool(part.get("Content-ID")))
     out.attachments.append(AttachmentIn(name, part.get_content_type(), data, inline=inline))
 
 
 def _date(msg: Message, fallback: float) -> float:
-    candidates = [msg.get("Date")]
+    candidates = [header(msg, "Date")]
     received = msg.get_all("Received") or []
     if received:
         candidates.append(str(received[0]).rpartition(";")[2])
@@ -246,9 +281,16 @@ def _date(msg: Message, fallback: float) -> float:
     return fallback
 
 
-def _sender(msg: Message) -> Sender:
-    for header in ("From", "Sender", "Reply-To", "Return-Path"):
-        value = decode_header(msg.get(header))
+def _charset_hint(msg: Message) -> str | None:
+    try:
+        return next((c for c in msg.get_charsets() if c and c not in ("us-ascii", "utf-8")), None)
+    except Exception:
+        return None
+
+
+def _sender(msg: Message, hint: str | None = None) -> Sender:
+    for name in ("From", "Sender", "Reply-To", "Return-Path"):
+        value = decode_header(header(msg, name), hint)
         if not value:
             continue
         name, addr = email.utils.parseaddr(value)
@@ -257,18 +299,18 @@ def _sender(msg: Message) -> Sender:
     return Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender")
 
 
-def thread_key(message_id: str | None, references: list[str], in_reply_to: list[str], subject: str) -> str:
+def thread_key(own_id: str, references: list[str], in_reply_to: list[str], subject: str) -> str:
     """Root of the conversation: first References id, else In-Reply-To, else
     this message's own id. The subject is a last resort, used only for a
-    'Re:' that lost its headers or mail with no ids at all."""
+    'Re:' that lost its headers."""
     if references:
         return references[0]
     if in_reply_to:
         return in_reply_to[0]
-    if message_id and not _REPLY_PREFIX.match(subject or ""):
-        return message_id
-    base = _REPLY_PREFIX.sub("", subject or "").strip().lower()
-    return "subject:" + " ".join(base.split()) if base else (message_id or "subject:")
+    base = " ".join(_REPLY_PREFIX.sub("", subject or "").split()).lower()
+    if base and _REPLY_PREFIX.match(subject or ""):
+        return "subject:" + base
+    return own_id
 
 
 def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta: dict | None = None) -> InboundMessage:
@@ -288,12 +330,14 @@ def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta:
 def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> InboundMessage:
     msg = email.message_from_bytes(raw, policy=compat32)
     problems = [type(d).__name__ for d in msg.defects]
-    message_id = bare_id(msg.get("Message-ID"))
-    references = id_list(msg.get("References"))
-    in_reply_to = id_list(msg.get("In-Reply-To"))
-    subject = decode_header(msg.get("Subject"))
-    body = _Body()
+    message_id = bare_id(header(msg, "Message-ID"))
+    own_id = message_id or raw_id(raw)
+    references = id_list(header(msg, "References"))
+    in_reply_to = id_list(header(msg, "In-Reply-To"))
+    body = _Body(_charset_hint(msg))
     _walk(msg, body)
+    hint = body.hint
+    subject = decode_header(header(msg, "Subject"), hint)
     text = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
     html = "\n".join(body.html) or None
     if not text and html:
@@ -306,11 +350,11 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
     })
     if reply.signature:
         meta["signature"] = reply.signature
-    reply_to = decode_header(msg.get("Reply-To"))
+    reply_to = decode_header(header(msg, "Reply-To"), hint)
     if reply_to:
         meta["reply_to"] = email.utils.parseaddr(reply_to)[1]
     for hdr in ("To", "Cc"):
-        value = decode_header(msg.get(hdr))
+        value = decode_header(header(msg, hdr), hint)
         if value:
             meta[hdr.lower()] = value[:2000]
     if not text and not body.attachments and problems:
@@ -319,13 +363,13 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
     return InboundMessage(
         channel=CHANNEL,
         account=account,
-        external_id=message_id or raw_id(raw),
-        sender=_sender(msg),
+        external_id=own_id,
+        sender=_sender(msg, hint),
         text=text,
         sent_at=_date(msg, fallback_time),
         subject=subject or None,
         html=html,
-        thread_key=thread_key(message_id, references, in_reply_to, subject),
+        thread_key=thread_key(own_id, references, in_reply_to, subject),
         reply_to=(in_reply_to or references[-1:] or [None])[0],
         attachments=body.attachments,
         raw=raw,
@@ -335,11 +379,11 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
 
 def parse_failed(raw: bytes, account: str, fallback_time: float, meta: dict, why: str) -> InboundMessage:
     msg = email.message_from_bytes(raw, policy=compat32)
-    message_id = bare_id(msg.get("Message-ID"))
+    message_id = bare_id(header(msg, "Message-ID"))
     return InboundMessage(
         channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(msg),
         text="[This message could not be read; its original source is kept.]",
-        sent_at=_date(msg, fallback_time), subject=decode_header(msg.get("Subject")) or None,
-        thread_key=message_id, raw=raw, parse_error=why[:500],
+        sent_at=_date(msg, fallback_time), subject=decode_header(header(msg, "Subject")) or None,
+        thread_key=message_id or raw_id(raw), raw=raw, parse_error=why[:500],
         meta={k: v for k, v in meta.items() if v not in (None, "", [])},
     )

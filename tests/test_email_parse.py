@@ -1,0 +1,160 @@
+"""E-mail parsing on real-world and deliberately broken mail."""
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+
+from connectors.email.parse import parse
+from tests.conftest import CORPORA
+
+ALL_FILES = sorted(p for p in CORPORA.rglob("*") if p.is_file())
+REPLIES = CORPORA / "replies"
+
+
+def _norm(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().splitlines() if line.strip()]
+
+
+def test_corpus_is_there():
+    assert len([p for p in ALL_FILES if p.suffix == ".eml"]) >= 119
+
+
+def test_every_corpus_file_ingests(store):
+    """Every file, mail or not, goes in without an exception; unreadable mail keeps its source."""
+    by_external_id = {}
+    for path in ALL_FILES:
+        raw = path.read_bytes()
+        item = parse(raw, "work", fallback_time=1_700_000_000.0)
+        result = store.ingest(item)
+        if result is None:  # same Message-ID as an earlier file: dropped, not doubled
+            assert item.external_id in by_external_id, path
+            continue
+        by_external_id[item.external_id] = path
+        stored = store.message(result.message_id)
+        assert stored.channel == "email" and stored.direction == "in"
+        assert store.raw_source(result.message_id) == raw
+        if stored.parse_error:
+            assert "could not be read" in stored.text
+    assert len(by_external_id) > 100
+
+
+@pytest.mark.parametrize("name", ["iphone", "sparrow"])
+def test_reply_fixtures_new_text_first(name):
+    """talon's expected reply text = the new text, then the signature; the quote is folded away."""
+    item = parse((REPLIES / f"{name}.eml").read_bytes(), "work")
+    expected = _norm((REPLIES / f"{name}_reply_text").read_text())
+    assert item.meta["new_text"] == "Hello"
+    assert _norm(item.meta["new_text"] + "\n" + item.meta["signature"]) == expected
+    assert ">" not in item.meta["new_text"] and "wrote:" not in item.meta["new_text"]
+    assert "Hi" in item.text  # the full body, quote included, is kept
+
+
+@pytest.mark.parametrize("path", sorted(REPLIES.glob("*.eml")), ids=lambda p: p.stem)
+def test_every_client_reply_shows_new_text(path):
+    item = parse(path.read_bytes(), "work")
+    assert item.meta["new_text"] == "Hello"
+    assert len(item.text) > len(item.meta["new_text"])
+
+
+@pytest.mark.parametrize("path", sorted((REPLIES / "html_replies").glob("*.html")), ids=lambda p: p.stem)
+def test_html_only_replies_turn_into_readable_new_text(path):
+    msg = EmailMessage()
+    msg["From"] = "Alex <alex@example.com>"
+    msg["Subject"] = "Re: How are you?"
+    msg["Message-ID"] = f"<{path.stem}@example.com>"
+    msg.set_content(path.read_bytes().decode("utf-8", "replace"), subtype="html")
+    item = parse(msg.as_bytes(), "work")
+    assert item.meta["new_text"] == "Hi. I am fine."
+    assert "<" not in item.text.split("Hi. I am fine.")[0]
+    assert item.html and "<" in item.html  # the HTML is kept for the record
+
+
+def test_empty_message_id_does_not_crash_and_is_stable():
+    raw = b"From: Jane <jane@example.com>\r\nMessage-Id: <>\r\nSubject: Broken id\r\n\r\nHello there\r\n"
+    with pytest.raises(Exception):  # why we do not use policy.default for everything
+        email.message_from_bytes(raw, policy=email.policy.default)["Message-Id"].msg_id
+    a, b = parse(raw, "work"), parse(raw, "work")
+    assert a.parse_error is None and a.text.strip() == "Hello there"
+    assert a.external_id == b.external_id and a.external_id.startswith("sha256:")
+    assert a.sender.address == "jane@example.com"
+
+
+def test_undeclared_charsets_are_detected():
+    body = "Здравствуйте! Мой заказ номер 1042 пришёл разбитым, пожалуйста, помогите.".encode("cp1251")
+    raw = (b"From: =?utf-8?b?0JjQstCw0L0=?= <ivan@example.ru>\r\nSubject: \xc7\xe0\xea\xe0\xe7\r\n"
+           b"Message-ID: <cp1251@example.ru>\r\nContent-Type: text/plain\r\n\r\n" + body)
+    item = parse(raw, "work")
+    assert "заказ номер 1042" in item.text
+    assert item.sender.display_name == "Иван"
+    assert item.subject == "Заказ"
+
+
+def test_alternative_prefers_plain_and_html_only_becomes_text():
+    msg = EmailMessage()
+    msg["From"] = "a@example.com"
+    msg.set_content("plain version")
+    msg.add_alternative("<p>html <b>version</b></p>", subtype="html")
+    assert parse(msg.as_bytes(), "w").text == "plain version"
+    html_only = EmailMessage()
+    html_only["From"] = "a@example.com"
+    html_only.set_content("<p>Hello <b>there</b></p><script>x()</script><ul><li>one</li></ul>", subtype="html")
+    text = parse(html_only.as_bytes(), "w").text
+    assert "Hello there" in text and "one" in text and "<" not in text
+
+
+def test_attachments_inline_images_and_hostile_names(store):
+    msg = EmailMessage()
+    msg["From"] = "Jane <jane@example.com>"
+    msg["Message-ID"] = "<att@example.com>"
+    msg.set_content("see attached")
+    msg.add_alternative('<p>see <img src="cid:logo@x"></p>', subtype="html")
+    msg.get_payload()[1].add_related(b"\x89PNG fake", maintype="image", subtype="png", cid="<logo@x>")
+    msg.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="../../etc/passwd")
+    msg.add_attachment(b"\x00\x01", maintype="application", subtype="octet-stream",
+                       filename="\u202eexe.pdf\x07")
+    item = parse(msg.as_bytes(), "work")
+    assert item.text.strip() == "see attached"
+    names = {a.filename: a for a in item.attachments}
+    assert any(a.inline and a.content_type == "image/png" for a in item.attachments)
+    assert names["../../etc/passwd"].data == b"%PDF-1.4 invoice"
+    stored = store.message(store.ingest(item).message_id)
+    saved = {a.filename for a in stored.attachments}
+    assert "passwd" in saved and not any("/" in n or "\u202e" in n or "\x07" in n for n in saved)
+
+
+def test_thread_key_is_the_root_of_references():
+    def mail(mid, refs=None, irt=None, subject="Order 1042"):
+        head = f"From: a@example.com\r\nSubject: {subject}\r\n" + (f"Message-ID: <{mid}>\r\n" if mid else "")
+        if refs:
+            head += "References: " + " ".join(f"<{r}>" for r in refs) + "\r\n"
+        if irt:
+            head += f"In-Reply-To: <{irt}>\r\n"
+        return parse((head + "\r\nbody\r\n").encode(), "w")
+
+    assert mail("m1").thread_key == "m1"
+    assert mail("m3", refs=["m1", "m2"], irt="m2").thread_key == "m1"
+    assert mail("m3", refs=["m1", "m2"], irt="m2").reply_to == "m2"
+    assert mail("m2", irt="m1").thread_key == "m1"
+    # last resort: a reply that lost its threading headers groups by subject
+    assert mail("x1", subject="Re: Order 1042").thread_key == mail("x2", subject="RE: AW: order  1042").thread_key
+
+
+def test_unreadable_mail_is_kept_raw_with_a_note(store):
+    raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Transfer-Encoding: base64\r\n\r\n!!\r\n"
+    item = parse(raw, "work")
+    assert item.parse_error and "could not be read" in item.text
+    result = store.ingest(item)
+    assert store.message(result.message_id).parse_error
+    assert store.raw_source(result.message_id) == raw
+
+
+def test_dates_and_controls():
+    raw = (b"From: Eve <eve@example.com>\r\nDate: Tue, 3 Apr 2012 16:23:59 +0400\r\n"
+           b"Subject: hi\x1b[31m red\r\n\r\nbody \x1b]0;title\x07 text\x00\r\n")
+    item = parse(raw, "w")
+    assert item.sent_at == 1333455839.0
+    assert "\x1b" not in item.subject and "\x1b" not in item.text and "\x00" not in item.text
+    future = parse(b"From: a@b.c\r\nDate: Fri, 1 Jan 2100 00:00:00 +0000\r\n\r\nx", "w", fallback_time=5.0)
+    assert future.sent_at == 5.0  # far-future dates would jump the queue
