@@ -152,6 +152,7 @@ class _Renderer:
         self.atoms: list = []
         self.prefix: list[str] = []  # quote prefixes and list indentation, outermost first
         self.quote_depth = 0
+        self.in_link = False
 
     def render(self, md: str) -> list:
         self.blocks(SyntaxTreeNode(_MD.parse(md)).children, PARAGRAPH)
@@ -264,9 +265,13 @@ class _Renderer:
             elif t == "s":
                 self.wrap(s.strike, node.children)
             elif t == "code_inline":
-                self.atoms.append(_Open(*s.code)) if s.code[0] else None
-                self.words(node.content, s.code_escape, keep_spaces=True)
-                self.atoms.append(_Close()) if s.code[0] else None
+                # Telegram: a link cannot contain a code entity, so code inside a link is plain text
+                tagged = bool(s.code[0]) and not (self.in_link and s is TELEGRAM)
+                if tagged:
+                    self.atoms.append(_Open(*s.code))
+                self.words(node.content, s.code_escape if tagged else s.escape, keep_spaces=True)
+                if tagged:
+                    self.atoms.append(_Close())
             elif t in ("link", "image"):
                 href = node.attrs.get("href") or node.attrs.get("src") or ""
                 label = "".join(c.content for c in node.walk() if c.type in ("text", "code_inline"))
@@ -274,7 +279,9 @@ class _Renderer:
                 if pair and label == href and s is SLACK:  # bare address: Slack shows <url> as is
                     self.atoms.append(_Text(f"<{_html_text(href)}>", _same))
                 elif pair and label:
+                    self.in_link = True
                     self.wrap(pair, node.children)
+                    self.in_link = False
                 else:  # unsafe scheme, plain text, or no label: show the address itself
                     if label and label != href:
                         self.inline(node.children)

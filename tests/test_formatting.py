@@ -261,3 +261,9 @@ def test_split_code_block_reopens_pre():
 def test_empty_and_whitespace():
     assert telegram_parts("") == [] and slack_parts("  \n") == []
     assert email_bodies("")[0] == ""
+
+
+def test_telegram_link_never_contains_code():
+    # Telegram refuses code inside a link entity; bold inside a link is fine
+    assert telegram_parts("[`code` **b**](https://x.example) `c`") == [
+        '<a href="https://x.example">code <b>b</b></a> <code>c</code>']
