@@ -1,0 +1,138 @@
+"""Bulk import of a Maildir tree or an mbox file: parse on every core, insert in batches.
+
+Workers get small tasks (a file path, or an mbox offset and length) rather than
+message bytes, so the parent does not copy every message twice; they send back
+parsed InboundMessages. The parent owns the one store connection and inserts
+in large transactions. The store drops what it already has (same Message-ID,
+or same bytes when there is none), so importing twice adds nothing.
+"""
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from connectors.email.maildir import is_maildir
+from connectors.email.parse import parse
+
+Task = tuple  # ("file", path) | ("mbox", path, offset, length)
+_FROM_LINE = re.compile(rb"^From ", re.M)
+
+
+@dataclass
+class ImportStats:
+    seen: int = 0
+    added: int = 0
+    unreadable: int = 0  # stored raw with a parse-error note
+    new_customers: set = field(default_factory=set)  # customers the import created
+
+    @property
+    def skipped(self) -> int:
+        return self.seen - self.added
+
+
+def maildir_tasks(root: Path) -> list[Task]:
+    """Every message file under `root`: the root itself and any sub-Maildir
+    (mbsync's INBOX/, Maildir++ .Sent/ ...), never tmp/."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory")
+    tasks = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "tmp")
+        here = Path(dirpath)
+        if here.name in ("cur", "new") and is_maildir(here.parent):
+            with os.scandir(here) as entries:
+                tasks.extend(("file", e.path) for e in sorted(entries, key=lambda e: e.name)
+                             if e.is_file() and not e.name.startswith("."))
+            dirnames[:] = []
+    return tasks
+
+
+def mbox_tasks(path: Path) -> list[Task]:
+    """(offset, length) of each message: it starts after a "From " line and ends
+    before the next one (the classic mbox format, as Python's `mailbox` reads it)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return []
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        starts = [match.start() for match in _FROM_LINE.finditer(m)]
+        if not starts or starts[0] != 0:
+            raise ValueError(f"{path}: not an mbox file (it must start with a 'From ' line)")
+        tasks = []
+        for i, start in enumerate(starts):
+            body = m.find(b"\n", start) + 1 or size
+            end = starts[i + 1] if i + 1 < len(starts) else size
+            tasks.append(("mbox", str(path), body, max(0, end - body)))
+    return tasks
+
+
+def read_task(task: Task) -> tuple[bytes, float]:
+    """(raw bytes, a fallback time) for one task."""
+    if task[0] == "file":
+        with open(task[1], "rb") as f:
+            return f.read(), os.fstat(f.fileno()).st_mtime
+    _, path, offset, length = task
+    with open(path, "rb") as f:
+        f.seek(offset)
+        raw = f.read(length)
+        mtime = os.fstat(f.fileno()).st_mtime
+    if raw.endswith(b"\n\n"):  # the blank line that separates mbox messages
+        raw = raw[:-1]
+    return raw, mtime
+
+
+def _parse_task(job: tuple[Task, str]):
+    task, account = job
+    try:
+        raw, mtime = read_task(task)
+    except OSError:
+        return None  # vanished meanwhile (a mail syncer moved it)
+    return parse(raw, account, fallback_time=mtime)
+
+
+def parsed(tasks: list[Task], account: str, workers: int | None = None) -> Iterator:
+    """InboundMessages in task order, parsed on `workers` processes (default: all cores)."""
+    workers = workers or os.cpu_count() or 1
+    jobs = ((t, account) for t in tasks)
+    if workers <= 1 or len(tasks) < 200:
+        yield from map(_parse_task, jobs)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_parse_task, jobs, chunksize=32)
+
+
+def import_into(store, tasks: list[Task], account: str, *, workers: int | None = None, batch: int = 500,
+                on_progress: Callable[[int], None] | None = None) -> ImportStats:
+    stats = ImportStats()
+    pending = []
+    reported = 0
+
+    def flush():
+        nonlocal reported
+        results = store.ingest_batch(pending)
+        stats.added += len(results)
+        stats.new_customers.update(r.customer_id for r in results if r.new_customer)
+        if on_progress:
+            on_progress(stats.seen - reported)
+        reported = stats.seen
+        pending.clear()
+
+    for item in parsed(tasks, account, workers):
+        stats.seen += 1
+        if item is None:
+            continue
+        stats.unreadable += bool(item.parse_error)
+        pending.append(item)
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+    return stats

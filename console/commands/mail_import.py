@@ -1,0 +1,88 @@
+"""`omnidesk import mbox PATH` / `omnidesk import maildir PATH`: bring an old mailbox in.
+
+Parsing runs on every core; rows go in through store.ingest_batch in large
+transactions. Importing the same mailbox again adds nothing (messages are
+keyed by Message-ID, or by their bytes when they have none).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from console.cli import UserError
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("import", parents=parents, help="import old mail from an mbox file or a Maildir",
+                       description="Import e-mail history into the store. Safe to repeat: nothing is added twice.")
+    p.add_argument("format", choices=("mbox", "maildir"), help="what PATH is")
+    p.add_argument("path", metavar="PATH", help="the mbox file, or the Maildir root (sub-folders included)")
+    p.add_argument("--account", help="e-mail account the mail belongs to (default: the only one configured)")
+    p.add_argument("--jobs", type=int, default=0, help="parser processes (default: all cores)")
+    p.add_argument("--done", action="store_true",
+                   help="mark the customers of imported mail done, so old history does not fill the queue")
+    p.set_defaults(func=run)
+
+
+def pick_account(ctx, wanted: str | None) -> str:
+    accounts = sorted(ctx.config.accounts.get("email", {}))
+    if wanted:
+        if accounts and wanted not in accounts:
+            raise UserError(f"no e-mail account {wanted!r} in {ctx.config_path}; configured: {', '.join(accounts)}")
+        return wanted
+    if len(accounts) == 1:
+        return accounts[0]
+    if accounts:
+        raise UserError(f"several e-mail accounts are configured ({', '.join(accounts)}); pick one with --account")
+    return "local"  # no account yet: the mail still lands under its customers
+
+
+def run(args, ctx) -> int:
+    from connectors.email import bulk
+
+    path = Path(os.path.expanduser(args.path))
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    account = pick_account(ctx, args.account)
+    try:
+        tasks = bulk.mbox_tasks(path) if args.format == "mbox" else bulk.maildir_tasks(path)
+    except (OSError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if args.format == "maildir" and not tasks and not (path / "cur").is_dir():
+        raise UserError(f"{path}: no Maildir here (expected cur/ and new/ folders)")
+    store = ctx.store
+    before = store.queue_count("all")
+    stats = _run_with_progress(store, tasks, account, args, quiet=ctx.json or not sys.stderr.isatty())
+    if args.done:
+        for customer_id in sorted(stats.new_customers):  # only customers the import created
+            store.set_status(customer_id, "done", ctx.agent, reason="import")
+    data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
+            "added": stats.added, "already_there": stats.skipped, "unreadable": stats.unreadable,
+            "customers_before": before, "customers_after": store.queue_count("all")}
+    ctx.emit(data, lambda d: (f"imported {d['added']} new of {d['messages']} messages into account "
+                              f"{d['account']!r} ({d['already_there']} already there"
+                              + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")"))
+    return 0
+
+
+def _run_with_progress(store, tasks, account, args, quiet: bool):
+    from connectors.email import bulk
+
+    if quiet:
+        return bulk.import_into(store, tasks, account, workers=args.jobs or None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        bar = progress.add_task("import", total=len(tasks), rate="")
+
+        def advance(n: int) -> None:
+            task = progress.tasks[0]
+            done = task.completed + n
+            rate = f"{done / task.elapsed:,.0f} msg/s" if task.elapsed else ""
+            progress.update(bar, advance=n, rate=rate)
+
+        return bulk.import_into(store, tasks, account, workers=args.jobs or None, on_progress=advance)

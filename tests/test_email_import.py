@@ -1,0 +1,104 @@
+"""`omnidesk import mbox|maildir PATH`."""
+from __future__ import annotations
+
+import json
+import mailbox
+import shutil
+
+import pytest
+
+from console.cli import main
+from store import Store
+from tests.conftest import CORPORA
+
+EMLS = sorted(CORPORA.rglob("*.eml"))
+
+
+def run(capsys, *argv) -> tuple[int, dict | str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    try:
+        return code, json.loads(out.out)
+    except json.JSONDecodeError:
+        return code, out.out + out.err
+
+
+@pytest.fixture
+def corpus_maildir(tmp_path):
+    root = tmp_path / "Mail"
+    for sub in ("cur", "new", "tmp"):
+        (root / "INBOX" / sub).mkdir(parents=True)
+    (root / ".Archive" / "cur").mkdir(parents=True)
+    for i, path in enumerate(EMLS):
+        folder = root / "INBOX" if i % 3 else root / ".Archive"
+        shutil.copy(path, folder / "cur" / f"{i}.{i}.host:2,S")
+    (root / "INBOX" / "tmp" / "half-written").write_bytes(b"From: x@y.z\r\n")  # never read
+    return root
+
+
+def test_maildir_import_then_reimport_adds_nothing(capsys, tmp_path, corpus_maildir):
+    db = str(tmp_path / "o.db")
+    code, first = run(capsys, "--db", db, "--json", "import", "maildir", str(corpus_maildir), "--jobs", "2")
+    assert code == 0
+    assert first["messages"] == len(EMLS) and first["account"] == "local"
+    assert first["added"] >= len(EMLS) - 2  # a corpus file or two share a Message-ID
+    code, second = run(capsys, "--db", db, "--json", "import", "maildir", str(corpus_maildir))
+    assert code == 0 and second["added"] == 0 and second["already_there"] == len(EMLS)
+    store = Store(db)
+    jane = store.find_customer("xxx@gmail.com")  # the Gmail/iPhone/Sparrow replies share a sender
+    assert any(m.meta.get("new_text") == "Hello" for m in store.timeline(jane))
+    store.close()
+
+
+def test_mbox_import_with_the_done_flag(capsys, tmp_path, make_inbound):
+    path = tmp_path / "archive.mbox"
+    box = mailbox.mbox(path)
+    for eml in EMLS[:40]:
+        box.add(eml.read_bytes())
+    box.add(b"From: Ann <ann@example.com>\nMessage-ID: <ann1@example.com>\nSubject: hi\n\n"
+            b"line one\n>From the start of a line\nlast line\n")
+    box.flush()
+    db = tmp_path / "o.db"
+    store = Store(db)
+    waiting = store.ingest(make_inbound("telegram", "777", "still waiting for an answer")).customer_id
+    code, data = run(capsys, "--db", str(db), "--json", "import", "mbox", str(path), "--done")
+    assert code == 0 and data["messages"] == 41
+    ann = store.find_customer("ann@example.com")
+    [msg] = store.timeline(ann)
+    assert msg.text.splitlines() == ["line one", ">From the start of a line", "last line"]
+    assert store.customer(ann).status == "done"
+    assert store.customer(waiting).status == "open"  # only what the import created is closed
+    code, again = run(capsys, "--db", str(db), "--json", "import", "mbox", str(path))
+    assert again["added"] == 0
+    store.close()
+
+
+def test_import_errors_are_plain_messages(capsys, tmp_path):
+    code, out = run(capsys, "--db", str(tmp_path / "o.db"), "import", "mbox", str(tmp_path / "nope.mbox"))
+    assert code == 1 and "no such file" in out
+    bad = tmp_path / "not.mbox"
+    bad.write_bytes(b"Subject: not an mbox\n\nhello\n")
+    code, out = run(capsys, "--db", str(tmp_path / "o.db"), "import", "mbox", str(bad))
+    assert code == 1 and "not an mbox" in out
+    config = tmp_path / "c.toml"
+    config.write_text('[email.a]\nbackend = "maildir"\nmaildir = "/x"\n[email.b]\nbackend = "maildir"\nmaildir = "/y"\n')
+    (tmp_path / "md" / "cur").mkdir(parents=True)
+    code, out = run(capsys, "--db", str(tmp_path / "o.db"), "--config", str(config), "import", "maildir",
+                    str(tmp_path / "md"))
+    assert code == 1 and "--account" in out
+
+
+def test_large_maildir_is_parsed_on_several_processes(capsys, tmp_path):
+    root = tmp_path / "Big"
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    for i in range(600):  # above the size where a process pool pays off
+        (root / "new" / f"{i}.m.host").write_bytes(
+            f"From: C{i % 50} <c{i % 50}@example.com>\nMessage-ID: <big{i}@example.com>\nSubject: n{i}\n\nbody {i}\n".encode())
+    db = str(tmp_path / "o.db")
+    code, data = run(capsys, "--db", db, "--json", "import", "maildir", str(root), "--jobs", "2")
+    assert code == 0 and data["added"] == 600
+    store = Store(db)
+    assert store.queue_count("all") == 50
+    assert len(store.timeline(store.find_customer("c7@example.com"), limit=100)) == 12
+    store.close()
