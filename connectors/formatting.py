@@ -312,21 +312,23 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
     atoms = list(atoms)
     parts: list[str] = []
     stack: list[_Open] = []
+    lead = ""  # the line prefix ("> ") a part cut mid-line repeats, before any reopened tag
     i = 0
     while i < len(atoms):
         start_stack = list(stack)
-        out = [o.text for o in stack]
-        size = sum(measure(o.text) for o in stack)
+        out = [lead] + [o.text for o in stack]
+        size = measure(lead) + sum(measure(o.text) for o in stack)
         closing = sum(measure(o.close) for o in stack)
         has_text = False
         cands: dict[int, tuple] = {}
+        line_prefix = lead
         j = i
-        cut = None  # (out_len, stack, resume_index)
+        cut = None  # (out_len, stack, resume_index, prefix to repeat)
         while j < len(atoms):
             a = atoms[j]
             if isinstance(a, _Break):
-                if has_text and size + closing <= limit:
-                    cands[a.level] = (len(out), list(stack), j + 1)
+                if has_text:
+                    cands[a.level] = (len(out), list(stack), j + 1, "" if a.level > WORD else line_prefix)
                 piece, d_close = a.sep, 0
             elif isinstance(a, _Open):
                 piece, d_close = a.text, measure(a.close)
@@ -341,9 +343,16 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
                     stack.pop()
                 elif isinstance(a, _Text) and a.visible and a.raw.strip():
                     has_text = True
+                elif isinstance(a, _Text) and not a.visible:
+                    line_prefix += a.raw
+                if isinstance(a, _Break) and a.level > WORD:
+                    line_prefix = ""
                 out.append(piece)
                 size += measure(piece)
                 closing += d_close
+                j += 1
+                continue
+            if isinstance(a, _Break) and not has_text:  # a separator at the start of a part: drop it
                 j += 1
                 continue
             if cands:
@@ -359,11 +368,11 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
                     out.append(a.esc(a.raw[:n]))
                     atoms[j] = _Text(a.raw[n:], a.esc, a.visible)
                     has_text = has_text or bool(a.raw[:n].strip())
-                    cut = (len(out), list(stack), j)
+                    cut = (len(out), list(stack), j, line_prefix)
                 elif has_text:
-                    cut = (len(out), list(stack), j)
+                    cut = (len(out), list(stack), j, line_prefix)
             elif has_text:
-                cut = (len(out), list(stack), j)
+                cut = (len(out), list(stack), j, line_prefix)
             break
         if cut is None and j < len(atoms):
             # Stuck: a tag (a link with a huge URL) or the reopened tags leave no room.
@@ -377,8 +386,9 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
             stack = start_stack
             continue
         if cut is None:  # reached the end
-            cut = (len(out), list(stack), len(atoms))
-        n_out, stack, i = cut
+            cut = (len(out), list(stack), len(atoms), "")
+        n_out, stack, i, repeat = cut
+        lead = repeat if repeat.strip() else ""
         text = "".join(out[:n_out]) + "".join(o.close for o in reversed(stack))
         if text.strip() and has_text:
             parts.append(text.strip("\n"))

@@ -267,3 +267,9 @@ def test_telegram_link_never_contains_code():
     # Telegram refuses code inside a link entity; bold inside a link is fine
     assert telegram_parts("[`code` **b**](https://x.example) `c`") == [
         '<a href="https://x.example">code <b>b</b></a> <code>c</code>']
+
+
+def test_slack_quote_cut_mid_line_stays_quoted():
+    parts = slack_parts("> " + " ".join(["quoted"] * 30) + "\n> second line", limit=50)
+    assert len(parts) > 2 and all(p.startswith("> ") for p in parts)
+    assert parts[-1].endswith("\n> second line")
