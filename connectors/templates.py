@@ -186,7 +186,7 @@ def install_starter_templates(dest: Path | None = None) -> list[Path]:
     dest = Path(dest) if dest else templates_dir()
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for src in sorted(STARTER_DIR.glob("*.md")):
+    for src in sorted([*STARTER_DIR.glob("*.md"), STARTER_DIR / "README.txt"]):
         target = dest / src.name
         try:
             with open(target, "x", encoding="utf-8") as f:  # "x": never overwrite, even in a race

@@ -246,7 +246,7 @@ STARTER_VALUES = {"status": "shipped today", "tracking_url": "https://t.example/
 def test_starter_templates_install_and_render_everywhere(tmp_path):
     dest = tmp_path / "templates"
     written = T.install_starter_templates(dest)
-    assert sorted(p.name for p in written) == ["apology.md", "closing.md", "greeting.md",
+    assert sorted(p.name for p in written) == ["README.txt", "apology.md", "closing.md", "greeting.md",
                                                "order-status.md", "refund.md"]
     for t in T.list_templates(dest):
         assert t.description
@@ -265,7 +265,7 @@ def test_install_never_overwrites_edited_templates(tmp_path):
     (dest / "refund.md").write_text("my own refund text", encoding="utf-8")
     written = T.install_starter_templates(dest)
     assert (dest / "refund.md").read_text(encoding="utf-8") == "my own refund text"
-    assert dest / "refund.md" not in written and len(written) == 4
+    assert dest / "refund.md" not in written and len(written) == 5  # four templates and the README
     assert T.install_starter_templates(dest) == []
 
 

@@ -90,6 +90,7 @@ def cmd_install(args, ctx) -> int:
     directory = tpl.templates_dir(ctx.config)
     written = tpl.install_starter_templates(directory)
     data = {"directory": str(directory), "installed": [str(p) for p in written]}
-    ctx.emit(data, f"{len(written)} starter template(s) installed in {directory}"
+    count = sum(p.suffix == ".md" for p in written)
+    ctx.emit(data, f"{count} starter template(s) installed in {directory}"
                    + ("" if written else " (all were already there; yours are never overwritten)"))
     return 0
