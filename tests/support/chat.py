@@ -77,5 +77,6 @@ def slack_connector(server, account: str = "team", **kw):
     from connectors.slack import SlackConnector
 
     kw.setdefault("poll_seconds", 0.5)
+    kw.setdefault("calls_per_minute", 100_000)
     kw.setdefault("timeout", 5.0)
     return SlackConnector(account, server.bot_token, base_url=server.api_url, **kw)

@@ -1,0 +1,531 @@
+"""Slack through `slack_sdk.WebClient` with a bot token; Socket Mode when an
+app-level token is configured.
+
+Polling: every conversation the bot is in (DMs, group DMs, channels) is read
+with conversations.history from its own cursor (`c:<channel>` = newest ts
+seen), all pages. Threads are read with conversations.replies from `t:<channel>:
+<thread ts>`: at once when history shows a parent with new replies, every poll
+for "hot" threads (ones we answered in or heard from within the hour), and by a
+periodic rescan of the last day that also catches edits and deletions.
+
+conversations.history and conversations.replies are Tier 3 (about 50 calls a
+minute per workspace for internal apps), so a poll costs one call per
+conversation and the next poll waits at least `poll_seconds` (default 5 s) and
+long enough to stay under `calls_per_minute` (default 40, 80 % of Tier 3):
+with 30 conversations that is a poll every 45 s. Socket Mode pushes events in
+well under a second and polls only to catch up after (re)connecting and every
+five minutes.
+
+Socket Mode events advance the cursors only when the socket has been connected
+since the start of the last catch-up poll, so a gap while disconnected is
+always read back from history: nothing is lost, and the store's idempotent
+ingest makes the overlap harmless.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import queue
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError
+from connectors.config import ConfigError, Option, resolve_secret, secret_options
+from connectors.formatting import slack_parts
+from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
+
+log = logging.getLogger("omnidesk.slack")
+
+TYPES = "im,mpim,private_channel,public_channel"
+KEEP_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
+AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
+               "not_allowed_token_type", "missing_scope", "no_permission"}
+HOT_SECONDS = 3600
+CONVERSATIONS_REFRESH = 60.0
+USER_CACHE_SECONDS = 3600.0
+
+OPTIONS: dict[str, Option] = {
+    **secret_options("token", "bot token (xoxb-...)"),
+    **secret_options("app_token", "app-level token (xapp-...) for Socket Mode"),
+    "base_url": Option(str, "https://slack.com/api/", "Web API URL (must end with /)"),
+    "poll_seconds": Option((int, float), 5.0, "shortest time between polls"),
+    "calls_per_minute": Option(int, 40, "history/replies calls a minute polling may use (Tier 3 is ~50)"),
+    "catchup_seconds": Option((int, float), 300.0, "Socket Mode: how often to poll anyway, to catch up"),
+    "rescan_seconds": Option((int, float), 120.0, "how often to re-read the last day for edits, deletions, threads"),
+    "backfill_days": Option((int, float), 2.0, "how far back to read a conversation seen for the first time"),
+    "max_download_bytes": Option(int, 25 * 1024 * 1024, "largest file downloaded"),
+}
+
+
+def build(account: str, options: dict, config=None) -> "SlackConnector":
+    where = f"slack.{account}"
+    token = resolve_secret(options, "token", where)
+    if not token:
+        raise ConfigError(f"{where}: no bot token; set token_env, token_command or token_keyring")
+    app_token = resolve_secret(options, "app_token", where)
+    base_url = options.get("base_url", OPTIONS["base_url"].default)
+    if not base_url.endswith("/"):
+        raise ConfigError(f"{where}.base_url: must end with '/' (got {base_url!r})")
+    cap = options.get("max_download_bytes", OPTIONS["max_download_bytes"].default)
+    if config is not None:
+        cap = min(cap, config.get("attachments", "max_bytes"))
+    kw = {k: options[k] for k in ("poll_seconds", "calls_per_minute", "catchup_seconds", "rescan_seconds",
+                                  "backfill_days") if k in options}
+    return SlackConnector(account, token, app_token=app_token, base_url=base_url, max_download_bytes=cap, **kw)
+
+
+class ShortRateLimitRetry(RateLimitErrorRetryHandler):
+    """Absorb short 429 waits inside the client; longer ones go to the engine's
+    backoff so that stopping stays prompt."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = [v for k, v in response.headers.items() if k.lower() == "retry-after"]
+        try:
+            return float(values[0][0] if isinstance(values[0], list) else values[0]) <= 3
+        except (IndexError, ValueError):
+            return False
+
+
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+def plain_text(text: str) -> str:
+    """Slack's message markup to plain text: links, mentions, &amp; escapes."""
+    def link(m: re.Match) -> str:
+        target, label = m.group(1), m.group(2)
+        if target[:1] in "@#":
+            return target[0] + (label or target[1:])
+        if target.startswith("!"):
+            return "@" + (label or target[1:].split("^")[0])
+        if target.startswith("mailto:"):
+            return label or target[7:]
+        return f"{label} ({target})" if label and label != target else target
+    return html.unescape(_LINK.sub(link, text or ""))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+class SlackConnector(BaseConnector):
+    channel = "slack"
+
+    def __init__(self, account: str, token: str, *, app_token: str | None = None,
+                 base_url: str = "https://slack.com/api/", poll_seconds: float = 5.0, calls_per_minute: int = 40,
+                 catchup_seconds: float = 300.0, rescan_seconds: float = 120.0, backfill_days: float = 2.0,
+                 max_download_bytes: int = 25 * 1024 * 1024, timeout: float = 30.0):
+        super().__init__(account)
+        self._token = token
+        self._secrets = [s for s in (token, app_token) if s]
+        self.base_url = base_url
+        self.app_token = app_token
+        self.poll_seconds = poll_seconds
+        self.calls_per_minute = max(1, calls_per_minute)
+        self.catchup_seconds = catchup_seconds
+        self.rescan_seconds = rescan_seconds
+        self.backfill_seconds = backfill_days * 86400
+        self.max_download_bytes = max_download_bytes
+        self.timeout = timeout
+        self.client = WebClient(token=token, base_url=base_url, timeout=int(timeout),
+                                retry_handlers=[ConnectionErrorRetryHandler(), ShortRateLimitRetry(max_retry_count=1)])
+        self._lock = threading.Lock()  # caches shared by the poller, the outbox and the socket threads
+        self._me: tuple[str, str] | None = None  # (bot user id, bot id)
+        self._users: dict[str, tuple[float, Sender]] = {}
+        self._convs: dict[str, str] = {}  # id -> channel type (im, mpim, channel, group)
+        self._convs_at = 0.0
+        self._hot: dict[tuple[str, str], float] = {}  # (channel, thread ts) -> until
+        self._known: dict[str, set[str]] = {}  # channel -> ts seen in this process (for deletions)
+        self._next_poll = 0.0
+        self._last_rescan = 0.0
+        self._last_cursor: dict[str, str] | None = None
+        # Socket Mode
+        self._socket = None
+        self._events: queue.Queue = queue.Queue()
+        self._wake = threading.Event()
+        self._epoch = 0  # +1 on every (re)connect
+        self._polled_epoch = -1  # the epoch the last catch-up poll started in
+
+    # -- errors --------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "<token>")
+        return " ".join(text.split())[:300]
+
+    def _api(self, method: str, **kw):
+        """Call a WebClient method by name; map failures to connector errors."""
+        try:
+            return getattr(self.client, method)(**kw)
+        except SlackApiError as e:
+            raise self._map(method, e) from None
+        except (SlackClientError, urllib.error.URLError, OSError) as e:
+            raise ConnectorError(f"cannot reach Slack: {self._scrub(str(e)) or type(e).__name__}") from None
+
+    def _map(self, method: str, e: SlackApiError) -> ConnectorError:
+        resp = e.response
+        status = resp.status_code
+        error = resp.get("error") if isinstance(resp.data, dict) else None
+        name = method.replace("_", ".")
+        if status == 429:
+            after = float(resp.headers.get("Retry-After") or resp.headers.get("retry-after") or 30)
+            return ConnectorError(f"Slack rate limit on {name}: retry after {after:.0f}s", retry_after=after)
+        if error in AUTH_ERRORS:
+            needed = f" (needs {resp.get('needed')})" if resp.get("needed") else ""
+            return PermanentError(f"Slack rejected the token: {error}{needed}; check the token and the app's scopes")
+        if status >= 500:
+            return ConnectorError(f"Slack server error {status} on {name}")
+        return ConnectorError(f"Slack refused {name}: {error or status}")
+
+    # -- setup -----------------------------------------------------------------------------
+    def _ensure_ready(self) -> None:
+        if self._me is None:
+            r = self._api("auth_test")
+            self._me = (r.get("user_id") or "", r.get("bot_id") or "")
+        if self.app_token and self._socket is None:
+            self._start_socket()
+
+    def _start_socket(self) -> None:
+        from slack_sdk.socket_mode.builtin import SocketModeClient
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        def on_message(client, message: dict, raw: str) -> None:
+            if message.get("type") == "hello":
+                self._epoch += 1
+                self._wake.set()
+
+        def on_request(client, req) -> None:
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            if req.type == "events_api" and isinstance(req.payload, dict):
+                self._events.put((self._epoch, req.payload.get("event") or {}))
+                self._wake.set()
+
+        web = WebClient(base_url=self.base_url, timeout=int(self.timeout))
+        sm = SocketModeClient(self.app_token, web_client=web, logger=logging.getLogger("omnidesk.slack.socket"))
+        sm.message_listeners.append(on_message)
+        sm.socket_mode_request_listeners.append(on_request)
+        try:
+            sm.connect()
+        except SlackApiError as e:
+            sm.close()
+            raise self._map("apps.connections.open", e) from None
+        except Exception as e:  # network: poll meanwhile and try again next time
+            sm.close()
+            raise ConnectorError(f"cannot open Slack Socket Mode: {self._scrub(str(e)) or type(e).__name__}") from None
+        self._socket = sm
+
+    @property
+    def socket_connected(self) -> bool:
+        return self._socket is not None and self._socket.is_connected()
+
+    # -- inbound -----------------------------------------------------------------------------
+    def fetch(self, cursor: dict[str, str]) -> Batch:
+        self._ensure_ready()
+        new = dict(cursor)
+        items: list[InboundMessage] = []
+        now = time.time()
+        uncommitted = self._last_cursor is not None and cursor != self._last_cursor
+        if self._socket is None:
+            due = now >= self._next_poll
+        else:
+            due = (self._polled_epoch != self._epoch or uncommitted or now >= self._next_poll
+                   or not self.socket_connected and now >= self._next_poll)
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        if due:
+            started = self._epoch
+            calls = self._poll(cursor, new, items)
+            self._polled_epoch = started
+            interval = max(self.poll_seconds, calls * 60.0 / self.calls_per_minute)
+            if self.socket_connected:
+                interval = max(interval, self.catchup_seconds)
+            self._next_poll = time.time() + interval
+        for epoch, event in events:
+            self._on_event(event, epoch, new, items)
+        self._last_cursor = new
+        return Batch(items, new)
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + max(0.0, min(timeout, self._next_poll - time.time()))
+        while not stop.is_set():
+            if self._wake.wait(0.05):
+                self._wake.clear()
+                return
+            if time.monotonic() >= deadline:
+                return
+
+    # -- polling -------------------------------------------------------------------------------
+    def _conversations(self) -> dict[str, str]:
+        with self._lock:
+            if self._convs and time.time() - self._convs_at < CONVERSATIONS_REFRESH:
+                return dict(self._convs)
+        found: dict[str, str] = {}
+        page = None
+        while True:
+            r = self._api("users_conversations", types=TYPES, exclude_archived=True, limit=200, cursor=page)
+            for c in r.get("channels", []):
+                found[c["id"]] = ("im" if c.get("is_im") else "mpim" if c.get("is_mpim")
+                                  else "group" if c.get("is_private") else "channel")
+            page = (r.get("response_metadata") or {}).get("next_cursor")
+            if not page:
+                break
+        with self._lock:
+            self._convs, self._convs_at = found, time.time()
+        return dict(found)
+
+    def _pages(self, method: str, **kw) -> list[dict]:
+        out, page = [], None
+        while True:
+            r = self._api(method, limit=200, cursor=page, **kw)
+            out.extend(r.get("messages", []))
+            page = (r.get("response_metadata") or {}).get("next_cursor")
+            if not page or not r.get("has_more", True):
+                return out
+
+    def _poll(self, cursor: dict, new: dict, items: list) -> int:
+        """Read everything new; return the number of Tier 3 calls made."""
+        convs = self._conversations()
+        now = time.time()
+        rescan = now - self._last_rescan >= self.rescan_seconds
+        calls = 0
+        threads: set[tuple[str, str]] = set()
+        for cid, ctype in convs.items():
+            key = f"c:{cid}"
+            oldest = cursor.get(key) or f"{now - self.backfill_seconds:.6f}"
+            window = f"{now - 86400:.6f}" if rescan else oldest
+            try:
+                msgs = self._pages("conversations_history", channel=cid, oldest=min(oldest, window, key=float))
+            except ConnectorError as e:
+                if "not_in_channel" in str(e) or "channel_not_found" in str(e):
+                    continue  # left since the last refresh
+                raise
+            calls += 1
+            msgs.sort(key=lambda m: float(m["ts"]))
+            latest = oldest
+            for m in msgs:
+                ts = m["ts"]
+                if float(ts) > float(oldest):
+                    item = self._message_item(cid, ctype, m)
+                    if item:
+                        items.append(item)
+                    latest = ts
+                elif rescan and m.get("subtype") == "tombstone":  # deleted, replies kept
+                    items.append(self._delete_item(cid, ts))
+                elif rescan:
+                    self._check_edit(cid, ctype, m, cursor, new, items)
+                if m.get("reply_count") and float(m.get("latest_reply") or 0) > float(
+                        cursor.get(f"t:{cid}:{ts}") or ts):
+                    threads.add((cid, ts))
+            if rescan:
+                self._check_deletions(cid, float(window), {m["ts"] for m in msgs}, items)
+            self._known.setdefault(cid, set()).update(m["ts"] for m in msgs)
+            new[key] = latest
+        if rescan:
+            self._last_rescan = now
+        with self._lock:
+            self._hot = {k: until for k, until in self._hot.items() if until > now}
+            threads |= {k for k in self._hot if k[0] in convs}
+        for cid, thread_ts in sorted(threads):
+            calls += self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items)
+        return calls
+
+    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list) -> int:
+        key = f"t:{cid}:{thread_ts}"
+        oldest = cursor.get(key) or thread_ts
+        try:
+            msgs = self._pages("conversations_replies", channel=cid, ts=thread_ts, oldest=oldest)
+        except ConnectorError as e:
+            if "thread_not_found" in str(e):
+                return 1
+            raise
+        latest = oldest
+        for m in sorted(msgs, key=lambda m: float(m["ts"])):
+            if m["ts"] == thread_ts or float(m["ts"]) <= float(oldest):
+                continue
+            item = self._message_item(cid, ctype, m)
+            if item:
+                items.append(item)
+                with self._lock:
+                    self._hot[(cid, thread_ts)] = time.time() + HOT_SECONDS
+            latest = m["ts"]
+        new[key] = latest
+        return 1
+
+    def _check_edit(self, cid: str, ctype: str, m: dict, cursor: dict, new: dict, items: list) -> None:
+        edited = (m.get("edited") or {}).get("ts")
+        key = f"e:{cid}"
+        if edited and float(edited) > float(new.get(key) or cursor.get(key) or 0):
+            item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(edited), download=False)
+            if item:
+                items.append(item)
+            new[key] = max(edited, new.get(key) or "0", key=float)
+
+    def _check_deletions(self, cid: str, since: float, present: set[str], items: list) -> None:
+        known = self._known.get(cid, set())
+        for ts in sorted(known):
+            if float(ts) > since and ts not in present:
+                items.append(self._delete_item(cid, ts))
+        self._known[cid] = {ts for ts in known if float(ts) > since and ts in present}
+
+    # -- Socket Mode events ----------------------------------------------------------------------
+    def _on_event(self, event: dict, epoch: int, new: dict, items: list) -> None:
+        if event.get("type") == "member_joined_channel" and self._me and event.get("user") == self._me[0]:
+            with self._lock:
+                self._convs_at = 0.0  # re-read the conversation list at the next poll
+            self._next_poll = 0.0
+            return
+        if event.get("type") != "message" or not event.get("channel"):
+            return
+        cid, subtype = event["channel"], event.get("subtype")
+        ctype = event.get("channel_type") or self._convs.get(cid, "channel")
+        if subtype == "message_changed":
+            m = event.get("message") or {}
+            edited = float((m.get("edited") or {}).get("ts") or event.get("ts") or time.time())
+            item = self._message_item(cid, ctype, m, kind="edit", edited_at=edited, download=False)
+        elif subtype == "message_deleted":
+            item = self._delete_item(cid, event.get("deleted_ts") or "", event.get("previous_message"))
+        else:
+            item = self._message_item(cid, ctype, event)
+            if item and epoch == self._polled_epoch:  # no gap since the catch-up poll began
+                thread_ts = item.meta.get("thread_ts")
+                key = f"t:{cid}:{thread_ts}" if thread_ts else f"c:{cid}"
+                new[key] = max(new.get(key) or "0", item.meta["ts"], key=float)
+        if item:
+            items.append(item)
+
+    # -- converting ----------------------------------------------------------------------------------
+    def _sender(self, user_id: str) -> Sender:
+        with self._lock:
+            hit = self._users.get(user_id)
+        if hit and time.time() - hit[0] < USER_CACHE_SECONDS:
+            return hit[1]
+        u = self._api("users_info", user=user_id).get("user") or {}
+        profile = u.get("profile") or {}
+        name = profile.get("real_name") or u.get("real_name") or profile.get("display_name") or u.get("name") or ""
+        email = profile.get("email")
+        sender = Sender("slack", user_id, name, u.get("name") or "", emails=(email,) if email else ())
+        with self._lock:
+            self._users[user_id] = (time.time(), sender)
+        return sender
+
+    def _message_item(self, cid: str, ctype: str, m: dict, *, kind: str = "message", edited_at: float | None = None,
+                      download: bool = True) -> InboundMessage | None:
+        user = m.get("user")
+        if m.get("subtype") not in KEEP_SUBTYPES or not user or m.get("bot_id") or (self._me and user == self._me[0]):
+            return None
+        ts = m["ts"]
+        thread_ts = m.get("thread_ts") if m.get("thread_ts") not in (None, ts) else None
+        text = plain_text(m.get("text", ""))
+        meta: dict = {"channel": cid, "ts": ts, "channel_type": ctype}
+        if thread_ts:
+            meta["thread_ts"] = thread_ts
+        if edited_at is not None:
+            meta["edited_at"] = edited_at
+        attachments: list[AttachmentIn] = []
+        if download and m.get("files"):
+            notes = self._download_files(m["files"], attachments, meta)
+            text = "\n".join(filter(None, [text, *notes]))
+        return InboundMessage(
+            channel="slack", account=self.account, external_id=f"{cid}:{ts}", sender=self._sender(user),
+            text=text, sent_at=float(ts), thread_key=f"{cid}:{thread_ts}" if thread_ts else cid,
+            reply_to=f"{cid}:{thread_ts}" if thread_ts else None, attachments=attachments,
+            raw=json.dumps(m, ensure_ascii=False).encode("utf-8"), meta=meta, kind=kind)
+
+    def _delete_item(self, cid: str, ts: str, previous: dict | None = None) -> InboundMessage:
+        user = (previous or {}).get("user") or ""
+        return InboundMessage(channel="slack", account=self.account, external_id=f"{cid}:{ts}",
+                              sender=Sender("slack", user), text="", sent_at=float(ts or 0),
+                              meta={"channel": cid, "ts": ts}, kind="delete")
+
+    def _download_files(self, files: list[dict], attachments: list, meta: dict) -> list[str]:
+        notes = []
+        for f in files:
+            if f.get("file_access") == "check_file_info":
+                f = self._api("files_info", file=f["id"]).get("file") or f
+            name = f.get("name") or f.get("title") or f.get("id") or "file"
+            size = int(f.get("size") or 0)
+            url = f.get("url_private_download") or f.get("url_private")
+            problem = None
+            if size > self.max_download_bytes:
+                problem = f"{_mb(size)}: not downloaded, larger than the {_mb(self.max_download_bytes)} limit"
+            elif not url or f.get("mode") in ("tombstone", "hidden_by_limit"):
+                problem = "not available from Slack"
+            else:
+                data, problem = self._fetch_file(url)
+                if data is not None:
+                    attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", data))
+            if problem:
+                notes.append(f"[{name}, {problem}]")
+                meta.setdefault("skipped_files", []).append({"filename": name, "size": size, "id": f.get("id")})
+        return notes
+
+    def _fetch_file(self, url: str) -> tuple[bytes | None, str | None]:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        api_host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        if host != api_host and not (host == "slack.com" or host.endswith((".slack.com", ".slack-edge.com"))):
+            return None, f"not downloaded: unexpected file host {host}"
+        req = urllib.request.Request(url)
+        req.add_unredirected_header("Authorization", f"Bearer {self._token}")  # never sent on to a redirect
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                if resp.headers.get_content_type() == "text/html":
+                    return None, "not downloaded: Slack sent its sign-in page (the app needs the files:read scope)"
+                data = resp.read(self.max_download_bytes + 1)
+        except urllib.error.HTTPError as e:
+            if e.code == 429 or e.code >= 500:
+                raise ConnectorError(f"Slack file download failed ({e.code})",
+                                     retry_after=float(e.headers.get("Retry-After") or 0) or None) from None
+            return None, f"not downloaded: HTTP {e.code}"
+        except (urllib.error.URLError, OSError) as e:
+            raise ConnectorError(f"cannot reach Slack for a file: {type(e).__name__}") from None
+        if len(data) > self.max_download_bytes:
+            return None, f"not downloaded, larger than the {_mb(self.max_download_bytes)} limit"
+        return data, None
+
+    # -- outbound -------------------------------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> Receipt:
+        self._ensure_ready()
+        parent = message.parent if message.parent and message.parent.channel == "slack" else None
+        meta = parent.meta if parent else {}
+        channel = meta.get("channel")
+        if not channel:
+            channel = self._api("conversations_open", users=message.to_address)["channel"]["id"]
+        # In a thread stay in it; in a channel answer in a thread on the message; in DMs answer inline.
+        thread_ts = meta.get("thread_ts") or (meta.get("ts") if meta.get("channel_type") in ("channel", "group")
+                                              else None)
+        for att in message.attachments:
+            if not att.path:
+                raise ConnectorError(f"attachment {att.filename!r} was not kept (over the size cap); remove it")
+        stamps = []
+        for part in slack_parts(message.text):
+            r = self._api("chat_postMessage", channel=channel, text=part, thread_ts=thread_ts, mrkdwn=True,
+                          unfurl_links=False, unfurl_media=False)
+            stamps.append(r["ts"])
+        for att in message.attachments:
+            self._api("files_upload_v2", channel=channel, file=att.path, filename=att.filename, title=att.filename,
+                      thread_ts=thread_ts)
+        if thread_ts:
+            with self._lock:
+                self._hot[(channel, thread_ts)] = time.time() + HOT_SECONDS
+        receipt_meta = {"channel": channel, "ts": stamps[0], "ts_parts": stamps}
+        if thread_ts:
+            receipt_meta["thread_ts"] = thread_ts
+        return Receipt(external_id=f"{channel}:{stamps[0]}", meta=receipt_meta)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close()
+            except Exception:  # closing is best effort
+                pass
+            self._socket = None
