@@ -131,6 +131,9 @@ def parse(text: str, name: str = "template", path: Path | None = None) -> Templa
     prompts = front.get("prompts", {})
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
         raise TemplateError(f'{where}: [prompts] must map names to labels, e.g. eta = "Expected delivery"')
+    for key in prompts:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise TemplateError(f"{where}: prompt {key!r}: use letters, digits and _ (it is written {{{{ {key} }}}})")
     for key in ("greeting", "sign_off"):
         if not isinstance(front.get(key, True), (bool, str)):
             raise TemplateError(f"{where}: {key} must be true, false or a text")
@@ -159,11 +162,21 @@ def templates_dir(config: config_mod.Config | None = None) -> Path:
     return (config.base_dir if config else config_mod.config_dir()) / "templates"
 
 
-def list_templates(directory: Path | None = None) -> list[Template]:
+def list_templates(directory: Path | None = None, errors: list[str] | None = None) -> list[Template]:
+    """Every template in `directory`. A broken file raises TemplateError, unless
+    `errors` is given: then its message goes there and the others are still listed."""
     directory = Path(directory) if directory else templates_dir()
     if not directory.is_dir():
         return []
-    return [load(p.stem, directory) for p in sorted(directory.glob("*.md")) if _NAME.fullmatch(p.stem)]
+    out = []
+    for p in sorted(directory.glob("*.md")):
+        try:
+            out.append(load(p.stem, directory))
+        except TemplateError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+    return out
 
 
 def load(name: str, directory: Path | None = None) -> Template:

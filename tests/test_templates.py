@@ -364,3 +364,22 @@ def test_cli_reply_with_template_queues_what_render_showed(cli_home):
     from connectors.formatting import telegram_parts
 
     assert telegram_parts(queued["text"]) == shown["parts"]
+
+
+def test_a_broken_template_is_named_and_the_others_still_listed(tdir):
+    (tdir / "broken.md").write_text("Hi {{ name.upper() }}", encoding="utf-8")
+    with pytest.raises(T.TemplateError, match="broken"):
+        T.list_templates(tdir)
+    errors: list[str] = []
+    assert [t.name for t in T.list_templates(tdir, errors)] == ["shipped"]
+    assert len(errors) == 1 and "broken.md" in errors[0]
+    with pytest.raises(T.TemplateError, match="prompt 'tracking-url'"):
+        T.parse('+++\n[prompts]\n"tracking-url" = "x"\n+++\nbody', "p")
+
+
+def test_cli_list_reports_a_broken_file(cli_home):
+    _cli(cli_home, "templates", "install")
+    (cli_home / "conf" / "templates" / "oops.md").write_text("+++\nsubject = \n+++\n", encoding="utf-8")
+    done = _cli(cli_home, "templates", "list")
+    assert done.returncode == 1 and "oops.md: front matter is not valid TOML" in done.stderr
+    assert "refund" in done.stdout

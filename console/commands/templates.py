@@ -1,6 +1,8 @@
 """`omnidesk templates`: list, render (exactly what would be sent), install the starter set."""
 from __future__ import annotations
 
+import sys
+
 from console.cli import UserError
 from connectors import templates as tpl
 
@@ -43,9 +45,10 @@ def _printable(text: str) -> str:
 
 def cmd_list(args, ctx) -> int:
     directory = tpl.templates_dir(ctx.config)
+    errors: list[str] = []
     items = [{"name": t.name, "description": t.description, "subject": t.subject,
               "channels_overridden": sorted(t.overrides), "variables": t.variables(),
-              "prompts": t.prompts, "path": str(t.path)} for t in tpl.list_templates(directory)]
+              "prompts": t.prompts, "path": str(t.path)} for t in tpl.list_templates(directory, errors)]
 
     def human(items):
         if not items:
@@ -54,7 +57,9 @@ def cmd_list(args, ctx) -> int:
         return "\n".join(f"{i['name']:<{width}}  {i['description']}" for i in items)
 
     ctx.emit(items, human)
-    return 0
+    for error in errors:  # the good ones are listed; a broken file is named, and the exit status says so
+        print(f"omnidesk: error: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_render(args, ctx) -> int:
