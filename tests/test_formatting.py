@@ -8,6 +8,7 @@ import re
 import pytest
 
 from connectors.formatting import email_bodies, plain_text, slack_parts, telegram_parts
+from connectors.sandbox.telegram import parse_html as sandbox_parse
 
 SAMPLE = """Hello **Jane**, your order _#1042_ ~~was~~ is [on its way](https://shop.example/t?id=1&k=2).
 
@@ -109,7 +110,7 @@ def test_email_plain_and_html():
 def test_torture_telegram():
     [part] = telegram_parts(TORTURE)
     assert part == ("Dear &lt;b&gt;*_&amp; Zoë 😀 👨‍👩‍👧 שלום \u202eabc &lt;!channel&gt; &amp; <code>x</code>")
-    assert telegram_text(part) == "Dear <b>*_& Zoë 😀 👨‍👩‍👧 שלום \u202eabc <!channel> & x"
+    assert telegram_text(part) == sandbox_parse(part) == "Dear <b>*_& Zoë 😀 👨‍👩‍👧 שלום \u202eabc <!channel> & x"
 
 
 def test_torture_slack_no_live_markup_or_mentions():
@@ -188,6 +189,7 @@ def test_telegram_split_parts_are_valid_and_complete(seed, limit):
     parts = telegram_parts(md, limit=limit)
     assert all(utf16(p) <= limit for p in parts)
     texts = [telegram_text(p) for p in parts]  # each part valid on its own
+    assert texts == [sandbox_parse(p) for p in parts]  # and so says the Bot API sandbox
     assert all(t.strip() for t in texts)  # Telegram refuses empty messages
     assert squash("".join(texts)) == squash(telegram_text(whole))
 
