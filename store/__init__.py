@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from store.attachments import DEFAULT_MAX_BYTES, AttachmentStore
+from store.automation_state import AutomationStateMixin
 from store.customers import CustomersMixin
 from store.db import Database, StoreError
 from store.events import EventsMixin
@@ -17,12 +18,13 @@ from store.ingest import IngestMixin, IngestResult
 from store.merge import MergeMixin
 from store.outbox import OutboxMixin
 from store.search import SearchMixin
+from store.stats import StatsMixin
 from store.sync_state import SyncStateMixin
 from store.timeline import TimelineMixin
 
 
 class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, EventsMixin, MergeMixin, OutboxMixin,
-            SearchMixin, TimelineMixin, SyncStateMixin):
+            SearchMixin, TimelineMixin, SyncStateMixin, StatsMixin, AutomationStateMixin):
     def __init__(self, path, *, clock=time.time, attachments_dir: str | Path | None = None,
                  max_attachment_bytes: int = DEFAULT_MAX_BYTES):
         super().__init__(path, clock=clock)

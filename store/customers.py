@@ -246,11 +246,8 @@ class CustomersMixin:
         if not text.strip():
             raise StoreError("a note cannot be empty")
         with self.tx():
-            message_id = self.conn.execute(
-                "INSERT INTO messages(customer_id, channel, direction, text, sent_at, received_at, author)"
-                " VALUES (?, 'note', 'note', ?, ?, ?, ?)",
-                (customer_id, text, self.clock(), self.clock(), author),
-            ).lastrowid
+            message_id = self.insert_message(customer_id=customer_id, channel="note", direction="note", text=text,
+                                             sent_at=self.clock(), received_at=self.clock(), author=author)
             self.log_event("note", author, customer_id, message_id=message_id)
             return message_id
 

@@ -94,6 +94,22 @@ class Database:
             self._depth = 0
             self.conn.execute("COMMIT")
 
+    # -- the two inserts that also feed full-text search ----------------------------
+    def insert_message(self, **cols: Any) -> int:
+        """Insert a messages row and index it for search (no trigger: see schema v3)."""
+        names = ", ".join(cols)
+        marks = ", ".join("?" * len(cols))
+        message_id = self.conn.execute(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values())).lastrowid
+        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
+                          (message_id, cols.get("subject"), cols.get("text", "")))
+        return message_id
+
+    def insert_customer(self, name: str) -> int:
+        customer_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)",
+                                        (name, self.clock())).lastrowid
+        self.conn.execute("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", (customer_id, name))
+        return customer_id
+
     def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 

@@ -12,14 +12,22 @@ import re
 import phonenumbers
 
 from store.db import dumps
+from typing import NamedTuple
+
 from store.models import Sender
 
 AUTO_LINK = "auto-link"
 
 
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\"',;:\\\[\]@]+@[^\s<>()\"',;:\\\[\]@]+")
+
+
 def normalize_email(value: str) -> str | None:
-    _, addr = email.utils.parseaddr(value or "")
-    addr = addr.strip().lower()
+    value = (value or "").strip()
+    if _PLAIN_ADDRESS.fullmatch(value):  # the common case; parseaddr is slow
+        addr = value.lower()
+    else:
+        addr = email.utils.parseaddr(value)[1].strip().lower()
     if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
         return None
     return addr
@@ -64,9 +72,15 @@ def evidence_keys(sender: Sender) -> set[str]:
     return keys
 
 
+class Resolved(NamedTuple):
+    identity_id: int
+    customer_id: int
+    new_customer: bool = False
+
+
 class IdentityMixin:
-    def resolve_sender(self, sender: Sender, account: str = "") -> tuple[int, int]:
-        """Find or create the identity for `sender`; return (identity_id, customer_id).
+    def resolve_sender(self, sender: Sender, account: str = "") -> Resolved:
+        """Find or create the identity for `sender` and its customer.
 
         Must run inside a transaction.
         """
@@ -85,7 +99,7 @@ class IdentityMixin:
                     "UPDATE identities SET display_name=?, handle=?, account=? WHERE id=?",
                     (name, handle, account or row["account"], identity_id),
                 )
-            if keys:
+            if keys and (sender.emails or sender.phones):  # an e-mail identity's own key never changes
                 have = {r[0] for r in self.q("SELECT key FROM identity_keys WHERE identity_id=?", (identity_id,))}
                 new = keys - have
                 if new:
@@ -94,19 +108,17 @@ class IdentityMixin:
                         [(identity_id, k) for k in new],
                     )
                     customer_id = self._link_by_keys(customer_id, new)
-            return identity_id, customer_id
+            return Resolved(identity_id, customer_id)
 
         now = self.clock()
         customer_id = None
-        if keys:
-            owners = self._customers_with_keys(keys)
-            if owners:
-                customer_id = owners[0]
-        if customer_id is None:
+        owners = self._customers_with_keys(keys) if keys else []
+        if owners:
+            customer_id = owners[0]
+        new_customer = customer_id is None
+        if new_customer:
             name = sender.display_name or (f"@{sender.handle}" if sender.handle else address)
-            customer_id = self.conn.execute(
-                "INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, now)
-            ).lastrowid
+            customer_id = self.insert_customer(name)
         identity_id = self.conn.execute(
             "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -117,8 +129,9 @@ class IdentityMixin:
                 "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
                 [(identity_id, k) for k in keys],
             )
-            customer_id = self._link_by_keys(customer_id, keys)
-        return identity_id, customer_id
+            if len(owners) > 1:  # the new evidence joins customers that were apart
+                customer_id = self._link_by_keys(customer_id, keys)
+        return Resolved(identity_id, customer_id, new_customer)
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:
         marks = ",".join("?" * len(keys))

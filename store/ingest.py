@@ -7,6 +7,32 @@ from store.db import dumps, loads
 from store.models import InboundMessage
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
+BULK_MIN = 32  # batches at least this big take the set-based path
+
+_COLUMNS = ("identity_id", "channel", "account", "direction", "external_id", "thread_key", "reply_to", "subject",
+            "text", "html", "sent_at", "received_at", "parse_error", "meta", "raw")
+_BULK_INSERT = (
+    f"INSERT INTO messages(customer_id, {', '.join(_COLUMNS)})"
+    f" SELECT customer_id, {', '.join('?' * len(_COLUMNS))} FROM identities WHERE id = ?"
+    " ON CONFLICT(channel, account, external_id) DO NOTHING"
+)
+_NOTE_INBOUND = """UPDATE customers SET
+     status = 'open', snoozed_until = NULL,
+     unread = unread + 1,
+     last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
+     last_channel = CASE WHEN :t >= coalesce(last_inbound_at, 0) THEN :ch ELSE last_channel END,
+     waiting_since = CASE
+         WHEN :t <= coalesce(last_outbound_at, 0) THEN waiting_since
+         WHEN waiting_since IS NULL THEN :t
+         ELSE min(waiting_since, :t) END
+   WHERE id = :id"""
+
+
+def _clip(text: str | None) -> str:
+    text = text or ""
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT] + "\n[… message truncated; the full source is kept]"
+    return text
 
 
 @dataclass
@@ -27,12 +53,11 @@ class IngestMixin:
                      cursor: dict[str, str] | None = None) -> list[IngestResult]:
         """Store items and advance the connector's cursor in one transaction:
         either both land or neither does."""
-        results = []
         with self.tx():
-            for item in items:
-                result = self._ingest_one(item)
-                if result:
-                    results.append(result)
+            if len(items) >= BULK_MIN and all(item.kind == "message" for item in items):
+                results = self._ingest_bulk(items)
+            else:
+                results = [r for r in map(self._ingest_one, items) if r]
             if connector is not None and cursor:
                 self.save_cursor(connector, cursor)
         for hook in self.on_ingest:
@@ -50,43 +75,68 @@ class IngestMixin:
         )
         if existing:
             return None
-        max_id = self._max_customer_id()
-        identity_id, customer_id = self.resolve_sender(item.sender, item.account)
+        identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
         now = self.clock()
-        text = item.text or ""
-        if len(text) > MAX_TEXT:
-            text = text[:MAX_TEXT] + "\n[… message truncated; the full source is kept]"
-        message_id = self.conn.execute(
-            "INSERT INTO messages(customer_id, identity_id, channel, account, direction, external_id, thread_key,"
-            " reply_to, subject, text, html, sent_at, received_at, parse_error, meta, raw)"
-            " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (customer_id, identity_id, item.channel, item.account, item.external_id, item.thread_key,
-             item.reply_to, item.subject, text, item.html, item.sent_at, now, item.parse_error,
-             dumps(item.meta) if item.meta else None, item.raw),
-        ).lastrowid
+        text = _clip(item.text)
+        message_id = self.insert_message(
+            customer_id=customer_id, identity_id=identity_id, channel=item.channel, account=item.account,
+            direction="in", external_id=item.external_id, thread_key=item.thread_key, reply_to=item.reply_to,
+            subject=item.subject, text=text, html=item.html, sent_at=item.sent_at, received_at=now,
+            parse_error=item.parse_error, meta=dumps(item.meta) if item.meta else None, raw=item.raw,
+        )
         for att in item.attachments:
             self._add_attachment(message_id, att)
         self._note_inbound(customer_id, item.channel, item.sent_at)
-        return IngestResult(message_id, customer_id, identity_id, new_customer=customer_id > max_id)
-
-    def _max_customer_id(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(id), 0) FROM customers").fetchone()[0]
+        return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
 
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
-        self.conn.execute(
-            """UPDATE customers SET
-                 status = 'open', snoozed_until = NULL,
-                 unread = unread + 1,
-                 last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
-                 last_channel = CASE WHEN :t >= coalesce(last_inbound_at, 0) THEN :ch ELSE last_channel END,
-                 waiting_since = CASE
-                     WHEN :t <= coalesce(last_outbound_at, 0) THEN waiting_since
-                     WHEN waiting_since IS NULL THEN :t
-                     ELSE min(waiting_since, :t) END
-               WHERE id = :id""",
-            {"t": sent_at, "ch": channel, "id": customer_id},
-        )
+        self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "ch": channel, "id": customer_id})
+
+    def _ingest_bulk(self, items: list[InboundMessage]) -> list[IngestResult]:
+        """The same effect as `_ingest_one` per item, with set-based SQL: each
+        sender resolved once per batch, rows inserted with executemany, search
+        indexed in one statement. Runs inside the caller's transaction, which
+        holds the write lock, so `id > before` is exactly this batch."""
+        now = self.clock()
+        before = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+        resolved: dict = {}
+        created: set[int] = set()
+        rows = []
+        for item in items:
+            key = (item.sender, item.account)
+            r = resolved.get(key)
+            if r is None:
+                r = resolved[key] = self.resolve_sender(item.sender, item.account)
+                if r.new_customer:
+                    created.add(r.customer_id)
+            # The customer id is read from the identity at insert time: an
+            # auto-link later in this batch may have moved it.
+            rows.append((r.identity_id, item.channel, item.account, "in", item.external_id, item.thread_key,
+                         item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
+                         item.parse_error, dumps(item.meta) if item.meta else None, item.raw, r.identity_id))
+        self.conn.executemany(_BULK_INSERT, rows)
+        new = self.q("SELECT id, customer_id, identity_id, channel, account, external_id, sent_at FROM messages"
+                     " WHERE id > ? ORDER BY id", (before,))
+        if not new:
+            return []
+        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
+                          " WHERE id > ?", (before,))
+        self.conn.executemany(_NOTE_INBOUND, [{"t": r["sent_at"], "ch": r["channel"], "id": r["customer_id"]} for r in new])
+        with_files = [item for item in items if item.attachments]
+        if with_files:
+            ids = {(r["channel"], r["account"], r["external_id"]): r["id"] for r in new}
+            for item in with_files:
+                message_id = ids.get((item.channel, item.account, item.external_id))
+                if message_id is not None:
+                    for att in item.attachments:
+                        self._add_attachment(message_id, att)
+        results = []
+        for r in new:
+            first = r["customer_id"] in created
+            created.discard(r["customer_id"])
+            results.append(IngestResult(r["id"], r["customer_id"], r["identity_id"], new_customer=first))
+        return results
 
     def _add_attachment(self, message_id: int, att) -> None:
         from store.attachments import sanitize_filename

@@ -75,7 +75,7 @@ class MergeMixin:
             if count < 2:
                 raise StoreError(f"identity {identity_id} is the customer's only identity; nothing to split")
             name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
-            new_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, self.clock())).lastrowid
+            new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
             self.conn.execute("UPDATE messages SET customer_id=? WHERE identity_id=?", (new_id, identity_id))
             self.recompute(source)

@@ -60,14 +60,12 @@ class OutboxMixin:
             if ident["channel"] == "email" and subject is None and parent is not None:
                 subject = reply_subject(parent["subject"])
             account = ident["account"] or (parent["account"] if parent else "")
-            message_id = self.conn.execute(
-                "INSERT INTO messages(customer_id, identity_id, channel, account, direction, thread_key, reply_to,"
-                " subject, text, html, sent_at, received_at, author, meta)"
-                " VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (customer_id, ident["id"], ident["channel"], account, parent["thread_key"] if parent else None,
-                 parent["external_id"] if parent else None, subject, text, html, now, now, author,
-                 dumps(meta) if meta else None),
-            ).lastrowid
+            message_id = self.insert_message(
+                customer_id=customer_id, identity_id=ident["id"], channel=ident["channel"], account=account,
+                direction="out", thread_key=parent["thread_key"] if parent else None,
+                reply_to=parent["external_id"] if parent else None, subject=subject, text=text, html=html,
+                sent_at=now, received_at=now, author=author, meta=dumps(meta) if meta else None,
+            )
             for att in attachments:
                 self._add_attachment(message_id, att)
             self.conn.execute(

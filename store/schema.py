@@ -174,6 +174,56 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO customers_fts(customers_fts) VALUES ('rebuild');
     """,
+    # 3: index new rows from Python (store.db.Database.insert_message / insert_customer):
+    # an FTS5 insert inside a trigger costs ~5x a direct one, and ingest is hot.
+    """
+    DROP TRIGGER messages_fts_ai;
+    DROP TRIGGER customers_fts_ai;
+    """,
+    # 4: automation (rules, waiting-time targets, satisfaction); see store/automation_state.py
+    """
+    -- once-only guard: a rule fires at most once per (customer, period), e.g. per wait
+    CREATE TABLE rule_fires (
+        rule TEXT NOT NULL,
+        customer_id INTEGER NOT NULL,
+        period TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (rule, customer_id, period)
+    ) WITHOUT ROWID;
+
+    -- one row per wait that went past its channel's target
+    CREATE TABLE breaches (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL,
+        waiting_since REAL NOT NULL,
+        channel TEXT,
+        target REAL NOT NULL,
+        at REAL NOT NULL,
+        UNIQUE (customer_id, waiting_since)
+    );
+    CREATE INDEX breaches_at ON breaches(at);
+
+    -- a satisfaction question waiting for the customer's answer
+    CREATE TABLE surveys (
+        customer_id INTEGER PRIMARY KEY,
+        asked_at REAL NOT NULL,
+        channel TEXT,
+        message_id INTEGER
+    );
+
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL,
+        message_id INTEGER,
+        channel TEXT,
+        score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+        answer TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX ratings_at ON ratings(at);
+
+    CREATE INDEX outbox_sent ON outbox(sent_at, id) WHERE state = 'sent';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -1,0 +1,155 @@
+"""State for the automation (connectors/automation.py): what it has already
+seen, which rules fired for which wait, breaches, satisfaction questions.
+
+Everything the automation reads in bulk is claimed inside one write
+transaction, so two processes (or a poller thread and the timer) can never
+both act on the same new message or event.
+"""
+from __future__ import annotations
+
+from store.db import loads
+
+CURSOR = "automation"  # row name in the cursors table
+
+
+class AutomationStateMixin:
+    # -- claiming what is new since the last pass -------------------------------
+    def claim_new(self, limit: int = 500) -> dict[str, list]:
+        """New inbound message ids, events and sent replies since the last claim.
+
+        The first claim on a store only marks where "now" is: turning the
+        automation on never replays the whole history into rules and hooks."""
+        with self.tx():
+            cur = self.load_cursor(CURSOR)
+            if not cur:
+                top_msg = self.q1("SELECT coalesce(max(id), 0) FROM messages")[0]
+                top_ev = self.q1("SELECT coalesce(max(id), 0) FROM events")[0]
+                top_sent = self.q1("SELECT sent_at, id FROM outbox WHERE state='sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
+                self.save_cursor(CURSOR, {"message": top_msg, "event": top_ev,
+                                          "sent_at": top_sent[0] if top_sent else 0, "sent_id": top_sent[1] if top_sent else 0})
+                return {"messages": [], "events": [], "sent": []}
+            rows = self.q("SELECT id, direction FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                          (int(cur["message"]), limit))
+            messages = [r[0] for r in rows if r[1] == "in"]
+            events = [r[0] for r in self.q("SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                           (int(cur["event"]), limit))]
+            sent = self.q("SELECT message_id, sent_at, id FROM outbox WHERE state='sent' AND (sent_at, id) > (?, ?)"
+                          " ORDER BY sent_at, id LIMIT ?", (float(cur["sent_at"]), int(cur["sent_id"]), limit))
+            new = dict(cur)
+            if rows:  # replies and notes move the cursor on too
+                new["message"] = str(rows[-1][0])
+            if events:
+                new["event"] = str(events[-1])
+            if sent:
+                new["sent_at"], new["sent_id"] = repr(sent[-1]["sent_at"]), str(sent[-1]["id"])
+            if new != cur:
+                self.save_cursor(CURSOR, new)
+            return {"messages": messages, "events": events, "sent": [r["message_id"] for r in sent]}
+
+    # -- rules ------------------------------------------------------------------------
+    def claim_rule_fire(self, rule: str, customer_id: int, period: str) -> bool:
+        """True the first time (rule, customer, period) is claimed, False after."""
+        with self.tx():
+            return self.conn.execute(
+                "INSERT OR IGNORE INTO rule_fires(rule, customer_id, period, at) VALUES (?, ?, ?, ?)",
+                (rule, customer_id, period, self.clock())).rowcount == 1
+
+    def rule_fired(self, rule: str, customer_id: int, period: str) -> bool:
+        return self.q1("SELECT 1 FROM rule_fires WHERE rule=? AND customer_id=? AND period=?",
+                       (rule, customer_id, period)) is not None
+
+    def waiting_customers(self, waited_at_least: float = 0.0, rules: list[str] = (), limit: int = 5000) -> list[int]:
+        """Open customers waiting for an answer (longest first) for at least
+        `waited_at_least` seconds, leaving out those every one of `rules` has
+        already fired for in their current wait."""
+        sql = ("SELECT c.id FROM customers c WHERE c.merged_into IS NULL AND c.status='open'"
+               " AND c.waiting_since IS NOT NULL AND c.waiting_since <= ?")
+        params: list = [self.clock() - waited_at_least]
+        if rules:
+            sql += (f" AND (SELECT count(*) FROM rule_fires f WHERE f.customer_id=c.id"
+                    f" AND f.period = printf('wait:%.6f', c.waiting_since)"
+                    f" AND f.rule IN ({','.join('?' * len(rules))})) < ?")
+            params += [*rules, len(rules)]
+        return [r[0] for r in self.q(sql + " ORDER BY c.waiting_since, c.id LIMIT ?", (*params, limit))]
+
+    def is_first_inbound(self, customer_id: int, message_id: int) -> bool:
+        row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' ORDER BY sent_at, id LIMIT 1",
+                      (customer_id,))
+        return row is not None and row[0] == message_id
+
+    def queue_auto_reply(self, customer_id: int, text: str, rule: str, *, identity_id: int | None = None,
+                         channel: str | None = None, subject: str | None = None) -> int:
+        """An automatic reply (acknowledgement, satisfaction question). It is
+        sent like any reply but does not answer the customer: they keep their
+        place and their waiting time in the queue."""
+        with self.tx():
+            before = self.q1("SELECT waiting_since, unread FROM customers WHERE id=?", (customer_id,))
+            message_id = self.queue_reply(customer_id, text, "rules", channel=channel, identity_id=identity_id,
+                                          subject=subject, meta={"auto": rule})
+            self.conn.execute("UPDATE customers SET waiting_since=?, unread=? WHERE id=?",
+                              (before["waiting_since"], before["unread"], customer_id))
+            return message_id
+
+    def last_inbound_id(self, customer_id: int) -> int | None:
+        row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' ORDER BY sent_at DESC, id DESC"
+                      " LIMIT 1", (customer_id,))
+        return row[0] if row else None
+
+    # -- waiting-time targets -------------------------------------------------------------
+    def unbreached_waits(self, shortest_target: float) -> list[tuple[int, float, str | None]]:
+        """(customer, waiting_since, channel) for open waits older than the shortest
+        target that have no breach recorded yet."""
+        return [tuple(r) for r in self.q(
+            "SELECT c.id, c.waiting_since, c.last_channel FROM customers c WHERE c.merged_into IS NULL"
+            " AND c.status='open' AND c.waiting_since IS NOT NULL AND c.waiting_since <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM breaches b WHERE b.customer_id=c.id AND b.waiting_since=c.waiting_since)"
+            " ORDER BY c.waiting_since LIMIT 1000", (self.clock() - shortest_target,))]
+
+    def record_breach(self, customer_id: int, waiting_since: float, channel: str | None, target: float,
+                      raise_priority: int) -> int | None:
+        """Record a breach once per wait: raise the priority and log a 'breach'
+        event. Returns the event id, or None if it was already recorded."""
+        with self.tx():
+            if not self.conn.execute(
+                    "INSERT OR IGNORE INTO breaches(customer_id, waiting_since, channel, target, at) VALUES (?, ?, ?, ?, ?)",
+                    (customer_id, waiting_since, channel, target, self.clock())).rowcount:
+                return None
+            if raise_priority:
+                old = self.q1("SELECT priority FROM customers WHERE id=?", (customer_id,))[0]
+                self.set_priority(customer_id, old + raise_priority, "targets", reason="breach")
+            return self.log_event("breach", "targets", customer_id, channel=channel, target=target,
+                                  waiting_since=waiting_since, waited=self.clock() - waiting_since)
+
+    # -- satisfaction -------------------------------------------------------------------------
+    def ask_survey(self, customer_id: int, channel: str | None, message_id: int) -> None:
+        with self.tx():
+            self.conn.execute("INSERT OR REPLACE INTO surveys(customer_id, asked_at, channel, message_id)"
+                              " VALUES (?, ?, ?, ?)", (customer_id, self.clock(), channel, message_id))
+
+    def pending_survey(self, customer_id: int) -> dict | None:
+        row = self.q1("SELECT * FROM surveys WHERE customer_id=?", (customer_id,))
+        return dict(row) if row else None
+
+    def drop_survey(self, customer_id: int) -> None:
+        with self.tx():
+            self.conn.execute("DELETE FROM surveys WHERE customer_id=?", (customer_id,))
+
+    def record_rating(self, customer_id: int, message_id: int, channel: str, score: int, answer: str) -> int:
+        """Store the answer, close the question, and put the case back to done:
+        a bare "5" is not a new request, so it must not sit in the queue."""
+        with self.tx():
+            self.conn.execute("DELETE FROM surveys WHERE customer_id=?", (customer_id,))
+            self.conn.execute("INSERT INTO ratings(customer_id, message_id, channel, score, answer, at)"
+                              " VALUES (?, ?, ?, ?, ?, ?)", (customer_id, message_id, channel, score, answer, self.clock()))
+            self.set_status(customer_id, "done", "satisfaction", reason="rating")
+            self.conn.execute("UPDATE customers SET waiting_since=NULL, unread=0 WHERE id=?", (customer_id,))
+            return self.log_event("satisfaction", "satisfaction", customer_id, score=score, answer=answer,
+                                  message_id=message_id, channel=channel)
+
+    def had_agent_reply_since(self, customer_id: int, since: float) -> bool:
+        """Did a person (not the automation) answer this customer after `since`?"""
+        for r in self.q("SELECT meta FROM messages WHERE customer_id=? AND direction='out' AND sent_at > ?",
+                        (customer_id, since)):
+            if not loads(r[0], {}).get("auto"):
+                return True
+        return False
