@@ -1,0 +1,283 @@
+"""The glue: rules, waiting-time targets, hooks and satisfaction, driven by the engine.
+
+    auto = attach(engine, config)   # before engine.start(); returns the Automation
+
+The engine calls `on_ingest` after each committed batch (rules see new
+messages at once) and `tick` every few seconds while it holds the polling
+lease (timer rules, breaches, and anything other processes did: the console
+setting a status, `omnidesk mail-import` ingesting). Both call `pump`, which
+claims what is new inside one write transaction (store.claim_new), so every
+new message and event is handled exactly once, whichever thread or process
+gets there first. Nothing here may raise into the engine: a broken rule or
+template is logged and recorded as a 'rule_error' event.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from connectors import config as config_mod
+from connectors import rules as rules_mod
+from connectors.config import ConfigError
+from connectors.hooks import HookRunner
+from connectors.satisfaction import Satisfaction
+from connectors.targets import Targets
+
+log = logging.getLogger("omnidesk.automation")
+ACTOR = "rules"
+ENGAGED_GAP = 600.0  # a silence longer than this counts as 10 minutes of engagement, not more
+EVENT_HOOKS = {"status": "status_changed", "breach": "target_breached", "merge": "customers_merged",
+               "send_failed": "reply_failed", "rule": "rule_fired", "satisfaction": "satisfaction"}
+
+
+def time_engaged(store, customer_id: int, gap_cap: float = ENGAGED_GAP) -> dict:
+    """For the profile: {"seconds", "messages", "channels", "since"} in the current case."""
+    return store.engagement(customer_id, gap_cap)
+
+
+def wait_period(customer) -> str:
+    """The key a timer rule fires once per (matches store.waiting_customers)."""
+    return "wait:%.6f" % customer.waiting_since
+
+
+# -- payloads (hooks get JSON on stdin) ----------------------------------------------------------
+def customer_json(c) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "status": c.status, "priority": c.priority, "assignee": c.assignee,
+            "tags": c.tags, "waiting_since": c.waiting_since, "last_channel": c.last_channel}
+
+
+def message_json(m, identity=None) -> dict[str, Any]:
+    out = {"id": m.id, "customer_id": m.customer_id, "channel": m.channel, "account": m.account,
+           "direction": m.direction, "subject": m.subject, "text": m.text, "sent_at": m.sent_at, "author": m.author}
+    if identity is not None:
+        out["sender"] = {"address": identity.address, "handle": identity.handle, "name": identity.display_name}
+    return out
+
+
+class Automation:
+    def __init__(self, config: config_mod.Config | None = None, *, rules: rules_mod.RuleSet | None = None,
+                 rules_path: Path | None = None, hooks: HookRunner | None = None, targets: Targets | None = None,
+                 log_path: str | os.PathLike | None = None, timer_every: float = 15.0):
+        self.config = config
+        self.rules_path = Path(rules_path) if rules_path else rules_mod.rules_path(config)
+        self._mtime = self._stat()
+        self.rules = rules if rules is not None else rules_mod.load_rules(self.rules_path)
+        self.rules_error: str | None = None  # the last reload's error; the old rules stay in force
+        self.targets = targets or Targets.from_config(config)
+        self.hooks = hooks or HookRunner.from_config(config, log_path)
+        self.satisfaction = Satisfaction.from_config(config)
+        self.timer_every = timer_every
+        self._last_timer = float("-inf")
+        self._timer_lock = threading.Lock()
+
+    # -- entry points (never raise) -----------------------------------------------------------
+    def on_ingest(self, store, results=None) -> None:
+        try:
+            self.pump(store)
+        except Exception:
+            log.exception("automation after ingest")
+
+    def tick(self, store) -> None:
+        try:
+            self.reload_if_changed()
+            self.pump(store)
+            self.targets.check(store)
+            if time.monotonic() - self._last_timer >= self.timer_every and self._timer_lock.acquire(blocking=False):
+                try:
+                    self._last_timer = time.monotonic()
+                    self.run_timer_rules(store)
+                finally:
+                    self._timer_lock.release()
+            self.pump(store)  # hooks for what the timer just did
+        except Exception:
+            log.exception("automation timer")
+
+    # -- rules.toml, reloaded when edited ---------------------------------------------------------
+    def _stat(self) -> float | None:
+        try:
+            return self.rules_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> None:
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        try:
+            self.rules = rules_mod.load_rules(self.rules_path)
+            self.rules_error = None
+            log.info("rules reloaded from %s (%d rules)", self.rules_path, len(self.rules.rules))
+        except ConfigError as e:
+            self.rules_error = str(e)
+            log.error("rules not reloaded, the previous ones stay in force: %s", e)
+
+    # -- what is new ------------------------------------------------------------------------------
+    def pump(self, store) -> None:
+        while True:
+            claimed = store.claim_new()
+            for message_id in claimed["messages"]:
+                self._guard(self._on_message, store, message_id)
+            for event_id in claimed["events"]:
+                self._guard(self._on_event, store, event_id)
+            for message_id in claimed["sent"]:
+                if self.hooks.wants("reply_sent"):
+                    m = store.message(message_id)
+                    self.hooks.fire("reply_sent", {"message": message_json(m),
+                                                   "customer": customer_json(store.customer(m.customer_id))})
+            if not any(claimed.values()):
+                return
+
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # one bad message or event must not stop the rest
+            log.exception("automation: %s%r", fn.__name__, args[1:])
+
+    def _on_message(self, store, message_id: int) -> None:
+        m = store.message(message_id)
+        if m.deleted:
+            return
+        customer = store.customer(m.customer_id)
+        identity = next((i for i in customer.identities if i.id == m.identity_id), None)
+        if self.hooks.wants("message_received"):
+            self.hooks.fire("message_received", {"message": message_json(m, identity), "customer": customer_json(customer)})
+        if self.satisfaction.take_answer(store, m) is not None:
+            return  # a rating, not a request: no triage, no acknowledgement
+        subject = self._subject(store, customer, m, identity)
+        subject.new_customer = store.is_first_inbound(customer.id, m.id)
+        self.run_rules(store, self.rules.for_("message"), subject)
+
+    def _on_event(self, store, event_id: int) -> None:
+        ev = store.event(event_id)
+        if ev is None:
+            return
+        kind = EVENT_HOOKS.get(ev.kind)
+        if kind and self.hooks.wants(kind):
+            payload = {"id": ev.id, "kind": ev.kind, "actor": ev.actor, "at": ev.at, "data": ev.data}
+            out = {"event_data": payload, "customer_id": ev.customer_id}
+            if ev.customer_id is not None:
+                out["customer"] = customer_json(store.customer(ev.customer_id))
+            self.hooks.fire(kind, out)
+        if ev.kind == "status" and ev.data.get("new") == "done" and ev.data.get("reason") != "rating":
+            try:
+                self.satisfaction.ask(store, ev.customer_id, ev.at)
+            except ConfigError as e:  # a missing or broken template
+                store.log_event("rule_error", ACTOR, ev.customer_id, rule="satisfaction", error=str(e))
+
+    # -- rules --------------------------------------------------------------------------------------
+    def _subject(self, store, customer, message=None, identity=None) -> rules_mod.Subject:
+        cid = customer.id
+        return rules_mod.Subject(customer=customer, message=message, identity=identity, now=store.clock(),
+                                 engaged=lambda: store.engagement(cid, ENGAGED_GAP)["seconds"], tz=self.rules.tz)
+
+    def run_rules(self, store, rules: list, subject: rules_mod.Subject) -> list[str]:
+        """Apply every matching rule in order; returns the names that fired."""
+        fired = []
+        for rule in rules:
+            if not rule.matches(subject):
+                continue
+            if rule.on == "timer" and not store.claim_rule_fire(rule.name, subject.customer.id,
+                                                                wait_period(subject.customer)):
+                continue  # already fired in this wait
+            self.apply(store, rule, subject)
+            fired.append(rule.name)
+            subject.customer = store.customer(subject.customer.id)  # later rules see what this one did
+            if rule.stop:
+                break
+        return fired
+
+    def run_timer_rules(self, store) -> int:
+        rules = self.rules.for_("timer")
+        if not rules:
+            return 0
+        shortest = min((r.when.get("waiting_over", 0.0) for r in rules), default=0.0)
+        fired = 0
+        for cid in store.waiting_customers(shortest, [r.name for r in rules]):
+            customer = store.customer(cid)
+            pending = [r for r in rules if not store.rule_fired(r.name, cid, wait_period(customer))]
+            last = store.last_inbound_id(cid)
+            message = store.message(last) if last else None
+            identity = next((i for i in customer.identities if message and i.id == message.identity_id), None)
+            try:
+                fired += len(self.run_rules(store, pending, self._subject(store, customer, message, identity)))
+            except Exception:
+                log.exception("timer rules for customer %s", cid)
+        return fired
+
+    def apply(self, store, rule: rules_mod.Rule, s: rules_mod.Subject) -> None:
+        c, t, name = s.customer, rule.then, rule.name
+        ack = None
+        if "acknowledge" in t and c.waiting_since is not None:
+            ack = self._render_ack(store, rule, s)
+        with store.tx():  # a rule's actions land together or not at all
+            for tag in t.get("tag", []):
+                store.tag(c.id, tag, ACTOR, rule=name)
+            if "priority" in t and t["priority"] != c.priority:
+                store.set_priority(c.id, t["priority"], ACTOR, rule=name)
+            if "assign" in t and (t["assign"] or None) != c.assignee:
+                store.assign(c.id, t["assign"] or None, ACTOR, rule=name)
+            if ack is not None and store.claim_rule_fire("ack:" + name, c.id, wait_period(c)):
+                text, subject, channel, identity_id = ack
+                mid = store.queue_auto_reply(c.id, text, name, identity_id=identity_id, channel=channel, subject=subject)
+                store.log_event("auto_reply", ACTOR, c.id, rule=name, message_id=mid, template=t["acknowledge"])
+            if "status" in t and t["status"] != c.status:
+                store.set_status(c.id, t["status"], ACTOR, rule=name)
+            if "snooze" in t:
+                store.set_status(c.id, "snoozed", ACTOR, until=s.now + t["snooze"], rule=name)
+            store.log_event("rule", ACTOR, c.id, rule=name, on=rule.on, actions=rules_mod.describe(t),
+                            message_id=s.message.id if s.message is not None else None)
+        if "hook" in t:
+            payload = {"rule": name, "customer": customer_json(store.customer(c.id))}
+            if s.message is not None:
+                payload["message"] = message_json(s.message, s.identity)
+            self.hooks.run_command(t["hook"], "rule_fired", payload, name=f"rule {name}")
+
+    def _render_ack(self, store, rule, s):
+        """(text, subject, channel, identity) for the acknowledgement, rendered
+        for the channel the customer wrote on; None (and a 'rule_error' event)
+        when the template cannot be rendered."""
+        from connectors import templates
+
+        channel = s.message.channel if s.message is not None else s.customer.last_channel
+        identity_id = s.message.identity_id if s.message is not None else None
+        agent = self.config.agent if self.config else "omnidesk"
+        try:
+            r = templates.render_for_customer(store, s.customer.id, rule.then["acknowledge"], channel, agent,
+                                              config=self.config)
+        except ConfigError as e:
+            store.log_event("rule_error", ACTOR, s.customer.id, rule=rule.name, error=str(e))
+            return None
+        return r.source, r.subject, channel, identity_id
+
+    def close(self) -> None:
+        self.hooks.close(wait=False)
+
+
+def attach(engine, config: config_mod.Config | None = None, **kw) -> Automation:
+    """Hook the automation into an engine (before engine.start())."""
+    kw.setdefault("log_path", Path(engine.store_path).parent / "hooks.log")
+    auto = Automation(config, **kw)
+    s = engine._store()
+    try:
+        s.claim_new()  # the first time: mark "now", so history is not replayed
+    finally:
+        s.close()
+    engine.tick_hooks.append(auto.tick)
+    if hasattr(engine, "ingest_hooks"):
+        engine.ingest_hooks.append(auto.on_ingest)
+    else:
+        # Each engine thread opens its own Store; register on every one of them.
+        make_store = engine._store
+
+        def _store():
+            s = make_store()
+            s.on_ingest.append(lambda results, s=s: auto.on_ingest(s, results))
+            return s
+
+        engine._store = _store
+    return auto

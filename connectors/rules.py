@@ -1,0 +1,336 @@
+"""Triage rules: `<config dir>/omnidesk/rules.toml`, checked in file order.
+
+    timezone = "Europe/Berlin"        # for `hours` and `days` (default: this machine's)
+
+    [[rule]]
+    name = "refunds to alice"
+    [rule.when]                       # every condition must hold
+    channel = "email"                 # or a list
+    text = "refund|money back"        # regular expressions ignore case
+    [rule.then]
+    assign = "alice"
+    tag = ["refund"]
+
+    [[rule]]
+    name = "escalate slow chats"
+    on = "timer"                      # "message" (each new inbound message) or "timer"
+    when = { channel = ["telegram", "slack"], waiting_over = "30m" }
+    then = { priority = 2, hook = "notify-send 'slow chat'" }
+
+A "message" rule looks at each new inbound message once, as it is stored.
+A "timer" rule looks at every customer waiting for an answer, every few
+seconds, and fires at most once per wait (the wait is its period), so it never
+re-fires endlessly. Rules with a `waiting_*` condition are timer rules unless
+`on` says otherwise. `stop = true` skips the rules after a matching one.
+Every action is an event carrying the rule's name.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors import config as config_mod
+from connectors.config import ConfigError
+from connectors.targets import parse_duration
+
+CHANNELS = ("email", "telegram", "slack")
+STATUSES = ("open", "waiting", "done")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_MATCH_CHARS = 100_000  # regexes see at most this much of a message (customer text is untrusted)
+RULE_KEYS = ("name", "on", "when", "then", "stop", "enabled")
+
+
+def rules_path(config: config_mod.Config | None = None) -> Path:
+    return (config.base_dir if config else config_mod.config_dir()) / "rules.toml"
+
+
+# -- what a rule looks at ---------------------------------------------------------------
+@dataclass
+class Subject:
+    customer: Any  # store.models.Customer
+    message: Any = None  # the new inbound message (message rules) or the latest one (timer rules)
+    identity: Any = None  # who sent `message`
+    now: float = 0.0
+    new_customer: bool = False
+    engaged: Callable[[], float] = lambda: 0.0  # seconds engaged in the current case (computed on demand)
+    tz: Any = None
+
+
+# -- condition parsers: (value, where) -> compiled ------------------------------------------
+def _fail(where: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{where}: expected {expected}, got {value!r}")
+
+
+def _strings(choices: tuple = ()):
+    def parse(value, where):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+            raise _fail(where, "a string or a list of strings", value)
+        for x in items:
+            if choices and x not in choices:
+                raise ConfigError(f"{where}: unknown value {x!r}; expected one of {', '.join(choices)}")
+        return items
+    return parse
+
+
+def _regex(value, where):
+    if not isinstance(value, str) or not value:
+        raise _fail(where, "a regular expression (a string)", value)
+    try:
+        return re.compile(value, re.IGNORECASE)
+    except re.error as e:
+        raise ConfigError(f"{where}: not a valid regular expression ({e}): {value!r}") from None
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        raise _fail(where, "true or false", value)
+    return value
+
+
+def _int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, "a whole number", value)
+    return value
+
+
+def _hours(value, where):
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value) if isinstance(value, str) else None
+    if not m or int(m[1]) > 24 or int(m[3]) > 24 or int(m[2]) > 59 or int(m[4]) > 59:
+        raise _fail(where, 'a time range like "09:00-17:00" (or "22:00-06:00" across midnight)', value)
+    return int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+
+
+def _days(value, where):
+    if isinstance(value, str) and re.fullmatch(r"[a-z]{3}-[a-z]{3}", value.lower()):
+        a, b = value.lower().split("-")
+        if a in DAYS and b in DAYS:
+            i, j = DAYS.index(a), DAYS.index(b)
+            return {DAYS[k % 7] for k in range(i, (j if j >= i else j + 7) + 1)}
+    return set(_strings(DAYS)([v.lower() for v in value] if isinstance(value, list) else
+                              value.lower() if isinstance(value, str) else value, where))
+
+
+def _facts(value, where):
+    if not isinstance(value, dict) or not value:
+        raise _fail(where, 'a table like { plan = "gold" } (values are regular expressions)', value)
+    return {k: _regex(v, f"{where}.{k}") for k, v in value.items()}
+
+
+# -- condition tests: (compiled, subject) -> bool -------------------------------------------
+def _text(value) -> str:
+    return (value or "")[:MAX_MATCH_CHARS]
+
+
+def _local(s: Subject) -> datetime:
+    return datetime.fromtimestamp(s.now, s.tz) if s.tz else datetime.fromtimestamp(s.now)
+
+
+def _in_hours(span, s: Subject) -> bool:
+    t = _local(s)
+    minute, (a, b) = t.hour * 60 + t.minute, span
+    return a <= minute < b if a <= b else (minute >= a or minute < b)
+
+
+def _waited(s: Subject) -> float | None:
+    w = s.customer.waiting_since
+    return None if w is None or s.customer.status != "open" else s.now - w
+
+
+def _channel(s: Subject) -> str | None:
+    return s.message.channel if s.message is not None else s.customer.last_channel
+
+
+CONDITIONS: dict[str, tuple[Callable, Callable]] = {
+    "channel": (_strings(CHANNELS), lambda v, s: _channel(s) in v),
+    "account": (_strings(), lambda v, s: s.message is not None and s.message.account in v),
+    "sender": (_regex, lambda v, s: s.identity is not None and any(
+        v.search(_text(x)) for x in (s.identity.address, s.identity.handle, s.identity.display_name) if x)),
+    "name": (_regex, lambda v, s: bool(v.search(_text(s.customer.name)))),
+    "subject": (_regex, lambda v, s: s.message is not None and bool(v.search(_text(s.message.subject)))),
+    "text": (_regex, lambda v, s: s.message is not None and bool(v.search(_text(s.message.text)))),
+    "tag": (_strings(), lambda v, s: all(t in s.customer.tags for t in v)),
+    "not_tag": (_strings(), lambda v, s: not any(t in s.customer.tags for t in v)),
+    "status": (_strings(("open", "waiting", "snoozed", "done")), lambda v, s: s.customer.status in v),
+    "assigned": (_bool, lambda v, s: bool(s.customer.assignee) == v),
+    "assignee": (_strings(), lambda v, s: s.customer.assignee in v),
+    "priority_below": (_int, lambda v, s: s.customer.priority < v),
+    "priority_at_least": (_int, lambda v, s: s.customer.priority >= v),
+    "fact": (_facts, lambda v, s: all(k in s.customer.facts and r.search(_text(s.customer.facts[k]))
+                                      for k, r in v.items())),
+    "new_customer": (_bool, lambda v, s: s.new_customer == v),
+    "hours": (_hours, _in_hours),
+    "days": (_days, lambda v, s: DAYS[_local(s).weekday()] in v),
+    "waiting_over": (parse_duration, lambda v, s: (_waited(s) or -1) >= v),
+    "waiting_under": (parse_duration, lambda v, s: _waited(s) is not None and _waited(s) < v),
+    "engaged_over": (parse_duration, lambda v, s: s.engaged() >= v),
+}
+
+def _agent(value, where):
+    if not isinstance(value, str):
+        raise _fail(where, 'an agent name ("" unassigns)', value)
+    return value
+
+
+def _status(value, where):
+    if not isinstance(value, str):
+        raise _fail(where, "one of " + ", ".join(STATUSES), value)
+    return _strings(STATUSES)(value, where)[0]
+
+
+def _template(value, where):
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise _fail(where, "a template name (see `omnidesk templates list`)", value)
+    return value
+
+
+def _command(value, where):
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, "a command to run (a string)", value)
+    return value
+
+
+ACTIONS: dict[str, Callable] = {
+    "tag": _strings(), "priority": _int, "assign": _agent, "snooze": parse_duration, "status": _status,
+    "acknowledge": _template,  # opt-in auto-acknowledgement: queue this template as a reply
+    "hook": _command,
+}
+
+
+@dataclass
+class Rule:
+    name: str
+    on: str  # "message" | "timer"
+    when: dict[str, Any] = field(default_factory=dict)
+    then: dict[str, Any] = field(default_factory=dict)
+    stop: bool = False
+    source: dict[str, Any] = field(default_factory=dict)  # as written, for `rules list`
+
+    def matches(self, s: Subject) -> bool:
+        return all(CONDITIONS[key][1](value, s) for key, value in self.when.items())
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    tz: Any = None
+    path: Path | None = None
+
+    def for_(self, on: str) -> list[Rule]:
+        return [r for r in self.rules if r.on == on]
+
+
+def parse_rules(data: dict[str, Any], path: Path | None = None) -> RuleSet:
+    where0 = path.name if path else "rules.toml"
+    for key in data:
+        if key not in ("rule", "timezone"):
+            raise ConfigError(f"{where0}: unknown key {key!r}; expected [[rule]] tables and an optional timezone")
+    tz = None
+    if "timezone" in data:
+        try:
+            tz = ZoneInfo(data["timezone"]) if isinstance(data["timezone"], str) else None
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = None
+        if tz is None:
+            raise ConfigError(f"{where0}: timezone: unknown time zone {data['timezone']!r} (like \"Europe/Berlin\")")
+    tables = data.get("rule", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where0}: rules are [[rule]] tables (double brackets)")
+    rules, names = [], set()
+    for n, table in enumerate(tables, 1):
+        rule = _parse_rule(n, table, where0)
+        if rule is None:
+            continue
+        if rule.name in names:
+            raise ConfigError(f"{where0}: rule {rule.name!r}: the name is used twice; rule names must be unique")
+        names.add(rule.name)
+        rules.append(rule)
+    return RuleSet(rules, tz, path)
+
+
+def _parse_rule(n: int, table: Any, where0: str) -> Rule | None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where0}: rule #{n}: expected a table")
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where0}: rule #{n}: name: missing; every rule needs a name (it is on every event it causes)")
+    where = f"{where0}: rule {name!r}"
+    for key in table:
+        if key not in RULE_KEYS:
+            hint = " (conditions go under [rule.when], actions under [rule.then])" if key in CONDITIONS or key in ACTIONS else ""
+            raise ConfigError(f"{where}: {key}: unknown key; expected one of {', '.join(RULE_KEYS)}{hint}")
+    if not _bool(table.get("enabled", True), f"{where}: enabled"):
+        return None
+    when_src, then_src = table.get("when", {}), table.get("then")
+    for part, src in (("when", when_src), ("then", then_src)):
+        if src is not None and not isinstance(src, dict):
+            raise ConfigError(f"{where}: {part}: expected a table ([rule.{part}])")
+    if not then_src:
+        raise ConfigError(f"{where}: then: missing; a rule needs at least one action ({', '.join(ACTIONS)})")
+    when = {}
+    for key, value in when_src.items():
+        if key not in CONDITIONS:
+            raise ConfigError(f"{where}: when.{key}: unknown condition; expected one of {', '.join(CONDITIONS)}")
+        when[key] = CONDITIONS[key][0](value, f"{where}: when.{key}")
+    then = {}
+    for key, value in then_src.items():
+        if key not in ACTIONS:
+            raise ConfigError(f"{where}: then.{key}: unknown action; expected one of {', '.join(ACTIONS)}")
+        then[key] = ACTIONS[key](value, f"{where}: then.{key}")
+    default_on = "timer" if {"waiting_over", "waiting_under"} & set(when) else "message"
+    on = table.get("on", default_on)
+    if on not in ("message", "timer"):
+        raise ConfigError(f"{where}: on: expected \"message\" or \"timer\", got {on!r}")
+    if on == "timer" and "new_customer" in when:
+        raise ConfigError(f"{where}: when.new_customer: only makes sense with on = \"message\"")
+    return Rule(name.strip(), on, when, then, _bool(table.get("stop", False), f"{where}: stop"),
+                {"when": when_src, "then": then_src})
+
+
+def load_rules(path: Path | None = None, config: config_mod.Config | None = None) -> RuleSet:
+    """Read and check rules.toml; a missing file means no rules."""
+    path = Path(path) if path else rules_path(config)
+    if not path.exists():
+        return RuleSet(path=path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    return parse_rules(data, path)
+
+
+# -- actions ---------------------------------------------------------------------------------
+def describe(then: dict[str, Any]) -> list[str]:
+    out = []
+    for key, value in then.items():
+        if key == "tag":
+            out.append("tag " + ", ".join(value))
+        elif key == "snooze":
+            out.append(f"snooze {value / 60:g}m")
+        elif key == "assign":
+            out.append(f"assign {value}" if value else "unassign")
+        else:
+            out.append(f"{key} {value}")
+    return out
+
+
+def simulate(rule: Rule, customer) -> Any:
+    """What the customer would look like after the rule (for dry runs): a copy."""
+    c = copy.deepcopy(customer)
+    t = rule.then
+    c.tags = sorted(set(c.tags) | set(t.get("tag", [])))
+    c.priority = t.get("priority", c.priority)
+    c.assignee = (t["assign"] or None) if "assign" in t else c.assignee
+    if "status" in t:
+        c.status = t["status"]
+    if "snooze" in t:
+        c.status = "snoozed"
+    return c

@@ -1,0 +1,106 @@
+"""Waiting-time targets per channel, and what happens when one is missed.
+
+    [targets]
+    chat = "15m"        # Telegram and Slack, unless set on their own
+    email = "4h"
+    telegram = "10m"    # optional, overrides chat
+    raise_priority = 1  # how much a breach raises the customer's priority (0: not at all)
+
+A breach is recorded once per wait (store.record_breach): the priority goes
+up, a 'breach' event is logged (the console and `omnidesk events` show it) and
+the `target_breached` hooks run.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from connectors import config as config_mod
+from connectors.config import ConfigError
+
+CHAT = ("telegram", "slack")
+CHANNEL_KEYS = ("chat", "email", "telegram", "slack")
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """"15m", "4h", "1h30m", "2d", "90s" -> seconds. Errors name `where`."""
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else None
+    if not text or _PART.sub("", text) != "":  # something left that is not a number+unit
+        raise ConfigError(f"{where}: expected a duration like \"15m\", \"4h\" or \"1h30m\", got {value!r}")
+    seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
+    if seconds <= 0:
+        raise ConfigError(f"{where}: the duration must be more than zero, got {value!r}")
+    return seconds
+
+
+def validate(table: Any) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError("[targets]: expected a table like [targets] chat = \"15m\"")
+    for key, value in table.items():
+        if key == "raise_priority":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"targets.raise_priority: expected a whole number 0 or more, got {value!r}")
+        elif key in CHANNEL_KEYS:
+            parse_duration(value, f"targets.{key}")
+        else:
+            raise ConfigError(f"targets.{key}: unknown key; expected one of "
+                              f"{', '.join(CHANNEL_KEYS + ('raise_priority',))}")
+
+
+config_mod.FREEFORM["targets"] = validate
+
+
+class Targets:
+    """The configured targets; `for_channel` is what the queue shows against."""
+
+    def __init__(self, table: dict | None = None):
+        table = table or {}
+        validate(table)
+        self.raise_priority = table.get("raise_priority", 1)
+        self.by_channel: dict[str, float] = {}
+        for channel in ("email", *CHAT):
+            value = table.get(channel) or (table.get("chat") if channel in CHAT else None)
+            if value:
+                self.by_channel[channel] = parse_duration(value, f"targets.{channel}")
+
+    @classmethod
+    def from_config(cls, config: config_mod.Config | None) -> "Targets":
+        return cls((config.extra.get("targets") if config else None) or {})
+
+    def for_channel(self, channel: str | None) -> float | None:
+        return self.by_channel.get(channel or "")
+
+    def time_left(self, customer, now: float) -> float | None:
+        """Seconds until the target (negative: overdue by that much), or None when
+        the customer is not waiting or their channel has no target. Takes a
+        Customer or a QueueRow."""
+        target = self.for_channel(customer.last_channel)
+        if target is None or customer.waiting_since is None or customer.status != "open":
+            return None
+        return customer.waiting_since + target - now
+
+    def check(self, store) -> list[int]:
+        """Record every wait that has just gone past its target; returns the
+        breach event ids."""
+        if not self.by_channel:
+            return []
+        events = []
+        for cid, since, channel in store.unbreached_waits(min(self.by_channel.values())):
+            target = self.for_channel(channel)
+            if target is not None and since + target <= store.clock():
+                event = store.record_breach(cid, since, channel, target, self.raise_priority)
+                if event:
+                    events.append(event)
+        return events
+
+
+def target_for(channel: str | None, config: config_mod.Config | None = None) -> float | None:
+    """The waiting-time target for a channel in seconds (None: no target)."""
+    return Targets.from_config(config).for_channel(channel)
+
+
+def time_left(customer, now: float, config: config_mod.Config | None = None) -> float | None:
+    """For the queue: seconds left before the target, negative when overdue."""
+    return Targets.from_config(config).time_left(customer, now)
