@@ -147,6 +147,7 @@ class SlackConnector(BaseConnector):
         self._hot: dict[tuple[str, str], float] = {}  # (channel, thread ts) -> until
         self._known: dict[str, set[str]] = {}  # channel -> ts seen in this process (for deletions)
         self._next_poll = 0.0
+        self._next_catchup = 0.0
         self._last_rescan = 0.0
         self._last_cursor: dict[str, str] | None = None
         # Socket Mode
@@ -234,11 +235,8 @@ class SlackConnector(BaseConnector):
         items: list[InboundMessage] = []
         now = time.time()
         uncommitted = self._last_cursor is not None and cursor != self._last_cursor
-        if self._socket is None:
-            due = now >= self._next_poll
-        else:
-            due = (self._polled_epoch != self._epoch or uncommitted or now >= self._next_poll
-                   or not self.socket_connected and now >= self._next_poll)
+        due = now >= self._next_due() or self._socket is not None and (self._polled_epoch != self._epoch
+                                                                        or uncommitted)
         events = []
         while not self._events.empty():
             events.append(self._events.get_nowait())
@@ -246,17 +244,22 @@ class SlackConnector(BaseConnector):
             started = self._epoch
             calls = self._poll(cursor, new, items)
             self._polled_epoch = started
-            interval = max(self.poll_seconds, calls * 60.0 / self.calls_per_minute)
-            if self.socket_connected:
-                interval = max(interval, self.catchup_seconds)
-            self._next_poll = time.time() + interval
+            self._next_poll = time.time() + max(self.poll_seconds, calls * 60.0 / self.calls_per_minute)
+            self._next_catchup = time.time() + self.catchup_seconds
         for epoch, event in events:
             self._on_event(event, epoch, new, items)
         self._last_cursor = new
         return Batch(items, new)
 
+    def _next_due(self) -> float:
+        """When the next poll may run: the rate budget's time, and in Socket Mode
+        (while connected) only the periodic catch-up."""
+        if self.socket_connected:
+            return max(self._next_poll, self._next_catchup)
+        return self._next_poll
+
     def wait(self, timeout: float, stop: threading.Event) -> None:
-        deadline = time.monotonic() + max(0.0, min(timeout, self._next_poll - time.time()))
+        deadline = time.monotonic() + max(0.0, min(timeout, self._next_due() - time.time()))
         while not stop.is_set():
             if self._wake.wait(0.05):
                 self._wake.clear()
@@ -382,7 +385,7 @@ class SlackConnector(BaseConnector):
         if event.get("type") == "member_joined_channel" and self._me and event.get("user") == self._me[0]:
             with self._lock:
                 self._convs_at = 0.0  # re-read the conversation list at the next poll
-            self._next_poll = 0.0
+            self._next_poll = self._next_catchup = 0.0
             return
         if event.get("type") != "message" or not event.get("channel"):
             return
