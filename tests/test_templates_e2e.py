@@ -61,3 +61,31 @@ def test_template_reaches_slack_exactly_as_rendered(slack, live_store, db_path):
     assert sent[0]["text"] == "Hi &lt;b&gt;\u2217\u02cd&amp;,"
     assert sent[1]["text"].startswith("Order *A-1042*: shipped \u2217today\u2217 &amp; &lt;soon&gt;.")
     assert "<!" not in "".join(rendered.parts)
+
+
+def test_template_e_mail_is_composed_exactly_as_rendered(store, make_inbound):
+    import email
+    import email.policy
+
+    from connectors.email.compose import compose
+
+    store.ingest(make_inbound("email", "jane@example.com", "where is it?", name=f"{FIRST} {LAST}",
+                              subject="Order A-1042", account="shop"))
+    cid = store.find_customer("jane@example.com")
+    store.set_fact(cid, "order number", "A-1042", "ann")
+    cfg = T.config_mod.validate({"channels": {"email": {"signature": "Shop Example <shop.example>"}}})
+    rendered = T.render_for_customer(store, cid, "order-status", "email", "Ann Lee", VALUES, config=cfg,
+                                     directory=T.STARTER_DIR)
+    store.queue_reply(cid, rendered.source, "ann", subject=rendered.subject)
+    [out] = store.claim_due()
+    msg, _ = compose(out, {"from_address": "shop@example.com"})
+    got = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert got["Subject"] == "Re: Your order A-1042"  # a reply into their thread: the connector adds Re:
+    def body(kind):  # as the customer's mail client decodes it (SMTP line ends are CRLF)
+        return got.get_body((kind,)).get_content().replace("\r\n", "\n").rstrip("\n")
+
+    assert body("plain") == rendered.text
+    assert body("html") == rendered.html.rstrip("\n")
+    assert rendered.text.startswith("Hello <b>*_&,\n\nHere is the latest on your order *A-1042*: shipped *today*")
+    assert rendered.text.endswith("\n\nBest regards,\nAnn Lee\n\n-- \nShop Example <shop.example>")
+    assert "&lt;b&gt;*_&amp;" in rendered.html and "<b>*_&" not in rendered.html
