@@ -34,7 +34,7 @@ from console.screens.search import SearchScreen
 from console.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.composer import Composer, ReplyArea
-from console.widgets.outgoing import list_templates, preview, render_template
+from console.widgets.outgoing import list_templates, outgoing, preview, render_template
 from console.widgets.profile import ProfileView
 from console.widgets.queue import QueueSource, QueueView
 from console.widgets.safe_text import one_line
@@ -131,23 +131,31 @@ class OmnideskApp(App):
         yield Composer(cursor_blink=self.cursor_blink, id="composer")
         yield StatusBar(id="status")
 
+    def _q(self, selector, expect_type=None):
+        """Query the main screen (not whatever modal is on top)."""
+        screen = self._main_screen if self._main_screen is not None else self.screen
+        return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
+
+    _main_screen = None
+
     @property
     def queue(self) -> QueueView:
-        return self.query_one(QueueView)
+        return self._q(QueueView)
 
     @property
     def timeline(self) -> TimelineView:
-        return self.query_one(TimelineView)
+        return self._q(TimelineView)
 
     @property
     def composer(self) -> Composer:
-        return self.query_one(Composer)
+        return self._q(Composer)
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        return self._q(StatusBar)
 
     def on_mount(self) -> None:
+        self._main_screen = self.screen
         self.set_keymap(self.keymap)
         self.queue.reload(follow=False)
         self._update_titles()
@@ -167,24 +175,23 @@ class OmnideskApp(App):
         self.first_paint_at = time.perf_counter()
 
     def _update_titles(self) -> None:
-        pane = self.query_one("#queue-pane")
+        pane = self._q("#queue-pane")
         pane.border_title = f"{self.source.describe()} · {self.queue.total:,}"
-        tl = self.query_one("#timeline-pane")
+        tl = self._q("#timeline-pane")
         if self.current is not None:
             channels = " ".join(badge(ch) for ch in self.current.channels)
             tl.border_title = f"{one_line(self.current.name or '#' + str(self.current.id), 40)} · {channels}"
         else:
             tl.border_title = "timeline"
-        self.query_one("#profile-pane").border_title = "profile"
+        self._q("#profile-pane").border_title = "profile"
 
     def on_resize(self) -> None:
         self._apply_profile_visibility()
 
     def _apply_profile_visibility(self) -> None:
-        pane = self.query_one("#profile-pane")
+        pane = self._q("#profile-pane")
         if self.show_profile is None:
-            pane.styles.display = None if self.screen.has_class("-wide") else "none"
-            pane.styles.clear_rule("display")
+            pane.styles.clear_rule("display")  # the stylesheet decides by width
         else:
             pane.styles.display = "block" if self.show_profile else "none"
 
@@ -345,7 +352,7 @@ class OmnideskApp(App):
         self._loaded_count = len(messages)
         self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
                            has_older=has_older)
-        self.query_one(ProfileView).show_customer(customer)
+        self._q(ProfileView).show_customer(customer)
         self.composer.set_customer(customer, identity_id)
         self._update_titles()
         if changed:
@@ -357,7 +364,7 @@ class OmnideskApp(App):
             self.timeline.focus()
 
     def _profile_visible(self) -> bool:
-        return self.query_one("#profile-pane").display
+        return self._q("#profile-pane").display
 
     @work(thread=True, group="suggest", exclusive=True, exit_on_error=False)
     def _load_suggestions(self, customer_id: int) -> None:
@@ -369,7 +376,7 @@ class OmnideskApp(App):
         finally:
             s.close()
         if self.current is not None and self.current.id == customer_id:
-            self.call_from_thread(self.query_one(ProfileView).show_customer, self.current, found)
+            self.call_from_thread(self._q(ProfileView).show_customer, self.current, found)
 
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
@@ -495,25 +502,36 @@ class OmnideskApp(App):
         if self._activity != "replying" and self.current is not None and self.composer.mode == "reply":
             self._set_presence("replying")
 
+    def make_outgoing(self, customer_id: int, text: str, channel: str, subject: str | None = None):
+        """The reply exactly as it will be queued and sent on `channel`."""
+        return outgoing(self.store, customer_id, text, channel, self.agent, self.config, subject)
+
     @on(Composer.Send)
     def _send(self, event: Composer.Send) -> None:
         if event.mode == "note":
             self.task(lambda s: s.add_note(event.customer_id, event.text, self.agent), done="note added",
                       then=lambda _: self._sent())
             return
+        ident = self.composer.identity
+        if ident is None:
+            self.notify("This customer has no channel to reply on.", severity="error")
+            return
+        try:
+            out = self.make_outgoing(event.customer_id, event.text, ident.channel, event.subject)
+        except Exception as e:  # e.g. a signature template with a missing value
+            self.notify(f"cannot send: {e}", severity="error")
+            return
         if _setting(self.config, "console", "confirm_send", False):
-            ident = self.composer.identity
-            where = f"{CHANNEL_NAME.get(ident.channel, ident.channel)} {ident.address}" if ident else "?"
-            self.push_screen(ConfirmScreen(f"Send this reply via {where}?",
-                                           preview(ident.channel if ident else "email", event.text, event.subject)),
-                             lambda yes: yes and self._queue_reply(event))
+            where = f"{CHANNEL_NAME.get(ident.channel, ident.channel)} {one_line(ident.address, 40)}"
+            self.push_screen(ConfirmScreen(f"Send this reply via {where}?", preview(out)),
+                             lambda yes: yes and self._queue_reply(event, out))
         else:
-            self._queue_reply(event)
+            self._queue_reply(event, out)
 
-    def _queue_reply(self, event: Composer.Send) -> None:
+    def _queue_reply(self, event: Composer.Send, out) -> None:
         def fn(s: Store):
-            return s.queue_reply(event.customer_id, event.text, self.agent, identity_id=event.identity_id,
-                                 subject=event.subject)
+            return s.queue_reply(event.customer_id, out.source, self.agent, identity_id=event.identity_id,
+                                 subject=out.subject or event.subject)
         self.task(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent())
 
     def _sent(self) -> None:
@@ -557,9 +575,13 @@ class OmnideskApp(App):
     def pick_template(self) -> None:
         if not self._need_customer():
             return
-        templates = list_templates(self.config)
+        try:
+            templates = list_templates(self.config)
+        except Exception as e:  # a broken template file names itself
+            self.notify(str(e), severity="error", timeout=8)
+            return
         if not templates:
-            self.notify("No templates found (see `omnidesk templates`).", severity="warning")
+            self.notify("No templates yet (`omnidesk init` installs a starter set).", severity="warning")
             return
         items = []
         for t in templates:
@@ -570,24 +592,44 @@ class OmnideskApp(App):
         self.push_screen(PickerScreen("Insert template", items, placeholder="fuzzy name"),
                          lambda name: name and self._insert_template(name))
 
-    def _insert_template(self, name: str) -> None:
+    def _insert_template(self, name: str, values: dict[str, str] | None = None) -> None:
         cid = self.current.id
         channel = self.composer.channel or "email"
+        values = dict(values or {})
 
         def job():
+            from connectors.templates import MissingValues
+
             s = self.worker_store()
             try:
-                rendered = render_template(s, cid, name, channel, self.agent, self.config)
+                rendered = render_template(s, cid, name, channel, self.agent, self.config, values)
+            except MissingValues as e:
+                self.call_from_thread(self._ask_values, name, list(e.missing), values)
+                return
             except Exception as e:  # a template error names the template and the problem
-                self.call_from_thread(self.notify, f"template {name}: {e}", severity="error", timeout=8)
+                self.call_from_thread(self.notify, str(e), severity="error", timeout=8)
                 return
             finally:
                 s.close()
             self.call_from_thread(self._template_ready, rendered)
         self.run_worker(job, thread=True, group="template", exit_on_error=False)
 
+    def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
+        key, label = missing[0]
+
+        def answered(value):
+            if value is None:
+                return
+            values[key] = value
+            if len(missing) > 1:
+                self._ask_values(name, missing[1:], values)
+            else:
+                self._insert_template(name, values)
+        self.push_screen(PromptScreen(f"{name}: {label or key}", placeholder=key,
+                                      help=f"{len(missing)} value{'s' if len(missing) > 1 else ''} to fill"), answered)
+
     def _template_ready(self, rendered) -> None:
-        self.composer.insert_text(rendered.text, rendered.subject)
+        self.composer.insert_text(rendered.source, rendered.subject)
         if not self.composer.show_preview:
             self.composer.action_preview()
 

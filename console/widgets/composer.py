@@ -144,11 +144,19 @@ class Composer(Vertical):
         pane.display = self.show_preview
         if not self.show_preview:
             return
+        target = self.query_one("#preview", Static)
         if self.mode == "note":
-            self.query_one("#preview", Static).update(Text("Notes are kept here and never sent.", style="dim italic"))
+            target.update(Text("Notes stay here and are never sent.", style="dim italic"))
             return
-        subject = self.subject
-        self.query_one("#preview", Static).update(preview(self.channel or "email", self.area.text, subject))
+        if self.customer is None or self.identity is None:
+            target.update(preview(None))
+            return
+        try:
+            out = self.app.make_outgoing(self.customer.id, self.area.text, self.channel, self.subject)
+        except Exception as e:  # a formatting problem is shown, never fatal
+            target.update(preview(None, f"{type(e).__name__}: {e}"))
+            return
+        target.update(preview(out))
 
     # -- events ------------------------------------------------------------------
     def on_text_area_changed(self, event: TextArea.Changed) -> None:

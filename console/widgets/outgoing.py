@@ -1,12 +1,14 @@
 """What a reply becomes on each channel, and templates.
 
-Uses connectors/formatting.py and connectors/templates.py (the templates
-helper's modules); the console never formats for a channel itself, so the
-preview is exactly what the connector will send.
+Built on connectors/templates.py and connectors/formatting.py (the templates
+helper's modules): the console never formats for a channel itself, so the
+preview is exactly what the connector will send, and what is queued is the
+same Markdown the preview was made from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -14,86 +16,95 @@ from rich.text import Text
 
 from console.widgets.safe_text import safe
 
+SIGNATURE_MARK = "-- \n"
 
-def channel_parts(channel: str, markdown: str) -> list[str]:
-    """The messages `markdown` becomes on `channel`."""
+
+@dataclass
+class Outgoing:
+    channel: str
+    source: str  # the Markdown to queue
+    parts: list[str]  # what is sent: e-mail text/plain, Telegram HTML, Slack mrkdwn
+    subject: str | None = None
+    html: str | None = None
+
+
+def outgoing(store, customer_id: int | None, text: str, channel: str, agent: str, config: Any = None,
+             subject: str | None = None) -> Outgoing:
+    """The reply as it will be queued and sent. Free text gets the channel's
+    additions (the e-mail signature); text from a template already has them."""
+    try:
+        from connectors import templates
+    except ImportError:
+        templates = None
+    if templates is not None and channel in templates.CHANNELS:
+        if SIGNATURE_MARK in text or customer_id is None:
+            r = templates.finish(channel, text, subject)
+        else:
+            r = templates.preview_for_customer(store, customer_id, text, channel, agent, config=config, subject=subject)
+        return Outgoing(channel, r.source, list(r.parts), r.subject, r.html)
     try:
         from connectors import formatting
+
+        return Outgoing(channel, text, formatting.parts_for(channel, text), subject)
     except ImportError:
-        return [markdown]
-    if hasattr(formatting, "parts_for"):
-        return formatting.parts_for(channel, markdown)
-    if channel == "telegram":
-        return formatting.telegram_parts(markdown)
-    if channel == "slack":
-        return formatting.slack_parts(markdown)
-    return [formatting.email_bodies(markdown)[0]]
+        return Outgoing(channel, text, [text], subject)
 
 
-def preview(channel: str, markdown: str, subject: str | None = None) -> Group:
+def preview(out: Outgoing | None, error: str | None = None) -> Text:
     """A renderable of exactly what will be sent (markup shown literally)."""
-    out: list = []
-    if not markdown.strip():
-        return Group(Text("Nothing to send yet.", style="dim italic"))
-    try:
-        parts = channel_parts(channel, markdown)
-    except Exception as e:  # a formatting bug must not take the console down
-        return Group(Text(f"cannot preview: {type(e).__name__}: {e}", style="red"))
-    what = {"email": "e-mail (text part; an HTML part is sent too)", "telegram": "Telegram HTML",
-            "slack": "Slack mrkdwn"}.get(channel, channel)
-    head = Text(f"as sent on {what}", style="dim", end="")
-    if len(parts) > 1:
-        head.append(f" · {len(parts)} messages", style="bold")
-    out.append(head)
-    if subject and channel == "email":
-        out.append(Text("Subject: " + subject, style="bold"))
-    for n, part in enumerate(parts, 1):
-        if len(parts) > 1:
-            out.append(Text(f"── message {n}/{len(parts)} ──", style="dim"))
-        out.append(safe(part))
-    return Group(*out)
+    if error:
+        return Text(f"cannot preview: {error}", style="red")
+    if out is None or not out.source.strip():
+        return Text("Nothing to send yet.", style="dim italic")
+    what = {"email": "e-mail (plain text shown; an HTML part goes too)", "telegram": "Telegram (HTML)",
+            "slack": "Slack (mrkdwn)"}.get(out.channel, out.channel)
+    head = Text(f"as sent on {what}", style="dim")
+    if len(out.parts) > 1:
+        head.append(f" · {len(out.parts)} messages", style="bold")
+    items: list = [head]
+    if out.subject and out.channel == "email":
+        items.append(Text("Subject: ", style="bold") + safe(out.subject, single_line=True))
+    for n, part in enumerate(out.parts, 1):
+        if len(out.parts) > 1:
+            items.append(Text(f"── message {n}/{len(out.parts)} ──", style="dim"))
+        items.append(safe(part))
+    return Text("\n").join(items)
 
 
 @dataclass
 class TemplateInfo:
     name: str
     description: str = ""
+    prompts: dict[str, str] = field(default_factory=dict)
 
 
-def list_templates(config: Any) -> list[TemplateInfo]:
-    """Every template the agent can insert (empty when the module is absent)."""
+def templates_directory(config: Any) -> Path | None:
+    """The agent's templates folder; the starter set when they have none yet."""
     try:
         from connectors import templates
     except ImportError:
+        return None
+    folder = templates.templates_dir(config)
+    if folder.is_dir() and any(folder.glob("*.md")):
+        return folder
+    return templates.STARTER_DIR
+
+
+def list_templates(config: Any) -> list[TemplateInfo]:
+    """Every template the agent can insert (raises TemplateError for a broken file)."""
+    folder = templates_directory(config)
+    if folder is None:
         return []
-    for fname in ("list_templates", "available", "load_templates", "all_templates"):
-        fn = getattr(templates, fname, None)
-        if fn is None:
-            continue
-        try:
-            result = fn(config)
-        except TypeError:
-            result = fn()
-        out = []
-        items = result.values() if isinstance(result, dict) else result
-        for t in items:
-            if isinstance(t, str):
-                out.append(TemplateInfo(t))
-            else:
-                out.append(TemplateInfo(getattr(t, "name", str(t)), getattr(t, "description", "") or ""))
-        return sorted(out, key=lambda t: t.name)
-    return []
+    from connectors import templates
+
+    return [TemplateInfo(t.name, t.description or "", dict(t.prompts or {}))
+            for t in templates.list_templates(folder)]
 
 
-@dataclass
-class Rendered:
-    text: str
-    subject: str | None = None
+def render_template(store, customer_id: int, name: str, channel: str, agent: str, config: Any,
+                    values: dict[str, str] | None = None):
+    """Rendered template (raises templates.MissingValues listing what to ask)."""
+    from connectors import templates
 
-
-def render_template(store, customer_id: int, name: str, channel: str, agent: str, config: Any) -> Rendered:
-    from connectors.templates import render_for_customer
-
-    r = render_for_customer(store, customer_id, name, channel, agent, {}, config=config)
-    text = r.source if hasattr(r, "source") else getattr(r, "text", str(r))
-    return Rendered(text, getattr(r, "subject", None))
+    return templates.render_for_customer(store, customer_id, name, channel, agent, values or {}, config=config,
+                                         directory=templates_directory(config))

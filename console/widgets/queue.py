@@ -121,8 +121,6 @@ class QueueView(ScrollView, can_focus=True):
         self.scroll_to(y=target, animate=False, immediate=True)
         self._ensure_visible()
         self.refresh()
-        if self.selected_id != before_id:
-            self.post_message(self.Highlighted(self.selected_id))
 
     def set_source(self, source: QueueSource) -> None:
         self.source = source

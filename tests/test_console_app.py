@@ -1,0 +1,431 @@
+"""The console driven like a person would: keys in, screen and store out."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connectors.config import validate
+from console import keymap
+from console.app import OmnideskApp
+from store import Store
+from store.models import AttachmentIn, InboundMessage, Receipt, Sender
+
+NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    time.tzset()
+
+
+def seed(path, clock) -> dict[str, int]:
+    """A small deterministic store: five customers on three channels."""
+    s = Store(path, clock=clock)
+    n = iter(range(1, 10_000))
+
+    def msg(ch, addr, text, ago, name="", handle="", emails=(), **kw):
+        return s.ingest(InboundMessage(ch, "main", f"m{next(n)}", Sender(ch, addr, name, handle, tuple(emails)),
+                                       text, NOW - ago, **kw))
+
+    d = msg("telegram", "2002", "спасибо! all good now", 26 * 3600, "Дмитрий Орлов")
+    b = msg("email", "bob@li.example", "Do you ship to Norway? [bold red]cheap[/] \x1b[31mRED\x1b[0m\x1b]0;pwned\x07 ok",
+            3 * 3600, "Bob Li", subject="Shipping")
+    j = msg("email", "jane@roe.example",
+            "Hello,\n\nmy order #1042 arrived broken. The vase is in pieces.\n\n"
+            "On Mon, Sep 14 2026, Shop <shop@example.com> wrote:\n> Your order has shipped.\n> Thanks!",
+            7200, "Jane Roe", subject="Order #1042 arrived broken",
+            meta={"new_text": "Hello,\n\nmy order #1042 arrived broken. The vase is in pieces."})
+    msg("telegram", "1001", "here is a photo of the vase", 720, "Jane Roe", "janeroe", emails=["jane@roe.example"],
+        attachments=[AttachmentIn("vase photo.jpg", "image/jpeg", b"\xff\xd8" + b"x" * 2000)])
+    c = msg("slack", "U123", "is the API down? getting 502s", 300, "Carol Diaz", "carol")
+    r = msg("slack", "U999", "any update on my vase?", 100, "Jane Roe", "jroe")
+    s.close()
+    return {"dmitry": d.customer_id, "bob": b.customer_id, "jane": j.customer_id, "carol": c.customer_id,
+            "jane_slack": r.customer_id}
+
+
+def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
+    cfg = validate({"agent": {"name": "alice"},
+                    "attachments": {"save_dir": str(tmp_path / "saved"), "open_command": "true"},
+                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": False}})
+    return OmnideskApp(db_path, cfg, "alice", clock=clock, cursor_blink=False, start_engine=kw.pop("start_engine", False),
+                       keymap=kw.pop("keymap", None) or keymap.load(False), poll_interval=kw.pop("poll_interval", 0.1),
+                       **kw)
+
+
+async def settle(pilot, rounds: int = 2) -> None:
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> None:
+    """Wait until the screen shows what a person would wait for."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the console")
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+def screen_text(app) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@pytest.fixture
+def ids(db_path, clock):
+    return seed(db_path, clock)
+
+
+async def open_customer(pilot, cid):
+    app = pilot.app
+    assert app.queue.select_customer(cid)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert app.current.id == cid
+
+
+# -- tests ---------------------------------------------------------------------------
+async def test_queue_longest_wait_first_and_open_customer(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        names = [app.queue.row(i).name for i in range(app.queue.total)]
+        assert names == ["Дмитрий Орлов", "Bob Li", "Jane Roe", "Carol Diaz", "Jane Roe"]
+        await pilot.press("j", "j", "enter")
+        await settle(pilot)
+        assert app.current.id == ids["jane"]
+        channels = [i.obj.channel for i in app.timeline.items if i.kind == "message"]
+        assert channels == ["email", "telegram"]  # both channels, one timeline
+        text = screen_text(app)
+        assert "here is a photo of the vase" in text and "my order #1042 arrived broken" in text
+        assert "vase photo.jpg" in text
+        assert "quoted line" in text and "Your order has shipped" not in text  # history folded
+        assert app.focused is app.timeline
+        s = Store(db_path, clock=clock)
+        assert s.customer(ids["jane"]).unread == 0
+        s.close()
+
+
+async def test_fold_toggle_shows_quoted_history(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("k", "z")  # the e-mail, then unfold
+        await settle(pilot)
+        assert "Your order has shipped" in screen_text(app)
+        await pilot.press("z")
+        await settle(pilot)
+        assert "Your order has shipped" not in screen_text(app)
+
+
+async def test_reply_goes_to_the_last_channel_and_shows_queued(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        assert "Telegram @janeroe" in screen_text(app)
+        await pilot.press("r")
+        await pilot.press(*"Sorry! A new vase ships today.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        last = s.timeline(ids["jane"])[-1]
+        assert (last.direction, last.channel, last.state) == ("out", "telegram", "queued")
+        assert last.text == "Sorry! A new vase ships today."
+        assert "◌ queued" in screen_text(app)
+        assert app.composer.area.text == ""
+        # the engine reports a failure; the console shows it and retries on R
+        s.mark_failed(s.outbox("queued")[0]["id"], "chat not found", None)
+        s.close()
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert "✗ failed" in screen_text(app) and "chat not found" in screen_text(app)
+        app.timeline.focus()
+        await pilot.press("G", "R")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        assert s.timeline(ids["jane"])[-1].state == "queued"
+        s.close()
+
+
+async def test_switch_channel_then_send_on_email(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"Replacement on its way", "ctrl+o")
+        await settle(pilot)
+        await pilot.press(*"mail", "enter")
+        await settle(pilot)
+        assert app.composer.channel == "email"
+        assert "e-mail jane@roe.example" in screen_text(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        last = s.timeline(ids["jane"])[-1]
+        assert last.channel == "email" and last.subject == "Re: Order #1042 arrived broken"
+        s.close()
+
+
+async def test_preview_shows_what_each_channel_gets(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"It is **done** <b>x</b>", "ctrl+r")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "as sent on Telegram" in text
+        assert "It is <b>done</b> &lt;b&gt;x&lt;/b&gt;" in text  # Telegram HTML, the agent's <b> escaped
+        app.composer.set_identity(next(i.id for i in app.current.identities if i.channel == "email"))
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "as sent on e-mail" in text and "It is *done* <b>x</b>" in text
+
+
+async def test_template_by_fuzzy_name_with_prompts(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", "ctrl+t")
+        await settle(pilot)
+        await pilot.press(*"ordr stat", "enter")  # fuzzy: order-status
+        await settle(pilot)
+        for value in ("1042", "shipped today", "https://track.example/1042"):
+            await pilot.press(*value, "enter")
+            await settle(pilot)
+        text = app.composer.area.text
+        assert "1042" in text and "shipped today" in text and "https://track.example/1042" in text
+        assert app.composer.show_preview
+        assert "as sent on Telegram" in screen_text(app)
+
+
+async def test_note_is_kept_and_marked(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("n", *"Called him, prefers e-mail", "ctrl+s")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        assert s.timeline(ids["bob"])[-1].direction == "note"
+        s.close()
+        text = screen_text(app)
+        assert "note · alice" in text and "Called him, prefers e-mail" in text
+
+
+async def test_merge_then_undo(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press(*"jroe")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "Merge #" in screen_text(app)
+        await pilot.press("y")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        assert s.find_customer("slack:jroe") == ids["jane"]
+        assert "slack" in s.customer(ids["jane"]).channels
+        assert "any update on my vase?" in screen_text(app)
+        assert "merged customer" in screen_text(app)
+        app.queue.focus()
+        await pilot.press("u")
+        await settle(pilot, 3)
+        assert s.find_customer("slack:jroe") == ids["jane_slack"]
+        s.close()
+        assert "any update on my vase?" not in screen_text(app).split("╭")[2]
+
+
+async def test_split_an_identity_out(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press(*"1001", "enter")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        assert s.find_customer("telegram:1001") != ids["jane"]
+        s.close()
+
+
+async def test_search_opens_the_customer_at_the_message(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"norway")
+        await until(pilot, lambda: getattr(app.screen, "hits", None))
+        assert "«Norway»" not in screen_text(app) and "Norway" in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current.id == ids["bob"])
+        assert app.timeline.selected.subject == "Shipping"
+        assert app.queue.selected_id == ids["bob"]
+        # filters are errors a person can read
+        await pilot.press("slash", *"channel:fax")
+        await until(pilot, lambda: "expected one of" in screen_text(app))
+        assert "channel:fax: expected one of" in screen_text(app)
+        await pilot.press("escape")
+
+
+async def test_snooze_parses_human_times(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        await pilot.press("s", *"tomorow")
+        await pilot.pause()
+        assert "tomorow" in screen_text(app) and "expected" in screen_text(app)
+        await pilot.press("enter")  # refused: still asking
+        await settle(pilot)
+        for _ in "tomorow":
+            await pilot.press("backspace")
+        await pilot.press(*"2h", "enter")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        c = s.customer(ids["carol"])
+        assert c.status == "snoozed" and c.snoozed_until == NOW + 7200
+        s.close()
+        assert ids["carol"] not in [app.queue.row(i).customer_id for i in range(app.queue.total)]
+
+
+async def test_tag_assign_done_and_filters(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("t", *"vip, norway", "enter")
+        await settle(pilot, 3)
+        await pilot.press("a", "enter")  # defaults to me
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        c = s.customer(ids["bob"])
+        assert c.tags == ["norway", "vip"] and c.assignee == "alice"
+        await pilot.press("f", *"mine", "enter")
+        await settle(pilot)
+        assert app.queue.total == 1 and app.queue.selected_id == ids["bob"]
+        await pilot.press("f", *"telegram", "enter")
+        await settle(pilot)
+        assert app.source.channel == "telegram"
+        await pilot.press("f", *"all", "enter")
+        await pilot.press("f", *"clear", "enter")
+        await settle(pilot)
+        assert app.queue.total == 5
+        await pilot.press("d")
+        await settle(pilot, 3)
+        assert s.customer(app.current.id).status == "done"
+        s.close()
+
+
+async def test_live_update_keeps_the_selected_customer(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("j", "j")  # Jane Roe
+        assert app.queue.selected_id == ids["jane"]
+        other = Store(db_path, clock=clock)  # another process: the engine
+        other.ingest(InboundMessage("telegram", "main", "late1", Sender("telegram", "3003", "Eve Early"),
+                                    "waiting since forever", NOW - 40 * 3600))
+        await pilot.pause(0.4)
+        await settle(pilot)
+        assert app.queue.total == 6
+        assert app.queue.row(0).name == "Eve Early"  # the new one waited longest
+        assert app.queue.selected_id == ids["jane"]  # the cursor stayed on Jane
+        assert "Eve Early" in screen_text(app)
+        # presence: another agent opens the same customer
+        other.set_presence("bob", app.current.id if app.current else ids["jane"], "replying")
+        await pilot.pause(0.4)
+        await settle(pilot)
+        assert "bob is replying to this customer" in screen_text(app)
+        other.close()
+
+
+async def test_save_attachment(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("w")
+        await settle(pilot)
+        saved = tmp_path / "saved" / "vase photo.jpg"
+        assert saved.read_bytes()[:2] == b"\xff\xd8"
+        await pilot.press("w")
+        await settle(pilot)
+        assert (tmp_path / "saved" / "vase photo (1).jpg").exists()
+
+
+async def test_command_palette_lists_every_action(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for action in keymap.ACTIONS:
+            if action.name not in ("command_palette", "quit"):
+                assert action.description in titles, action.id
+        await pilot.press("ctrl+p", *"snooze")
+        await pilot.pause(0.5)
+        assert "Snooze until" in screen_text(app)
+
+
+async def test_help_screen_is_generated_from_the_live_keymap(db_path, clock, tmp_path, ids):
+    live = keymap.load(False)
+    live["queue.down"] = "ctrl+j,down"
+    app = make_app(db_path, clock, tmp_path, keymap=live)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+j")
+        assert app.queue.cursor == 1
+        await pilot.press("j")  # no longer bound in the queue
+        assert app.queue.cursor == 1
+        await pilot.press("question_mark")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "^j / ↓" in text and "queue.down" in text
+
+
+async def test_engine_starts_and_stops_with_the_app(db_path, clock, tmp_path, ids):
+    from connectors.engine import Engine
+
+    made = []
+
+    def factory(path, config, agent):
+        made.append(Engine(path, [], holder="console-test", lease_seconds=5))
+        return made[-1]
+
+    app = make_app(db_path, clock, tmp_path, engine_factory=factory, start_engine=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.engine is made[0] and made[0].threads
+    assert made[0].threads == [] and made[0].stop_event.is_set()
+
+
+async def test_narrow_terminal_collapses_panes(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not app.query_one("#profile-pane").display
+        assert app.query_one("#queue-pane").outer_size.width == 30
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.query_one("#profile-pane").display
