@@ -204,20 +204,19 @@ def _values(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_reply(args, ctx) -> int:
+    from connectors.templates import preview_for_customer, render_for_customer
+
     s = ctx.store
     cid = ctx.customer(args.customer)
     ident = s.pick_identity(cid, args.channel, args.identity)
-    subject = args.subject
+    channel = ident["channel"]
     if args.template:
-        from connectors.templates import render_for_customer
-
-        rendered = render_for_customer(s, cid, args.template, ident["channel"], ctx.agent, _values(args.set),
-                                       config=ctx.config)
-        text = rendered.source if hasattr(rendered, "source") else rendered.text
-        subject = subject or getattr(rendered, "subject", None)
+        rendered = render_for_customer(s, cid, args.template, channel, ctx.agent, _values(args.set), config=ctx.config)
     else:
-        text = read_body(args.message, "reply")
-    message_id = s.queue_reply(cid, text, ctx.agent, identity_id=ident["id"], subject=subject)
+        # the same adaptation the console previews: what is queued is what is sent
+        rendered = preview_for_customer(s, cid, read_body(args.message, "reply"), channel, ctx.agent, config=ctx.config)
+    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident["id"],
+                               subject=args.subject or rendered.subject)
     m = s.message(message_id)
     ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
     return 0

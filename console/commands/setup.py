@@ -1,0 +1,254 @@
+"""`omnidesk init` (first run) and `omnidesk doctor` (what works, what to fix)."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import tomlkit
+
+from connectors import config as config_mod
+from connectors import registry
+from connectors.base import ConnectorError, PermanentError
+from connectors.config import ConfigError
+from console.cli import UserError
+
+# Well-known providers: the e-mail domain is enough to fill in the servers.
+PROVIDERS = {
+    "gmail.com": ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
+                  "Gmail needs an app password: Google Account > Security > App passwords"),
+    "googlemail.com": ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
+                       "Gmail needs an app password: Google Account > Security > App passwords"),
+    "outlook.com": ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
+                    "Outlook.com may need an app password if two-step verification is on"),
+    "hotmail.com": ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
+                    "Outlook.com may need an app password if two-step verification is on"),
+    "fastmail.com": ("imap.fastmail.com", "smtp.fastmail.com", 465, "tls",
+                     "Fastmail needs an app password: Settings > Privacy & Security"),
+    "icloud.com": ("imap.mail.me.com", "smtp.mail.me.com", 587, "starttls",
+                   "iCloud needs an app-specific password: appleid.apple.com"),
+}
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("init", parents=parents, help="write a commented config, starter templates and the keymap",
+                       description="First-run setup. Asks for the channels to set up, or takes flags for scripting.")
+    p.add_argument("--name", help="your name, shown on replies")
+    p.add_argument("--email", metavar="ADDRESS", help="set up this e-mail address")
+    p.add_argument("--imap-host")
+    p.add_argument("--smtp-host")
+    p.add_argument("--password-env", metavar="VAR", help="e-mail password from this environment variable")
+    p.add_argument("--password-command", metavar="CMD", help="e-mail password printed by this command")
+    p.add_argument("--telegram-token-env", metavar="VAR", help="Telegram bot token from this environment variable")
+    p.add_argument("--slack-token-env", metavar="VAR", help="Slack bot token (xoxb-) from this environment variable")
+    p.add_argument("--slack-app-token-env", metavar="VAR", help="Slack app token (xapp-) for Socket Mode")
+    p.add_argument("--yes", "-y", action="store_true", help="ask nothing; use the flags and defaults")
+    p.add_argument("--force", action="store_true", help="replace an existing config (a .bak copy is kept)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("doctor", parents=parents, help="check the config and reach every channel",
+                       description="Checks the config, the store and each channel with its credentials, and says "
+                                   "what works and what to fix.")
+    p.set_defaults(func=cmd_doctor)
+
+
+# -- init ---------------------------------------------------------------------------
+def _ask(question: str, default: str = "") -> str:
+    suffix = f" [{default}]" if default else ""
+    try:
+        answer = input(f"{question}{suffix}: ").strip()
+    except EOFError:
+        answer = ""
+    return answer or default
+
+
+def _yes(question: str) -> bool:
+    return _ask(question + " (y/n)", "n").lower().startswith("y")
+
+
+def _section_doc(name: str, spec: dict[str, config_mod.Option], values: dict, header: str) -> tomlkit.items.Table:
+    """A table with every option: set ones as values, the rest as commented defaults."""
+    table = tomlkit.table()
+    table.add(tomlkit.comment(header))
+    for key, opt in spec.items():
+        if key in values:
+            table.add(tomlkit.comment(opt.help))
+            table.add(key, values[key])
+        elif opt.default is not config_mod.REQUIRED and opt.default is not None and opt.default != "" \
+                and not (type(opt.default) is int and opt.default == 0):  # 0 means "pick for me"
+            table.add(tomlkit.comment(f"{key} = {tomlkit.item(opt.default).as_string()}  # {opt.help}"))
+        else:
+            table.add(tomlkit.comment(f"{key} = ...  # {opt.help}"))
+    return table
+
+
+def build_config(answers: dict) -> str:
+    registry.load_all()
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("omnidesk configuration. Reference: README.md > Configuration."))
+    doc.add(tomlkit.comment("Secrets are never written here: each names an env var, a command or a keyring entry."))
+    doc.add(tomlkit.nl())
+    doc.add("agent", _section_doc("agent", config_mod.SECTIONS["agent"], {"name": answers["name"]},
+                                  "Who you are on replies and in the event log."))
+    for name in ("sync", "attachments", "console"):
+        doc.add(name, _section_doc(name, config_mod.SECTIONS[name], {}, f"[{name}] defaults; uncomment to change."))
+    specs = config_mod.ACCOUNT_SECTIONS
+    accounts = answers.get("accounts", {})
+    for channel in ("email", "telegram", "slack"):
+        if channel in accounts and channel in specs:
+            outer = tomlkit.table(is_super_table=True)
+            outer.add("main", _section_doc(f"{channel}.main", specs[channel], accounts[channel],
+                                           f"The {channel} account called 'main' (add more as [{channel}.other])."))
+            doc.add(channel, outer)
+    return tomlkit.dumps(doc)
+
+
+def _email_account(address: str, imap: str | None, smtp: str | None, pw_env: str | None,
+                   pw_cmd: str | None) -> tuple[dict, str]:
+    domain = address.rsplit("@", 1)[-1].lower()
+    preset = PROVIDERS.get(domain)
+    values = {"username": address, "from_address": address,
+              "imap_host": imap or (preset[0] if preset else f"imap.{domain}")}
+    values["smtp_host"] = smtp or (preset[1] if preset else f"smtp.{domain}")
+    if preset:
+        values["smtp_port"], values["smtp_security"] = preset[2], preset[3]
+    if pw_cmd:
+        values["password_command"] = pw_cmd
+    else:
+        values["password_env"] = pw_env or "OMNIDESK_EMAIL_PASSWORD"
+    return values, (preset[4] if preset else "")
+
+
+def cmd_init(args, ctx) -> int:
+    path = ctx.config_path
+    if path.exists() and not args.force:
+        raise UserError(f"{path} exists; edit it, or run `omnidesk init --force` to start over (a .bak is kept)")
+    interactive = not args.yes and sys.stdin.isatty()
+    answers: dict = {"name": args.name or os.environ.get("USER", "agent"), "accounts": {}}
+    notes: list[str] = []
+    if interactive:
+        answers["name"] = _ask("Your name (shown on replies)", answers["name"])
+    email_address = args.email or (interactive and _yes("Set up e-mail?") and _ask("E-mail address"))
+    if email_address:
+        values, note = _email_account(email_address, args.imap_host, args.smtp_host, args.password_env,
+                                      args.password_command)
+        answers["accounts"]["email"] = values
+        if note:
+            notes.append(note)
+        if "password_env" in values:
+            notes.append(f"export {values['password_env']}=... (your mail password) before starting omnidesk")
+    tg = args.telegram_token_env or (interactive and _yes("Set up Telegram?") and "OMNIDESK_TELEGRAM_TOKEN")
+    if tg:
+        answers["accounts"]["telegram"] = {"token_env": tg}
+        notes.append(f"export {tg}=... (the token @BotFather gave you)")
+    slack = args.slack_token_env or (interactive and _yes("Set up Slack?") and "OMNIDESK_SLACK_TOKEN")
+    if slack:
+        values = {"token_env": slack}
+        if args.slack_app_token_env:
+            values["app_token_env"] = args.slack_app_token_env
+        answers["accounts"]["slack"] = values
+        notes.append(f"export {slack}=xoxb-... (the bot token of your Slack app)")
+
+    text = build_config(answers)
+    config_mod.validate(tomlkit.parse(text).unwrap(), path)  # never write a config we would reject
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+    installed = []
+    try:
+        from connectors.templates import install_starter_templates
+
+        installed = install_starter_templates(path.parent / "templates")
+    except ImportError:
+        pass
+    keymap_dest = path.parent / "keybindings.toml"
+    from console.keymap import default_path
+
+    if not keymap_dest.exists():
+        shutil.copy(default_path(), keymap_dest)
+    data = {"config": str(path), "templates": [str(p) for p in installed], "keymap": str(keymap_dest),
+            "channels": sorted(answers["accounts"]), "next": notes}
+    lines = [f"wrote {path}", f"templates: {len(installed)} installed in {path.parent / 'templates'}",
+             f"keymap: {keymap_dest}"]
+    lines += [f"next: {n}" for n in notes]
+    lines.append("then: omnidesk doctor   (checks every channel), omnidesk   (opens the console)")
+    ctx.emit(data, "\n".join(lines))
+    return 0
+
+
+# -- doctor ---------------------------------------------------------------------------
+ADVICE = {
+    "email": "check imap_host/smtp_host and the password (many providers need an app password)",
+    "telegram": "check the bot token from @BotFather (Telegram: /mybots > API Token)",
+    "slack": "check the bot token (xoxb-...) and that the app is installed in the workspace",
+}
+
+
+def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
+    import importlib
+
+    name = f"{channel}:{account}"
+    try:
+        connector = importlib.import_module(registry.MODULES[channel]).build(account, options, cfg)
+    except ConfigError as e:
+        return {"channel": name, "ok": False, "detail": str(e), "fix": "fix the config entry named above"}
+    try:
+        probe = getattr(connector, "probe", None)
+        if probe is None:
+            return {"channel": name, "ok": True, "detail": "configured (this channel has no live check)", "fix": ""}
+        return {"channel": name, "ok": True, "detail": probe(), "fix": ""}
+    except PermanentError as e:
+        return {"channel": name, "ok": False, "detail": f"refused: {e}", "fix": ADVICE[channel]}
+    except ConnectorError as e:
+        return {"channel": name, "ok": False, "detail": f"cannot reach it: {e}",
+                "fix": "check the server address and your network; omnidesk retries by itself once it works"}
+    except Exception as e:  # a library error we did not foresee: still say something useful
+        return {"channel": name, "ok": False, "detail": f"{type(e).__name__}: {e}", "fix": ADVICE[channel]}
+    finally:
+        try:
+            connector.close()
+        except Exception:
+            pass
+
+
+def cmd_doctor(args, ctx) -> int:
+    checks = []
+    try:
+        cfg = ctx.config
+        checks.append({"channel": "config", "ok": True,
+                       "detail": f"{ctx.config_path} is valid" if ctx.config_path.exists()
+                       else f"{ctx.config_path} does not exist (run `omnidesk init`)", "fix": ""})
+    except ConfigError as e:
+        checks.append({"channel": "config", "ok": False, "detail": str(e), "fix": "edit the config file"})
+        cfg = None
+    try:
+        s = ctx.store
+        checks.append({"channel": "store", "ok": True,
+                       "detail": f"{ctx.db_path}: schema v{s.version}, "
+                                 f"{s.q1('SELECT count(*) FROM messages')[0]:,} messages", "fix": ""})
+    except Exception as e:
+        checks.append({"channel": "store", "ok": False, "detail": f"{ctx.db_path}: {e}",
+                       "fix": "check the path and its permissions (--db or OMNIDESK_DB)"})
+    if cfg is not None:
+        if not any(cfg.accounts.values()):
+            checks.append({"channel": "channels", "ok": False, "detail": "no channel is configured",
+                           "fix": "run `omnidesk init`, or add [email.main], [telegram.main] or [slack.main]"})
+        for channel, accounts in cfg.accounts.items():
+            for account, options in accounts.items():
+                checks.append(_check_account(channel, account, options, cfg))
+
+    def human(rows):
+        out = []
+        for r in rows:
+            out.append(f"{'ok  ' if r['ok'] else 'FIX '} {r['channel']}: {r['detail']}")
+            if r["fix"]:
+                out.append(f"      -> {r['fix']}")
+        return "\n".join(out)
+
+    ctx.emit(checks, human)
+    return 0 if all(r["ok"] for r in checks) else 1
