@@ -254,6 +254,43 @@ class Automation:
             return None
         return r.source, r.subject, channel, identity_id
 
+    def dry_run(self, store, since: float, limit: int = 10000) -> list[dict]:
+        """What the rules would do, changing nothing: message rules over the
+        inbound messages since `since` (as of when each arrived), timer rules
+        over the customers waiting now. One dict per rule that would fire."""
+        out = []
+        for message_id in store.inbound_since(since, limit):
+            m = store.message(message_id)
+            customer = store.customer(m.customer_id)
+            identity = next((i for i in customer.identities if i.id == m.identity_id), None)
+            s = self._subject(store, customer, m, identity)
+            s.now, s.new_customer = m.sent_at, store.is_first_inbound(customer.id, m.id)
+            out += self._simulate(self.rules.for_("message"), s, store)
+        timer = self.rules.for_("timer")
+        if timer:
+            for cid in store.waiting_customers(0.0):
+                customer = store.customer(cid)
+                last = store.last_inbound_id(cid)
+                m = store.message(last) if last else None
+                identity = next((i for i in customer.identities if m and i.id == m.identity_id), None)
+                out += self._simulate(timer, self._subject(store, customer, m, identity), store)
+        return out
+
+    def _simulate(self, rules: list, s: rules_mod.Subject, store) -> list[dict]:
+        out = []
+        for rule in rules:
+            if not rule.matches(s):
+                continue
+            fired = rule.on == "timer" and store.rule_fired(rule.name, s.customer.id, wait_period(s.customer))
+            out.append({"rule": rule.name, "on": rule.on, "customer_id": s.customer.id, "customer": s.customer.name,
+                        "message_id": s.message.id if s.message is not None else None,
+                        "channel": s.message.channel if s.message is not None else s.customer.last_channel,
+                        "at": s.now, "actions": rules_mod.describe(rule.then), "already_fired": fired})
+            s.customer = rules_mod.simulate(rule, s.customer)
+            if rule.stop:
+                break
+        return out
+
     def close(self) -> None:
         self.hooks.close(wait=False)
 

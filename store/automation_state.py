@@ -72,6 +72,11 @@ class AutomationStateMixin:
             params += [*rules, len(rules)]
         return [r[0] for r in self.q(sql + " ORDER BY c.waiting_since, c.id LIMIT ?", (*params, limit))]
 
+    def inbound_since(self, since: float, limit: int = 10000) -> list[int]:
+        """Ids of inbound messages sent since `since`, oldest first (for dry runs)."""
+        return [r[0] for r in self.q("SELECT id FROM messages WHERE direction='in' AND sent_at >= ? AND deleted=0"
+                                     " ORDER BY sent_at, id LIMIT ?", (since, limit))]
+
     def is_first_inbound(self, customer_id: int, message_id: int) -> bool:
         row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' ORDER BY sent_at, id LIMIT 1",
                       (customer_id,))

@@ -1,0 +1,79 @@
+"""`omnidesk rules list` and `omnidesk rules test`: see what rules.toml says and
+what it would do, without changing anything."""
+from __future__ import annotations
+
+import json
+import time
+
+from connectors import rules as rules_mod
+from console.cli import _iso
+from console.commands.stats import parse_since
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("rules", parents=parents, help="triage rules: list them, or test them on stored messages",
+                       description="Rules live in rules.toml next to config.toml.")
+    rsub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    p_list = rsub.add_parser("list", parents=parents, help="the rules, in the order they are checked")
+    p_list.set_defaults(func=cmd_list)
+    p_test = rsub.add_parser("test", parents=parents,
+                             help="what the rules would do to stored messages (changes nothing)")
+    p_test.add_argument("--since", default="7d", help="messages since 7d, 24h or a date (default: 7d)")
+    p_test.add_argument("--file", help="test this rules file instead of the configured one")
+    p_test.set_defaults(func=cmd_test)
+
+
+def _load(ctx, path=None) -> rules_mod.RuleSet:
+    return rules_mod.load_rules(path or rules_mod.rules_path(ctx.config))
+
+
+def cmd_list(args, ctx) -> int:
+    ruleset = _load(ctx)
+    data = [{"name": r.name, "on": r.on, "when": r.source["when"], "then": r.source["then"], "stop": r.stop}
+            for r in ruleset.rules]
+
+    def human(_):
+        if not data:
+            return f"No rules ({ruleset.path} does not exist or has no [[rule]] tables)."
+        out = []
+        for n, r in enumerate(data, 1):
+            when = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r["when"].items()) or "always"
+            then = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r["then"].items())
+            out.append(f"{n:>3}. {r['name']}  [{r['on']}]{'  (stop)' if r['stop'] else ''}\n"
+                       f"     when {when}\n     then {then}")
+        return "\n".join(out)
+
+    ctx.emit(data, human)
+    return 0
+
+
+def cmd_test(args, ctx) -> int:
+    from connectors.automation import Automation
+
+    ruleset = _load(ctx, args.file)
+    since = parse_since(args.since, time.time())
+    auto = Automation(ctx.config, rules=ruleset, rules_path=ruleset.path)
+    try:
+        hits = auto.dry_run(ctx.store, since)
+    finally:
+        auto.close()
+
+    def human(hits):
+        if not ruleset.rules:
+            return f"No rules to test ({ruleset.path})."
+        if not hits:
+            return "No rule would fire."
+        out = []
+        for h in hits:
+            what = f"message #{h['message_id']}" if h["on"] == "message" else "waiting now"
+            note = "  (already fired in this wait)" if h["already_fired"] else ""
+            out.append(f"{_iso(h['at'])}  #{h['customer_id']} {h['customer'][:24]:<24} {h['channel'] or '-':<8} "
+                       f"{what}: {h['rule']} -> {'; '.join(h['actions'])}{note}")
+        counts: dict[str, int] = {}
+        for h in hits:
+            counts[h["rule"]] = counts.get(h["rule"], 0) + 1
+        out += ["", "Would fire: " + ", ".join(f"{name} ×{n}" for name, n in counts.items())]
+        return "\n".join(out)
+
+    ctx.emit(hits, human)
+    return 0
