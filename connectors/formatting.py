@@ -1,11 +1,13 @@
 """Turn the agent's Markdown into what each channel accepts.
 
 One parser (markdown-it-py, raw HTML disabled so `<b>` typed by anyone is text)
-and one small renderer per channel. We do not use telegramify-markdown, sulguk
-or slackify-markdown: the first targets MarkdownV2/entities, sulguk needs HTML
-input and entity sending, slackify-markdown leaves `<`, `>` and formatting
-characters in customer text live; and none splits long messages with tags
-closed and reopened. Escaping is the part that must be right, so we own it.
+and one small renderer per channel. Libraries considered and not used:
+telegramify-markdown 1.x emits text + entities (we send HTML parse mode) through
+a Rust parser; sulguk turns HTML into entities; slackify-markdown (checked: 0.2)
+lets `<!channel>` through live and turns an escaped asterisk back into markup.
+Only telegramify splits long messages, into entity payloads. Escaping is the
+part that must be right, so we own it, with one splitter for every channel,
+tested against the Bot API sandbox's parser.
 
 Rendering goes through a flat list of atoms (open tag, close, text, break) so a
 single splitter can cut at paragraph, then line, then word boundaries, closing
