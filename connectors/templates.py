@@ -233,6 +233,24 @@ def _validate_channels(table: Any) -> None:
 config_mod.FREEFORM["channels"] = _validate_channels
 
 
+def channels_config_example() -> str:
+    """The [channels.*] tables with their defaults, as valid TOML, for `omnidesk
+    init` to add to the config it writes (as is, or commented out)."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("How replies adapt per channel; {{ variables }} as in templates (defaults shown)."))
+    doc.add(tomlkit.comment("Chat messages never carry a signature block."))
+    channels = tomlkit.table(is_super_table=True)
+    for channel, defaults in CHANNEL_DEFAULTS.items():
+        table = tomlkit.table()
+        for key, value in defaults.items():
+            table.add(key, value)
+        channels.add(channel, table)
+    doc.add("channels", channels)
+    return tomlkit.dumps(doc)
+
+
 def channel_settings(channel: str, config: config_mod.Config | None = None) -> dict[str, str]:
     if channel not in CHANNELS:
         raise TemplateError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")

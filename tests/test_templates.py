@@ -383,3 +383,13 @@ def test_cli_list_reports_a_broken_file(cli_home):
     done = _cli(cli_home, "templates", "list")
     assert done.returncode == 1 and "oops.md: front matter is not valid TOML" in done.stderr
     assert "refund" in done.stdout
+
+
+def test_channels_config_example_is_valid_and_shows_the_defaults():
+    import tomllib
+
+    example = T.channels_config_example()
+    cfg = config_mod.validate(tomllib.loads(example))
+    for channel in T.CHANNELS:
+        assert T.channel_settings(channel, cfg) == T.CHANNEL_DEFAULTS[channel]
+    assert "signature" not in example.split("[channels.telegram]")[1]
