@@ -141,7 +141,11 @@ def _tg_pre(info: str):
 TELEGRAM = _Style(_html_text, _html_text, ("<b>", "</b>"), ("<i>", "</i>"), ("<s>", "</s>"),
                   ("<code>", "</code>"), _tg_pre, _tg_link, ("<blockquote>", "</blockquote>"), "",
                   "\u2022 ", "\u2014\u2014\u2014")
-SLACK = _Style(_slack_text, _html_text, ("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"),
+def _slack_code(s: str) -> str:
+    return _html_text(s.replace("`", "\u02cb"))  # a backtick would end the code span
+
+
+SLACK = _Style(_slack_text, _slack_code, ("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"),
                lambda info: ("```\n", "\n```"), _slack_link, None, "> ", "\u2022 ", "\u2014\u2014\u2014")
 PLAIN = _Style(_same, _same, ("*", "*"), ("_", "_"), ("~", "~"), ("", ""),
                lambda info: ("", ""), lambda href: None, None, "> ", "- ", "----")
@@ -155,6 +159,7 @@ class _Renderer:
         self.prefix: list[str] = []  # quote prefixes and list indentation, outermost first
         self.quote_depth = 0
         self.in_link = False
+        self.open_pairs: list[tuple[str, str]] = []
 
     def render(self, md: str) -> list:
         self.blocks(SyntaxTreeNode(_MD.parse(md)).children, PARAGRAPH)
@@ -183,11 +188,15 @@ class _Renderer:
                 self.atoms.append(_Text(w, esc))
 
     def wrap(self, pair: tuple[str, str], children) -> None:
-        if pair[0] or pair[1]:
+        # a style already open is not reopened: a bold heading holding **x** would print "**x**" on Slack
+        tag = bool(pair[0] or pair[1]) and pair not in self.open_pairs
+        if tag:
             self.atoms.append(_Open(*pair))
+            self.open_pairs.append(pair)
         self.inline(children)
-        if pair[0] or pair[1]:
+        if tag:
             self.atoms.append(_Close())
+            self.open_pairs.pop()
 
     # blocks
     def blocks(self, nodes, level: int) -> None:

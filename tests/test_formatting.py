@@ -275,3 +275,9 @@ def test_slack_quote_cut_mid_line_stays_quoted():
     parts = slack_parts("> " + " ".join(["quoted"] * 30) + "\n> second line", limit=50)
     assert len(parts) > 2 and all(p.startswith("> ") for p in parts)
     assert parts[-1].endswith("\n> second line")
+
+
+def test_no_doubled_markers_and_code_cannot_be_closed_early():
+    assert slack_parts("# Hello **there**") == ["*Hello there*"]
+    assert telegram_parts("# Hello **there**") == ["<b>Hello there</b>"]
+    assert slack_parts("`` a`b ``\n\n```\nx ``` y\n```") == ["`a\u02cbb`\n\n```\nx \u02cb\u02cb\u02cb y\n```"]
