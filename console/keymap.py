@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.binding import Binding
-from textual.keys import KEY_TO_UNICODE_NAME, Keys, _character_to_key, format_key, key_to_character
+from textual.keys import KEY_TO_UNICODE_NAME, Keys, _character_to_key, format_key
 
 
 class KeymapError(Exception):
@@ -120,13 +120,13 @@ def valid_key(key: str) -> bool:
         return base.isprintable() and not base.isspace()
     if base in _NAMED:
         return True
-    if key_to_character(base) is not None:
-        return True
+    # other punctuation by its Unicode name, as Textual names them (e.g. "number_sign");
+    # not every character name: "banana" is an emoji, not a key on anyone's keyboard
     try:
-        unicodedata.lookup(base.replace("_", " "))
-        return True
+        char = unicodedata.lookup(KEY_TO_UNICODE_NAME.get(base, base.replace("_", " ")))
     except KeyError:
         return False
+    return len(char) == 1 and not char.isalnum() and ord(char) < 0x3000 and _character_to_key(char) == base
 
 
 def _line_of(text: str, table: str, key: str | None = None) -> int:
