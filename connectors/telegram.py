@@ -33,8 +33,26 @@ from connectors.config import ConfigError, Option, resolve_secret, secret_option
 from connectors.formatting import telegram_parts
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
 
-# httpx logs every request URL at INFO, and Bot API URLs contain the token.
-logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class _ScrubTokens(logging.Filter):
+    """Bot API URLs contain the token, and httpx (INFO) and PTB (DEBUG) log URLs:
+    replace every known token in their records."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for s in self.secrets:
+                message = message.replace(s, "<token>")
+            record.msg, record.args = message, ()
+        return True
+
+
+_SCRUB = _ScrubTokens()
+for _logger in (logging.getLogger("httpx"), Bot._LOGGER):
+    _logger.addFilter(_SCRUB)
 
 BOT_API_FILE_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files
 PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto refuses larger photos
@@ -87,6 +105,7 @@ class TelegramConnector(BaseConnector):
                  max_download_bytes: int = BOT_API_FILE_LIMIT, timeout: float = 20.0):
         super().__init__(account)
         self._secrets = {token, urllib.parse.quote(token, safe="")}
+        _SCRUB.secrets.update(self._secrets)
         self.long_poll = max(0, int(long_poll))
         self.max_download_bytes = min(max_download_bytes, BOT_API_FILE_LIMIT)
         self.timeout = timeout

@@ -269,3 +269,14 @@ def test_plain_text_from_slack_markup():
     assert plain_text("hi <@U123|jane> see <https://x.y/a?b=1&amp;c=2|the page> &lt;3 &amp; <!here> "
                       "<mailto:a@b.c|a@b.c> <#C1|support>") == (
         "hi @jane see the page (https://x.y/a?b=1&c=2) <3 & @here a@b.c #support")
+
+
+def test_a_reply_without_a_parent_opens_the_dm(slack, conn):
+    from store.models import OutboundMessage
+
+    jane = slack.user("U100", "jane", "Jane Roe")
+    receipt = conn.send(OutboundMessage(outbox_id=1, message_id=1, channel="slack", account="team",
+                                        to_address="U100", text="We have news about your order."))
+    [sent] = slack.wait_sent(1)
+    assert sent["channel"] == slack.dm(jane) and sent["thread_ts"] is None
+    assert receipt.external_id == f"{sent['channel']}:{sent['ts']}"

@@ -253,3 +253,33 @@ def test_wait_long_polls_and_honours_stop(tg, conn, store):
     t0 = time.monotonic()
     conn.wait(10, stop)
     assert time.monotonic() - t0 < 1
+
+
+def test_the_token_never_reaches_the_logs(tg, store, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    conn = telegram_connector(tg)
+    try:
+        tg.send_document(tg.user(1001, "Jane"), b"data", "a.txt", "text/plain")
+        pull(conn, store)
+        tg.revoke_token()
+        with pytest.raises(Exception):
+            conn.fetch(store.load_cursor(conn.name))
+    finally:
+        conn.close()
+    assert "getUpdates" in caplog.text  # the libraries did log their requests
+    assert tg.token not in caplog.text
+
+
+def test_group_chat_messages_are_answered_in_the_group(tg, conn, live_store, db_path):
+    jane = tg.user(1001, "Jane", "Roe")
+    group = tg.group(-100555, "Wholesale buyers")
+    tg.send_text(jane, "do you ship to Oslo?", chat=group)
+    with running_engine(db_path, [conn]):
+        cid = wait_until(lambda: live_store.queue(filter="all"), what="inbound")[0].customer_id
+        [msg] = live_store.timeline(cid)
+        assert msg.external_id == "-100555:1" and msg.meta["chat_type"] == "group"
+        live_store.queue_reply(cid, "We do.", "ann")
+        [sent] = tg.wait_sent(1)
+    assert sent["chat_id"] == -100555 and sent["reply_to"] == 1
