@@ -287,19 +287,20 @@ class _Renderer:
                 href = node.attrs.get("href") or node.attrs.get("src") or ""
                 label = "".join(c.content for c in node.walk() if c.type in ("text", "code_inline"))
                 pair = s.link(href)
-                if pair and label == href and s is SLACK:  # bare address: Slack shows <url> as is
+                bare = label in (href, href.removeprefix("mailto:"))  # <https://...>, <jane@example.com>
+                if pair and label == href and s is SLACK:  # Slack shows <url> as is
                     self.atoms.append(_Text(f"<{_html_text(href)}>", _same))
                 elif pair and label:
                     self.in_link = True
                     self.wrap(pair, node.children)
                     self.in_link = False
                 else:  # unsafe scheme, plain text, or no label: show the address itself
-                    if label and label != href:
+                    if label and not bare:
                         self.inline(node.children)
                         self.atoms.append(_Break(WORD, " "))
                         self.words(f"<{href}>" if s is PLAIN else f"({href})", s.escape)
                     else:
-                        self.words(href, s.escape)
+                        self.words(label or href, s.escape)
             elif node.children:
                 self.inline(node.children)
             elif node.content:

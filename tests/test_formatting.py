@@ -281,3 +281,13 @@ def test_no_doubled_markers_and_code_cannot_be_closed_early():
     assert slack_parts("# Hello **there**") == ["*Hello there*"]
     assert telegram_parts("# Hello **there**") == ["<b>Hello there</b>"]
     assert slack_parts("`` a`b ``\n\n```\nx ``` y\n```") == ["`a\u02cbb`\n\n```\nx \u02cb\u02cb\u02cb y\n```"]
+
+
+def test_autolinks_on_every_channel():
+    md = "Mail <jane@example.com> or <https://x.example/a> or [site](https://x.example)"
+    assert slack_parts(md) == ["Mail <mailto:jane@example.com|jane@example.com> or <https://x.example/a> "
+                               "or <https://x.example|site>"]
+    assert plain_text(md) == "Mail jane@example.com or https://x.example/a or site <https://x.example>"
+    assert telegram_parts(md) == ['Mail <a href="mailto:jane@example.com">jane@example.com</a> or '
+                                  '<a href="https://x.example/a">https://x.example/a</a> or '
+                                  '<a href="https://x.example">site</a>']
