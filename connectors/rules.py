@@ -157,7 +157,6 @@ CONDITIONS: dict[str, tuple[Callable, Callable]] = {
     "text": (_regex, lambda v, s: s.message is not None and bool(v.search(_text(s.message.text)))),
     "tag": (_strings(), lambda v, s: all(t in s.customer.tags for t in v)),
     "not_tag": (_strings(), lambda v, s: not any(t in s.customer.tags for t in v)),
-    "status": (_strings(("open", "waiting", "snoozed", "done")), lambda v, s: s.customer.status in v),
     "assigned": (_bool, lambda v, s: bool(s.customer.assignee) == v),
     "assignee": (_strings(), lambda v, s: s.customer.assignee in v),
     "priority_below": (_int, lambda v, s: s.customer.priority < v),
