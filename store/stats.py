@@ -77,15 +77,15 @@ class StatsMixin:
             return cid
 
         dones: dict[int, list[float]] = {}
-        for cid, at in self.q(DONE_SQL + " AND at < ?", (until,)):
+        for cid, at in self.q(DONE_SQL + " AND at <= ?", (until,)):
             dones.setdefault(live(cid), []).append(at)
 
         rows = self.q(
             "SELECT m.customer_id, m.direction, m.channel, m.sent_at,"
             " json_extract(coalesce(m.meta, '{}'), '$.auto') IS NOT NULL AS auto, o.state"
             " FROM messages m LEFT JOIN outbox o ON o.message_id = m.id"
-            " WHERE m.direction IN ('in','out') AND m.sent_at < :until AND m.customer_id IN"
-            " (SELECT DISTINCT customer_id FROM messages WHERE sent_at >= :since AND sent_at < :until)"
+            " WHERE m.direction IN ('in','out') AND m.sent_at <= :until AND m.customer_id IN"
+            " (SELECT DISTINCT customer_id FROM messages WHERE sent_at >= :since AND sent_at <= :until)"
             " ORDER BY m.customer_id, m.sent_at, m.id", {"since": since, "until": until})
 
         def add(metric, channel, value):
@@ -108,7 +108,7 @@ class StatsMixin:
             while next_done is not None and next_done <= at:  # the case closed before this message
                 wait, case_open, first_pending = None, False, False
                 next_done = next(done_iter, None)
-            in_window = since <= at < until
+            in_window = since <= at <= until
             if direction == "in":
                 if in_window:
                     count("messages_in", channel)
@@ -127,7 +127,7 @@ class StatsMixin:
                 count("auto_replies" if auto else "messages_out", channel)
             if auto or wait is None:
                 continue
-            if since <= wait < until:
+            if since <= wait <= until:
                 add(reply, wait_ch, at - wait)
                 if first_pending:
                     add(first, wait_ch, at - wait)
@@ -146,13 +146,13 @@ class StatsMixin:
             for ch in (channel, "all"):
                 if ch in per:
                     per[ch]["unanswered"] += n
-        for channel, n in self.q("SELECT channel, count(*) FROM breaches WHERE at >= ? AND at < ? GROUP BY channel",
+        for channel, n in self.q("SELECT channel, count(*) FROM breaches WHERE at >= ? AND at <= ? GROUP BY channel",
                                  (since, until)):
             for ch in (channel, "all"):
                 if ch in per:
                     per[ch]["breaches"] += n
         scores: dict[str, list[int]] = {ch: [] for ch in per}
-        for channel, score in self.q("SELECT channel, score FROM ratings WHERE at >= ? AND at < ?", (since, until)):
+        for channel, score in self.q("SELECT channel, score FROM ratings WHERE at >= ? AND at <= ?", (since, until)):
             for ch in (channel, "all"):
                 if ch in per:
                     scores[ch].append(score)

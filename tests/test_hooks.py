@@ -1,0 +1,152 @@
+"""Hooks: real commands with the event as JSON on stdin; success, failure and
+timeout are logged, and a slow hook never holds up ingest. Also the real
+sync engine with the automation attached."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from connectors import config as config_mod
+from connectors.automation import Automation, attach
+from connectors.config import ConfigError
+from connectors.engine import Engine
+from connectors.hooks import HookRunner
+from store import Store
+from tests.conftest import inbound
+from tests.support.fake_channel import FileChannel
+
+
+def automation(tmp_path, hooks, **data):
+    cfg = config_mod.validate({"hook": hooks, **data}, tmp_path / "config.toml")
+    return Automation(cfg, rules_path=tmp_path / "rules.toml", log_path=tmp_path / "hooks.log", timer_every=0)
+
+
+def attach_to(store, auto):
+    store.claim_new()
+    store.on_ingest[:] = [lambda results: auto.on_ingest(store, results)]
+
+
+def log_lines(tmp_path):
+    path = tmp_path / "hooks.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_message_received_hook_gets_the_message_as_json_on_stdin(store, clock, tmp_path):
+    out = tmp_path / "got.json"
+    auto = automation(tmp_path, [{"on": "message_received", "command": f"cat > {out}", "name": "save"}])
+    attach_to(store, auto)
+    store.ingest_batch([inbound(name="Ann", handle="ann", text="where is my order? $(touch pwned)")])
+    assert auto.hooks.wait(10)
+    data = json.loads(out.read_text())
+    assert data["event"] == "message_received"
+    assert data["message"]["text"] == "where is my order? $(touch pwned)"
+    assert data["message"]["sender"] == {"address": "1001", "handle": "ann", "name": "Ann"}
+    assert data["customer"]["name"] == "Ann" and data["customer"]["status"] == "open"
+    assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
+    [line] = log_lines(tmp_path)
+    assert "message_received [save] ok in" in line
+
+
+def test_the_event_kind_is_in_the_environment(tmp_path):
+    out = tmp_path / "kind"
+    runner = HookRunner([{"on": "reply_sent", "command": f'printf %s "$OMNIDESK_EVENT" > {out}'}])
+    runner.fire("reply_sent", {})
+    assert runner.wait(10)
+    assert out.read_text() == "reply_sent"
+
+
+def test_a_failing_hook_is_logged_with_its_exit_status_and_stderr(store, clock, tmp_path):
+    auto = automation(tmp_path, [{"on": "message_received", "command": "echo 'no route to host' >&2; exit 3"}])
+    attach_to(store, auto)
+    [r] = store.ingest_batch([inbound()])
+    assert auto.hooks.wait(10)
+    [line] = log_lines(tmp_path)
+    assert "exit 3" in line and "no route to host" in line
+    assert store.customer(r.customer_id).status == "open"  # ingest went on regardless
+
+
+def test_a_slow_hook_is_killed_at_its_timeout_and_never_blocks_ingest(store, clock, tmp_path):
+    pidfile = tmp_path / "pid"
+    auto = automation(tmp_path, [{"on": "message_received", "command": f"echo $$ > {pidfile}; sleep 30", "timeout": 0.5}])
+    attach_to(store, auto)
+    started = time.monotonic()
+    results = store.ingest_batch([inbound(), inbound(address="2")])
+    assert time.monotonic() - started < 0.4 and len(results) == 2
+    assert auto.hooks.wait(10)
+    lines = log_lines(tmp_path)
+    assert len(lines) == 2 and all("timeout" in x and "killed after 0.5s" in x for x in lines)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+
+
+def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, clock, tmp_path, db_path):
+    out = tmp_path / "events.jsonl"
+    cmd = f"cat >> {out}; echo >> {out}"
+    auto = automation(tmp_path, [{"on": ["status_changed", "customers_merged", "reply_sent"], "command": cmd}])
+    attach_to(store, auto)
+    store.ingest_batch([inbound(), inbound(address="2")])
+    other = Store(db_path, clock=clock)  # e.g. the console or the CLI, another connection
+    other.set_status(1, "done", "ann")
+    other.merge(1, 2, "ann", evidence=["same person"])
+    mid = other.queue_reply(1, "Thanks!", "ann")
+    [out_msg] = other.claim_due()
+    from store.models import Receipt
+
+    other.mark_sent(out_msg.outbox_id, Receipt("tg-9"))
+    other.close()
+    auto.tick(store)
+    assert auto.hooks.wait(10)
+    events = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+    kinds = sorted(e["event"] for e in events)
+    assert kinds == ["customers_merged", "reply_sent", "status_changed"]
+    sent = next(e for e in events if e["event"] == "reply_sent")
+    assert sent["message"]["id"] == mid and sent["message"]["text"] == "Thanks!"
+    status = next(e for e in events if e["event"] == "status_changed")
+    assert status["event_data"]["data"]["new"] == "done" and status["event_data"]["actor"] == "ann"
+    auto.tick(store)
+    assert auto.hooks.wait(10)
+    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3  # each once
+
+
+@pytest.mark.parametrize("hooks,message", [
+    ({"on": "message_received", "command": "x"}, "[hook]: expected [[hook]] tables"),
+    ([{"command": "x"}], "hook[0].on: missing"),
+    ([{"on": "lunch", "command": "x"}], "hook[0].on: unknown event 'lunch'"),
+    ([{"on": "reply_sent"}], "hook[0].command: missing"),
+    ([{"on": "reply_sent", "command": "x", "timeout": 0}], "hook[0].timeout: expected a number of seconds"),
+    ([{"on": "reply_sent", "command": "x", "shell": True}], "hook[0].shell: unknown key"),
+])
+def test_wrong_hooks_are_clear_errors(tmp_path, hooks, message):
+    with pytest.raises(ConfigError) as e:
+        config_mod.validate({"hook": hooks}, tmp_path / "config.toml")
+    assert message in str(e.value)
+
+
+def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    server.write_text("".join(json.dumps({"from": str(500 + i), "name": f"C{i}", "text": text}) + "\n"
+                              for i, text in enumerate(["hello", "I want a refund", "refund now!!"])))
+    (tmp_path / "rules.toml").write_text('[[rule]]\nname = "refunds"\nwhen = { text = "refund" }\n'
+                                         'then = { tag = "refund", assign = "alice" }\n')
+    out = tmp_path / "received.jsonl"
+    cfg = config_mod.validate({"hook": [{"on": "message_received", "command": f"cat >> {out}; echo >> {out}"}]},
+                              tmp_path / "config.toml")
+    Store(db_path).close()
+    engine = Engine(db_path, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
+    auto = attach(engine, cfg)
+    engine.run_once()
+    assert auto.hooks.wait(10)
+    s = Store(db_path)
+    tagged = sorted(c.name for c in s.customers() if "refund" in c.tags)
+    assert tagged == ["C1", "C2"] and all(c.assignee == "alice" for c in s.customers() if "refund" in c.tags)
+    assert sorted(e.data["rule"] for e in s.events(kind="rule")) == ["refunds", "refunds"]
+    s.close()
+    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3
+    assert (db_path.parent / "hooks.log").exists()
+    # a second run sees nothing new and does nothing twice
+    engine.run_once()
+    assert auto.hooks.wait(10)
+    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3
