@@ -1,0 +1,81 @@
+"""The real `omnidesk` process in a real terminal (tmux), read back with capture-pane."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from store import Store
+from tests.test_console_app import seed
+
+ROOT = Path(__file__).resolve().parent.parent
+OMNIDESK = Path(sys.executable).parent / "omnidesk"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None or not OMNIDESK.exists(),
+                                reason="needs tmux and the installed `omnidesk` entry point")
+
+
+class Tmux:
+    def __init__(self, command: str, env: dict[str, str], size=(100, 30)):
+        self.name = f"omnidesk-test-{uuid.uuid4().hex[:8]}"
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+                        *env_args, f"{command}; echo EXIT=$?; sleep 60"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True)
+        if keys[-1] == "Escape":  # a lone ESC must not merge with the next key into alt+key
+            time.sleep(0.4)
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_omnidesk_console_in_tmux(tmp_path, clock):
+    db = tmp_path / "omnidesk.db"
+    ids = seed(db, clock)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TZ": "UTC",
+           "TERM": "xterm-256color", "USER": "tess"}
+    t = Tmux(f"{shlex.quote(str(OMNIDESK))} --db {shlex.quote(str(db))}", env)
+    try:
+        screen = t.wait_for("Дмитрий Орлов")
+        assert "open · 5" in screen  # the queue, longest wait first
+        assert screen.index("Дмитрий Орлов") < screen.index("Bob Li") < screen.index("Carol Diaz")
+        t.keys("j", "j", "Enter")
+        screen = t.wait_for("vase photo.jpg")  # the attachment line: Jane's timeline is open
+        assert "Jane Roe <jane@roe.example>" in screen and "quoted lines folded" in screen
+        t.keys("r")
+        t.keys("Hello from tmux", literal=True)
+        t.keys("C-s")
+        t.wait_for("queued")
+        s = Store(db)
+        last = s.timeline(ids["jane"])[-1]
+        assert (last.direction, last.text, last.author, last.state) == ("out", "Hello from tmux", "tess", "queued")
+        s.close()
+        t.keys("Escape")
+        t.keys("?")
+        t.wait_for("global.search")  # the help screen, from the live keymap
+        t.keys("Escape")
+        t.keys("q")
+        t.wait_for("EXIT=0")
+    finally:
+        t.close()
