@@ -105,7 +105,7 @@ class StatsMixin:
                 current, wait, first_pending, case_open = cid, None, False, False
                 done_iter = iter(sorted(dones.get(cid, [])))
                 next_done = next(done_iter, None)
-            while next_done is not None and next_done <= at:  # the case closed before this message
+            while next_done is not None and next_done < at:  # the case closed before this message
                 wait, case_open, first_pending = None, False, False
                 next_done = next(done_iter, None)
             in_window = since <= at <= until
