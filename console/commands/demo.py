@@ -1,0 +1,64 @@
+"""`omnidesk demo`: the whole product on loopback servers, no accounts needed."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+
+from console.cli import UserError
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("demo", parents=parents, help="try omnidesk with simulated customers (no accounts needed)",
+                       description="Starts loopback Telegram and Slack servers, a local Maildir and SMTP server "
+                                   "and simulated customers, then the console. Quitting deletes everything.")
+    p.add_argument("--speed", type=float, default=1.0, help="simulator speed factor (2 = twice as fast)")
+    p.add_argument("--headless", action="store_true",
+                   help="no console: print the store and config paths as JSON and run until Ctrl-C/SIGTERM")
+    p.add_argument("--seconds", type=float, help="with --headless: stop after this long")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args, ctx) -> int:
+    from console.demo import BANNER, DemoWorld
+
+    world = DemoWorld(speed=args.speed)
+    try:
+        world.start()
+        config = world.config()
+        if args.headless:
+            return _headless(world, config, args.seconds)
+        from console.app import OmnideskApp
+
+        app = OmnideskApp(world.db_path, config, config.agent)
+        app.title = "omnidesk DEMO"
+        app.sub_title = BANNER
+        app.run()
+        return 0
+    except OSError as e:
+        raise UserError(f"the demo could not start: {e}") from None
+    finally:
+        world.stop()
+
+
+def _headless(world, config, seconds: float | None) -> int:
+    from console.app import default_engine_factory
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = default_engine_factory(world.db_path, config, config.agent)
+    engine.start()
+    print(json.dumps({"demo": True, "dir": str(world.root), "db": str(world.db_path),
+                      "config": str(world.config_path), "note": "Ctrl-C or SIGTERM stops and deletes it"}), flush=True)
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        while not stop.wait(0.2):
+            if deadline and time.monotonic() > deadline:
+                break
+    finally:
+        engine.stop(timeout=5)
+    print(json.dumps({"stopped": True, "replies_reached_customers": world.replies}), flush=True)
+    return 0

@@ -1,0 +1,82 @@
+"""`omnidesk demo`: messages arrive through every channel, replies reach the
+simulated customers, and stopping leaves no process or file behind."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def omnidesk(db, *args):
+    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", db, "--agent", "you", *args, "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def wait_for(predicate, timeout=45.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_demo_every_channel_in_and_out_then_clean_exit(tmp_path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "demo", "--headless", "--speed", "4"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        db, root = info["db"], Path(info["dir"])
+        assert root.is_dir() and Path(info["config"]).exists()
+
+        def by_channel():
+            customers = omnidesk(db, "customers")
+            channels = {ch for c in customers for ch in c["channels"]}
+            return customers if {"email", "telegram", "slack"} <= channels and len(customers) >= 5 else None
+
+        customers = wait_for(by_channel)
+        names = {c["name"]: c for c in customers}
+        # the Slack user whose profile e-mail matches an e-mail customer is one customer
+        assert sorted(names["Priya Nair"]["channels"]) == ["email", "slack"]
+        attachments = [a for m in omnidesk(db, "show", "bob@lifamily.example")["messages"] for a in m["attachments"]]
+        assert attachments and attachments[0]["filename"] == "order-1039.pdf"
+
+        omnidesk(db, "reply", "@janeroe", "-m", "A replacement ships today.")
+        omnidesk(db, "reply", "bob@lifamily.example", "-m", "Invoice attached.")
+        omnidesk(db, "reply", "U0MARCO", "-m", "Yes, 3-5 days to Italy.")
+        for ref, thanks in (("@janeroe", "Thank you so much"), ("bob@lifamily.example", "Got it"),
+                            ("U0MARCO", "Grazie")):
+            wait_for(lambda: any(m["direction"] == "in" and thanks in m["text"]
+                                 for m in omnidesk(db, "show", ref)["messages"]))
+        sent = [m for ref in ("@janeroe", "bob@lifamily.example", "U0MARCO")
+                for m in omnidesk(db, "show", ref)["messages"] if m["direction"] == "out"]
+        assert {m["channel"] for m in sent} == {"telegram", "email", "slack"} and all(m["state"] == "sent" for m in sent)
+        # the customer's e-mail answer threads back to our reply
+        bob = omnidesk(db, "show", "bob@lifamily.example")["messages"]
+        ours = [m for m in bob if m["direction"] == "out"][0]
+        assert bob[-1]["reply_to"] == ours["external_id"]
+
+        kids = children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["stopped"]
+        assert not root.exists()
+        time.sleep(0.5)
+        assert [k for k in kids if Path(f"/proc/{k}").exists()] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
