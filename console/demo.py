@@ -117,6 +117,7 @@ class DemoWorld:
     def __init__(self, speed: float = 1.0, root: Path | None = None):
         self.speed = max(speed, 0.01)
         self.root = Path(root or tempfile.mkdtemp(prefix="omnidesk-demo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "omnidesk.db"
         self.config_path = self.root / "config.toml"
         self.maildir = self.root / "Maildir"
