@@ -65,14 +65,22 @@ class Automation:
         self.config = config
         self.rules_path = Path(rules_path) if rules_path else rules_mod.rules_path(config)
         self._mtime = self._stat()
-        self.rules = rules if rules is not None else rules_mod.load_rules(self.rules_path)
-        self.rules_error: str | None = None  # the last reload's error; the old rules stay in force
+        self.rules_error: str | None = None  # why rules.toml was not (re)loaded; the last good rules stay in force
+        if rules is None:
+            try:
+                rules = rules_mod.load_rules(self.rules_path)
+            except ConfigError as e:  # the console and sync still start; the error is logged and kept
+                rules, self.rules_error = rules_mod.RuleSet(path=self.rules_path), str(e)
+                log.error("rules not loaded: %s", e)
+        self.rules = rules
         self.targets = targets or Targets.from_config(config)
         self.hooks = hooks or HookRunner.from_config(config, log_path)
         self.satisfaction = Satisfaction.from_config(config)
         self.timer_every = timer_every
         self._last_timer = float("-inf")
         self._timer_lock = threading.Lock()
+        self._timer_start = 0  # where the next timer pass starts, so a long queue is covered in turns
+        self.timer_budget = 2.0  # seconds per pass: the engine's lease keeper must not stall
 
     # -- entry points (never raise) -----------------------------------------------------------
     def on_ingest(self, store, results=None) -> None:
@@ -197,7 +205,13 @@ class Automation:
             return 0
         shortest = min((r.when.get("waiting_over", 0.0) for r in rules), default=0.0)
         fired = 0
-        for cid in store.waiting_customers(shortest, [r.name for r in rules]):
+        candidates = store.waiting_customers(shortest, [r.name for r in rules])
+        start = self._timer_start % len(candidates) if candidates else 0
+        deadline = time.monotonic() + self.timer_budget
+        for n, cid in enumerate(candidates[start:] + candidates[:start]):
+            if n and time.monotonic() > deadline:
+                self._timer_start = start + n  # carry on from here next time
+                break
             customer = store.customer(cid)
             pending = [r for r in rules if not store.rule_fired(r.name, cid, wait_period(customer))]
             last = store.last_inbound_id(cid)

@@ -363,6 +363,19 @@ def test_engaged_customers_get_escalated_by_a_timer_rule(store, clock, tmp_path)
     assert store.customer(cid).priority == 3
 
 
+def test_a_long_queue_is_covered_in_turns_when_a_pass_runs_out_of_time(store, clock, tmp_path):
+    auto = make_auto(tmp_path, '[[rule]]\nname = "late"\nwhen = { waiting_over = "1h" }\nthen = { tag = "late" }\n')
+    auto.timer_budget = 0  # one customer per pass
+    store.claim_new()
+    ingest(store, auto, *(inbound(address=str(n), sent_at=clock.now) for n in range(3)))
+    clock.advance(3601)
+    fired = []
+    for _ in range(3):
+        auto.tick(store)
+        fired.append(len(rule_events(store)))
+    assert fired == [1, 2, 3]
+
+
 # -- rules.toml errors ------------------------------------------------------------------------------------
 ERRORS = [
     ('[[rule]]\nthen = { tag = "x" }', "rule #1: name: missing"),
@@ -390,6 +403,12 @@ def test_a_wrong_rules_file_names_the_rule_and_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as e:
         rules_mod.load_rules(path)
     assert message in str(e.value)
+
+
+def test_a_broken_rules_file_at_start_does_not_stop_the_engine(store, tmp_path):
+    auto = make_auto(tmp_path, '[[rule]]\nname = "x"\nthen = { tag = [1] }\n')
+    assert auto.rules.rules == [] and "rule 'x': then.tag" in auto.rules_error
+    auto.tick(store)  # runs, with no rules
 
 
 def test_a_disabled_rule_is_skipped_and_a_missing_file_means_no_rules(tmp_path):
