@@ -84,12 +84,9 @@ class Targets:
     def check(self, store) -> list[int]:
         """Record every wait that has just gone past its target; returns the
         breach event ids."""
-        if not self.by_channel:
-            return []
         events = []
-        for cid, since, channel in store.unbreached_waits(min(self.by_channel.values())):
-            target = self.for_channel(channel)
-            if target is not None and since + target <= store.clock():
+        for channel, target in self.by_channel.items():
+            for cid, since in store.unbreached_waits(channel, target):
                 event = store.record_breach(cid, since, channel, target, self.raise_priority)
                 if event:
                     events.append(event)

@@ -101,14 +101,14 @@ class AutomationStateMixin:
         return row[0] if row else None
 
     # -- waiting-time targets -------------------------------------------------------------
-    def unbreached_waits(self, shortest_target: float) -> list[tuple[int, float, str | None]]:
-        """(customer, waiting_since, channel) for open waits older than the shortest
-        target that have no breach recorded yet."""
+    def unbreached_waits(self, channel: str, target: float, limit: int = 1000) -> list[tuple[int, float]]:
+        """(customer, waiting_since) for open waits on `channel` older than
+        `target` seconds that have no breach recorded yet."""
         return [tuple(r) for r in self.q(
-            "SELECT c.id, c.waiting_since, c.last_channel FROM customers c WHERE c.merged_into IS NULL"
-            " AND c.status='open' AND c.waiting_since IS NOT NULL AND c.waiting_since <= ?"
+            "SELECT c.id, c.waiting_since FROM customers c WHERE c.merged_into IS NULL AND c.status='open'"
+            " AND c.waiting_since IS NOT NULL AND c.waiting_since <= ? AND c.last_channel = ?"
             " AND NOT EXISTS (SELECT 1 FROM breaches b WHERE b.customer_id=c.id AND b.waiting_since=c.waiting_since)"
-            " ORDER BY c.waiting_since LIMIT 1000", (self.clock() - shortest_target,))]
+            " ORDER BY c.waiting_since LIMIT ?", (self.clock() - target, channel, limit))]
 
     def record_breach(self, customer_id: int, waiting_since: float, channel: str | None, target: float,
                       raise_priority: int) -> int | None:
