@@ -21,10 +21,10 @@ from tests.support.smtp import smtp_sink  # noqa: F401 - fixture
 _n = iter(range(10**6))
 
 
-def mail(sender: str, subject: str, body: str, mid: str, irt: str | None = None) -> bytes:
+def mail(sender: str, subject: str, body: str, mid: str, irt: str | None = None, date: float | None = None) -> bytes:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "support@shop.test", subject, f"<{mid}>"
-    msg["Date"] = email.utils.formatdate()
+    msg["Date"] = email.utils.formatdate(date)
     if irt:
         msg["In-Reply-To"] = msg["References"] = f"<{irt}>"
     msg.set_content(body)
@@ -115,7 +115,8 @@ def test_reply_through_msmtp_threads_keeps_a_sent_copy_and_flags_answered(tmp_pa
     [answered] = list((inbox / "cur").iterdir())
     assert answered.name.endswith(":2,R")
     # the customer's answer to our reply lands in the same timeline
-    deliver(inbox, mail("Jane <jane@example.com>", "Re: Broken vase", "Thanks!", "v2@example.com", irt=ours.external_id))
+    deliver(inbox, mail("Jane <jane@example.com>", "Re: Broken vase", "Thanks!", "v2@example.com", irt=ours.external_id,
+                        date=time.time() + 60))  # Date has whole seconds
     Engine(db_path, [conn]).run_once()
     assert [m.direction for m in store.timeline(jane)] == ["in", "out", "in"]
     store.close()
