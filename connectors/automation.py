@@ -101,6 +101,8 @@ class Automation:
                 finally:
                     self._timer_lock.release()
             self.pump(store)  # hooks for what the timer just did
+            while self.hooks.failures:  # visible in the event log and the console, not only in hooks.log
+                store.log_event("hook_failed", "hooks", None, **self.hooks.failures.popleft())
         except Exception:
             log.exception("automation timer")
 

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,6 +87,8 @@ class HookRunner:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnidesk hook")
         self._pending = 0
         self._lock = threading.Lock()
+        # failed runs, for the automation to record as 'hook_failed' events (it owns a store; we do not)
+        self.failures: deque[dict] = deque(maxlen=100)
 
     @classmethod
     def from_config(cls, config: config_mod.Config | None, log_path=None) -> "HookRunner":
@@ -142,6 +145,8 @@ class HookRunner:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         line = f"{at} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
         (log.info if outcome == "ok" else log.warning)("hook %s", line)
+        if outcome != "ok":
+            self.failures.append({"hook": name, "on": kind, "outcome": outcome, "detail": detail})
         if self.log_path:
             try:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,16 @@ def attach_to(store, auto):
     store.on_ingest[:] = [lambda results: auto.on_ingest(store, results)]
 
 
+def collect(directory):
+    """A hook command that keeps each run's stdin in its own file (runs are concurrent)."""
+    directory.mkdir(exist_ok=True)
+    return f'cat > "$(mktemp -p {directory})"'
+
+
+def collected(directory):
+    return [json.loads(p.read_text()) for p in sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
+
+
 def log_lines(tmp_path):
     path = tmp_path / "hooks.log"
     return path.read_text().splitlines() if path.exists() else []
@@ -66,6 +76,10 @@ def test_a_failing_hook_is_logged_with_its_exit_status_and_stderr(store, clock, 
     [line] = log_lines(tmp_path)
     assert "exit 3" in line and "no route to host" in line
     assert store.customer(r.customer_id).status == "open"  # ingest went on regardless
+    auto.tick(store)
+    [ev] = store.events(kind="hook_failed")
+    assert ev.data["on"] == "message_received" and ev.data["outcome"] == "exit 3"
+    assert "no route to host" in ev.data["detail"]
 
 
 def test_a_slow_hook_is_killed_at_its_timeout_and_never_blocks_ingest(store, clock, tmp_path):
@@ -83,9 +97,8 @@ def test_a_slow_hook_is_killed_at_its_timeout_and_never_blocks_ingest(store, clo
 
 
 def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, clock, tmp_path, db_path):
-    out = tmp_path / "events.jsonl"
-    cmd = f"cat >> {out}; echo >> {out}"
-    auto = automation(tmp_path, [{"on": ["status_changed", "customers_merged", "reply_sent"], "command": cmd}])
+    out = tmp_path / "events"
+    auto = automation(tmp_path, [{"on": ["status_changed", "customers_merged", "reply_sent"], "command": collect(out)}])
     attach_to(store, auto)
     store.ingest_batch([inbound(), inbound(address="2")])
     other = Store(db_path, clock=clock)  # e.g. the console or the CLI, another connection
@@ -99,7 +112,7 @@ def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, c
     other.close()
     auto.tick(store)
     assert auto.hooks.wait(10)
-    events = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+    events = collected(out)
     kinds = sorted(e["event"] for e in events)
     assert kinds == ["customers_merged", "reply_sent", "status_changed"]
     sent = next(e for e in events if e["event"] == "reply_sent")
@@ -108,7 +121,7 @@ def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, c
     assert status["event_data"]["data"]["new"] == "done" and status["event_data"]["actor"] == "ann"
     auto.tick(store)
     assert auto.hooks.wait(10)
-    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3  # each once
+    assert len(collected(out)) == 3  # each once
 
 
 @pytest.mark.parametrize("hooks,message", [
@@ -131,8 +144,8 @@ def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
                               for i, text in enumerate(["hello", "I want a refund", "refund now!!"])))
     (tmp_path / "rules.toml").write_text('[[rule]]\nname = "refunds"\nwhen = { text = "refund" }\n'
                                          'then = { tag = "refund", assign = "alice" }\n')
-    out = tmp_path / "received.jsonl"
-    cfg = config_mod.validate({"hook": [{"on": "message_received", "command": f"cat >> {out}; echo >> {out}"}]},
+    out = tmp_path / "received"
+    cfg = config_mod.validate({"hook": [{"on": "message_received", "command": collect(out)}]},
                               tmp_path / "config.toml")
     Store(db_path).close()
     engine = Engine(db_path, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
@@ -144,9 +157,9 @@ def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
     assert tagged == ["C1", "C2"] and all(c.assignee == "alice" for c in s.customers() if "refund" in c.tags)
     assert sorted(e.data["rule"] for e in s.events(kind="rule")) == ["refunds", "refunds"]
     s.close()
-    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3
+    assert sorted(e["message"]["text"] for e in collected(out)) == ["I want a refund", "hello", "refund now!!"]
     assert (db_path.parent / "hooks.log").exists()
     # a second run sees nothing new and does nothing twice
     engine.run_once()
     assert auto.hooks.wait(10)
-    assert len([x for x in out.read_text().splitlines() if x.strip()]) == 3
+    assert len(collected(out)) == 3
