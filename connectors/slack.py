@@ -150,10 +150,12 @@ class SlackConnector(BaseConnector):
         self._next_catchup = 0.0
         self._last_rescan = 0.0
         self._last_cursor: dict[str, str] | None = None
+        self._calls = 0  # Tier 3 calls made (history and replies pages)
         # Socket Mode
         self._socket = None
         self._events: queue.Queue = queue.Queue()
         self._wake = threading.Event()
+        self._socket_retry_at = 0.0
         self._epoch = 0  # +1 on every (re)connect
         self._polled_epoch = -1  # the epoch the last catch-up poll started in
 
@@ -192,8 +194,14 @@ class SlackConnector(BaseConnector):
         if self._me is None:
             r = self._api("auth_test")
             self._me = (r.get("user_id") or "", r.get("bot_id") or "")
-        if self.app_token and self._socket is None:
-            self._start_socket()
+        if self.app_token and self._socket is None and time.time() >= self._socket_retry_at:
+            try:
+                self._start_socket()
+            except PermanentError:
+                raise
+            except ConnectorError as e:  # poll meanwhile; try the socket again later
+                log.warning("%s: %s; polling until it works", self.name, e)
+                self._socket_retry_at = time.time() + 30.0
 
     def _start_socket(self) -> None:
         from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -235,28 +243,38 @@ class SlackConnector(BaseConnector):
         items: list[InboundMessage] = []
         now = time.time()
         uncommitted = self._last_cursor is not None and cursor != self._last_cursor
-        due = now >= self._next_due() or self._socket is not None and (self._polled_epoch != self._epoch
-                                                                        or uncommitted)
-        events = []
-        while not self._events.empty():
-            events.append(self._events.get_nowait())
-        if due:
-            started = self._epoch
-            calls = self._poll(cursor, new, items)
-            self._polled_epoch = started
-            self._next_poll = time.time() + max(self.poll_seconds, calls * 60.0 / self.calls_per_minute)
-            self._next_catchup = time.time() + self.catchup_seconds
-        for epoch, event in events:
+        if now >= self._next_due() or uncommitted and now >= self._next_poll:
+            self._poll_once(cursor, new, items)
+        while not self._events.empty():  # after the poll, so a failed poll leaves them queued
+            epoch, event = self._events.get_nowait()
             self._on_event(event, epoch, new, items)
         self._last_cursor = new
         return Batch(items, new)
 
+    def _poll_once(self, cursor: dict, new: dict, items: list) -> None:
+        started, before = self._epoch, self._calls
+        try:
+            self._poll(cursor, new, items)  # partial results stay consistent with `new`
+        except ConnectorError as e:
+            if isinstance(e, PermanentError) or not self.socket_connected:
+                raise
+            # Socket Mode still delivers; catch up later (events do not advance cursors meanwhile)
+            log.warning("%s: catch-up poll failed, retrying later: %s", self.name, e)
+            self._next_poll = time.time() + (e.retry_after or 30.0)
+            return
+        finally:
+            calls = self._calls - before
+            self._next_poll = max(self._next_poll, time.time() + max(self.poll_seconds,
+                                                                    calls * 60.0 / self.calls_per_minute))
+        self._polled_epoch = started
+        self._next_catchup = time.time() + self.catchup_seconds
+
     def _next_due(self) -> float:
         """When the next poll may run: the rate budget's time, and in Socket Mode
         (while connected) only the periodic catch-up."""
-        if self.socket_connected:
+        if self.socket_connected and self._polled_epoch == self._epoch:
             return max(self._next_poll, self._next_catchup)
-        return self._next_poll
+        return self._next_poll  # polling, or a (re)connect to catch up on
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + max(0.0, min(timeout, self._next_due() - time.time()))
@@ -290,17 +308,17 @@ class SlackConnector(BaseConnector):
         out, page = [], None
         while True:
             r = self._api(method, limit=200, cursor=page, **kw)
+            self._calls += 1  # each page counts against Tier 3
             out.extend(r.get("messages", []))
             page = (r.get("response_metadata") or {}).get("next_cursor")
             if not page or not r.get("has_more", True):
                 return out
 
-    def _poll(self, cursor: dict, new: dict, items: list) -> int:
-        """Read everything new; return the number of Tier 3 calls made."""
+    def _poll(self, cursor: dict, new: dict, items: list) -> None:
+        """Read everything new since `cursor` into `items` and `new`."""
         convs = self._conversations()
         now = time.time()
         rescan = now - self._last_rescan >= self.rescan_seconds
-        calls = 0
         threads: set[tuple[str, str]] = set()
         for cid, ctype in convs.items():
             key = f"c:{cid}"
@@ -312,7 +330,6 @@ class SlackConnector(BaseConnector):
                 if "not_in_channel" in str(e) or "channel_not_found" in str(e):
                     continue  # left since the last refresh
                 raise
-            calls += 1
             msgs.sort(key=lambda m: float(m["ts"]))
             latest = oldest
             for m in msgs:
@@ -339,17 +356,16 @@ class SlackConnector(BaseConnector):
             self._hot = {k: until for k, until in self._hot.items() if until > now}
             threads |= {k for k in self._hot if k[0] in convs}
         for cid, thread_ts in sorted(threads):
-            calls += self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items)
-        return calls
+            self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items)
 
-    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list) -> int:
+    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list) -> None:
         key = f"t:{cid}:{thread_ts}"
         oldest = cursor.get(key) or thread_ts
         try:
             msgs = self._pages("conversations_replies", channel=cid, ts=thread_ts, oldest=oldest)
         except ConnectorError as e:
             if "thread_not_found" in str(e):
-                return 1
+                return
             raise
         latest = oldest
         for m in sorted(msgs, key=lambda m: float(m["ts"])):
@@ -362,7 +378,6 @@ class SlackConnector(BaseConnector):
                     self._hot[(cid, thread_ts)] = time.time() + HOT_SECONDS
             latest = m["ts"]
         new[key] = latest
-        return 1
 
     def _check_edit(self, cid: str, ctype: str, m: dict, cursor: dict, new: dict, items: list) -> None:
         edited = (m.get("edited") or {}).get("ts")
@@ -393,8 +408,10 @@ class SlackConnector(BaseConnector):
         ctype = event.get("channel_type") or self._convs.get(cid, "channel")
         if subtype == "message_changed":
             m = event.get("message") or {}
-            edited = float((m.get("edited") or {}).get("ts") or event.get("ts") or time.time())
-            item = self._message_item(cid, ctype, m, kind="edit", edited_at=edited, download=False)
+            if not m.get("edited"):
+                return  # reply counts, unfurls...: not a change of the text
+            item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(m["edited"]["ts"]),
+                                      download=False)
         elif subtype == "message_deleted":
             item = self._delete_item(cid, event.get("deleted_ts") or "", event.get("previous_message"))
         else:
@@ -412,9 +429,15 @@ class SlackConnector(BaseConnector):
             hit = self._users.get(user_id)
         if hit and time.time() - hit[0] < USER_CACHE_SECONDS:
             return hit[1]
-        u = self._api("users_info", user=user_id).get("user") or {}
+        try:
+            u = self._api("users_info", user=user_id).get("user") or {}
+        except ConnectorError as e:
+            if e.retry_after is not None or isinstance(e, PermanentError) or "user_not" not in str(e):
+                raise
+            u = {}  # an external or deleted user: keep their id as the name
         profile = u.get("profile") or {}
-        name = profile.get("real_name") or u.get("real_name") or profile.get("display_name") or u.get("name") or ""
+        name = (profile.get("real_name") or u.get("real_name") or profile.get("display_name") or u.get("name")
+                or user_id)
         email = profile.get("email")
         sender = Sender("slack", user_id, name, u.get("name") or "", emails=(email,) if email else ())
         with self._lock:
@@ -435,8 +458,8 @@ class SlackConnector(BaseConnector):
         if edited_at is not None:
             meta["edited_at"] = edited_at
         attachments: list[AttachmentIn] = []
-        if download and m.get("files"):
-            notes = self._download_files(m["files"], attachments, meta)
+        if m.get("files"):  # an edit carries the same notes but downloads nothing again
+            notes = self._download_files(m["files"], attachments, meta, download)
             text = "\n".join(filter(None, [text, *notes]))
         return InboundMessage(
             channel="slack", account=self.account, external_id=f"{cid}:{ts}", sender=self._sender(user),
@@ -450,10 +473,10 @@ class SlackConnector(BaseConnector):
                               sender=Sender("slack", user), text="", sent_at=float(ts or 0),
                               meta={"channel": cid, "ts": ts}, kind="delete")
 
-    def _download_files(self, files: list[dict], attachments: list, meta: dict) -> list[str]:
+    def _download_files(self, files: list[dict], attachments: list, meta: dict, download: bool) -> list[str]:
         notes = []
         for f in files:
-            if f.get("file_access") == "check_file_info":
+            if download and f.get("file_access") == "check_file_info":
                 f = self._api("files_info", file=f["id"]).get("file") or f
             name = f.get("name") or f.get("title") or f.get("id") or "file"
             size = int(f.get("size") or 0)
@@ -463,7 +486,7 @@ class SlackConnector(BaseConnector):
                 problem = f"{_mb(size)}: not downloaded, larger than the {_mb(self.max_download_bytes)} limit"
             elif not url or f.get("mode") in ("tombstone", "hidden_by_limit"):
                 problem = "not available from Slack"
-            else:
+            elif download:
                 data, problem = self._fetch_file(url)
                 if data is not None:
                     attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", data))

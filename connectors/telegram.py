@@ -20,6 +20,7 @@ import concurrent.futures
 import datetime as dtm
 import json
 import logging
+import os
 import threading
 import urllib.parse
 import warnings
@@ -231,8 +232,8 @@ class TelegramConnector(BaseConnector):
                 phones = (c.phone_number,)
         attachments: list[AttachmentIn] = []
         skipped: list[dict] = []
-        if not edit:
-            await self._download_media(msg, attachments, skipped, notes)
+        # an edit carries the same notes but downloads nothing again
+        await self._download_media(msg, attachments, skipped, notes, download=not edit)
         if notes:
             text = "\n".join([text, *notes]) if text else "\n".join(notes)
         meta = {"chat_id": chat_id, "message_id": msg.message_id, "chat_type": msg.chat.type}
@@ -251,7 +252,7 @@ class TelegramConnector(BaseConnector):
             meta=meta, kind="edit" if edit else "message",
         )
 
-    async def _download_media(self, msg, attachments: list, skipped: list, notes: list) -> None:
+    async def _download_media(self, msg, attachments: list, skipped: list, notes: list, download: bool) -> None:
         for field, default_name, default_type in _MEDIA:
             media = getattr(msg, field, None)
             if not media:
@@ -265,6 +266,8 @@ class TelegramConnector(BaseConnector):
                 skipped.append({"filename": name, "size": size, "file_id": media.file_id})
                 notes.append(f"[{name}, {_mb(size)}: not downloaded, larger than the "
                              f"{_mb(self.max_download_bytes)} limit]")
+                continue
+            if not download:
                 continue
             try:
                 tg_file = await self._bot.get_file(media.file_id)
@@ -283,8 +286,8 @@ class TelegramConnector(BaseConnector):
         chat_id = meta.get("chat_id") or int(message.to_address)
         reply_to = meta.get("message_id")
         for att in message.attachments:
-            if not att.path:
-                raise ConnectorError(f"attachment {att.filename!r} was not kept (over the size cap); remove it")
+            if not att.path or not os.path.exists(att.path):
+                raise ConnectorError(f"attachment {att.filename!r} is not in the store (over the size cap?); remove it")
         ids = self._call(self._send(chat_id, reply_to, message), timeout=self.timeout * 6)
         return Receipt(external_id=f"{chat_id}:{ids[0]}",
                        meta={"chat_id": chat_id, "message_id": ids[0], "message_ids": ids})

@@ -43,7 +43,7 @@ def test_socket_mode_edits_deletions_threads_and_files(slack, socket_conn, live_
     jane = slack.user("U100", "jane", "Jane Roe")
     ch = slack.channel("support", [jane])
     with running_engine(db_path, [socket_conn], poll_interval=30):
-        wait_until(lambda: slack.connected_sockets and socket_conn._polled_epoch == socket_conn._epoch,
+        wait_until(lambda: socket_conn._epoch and socket_conn._polled_epoch == socket_conn._epoch,
                    what="connected and caught up")
         parent = slack.post(jane, ch, "the lid is crakced")
         wait_until(lambda: live_store.queue(filter="all"), what="message")
@@ -84,7 +84,7 @@ def test_socket_mode_restart_doubles_nothing(slack, live_store, db_path):
     for round_ in range(2):
         conn = slack_connector(slack, app_token=slack.app_token, poll_seconds=0.2)
         with running_engine(db_path, [conn], poll_interval=30):
-            wait_until(lambda: slack.connected_sockets and conn._polled_epoch == conn._epoch, what="connected")
+            wait_until(lambda: conn._epoch and conn._polled_epoch == conn._epoch, what="connected, caught up")
             slack.post(jane, dm, f"round {round_}")
             wait_until(lambda: any(m.text == f"round {round_}" for r in live_store.queue(filter="all")
                                    for m in timeline(live_store, r.customer_id)), what="message")
