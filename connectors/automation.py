@@ -29,6 +29,7 @@ from connectors.targets import Targets
 
 log = logging.getLogger("omnidesk.automation")
 ACTOR = "rules"
+HISTORY = 3 * 86400  # a message older than this when first seen is history (an import), not news
 ENGAGED_GAP = 600.0  # a silence longer than this counts as 10 minutes of engagement, not more
 EVENT_HOOKS = {"status": "status_changed", "breach": "target_breached", "merge": "customers_merged",
                "send_failed": "reply_failed", "rule": "rule_fired", "satisfaction": "satisfaction"}
@@ -150,8 +151,8 @@ class Automation:
 
     def _on_message(self, store, message_id: int) -> None:
         m = store.message(message_id)
-        if m.deleted:
-            return
+        if m.deleted or m.sent_at < store.clock() - HISTORY:
+            return  # e.g. `omnidesk mail-import` of last year's mail: no acknowledgements, no hooks
         customer = store.customer(m.customer_id)
         identity = next((i for i in customer.identities if i.id == m.identity_id), None)
         if self.hooks.wants("message_received"):

@@ -140,7 +140,7 @@ def test_wrong_hooks_are_clear_errors(tmp_path, hooks, message):
 
 def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
     server = tmp_path / "server.jsonl"
-    server.write_text("".join(json.dumps({"from": str(500 + i), "name": f"C{i}", "text": text}) + "\n"
+    server.write_text("".join(json.dumps({"from": str(500 + i), "name": f"C{i}", "text": text, "at": time.time()}) + "\n"
                               for i, text in enumerate(["hello", "I want a refund", "refund now!!"])))
     (tmp_path / "rules.toml").write_text('[[rule]]\nname = "refunds"\nwhen = { text = "refund" }\n'
                                          'then = { tag = "refund", assign = "alice" }\n')

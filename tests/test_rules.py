@@ -276,6 +276,13 @@ def test_rules_apply_in_order_later_ones_see_earlier_ones_and_stop_stops(store, 
     assert store.customer(other.customer_id).tags == ["ordinary"]
 
 
+def test_imported_history_is_not_triaged(store, clock, tmp_path):
+    auto = make_auto(tmp_path, '[[rule]]\nname = "t"\nthen = { tag = "x" }\n')
+    store.claim_new()
+    [old, new] = ingest(store, auto, inbound(sent_at=clock.now - 30 * 86400), inbound(address="2", sent_at=clock.now - 60))
+    assert store.customer(old.customer_id).tags == [] and store.customer(new.customer_id).tags == ["x"]
+
+
 def test_a_rule_sees_each_message_once_even_with_two_automations_on_one_store(store, clock, tmp_path, db_path):
     from store import Store
 
