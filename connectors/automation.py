@@ -35,6 +35,41 @@ EVENT_HOOKS = {"status": "status_changed", "breach": "target_breached", "merge":
                "send_failed": "reply_failed", "rule": "rule_fired", "satisfaction": "satisfaction"}
 
 
+CONFIG_EXAMPLE = """\
+# Waiting-time targets: the queue counts down; a breach raises the priority,
+# logs a 'breach' event and runs the target_breached hooks.
+# [targets]
+# chat = "15m"          # Telegram and Slack (or set telegram = / slack = )
+# email = "4h"
+# raise_priority = 1
+
+# Hooks: a command gets the event as JSON on stdin (events: message_received,
+# reply_sent, reply_failed, status_changed, target_breached, customers_merged,
+# rule_fired, satisfaction). Runs are logged in hooks.log next to the store.
+# [[hook]]
+# on = "target_breached"
+# command = "notify-send 'omnidesk: a customer waits too long'"
+# timeout = 10
+
+# Satisfaction: ask when a case is done; answers (1-5, thumbs, good/bad) count in `omnidesk stats`.
+# [satisfaction]
+# template = "closing"
+"""
+
+
+def check_rules(config: config_mod.Config | None = None) -> tuple[bool, str]:
+    """For `omnidesk doctor`: is rules.toml readable, and how many rules are on?"""
+    path = rules_mod.rules_path(config)
+    try:
+        ruleset = rules_mod.load_rules(path)
+    except ConfigError as e:
+        return False, str(e)
+    if not path.exists():
+        return True, f"{path} does not exist (no rules)"
+    timer = len(ruleset.for_("timer"))
+    return True, f"{path}: {len(ruleset.rules)} rules ({timer} on the timer)"
+
+
 def time_engaged(store, customer_id: int, gap_cap: float = ENGAGED_GAP) -> dict:
     """For the profile: {"seconds", "messages", "channels", "since"} in the current case."""
     return store.engagement(customer_id, gap_cap)

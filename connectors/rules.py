@@ -50,6 +50,47 @@ def rules_path(config: config_mod.Config | None = None) -> Path:
     return (config.base_dir if config else config_mod.config_dir()) / "rules.toml"
 
 
+EXAMPLE = """\
+# omnidesk triage rules, checked in order for each new message ("message" rules)
+# or every few seconds for customers who wait ("timer" rules, once per wait).
+# Every action is an event carrying the rule's name. Try them safely with
+#   omnidesk rules test --since 7d
+# Conditions: channel account sender name subject text tag not_tag assigned assignee
+#   priority_below priority_at_least fact new_customer hours days waiting_over
+#   waiting_under engaged_over.  Actions: tag priority assign snooze status acknowledge hook.
+
+# timezone = "Europe/Berlin"   # for hours/days (default: this machine's)
+
+# [[rule]]
+# name = "refunds to alice"
+# when = { text = "refund|money back", channel = "email" }
+# then = { assign = "alice", tag = "refund" }
+
+# [[rule]]
+# name = "acknowledge e-mail out of hours"
+# when = { channel = "email", hours = "18:00-09:00" }
+# then = { acknowledge = "greeting" }
+
+# [[rule]]
+# name = "escalate long chats"
+# on = "timer"
+# when = { engaged_over = "30m" }
+# then = { priority = 2, tag = "escalated" }
+"""
+
+
+def install_example(path: Path | None = None) -> Path | None:
+    """Write a commented rules.toml (every rule commented out) unless one exists."""
+    path = Path(path) if path else rules_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(EXAMPLE)
+    except FileExistsError:
+        return None
+    return path
+
+
 # -- what a rule looks at ---------------------------------------------------------------
 @dataclass
 class Subject:

@@ -99,5 +99,16 @@ def target_for(channel: str | None, config: config_mod.Config | None = None) -> 
 
 
 def time_left(customer, now: float, config: config_mod.Config | None = None) -> float | None:
-    """For the queue: seconds left before the target, negative when overdue."""
+    """For the queue: seconds left before the target, negative when overdue.
+    (Rendering many rows? Build `Targets.from_config(config)` once and call its
+    `time_left`.)"""
     return Targets.from_config(config).time_left(customer, now)
+
+
+def describe_time_left(seconds: float | None) -> str:
+    """"12m left", "1h05m over", "" (no target): short enough for a queue row."""
+    if seconds is None:
+        return ""
+    s = int(abs(seconds))
+    text = f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{max(1, s // 60)}m" if s >= 60 else f"{s}s"
+    return f"{text} left" if seconds >= 0 else f"{text} over"

@@ -482,3 +482,16 @@ def test_rules_test_reports_a_broken_file_with_the_rule_name(db_path, capsys):
     rules_file.write_text('[[rule]]\nname = "bad one"\nwhen = { text = "[" }\nthen = { tag = "x" }\n')
     assert main(["--db", str(db_path), "rules", "test"]) == 1
     assert "rule 'bad one': when.text: not a valid regular expression" in capsys.readouterr().err
+
+
+def test_the_example_rules_file_is_all_comments_and_its_rules_are_valid(tmp_path):
+    path = rules_mod.install_example(tmp_path / "rules.toml")
+    assert rules_mod.load_rules(path).rules == []  # nothing happens until the owner uncomments
+    assert rules_mod.install_example(path) is None  # never overwritten
+    lines = path.read_text().splitlines()
+    start = lines.index("# [[rule]]")
+    path.write_text("\n".join(x[2:] if x.startswith("# ") else x for x in lines[start:]) + "\n")
+    ruleset = rules_mod.load_rules(path)
+    assert [(r.name, r.on) for r in ruleset.rules] == [("refunds to alice", "message"),
+                                                       ("acknowledge e-mail out of hours", "message"),
+                                                       ("escalate long chats", "timer")]

@@ -112,3 +112,16 @@ def test_breaches_are_counted_in_stats(store, clock, tmp_path):
     stats = store.stats(start)["channels"]
     assert (stats["telegram"]["breaches"], stats["slack"]["breaches"], stats["email"]["breaches"],
             stats["all"]["breaches"]) == (1, 1, 0, 2)
+
+
+def test_the_config_example_is_valid_once_uncommented(tmp_path):
+    import re
+    import tomllib
+
+    from connectors.automation import CONFIG_EXAMPLE
+    from connectors.targets import describe_time_left
+
+    text = "\n".join(x[2:] for x in CONFIG_EXAMPLE.splitlines() if re.match(r"# (\[|[a-z_]+ = )", x))
+    cfg = config(tmp_path, **tomllib.loads(text))
+    assert target_for("slack", cfg) == 900 and cfg.extra["hook"][0]["on"] == "target_breached"
+    assert [describe_time_left(x) for x in (None, 30, 300, -3900)] == ["", "30s left", "5m left", "1h05m over"]
