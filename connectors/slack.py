@@ -5,16 +5,19 @@ Polling: every conversation the bot is in (DMs, group DMs, channels) is read
 with conversations.history from its own cursor (`c:<channel>` = newest ts
 seen), all pages. Threads are read with conversations.replies from `t:<channel>:
 <thread ts>`: at once when history shows a parent with new replies, every poll
-for "hot" threads (ones we answered in or heard from within the hour), and by a
-periodic rescan of the last day that also catches edits and deletions.
+for "hot" threads (we answered in them, or they had a reply within the hour),
+and via a rescan of the last day every `rescan_seconds`, which also catches
+edits and deletions (deletions of messages this process has seen).
 
-conversations.history and conversations.replies are Tier 3 (about 50 calls a
-minute per workspace for internal apps), so a poll costs one call per
-conversation and the next poll waits at least `poll_seconds` (default 5 s) and
-long enough to stay under `calls_per_minute` (default 40, 80 % of Tier 3):
-with 30 conversations that is a poll every 45 s. Socket Mode pushes events in
-well under a second and polls only to catch up after (re)connecting and every
-five minutes.
+Why the polling interval: conversations.history and conversations.replies are
+Tier 3, about 50 calls a minute per workspace for an internal (custom) app. A
+poll costs one call per conversation (per page) plus one per hot thread, and
+the next poll waits at least `poll_seconds` (default 5 s) and long enough to
+keep those calls under `calls_per_minute` (default 40, 80 % of Tier 3): with
+30 conversations that is a poll every 45 s. (Apps distributed outside the
+Marketplace since 2025 get 1 call a minute: use Socket Mode there.) Socket Mode
+pushes events in well under a second and polls only to catch up after each
+(re)connect and every `catchup_seconds`.
 
 Socket Mode events advance the cursors only when the socket has been connected
 since the start of the last catch-up poll, so a gap while disconnected is
@@ -50,6 +53,7 @@ KEEP_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                "not_allowed_token_type", "missing_scope", "no_permission"}
 HOT_SECONDS = 3600
+RESCAN_WINDOW = 86400.0  # the rescan re-reads the last day of each conversation
 CONVERSATIONS_REFRESH = 60.0
 USER_CACHE_SECONDS = 3600.0
 
@@ -323,7 +327,7 @@ class SlackConnector(BaseConnector):
         for cid, ctype in convs.items():
             key = f"c:{cid}"
             oldest = cursor.get(key) or f"{now - self.backfill_seconds:.6f}"
-            window = f"{now - 86400:.6f}" if rescan else oldest
+            window = f"{now - RESCAN_WINDOW:.6f}" if rescan else oldest
             try:
                 msgs = self._pages("conversations_history", channel=cid, oldest=min(oldest, window, key=float))
             except ConnectorError as e:
@@ -352,9 +356,14 @@ class SlackConnector(BaseConnector):
             new[key] = latest
         if rescan:
             self._last_rescan = now
-        with self._lock:
+        with self._lock:  # hot threads: answered by us lately, or with a reply in the last hour
             self._hot = {k: until for k, until in self._hot.items() if until > now}
             threads |= {k for k in self._hot if k[0] in convs}
+        for key, value in cursor.items():
+            if key.startswith("t:") and float(value) > now - HOT_SECONDS:
+                cid, thread_ts = key[2:].split(":", 1)
+                if cid in convs:
+                    threads.add((cid, thread_ts))
         for cid, thread_ts in sorted(threads):
             self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items)
 
@@ -374,8 +383,6 @@ class SlackConnector(BaseConnector):
             item = self._message_item(cid, ctype, m)
             if item:
                 items.append(item)
-                with self._lock:
-                    self._hot[(cid, thread_ts)] = time.time() + HOT_SECONDS
             latest = m["ts"]
         new[key] = latest
 

@@ -280,3 +280,11 @@ def test_a_reply_without_a_parent_opens_the_dm(slack, conn):
     [sent] = slack.wait_sent(1)
     assert sent["channel"] == slack.dm(jane) and sent["thread_ts"] is None
     assert receipt.external_id == f"{sent['channel']}:{sent['ts']}"
+
+
+def test_a_user_slack_cannot_describe_still_gets_their_message_in(slack, conn, store):
+    stranger = {"id": "UEXTERNAL1"}  # e.g. a Slack Connect guest users.info does not know
+    slack.post(stranger, slack.channel("shared", []), "hello from another workspace")
+    pull(conn, store)
+    [c] = customers(store)
+    assert c.identities[0].address == "UEXTERNAL1" and texts(store, c.id) == ["hello from another workspace"]

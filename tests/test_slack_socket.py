@@ -102,3 +102,15 @@ def test_bad_app_token_is_a_clear_failure(slack, live_store, db_path):
         detail = live_store.health()["slack:team"]["detail"]
     conn.close()
     assert "invalid_auth" in detail and "xapp-wrong" not in detail
+
+
+def test_polling_carries_on_when_the_socket_cannot_open(slack, live_store, db_path):
+    jane = slack.user("U100", "jane", "Jane Roe")
+    slack.fail(500, method="apps.connections.open")
+    conn = slack_connector(slack, app_token=slack.app_token, poll_seconds=0.2)
+    with running_engine(db_path, [conn]):
+        slack.post(jane, slack.dm(jane), "anyone?")
+        wait_until(lambda: live_store.queue(filter="all"), what="message by polling")
+        assert slack.connected_sockets == 0
+        assert live_store.health()["slack:team"]["state"] == "ok"
+    conn.close()
