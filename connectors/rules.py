@@ -143,19 +143,23 @@ def _int(value, where):
 
 def _hours(value, where):
     m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value) if isinstance(value, str) else None
-    if not m or int(m[1]) > 24 or int(m[3]) > 24 or int(m[2]) > 59 or int(m[4]) > 59:
+    span = (int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])) if m else None
+    if not span or int(m[2]) > 59 or int(m[4]) > 59 or max(span) > 24 * 60:
         raise _fail(where, 'a time range like "09:00-17:00" (or "22:00-06:00" across midnight)', value)
-    return int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+    return span
 
 
 def _days(value, where):
-    if isinstance(value, str) and re.fullmatch(r"[a-z]{3}-[a-z]{3}", value.lower()):
-        a, b = value.lower().split("-")
-        if a in DAYS and b in DAYS:
-            i, j = DAYS.index(a), DAYS.index(b)
-            return {DAYS[k % 7] for k in range(i, (j if j >= i else j + 7) + 1)}
-    return set(_strings(DAYS)([v.lower() for v in value] if isinstance(value, list) else
-                              value.lower() if isinstance(value, str) else value, where))
+    if isinstance(value, str) and "-" in value:  # a range, like "mon-fri" or "fri-mon"
+        a, _, b = value.strip().lower().partition("-")
+        if a not in DAYS or b not in DAYS:
+            raise _fail(where, 'days like "mon-fri" or ["sat", "sun"]', value)
+        i, j = DAYS.index(a), DAYS.index(b)
+        return {DAYS[k % 7] for k in range(i, (j if j >= i else j + 7) + 1)}
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list):
+        items = [x.strip().lower() if isinstance(x, str) else x for x in items]
+    return set(_strings(DAYS)(items, where))
 
 
 def _facts(value, where):
