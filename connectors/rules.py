@@ -216,6 +216,8 @@ CONDITIONS: dict[str, tuple[Callable, Callable]] = {
     "engaged_over": (parse_duration, lambda v, s: s.engaged() >= v),
 }
 
+
+# -- action parsers -------------------------------------------------------------------------
 def _agent(value, where):
     if not isinstance(value, str):
         raise _fail(where, 'an agent name ("" unassigns)', value)

@@ -17,7 +17,6 @@ normal message. Recognised answers:
 """
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -25,7 +24,6 @@ from connectors import config as config_mod
 from connectors.config import ConfigError
 from connectors.targets import parse_duration
 
-log = logging.getLogger("omnidesk.satisfaction")
 KEYS = ("template", "expires")
 WORDS = {"great": 5, "excellent": 5, "perfect": 5, "awesome": 5, "amazing": 5, "fantastic": 5, "very good": 5,
          "good": 4, "ok": 3, "okay": 3, "bad": 2, "poor": 2, "terrible": 1, "awful": 1, "horrible": 1, "very bad": 1}
