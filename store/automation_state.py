@@ -88,11 +88,11 @@ class AutomationStateMixin:
         sent like any reply but does not answer the customer: they keep their
         place and their waiting time in the queue."""
         with self.tx():
-            before = self.q1("SELECT waiting_since, unread FROM customers WHERE id=?", (customer_id,))
+            before = self.q1("SELECT waiting_since, unread, last_outbound_at FROM customers WHERE id=?", (customer_id,))
             message_id = self.queue_reply(customer_id, text, "rules", channel=channel, identity_id=identity_id,
                                           subject=subject, meta={"auto": rule})
-            self.conn.execute("UPDATE customers SET waiting_since=?, unread=? WHERE id=?",
-                              (before["waiting_since"], before["unread"], customer_id))
+            self.conn.execute("UPDATE customers SET waiting_since=?, unread=?, last_outbound_at=? WHERE id=?",
+                              (before["waiting_since"], before["unread"], before["last_outbound_at"], customer_id))
             return message_id
 
     def last_inbound_id(self, customer_id: int) -> int | None:

@@ -211,6 +211,7 @@ def test_auto_acknowledgement_is_opt_in_once_per_wait_and_keeps_the_place_in_the
     assert "Hello Cleo," in ack.text and "answer within a day" in ack.text
     c = store.customer(r.customer_id)
     assert c.waiting_since == clock.now - 60 and store.queue("waiting")[0].customer_id == r.customer_id
+    assert c.last_outbound_at is None and c.unread == 2  # an acknowledgement is not an answer
     assert [e.data["rule"] for e in store.events(r.customer_id, kind="auto_reply")] == ["ack"]
     # a person answers; the next message starts a new wait and gets a new acknowledgement
     clock.advance(60)
