@@ -500,3 +500,29 @@ def test_the_example_rules_file_is_all_comments_and_its_rules_are_valid(tmp_path
     assert [(r.name, r.on) for r in ruleset.rules] == [("refunds to alice", "message"),
                                                        ("acknowledge e-mail out of hours", "message"),
                                                        ("escalate long chats", "timer")]
+
+
+def test_the_real_engine_sends_the_acknowledgement_once(tmp_path, db_path):
+    import time
+
+    from connectors.automation import attach
+    from connectors.engine import Engine
+    from store import Store
+    from tests.support.fake_channel import FileChannel
+
+    _templates(tmp_path)
+    (tmp_path / "rules.toml").write_text('[[rule]]\nname = "ack"\nthen = { acknowledge = "ack" }\n')
+    server = tmp_path / "server.jsonl"
+    server.write_text("".join(json.dumps({"from": "900", "name": "Eve", "text": t, "at": time.time()}) + "\n"
+                              for t in ("hello?", "anyone there?")))
+    cfg = config_mod.validate({}, tmp_path / "config.toml")
+    Store(db_path).close()
+    channel = FileChannel(server)
+    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
+    attach(engine, cfg)
+    engine.run_once()
+    assert [m.text for m in channel.sent] == ["Hi Eve!\n\nGot it! We answer within a day."]
+    s = Store(db_path)
+    [row] = s.queue("waiting")
+    assert row.name == "Eve" and row.unread == 2  # still waiting for a person
+    s.close()
