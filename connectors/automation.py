@@ -80,6 +80,15 @@ def wait_period(customer) -> str:
     return "wait:%.6f" % customer.waiting_since
 
 
+def _automatic(message) -> bool:
+    """Mail from a machine (an autoresponder, a mailing list) gets no acknowledgement:
+    two autoresponders answering each other is how mail loops start (RFC 3834)."""
+    meta = message.meta if message is not None else {}
+    auto = str(meta.get("auto_submitted") or "no").lower()
+    return auto != "no" or str(meta.get("precedence") or "").lower() in ("bulk", "list", "junk") \
+        or bool(meta.get("list_id"))
+
+
 # -- payloads (hooks get JSON on stdin) ----------------------------------------------------------
 def customer_json(c) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "status": c.status, "priority": c.priority, "assignee": c.assignee,
@@ -264,7 +273,7 @@ class Automation:
     def apply(self, store, rule: rules_mod.Rule, s: rules_mod.Subject) -> None:
         c, t, name = s.customer, rule.then, rule.name
         ack = None
-        if "acknowledge" in t and c.waiting_since is not None:
+        if "acknowledge" in t and c.waiting_since is not None and not _automatic(s.message):
             ack = self._render_ack(store, rule, s)
         with store.tx():  # a rule's actions land together or not at all
             for tag in t.get("tag", []):

@@ -221,6 +221,16 @@ def test_auto_acknowledgement_is_opt_in_once_per_wait_and_keeps_the_place_in_the
     assert len([m for m in store.timeline(r.customer_id) if m.author == "rules"]) == 2
 
 
+@pytest.mark.parametrize("meta", [{"auto_submitted": "auto-replied"}, {"precedence": "bulk"}, {"list_id": "<news.shop>"}])
+def test_no_acknowledgement_for_autoresponders_and_lists(store, clock, tmp_path, meta):
+    _templates(tmp_path)
+    auto = make_auto(tmp_path, '[[rule]]\nname = "ack"\nthen = { acknowledge = "ack", tag = "seen" }\n')
+    store.claim_new()
+    [r] = ingest(store, auto, inbound(channel="email", address="noreply@x.example", text="I am out of office", meta=meta))
+    assert store.customer(r.customer_id).tags == ["seen"]
+    assert not [m for m in store.timeline(r.customer_id) if m.direction == "out"]
+
+
 def test_acknowledgement_uses_the_channel_the_customer_wrote_on(store, clock, tmp_path):
     _templates(tmp_path)
     auto = make_auto(tmp_path, '[[rule]]\nname = "ack"\nthen = { acknowledge = "ack" }\n')
