@@ -104,6 +104,7 @@ class TelegramSandbox(LoopbackServer):
         self._message_ids: dict[int, itertools.count] = {}
         self._file_ids = itertools.count(1)
         self._poll_generation = 0
+        self._stopping = False
 
     # -- addresses for the client --------------------------------------------------
     @property
@@ -174,7 +175,8 @@ class TelegramSandbox(LoopbackServer):
         """The customer edits an earlier message (text, or caption for media)."""
         with self.lock:
             stored = self.messages[(message["chat"]["id"], message["message_id"])]
-            key = "caption" if "caption" in stored or any(k in stored for k in ("photo", "document", "video")) else "text"
+            media = any(k in stored for k in ("photo", "document", "video", "voice"))
+            key = "caption" if media or "caption" in stored else "text"
             stored[key] = text
             stored["edit_date"] = int(time.time())
             self._queue({"edited_message": json.loads(json.dumps(stored))})
@@ -298,7 +300,7 @@ class TelegramSandbox(LoopbackServer):
                                             "make sure that only one bot instance is running")
                 ready = self.updates[:limit]
             remaining = deadline - time.monotonic()
-            if ready or remaining <= 0:
+            if ready or remaining <= 0 or self._stopping:
                 return ready
             await self.wait_change(remaining)
 
@@ -398,7 +400,7 @@ class TelegramSandbox(LoopbackServer):
 
     async def on_stop(self) -> None:
         with self.lock:
-            self._poll_generation += 1  # end long polls
+            self._stopping = True  # long polls end with no updates
         self._wake()
 
 
