@@ -10,7 +10,17 @@ input); the event only ever travels on stdin and in $OMNIDESK_EVENT (its
 kind), never inside the command line, so nothing a customer writes can
 become a shell word. Hooks run in a small worker pool: a failing or slow hook
 never blocks ingest, sending or the console. Every run is a line in
-hooks.log next to the store.
+hooks.log next to the store; failed runs also become 'hook_failed' events.
+
+What arrives on stdin (times are unix seconds):
+    message_received, reply_sent:
+        {"event": ..., "message": {id, customer_id, channel, account, direction, subject, text,
+                                   sent_at, author, sender?}, "customer": {id, name, status, ...}}
+    status_changed, target_breached, customers_merged, reply_failed, rule_fired, satisfaction:
+        {"event": ..., "customer_id": N, "customer": {...},
+         "event_data": {id, kind, actor, at, data}}   # data as in `omnidesk events --json`
+    a rule's own `hook = "..."` action:
+        {"event": "rule_fired", "rule": name, "customer": {...}, "message": {...}}
 """
 from __future__ import annotations
 
