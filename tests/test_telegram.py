@@ -283,3 +283,21 @@ def test_group_chat_messages_are_answered_in_the_group(tg, conn, live_store, db_
         live_store.queue_reply(cid, "We do.", "ann")
         [sent] = tg.wait_sent(1)
     assert sent["chat_id"] == -100555 and sent["reply_to"] == 1
+
+
+def test_hostile_file_names_are_made_safe(tg, conn, store):
+    tg.send_document(tg.user(1001, "Jane"), b"echo pwned", "../../.bashrc", "text/plain")
+    tg.send_document(tg.user(1001, "Jane"), b"x", "\u202egnp.exe", "application/octet-stream")
+    pull(conn, store)
+    names = [a.filename for m in store.timeline(only_customer(store).id) for a in m.attachments]
+    assert names == ["bashrc", "gnp.exe"]
+
+
+def test_a_reply_without_a_parent_goes_to_the_private_chat(tg, conn):
+    from store.models import OutboundMessage
+
+    tg.send_text(tg.user(1001, "Jane"), "hi")  # the bot may only write to people who wrote first
+    receipt = conn.send(OutboundMessage(outbox_id=1, message_id=1, channel="telegram", account="shop",
+                                        to_address="1001", text="Your order shipped."))
+    [sent] = tg.wait_sent(1)
+    assert sent["chat_id"] == 1001 and sent["reply_to"] is None and receipt.external_id == f"1001:{sent['message_id']}"
