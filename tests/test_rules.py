@@ -483,6 +483,7 @@ def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, 
     assert main(["--db", str(db_path), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert [(h["rule"], h["customer_id"]) for h in hits] == [("refunds", 1), ("slow", 1), ("slow", 2)]
+    assert hits[0]["at"] == "2026-09-21T12:13:20Z" and hits[0]["actions"] == ["tag refund", "assign alice"]
     s = Store(db_path, clock=clock)
     assert (s.events(limit=100), s.customer(1).tags, s.outbox()) == before
     s.close()

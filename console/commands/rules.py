@@ -75,5 +75,5 @@ def cmd_test(args, ctx) -> int:
         out += ["", "Would fire: " + ", ".join(f"{name} ×{n}" for name, n in counts.items())]
         return "\n".join(out)
 
-    ctx.emit(hits, human)
+    ctx.emit([{**h, "at": _iso(h["at"])} for h in hits], lambda _: human(hits))
     return 0
