@@ -99,6 +99,7 @@ class HookRunner:
         self._lock = threading.Lock()
         # failed runs, for the automation to record as 'hook_failed' events (it owns a store; we do not)
         self.failures: deque[dict] = deque(maxlen=100)
+        self.recent: deque[str] = deque(maxlen=100)  # the latest log lines (`omnidesk hooks test` prints them)
 
     @classmethod
     def from_config(cls, config: config_mod.Config | None, log_path=None) -> "HookRunner":
@@ -155,6 +156,7 @@ class HookRunner:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         line = f"{at} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
         (log.info if outcome == "ok" else log.warning)("hook %s", line)
+        self.recent.append(line)
         if outcome != "ok":
             self.failures.append({"hook": name, "on": kind, "outcome": outcome, "detail": detail})
         if self.log_path:

@@ -19,7 +19,7 @@ from connectors.config import ConfigError
 from store.db import StoreError
 
 # Modules in console/commands/ that add subcommands (see HELPERS.md / README).
-COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats"]
+COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats", "hooks"]
 
 TIME_KEYS = ("_at", "_since", "_until")
 

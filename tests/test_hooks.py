@@ -163,3 +163,25 @@ def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
     engine.run_once()
     assert auto.hooks.wait(10)
     assert len(collected(out)) == 3
+
+
+def test_hooks_test_runs_them_now_with_a_real_payload(db_path, clock, tmp_path, capsys):
+    from console.cli import main
+
+    out = tmp_path / "got"
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(f'[[hook]]\non = "message_received"\ncommand = "cat > {out}"\n'
+                        f'[[hook]]\non = "message_received"\ncommand = "exit 4"\nname = "broken"\n')
+    s = Store(db_path, clock=clock)
+    s.ingest(inbound(name="Ann", text="hi there"))
+    s.close()
+    base = ["--db", str(db_path), "--config", str(cfg_path), "hooks"]
+    assert main([*base, "list"]) == 0
+    assert f"message_received: cat > {out}  (timeout 10s)" in capsys.readouterr().out
+    assert main([*base, "test", "message_received"]) == 1  # one of them fails
+    text = capsys.readouterr().out
+    assert " ok in " in text and "[broken] exit 4" in text
+    data = json.loads(out.read_text())
+    assert data["test"] is True and data["message"]["text"] == "hi there" and data["customer"]["name"] == "Ann"
+    assert main([*base, "test", "reply_sent"]) == 1
+    assert "no hook runs on reply_sent" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+"""`omnidesk hooks list` and `omnidesk hooks test EVENT`: see the configured
+hooks and try them with a real payload, without waiting for a real event."""
+from __future__ import annotations
+
+from console.cli import UserError
+
+
+def register(sub, parents) -> None:
+    p = sub.add_parser("hooks", parents=parents, help="commands run on events: list them, or try one",
+                       description="Hooks are [[hook]] tables in config.toml; runs are logged in hooks.log next to the store.")
+    hsub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    hsub.add_parser("list", parents=parents, help="the configured hooks").set_defaults(func=cmd_list)
+    t = hsub.add_parser("test", parents=parents, help="run the hooks for EVENT now, with a payload from the store")
+    t.add_argument("event", help="message_received, reply_sent, status_changed, target_breached, ...")
+    t.add_argument("--customer", help="use this customer and their latest message (default: the latest message)")
+    t.set_defaults(func=cmd_test)
+
+
+def _runner(ctx):
+    from connectors.hooks import HookRunner
+
+    return HookRunner.from_config(ctx.config, ctx.db_path.parent / "hooks.log")
+
+
+def cmd_list(args, ctx) -> int:
+    hooks = _runner(ctx).hooks
+    ctx.emit(hooks, lambda hs: "\n".join(f"{', '.join(h['on'])}: {h['command']}  (timeout {h['timeout']:g}s)"
+                                         for h in hs) or "No hooks ([[hook]] in config.toml).")
+    return 0
+
+
+def cmd_test(args, ctx) -> int:
+    from connectors.automation import customer_json, message_json
+    from connectors.hooks import EVENTS
+
+    if args.event not in EVENTS:
+        raise UserError(f"unknown event {args.event!r}; expected one of {', '.join(EVENTS)}")
+    runner = _runner(ctx)
+    if not runner.wants(args.event):
+        raise UserError(f"no hook runs on {args.event} (see `omnidesk hooks list`)")
+    s = ctx.store
+    cid = ctx.customer(args.customer) if args.customer else None
+    if cid is None:
+        rows = s.queue("all", limit=1)
+        cid = rows[0].customer_id if rows else None
+    payload: dict = {"test": True}
+    if cid is not None:
+        customer = s.customer(cid)
+        payload["customer"] = customer_json(customer)
+        last = s.last_inbound_id(cid)
+        if last:
+            m = s.message(last)
+            payload["message"] = message_json(m, next((i for i in customer.identities if i.id == m.identity_id), None))
+    n = runner.fire(args.event, payload)
+    longest = max(h["timeout"] for h in runner.hooks)
+    runner.wait(longest + 5)
+    runner.close()
+    lines = list(runner.recent)
+    ctx.emit({"ran": n, "log": lines}, "\n".join(lines))
+    return 0 if all(" ok in " in line for line in lines) else 1
