@@ -527,7 +527,6 @@ class SlackConnector(BaseConnector):
 
     # -- outbound -------------------------------------------------------------------------------------
     def send(self, message: OutboundMessage) -> Receipt:
-        self._ensure_ready()
         parent = message.parent if message.parent and message.parent.channel == "slack" else None
         meta = parent.meta if parent else {}
         channel = meta.get("channel")
