@@ -30,11 +30,18 @@ def texts(store, cid):
     return [m.text for m in store.timeline(cid, limit=10_000)]
 
 
-def test_profile_email_makes_the_slack_user_and_the_email_sender_one_customer(slack, conn, store, make_inbound):
-    store.ingest(make_inbound("email", "Jane.Roe@Example.com", "my order is late", name="Jane Roe"))
+@pytest.mark.parametrize("email_first", [True, False])
+def test_profile_email_makes_the_slack_user_and_the_email_sender_one_customer(slack, conn, store, make_inbound,
+                                                                              email_first):
+    email = make_inbound("email", "Jane.Roe@Example.com", "my order is late", name="Jane Roe",
+                         sent_at=time.time() - 60)
+    if email_first:
+        store.ingest(email)
     jane = slack.user("U100", "jane", "Jane Roe", email="jane.roe@example.com")
     slack.post(jane, slack.dm(jane), "following up on my e-mail")
     pull(conn, store)
+    if not email_first:
+        store.ingest(email)
     [customer] = customers(store)
     assert sorted((i.channel, i.address) for i in customer.identities) == [
         ("email", "jane.roe@example.com"), ("slack", "U100")]
