@@ -50,6 +50,7 @@ class _Text:
     raw: str
     esc: Callable[[str], str]
     visible: bool = True  # False for line prefixes ("> ", indentation)
+    piece_esc: Callable[[str], str] | None = None  # for pieces of a word cut in two, if not `esc`
 
     def out(self) -> str:
         return self.esc(self.raw)
@@ -79,7 +80,7 @@ def _same(s: str) -> str:
 # `_` where it could open or close italics (inside a word, snake_case, Slack does
 # not format it). Bare addresses are sent as <url> links so they stay intact.
 _SLACK_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
-_BARE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>|]*[^\s<>|.,;:!?)\]'\"]")
+_BARE_URL = re.compile(r"(?:https?://|mailto:)[\w\-.~:/?#\[\]@!$&'()*+,;=%]*(?:[^\W_]|[-/#=&%~+])")
 
 
 def _slack_plain(s: str) -> str:
@@ -97,8 +98,13 @@ def _slack_plain(s: str) -> str:
 def _slack_text(s: str) -> str:
     out, pos = [], 0
     for m in _BARE_URL.finditer(s):
-        out += [_slack_plain(s[pos:m.start()]), f"<{_html_text(m.group(0))}>"]
-        pos = m.end()
+        if m.start() < pos:
+            continue
+        url, end = m.group(0), m.end()
+        if s[end:end + 1] == ")" and url.count("(") > url.count(")"):  # wiki/Foo_(bar)
+            url, end = url + ")", end + 1
+        out += [_slack_plain(s[pos:m.start()]), f"<{_html_text(url)}>"]
+        pos = end
     out.append(_slack_plain(s[pos:]))
     return "".join(out)
 
@@ -141,6 +147,10 @@ def _tg_pre(info: str):
 TELEGRAM = _Style(_html_text, _html_text, ("<b>", "</b>"), ("<i>", "</i>"), ("<s>", "</s>"),
                   ("<code>", "</code>"), _tg_pre, _tg_link, ("<blockquote>", "</blockquote>"), "",
                   "\u2022 ", "\u2014\u2014\u2014")
+def _slack_autolink(s: str) -> str:
+    return f"<{_html_text(s)}>"
+
+
 def _slack_code(s: str) -> str:
     return _html_text(s.replace("`", "\u02cb"))  # a backtick would end the code span
 
@@ -174,6 +184,8 @@ class _Renderer:
             self.atoms.append(_Text(lead, _same, visible=False))
 
     def words(self, text: str, esc: Callable[[str], str], keep_spaces: bool = False) -> None:
+        if self.in_link and esc is _slack_text:  # no <url> inside the label of a <url|label>
+            esc = _slack_plain
         if keep_spaces:  # code: spaces are content; a cut keeps them on the left
             pieces = re.findall(r"\S+\s*|\s+", text)
             for i, p in enumerate(pieces):
@@ -286,14 +298,17 @@ class _Renderer:
             elif t in ("link", "image"):
                 href = node.attrs.get("href") or node.attrs.get("src") or ""
                 label = "".join(c.content for c in node.walk() if c.type in ("text", "code_inline"))
-                pair = s.link(href)
+                pair = None if self.in_link else s.link(href)  # a link inside a link is its text
                 bare = label in (href, href.removeprefix("mailto:"))  # <https://...>, <jane@example.com>
                 if pair and label == href and s is SLACK:  # Slack shows <url> as is
-                    self.atoms.append(_Text(f"<{_html_text(href)}>", _same))
+                    # one atom: only a URL longer than a whole message is cut, as plain text
+                    self.atoms.append(_Text(href, _slack_autolink, piece_esc=_html_text))
                 elif pair and label:
                     self.in_link = True
                     self.wrap(pair, node.children)
                     self.in_link = False
+                elif self.in_link:
+                    self.inline(node.children)
                 else:  # unsafe scheme, plain text, or no label: show the address itself
                     if label and not bare:
                         self.inline(node.children)
@@ -327,6 +342,9 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
     lead = ""  # the line prefix ("> ") a part cut mid-line repeats, before any reopened tag
     i = 0
     while i < len(atoms):
+        while i < len(atoms) and isinstance(atoms[i], _Text) and not atoms[i].visible:
+            lead += atoms[i].raw  # a line prefix goes before the reopened tags ("> _..." not "_> ...")
+            i += 1
         start_stack = list(stack)
         out = [lead] + [o.text for o in stack]
         size = measure(lead) + sum(measure(o.text) for o in stack)
@@ -334,6 +352,7 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
         has_text = False
         cands: dict[int, tuple] = {}
         line_prefix = lead
+        opened_at: list[int | None] = [None] * len(stack)  # atom index of each open tag (None: reopened)
         j = i
         cut = None  # (out_len, stack, resume_index, prefix to repeat)
         while j < len(atoms):
@@ -351,8 +370,10 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
             if size + measure(piece) + closing + d_close <= limit:
                 if isinstance(a, _Open):
                     stack.append(a)
+                    opened_at.append(j)
                 elif isinstance(a, _Close):
                     stack.pop()
+                    opened_at.pop()
                 elif isinstance(a, _Text) and a.visible and a.raw.strip():
                     has_text = True
                 elif isinstance(a, _Text) and not a.visible:
@@ -371,28 +392,33 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
                 cut = cands[max(cands)]
             elif isinstance(a, _Text) and a.raw:
                 room = limit - size - closing
+                esc = a.piece_esc or a.esc
                 lo, hi = 0, len(a.raw)  # longest prefix whose escaped form fits
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
-                    lo, hi = (mid, hi) if measure(a.esc(a.raw[:mid])) <= room else (lo, mid - 1)
+                    lo, hi = (mid, hi) if measure(esc(a.raw[:mid])) <= room else (lo, mid - 1)
                 n = _safe_cut(a.raw, lo) or (0 if has_text else lo)
                 if n:
-                    out.append(a.esc(a.raw[:n]))
-                    atoms[j] = _Text(a.raw[n:], a.esc, a.visible)
+                    out.append(esc(a.raw[:n]))
+                    atoms[j] = _Text(a.raw[n:], esc, a.visible)
                     has_text = has_text or bool(a.raw[:n].strip())
                     cut = (len(out), list(stack), j, line_prefix)
-                elif has_text:
+                elif has_text or j > i:  # (a part of only empty tags is dropped below)
                     cut = (len(out), list(stack), j, line_prefix)
-            elif has_text:
+            elif has_text or j > i:
                 cut = (len(out), list(stack), j, line_prefix)
             break
         if cut is None and j < len(atoms):
-            # Stuck: a tag (a link with a huge URL) or the reopened tags leave no room.
-            # Send that stretch unformatted rather than not at all.
+            # Stuck: tags (a link with a huge URL, nested quotes) leave no room for text.
+            # Drop the innermost one and send that stretch unformatted rather than not at all.
+            mine = [k for k in opened_at if k is not None and atoms[k].text]
             if isinstance(atoms[j], _Open) and atoms[j].text:
                 atoms[j] = _Open("", "")
+            elif mine:
+                atoms[mine[-1]] = _Open("", "")
             elif any(o.text for o in start_stack):
-                start_stack = [_Open("", "") for _ in start_stack]
+                k = max(n for n, o in enumerate(start_stack) if o.text)
+                start_stack[k] = _Open("", "")
             else:
                 raise ValueError(f"message cannot be split into parts of {limit} characters")
             stack = start_stack

@@ -36,6 +36,10 @@ def telegram_text(part: str) -> str:
             continue
         closing, tag, attrs = m.group(1), m.group(2), m.group(3)
         assert tag in TG_TAGS, f"tag {tag} not allowed by Telegram"
+        if not closing:  # the Bot API's nesting rules
+            assert not set(stack) & {"code", "pre"} or (tag == "code" and stack[-1:] == ["pre"]), part
+            assert not (tag in ("a", "code", "pre", "blockquote") and tag in stack), part
+            assert not (tag == "code" and "a" in stack), part
         if closing:
             assert stack and stack[-1] == tag, f"unbalanced </{tag}> in {part!r}"
             stack.pop()
@@ -62,12 +66,15 @@ def slack_text(part: str) -> str:
         return f"\0{len(code) - 1}\0"
 
     body = re.sub(r"(```|`)([\s\S]*?)\1", stash, part)
-    assert "`" not in body and body.count("*") % 2 == 0 and body.count("~") % 2 == 0, part
     assert "<" not in re.sub(r"<(https?|mailto|tg|tel):[^<>|]*(\|[^<>]*)?>", "", body), part
-    body = re.sub(r"<([^<>|]*)\|([^<>]*)>", r"\2", body)
-    body = re.sub(r"<([^<>|]*)>", r"\1", body)
-    body = re.sub(r"(?m)^> ?", "", body)
-    body = re.sub(r"[*_~]", "", body)
+    body = re.sub(r"<[^<>|]*\|([^<>]*)>", r"\1", body)  # <url|label> -> label
+    urls: list[str] = []
+    body = re.sub(r"<([^<>|]*)>", lambda m: urls.append(m.group(1)) or f"\x01{len(urls) - 1}\x01", body)
+    assert "`" not in body and body.count("*") % 2 == 0 and body.count("~") % 2 == 0, part
+    body = re.sub("\x01(\\d+)\x01", lambda m: urls[int(m.group(1))], body)
+    body = re.sub(r"(?m)^ *(?:> ?)+", "", body)  # quote prefixes, nested ones too
+    body = body.translate(str.maketrans("\u2217\u02cd\u223c\u02cb", "*_~`"))  # look-alikes are the same text
+    body = re.sub(r"[*_~`]", "", body)
     body = re.sub(r"\0(\d+)\0", lambda m: code[int(m.group(1))], body)
     return html.unescape(body)
 
@@ -291,3 +298,25 @@ def test_autolinks_on_every_channel():
     assert telegram_parts(md) == ['Mail <a href="mailto:jane@example.com">jane@example.com</a> or '
                                   '<a href="https://x.example/a">https://x.example/a</a> or '
                                   '<a href="https://x.example">site</a>']
+
+
+FUZZ_PIECES = list("<>&*_~`[]()#!\\|{}-+.=:;'\"/ \n\n\n\t>") + [
+    "&amp;", "<b>", "**", "~~", "```\n", "\n- ", "\n> ", "\n1. ", "[a](https://e.x/?a=1&b=2)", "<https://x.y/_z_>",
+    "😀", "👨‍👩‍👧", "שלום", "word ", "word ", "word ", "\n\n"]
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_random_markdown_splits_into_valid_complete_parts(seed):
+    rnd = random.Random(seed)
+    md = "".join(rnd.choice(FUZZ_PIECES) for _ in range(rnd.randint(1, 400)))
+    limit = rnd.choice([30, 45, 64, 100, 250])
+    parts = telegram_parts(md, limit)
+    assert all(utf16(p) <= limit for p in parts)
+    texts = [telegram_text(p) for p in parts]
+    assert texts == [sandbox_parse(p) for p in parts]
+    assert squash("".join(texts)) == squash("".join(telegram_text(p) for p in telegram_parts(md, 10**9)))
+    sparts = slack_parts(md, limit)
+    assert all(len(p) <= limit for p in sparts)
+    assert squash("".join(map(slack_text, sparts))) == squash("".join(map(slack_text, slack_parts(md, 10**9))))
+    plain, doc = email_bodies(md)
+    assert "<b>" not in doc

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -393,3 +394,50 @@ def test_channels_config_example_is_valid_and_shows_the_defaults():
     for channel in T.CHANNELS:
         assert T.channel_settings(channel, cfg) == T.CHANNEL_DEFAULTS[channel]
     assert "signature" not in example.split("[channels.telegram]")[1]
+
+
+FUZZ_TEMPLATE = """# About {{ v }}
+
+Hi **{{ v }}**, _{{ v }}_ ~~{{ v }}~~ `{{ v }}` [link {{ v }}](https://x.example/{{ v }})
+
+- {{ v }}
+> {{ v }}
+
+{{ v }}"""
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_value_stays_text_on_every_channel(seed):
+    import random
+
+    from connectors.sandbox.telegram import parse_html
+
+    rnd = random.Random(seed)
+    alphabet = list("<>&*_~`[]()#!\\|{}-+.=:;'\"/ \n\t") + ["&amp;", "<b>", "{{ agent }}", "<!channel>", "😀",
+                                                          "שלום", "\u202e", "\x1b[2J", "javascript:", "```", "1. "]
+    value = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 40)))
+    t = T.parse(FUZZ_TEMPLATE, "fuzz")
+    context = ctx(v=value) if value.strip() else ctx(v="x")
+    letters = [c for c in value if c.isalnum()]
+    for channel in T.CHANNELS:
+        r = T.render(t, channel, context)
+        assert "Ann Lee" not in r.source.split("Best regards")[0]  # {{ agent }} in a value is not evaluated
+        if channel == "telegram":
+            for part in r.parts:
+                assert telegram_text(part) == parse_html(part)
+                assert 'href="javascript' not in part
+        elif channel == "slack":
+            for part in r.parts:
+                slack_text(part)
+                assert "<!" not in part
+        else:
+            body = r.html.split("<body>")[1]
+            assert not set(re.findall(r"</?([a-z0-9]+)", body)) - {"h1", "p", "strong", "em", "s", "code", "a",
+                                                                  "ul", "li", "blockquote", "br", "body", "html"}
+            assert "\x1b" not in r.text
+        # every letter of the value is there, in order, in what is sent
+        text = "".join(r.parts)
+        pos = 0
+        for c in letters:
+            pos = text.find(c, pos)
+            assert pos >= 0, (channel, value, text)
