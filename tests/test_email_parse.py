@@ -158,3 +158,32 @@ def test_dates_and_controls():
     assert "\x1b" not in item.subject and "\x1b" not in item.text and "\x00" not in item.text
     future = parse(b"From: a@b.c\r\nDate: Fri, 1 Jan 2100 00:00:00 +0000\r\n\r\nx", "w", fallback_time=5.0)
     assert future.sent_at == 5.0  # far-future dates would jump the queue
+
+
+def _tree(m):
+    payload = [_tree(p) for p in m.get_payload()] if m.is_multipart() else m.get_payload()
+    return (tuple(m.raw_items()), m.get_content_type(), m.get_unixfrom(), payload)
+
+
+EDGE_CASES = [
+    b"From: a@b.c\nContent-Type: multipart/mixed; boundary=xx\n\npreamble\n--xx\nContent-Type: text/plain\n\none\n"
+    b"--xx-not-a-delimiter\n--xx  \n\nno headers in this part\n--xx--\nepilogue\n",
+    b"From: a@b.c\r\nContent-Type: multipart/alternative; boundary=\"a b\"\r\n\r\n--a b\r\n"
+    b"Content-Type: multipart/related; boundary=in\r\n\r\n--in\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--in--\r\n"
+    b"--a b\r\nContent-Type: text/plain\r\n folded: yes\r\n\r\nplain\r\n--a b--",
+    b"From: a@b.c\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n\nno close",
+    b"From: a@b.c\nContent-Type: multipart/mixed; boundary=q\n\n--q\n--q\nContent-Type: text/plain\n\nx\n--q--\n",
+    b"From sender@x Mon Jan  1 00:00:00 2024\nFrom: a@b.c\nSubject: envelope\n\nbody\n",
+    b"From: a@b.c\nBroken header line\n\nbody\n",
+    b" folded-first: x\nFrom: a@b.c\n\nbody\n",
+    b"From: a@b.c\rSubject: bare cr\r\rbody\r",
+    b"From: a@b.c\nContent-Type: message/rfc822\n\nFrom: inner@x\n\ninner body\n",
+    b"From: a@b.c\nSubject: =?utf-8?q?caf=C3=A9?=\nX-Raw: \xc3\xa9t\xc3\xa9\n\nbody \xff\n",
+]
+
+
+@pytest.mark.parametrize("raw", [p.read_bytes() for p in ALL_FILES] + EDGE_CASES)
+def test_fast_mime_path_builds_the_same_tree_as_the_stdlib(raw):
+    from connectors.email import mime
+
+    assert _tree(mime.parse(raw)) == _tree(email.message_from_bytes(raw, policy=email.policy.compat32))

@@ -1,10 +1,9 @@
 """Bulk import of a Maildir tree or an mbox file: parse on every core, insert in batches.
 
 Workers get small tasks (a file path, or an mbox offset and length) rather than
-message bytes, so the parent does not copy every message twice; they send back
-parsed InboundMessages. The parent owns the one store connection and inserts
-in large transactions. The store drops what it already has (same Message-ID,
-or same bytes when there is none), so importing twice adds nothing.
+message bytes, parse a chunk and store it through their own connection in one
+transaction. The store drops what it already has (same Message-ID, or same
+bytes when there is none), so importing twice adds nothing.
 """
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from connectors.email.maildir import is_maildir
 from connectors.email.parse import parse
@@ -87,8 +86,7 @@ def read_task(task: Task) -> tuple[bytes, float]:
     return raw, mtime
 
 
-def _parse_task(job: tuple[Task, str]):
-    task, account = job
+def _parse_one(task: Task, account: str):
     try:
         raw, mtime = read_task(task)
     except OSError:
@@ -96,43 +94,66 @@ def _parse_task(job: tuple[Task, str]):
     return parse(raw, account, fallback_time=mtime)
 
 
-def parsed(tasks: list[Task], account: str, workers: int | None = None) -> Iterator:
-    """InboundMessages in task order, parsed on `workers` processes (default: all cores)."""
+def _import_chunk(store, tasks: list[Task], account: str) -> ImportStats:
+    """Parse a chunk, then store it in one transaction."""
+    stats, items = ImportStats(), []
+    for task in tasks:
+        item = _parse_one(task, account)
+        stats.seen += 1
+        if item is not None:
+            stats.unreadable += bool(item.parse_error)
+            items.append(item)
+    results = store.ingest_batch(items)
+    stats.added = len(results)
+    stats.new_customers = {r.customer_id for r in results if r.new_customer}
+    return stats
+
+
+_worker_store = None
+
+
+def _worker_init(path: str, files_root: str, max_bytes: int) -> None:
+    global _worker_store
+    from store import Store
+
+    _worker_store = Store(path, attachments_dir=files_root, max_attachment_bytes=max_bytes)
+
+
+def _worker_chunk(job: tuple[list[Task], str]) -> ImportStats:
+    return _import_chunk(_worker_store, *job)
+
+
+def import_into(store, tasks: list[Task], account: str, *, workers: int | None = None, chunk: int = 200,
+                on_progress: Callable[[int], None] | None = None) -> ImportStats:
+    """Import `tasks` into `store`'s database on `workers` processes (default: all cores).
+
+    Each worker parses a chunk and writes it itself through its own store
+    connection: SQLite lets one write at a time, but the others keep parsing
+    meanwhile, and no parsed message has to be copied back to this process.
+    (So the `store.on_ingest` hooks of this process do not see imported rows.)
+    """
     workers = workers or os.cpu_count() or 1
-    jobs = ((t, account) for t in tasks)
-    if workers <= 1 or len(tasks) < 200:
-        yield from map(_parse_task, jobs)
-        return
+    chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
+    total = ImportStats()
+
+    def add(part: ImportStats) -> None:
+        total.seen += part.seen
+        total.added += part.added
+        total.unreadable += part.unreadable
+        total.new_customers |= part.new_customers
+        if on_progress:
+            on_progress(part.seen)
+
+    if workers <= 1 or len(chunks) < 2:
+        for c in chunks:
+            add(_import_chunk(store, c, account))
+        return total
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(workers) as pool:
-        yield from pool.imap(_parse_task, jobs, chunksize=32)
-
-
-def import_into(store, tasks: list[Task], account: str, *, workers: int | None = None, batch: int = 500,
-                on_progress: Callable[[int], None] | None = None) -> ImportStats:
-    stats = ImportStats()
-    pending = []
-    reported = 0
-
-    def flush():
-        nonlocal reported
-        results = store.ingest_batch(pending)
-        stats.added += len(results)
-        stats.new_customers.update(r.customer_id for r in results if r.new_customer)
-        if on_progress:
-            on_progress(stats.seen - reported)
-        reported = stats.seen
-        pending.clear()
-
-    for item in parsed(tasks, account, workers):
-        stats.seen += 1
-        if item is None:
-            continue
-        stats.unreadable += bool(item.parse_error)
-        pending.append(item)
-        if len(pending) >= batch:
-            flush()
-    if pending:
-        flush()
-    return stats
+    init = (str(store.path), str(store.files.root), store.files.max_bytes)
+    with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
+        for part in pool.imap_unordered(_worker_chunk, ((c, account) for c in chunks)):
+            add(part)
+        pool.close()
+        pool.join()
+    return total

@@ -21,6 +21,7 @@ import time
 from email.message import Message
 from email.policy import compat32
 
+from connectors.email import mime
 from connectors.email.quotes import split_reply
 from store.models import AttachmentIn, InboundMessage, Sender
 
@@ -392,7 +393,7 @@ def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta:
 
 
 def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> InboundMessage:
-    msg = email.message_from_bytes(raw, policy=compat32)
+    msg = mime.parse(raw)
     heads = raw_headers(msg)
     problems = [type(d).__name__ for d in msg.defects]
     message_id = bare_id(heads.get("message-id"))

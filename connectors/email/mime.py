@@ -1,0 +1,122 @@
+"""A fast path in front of the stdlib's MIME parser, for well-formed mail.
+
+The stdlib feedparser walks every body line in Python: half of our parse time
+on ordinary mail, most of it on mail with attachments. Here bodies are split
+with bytes.find at the multipart boundaries and only the header blocks go
+through the stdlib parser, giving the same compat32 `Message` tree. Anything
+unusual (a missing close boundary, a header block the stdlib would flag, a
+nested message/*, a digest, bare-CR line ends) returns None, and the caller
+uses the stdlib parser on the whole message: broken mail is handled exactly
+as the stdlib handles it. tests/test_email_parse.py checks both agree.
+"""
+from __future__ import annotations
+
+import email
+import re
+from email.message import Message
+from email.policy import compat32
+
+MAX_DEPTH = 20
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINES = re.compile(r"(?<=\n)")  # split after each line end, keeping it
+_FIELD = re.compile(r"[\041-\071\073-\176]+:")  # a header field name and its colon
+_PADDING = re.compile(rb"(--)?[ \t]*(\r\n|\n)?")  # after "--boundary": close mark, transport padding
+
+
+def parse(raw: bytes) -> Message:
+    msg = None
+    if not _BARE_CR.search(raw):  # bare CR line ends: leave them to the stdlib
+        msg = _entity(raw, 0)
+    return msg if msg is not None else email.message_from_bytes(raw, policy=compat32)
+
+
+def _headers(raw: bytes) -> tuple[Message, bytes] | None:
+    """(headers as a Message, body bytes) split at the first blank line, the way
+    the stdlib's feedparser reads a header block; None where it would note a defect."""
+    if raw.startswith((b"\n", b"\r\n")):
+        return None  # no header block at all: rare, stdlib
+    m = _BLANK_LINE.search(raw)
+    if m is None:
+        return None
+    head_end = m.start() + (2 if raw[m.start()] == 13 else 1)  # keep the last header line's line end
+    msg = Message(policy=compat32)
+    field: list[str] = []
+    for i, line in enumerate(_LINES.split(raw[:head_end].decode("ascii", "surrogateescape"))):
+        if not line:
+            continue
+        if line[0] in " \t":  # folded continuation
+            if not field:
+                return None
+            field.append(line)
+            continue
+        if field:
+            msg.set_raw(*compat32.header_source_parse(field))
+        if not _FIELD.match(line):
+            if i == 0 and line.startswith("From "):  # mbox envelope line
+                msg.set_unixfrom(line.rstrip("\r\n"))
+                field = []
+                continue
+            return None
+        field = [line]
+    if field:
+        msg.set_raw(*compat32.header_source_parse(field))
+    return msg, raw[m.end():]
+
+
+def _entity(raw: bytes, depth: int) -> Message | None:
+    split = _headers(raw)
+    if split is None or depth > MAX_DEPTH:
+        return None
+    msg, body = split
+    maintype = msg.get_content_maintype()
+    if maintype == "message":
+        return None  # the stdlib parses the enclosed message into a sub-tree
+    if maintype != "multipart":
+        msg.set_payload(body.decode("ascii", "surrogateescape"))
+        return msg
+    if msg.get_content_subtype() == "digest":
+        return None  # parts default to message/rfc822 there
+    boundary = msg.get_boundary()
+    if not boundary or str(msg.get("Content-Transfer-Encoding", "7bit")).lower() not in ("7bit", "8bit", "binary"):
+        return None
+    parts = _split(body, ("--" + boundary).encode("ascii", "surrogateescape"))
+    if parts is None:
+        return None
+    children = []
+    for part in parts:
+        child = _entity(part, depth + 1)
+        if child is None:
+            return None
+        children.append(child)
+    msg.set_payload(children)
+    return msg
+
+
+def _split(body: bytes, delimiter: bytes) -> list[bytes] | None:
+    """The parts between delimiter lines; None unless there is a close delimiter
+    and every part is non-empty (the shapes the stdlib treats specially)."""
+    parts: list[bytes] = []
+    start = None  # where the current part begins
+    pos = 0
+    while True:
+        at = body.find(delimiter, pos)
+        if at < 0:
+            return None  # no close delimiter
+        pos = at + len(delimiter)
+        if at and body[at - 1] != 10:  # not at a line start
+            continue
+        pad = _PADDING.match(body, pos)
+        end = pad.end()
+        if end < len(body) and not pad.group(2):  # more text on the delimiter line: not a delimiter
+            continue
+        if start is not None:
+            # the line break before a delimiter belongs to the delimiter
+            cut = at - 2 if body[at - 2:at] == b"\r\n" else at - 1
+            if cut <= start:
+                return None
+            parts.append(body[start:cut])
+        if pad.group(1):  # close delimiter
+            return parts or None
+        start = end
+        pos = end
