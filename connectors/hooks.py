@@ -143,7 +143,8 @@ class HookRunner:
                 proc.communicate()
                 self._log(kind, name, "timeout", time.monotonic() - start, f"killed after {timeout:g}s")
                 return
-            tail = " ".join(err.decode(errors="replace").split())[-300:]
+            # stderr may carry terminal escapes; the log and the console get printable text only
+            tail = " ".join("".join(c if c.isprintable() else " " for c in err.decode(errors="replace")).split())[-300:]
             outcome = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
             self._log(kind, name, outcome, time.monotonic() - start, tail)
         except Exception as e:  # a broken hook must never take the runner down

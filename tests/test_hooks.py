@@ -69,12 +69,13 @@ def test_the_event_kind_is_in_the_environment(tmp_path):
 
 
 def test_a_failing_hook_is_logged_with_its_exit_status_and_stderr(store, clock, tmp_path):
-    auto = automation(tmp_path, [{"on": "message_received", "command": "echo 'no route to host' >&2; exit 3"}])
+    auto = automation(tmp_path, [{"on": "message_received",
+                                  "command": "printf 'no route to host\\033]0;pwned\\007' >&2; exit 3"}])
     attach_to(store, auto)
     [r] = store.ingest_batch([inbound()])
     assert auto.hooks.wait(10)
     [line] = log_lines(tmp_path)
-    assert "exit 3" in line and "no route to host" in line
+    assert "exit 3" in line and "no route to host" in line and "\x1b" not in line and "\x07" not in line
     assert store.customer(r.customer_id).status == "open"  # ingest went on regardless
     auto.tick(store)
     [ev] = store.events(kind="hook_failed")

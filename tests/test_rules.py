@@ -471,13 +471,13 @@ def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, 
         then = { priority = 2 }
     """))
     s = Store(db_path, clock=clock)
-    s.ingest(inbound(text="I need a refund", sent_at=clock.now - 7200))
+    s.ingest(inbound(text="I need a refund", name="Eve\x1b[2J\x1b]0;pwned\x07", sent_at=clock.now - 7200))
     s.ingest(inbound(address="2", text="hello", sent_at=clock.now - 7200))
     before = (s.events(limit=100), s.customer(1).tags, s.outbox())
     s.close()
     assert main(["--db", str(db_path), "rules", "test", "--since", "2026-01-01"]) == 0
     out = capsys.readouterr().out
-    assert "refunds -> tag refund; assign alice" in out
+    assert "refunds -> tag refund; assign alice" in out and "\x1b" not in out and "\x07" not in out
     assert "waiting now: slow -> priority 2" in out
     assert "Would fire: refunds ×1, slow ×2" in out
     assert main(["--db", str(db_path), "--json", "rules", "test", "--since", "2026-01-01"]) == 0

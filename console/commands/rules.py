@@ -7,6 +7,7 @@ import time
 
 from connectors import rules as rules_mod
 from console.cli import _iso
+from console.commands.core import _clean
 from console.commands.stats import parse_since
 
 
@@ -67,7 +68,7 @@ def cmd_test(args, ctx) -> int:
         for h in hits:
             what = f"message #{h['message_id']}" if h["on"] == "message" else "waiting now"
             note = "  (already fired in this wait)" if h["already_fired"] else ""
-            out.append(f"{_iso(h['at'])}  #{h['customer_id']} {h['customer'][:24]:<24} {h['channel'] or '-':<8} "
+            out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel'] or '-':<8} "
                        f"{what}: {h['rule']} -> {'; '.join(h['actions'])}{note}")
         counts: dict[str, int] = {}
         for h in hits:
