@@ -13,6 +13,7 @@ template is logged and recorded as a 'rule_error' event.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -228,7 +229,7 @@ class Automation:
     def _subject(self, store, customer, message=None, identity=None) -> rules_mod.Subject:
         cid = customer.id
         return rules_mod.Subject(customer=customer, message=message, identity=identity, now=store.clock(),
-                                 engaged=lambda: store.engagement(cid, ENGAGED_GAP)["seconds"], tz=self.rules.tz)
+                                 case=functools.cache(lambda: store.engagement(cid, ENGAGED_GAP)), tz=self.rules.tz)
 
     def run_rules(self, store, rules: list, subject: rules_mod.Subject) -> list[str]:
         """Apply every matching rule in order; returns the names that fired."""

@@ -57,7 +57,7 @@ EXAMPLE = """\
 #   omnidesk rules test --since 7d
 # Conditions: channel account sender name subject text tag not_tag assigned assignee
 #   priority_below priority_at_least fact new_customer hours days waiting_over
-#   waiting_under engaged_over.  Actions: tag priority assign snooze status acknowledge hook.
+#   waiting_under engaged_over case_channels_at_least.  Actions: tag priority assign snooze status acknowledge hook.
 
 # timezone = "Europe/Berlin"   # for hours/days (default: this machine's)
 
@@ -99,7 +99,8 @@ class Subject:
     identity: Any = None  # who sent `message`
     now: float = 0.0
     new_customer: bool = False
-    engaged: Callable[[], float] = lambda: 0.0  # seconds engaged in the current case (computed on demand)
+    # the current case across channels, computed on demand: {"seconds": engaged, "channels": [...]}
+    case: Callable[[], dict] = lambda: {"seconds": 0.0, "channels": []}
     tz: Any = None
 
 
@@ -213,7 +214,9 @@ CONDITIONS: dict[str, tuple[Callable, Callable]] = {
     "days": (_days, lambda v, s: DAYS[_local(s).weekday()] in v),
     "waiting_over": (parse_duration, lambda v, s: (_waited(s) or -1) >= v),
     "waiting_under": (parse_duration, lambda v, s: _waited(s) is not None and _waited(s) < v),
-    "engaged_over": (parse_duration, lambda v, s: s.engaged() >= v),
+    "engaged_over": (parse_duration, lambda v, s: s.case()["seconds"] >= v),
+    # bounced around: the case went over this many channels
+    "case_channels_at_least": (_int, lambda v, s: len(s.case()["channels"]) >= v),
 }
 
 

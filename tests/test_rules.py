@@ -11,6 +11,7 @@ from connectors import config as config_mod
 from connectors import rules as rules_mod
 from connectors.automation import Automation
 from connectors.config import ConfigError
+from store import StoreError
 from console.cli import main
 from tests.conftest import inbound
 
@@ -52,6 +53,10 @@ def _fact(v):
     return lambda s, cid: s.set_fact(cid, "plan", v, "ann")
 
 
+def _email_first(s, cid):
+    s.ingest(inbound(channel="email", address="m@x.example", text="first by mail", sent_at=s.clock() - 600))
+
+
 PRIOR = "prior"  # an earlier message from the same customer, 2h before
 CHAT = [dict(sent_at=T_MON_1000 - 300 * i) for i in range(6, 0, -1)]  # six messages 5 minutes apart
 
@@ -82,6 +87,7 @@ CASES = [
     ('waiting_over = "1h"', (dict(), [PRIOR]), (dict(), None)),
     ('waiting_under = "1h"', (dict(), None), (dict(), [PRIOR])),
     ('engaged_over = "20m"', (dict(), CHAT), (dict(), [PRIOR])),
+    ("case_channels_at_least = 2", (dict(address="7", emails=("m@x.example",)), [_email_first]), (dict(), [PRIOR])),
 ]
 
 
@@ -107,7 +113,11 @@ def _fire(store, clock, tmp_path, condition, message_kwargs, prep) -> bool:
             store.queue_reply(store.find_customer(kw.get("address", "1001")), "ok", "ann")
             clock.now = saved
         else:
-            step(store, store.find_customer(kw.get("address", "1001")))
+            try:
+                cid = store.find_customer(kw.get("address", "1001"))
+            except StoreError:  # the step creates the customer
+                cid = None
+            step(store, cid)
     before = len(rule_events(store))
     [result] = ingest(store, auto, inbound(**kw))
     fired = [e for e in rule_events(store)[: len(rule_events(store)) - before] if e.data["message_id"] == result.message_id]
