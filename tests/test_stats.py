@@ -209,3 +209,13 @@ def test_stats_command_json_and_csv(stats_db, capsys):
 def test_stats_command_rejects_a_bad_since(stats_db, capsys):
     assert main(["--db", str(stats_db), "stats", "--since", "last tuesday"]) == 1
     assert "--since 'last tuesday': expected a span like 7d" in capsys.readouterr().err
+
+
+def test_stats_command_sums_up_satisfaction(db_path, clock, tmp_path, capsys):
+    s = Store(db_path, clock=clock)
+    for n, score in enumerate([5, 4, 2], 1):
+        s.ingest(inbound(address=str(n), sent_at=clock.now))
+        s.record_rating(n, 1, "telegram", score, str(score))
+    s.close()
+    assert main(["--db", str(db_path), "stats", "--since", "2026-01-01", "--until", "2026-12-31"]) == 0
+    assert "Satisfaction: 3.7 of 5 from 3 answers (67% rated 4 or 5)" in capsys.readouterr().out

@@ -103,6 +103,11 @@ def human(data: dict) -> str:
             else:
                 cells.append(str(v))
         lines.append(f"{ch:<9}" + "".join(f"{c:>10}" for c in cells))
+    total = data["channels"]["all"]
+    if total["ratings"]:
+        share = 100 * total["rating_positive"] / total["ratings"]
+        lines += ["", f"Satisfaction: {total['rating_avg']:.1f} of 5 from {total['ratings']} answers "
+                      f"({share:.0f}% rated 4 or 5)"]
     hours = data["hours"]["all"]
     if any(hours):
         top = max(hours)
