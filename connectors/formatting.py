@@ -336,6 +336,10 @@ def _safe_cut(raw: str, n: int) -> int:
 
 
 def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
+    """Fill parts of at most `limit` (closing tags included). When the next atom
+    does not fit, cut at the last paragraph break of the part, else the last line
+    break, else the last space, else inside the word; then start the next part
+    with the line prefix and the tags still open."""
     atoms = list(atoms)
     parts: list[str] = []
     stack: list[_Open] = []
