@@ -33,6 +33,24 @@ def backoff(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+def build_engine(store_path, cfg) -> "Engine | None":
+    """The engine for every configured account, with the automation (rules,
+    targets, hooks) attached; None when no channel is configured."""
+    from connectors import automation, registry
+
+    connectors = registry.build_all(cfg)
+    if not connectors:
+        return None
+    engine = Engine(
+        store_path, connectors,
+        poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
+        max_attempts=cfg.get("sync", "max_attempts"),
+        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes")},
+    )
+    automation.attach(engine, cfg)
+    return engine
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())[:300]
@@ -57,10 +75,20 @@ class Engine:
         self.has_lease = threading.Event()
         self.outbox_wake = threading.Event()
         self.tick_hooks: list[Callable[[Store], None]] = []  # run by the lease keeper (rules timer, ...)
+        self.ingest_hooks: list[Callable[[Store, list], None]] = []  # run after each committed batch
         self.threads: list[threading.Thread] = []
 
     def _store(self) -> Store:
-        return Store(self.store_path, clock=self.clock, **self.store_options)
+        s = Store(self.store_path, clock=self.clock, **self.store_options)
+        s.on_ingest.append(lambda results: self._after_ingest(s, results))
+        return s
+
+    def _after_ingest(self, s: Store, results: list) -> None:
+        for hook in self.ingest_hooks:
+            try:
+                hook(s, results)
+            except Exception:  # automation must never stop ingest
+                log.exception("ingest hook")
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -242,7 +270,10 @@ class Engine:
                     s.set_health(connector.name, RETRYING, _describe(e))
             self.flush_outbox(s)
             for hook in self.tick_hooks:
-                hook(s)
+                try:
+                    hook(s)
+                except Exception:
+                    log.exception("timer hook")
         finally:
             s.release_lease(self.holder)
             self.has_lease.clear()

@@ -261,7 +261,8 @@ class CustomersMixin:
             """UPDATE customers SET
                  last_inbound_at = (SELECT max(sent_at) FROM messages WHERE customer_id=:id AND direction='in'),
                  last_outbound_at = (SELECT max(m.sent_at) FROM messages m LEFT JOIN outbox o ON o.message_id=m.id
-                                     WHERE m.customer_id=:id AND m.direction='out' AND coalesce(o.state,'sent') != 'failed'),
+                                     WHERE m.customer_id=:id AND m.direction='out' AND coalesce(o.state,'sent') != 'failed'
+                                     AND coalesce(json_extract(m.meta, '$.auto'), 0) = 0),  -- an auto-ack answers nobody
                  last_channel = (SELECT channel FROM messages WHERE customer_id=:id AND direction='in'
                                  ORDER BY sent_at DESC, id DESC LIMIT 1)
                WHERE id=:id""",

@@ -44,12 +44,12 @@ def cmd_demo(args, ctx) -> int:
 
 
 def _headless(world, config, seconds: float | None) -> int:
-    from console.app import default_engine_factory
+    from connectors.engine import build_engine
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    engine = default_engine_factory(world.db_path, config, config.agent)
+    engine = build_engine(world.db_path, config)
     engine.start()
     print(json.dumps({"demo": True, "dir": str(world.root), "db": str(world.db_path),
                       "config": str(world.config_path), "note": "Ctrl-C or SIGTERM stops and deletes it"}), flush=True)

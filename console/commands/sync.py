@@ -5,9 +5,8 @@ import logging
 import signal
 import threading
 
-from connectors import registry
 from connectors.base import ConnectorError
-from connectors.engine import Engine
+from connectors.engine import Engine, build_engine
 from console.cli import UserError
 
 
@@ -20,16 +19,10 @@ def register(sub, parents) -> None:
 
 
 def make_engine(ctx) -> Engine:
-    cfg = ctx.config
-    connectors = registry.build_all(cfg)
-    if not connectors:
+    engine = build_engine(ctx.db_path, ctx.config)
+    if engine is None:
         raise UserError(f"no channels configured in {ctx.config_path} (run `omnidesk init`)")
-    return Engine(
-        ctx.db_path, connectors,
-        poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
-        max_attempts=cfg.get("sync", "max_attempts"),
-        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes")},
-    )
+    return engine
 
 
 def cmd_sync(args, ctx) -> int:
