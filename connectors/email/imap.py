@@ -69,6 +69,9 @@ class ImapConnector(BaseConnector):
         try:
             client = IMAPClient(o["imap_host"], port=port, ssl=security == "tls", ssl_context=ctx,
                                 timeout=o["timeout"])
+        except ssl.SSLCertVerificationError as e:
+            raise PermanentError(f"{self.where}:{port}: certificate not trusted ({e.verify_message}); "
+                                 "set ca_file for a private CA") from None
         except NET_ERRORS as e:
             raise ConnectorError(f"{self.where}:{port}: cannot connect ({type(e).__name__}: {e})") from None
         try:
@@ -76,6 +79,10 @@ class ImapConnector(BaseConnector):
             if security == "starttls":
                 client.starttls(ctx)
             client.login(o["username"], self.password() or "")
+        except ssl.SSLCertVerificationError as e:
+            _quietly(client.shutdown)
+            raise PermanentError(f"{self.where}:{port}: certificate not trusted ({e.verify_message}); "
+                                 "set ca_file for a private CA") from None
         except LoginError as e:
             _quietly(client.shutdown)
             self._password = None  # re-read the secret next time: the user may have fixed it

@@ -49,6 +49,8 @@ def send(msg: EmailMessage, options: dict, password: str | None) -> None:
             server.quit()
         except (smtplib.SMTPException, OSError):
             pass
+    except ssl.SSLCertVerificationError as e:
+        raise PermanentError(f"{where}: certificate not trusted ({e.verify_message}); set ca_file") from None
     except smtplib.SMTPAuthenticationError as e:
         raise PermanentError(f"{where}: login refused for {user} ({e.smtp_code})") from None
     except smtplib.SMTPRecipientsRefused as e:

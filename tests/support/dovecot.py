@@ -40,13 +40,22 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert, key), made with the openssl CLI."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 CONFIG = """\
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
@@ -70,7 +79,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 protocol imap {{
@@ -82,12 +93,18 @@ protocol imap {{
 class Dovecot:
     """One Dovecot instance with users; start/stop/restart keep the port and mail."""
 
-    def __init__(self, users: dict[str, str]):
+    def __init__(self, users: dict[str, str], tls: bool = False):
         if not os.path.exists(DOVECOT):
             raise FileNotFoundError(DOVECOT)
         self.users = dict(users)
         self.root = Path(tempfile.mkdtemp(prefix="odv", dir="/tmp"))  # short: socket paths < 100 chars
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0  # implicit TLS; the plain port then offers STARTTLS
+        self.cert = None
+        ssl = "ssl = no"
+        if tls:
+            self.cert, key = make_certificate(self.root)
+            ssl = f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{key}"
         self.proc: subprocess.Popen | None = None
         if os.geteuid() == 0:
             mail_user = pwd.getpwnam("nobody")
@@ -106,7 +123,7 @@ class Dovecot:
             os.chown(self.root / "mail", self.uid, self.gid)
         group = "nogroup" if internal == "nobody" else internal
         (self.root / "dovecot.conf").write_text(CONFIG.format(
-            root=self.root, port=self.port, uid=self.uid, gid=self.gid, internal_user=internal,
+            root=self.root, port=self.port, tls_port=self.tls_port, ssl=ssl, uid=self.uid, gid=self.gid, internal_user=internal,
             internal_group=group, login_user=login))
         self._write_passwd()
 

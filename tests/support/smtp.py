@@ -27,14 +27,23 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self):
+    """tls: None, "tls" (implicit, like port 465) or "starttls" (required), with `cert`/`key` PEM files."""
+
+    def __init__(self, tls: str | None = None, cert=None, key=None):
+        import ssl
+
         from aiosmtpd.controller import Controller
 
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         # Controller(port=0) fails to report its port: pick a free one first.
         self.port = free_port()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        kwargs = {}
+        if tls:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(cert), str(key))
+            kwargs = {"ssl_context": ctx} if tls == "tls" else {"tls_context": ctx, "require_starttls": True}
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
 
     def _add(self, item: Received) -> None:
         with self._cond:
