@@ -85,11 +85,12 @@ class ImapConnector(BaseConnector):
                                  "set ca_file for a private CA") from None
         except LoginError as e:
             _quietly(client.shutdown)
+            detail = _text(e, self._password)
             self._password = None  # re-read the secret next time: the user may have fixed it
-            raise PermanentError(f"{self.where}: login failed for {o['username']} ({_text(e)})") from None
+            raise PermanentError(f"{self.where}: login failed for {o['username']} ({detail})") from None
         except NET_ERRORS as e:
             _quietly(client.shutdown)
-            raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e)}") from None
+            raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
         return client
 
     def _main(self) -> IMAPClient:
@@ -112,7 +113,7 @@ class ImapConnector(BaseConnector):
                 raise
             except NET_ERRORS as e:
                 self._drop()
-                raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e)}") from None
+                raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
 
     def _fetch(self, cursor: dict[str, str]) -> Batch:
         client = self._main()
@@ -174,7 +175,7 @@ class ImapConnector(BaseConnector):
             self._idle_wait(min(timeout, IDLE_MAX), stop)
         except (ConnectorError, *NET_ERRORS) as e:
             # let the next fetch report the problem as channel health
-            log.info("%s: IDLE unavailable: %s", self.where, _text(e))
+            log.info("%s: IDLE unavailable: %s", self.where, _text(e, self._password))
             if self._idler is not None:
                 _quietly(self._idler.shutdown)
                 self._idler = None
@@ -229,8 +230,9 @@ class ImapConnector(BaseConnector):
             return None
         except Exception as e:  # noqa: BLE001 - see send()
             self._drop()
-            log.warning("%s: %s failed after sending: %s", self.where, fn.__name__.strip("_"), _text(e))
-            return f"{type(e).__name__}: {_text(e)}"[:300]
+            detail = _text(e, self._password)
+            log.warning("%s: %s failed after sending: %s", self.where, fn.__name__.strip("_"), detail)
+            return f"{type(e).__name__}: {detail}"[:300]
 
     def _append_sent(self, raw: bytes) -> None:
         client = self._main()
@@ -257,11 +259,15 @@ class ImapConnector(BaseConnector):
             self._client = self._idler = None
 
 
-def _text(e: BaseException) -> str:
+def _text(e: BaseException, secret: str | None = None) -> str:
+    """An error's text for health and logs; never the password, even if a server echoes it."""
     text = e.args[0] if e.args else str(e)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return " ".join(str(text).split())[:200] or type(e).__name__
+    text = str(text)
+    if secret:
+        text = text.replace(secret, "***")
+    return " ".join(text.split())[:200] or type(e).__name__
 
 
 def _quietly(fn) -> None:

@@ -58,6 +58,8 @@ def send(msg: EmailMessage, options: dict, password: str | None) -> None:
         raise PermanentError(f"{where}: recipient refused ({codes})") from None
     except smtplib.SMTPResponseException as e:
         text = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+        if password:  # a server that echoes credentials must not put them in health or logs
+            text = text.replace(password, "***")
         detail = f"{where}: {e.smtp_code} {' '.join(text.split())[:200]}"
         if 500 <= e.smtp_code < 600:
             raise PermanentError(detail) from None
