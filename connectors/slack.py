@@ -236,6 +236,23 @@ class SlackConnector(BaseConnector):
             raise ConnectorError(f"cannot open Slack Socket Mode: {self._scrub(str(e)) or type(e).__name__}") from None
         self._socket = sm
 
+    def probe(self) -> str:
+        """A live check for `omnidesk doctor`: the bot token, the conversations it
+        can read, and the app token for Socket Mode."""
+        r = self._api("auth_test")
+        convs = self._conversations()
+        detail = f"bot @{r.get('user')} in {r.get('team')}, in {len(convs)} conversation(s)"
+        if self.app_token:
+            try:
+                WebClient(base_url=self.base_url, timeout=int(self.timeout)).apps_connections_open(
+                    app_token=self.app_token)
+            except SlackApiError as e:
+                raise self._map("apps.connections.open", e) from None
+            detail += "; Socket Mode available"
+        else:
+            detail += "; polling (add an app token for Socket Mode)"
+        return detail
+
     @property
     def socket_connected(self) -> bool:
         return self._socket is not None and self._socket.is_connected()

@@ -167,6 +167,14 @@ class TelegramConnector(BaseConnector):
             self._call(self._bot.initialize())  # getMe: checks the token
             self._ready = True
 
+    def probe(self) -> str:
+        """A live check for `omnidesk doctor`: the token works and polling is possible."""
+        self._ensure_ready()
+        me = self._bot.bot
+        webhook = self._call(self._bot.get_webhook_info())
+        note = "; a webhook is set, so getUpdates will fail (delete it)" if webhook.url else ""
+        return f"bot @{me.username} (id {me.id}){note}"
+
     # -- inbound ---------------------------------------------------------------------------
     def fetch(self, cursor: dict[str, str]) -> Batch:
         self._ensure_ready()

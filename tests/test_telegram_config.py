@@ -67,3 +67,35 @@ def test_slack_base_url_must_end_with_a_slash(tmp_path, monkeypatch):
     cfg = load(tmp_path, '[slack.team]\ntoken_env = "SLACK_BOT"\nbase_url = "http://127.0.0.1:9/api"\n')
     with pytest.raises(config.ConfigError, match="must end with '/'"):
         registry.build_all(cfg)
+
+
+def test_doctor_probes_say_what_works(tg, slack):
+    from tests.support.chat import slack_connector, telegram_connector
+
+    conn = telegram_connector(tg)
+    try:
+        assert conn.probe() == "bot @omnidesk_sandbox_bot (id 700000001)"
+        tg.webhook_url = "https://example.com/hook"
+        assert "a webhook is set" in conn.probe()
+    finally:
+        conn.close()
+    slack.channel("support", [])
+    conn = slack_connector(slack, app_token=slack.app_token)
+    assert conn.probe() == "bot @omnidesk in Sandbox, in 1 conversation(s); Socket Mode available"
+    conn = slack_connector(slack, app_token="xapp-wrong")
+    with pytest.raises(Exception, match="invalid_auth"):
+        conn.probe()
+
+
+def test_a_revoked_token_fails_the_probe_clearly(tg):
+    from connectors.base import PermanentError
+    from tests.support.chat import telegram_connector
+
+    tg.revoke_token()
+    conn = telegram_connector(tg)
+    try:
+        with pytest.raises(PermanentError, match="rejected the bot token") as info:
+            conn.probe()
+    finally:
+        conn.close()
+    assert tg.token not in str(info.value)

@@ -105,6 +105,7 @@ class TelegramSandbox(LoopbackServer):
         self._file_ids = itertools.count(1)
         self._poll_generation = 0
         self._stopping = False
+        self.webhook_url = ""  # set it to see how a bot with a webhook fails to poll
 
     # -- addresses for the client --------------------------------------------------
     @property
@@ -278,12 +279,20 @@ class TelegramSandbox(LoopbackServer):
         return self.me
 
     async def _m_deleteWebhook(self, params):
+        self.webhook_url = ""
         return True
+
+    async def _m_getWebhookInfo(self, params):
+        return {"url": self.webhook_url, "has_custom_certificate": False,
+                "pending_update_count": 0 if self.webhook_url else len(self.updates)}
 
     async def _m_getUpdates(self, params):
         offset = params.get("offset")
         limit = max(1, min(100, int(params.get("limit") or 100)))
         timeout = max(0.0, float(params.get("timeout") or 0))
+        if self.webhook_url:
+            return self._error(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                    "use deleteWebhook to delete the webhook first")
         with self.lock:
             if isinstance(offset, int):
                 if offset < 0:
