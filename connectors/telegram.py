@@ -151,6 +151,9 @@ class TelegramConnector(BaseConnector):
         if isinstance(e, tg_error.InvalidToken):
             return PermanentError("Telegram rejected the bot token (401 Unauthorized); check the token in the config")
         if isinstance(e, tg_error.Conflict):
+            if "webhook" in e.message.lower():
+                return PermanentError("this bot has a webhook set, so it cannot be polled; delete the webhook "
+                                      "(deleteWebhook) or use another bot")
             return ConnectorError("another program is polling this bot (409 Conflict)")
         if isinstance(e, tg_error.Forbidden):
             return ConnectorError(f"Telegram refused: {self._scrub(e.message)}")

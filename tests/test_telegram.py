@@ -301,3 +301,11 @@ def test_a_reply_without_a_parent_goes_to_the_private_chat(tg, conn):
                                         to_address="1001", text="Your order shipped."))
     [sent] = tg.wait_sent(1)
     assert sent["chat_id"] == 1001 and sent["reply_to"] is None and receipt.external_id == f"1001:{sent['message_id']}"
+
+
+def test_a_webhook_on_the_bot_is_a_clear_failure(tg, conn, store):
+    from connectors.base import PermanentError
+
+    tg.webhook_url = "https://example.com/hook"
+    with pytest.raises(PermanentError, match="webhook"):
+        conn.fetch({})
