@@ -19,6 +19,7 @@ MODULES = {
 
 
 def load_all() -> None:
+    importlib.import_module("connectors.templates")  # registers [channels]
     for channel, module in MODULES.items():
         if channel in config_mod.ACCOUNT_SECTIONS:
             continue

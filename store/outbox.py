@@ -44,6 +44,12 @@ class OutboxMixin:
         have = ", ".join(sorted({r["channel"] for r in rows}))
         raise StoreError(f"customer {customer_id} has no {channel} identity; they can be reached on: {have}")
 
+    def last_inbound(self, identity_id: int):
+        """The newest message this identity sent us (the one a reply answers), or None."""
+        row = self.q1("SELECT id FROM messages WHERE identity_id=? AND direction='in' ORDER BY sent_at DESC, id DESC"
+                      " LIMIT 1", (identity_id,))
+        return self.message(row[0]) if row else None
+
     def queue_reply(self, customer_id: int, text: str, author: str, *, channel: str | None = None,
                     identity_id: int | None = None, html: str | None = None, subject: str | None = None,
                     attachments: list[AttachmentIn] = (), meta: dict | None = None) -> int:

@@ -215,8 +215,10 @@ def cmd_reply(args, ctx) -> int:
     else:
         # the same adaptation the console previews: what is queued is what is sent
         rendered = preview_for_customer(s, cid, read_body(args.message, "reply"), channel, ctx.agent, config=ctx.config)
-    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident["id"],
-                               subject=args.subject or rendered.subject)
+    # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients keep threading;
+    # a template's own subject only starts new conversations.
+    subject = args.subject or (None if s.last_inbound(ident["id"]) else rendered.subject)
+    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident["id"], subject=subject)
     m = s.message(message_id)
     ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
     return 0

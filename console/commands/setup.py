@@ -104,6 +104,17 @@ def build_config(answers: dict) -> str:
     return tomlkit.dumps(doc)
 
 
+def _commented_extras() -> str:
+    """Per-channel greetings and signature, targets, hooks, satisfaction: all
+    commented out, so the owner sees what exists without anything switched on."""
+    from connectors.automation import CONFIG_EXAMPLE
+    from connectors.templates import channels_config_example
+
+    channels = "\n".join(line if not line.strip() or line.startswith("#") else f"# {line}"
+                         for line in channels_config_example().splitlines())
+    return "\n" + channels + "\n\n" + CONFIG_EXAMPLE
+
+
 def _email_account(address: str, imap: str | None, smtp: str | None, pw_env: str | None,
                    pw_cmd: str | None) -> tuple[dict, str]:
     domain = address.rsplit("@", 1)[-1].lower()
@@ -150,7 +161,7 @@ def cmd_init(args, ctx) -> int:
         answers["accounts"]["slack"] = values
         notes.append(f"export {slack}=xoxb-... (the bot token of your Slack app)")
 
-    text = build_config(answers)
+    text = build_config(answers) + _commented_extras()
     config_mod.validate(tomlkit.parse(text).unwrap(), path)  # never write a config we would reject
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
@@ -166,15 +177,19 @@ def cmd_init(args, ctx) -> int:
         installed = install_starter_templates(path.parent / "templates")
     except ImportError:
         pass
+    from connectors.rules import install_example
+
+    rules = install_example(path.parent / "rules.toml")
     keymap_dest = path.parent / "keybindings.toml"
     from console.keymap import default_path
 
     if not keymap_dest.exists():
         shutil.copy(default_path(), keymap_dest)
     data = {"config": str(path), "templates": [str(p) for p in installed], "keymap": str(keymap_dest),
+            "rules": str(rules) if rules else None,
             "channels": sorted(answers["accounts"]), "next": notes}
     lines = [f"wrote {path}", f"templates: {len(installed)} installed in {path.parent / 'templates'}",
-             f"keymap: {keymap_dest}"]
+             f"keymap: {keymap_dest}", f"rules: {rules or 'kept the existing rules.toml'}"]
     lines += [f"next: {n}" for n in notes]
     lines.append("then: omnidesk doctor   (checks every channel), omnidesk   (opens the console)")
     ctx.emit(data, "\n".join(lines))
@@ -235,6 +250,11 @@ def cmd_doctor(args, ctx) -> int:
         checks.append({"channel": "store", "ok": False, "detail": f"{ctx.db_path}: {e}",
                        "fix": "check the path and its permissions (--db or OMNIDESK_DB)"})
     if cfg is not None:
+        from connectors.automation import check_rules
+
+        ok, detail = check_rules(cfg)
+        checks.append({"channel": "rules", "ok": ok, "detail": detail,
+                       "fix": "" if ok else f"edit {cfg.base_dir / 'rules.toml'}"})
         if not any(cfg.accounts.values()):
             checks.append({"channel": "channels", "ok": False, "detail": "no channel is configured",
                            "fix": "run `omnidesk init`, or add [email.main], [telegram.main] or [slack.main]"})
