@@ -12,6 +12,7 @@ as the stdlib handles it. tests/test_email_parse.py checks both agree.
 from __future__ import annotations
 
 import email
+import email.utils
 import re
 from email.message import Message
 from email.policy import compat32
@@ -22,6 +23,28 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _LINES = re.compile(r"(?<=\n)")  # split after each line end, keeping it
 _FIELD = re.compile(r"[\041-\071\073-\176]+:")  # a header field name and its colon
 _PADDING = re.compile(rb"(--)?[ \t]*(\r\n|\n)?")  # after "--boundary": close mark, transport padding
+
+
+_PARAM = re.compile(r';\s*([\w.-]+)\s*=\s*(?:"([^"\\]*)"|([^\s;"]+))')
+
+
+def param(msg: Message, name: str, header: str = "content-type") -> str | None:
+    """A header parameter (charset, boundary, filename) without the stdlib's
+    general (slow) parameter parser; unusual shapes (RFC 2231 `*`, escapes,
+    comments) still go to it."""
+    value = msg.get(header)
+    if value is None:
+        return None
+    value = str(value)
+    if "*" in value or "\\" in value or "(" in value:
+        found = msg.get_param(name, header=header)
+        if isinstance(found, tuple):  # RFC 2231
+            found = email.utils.collapse_rfc2231_value(found)
+        return found if isinstance(found, str) else None
+    for m in _PARAM.finditer(value):
+        if m.group(1).lower() == name:
+            return m.group(2) if m.group(2) is not None else m.group(3)
+    return None
 
 
 def parse(raw: bytes) -> Message:
@@ -69,15 +92,15 @@ def _entity(raw: bytes, depth: int) -> Message | None:
     if split is None or depth > MAX_DEPTH:
         return None
     msg, body = split
-    maintype = msg.get_content_maintype()
+    maintype, _, subtype = msg.get_content_type().partition("/")
     if maintype == "message":
         return None  # the stdlib parses the enclosed message into a sub-tree
     if maintype != "multipart":
         msg.set_payload(body.decode("ascii", "surrogateescape"))
         return msg
-    if msg.get_content_subtype() == "digest":
+    if subtype == "digest":
         return None  # parts default to message/rfc822 there
-    boundary = msg.get_boundary()
+    boundary = (param(msg, "boundary") or "").rstrip()
     if not boundary or str(msg.get("Content-Transfer-Encoding", "7bit")).lower() not in ("7bit", "8bit", "binary"):
         return None
     parts = _split(body, ("--" + boundary).encode("ascii", "surrogateescape"))

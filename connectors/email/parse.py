@@ -198,7 +198,7 @@ def _part_text(part: Message, out: "_Body") -> str:
             payload = payload.encode("ascii", "surrogateescape")
         else:
             return ""
-    text, guessed = decode_guess(payload, part.get_content_charset())
+    text, guessed = decode_guess(payload, (mime.param(part, "charset") or "").lower() or None)
     if guessed and not out.guessed:  # a guessed body charset also fits raw header bytes
         out.guessed = guessed
     return clean_text(text)
@@ -279,7 +279,7 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
             _walk(child, out, depth + 1)
         return
     if ctype == "message/rfc822" or _is_attachment(part, ctype):
-        _attach(part, out)
+        _attach(part, ctype, out)
     elif ctype == "text/html":
         out.html.append(_part_text(part, out))
     else:
@@ -301,8 +301,8 @@ def _alternative(children: list, out: _Body, depth: int) -> None:
     out.guessed = out.guessed or sub.guessed
 
 
-def _attach(part: Message, out: _Body) -> None:
-    if part.get_content_type() == "message/rfc822":
+def _attach(part: Message, ctype: str, out: _Body) -> None:
+    if ctype == "message/rfc822":
         inner = part.get_payload()
         data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
         name = _filename(part, out) if part.get_filename() else "forwarded.eml"
@@ -314,7 +314,7 @@ def _attach(part: Message, out: _Body) -> None:
         name = _filename(part, out)
     disposition = _disposition(part)
     inline = disposition == "inline" or (disposition != "attachment" and bool(part.get("Content-ID")))
-    out.attachments.append(AttachmentIn(name, part.get_content_type(), data, inline=inline))
+    out.attachments.append(AttachmentIn(name, ctype, data, inline=inline))
 
 
 def _date(msg: Message, heads: dict[str, str], fallback: float) -> float:
