@@ -241,6 +241,10 @@ class TelegramConnector(BaseConnector):
             notes.append(f"[shared contact: {' '.join(filter(None, [c.first_name, c.last_name]))}, {c.phone_number}]")
             if c.user_id == user.id:  # their own number: evidence that links identities
                 phones = (c.phone_number,)
+        if msg.venue:
+            notes.append(f"[venue: {msg.venue.title}, {msg.venue.address}]")
+        elif msg.location:
+            notes.append(f"[location: {msg.location.latitude:.5f}, {msg.location.longitude:.5f}]")
         attachments: list[AttachmentIn] = []
         skipped: list[dict] = []
         # an edit carries the same notes but downloads nothing again

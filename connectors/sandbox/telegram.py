@@ -172,6 +172,10 @@ class TelegramSandbox(LoopbackServer):
             contact["last_name"] = user["last_name"]
         return self._customer_message(user, kw.get("chat"), kw.get("reply_to"), contact=contact)
 
+    def share_location(self, user: dict, latitude: float, longitude: float, **kw) -> dict:
+        return self._customer_message(user, kw.get("chat"), kw.get("reply_to"),
+                                      location={"latitude": latitude, "longitude": longitude})
+
     def edit(self, message: dict, text: str) -> dict:
         """The customer edits an earlier message (text, or caption for media)."""
         with self.lock:
