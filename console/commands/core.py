@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from console.cli import UserError, _iso
+from console.cli import UserError, _iso, jsonable
 from store.models import STATUSES
 
 
@@ -124,19 +124,23 @@ def read_body(message: str | None, what: str) -> str:
 
 
 def cmd_queue(args, ctx) -> int:
+    from connectors.targets import Targets, describe_time_left
+
     rows = ctx.store.queue(args.filter, limit=args.limit, offset=args.offset, agent=ctx.agent,
                            channel=args.channel, tag=args.tag)
+    targets, now = Targets.from_config(ctx.config), time.time()
+    data = [{**jsonable(r), "time_left": targets.time_left(r, now)} for r in rows]  # seconds; negative = overdue
 
-    def human(rows):
+    def human(_):
         if not rows:
             return "Nobody is waiting." if args.filter == "waiting" else "No customers."
-        lines = [f"{'ID':>6}  {'WAITING':>8}  {'VIA':<8}  {'NAME':<24}  PREVIEW"]
-        for r in rows:
-            lines.append(f"{r.customer_id:>6}  {_age(r.waiting_since):>8}  {(r.last_channel or '-'):<8}  "
-                         f"{_clean(r.name, 24):<24}  {_clean(r.preview, 60)}")
+        lines = [f"{'ID':>6}  {'WAITING':>8}  {'TARGET':>9}  {'VIA':<8}  {'NAME':<22}  PREVIEW"]
+        for r, d in zip(rows, data):
+            lines.append(f"{r.customer_id:>6}  {_age(r.waiting_since):>8}  {describe_time_left(d['time_left']):>9}  "
+                         f"{(r.last_channel or '-'):<8}  {_clean(r.name, 22):<22}  {_clean(r.preview, 50)}")
         return "\n".join(lines)
 
-    ctx.emit(rows, human)
+    ctx.emit(data, human)
     return 0
 
 
@@ -145,13 +149,19 @@ def cmd_show(args, ctx) -> int:
     cid = ctx.customer(args.customer)
     customer = s.customer(cid)
     messages = s.timeline(cid, limit=args.limit)
-    data = {"customer": customer, "messages": messages}
+    engaged = s.engagement(cid)
+    data = {"customer": customer, "messages": messages, "engaged": engaged}
 
     def human(_):
         c = customer
         out = [f"#{c.id} {_clean(c.name, 60)}  [{c.status}]" + (f"  assigned to {c.assignee}" if c.assignee else "")]
         if c.waiting_since:
             out.append(f"waiting {_age(c.waiting_since)}")
+        if engaged.get("messages"):
+            from console.timefmt import format_age
+
+            out.append(f"this case: {engaged['messages']} messages on {', '.join(engaged['channels'])}, "
+                       f"{format_age(engaged['seconds'])} engaged")
         for i in c.identities:
             handle = f" @{i.handle}" if i.handle else ""
             out.append(f"  identity {i.id}: {i.channel} {_clean(i.address, 60)}{handle}")
