@@ -152,3 +152,14 @@ def test_bad_config_names_the_key(tmp_path, db_path):
     proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db_path), "--config", str(cfg), "queue"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "telegram.shop.token: unknown key" in proc.stderr and "abc" not in proc.stderr
+
+
+def test_queue_counts_down_to_the_channel_target(db_path, seeded, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[targets]\nchat = "15m"\nemail = "4h"\n')
+    rows = ok_json(db_path, "--config", str(cfg), "queue")
+    by_name = {r["name"]: r for r in rows}
+    # seeded messages are from 2026-09: long overdue, by more than the target
+    assert by_name["Bob Li"]["time_left"] < -900 and by_name["Jane Roe"]["time_left"] < -4 * 3600
+    assert "over" in omnidesk(db_path, "--config", str(cfg), "queue").stdout
+    assert all(r["time_left"] is None for r in ok_json(db_path, "queue"))  # no targets configured
