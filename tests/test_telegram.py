@@ -101,8 +101,8 @@ def test_shared_contact_phone_links_to_the_email_customer(tg, conn, store, make_
     pull(conn, store)
     customer = only_customer(store)
     assert sorted(i.channel for i in customer.identities) == ["email", "telegram"]
-    assert "+442079460958" in store.timeline(customer.id)[1].text
-    assert store.timeline(customer.id)[2].text == "[location: 51.50135, -0.14189]"
+    assert "+442079460958" in store.timeline(customer.id)[-2].text
+    assert store.timeline(customer.id)[-1].text == "[location: 51.50135, -0.14189]"
 
 
 def test_someone_elses_contact_does_not_link(tg, conn, store, make_inbound):
