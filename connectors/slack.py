@@ -20,7 +20,8 @@ pushes events in well under a second and polls only to catch up after each
 (re)connect and every `catchup_seconds`.
 
 Socket Mode events advance the cursors only when the socket has been connected
-since the start of the last catch-up poll, so a gap while disconnected is
+since the start of the last catch-up poll and that poll has read the
+conversation (a channel the bot just joined is backfilled first), so a gap is
 always read back from history: nothing is lost, and the store's idempotent
 ingest makes the overlap harmless.
 """
@@ -440,7 +441,8 @@ class SlackConnector(BaseConnector):
             item = self._delete_item(cid, event.get("deleted_ts") or "", event.get("previous_message"))
         else:
             item = self._message_item(cid, ctype, event)
-            if item and epoch == self._polled_epoch:  # no gap since the catch-up poll began
+            # no gap since the catch-up poll began, and that poll has read this conversation
+            if item and epoch == self._polled_epoch and f"c:{cid}" in new:
                 thread_ts = item.meta.get("thread_ts")
                 key = f"t:{cid}:{thread_ts}" if thread_ts else f"c:{cid}"
                 new[key] = max(new.get(key) or "0", item.meta["ts"], key=float)

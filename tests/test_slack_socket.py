@@ -114,3 +114,16 @@ def test_polling_carries_on_when_the_socket_cannot_open(slack, live_store, db_pa
         assert slack.connected_sockets == 0
         assert live_store.health()["slack:team"]["state"] == "ok"
     conn.close()
+
+
+def test_a_channel_the_bot_is_added_to_is_read_from_then_on(slack, socket_conn, live_store, db_path):
+    jane = slack.user("U100", "jane", "Jane Roe")
+    ch = slack.channel("sales", [jane], bot_member=False)
+    slack.post(jane, ch, "before the bot joined")
+    with running_engine(db_path, [socket_conn], poll_interval=30):
+        wait_until(lambda: socket_conn._epoch and socket_conn._polled_epoch == socket_conn._epoch, what="ready")
+        slack.invite_bot(ch)
+        slack.post(jane, ch, "hello bot")
+        cid = wait_until(lambda: live_store.queue(filter="all"), what="message")[0].customer_id
+        wait_until(lambda: len(timeline(live_store, cid)) == 2, what="the backfill from the catch-up poll")
+    assert sorted(m.text for m in timeline(live_store, cid)) == ["before the bot joined", "hello bot"]

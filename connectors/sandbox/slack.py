@@ -127,6 +127,14 @@ class SlackSandbox(LoopbackServer):
         return self._conversation("C", name=name, is_channel=not private, is_group=private, is_private=private,
                                   is_member=bot_member, members=members_ids)
 
+    def invite_bot(self, channel: str) -> None:
+        """Someone adds the bot to a channel (member_joined_channel in Socket Mode)."""
+        with self.lock:
+            conv = self.conversations[channel]
+            conv["is_member"] = True
+            conv["members"].append("U0BOT")
+            self._event(channel, {"type": "member_joined_channel", "user": "U0BOT", "ts": self._next_ts()})
+
     def _next_ts(self) -> str:
         now = max(time.time(), self._last_ts + 0.000001)
         self._last_ts = now
