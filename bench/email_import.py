@@ -23,6 +23,7 @@ import json
 import mailbox
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -146,21 +147,30 @@ def warm(root: Path) -> int:
 
 
 # -- the contenders ------------------------------------------------------------------
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children (pool workers, notmuch, mu)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
 def run_omnidesk(source: Path, work: Path, jobs: int | None) -> dict:
     from connectors.email import bulk
     from store import Store
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     tasks = bulk.mbox_tasks(source) if source.is_file() else bulk.maildir_tasks(source)
     store = Store(work / "omnidesk.db")
     stats = bulk.import_into(store, tasks, "bench", workers=jobs)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     t1 = time.perf_counter()
     hits = len(store.search("refund"))
     search_ms = (time.perf_counter() - t1) * 1000
     store.close()
     return {"tool": f"omnidesk import ({jobs or os.cpu_count()} procs)", "messages": stats.seen,
-            "seconds": elapsed, "rate": stats.seen / elapsed, "added": stats.added,
+            "seconds": elapsed, "rate": stats.seen / elapsed, "added": stats.added, "cpu": cpu,
             "note": f"{stats.added} stored; search 'refund': {hits} hits in {search_ms:.0f} ms"}
 
 
@@ -172,14 +182,14 @@ def run_notmuch(maildir: Path, work: Path, count: int) -> dict:
                    f"[maildir]\nsynchronize_flags=false\n[user]\nname=Bench\nprimary_email=support@shop.test\n")
     env = {**os.environ, "NOTMUCH_CONFIG": str(cfg)}
     (work / "notmuch-db").mkdir()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     done = subprocess.run(["notmuch", "new", "--quiet"], env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     if done.returncode:
         return {"tool": "notmuch new", "skipped": f"failed: {done.stderr.strip()[:300]}"}
     n = int(subprocess.run(["notmuch", "count", "--output=files", "*"], env=env, capture_output=True,
                            text=True).stdout.strip() or 0)
-    return {"tool": "notmuch new", "messages": count, "seconds": elapsed, "rate": count / elapsed,
+    return {"tool": "notmuch new", "messages": count, "seconds": elapsed, "rate": count / elapsed, "cpu": cpu,
             "note": f"{n} files indexed"}
 
 
@@ -190,14 +200,14 @@ def run_mu(maildir: Path, work: Path, count: int) -> dict:
     init = subprocess.run(["mu", "init", f"--muhome={home}", f"--maildir={maildir}"], capture_output=True, text=True)
     if init.returncode:
         return {"tool": "mu index", "skipped": f"mu init failed: {init.stderr.strip()[:300]}"}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     done = subprocess.run(["mu", "index", f"--muhome={home}", "--quiet"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     if done.returncode:
         return {"tool": "mu index", "skipped": f"failed: {done.stderr.strip()[:300]}"}
-    found = subprocess.run(["mu", "find", f"--muhome={home}", "--fields=l", "--", "*"], capture_output=True, text=True)
+    found = subprocess.run(["mu", "find", f"--muhome={home}", "--fields=l", ""], capture_output=True, text=True)
     n = len(found.stdout.splitlines())
-    return {"tool": "mu index", "messages": count, "seconds": elapsed, "rate": count / elapsed,
+    return {"tool": "mu index", "messages": count, "seconds": elapsed, "rate": count / elapsed, "cpu": cpu,
             "note": f"{n} messages indexed"}
 
 
@@ -300,6 +310,7 @@ def main() -> int:
                     print(f"  {r['tool']:<28} skipped: {r['skipped']}")
                 else:
                     print(f"  {r['tool']:<28} {r['messages']:>7} msgs {r['seconds']:>7.2f} s {r['rate']:>8.0f} msg/s"
+                          f"  CPU {r['cpu'] * 1000 / r['messages']:.2f} ms/msg"
                           f"  (all runs: {', '.join(map(str, r['all_rates']))} msg/s)"
                           + (f"  {r['note']}" if r.get("note") else ""))
             if idle:
