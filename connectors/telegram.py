@@ -94,6 +94,13 @@ def build(account: str, options: dict, config=None) -> "TelegramConnector":
                              long_poll=options.get("long_poll_seconds", 25), max_download_bytes=cap)
 
 
+def _seconds(e: tg_error.RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta
+        warnings.simplefilter("ignore")
+        after = e.retry_after
+    return after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
+
+
 def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
@@ -143,10 +150,7 @@ class TelegramConnector(BaseConnector):
 
     def _map_error(self, e: tg_error.TelegramError) -> ConnectorError:
         if isinstance(e, tg_error.RetryAfter):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                after = e.retry_after
-            seconds = after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
+            seconds = _seconds(e)
             return ConnectorError(f"Telegram rate limit: retry after {seconds:.0f}s", retry_after=seconds)
         if isinstance(e, tg_error.InvalidToken):
             return PermanentError("Telegram rejected the bot token (401 Unauthorized); check the token in the config")
@@ -308,19 +312,36 @@ class TelegramConnector(BaseConnector):
                        meta={"chat_id": chat_id, "message_id": ids[0], "message_ids": ids})
 
     async def _send(self, chat_id: int, reply_to: int | None, message: OutboundMessage) -> list[int]:
-        ids = []
+        ids: list[int] = []
+
+        async def deliver(call):
+            # Once a part is out, a retry of the whole reply would repeat it: wait out
+            # short flood limits here instead.
+            for _ in range(3):
+                try:
+                    ids.append((await call()).message_id)
+                    return
+                except tg_error.RetryAfter as e:
+                    seconds = _seconds(e)
+                    if not ids or seconds > 10:
+                        raise
+                    await asyncio.sleep(seconds)
+            raise ConnectorError("Telegram kept rate-limiting the rest of a long reply")
+
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         for part in telegram_parts(message.text):
-            sent = await self._bot.send_message(chat_id, part, parse_mode="HTML", reply_parameters=reply)
-            ids.append(sent.message_id)
+            await deliver(lambda part=part, reply=reply: self._bot.send_message(chat_id, part, parse_mode="HTML",
+                                                                               reply_parameters=reply))
             reply = None  # only the first part answers the customer's message
         for att in message.attachments:
-            with open(att.path, "rb") as f:
-                if att.content_type in ("image/jpeg", "image/png") and att.size <= PHOTO_LIMIT:
-                    sent = await self._bot.send_photo(chat_id, f, filename=att.filename)
-                else:
-                    sent = await self._bot.send_document(chat_id, f, filename=att.filename)
-            ids.append(sent.message_id)
+            photo = att.content_type in ("image/jpeg", "image/png") and att.size <= PHOTO_LIMIT
+
+            async def upload(att=att, photo=photo):
+                with open(att.path, "rb") as f:
+                    if photo:
+                        return await self._bot.send_photo(chat_id, f, filename=att.filename)
+                    return await self._bot.send_document(chat_id, f, filename=att.filename)
+            await deliver(upload)
         return ids
 
     def close(self) -> None:

@@ -311,3 +311,14 @@ def test_a_webhook_on_the_bot_is_a_clear_failure(tg, conn, store):
     tg.webhook_url = "https://example.com/hook"
     with pytest.raises(PermanentError, match="webhook"):
         conn.fetch({})
+
+
+def test_a_flood_limit_midway_through_a_long_reply_sends_each_part_once(tg, conn, live_store, db_path):
+    tg.send_text(tg.user(1001, "Jane"), "tell me everything")
+    with running_engine(db_path, [conn]):
+        cid = wait_until(lambda: live_store.queue(filter="all"), what="inbound")[0].customer_id
+        tg.fail(429, method="sendMessage", retry_after=1, skip=1)  # the second part is rate-limited
+        mid = live_store.queue_reply(cid, "\n\n".join(f"P{i} " + "word " * 700 for i in range(3)), "ann")
+        wait_until(lambda: live_store.message(mid).state == "sent", timeout=15, what="sent")
+    assert [s["text"][:2] for s in tg.sent] == ["P0", "P1", "P2"]
+    assert tg.count("sendMessage") == 4 and live_store.message(mid).attempts == 1

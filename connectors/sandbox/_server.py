@@ -23,7 +23,7 @@ class Fault:
     status: int
     times: int
     retry_after: float | None = None
-    body: Any = None
+    skip: int = 0  # calls let through before the failures start
 
 
 class LoopbackServer:
@@ -122,16 +122,19 @@ class LoopbackServer:
 
     # -- faults ----------------------------------------------------------------------
     def fail(self, status: int = 500, method: str | None = None, times: int = 1,
-             retry_after: float | None = None) -> None:
-        """Answer the next `times` calls (of `method`, or any) with HTTP `status`;
-        429 carries `retry_after` seconds."""
+             retry_after: float | None = None, skip: int = 0) -> None:
+        """Answer the next `times` calls (of `method`, or any) with HTTP `status`,
+        after letting `skip` calls through; 429 carries `retry_after` seconds."""
         with self.lock:
-            self.faults.append(Fault(method, status, times, retry_after))
+            self.faults.append(Fault(method, status, times, retry_after, skip))
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if fault.method in (None, method):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
