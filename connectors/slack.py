@@ -557,14 +557,27 @@ class SlackConnector(BaseConnector):
         for att in message.attachments:
             if not att.path:
                 raise ConnectorError(f"attachment {att.filename!r} was not kept (over the size cap); remove it")
-        stamps = []
+        stamps: list[str] = []
+
+        def deliver(method: str, **kw):
+            # Once a part is out, a retry of the whole reply would repeat it: wait out
+            # short rate limits here instead.
+            for _ in range(3):
+                try:
+                    return self._api(method, **kw)
+                except ConnectorError as e:
+                    if not stamps or isinstance(e, PermanentError) or not e.retry_after or e.retry_after > 10:
+                        raise
+                    time.sleep(e.retry_after)
+            raise ConnectorError("Slack kept rate-limiting the rest of a long reply")
+
         for part in slack_parts(message.text):
-            r = self._api("chat_postMessage", channel=channel, text=part, thread_ts=thread_ts, mrkdwn=True,
-                          unfurl_links=False, unfurl_media=False)
+            r = deliver("chat_postMessage", channel=channel, text=part, thread_ts=thread_ts, mrkdwn=True,
+                        unfurl_links=False, unfurl_media=False)
             stamps.append(r["ts"])
         for att in message.attachments:
-            self._api("files_upload_v2", channel=channel, file=att.path, filename=att.filename, title=att.filename,
-                      thread_ts=thread_ts)
+            deliver("files_upload_v2", channel=channel, file=att.path, filename=att.filename, title=att.filename,
+                    thread_ts=thread_ts)
         if thread_ts:
             with self._lock:
                 self._hot[(channel, thread_ts)] = time.time() + HOT_SECONDS

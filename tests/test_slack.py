@@ -295,3 +295,15 @@ def test_a_user_slack_cannot_describe_still_gets_their_message_in(slack, conn, s
     pull(conn, store)
     [c] = customers(store)
     assert c.identities[0].address == "UEXTERNAL1" and texts(store, c.id) == ["hello from another workspace"]
+
+
+def test_a_rate_limit_midway_through_a_long_reply_sends_each_part_once(slack, conn, live_store, db_path):
+    jane = slack.user("U100", "jane", "Jane Roe")
+    slack.post(jane, slack.dm(jane), "details please")
+    with running_engine(db_path, [conn]):
+        cid = wait_until(lambda: live_store.queue(filter="all"), what="inbound")[0].customer_id
+        slack.fail(429, method="chat.postMessage", retry_after=4, skip=1)  # longer than the client absorbs
+        mid = live_store.queue_reply(cid, "\n\n".join(f"P{i} " + "word " * 700 for i in range(3)), "ann")
+        wait_until(lambda: live_store.message(mid).state == "sent", timeout=15, what="sent")
+    assert [s["text"][:2] for s in slack.sent] == ["P0", "P1", "P2"]
+    assert live_store.message(mid).attempts == 1
