@@ -322,3 +322,18 @@ def test_a_flood_limit_midway_through_a_long_reply_sends_each_part_once(tg, conn
         wait_until(lambda: live_store.message(mid).state == "sent", timeout=15, what="sent")
     assert [s["text"][:2] for s in tg.sent] == ["P0", "P1", "P2"]
     assert tg.count("sendMessage") == 4 and live_store.message(mid).attempts == 1
+
+
+def test_a_backlog_comes_in_batches_in_order(tg, conn, store):
+    jane = tg.user(1001, "Jane")
+    for i in range(250):
+        tg.send_text(jane, f"m{i}")
+    mores = []
+    while True:
+        batch = conn.fetch(store.load_cursor(conn.name))
+        store.ingest_batch(batch.items, conn.name, batch.cursor)
+        mores.append((len(batch.items), batch.more))
+        if not batch.more:
+            break
+    assert mores == [(100, True), (100, True), (50, False)]
+    assert [m.text for m in store.timeline(only_customer(store).id, limit=1000)] == [f"m{i}" for i in range(250)]
