@@ -15,7 +15,9 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -44,6 +46,7 @@ from store import Store, StoreError
 from store.attachments import sanitize_filename
 
 STYLES = Path(__file__).parent / "styles"
+_FAILED = object()
 TIMELINE_PAGE = 150
 FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
 
@@ -101,7 +104,7 @@ class OmnideskApp(App):
         self.cursor_blink = cursor_blink
         self.keymap = keymap if keymap is not None else keymap_mod.load()
         self.store = Store(self.store_path, clock=clock, **self._store_options())
-        self.source = QueueSource(self.store, "open", agent=self.agent)
+        self.source = QueueSource(self.store, "open", agent=self.agent, opener=self.worker_store)
         self.current: Any = None  # the open Customer
         self.show_profile: bool | None = None  # None: automatic by width
         self._version = None
@@ -110,7 +113,17 @@ class OmnideskApp(App):
         self._presence_at = 0.0
         self._open_token = 0
         self.first_paint_at: float | None = None
-        self.theme = _setting(config, "console", "theme", "textual-dark")
+        theme = _setting(config, "console", "theme", "textual-dark")
+        try:
+            self.theme = theme
+        except Exception:  # an unknown theme name: keep the default, say so once mounted
+            self._theme_error = f"unknown theme {theme!r} in [console] theme; using the default"
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Toasts never interpret markup: they often quote customers (names, text, errors)."""
+        super().notify(one_line(message, 300) if not markup else message, title=title, severity=severity,
+                       timeout=timeout, markup=markup)
 
     def _store_options(self) -> dict:
         max_bytes = _setting(self.config, "attachments", "max_bytes", None)
@@ -118,6 +131,51 @@ class OmnideskApp(App):
 
     def worker_store(self) -> Store:
         return Store(self.store_path, clock=self.clock, **self._store_options())
+
+    # -- the reader: one background thread with a warm connection for opening customers
+    _reader = None
+
+    def _read(self, fn: Callable[[Store], Any], done: Callable[[Any], None]) -> None:
+        """Run `fn(store)` on the reader thread (its own long-lived Store), then
+        `done(result)` on the UI thread. Errors become notifications."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="omnidesk reader")
+            self._reader_local = threading.local()
+
+        self._reading += 1
+
+        def finish(result) -> None:
+            self._reading -= 1
+            if result is not _FAILED:
+                done(result)
+
+        def job():
+            store = getattr(self._reader_local, "store", None)
+            if store is None:
+                store = self._reader_local.store = self.worker_store()
+            try:
+                result = fn(store)
+            except StoreError as e:
+                self._from_thread(self.notify, str(e), severity="error")
+                result = _FAILED
+            except Exception as e:  # unexpected: shown, never fatal
+                self._from_thread(self.notify, f"{type(e).__name__}: {e}", severity="error")
+                result = _FAILED
+            self._from_thread(finish, result)
+        self._reader.submit(job)
+
+    _reading = 0
+
+    def busy(self) -> bool:
+        """Reads in flight (tests and the benchmark wait for these)."""
+        return bool(self._reading or self._q(QueueView).busy() or
+                    any(w.is_running for w in self.workers))
+
+    def _from_thread(self, fn, *args, **kw) -> None:
+        try:
+            self.call_from_thread(fn, *args, **kw)
+        except RuntimeError:  # the app has gone away
+            pass
 
     # -- layout -------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -170,6 +228,10 @@ class OmnideskApp(App):
         self.call_after_refresh(self._painted)
         if self.start_engine:
             self._start_engine()
+        if self._theme_error:
+            self.notify(self._theme_error, severity="warning", timeout=8)
+
+    _theme_error = ""
 
     def _painted(self) -> None:
         self.first_paint_at = time.perf_counter()
@@ -187,6 +249,12 @@ class OmnideskApp(App):
 
     def on_resize(self) -> None:
         self._apply_profile_visibility()
+        self.call_after_refresh(self._sync_profile)
+
+    def _sync_profile(self) -> None:
+        profile = self._q(ProfileView)
+        if self._profile_visible() and self.current is not None and profile.customer is not self.current:
+            profile.show_customer(self.current)
 
     def _apply_profile_visibility(self) -> None:
         pane = self._q("#profile-pane")
@@ -213,6 +281,8 @@ class OmnideskApp(App):
             self.call_from_thread(self.notify, f"sync engine did not start: {e}", severity="error", timeout=10)
 
     async def on_unmount(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
         engine, self.engine = self.engine, None
         if engine is not None:
             try:
@@ -255,39 +325,50 @@ class OmnideskApp(App):
 
     def refresh_all(self, follow: bool = True) -> None:
         """Re-read what is on screen after a change (ours or someone else's)."""
-        self.queue.reload(follow=follow)
-        self._update_titles()
+        self.queue.reload_in_background(follow=follow)
         if self.current is not None:
             self.open_customer(self.current.id, keep_position=True, mark_read=False, focus=False)
         self._refresh_status()
 
+    @on(QueueView.Reloaded)
+    def _queue_reloaded(self) -> None:
+        self._update_titles()
+
     def _refresh_status(self, presence_only: bool = False) -> None:
-        s = self.store
-        kw = {}
-        try:
-            if not presence_only or not self.status.counts:
-                kw["health"] = s.health()
-                kw["counts"] = {
-                    "waiting": s.queue_count("waiting"),
-                    "mine": s.queue_count("mine", agent=self.agent),
-                }
-            notice = ""
-            if self.current is not None:
-                others = s.presence(self.current.id, exclude=self.agent)
-                replying = [a for a, act in others if act == "replying"]
-                viewing = [a for a, act in others if act != "replying"]
-                if replying:
-                    notice = f"{', '.join(replying)} {'is' if len(replying) == 1 else 'are'} replying to this customer"
-                elif viewing:
-                    notice = f"{', '.join(viewing)} also {'has' if len(viewing) == 1 else 'have'} this customer open"
-            kw["notice"] = notice
-        except StoreError:
-            pass
-        kw["hints"] = [(keymap_mod.display(self.keymap.get(i, "").split(",")[0]), label)
-                       for i, label in (("global.help", "keys"), ("global.search", "search"),
-                                        ("global.reply", "reply"), ("global.command_palette", "commands"))
-                       if self.keymap.get(i)]
-        self.status.set(**kw)
+        """Counts and health (read in a worker), presence (cheap, here)."""
+        notice = ""
+        if self.current is not None:
+            try:
+                others = self.store.presence(self.current.id, exclude=self.agent)
+            except StoreError:
+                others = []
+            replying = [one_line(a, 20) for a, act in others if act == "replying"]
+            viewing = [one_line(a, 20) for a, act in others if act != "replying"]
+            if replying:
+                notice = f"{', '.join(replying)} {'is' if len(replying) == 1 else 'are'} replying to this customer"
+            elif viewing:
+                notice = f"{', '.join(viewing)} also {'has' if len(viewing) == 1 else 'have'} this customer open"
+        hints = [(keymap_mod.display(self.keymap.get(i, "").split(",")[0]), label)
+                 for i, label in (("global.help", "keys"), ("global.search", "search"),
+                                  ("global.reply", "reply"), ("global.command_palette", "commands"))
+                 if self.keymap.get(i)]
+        if notice != self.status.notice or hints != self.status.hints:
+            self.status.set(notice=notice, hints=hints)
+        if presence_only and self.status.counts:
+            return
+        agent = self.agent
+
+        def job():
+            s = self.worker_store()
+            try:
+                health = s.health()
+                counts = {"waiting": s.queue_count("waiting"), "mine": s.queue_count("mine", agent=agent)}
+            except Exception:
+                return
+            finally:
+                s.close()
+            self.call_from_thread(self.status.set, health=health, counts=counts)
+        self.run_worker(job, thread=True, group="status", exclusive=True, exit_on_error=False)
 
     def _set_presence(self, activity: str) -> None:
         self._activity = activity
@@ -309,42 +390,33 @@ class OmnideskApp(App):
         """Load a customer's timeline in a worker and show it."""
         self._open_token += 1
         token = self._open_token
-        self.run_worker(lambda: self._load_customer(token, customer_id, focus_message, keep_position, mark_read, focus),
-                        thread=True, group="open", exclusive=False, exit_on_error=False)
+        known = self._loaded_count if (keep_position and self.current is not None
+                                       and self.current.id == customer_id) else 0
+        self._read(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
+                   lambda r: self._show_customer(token, *r, focus_message, keep_position, focus))
 
-    def _load_customer(self, token, customer_id, focus_message, keep_position, mark_read, focus) -> None:
-        s = self.worker_store()
+    def _load_customer(self, s: Store, customer_id, focus_message, known, mark_read):
+        customer_id = s._live_id(customer_id)
+        if mark_read:
+            s.mark_read(customer_id)
+        customer = s.customer(customer_id)
+        limit = max(TIMELINE_PAGE, known)
+        messages = s.timeline(customer_id, limit=limit)
+        if focus_message is not None:
+            while focus_message not in {m.id for m in messages} and len(messages) >= limit and limit < 20000:
+                limit *= 4
+                messages = s.timeline(customer_id, limit=limit)
+        events = s.events(customer_id, limit=200)
         try:
-            customer_id = s._live_id(customer_id)
-            if mark_read:
-                s.mark_read(customer_id)
-            customer = s.customer(customer_id)
-            limit = TIMELINE_PAGE
-            if keep_position and self.current is not None and self.current.id == customer_id:
-                limit = max(limit, self._loaded_count)
-            messages = s.timeline(customer_id, limit=limit)
-            if focus_message is not None:
-                while focus_message not in {m.id for m in messages} and len(messages) >= limit and limit < 20000:
-                    limit *= 4
-                    messages = s.timeline(customer_id, limit=limit)
-            events = s.events(customer_id, limit=200)
-            try:
-                ident = s.pick_identity(customer_id)
-                identity_id = ident["id"]
-            except StoreError:
-                identity_id = None
-        except StoreError as e:
-            self.call_from_thread(self.notify, str(e), severity="error")
-            return
-        finally:
-            s.close()
-        self.call_from_thread(self._show_customer, token, customer, messages, events, identity_id, focus_message,
-                              keep_position, focus, len(messages) >= limit)
+            identity_id = s.pick_identity(customer_id)["id"]
+        except StoreError:
+            identity_id = None
+        return customer, messages, events, identity_id, len(messages) >= limit
 
     _loaded_count = TIMELINE_PAGE
 
-    def _show_customer(self, token, customer, messages, events, identity_id, focus_message, keep_position, focus,
-                       has_older) -> None:
+    def _show_customer(self, token, customer, messages, events, identity_id, has_older, focus_message, keep_position,
+                       focus) -> None:
         if token != self._open_token:
             return  # a newer open is on its way
         changed = self.current is None or self.current.id != customer.id
@@ -352,14 +424,13 @@ class OmnideskApp(App):
         self._loaded_count = len(messages)
         self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
                            has_older=has_older)
-        self._q(ProfileView).show_customer(customer)
+        if self._profile_visible():
+            self._q(ProfileView).show_customer(customer)
         self.composer.set_customer(customer, identity_id)
         self._update_titles()
         if changed:
             self._set_presence("viewing")
             self._refresh_status(presence_only=True)
-            if self._profile_visible():
-                self._load_suggestions(customer.id)
         if focus:
             self.timeline.focus()
 
@@ -671,7 +742,8 @@ class OmnideskApp(App):
 
     def set_filter(self, **kw) -> None:
         src = QueueSource(self.store, kw.get("filter", self.source.filter), agent=self.agent,
-                          channel=kw.get("channel", self.source.channel), tag=kw.get("tag", self.source.tag))
+                          channel=kw.get("channel", self.source.channel), tag=kw.get("tag", self.source.tag),
+                          opener=self.worker_store)
         self.source = src
         self.queue.set_source(src)
         self._update_titles()
@@ -834,8 +906,8 @@ class OmnideskApp(App):
         visible = self._profile_visible()
         self.show_profile = not visible
         self._apply_profile_visibility()
-        if self.show_profile and self.current is not None:
-            self._load_suggestions(self.current.id)
+        if self.show_profile:
+            self._q(ProfileView).show_customer(self.current)
 
     # -- command palette ---------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

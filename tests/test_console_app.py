@@ -65,9 +65,14 @@ def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
 
 
 async def settle(pilot, rounds: int = 2) -> None:
+    """Let the console finish what a key started (workers, background reads)."""
+    deadline = time.monotonic() + 10
     for _ in range(rounds):
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
+        while pilot.app.busy() and time.monotonic() < deadline:
+            await pilot.pause(0.02)
+            await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
 
@@ -340,7 +345,7 @@ async def test_tag_assign_done_and_filters(db_path, clock, tmp_path, ids):
 
 async def test_live_update_keeps_the_selected_customer(db_path, clock, tmp_path, ids):
     app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("j", "j")  # Jane Roe
         assert app.queue.selected_id == ids["jane"]
@@ -353,6 +358,8 @@ async def test_live_update_keeps_the_selected_customer(db_path, clock, tmp_path,
         assert app.queue.row(0).name == "Eve Early"  # the new one waited longest
         assert app.queue.selected_id == ids["jane"]  # the cursor stayed on Jane
         assert "Eve Early" in screen_text(app)
+        await until(pilot, lambda: "New message" in screen_text(app))  # a toast (and the bell when configured)
+        assert "tg Eve Early: waiting since forever" in screen_text(app)
         # presence: another agent opens the same customer
         other.set_presence("bob", app.current.id if app.current else ids["jane"], "replying")
         await pilot.pause(0.4)
@@ -429,3 +436,48 @@ async def test_narrow_terminal_collapses_panes(db_path, clock, tmp_path, ids):
         await pilot.press("p")
         await settle(pilot)
         assert app.query_one("#profile-pane").display
+
+
+async def test_confirm_step_before_sending(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, confirm_send=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        await pilot.press("r", *"Looking into it now", "ctrl+s")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Send this reply via Slack U123?" in text and "as sent on Slack" in text
+        await pilot.press("n")  # no: nothing queued, the text stays
+        await settle(pilot)
+        s = Store(db_path, clock=clock)
+        assert s.timeline(ids["carol"])[-1].direction == "in"
+        assert app.composer.area.text == "Looking into it now"
+        await pilot.press("ctrl+s", "y")
+        await settle(pilot, 3)
+        assert s.timeline(ids["carol"])[-1].direction == "out"
+        s.close()
+
+
+async def test_channel_health_in_the_status_bar(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.set_health("email:work", "ok")
+    s.set_health("telegram:shop", "failed", "Unauthorized: bad bot token")
+    s.set_health("slack:team", "retrying", "rate limited, retry in 30s")
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        status = screen_text(app).splitlines()[-1]
+        assert "● email:work" in status
+        assert "✗ telegram:shop (Unauthorized: bad bot token)" in status
+        assert "◐ slack:team (rate limited, retry in 30s)" in status
+        assert "waiting 5" in status
+
+
+async def test_unknown_theme_falls_back_with_a_notice(db_path, clock, tmp_path, ids):
+    cfg = validate({"console": {"theme": "no-such-theme"}})
+    app = OmnideskApp(db_path, cfg, "alice", clock=clock, cursor_blink=False, start_engine=False,
+                      keymap=keymap.load(False))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        assert "unknown theme 'no-such-theme'" in screen_text(app)

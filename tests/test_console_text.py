@@ -97,3 +97,22 @@ async def test_hostile_message_in_the_console(db_path, clock, tmp_path):
             for seg in strip:
                 if "not bold" in seg.text:
                     assert not (seg.style and seg.style.bold)
+
+
+@pytest.mark.anyio
+async def test_new_message_toast_shows_markup_literally(db_path, clock, tmp_path):
+    from store import Store
+    from store.models import InboundMessage, Sender
+    from tests.test_console_app import make_app, screen_text, settle, until
+
+    Store(db_path, clock=clock).close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        s = Store(db_path, clock=clock)
+        s.ingest(InboundMessage("telegram", "main", "t1", Sender("telegram", "7", "[b]Boss[/b]"),
+                                "[@click=app.quit]free money[/] \x1b[5m", clock() - 5))
+        s.close()
+        await until(pilot, lambda: "New message" in screen_text(app))
+        assert "[b]Boss[/b]: [@click=app.quit]free money[/]" in screen_text(app)
+        assert app.is_running

@@ -83,9 +83,12 @@ class Composer(Vertical):
             self.identity = next((i for i in customer.identities if i.id == identity_id),
                                  customer.identities[0] if customer.identities else None)
         if changed:
-            self.mode = "reply"
+            if self.mode != "reply":
+                self.mode = "reply"
+                self.remove_class("-note")
             self.subject = None
-            self.area.text = ""
+            if self.area.text:
+                self.area.text = ""
         self.refresh_bar()
         self.update_preview()
 
@@ -137,7 +140,7 @@ class Composer(Vertical):
             if keys:
                 t.append(keymap.display(keys.split(",")[0]), "bold")
                 t.append(f" {label}  ", "dim")
-        bar.update(t)
+        bar.update(t, layout=False)
 
     def update_preview(self) -> None:
         pane = self.query_one("#preview-pane")

@@ -83,6 +83,7 @@ class ProfileView(Static):
                 out.append(line)
             out.append(Text("m merges", style=muted))
         out.append(Text(""))
+        out.append(Text("m merges with a duplicate · x splits an identity out", style=muted))
         out.append(Text(f"customer since {format_clock(c.created_at, now)}", style=muted))
         for part in out:
             part.end = "\n"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -34,9 +36,13 @@ class QueueSource:
     """Where the rows come from: one store, one filter."""
 
     def __init__(self, store, filter: str = "open", agent: str | None = None, channel: str | None = None,
-                 tag: str | None = None):
+                 tag: str | None = None, opener: Callable[[], Any] | None = None):
         self.store = store
+        self.opener = opener  # makes a Store for the background reader thread
         self.filter, self.agent, self.channel, self.tag = filter, agent, channel, tag
+
+    def with_store(self, store) -> "QueueSource":
+        return QueueSource(store, self.filter, self.agent, self.channel, self.tag, self.opener)
 
     @property
     def kw(self) -> dict:
@@ -75,7 +81,7 @@ class QueueView(ScrollView, can_focus=True):
     QueueView > .queue--preview { color: $text-muted; }
     QueueView > .queue--age { color: $text-muted; }
     QueueView > .queue--age-old { color: $warning; }
-    QueueView > .queue--tag { color: $secondary; }
+    QueueView > .queue--tag { color: $text-secondary; }
     QueueView > .queue--empty { color: $text-muted; text-style: italic; }
     QueueView > .queue--meta { color: $text-muted; }
     """
@@ -84,6 +90,9 @@ class QueueView(ScrollView, can_focus=True):
         def __init__(self, customer_id: int | None) -> None:
             super().__init__()
             self.customer_id = customer_id
+
+    class Reloaded(Message):
+        pass
 
     class Opened(Message):
         def __init__(self, customer_id: int) -> None:
@@ -97,23 +106,89 @@ class QueueView(ScrollView, can_focus=True):
         self.cursor = 0
         self.total = 0
         self._pages: OrderedDict[int, list[QueueRow]] = OrderedDict()
+        self._stale: dict[int, list[QueueRow]] = {}  # shown while fresh pages load (no flicker)
+        self._pending: set[int] = set()
+        self._generation = 0
         self._lines: dict[tuple, Strip] = {}
+        self._reader: ThreadPoolExecutor | None = None
+        self._local = threading.local()
         self.page_loads = 0  # for the benchmark and tests
+
+    # -- the background reader ---------------------------------------------------
+    def _reader_store(self):
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self.source.opener()
+        return store
+
+    def _submit(self, fn, done) -> None:
+        """Run `fn(source)` on the reader thread, then `done(result)` on the UI thread."""
+        if self.source.opener is None or not self.is_mounted:
+            done(fn(self.source))
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="omnidesk queue")
+        source = self.source
+        self._in_flight += 1
+
+        def finish(result, error) -> None:
+            self._in_flight -= 1
+            if error is not None:
+                self.app.notify(f"queue: {error}", severity="error")
+            else:
+                done(result)
+
+        def job():
+            result, error = None, None
+            try:
+                result = fn(source.with_store(self._reader_store()))
+            except Exception as e:  # shown, never fatal
+                error = e
+            try:
+                self.app.call_from_thread(finish, result, error)
+            except RuntimeError:  # the app is gone
+                pass
+        self._reader.submit(job)
+
+    _in_flight = 0
+
+    def busy(self) -> bool:
+        return self._in_flight > 0
+
+    def on_unmount(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
 
     # -- data -----------------------------------------------------------------
     def reload(self, keep_customer: int | None = None, follow: bool = True) -> None:
-        """Re-read the queue. With `follow`, the selected customer stays
+        """Re-read the queue now. With `follow`, the selected customer stays
         selected and stays at the same place on screen."""
         before_id = keep_customer if keep_customer is not None else self.selected_id
+        total = self.source.count()
+        position = self.source.position(before_id) if (follow and before_id is not None) else None
+        self._apply_reload(before_id, total, position, {})
+
+    def reload_in_background(self, follow: bool = True) -> None:
+        """Like reload, with the counting and the first page read off the UI thread."""
+        before_id = self.selected_id_if_loaded
+
+        def fn(src: QueueSource):
+            total = src.count()
+            position = src.position(before_id) if (follow and before_id is not None) else None
+            index = position if position is not None else min(self.cursor, max(0, total - 1))
+            number = index // PAGE
+            return total, position, {number: src.page(number * PAGE, PAGE)}
+        self._submit(fn, lambda r: self._apply_reload(before_id, *r))
+
+    def _apply_reload(self, before_id, total, position, pages) -> None:
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
-        self._pages.clear()
+        self._generation += 1
+        self._stale = dict(self._pages)
+        self._pages = OrderedDict(pages)
+        self._pending.clear()
         self._lines.clear()
-        self.total = self.source.count()
-        new = None
-        if follow and before_id is not None:
-            new = self.source.position(before_id)
-        if new is None:
-            new = min(old_cursor, max(0, self.total - 1))
+        self.total = total
+        new = position if position is not None else min(old_cursor, max(0, self.total - 1))
         self.cursor = new
         self.virtual_size = Size(0, self.total * ROW_HEIGHT)
         # keep the row where it was on screen
@@ -121,15 +196,25 @@ class QueueView(ScrollView, can_focus=True):
         self.scroll_to(y=target, animate=False, immediate=True)
         self._ensure_visible()
         self.refresh()
+        self.post_message(self.Reloaded())
 
     def set_source(self, source: QueueSource) -> None:
         self.source = source
         self.cursor = 0
         self.scroll_to(y=0, animate=False, immediate=True)
         self.reload(follow=False)
+        self._stale = {}
         self.post_message(self.Highlighted(self.selected_id))
 
+    def _store_page(self, number: int, page: list[QueueRow]) -> None:
+        self._pages[number] = page
+        self._pages.move_to_end(number)
+        self._stale.pop(number, None)
+        while len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+
     def row(self, index: int) -> QueueRow | None:
+        """The row at `index`, read now if its page is not loaded."""
         if index < 0 or index >= self.total:
             return None
         number = index // PAGE
@@ -137,17 +222,70 @@ class QueueView(ScrollView, can_focus=True):
         if page is None:
             page = self.source.page(number * PAGE, PAGE)
             self.page_loads += 1
-            self._pages[number] = page
-            while len(self._pages) > MAX_PAGES:
-                self._pages.popitem(last=False)
+            self._pending.discard(number)
+            self._store_page(number, page)
         else:
             self._pages.move_to_end(number)
         offset = index - number * PAGE
         return page[offset] if offset < len(page) else None
 
+    def peek(self, index: int) -> QueueRow | None:
+        """The row at `index` if loaded (fresh or stale); otherwise ask the reader for it."""
+        if index < 0 or index >= self.total:
+            return None
+        number = index // PAGE
+        page = self._pages.get(number)
+        if page is None:
+            self._request(number)
+            page = self._stale.get(number)
+            if page is None:
+                return None
+        offset = index - number * PAGE
+        return page[offset] if offset < len(page) else None
+
+    def _request(self, number: int) -> None:
+        if number in self._pending or number < 0 or number * PAGE >= self.total:
+            return
+        self._pending.add(number)
+        generation = self._generation
+
+        def arrived(page: list[QueueRow]) -> None:
+            if generation != self._generation:
+                return
+            self._pending.discard(number)
+            self.page_loads += 1
+            had_cursor = self.peek_loaded(self.cursor)
+            self._store_page(number, page)
+            self._lines.clear()
+            self.refresh()
+            if not had_cursor and self.cursor // PAGE == number:
+                self.post_message(self.Highlighted(self.selected_id))
+        self._submit(lambda src: src.page(number * PAGE, PAGE), arrived)
+
+    def peek_loaded(self, index: int) -> bool:
+        return (index // PAGE) in self._pages
+
+    def _prefetch(self) -> None:
+        """Keep the pages next to the cursor loaded, so moving never waits."""
+        number, offset = divmod(self.cursor, PAGE)
+        if offset > PAGE - 24:
+            self._request(number + 1)
+        elif offset < 24:
+            self._request(number - 1)
+        first = self.scroll_offset.y // ROW_HEIGHT
+        last = first + self.size.height // ROW_HEIGHT + 1
+        for n in {first // PAGE, last // PAGE}:
+            if n not in self._pages:
+                self._request(n)
+
     @property
     def selected_id(self) -> int | None:
         row = self.row(self.cursor) if self.total else None
+        return row.customer_id if row else None
+
+    @property
+    def selected_id_if_loaded(self) -> int | None:
+        row = self.peek(self.cursor) if self.total else None
         return row.customer_id if row else None
 
     def select_customer(self, customer_id: int) -> bool:
@@ -164,16 +302,29 @@ class QueueView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self.__dict__["_style_memo"] = {}
         self._lines.clear()
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        cache = self.__dict__.setdefault("_style_memo", {})
+        style = cache.get(name)
+        if style is None:
+            style = cache[name] = self.get_component_rich_style(name, partial=True)
+        return style
+
+    @property
+    def _base(self) -> Style:
+        cache = self.__dict__.setdefault("_style_memo", {})
+        style = cache.get(None)
+        if style is None:
+            style = cache[None] = self.rich_style
+        return style
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         line = scroll_y + y
         width = self.scrollable_content_region.width or self.size.width
-        base = self.rich_style
+        base = self._base
         if self.total == 0:
             if y == 1:
                 text = Text("  Nothing here. " + ("No one is waiting." if self.source.filter == "waiting" else ""),
@@ -181,8 +332,11 @@ class QueueView(ScrollView, can_focus=True):
                 return Strip(list(text.render(self.app.console)), text.cell_len).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         index, sub = divmod(line, ROW_HEIGHT)
-        row = self.row(index)
+        row = self.peek(index)
         if row is None:
+            if sub == 0 and index < self.total:
+                text = Text("  …", style=self._style("queue--meta"))
+                return Strip(list(text.render(self.app.console))).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         selected = index == self.cursor
         key = (row.customer_id, index, sub, width, selected, self.has_focus, int(self.clock() // 60),
@@ -196,7 +350,7 @@ class QueueView(ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, row: QueueRow, sub: int, width: int, selected: bool) -> Strip:
-        base = self.rich_style
+        base = self._base
         now = self.clock()
         if sub == 0:
             right = Text(end="")
@@ -268,7 +422,10 @@ class QueueView(ScrollView, can_focus=True):
         self.cursor = index
         self._ensure_visible()
         self.refresh()
-        self.post_message(self.Highlighted(self.selected_id))
+        row = self.peek(index)
+        if row is not None:
+            self.post_message(self.Highlighted(row.customer_id))
+        self._prefetch()
 
     @property
     def _page_rows(self) -> int:

@@ -26,7 +26,7 @@ class StatusBar(Static):
     def set(self, **kw) -> None:
         for k, v in kw.items():
             setattr(self, k, v)
-        self.update(self._text())
+        self.update(self._text(), layout=False)
 
     def _text(self) -> Text:
         width = max(20, self.size.width - 2) if self.size.width else 120
@@ -62,4 +62,4 @@ class StatusBar(Static):
         return text
 
     def on_resize(self) -> None:
-        self.update(self._text())
+        self.update(self._text(), layout=False)

@@ -134,7 +134,7 @@ class TimelineView(ScrollView, can_focus=True):
     TimelineView > .timeline--quoted { color: $text-muted; text-style: italic; }
     TimelineView > .timeline--name { color: $text; text-style: bold; }
     TimelineView > .timeline--subject { color: $text; text-style: bold; }
-    TimelineView > .timeline--attachment { color: $secondary; }
+    TimelineView > .timeline--attachment { color: $text-secondary; }
     TimelineView > .timeline--edited { color: $text-muted; text-style: italic; }
     TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
     """
@@ -209,7 +209,19 @@ class TimelineView(ScrollView, can_focus=True):
 
     # -- layout -------------------------------------------------------------------
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        cache = self.__dict__.setdefault("_style_memo", {})
+        style = cache.get(name)
+        if style is None:
+            style = cache[name] = self.get_component_rich_style(name, partial=True)
+        return style
+
+    @property
+    def _base(self) -> Style:
+        cache = self.__dict__.setdefault("_style_memo", {})
+        style = cache.get(None)
+        if style is None:
+            style = cache[None] = self.rich_style
+        return style
 
     def on_resize(self) -> None:
         if max(10, self.scrollable_content_region.width or self.size.width) != self._width:
@@ -220,6 +232,7 @@ class TimelineView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self.__dict__["_style_memo"] = {}
         self._cache.clear()
         if self.is_mounted:
             self._layout()
@@ -352,10 +365,10 @@ class TimelineView(ScrollView, can_focus=True):
             if y == 1:
                 msg = "  Select a customer in the queue (enter)." if self.customer is None else "  No messages yet."
                 text = Text(msg, style=self._style("timeline--empty"))
-                return Strip(list(text.render(self.app.console))).adjust_cell_length(width, self.rich_style)
-            return Strip.blank(width, self.rich_style)
+                return Strip(list(text.render(self.app.console))).adjust_cell_length(width, self._base)
+            return Strip.blank(width, self._base)
         if line >= len(self._strips):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         owner = self._owner[line]
         strip = self._strips[line]
         item = self.items[owner]
@@ -363,7 +376,7 @@ class TimelineView(ScrollView, can_focus=True):
         selected = owner == self.cursor and line < first + count - 1
         gutter = Segment("▌ " if selected else "  ", self._style("timeline--gutter") if selected else None)
         out = Strip([gutter, *strip], 2 + strip.cell_length)
-        return out.adjust_cell_length(width, self.rich_style).apply_style(self.rich_style)
+        return out.adjust_cell_length(width, self._base).apply_style(self._base)
 
     # -- moving ---------------------------------------------------------------------
     def _selectable(self, n: int) -> bool:

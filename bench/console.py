@@ -1,0 +1,179 @@
+"""Console benchmark on a big store: first paint, key-to-screen latency, search, RSS.
+
+    python bench/gen_store.py /tmp/bench.db          # 100k customers, 1M messages
+    python bench/console.py /tmp/bench.db
+
+The app runs headless at 120x40. "Key to screen" is the time from handing a
+key event to the app (as the terminal driver does) to the end of the
+compositor update that draws its effect, so it includes Textual's frame wait.
+Targets (issue 5): first paint < 1 s, moving p99 < 50 ms, open < 100 ms,
+search p50 < 100 ms, peak RSS < 200 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TARGETS = {"first_paint_ms": 1000, "move_p99_ms": 50, "open_p99_ms": 100, "search_p50_ms": 100, "peak_rss_mb": 200}
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def repaint(app) -> None:
+    for _ in app.screen._compositor.render_strips():
+        pass
+
+
+async def bench(path: Path, moves: int, opens: int) -> dict:
+    from console import keymap
+    from console.app import OmnideskApp
+    from store import Store
+
+    import_ms = (time.perf_counter() - T0) * 1000
+    results: dict = {"import_ms": import_ms}
+    t_start = time.perf_counter()
+    app = OmnideskApp(path, None, "alice", keymap=keymap.load(False), start_engine=False, cursor_blink=False,
+                      poll_interval=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.first_paint_at is None:
+            await asyncio.sleep(0.001)
+        results["first_paint_ms"] = (app.first_paint_at - t_start) * 1000
+        results["first_paint_from_process_start_ms"] = (app.first_paint_at - T0) * 1000
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        results["queue_total"] = app.queue.total
+
+        from textual import events
+
+        painted: list[float] = []
+        screen = app.screen
+        original = screen._compositor_refresh
+
+        def refresh_and_note() -> None:
+            original()
+            painted.append(time.perf_counter())
+
+        screen._compositor_refresh = refresh_and_note
+
+        async def key(k: str, char: str | None, changed) -> float:
+            """Send a key the way the terminal driver does; wait for the repaint that shows it."""
+            t = time.perf_counter()
+            event = events.Key(k, char)
+            event.set_sender(app)
+            app._driver.send_message(event)
+            while not changed():
+                await asyncio.sleep(0.0002)
+            seen = len(painted)
+            while len(painted) == seen:
+                await asyncio.sleep(0.0002)
+            return (painted[-1] - t) * 1000
+
+        def moved(before: int):
+            return lambda: app.queue.cursor != before
+
+        # moving: line by line, pages deep into the queue, the far end, back up
+        move = []
+        for n in range(moves):
+            k = ("j", "j") if n % 50 < 40 else ("pagedown", None)
+            move.append(await key(*k, moved(app.queue.cursor)))
+        move.append(await key("G", "G", moved(app.queue.cursor)))  # the last page of 100k
+        for _ in range(20):
+            move.append(await key("k", "k", moved(app.queue.cursor)))
+        move.append(await key("g", "g", moved(app.queue.cursor)))
+        results["move_p50_ms"], results["move_p99_ms"] = pct(move, 50), pct(move, 99)
+        results["move_max_ms"] = max(move)
+        results["pages_loaded"] = app.queue.page_loads
+
+        # opening a customer: enter until the timeline shows them
+        opened = []
+        for n in range(opens):
+            app.queue.focus()
+            for _ in range(3):
+                await key("j", "j", moved(app.queue.cursor))
+            await asyncio.sleep(0.3)  # let the preview of the highlighted customer settle
+            await app.workers.wait_for_complete()
+            target = app.queue.selected_id
+            app.current = None
+            opened.append(await key("enter", "\r", lambda: app.current is not None and app.current.id == target))
+            await app.workers.wait_for_complete()
+        results["open_p50_ms"], results["open_p99_ms"] = pct(opened, 50), pct(opened, 99)
+
+        # a change from elsewhere: what the once-a-second poll costs when data_version moves
+        live = []
+        for _ in range(10):
+            t = time.perf_counter()
+            app.queue.reload(follow=True)
+            repaint(app)
+            live.append((time.perf_counter() - t) * 1000)
+        results["live_reload_p50_ms"] = pct(live, 50)
+
+    s = Store(path)
+    queries = ["refund", "vase broken", "tracking parcel", "channel:telegram refund", "from:jane invoice",
+               "tag:vip order", "status:open password", "after:2026-01-01 courier", "warra", "norway customs late"]
+    times = {}
+    for q in queries:
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            s.search(q)
+            runs.append((time.perf_counter() - t) * 1000)
+        times[q] = statistics.median(runs)
+    s.close()
+    results["search_ms"] = times
+    results["search_p50_ms"] = pct(list(times.values()), 50)
+    results["search_max_ms"] = max(times.values())
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="omnidesk console benchmark")
+    ap.add_argument("path", type=Path, help="a store made by bench/gen_store.py")
+    ap.add_argument("--moves", type=int, default=300)
+    ap.add_argument("--opens", type=int, default=40)
+    args = ap.parse_args()
+    if not args.path.exists():
+        sys.exit(f"{args.path}: no such store (make one with bench/gen_store.py)")
+    r = asyncio.run(bench(args.path, args.moves, args.opens))
+    print(f"store: {args.path} · {r['queue_total']:,} customers in the open queue")
+    rows = [
+        ("imports", r["import_ms"], None),
+        ("first paint", r["first_paint_ms"], "first_paint_ms"),
+        ("first paint from process start", r["first_paint_from_process_start_ms"], None),
+        ("move in queue p50", r["move_p50_ms"], None),
+        ("move in queue p99", r["move_p99_ms"], "move_p99_ms"),
+        ("move in queue max", r["move_max_ms"], None),
+        ("open customer p50", r["open_p50_ms"], None),
+        ("open customer p99", r["open_p99_ms"], "open_p99_ms"),
+        ("live reload (poll) p50", r["live_reload_p50_ms"], None),
+        ("search p50", r["search_p50_ms"], "search_p50_ms"),
+        ("search max", r["search_max_ms"], None),
+    ]
+    for label, value, target in rows:
+        mark = ""
+        if target:
+            mark = "ok" if value < TARGETS[target] else f"OVER target {TARGETS[target]} ms"
+        print(f"{label:>32}: {value:8.1f} ms  {mark}")
+    print(f"{'peak RSS':>32}: {r['peak_rss_mb']:8.1f} MB  "
+          f"{'ok' if r['peak_rss_mb'] < TARGETS['peak_rss_mb'] else 'OVER target 200 MB'}")
+    print(f"{'queue pages loaded':>32}: {r['pages_loaded']}")
+    for q, ms in r["search_ms"].items():
+        print(f"{'search ' + repr(q):>44}: {ms:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
