@@ -49,6 +49,11 @@ class PermanentError(ConnectorError):
     """A problem retrying will not fix without a human (bad token, wrong password)."""
 
 
+class RejectedError(ConnectorError):
+    """The channel refused this one message (bot blocked, chat not found,
+    channel archived): the reply fails at once, the channel itself is fine."""
+
+
 @runtime_checkable
 class Connector(Protocol):
     channel: str  # "email" | "telegram" | "slack"

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Callable
 
-from connectors.base import FAILED, OK, RETRYING, ConnectorError, PermanentError
+from connectors.base import FAILED, OK, RETRYING, ConnectorError, PermanentError, RejectedError
 from store import Store
 
 log = logging.getLogger("omnidesk.engine")
@@ -77,6 +77,7 @@ class Engine:
         self.tick_hooks: list[Callable[[Store], None]] = []  # run by the lease keeper (rules timer, ...)
         self.ingest_hooks: list[Callable[[Store, list], None]] = []  # run after each committed batch
         self.threads: list[threading.Thread] = []
+        self._health: dict[str, tuple[str, str]] = {}  # what we last wrote, shared by the poll and send paths
 
     def _store(self) -> Store:
         s = Store(self.store_path, clock=self.clock, **self.store_options)
@@ -122,6 +123,12 @@ class Engine:
             self.has_lease.clear()
         self.threads = []
 
+    def _set_health(self, s: Store, name: str, state: str, detail: str = "") -> None:
+        """Write a channel's health when it changes (either thread may change it)."""
+        if self._health.get(name) != (state, detail):
+            self._health[name] = (state, detail)
+            s.set_health(name, state, detail)
+
     def wake_outbox(self) -> None:
         self.outbox_wake.set()
 
@@ -158,7 +165,6 @@ class Engine:
     def _poll_loop(self, connector) -> None:
         s = self._store()
         failures = 0
-        state = None
         try:
             while not self.stop_event.is_set():
                 if not self.has_lease.wait(0.5):
@@ -169,16 +175,13 @@ class Engine:
                     if batch.items or batch.cursor != cursor:
                         s.ingest_batch(batch.items, connector.name, batch.cursor)
                     failures = 0
-                    if state != OK:
-                        s.set_health(connector.name, OK, "")
-                        state = OK
+                    self._set_health(s, connector.name, OK)
                     if not batch.more:
                         connector.wait(self.poll_interval, self.stop_event)
                 except PermanentError as e:
                     failures += 1
                     detail = _describe(e)
-                    s.set_health(connector.name, FAILED, detail)
-                    state = FAILED
+                    self._set_health(s, connector.name, FAILED, detail)
                     log.error("%s: %s", connector.name, detail)
                     self.stop_event.wait(min(self.permanent_retry, backoff(failures, 5.0, self.permanent_retry)))
                 except Exception as e:  # ConnectorError and anything unexpected: retry
@@ -187,8 +190,7 @@ class Engine:
                     delay = retry_after if retry_after else backoff(failures)
                     if not isinstance(e, ConnectorError):
                         log.exception("%s: unexpected error", connector.name)
-                    s.set_health(connector.name, RETRYING, f"{_describe(e)}; retrying in {delay:.0f}s")
-                    state = RETRYING
+                    self._set_health(s, connector.name, RETRYING, f"{_describe(e)}; retrying in {delay:.0f}s")
                     self.stop_event.wait(delay)
         finally:
             s.close()
@@ -226,9 +228,12 @@ class Engine:
         connector = self.by_name[f"{out.channel}:{out.account}"]
         try:
             receipt = connector.send(out)
+        except RejectedError as e:  # this message only; the channel is fine
+            s.mark_failed(out.outbox_id, _describe(e), None)
+            return
         except PermanentError as e:
             s.mark_failed(out.outbox_id, _describe(e), None)
-            s.set_health(connector.name, FAILED, _describe(e))
+            self._set_health(s, connector.name, FAILED, _describe(e))
             return
         except Exception as e:
             if not isinstance(e, ConnectorError):

@@ -39,7 +39,9 @@ class AttachmentStore:
 
     def put(self, item: AttachmentIn) -> tuple[str, int, str | None]:
         """Store the content; return (sha256, size, relative path or None if over the cap)."""
-        data = item.data or b""
+        if item.data is None:  # the connector skipped the download: record what it was
+            return "", item.size or 0, None
+        data = item.data
         digest = hashlib.sha256(data).hexdigest()
         if len(data) > self.max_bytes:
             return digest, len(data), None

@@ -33,8 +33,9 @@ class Sender:
 class AttachmentIn:
     filename: str  # as the customer named it; sanitized by the store
     content_type: str
-    data: bytes
+    data: bytes | None  # None: not downloaded (over a size cap); only `size` is known
     inline: bool = False
+    size: int | None = None
 
 
 @dataclass

@@ -170,3 +170,32 @@ def test_omnidesk_sync_stops_cleanly_on_signal(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
         world.stop()
+
+
+def test_a_rejected_reply_fails_alone_and_a_bad_token_clears_when_polling_works(tmp_path, db_path):
+    from connectors.base import RejectedError
+
+    server = tmp_path / "server.jsonl"
+    write_server(server, 1)
+    channel = FileChannel(server)
+    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(db_path)
+    engine.start()
+    try:
+        assert wait_for(lambda: s.q1("SELECT count(*) FROM messages")[0] == 1)
+        cid = s.find_customer("1000")
+        channel.send_errors = [RejectedError("bot was blocked by the user")]
+        blocked = s.queue_reply(cid, "hello?", "alex")
+        engine.wake_outbox()
+        assert wait_for(lambda: s.message(blocked).state == "failed")
+        assert s.message(blocked).error == "bot was blocked by the user" and s.message(blocked).attempts == 1
+        assert s.health()["telegram:fake"]["state"] == "ok"
+        channel.send_errors = [PermanentError("invalid token")]
+        s.queue_reply(cid, "second", "alex")
+        engine.wake_outbox()
+        assert wait_for(lambda: s.health()["telegram:fake"]["state"] == "failed")
+        write_server(server, 1, start=1)  # polling works again: health says so
+        assert wait_for(lambda: s.health()["telegram:fake"]["state"] == "ok", 5)
+    finally:
+        engine.stop()
+        s.close()

@@ -90,3 +90,9 @@ def test_database_file_is_private(store, db_path):
 def test_raw_source_kept(store, make_inbound):
     r = store.ingest(make_inbound(raw=b"\x00raw bytes"))
     assert store.raw_source(r.message_id) == b"\x00raw bytes"
+
+
+def test_attachment_not_downloaded_is_still_listed(store, make_inbound):
+    r = store.ingest(make_inbound(attachments=[AttachmentIn("movie.mp4", "video/mp4", None, size=80_000_000)]))
+    a = store.message(r.message_id).attachments[0]
+    assert (a.filename, a.size, a.path) == ("movie.mp4", 80_000_000, None)
