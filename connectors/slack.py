@@ -42,7 +42,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
 from connectors.config import ConfigError, Option, resolve_secret, secret_options
 from connectors.formatting import slack_parts
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
@@ -53,6 +53,9 @@ TYPES = "im,mpim,private_channel,public_channel"
 KEEP_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                "not_allowed_token_type", "missing_scope", "no_permission"}
+# Errors about one conversation or message: the reply fails, the channel stays healthy.
+MESSAGE_ERRORS = {"channel_not_found", "is_archived", "not_in_channel", "msg_too_long", "no_text",
+                  "cannot_dm_bot", "user_not_found", "user_disabled", "restricted_action"}
 HOT_SECONDS = 3600
 RESCAN_WINDOW = 86400.0  # the rescan re-reads the last day of each conversation
 CONVERSATIONS_REFRESH = 60.0
@@ -192,6 +195,8 @@ class SlackConnector(BaseConnector):
             return PermanentError(f"Slack rejected the token: {error}{needed}; check the token and the app's scopes")
         if status >= 500:
             return ConnectorError(f"Slack server error {status} on {name}")
+        if error in MESSAGE_ERRORS:  # this conversation or message only; the workspace is fine
+            return RejectedError(f"Slack refused {name}: {error}")
         return ConnectorError(f"Slack refused {name}: {error or status}")
 
     # -- setup -----------------------------------------------------------------------------
@@ -517,6 +522,7 @@ class SlackConnector(BaseConnector):
                 if data is not None:
                     attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", data))
             if problem:
+                attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", None, size=size))
                 notes.append(f"[{name}, {problem}]")
                 meta.setdefault("skipped_files", []).append({"filename": name, "size": size, "id": f.get("id")})
         return notes

@@ -29,7 +29,7 @@ from telegram import Bot, ReplyParameters
 from telegram import error as tg_error
 from telegram.request import HTTPXRequest
 
-from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
 from connectors.config import ConfigError, Option, resolve_secret, secret_options
 from connectors.formatting import telegram_parts
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
@@ -159,10 +159,10 @@ class TelegramConnector(BaseConnector):
                 return PermanentError("this bot has a webhook set, so it cannot be polled; delete the webhook "
                                       "(deleteWebhook) or use another bot")
             return ConnectorError("another program is polling this bot (409 Conflict)")
-        if isinstance(e, tg_error.Forbidden):
-            return ConnectorError(f"Telegram refused: {self._scrub(e.message)}")
-        if isinstance(e, tg_error.BadRequest):
-            return ConnectorError(f"Telegram rejected the request: {self._scrub(e.message)}")
+        if isinstance(e, tg_error.Forbidden):  # e.g. the customer blocked the bot: this chat only
+            return RejectedError(f"Telegram refused: {self._scrub(e.message)}")
+        if isinstance(e, tg_error.BadRequest):  # e.g. chat not found: retrying sends the same request
+            return RejectedError(f"Telegram rejected the request: {self._scrub(e.message)}")
         if isinstance(e, tg_error.TimedOut):
             return ConnectorError("Telegram did not answer in time")
         if isinstance(e, tg_error.NetworkError):
@@ -283,6 +283,7 @@ class TelegramConnector(BaseConnector):
             size = media.file_size or 0
             if size > self.max_download_bytes:
                 skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                attachments.append(AttachmentIn(name, ctype, None, size=size))
                 notes.append(f"[{name}, {_mb(size)}: not downloaded, larger than the "
                              f"{_mb(self.max_download_bytes)} limit]")
                 continue
@@ -293,6 +294,7 @@ class TelegramConnector(BaseConnector):
                 data = bytes(await tg_file.download_as_bytearray())
             except tg_error.BadRequest as e:  # gone or too big: keep the message, say so
                 skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                attachments.append(AttachmentIn(name, ctype, None, size=size))
                 notes.append(f"[{name}: could not be downloaded: {self._scrub(e.message)}]")
                 continue
             attachments.append(AttachmentIn(name, ctype, data))

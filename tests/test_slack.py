@@ -113,8 +113,10 @@ def test_files_are_downloaded_with_the_token_and_capped(slack, store):
     pull(conn, store)
     conn.close()
     [msg] = store.timeline(customers(store)[0].id)
-    assert [(a.filename, a.content_type, a.size) for a in msg.attachments] == [("box.jpg", "image/jpeg", 6)]
+    assert [(a.filename, a.content_type, a.size) for a in msg.attachments] == [
+        ("box.jpg", "image/jpeg", 6), ("logs.zip", "application/zip", 5000)]
     assert open(msg.attachments[0].path, "rb").read() == b"\xff\xd8jpeg"
+    assert msg.attachments[1].path is None  # listed, over the cap: not downloaded
     assert msg.text.startswith("photo and logs\n[logs.zip") and "not downloaded" in msg.text
     downloads = [p for m, p in slack.calls if m == "file download"]
     assert downloads == [{"file": downloads[0]["file"], "authorized": True}]

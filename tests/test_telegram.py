@@ -62,10 +62,11 @@ def test_media_is_downloaded_and_oversized_files_are_recorded_not_fetched(tg, st
     assert [m.text for m in msgs[:4]] == ["the box", "", "", "unboxing"]
     got = [(a.filename, a.content_type, a.size) for m in msgs for a in m.attachments]
     assert got == [("photo_1.jpg", "image/jpeg", 130), ("invoice.pdf", "application/pdf", 16),
-                   ("voice_3.ogg", "audio/ogg", 10), ("video.mp4", "video/mp4", 11)]
+                   ("voice_3.ogg", "audio/ogg", 10), ("video.mp4", "video/mp4", 11),
+                   ("huge.zip", "application/zip", 5000)]  # listed, content not kept
     assert open(msgs[1].attachments[0].path, "rb").read() == b"%PDF-1.4 invoice"
     assert "huge.zip" in msgs[4].text and "not downloaded" in msgs[4].text
-    assert msgs[4].attachments == [] and msgs[4].meta["skipped_files"][0]["size"] == 5000
+    assert msgs[4].attachments[0].path is None and msgs[4].meta["skipped_files"][0]["size"] == 5000
     assert tg.count("getFile") == 4  # the big one was never requested
 
 
