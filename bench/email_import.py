@@ -20,7 +20,6 @@ import email.base64mime
 import email.header
 import email.utils
 import json
-import mailbox
 import os
 import random
 import resource

@@ -29,6 +29,7 @@ from store.models import OutboundMessage, Receipt
 
 log = logging.getLogger("omnidesk.email")
 IDLE_SLICE = 0.25  # seconds between checks of the stop flag while idling
+MAX_BATCH_BYTES = 32 * 1024 * 1024  # mail held in memory per fetch, whatever fetch_chunk says
 IDLE_MAX = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30 minute timeout
 NET_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
 
@@ -127,13 +128,17 @@ class ImapConnector(BaseConnector):
             if saved_validity and saved_validity != str(validity):
                 log.warning("%s %s: UIDVALIDITY changed; re-reading the folder (duplicates are dropped)",
                             self.where, folder)
-            uidnext = info.get(b"UIDNEXT")
-            uids = [] if uidnext is not None and int(uidnext) <= last + 1 else \
+            uidnext = int(info.get(b"UIDNEXT") or 0)
+            uids = [] if uidnext and uidnext <= last + 1 else \
                 sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)  # n:* always matches the top
-            take = uids[:budget]
+            take = self._within_size(client, uids[:budget])
             if take:
                 items.extend(self._download(client, folder, validity, take))
                 last = take[-1]
+            if uidnext and len(take) == len(uids):
+                # UIDs below UIDNEXT that are not there now were expunged and never come back;
+                # later arrivals get UIDs >= the UIDNEXT seen at SELECT
+                last = max(last, uidnext - 1)
             out[folder] = f"{validity}:{last}"
             self._seen[folder] = (validity, last)
             budget -= len(take)
@@ -149,6 +154,18 @@ class ImapConnector(BaseConnector):
             if "NONEXISTENT" in str(e).upper() or "doesn't exist" in str(e).lower():
                 raise PermanentError(f"{self.where}: folder {folder!r} does not exist") from None
             raise
+
+    def _within_size(self, client: IMAPClient, uids: list[int]) -> list[int]:
+        """A prefix of `uids` whose messages add up to at most MAX_BATCH_BYTES (at least one)."""
+        if len(uids) <= 1:
+            return uids
+        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        total = 0
+        for n, uid in enumerate(uids):
+            total += int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if total > MAX_BATCH_BYTES and n:
+                return uids[:n]
+        return uids
 
     def _download(self, client: IMAPClient, folder: str, validity: int, uids: list[int]) -> list:
         data = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
@@ -196,16 +213,23 @@ class ImapConnector(BaseConnector):
             return  # mail arrived since the last fetch
         deadline = time.monotonic() + timeout
         idler.idle()
+        early_empty = 0
         try:
             while not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
+                started = time.monotonic()
                 responses = idler.idle_check(timeout=min(IDLE_SLICE, left))
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     break
+                # imapclient's idle_check swallows EOF and returns nothing at once:
+                # a socket that is "readable" yet says nothing, again and again, is closed
+                early_empty = early_empty + 1 if not responses and time.monotonic() - started < IDLE_SLICE / 2 else 0
+                if early_empty >= 3:
+                    raise ConnectorError(f"{self.where}: the server closed the IDLE connection")
         finally:
-            idler.idle_done()
+            _quietly(idler.idle_done)
 
     # -- outbound -----------------------------------------------------------------
     def send(self, message: OutboundMessage) -> Receipt:

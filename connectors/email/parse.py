@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import email
-import email.feedparser
 import email.header
 import email.utils
 import hashlib
@@ -32,37 +31,6 @@ _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\]
 _CHARSET_ALIASES = {"unknown-8bit": None, "x-unknown": None, "unknown": None, "x-user-defined": "latin-1",
                     "ks_c_5601-1987": "cp949", "iso-8859-8-i": "iso-8859-8", "x-mac-roman": "mac-roman",
                     "utf8": "utf-8", "ascii": "us-ascii", "gb2312": "gb18030", "gbk": "gb18030"}
-
-
-class _FeedparserRe:
-    """The stdlib feedparser compiles a fresh regex for every multipart
-    boundary it meets: ~0.5 ms each, a fifth of our parse time on real mail,
-    and uncacheable since boundaries are unique. It only ever calls
-    `.match(line)` on it and reads the groups `end` and `linesep`, so a
-    startswith() plus one precompiled tail regex does the same job. Any other
-    pattern (or a future feedparser that builds it differently) goes to `re`."""
-
-    _HEAD, _TAIL = "(?P<sep>", r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
-    _TAIL_RE = re.compile(_TAIL[1:])
-
-    def __getattr__(self, name):
-        return getattr(re, name)
-
-    def compile(self, pattern, flags=0):
-        if flags or not (isinstance(pattern, str) and pattern.startswith(self._HEAD) and pattern.endswith(self._TAIL)):
-            return re.compile(pattern, flags)
-        separator = re.sub(r"\\(.)", r"\1", pattern[len(self._HEAD):-len(self._TAIL)], flags=re.S)
-        tail = self._TAIL_RE
-
-        class Boundary:
-            @staticmethod
-            def match(line: str):
-                return tail.match(line, len(separator)) if line.startswith(separator) else None
-
-        return Boundary
-
-
-email.feedparser.re = _FeedparserRe()
 
 
 def bare_id(value: str | None) -> str | None:
@@ -173,6 +141,9 @@ def decode_guess(data: bytes, charset: str | None) -> tuple[str, str | None]:
     return data.decode(codec or "latin-1", errors="replace"), None
 
 
+HTML_LIMIT = 2_000_000  # characters of HTML turned into text; html2text is slow on monsters
+
+
 def html_to_text(html: str) -> str:
     import html2text
 
@@ -182,9 +153,10 @@ def html_to_text(html: str) -> str:
     h.ignore_emphasis = True
     h.protect_links = True
     try:
-        return h.handle(html).strip()
+        text = h.handle(html[:HTML_LIMIT])
+        return "\n".join(line.rstrip() for line in text.splitlines()).strip()  # no Markdown hard-break spaces
     except Exception:  # html2text can choke on pathological markup
-        return re.sub(r"<[^>]*>", " ", html)
+        return re.sub(r"<[^>]*>", " ", html[:HTML_LIMIT])
 
 
 def _part_text(part: Message, out: "_Body") -> str:
@@ -354,13 +326,13 @@ def parse_address(value: str) -> tuple[str, str]:
 
 
 def _sender(heads: dict[str, str], hint: str | None = None) -> Sender:
-    for name in ("from", "sender", "reply-to", "return-path"):
-        value = decode_header(heads.get(name), hint)
+    for field in ("from", "sender", "reply-to", "return-path"):
+        value = decode_header(heads.get(field), hint)
         if not value:
             continue
-        name, addr = parse_address(value)
+        display, addr = parse_address(value)
         if "@" in addr:
-            return Sender(CHANNEL, addr.lower(), clean_text(name).strip(' "\''))
+            return Sender(CHANNEL, addr.lower(), clean_text(display).strip(' "\''))
     return Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender")
 
 
