@@ -246,3 +246,24 @@ def test_server_down_is_retrying_health_and_sync_recovers(dovecot, store, db):
         wait_until(lambda: store.health()["email:support"]["state"] == OK)
     finally:
         engine.stop()
+
+
+def test_big_mail_is_fetched_in_size_bounded_batches(dovecot, store, db, monkeypatch):
+    import connectors.email.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "MAX_BATCH_BYTES", 300_000)  # a small budget instead of 32 MB
+    big = "x" * 200_000
+    dovecot.deliver("support", [customer_mail("Jane <jane@example.com>", f"scan {i}", big, f"big{i}@x.org")
+                                for i in range(3)])
+    conn = connector(dovecot)
+    sizes, cursor = [], {}
+    while True:
+        batch = conn.fetch(cursor)
+        sizes.append(len(batch.items))
+        store.ingest_batch(batch.items, conn.name, batch.cursor)
+        cursor = batch.cursor
+        if not batch.more:
+            break
+    conn.close()
+    assert sizes == [1, 1, 1]
+    assert len(store.timeline(store.find_customer("jane@example.com"))) == 3
