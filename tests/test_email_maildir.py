@@ -4,7 +4,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import shutil
 import threading
 import time
 from email.message import EmailMessage
@@ -16,6 +15,7 @@ from connectors.base import ConnectorError, PermanentError
 from connectors.config import validate_table
 from connectors.email import OPTIONS, build
 from connectors.engine import Engine
+from tests.support.dovecot import require
 from tests.support.smtp import smtp_sink  # noqa: F401 - fixture
 
 _n = iter(range(10**6))
@@ -90,8 +90,7 @@ def test_engine_dedups_and_wait_wakes_on_delivery(tmp_path, db_path):
 
 
 def test_reply_through_msmtp_threads_keeps_a_sent_copy_and_flags_answered(tmp_path, db_path, smtp_sink):
-    if not shutil.which("msmtp"):
-        pytest.skip("msmtp is not installed (apt-get install msmtp)")
+    require("msmtp", "msmtp")
     from store import Store
 
     root = tmp_path / "Mail"

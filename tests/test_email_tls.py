@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import shutil
 
 import pytest
 
 from connectors.base import PermanentError
 from connectors.email import build
 from store.models import OutboundMessage
-from tests.support.dovecot import DOVECOT, Dovecot
+from tests.support.dovecot import DOVECOT, Dovecot, require
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -19,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tls_dovecot():
-    if not os.path.exists(DOVECOT) or not shutil.which("openssl"):
-        pytest.skip("needs dovecot-imapd and the openssl command")
+    require(DOVECOT, "dovecot-imapd")
+    require("openssl", "openssl")
     server = Dovecot({"support": "tls-pw"}, tls=True)
     server.start()
     server.deliver("support", b"From: Jane <jane@example.com>\r\nMessage-ID: <tls1@example.com>\r\n"
