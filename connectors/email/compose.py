@@ -53,7 +53,7 @@ def threading_headers(out: OutboundMessage) -> tuple[str | None, list[str]]:
 
 
 def recipient(out: OutboundMessage) -> str:
-    """The customer's address; their Reply-To wins when the parent came from that same address."""
+    """The customer's address, or the Reply-To their message asked for."""
     parent = out.parent
     if parent is not None:
         reply_to = (parent.meta or {}).get("reply_to")

@@ -137,7 +137,7 @@ class MaildirConnector(BaseConnector):
     # -- outbound -----------------------------------------------------------------
     def send(self, message: OutboundMessage) -> Receipt:
         msg, message_id = compose_mod.compose(message, self.options)
-        raw = msg.as_bytes()
+        raw = msg.as_bytes(policy=msg.policy.clone(linesep="\n"))  # local files and sendmail want LF
         self._sendmail(raw)
         meta = {"message_id": f"<{message_id}>",
                 "references": [f"<{r}>" for r in compose_mod.threading_headers(message)[1]]}

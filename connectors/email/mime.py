@@ -2,8 +2,9 @@
 
 The stdlib feedparser walks every body line in Python: half of our parse time
 on ordinary mail, most of it on mail with attachments. Here bodies are split
-with bytes.find at the multipart boundaries and only the header blocks go
-through the stdlib parser, giving the same compat32 `Message` tree. Anything
+with bytes.find at the multipart boundaries, and header blocks are unfolded
+with the same compat32 policy calls the feedparser makes, giving the same
+compat32 `Message` tree. Anything
 unusual (a missing close boundary, a header block the stdlib would flag, a
 nested message/*, a digest, bare-CR line ends) returns None, and the caller
 uses the stdlib parser on the whole message: broken mail is handled exactly
@@ -23,8 +24,6 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _LINES = re.compile(r"(?<=\n)")  # split after each line end, keeping it
 _FIELD = re.compile(r"[\041-\071\073-\176]+:")  # a header field name and its colon
 _PADDING = re.compile(rb"(--)?[ \t]*(\r\n|\n)?")  # after "--boundary": close mark, transport padding
-
-
 _PARAM = re.compile(r';\s*([\w.-]+)\s*=\s*(?:"([^"\\]*)"|([^\s;"]+))')
 
 
