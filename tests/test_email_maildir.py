@@ -140,3 +140,18 @@ def test_missing_maildir_is_a_retryable_error(tmp_path):
     conn = build("local", options(tmp_path / "not-synced-yet"))
     with pytest.raises(ConnectorError):
         conn.fetch({})
+
+
+def test_coarse_file_times_do_not_hide_new_mail(tmp_path):
+    """Files created in the same clock tick share a ctime: one stamped just before
+    the cursor must still be read, and read only once."""
+    root = make_maildir(tmp_path / "Mail")
+    conn = build("local", options(root))
+    first = conn.fetch({})
+    late = deliver(root, mail("Jane <jane@example.com>", "q", "late", "late@example.com"))
+    ctime = late.stat().st_ctime_ns
+    cursor = {"INBOX": f"{ctime + 1_000_000}:zzz"}  # a cursor already a tick past the new file
+    batch = conn.fetch(cursor)
+    assert [i.external_id for i in batch.items] == ["late@example.com"]
+    assert conn.fetch(batch.cursor).items == []  # not again while the engine keeps our cursor
+    assert first.items == []

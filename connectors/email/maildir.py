@@ -3,10 +3,11 @@
 For people who already sync their mail with mbsync or offlineimap: we read the
 Maildir they keep and send with `msmtp -t` (or any `sendmail -t` work-alike).
 
-A Maildir has no UIDs. The cursor per folder is the (ctime, name) of the last
-file read: delivery and every later rename (new/ -> cur/, flag changes) bump a
-file's ctime, so nothing new is ever behind the cursor. A renamed file is read
-again and the store drops it (same Message-ID), so nothing doubles either.
+A Maildir has no UIDs. The cursor per folder is the ctime of the last file
+read: delivery and every later rename (new/ -> cur/, flag changes) bump a
+file's ctime, so nothing new is far behind the cursor; files stamped within a
+couple of seconds before it are checked again (timestamps are coarse). A file
+read twice is dropped by the store (same Message-ID), so nothing doubles.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from store.models import OutboundMessage, Receipt
 
 log = logging.getLogger("omnidesk.email")
 POLL = 0.25  # seconds between looks at the folders while waiting
+SLACK_NS = 2_000_000_000  # file times this close to the cursor are checked again
 # sendmail exit codes (sysexits.h) that retrying cannot fix
 PERMANENT_EXITS = {64: "usage", 65: "data error", 67: "unknown user", 68: "unknown host", 77: "permission denied",
                    78: "configuration error"}
@@ -80,6 +82,8 @@ class MaildirConnector(BaseConnector):
         self.folders: list[str] = list(options["folders"]) or ["INBOX"]
         self.chunk = options["fetch_chunk"]
         self._stamp: tuple = ()
+        self._recent: dict[str, set] = {}  # folder -> {(ctime_ns, name)} read within SLACK of the cursor
+        self._handed_out: dict | None = None
         self._own = (options.get("from_address") or options.get("username") or "").lower()
 
     def _path(self, folder: str) -> Path:
@@ -103,28 +107,37 @@ class MaildirConnector(BaseConnector):
 
     def fetch(self, cursor: dict[str, str]) -> Batch:
         self._stamp = self._dir_stamp()  # before scanning, so a change during the scan still wakes wait()
+        # What we read in the last batch counts only if the engine stored it (it hands our cursor back)
+        recent = self._recent if cursor == self._handed_out else {}
         out, items, budget, more = dict(cursor), [], self.chunk, False
         for folder in self.folders:
             path = self._path(folder)
-            mark_ns, _, mark_name = cursor.get(folder, "0:").partition(":")
-            mark = (int(mark_ns) if mark_ns.isdigit() else 0, mark_name)
-            files = sorted(f for f in message_files(path) if (f[0], f[1]) > mark)
+            mark_ns = cursor.get(folder, "0:").partition(":")[0]
+            mark = int(mark_ns) if mark_ns.isdigit() else 0
+            seen = recent.get(folder, set())
+            # File times are coarse (a few ms): files stamped up to SLACK before the mark
+            # may still be new, so they are looked at again unless we just read them.
+            files = sorted(f for f in message_files(path) if f[0] >= mark - SLACK_NS and f[:2] not in seen)
             take = files[:budget]
             for ctime_ns, name, file in take:
                 try:
                     raw = file.read_bytes()
                     mtime = file.stat().st_mtime
                 except FileNotFoundError:
-                    continue  # renamed meanwhile: its new name sorts later and is read then
+                    continue  # renamed meanwhile: it shows up under its new name
                 item = parse(raw, self.account, fallback_time=mtime,
                              meta={"folder": folder, "maildir_key": unique_name(name)})
                 if not (self._own and item.sender.address == self._own):
                     items.append(item)
-                out[folder] = f"{ctime_ns}:{name}"
+            if take:
+                mark = max(mark, take[-1][0])
+                out[folder] = f"{mark}:{take[-1][1]}"
+            recent[folder] = {k for k in seen | {t[:2] for t in take} if k[0] >= mark - SLACK_NS}
             budget -= len(take)
             if len(files) > len(take) or (budget <= 0 and folder != self.folders[-1]):
                 more = True
                 break
+        self._recent, self._handed_out = recent, out
         return Batch(items, out, more)
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
