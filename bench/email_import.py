@@ -282,7 +282,9 @@ def main() -> int:
         if source.is_file():  # notmuch and mu read Maildirs only
             maildir = work / "from-mbox"
             mbox_to_maildir(source, maildir)
-        size = warm(maildir) + (warm(source) if source.is_file() else 0)
+        size = warm(maildir)  # page cache warm for everyone
+        if source.is_file():
+            size = warm(source)
         from connectors.email.bulk import maildir_tasks
 
         files = len(maildir_tasks(maildir))
