@@ -187,3 +187,14 @@ def test_fast_mime_path_builds_the_same_tree_as_the_stdlib(raw):
     from connectors.email import mime
 
     assert _tree(mime.parse(raw)) == _tree(email.message_from_bytes(raw, policy=email.policy.compat32))
+
+
+def test_machine_mail_is_marked_for_triage():
+    ooo = parse(b"From: a@b.c\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nBack Monday\r\n", "w")
+    bulk = parse(b"From: news@b.c\r\nPrecedence: bulk\r\nList-Id: <news.b.c>\r\n\r\nNews\r\n", "w")
+    person = parse(b"From: a@b.c\r\nAuto-Submitted: no\r\n\r\nHi\r\n", "w")
+    bounce = parse(b"From: MAILER-DAEMON@b.c\r\nContent-Type: multipart/report; report-type=delivery-status;"
+                   b" boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nCould not deliver\r\n--r--\r\n", "w")
+    assert ooo.meta["automatic"] and bulk.meta["automatic"] and bulk.meta["list_id"] == "<news.b.c>"
+    assert "automatic" not in person.meta
+    assert bounce.meta["report"] == "delivery-status"

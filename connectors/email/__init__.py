@@ -10,6 +10,8 @@ Config, one table per account:
     from_address = "support@example.com"
     from_name = "Example Shop"
 
+    # Gmail saves sent mail by itself: set sent_folder = "" there.
+
     [email.local]                          # mail synced by mbsync/offlineimap
     backend = "maildir"
     maildir = "~/Mail/support"

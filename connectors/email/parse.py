@@ -395,6 +395,15 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
         value = decode_header(heads.get(hdr.lower()), hint)
         if value:
             meta[hdr.lower()] = value[:2000]
+    # Facts triage rules want: out-of-office and other machine mail, list traffic, bounces
+    auto = (heads.get("auto-submitted") or "").strip().lower()
+    if (auto and auto != "no") or (heads.get("precedence") or "").strip().lower() in ("bulk", "junk", "list") \
+            or "x-autoreply" in heads or "x-autorespond" in heads:
+        meta["automatic"] = True
+    if heads.get("list-id"):
+        meta["list_id"] = decode_header(heads["list-id"])[:300]
+    if msg.get_content_type() == "multipart/report":
+        meta["report"] = (mime.param(msg, "report-type") or "").lower()  # "delivery-status" for a bounce
     if not text and not body.attachments and problems:
         # nothing readable came out of a broken message
         return parse_failed(raw, account, fallback_time, meta, "no readable body: " + ", ".join(problems[:5]))
