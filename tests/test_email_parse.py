@@ -198,3 +198,14 @@ def test_machine_mail_is_marked_for_triage():
     assert ooo.meta["automatic"] and bulk.meta["automatic"] and bulk.meta["list_id"] == "<news.b.c>"
     assert "automatic" not in person.meta
     assert bounce.meta["report"] == "delivery-status"
+
+
+@pytest.mark.parametrize("path", sorted(REPLIES.glob("*.eml")), ids=lambda p: p.stem)
+def test_the_console_timeline_shows_the_new_text_first(store, path):
+    """End to end: stored, read back, split the way the console's timeline shows it."""
+    from console.widgets.timeline import split_quoted
+
+    stored = store.message(store.ingest(parse(path.read_bytes(), "work")).message_id)
+    shown_first, folded = split_quoted(stored)
+    assert shown_first.strip() == "Hello"
+    assert folded  # the quoted history is still there, folded away
