@@ -102,3 +102,27 @@ def test_large_maildir_is_parsed_on_several_processes(capsys, tmp_path):
     assert store.queue_count("all") == 50
     assert len(store.timeline(store.find_customer("c7@example.com"), limit=100)) == 12
     store.close()
+
+
+def test_trash_spam_and_our_own_sent_mail_stay_out(capsys, tmp_path):
+    root = tmp_path / "Mail"
+    for folder in ("INBOX", "Sent", "Trash", "[Gmail]/Spam"):
+        for sub in ("cur", "new", "tmp"):
+            (root / folder / sub).mkdir(parents=True)
+    (root / "INBOX" / "cur" / "1.a.h:2,S").write_bytes(b"From: Ann <ann@example.com>\nMessage-ID: <in1@x>\n\nhi\n")
+    (root / "Sent" / "cur" / "2.a.h:2,S").write_bytes(b"From: Shop <support@shop.test>\nTo: ann@example.com\n"
+                                                      b"Message-ID: <out1@x>\n\nhello Ann\n")
+    (root / "Trash" / "cur" / "3.a.h:2,S").write_bytes(b"From: Old <old@example.com>\nMessage-ID: <t1@x>\n\nx\n")
+    (root / "[Gmail]/Spam" / "cur" / "4.a.h:2,S").write_bytes(b"From: Spam <s@spam.example>\nMessage-ID: <s1@x>\n\nx\n")
+    config = tmp_path / "c.toml"
+    config.write_text('[email.shop]\nbackend = "maildir"\nmaildir = "/unused"\nfrom_address = "Support@Shop.test"\n')
+    db = str(tmp_path / "o.db")
+    code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "maildir", str(root))
+    assert code == 0 and data["account"] == "shop"
+    assert (data["messages"], data["added"], data["ours"]) == (2, 1, 1)
+    store = Store(db)
+    assert store.queue_count("all") == 1 and store.find_customer("ann@example.com")
+    store.close()
+    code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "maildir", str(root),
+                     "--all-folders")
+    assert data["messages"] == 4 and data["added"] == 2

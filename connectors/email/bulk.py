@@ -27,22 +27,33 @@ class ImportStats:
     seen: int = 0
     added: int = 0
     unreadable: int = 0  # stored raw with a parse-error note
+    ours: int = 0  # sent by us (a Sent folder): left out
     new_customers: set = field(default_factory=set)  # customers the import created
 
     @property
     def skipped(self) -> int:
-        return self.seen - self.added
+        """Already in the store (or unreadable files that vanished)."""
+        return self.seen - self.added - self.ours
 
 
-def maildir_tasks(root: Path) -> list[Task]:
+# Folders that hold no customer conversations (Maildir++ ".INBOX.Trash" counts as "trash").
+SKIP_FOLDERS = {"trash", "deleted items", "deleted messages", "spam", "junk", "junk e-mail", "bulk mail", "drafts"}
+
+
+def is_skipped(folder: str) -> bool:
+    return folder.lstrip(".").rsplit(".", 1)[-1].strip().lower() in SKIP_FOLDERS
+
+
+def maildir_tasks(root: Path, all_folders: bool = False) -> list[Task]:
     """Every message file under `root`: the root itself and any sub-Maildir
-    (mbsync's INBOX/, Maildir++ .Sent/ ...), never tmp/."""
+    (mbsync's INBOX/, Maildir++ .Sent/ ...), never tmp/, and not trash, spam
+    or drafts unless `all_folders`."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a directory")
     tasks = []
     for dirpath, dirnames, _ in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "tmp")
+        dirnames[:] = sorted(d for d in dirnames if d != "tmp" and (all_folders or not is_skipped(d)))
         here = Path(dirpath)
         if here.name in ("cur", "new") and is_maildir(here.parent):
             with os.scandir(here) as entries:
@@ -94,13 +105,16 @@ def _parse_one(task: Task, account: str):
     return parse(raw, account, fallback_time=mtime)
 
 
-def _import_chunk(store, tasks: list[Task], account: str) -> ImportStats:
-    """Parse a chunk, then store it in one transaction."""
+def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> ImportStats:
+    """Parse a chunk, then store it in one transaction. Mail from `own` (our
+    address: a Sent folder) is not customer mail and is left out."""
     stats, items = ImportStats(), []
     for task in tasks:
         item = _parse_one(task, account)
         stats.seen += 1
-        if item is not None:
+        if item is not None and own and item.sender.address == own:
+            stats.ours += 1
+        elif item is not None:
             stats.unreadable += bool(item.parse_error)
             items.append(item)
     results = store.ingest_batch(items)
@@ -119,12 +133,12 @@ def _worker_init(path: str, files_root: str, max_bytes: int) -> None:
     _worker_store = Store(path, attachments_dir=files_root, max_attachment_bytes=max_bytes)
 
 
-def _worker_chunk(job: tuple[list[Task], str]) -> ImportStats:
+def _worker_chunk(job: tuple[list[Task], str, str]) -> ImportStats:
     return _import_chunk(_worker_store, *job)
 
 
-def import_into(store, tasks: list[Task], account: str, *, workers: int | None = None, chunk: int = 200,
-                on_progress: Callable[[int], None] | None = None) -> ImportStats:
+def import_into(store, tasks: list[Task], account: str, *, own: str = "", workers: int | None = None,
+                chunk: int = 200, on_progress: Callable[[int], None] | None = None) -> ImportStats:
     """Import `tasks` into `store`'s database on `workers` processes (default: all cores).
 
     Each worker parses a chunk and writes it itself through its own store
@@ -140,19 +154,20 @@ def import_into(store, tasks: list[Task], account: str, *, workers: int | None =
         total.seen += part.seen
         total.added += part.added
         total.unreadable += part.unreadable
+        total.ours += part.ours
         total.new_customers |= part.new_customers
         if on_progress:
             on_progress(part.seen)
 
     if workers <= 1 or len(chunks) < 2:
         for c in chunks:
-            add(_import_chunk(store, c, account))
+            add(_import_chunk(store, c, account, own))
         return total
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     init = (str(store.path), str(store.files.root), store.files.max_bytes)
     with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
-        for part in pool.imap_unordered(_worker_chunk, ((c, account) for c in chunks)):
+        for part in pool.imap_unordered(_worker_chunk, ((c, account, own) for c in chunks)):
             add(part)
         pool.close()
         pool.join()

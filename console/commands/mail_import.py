@@ -20,6 +20,7 @@ def register(sub, parents) -> None:
     p.add_argument("path", metavar="PATH", help="the mbox file, or the Maildir root (sub-folders included)")
     p.add_argument("--account", help="e-mail account the mail belongs to (default: the only one configured)")
     p.add_argument("--jobs", type=int, default=0, help="parser processes (default: all cores)")
+    p.add_argument("--all-folders", action="store_true", help="also read trash, spam and drafts folders")
     p.add_argument("--done", action="store_true",
                    help="mark the customers of imported mail done, so old history does not fill the queue")
     p.set_defaults(func=run)
@@ -46,31 +47,40 @@ def run(args, ctx) -> int:
         raise UserError(f"{path}: no such file or directory")
     account = pick_account(ctx, args.account)
     try:
-        tasks = bulk.mbox_tasks(path) if args.format == "mbox" else bulk.maildir_tasks(path)
+        tasks = bulk.mbox_tasks(path) if args.format == "mbox" else bulk.maildir_tasks(path, args.all_folders)
     except (OSError, ValueError) as e:
         raise UserError(str(e)) from None
     if args.format == "maildir" and not tasks and not (path / "cur").is_dir():
         raise UserError(f"{path}: no Maildir here (expected cur/ and new/ folders)")
     store = ctx.store
     before = store.queue_count("all")
-    stats = _run_with_progress(store, tasks, account, args, quiet=ctx.json or not sys.stderr.isatty())
+    stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args,
+                               quiet=ctx.json or not sys.stderr.isatty())
     if args.done:
         for customer_id in sorted(stats.new_customers):  # only customers the import created
             store.set_status(customer_id, "done", ctx.agent, reason="import")
     data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
-            "added": stats.added, "already_there": stats.skipped, "unreadable": stats.unreadable,
+            "added": stats.added, "already_there": stats.skipped, "ours": stats.ours, "unreadable": stats.unreadable,
             "customers_before": before, "customers_after": store.queue_count("all")}
     ctx.emit(data, lambda d: (f"imported {d['added']} new of {d['messages']} messages into account "
                               f"{d['account']!r} ({d['already_there']} already there"
+                              + (f", {d['ours']} sent by us left out" if d["ours"] else "")
                               + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")"))
     return 0
 
 
-def _run_with_progress(store, tasks, account, args, quiet: bool):
+def own_address(ctx, account: str) -> str:
+    """Our address on this account: mail from it (a Sent folder) is ours, not a customer's."""
+    options = ctx.config.accounts.get("email", {}).get(account, {})
+    address = options.get("from_address") or options.get("username") or ""
+    return address.lower() if "@" in address else ""
+
+
+def _run_with_progress(store, tasks, account, own, args, quiet: bool):
     from connectors.email import bulk
 
     if quiet:
-        return bulk.import_into(store, tasks, account, workers=args.jobs or None)
+        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -85,4 +95,4 @@ def _run_with_progress(store, tasks, account, args, quiet: bool):
             rate = f"{done / task.elapsed:,.0f} msg/s" if task.elapsed else ""
             progress.update(bar, advance=n, rate=rate)
 
-        return bulk.import_into(store, tasks, account, workers=args.jobs or None, on_progress=advance)
+        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None, on_progress=advance)
