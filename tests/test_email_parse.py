@@ -209,3 +209,27 @@ def test_the_console_timeline_shows_the_new_text_first(store, path):
     shown_first, folded = split_quoted(stored)
     assert shown_first.strip() == "Hello"
     assert folded  # the quoted history is still there, folded away
+
+
+N = 50_000
+HOSTILE = {
+    "long attribution line": b"From: a@b.c\n\nhello\nOn " + b"x " * N + b":\n> q\n",
+    "long From": b"From: a" + b" " * N + b"b\n\nbody\n",
+    "many References": b"From: a@b.c\nReferences: " + b"<x@y> " * N + b"\n\nbody\n",
+    "many encoded words": b"From: a@b.c\nSubject: " + b"=?utf-8?q?a?= " * 5000 + b"\n\nbody\n",
+    "key: value body": b"From: a@b.c\n\nhi\n" + b"note:\n" * N,
+    "nested multiparts": b"From: a@b.c\n" + b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(300)) + b"\nx\n",
+    "boundary spam": b"From: a@b.c\nContent-Type: multipart/mixed; boundary=q\n\n" + b"x--q" * N + b"\n--q--\n",
+    "deep HTML": b"From: a@b.c\nContent-Type: text/html\n\n" + b"<div>" * 20000 + b"x",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_mail_cannot_stall_the_sync(name):
+    import time
+
+    started = time.perf_counter()
+    item = parse(HOSTILE[name], "work")
+    assert time.perf_counter() - started < 3.0  # quadratic regexes took minutes on some of these
+    assert item.external_id

@@ -319,7 +319,7 @@ _SIMPLE_ADDRESS = re.compile(r'\s*(?:"?([^"<>@]*?)"?\s*)?<([^<>\s@",;]+@[^<>\s@"
 
 def parse_address(value: str) -> tuple[str, str]:
     """(display name, address); the common shapes without the (slow) general parser."""
-    m = _SIMPLE_ADDRESS.fullmatch(value)
+    m = _SIMPLE_ADDRESS.fullmatch(value) if len(value) < 500 else None  # the regex is quadratic on hostile input
     if m:
         return (m.group(1) or "").strip(), m.group(2) or m.group(3)
     return email.utils.parseaddr(value)

@@ -51,16 +51,22 @@ def _regexes():
 _KEY_LINE = re.compile(r"(?:> ?)*[* ]*[^\W\d][\w .'-]{0,30}?\s?:")
 _OUTLOOK_RULE = re.compile(r" ?[_-]{32,}")
 WINDOW = 8  # lines: the longest header block the patterns describe
+MAX_TRIES = 200  # candidate lines examined per message
+LONGEST_HEADER = 400  # characters; the library's patterns backtrack badly on long lines (hostile mail)
 
 
 def _header_line(header_re, lines: list[str]) -> int | None:
     """Index of the first stripped line where a quoted-reply header starts."""
+    tries = 0
     for i, line in enumerate(lines):
-        if not line or not (line.endswith(":") or line.startswith(("-----", "_____", ">-----"))
-                            or _KEY_LINE.match(line)):
+        if not line or len(line) > LONGEST_HEADER or not (
+                line.endswith(":") or line.startswith(("-----", "_____", ">-----")) or _KEY_LINE.match(line)):
             continue
+        tries += 1
+        if tries > MAX_TRIES:  # a body of "key: value" lines (a web form, a log): not a reply
+            return None
         lo = max(0, i - 1)  # "On <date>, <name>" may wrap before "wrote:"
-        window = "\n".join(lines[lo:i + WINDOW])
+        window = "\n".join(part[:LONGEST_HEADER] for part in lines[lo:i + WINDOW])
         m = header_re.search(window)
         if m:
             start = m.start() + len(m.group(0)) - len(m.group(0).lstrip("\n"))
