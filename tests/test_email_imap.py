@@ -267,3 +267,17 @@ def test_big_mail_is_fetched_in_size_bounded_batches(dovecot, store, db, monkeyp
     conn.close()
     assert sizes == [1, 1, 1]
     assert len(store.timeline(store.find_customer("jane@example.com"))) == 3
+
+
+def test_a_dropped_connection_is_reopened_without_a_health_blip(dovecot, store, db, caplog):
+    """Servers close connections that sat idle; the next poll just reconnects."""
+    caplog.set_level("INFO", logger="omnidesk.email")
+    conn = connector(dovecot)
+    first = conn.fetch({})
+    dovecot.stop()  # every open connection dies with the server
+    dovecot.start()
+    dovecot.deliver("support", customer_mail("Jane <jane@example.com>", "after restart", "hi", "stale1@x.org"))
+    second = conn.fetch(first.cursor)  # no ConnectorError: one transparent reconnect
+    conn.close()
+    assert [i.external_id for i in second.items] == ["stale1@x.org"]
+    assert "reconnecting" in caplog.text

@@ -107,14 +107,24 @@ class ImapConnector(BaseConnector):
     # -- inbound ------------------------------------------------------------------
     def fetch(self, cursor: dict[str, str]) -> Batch:
         with self._lock:
-            try:
-                return self._fetch(cursor)
-            except (ConnectorError, PermanentError):
-                self._drop()
-                raise
-            except NET_ERRORS as e:
-                self._drop()
-                raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
+            return self._on_main(self._fetch, cursor)
+
+    def _on_main(self, fn, *args):
+        """Run fn on the main connection. Servers drop connections that sat idle
+        (ours does while IDLE runs on the other one): a reused connection that
+        fails gets one fresh retry before anything counts as a channel problem."""
+        reused = self._client is not None
+        try:
+            return fn(*args)
+        except (ConnectorError, PermanentError):
+            self._drop()
+            raise
+        except NET_ERRORS as e:
+            self._drop()
+            if reused:
+                log.info("%s: connection went stale (%s); reconnecting", self.where, _text(e, self._password))
+                return self._on_main(fn, *args)
+            raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
 
     def _fetch(self, cursor: dict[str, str]) -> Batch:
         client = self._main()
@@ -250,7 +260,7 @@ class ImapConnector(BaseConnector):
 
     def _best_effort(self, fn, *args) -> str | None:
         try:
-            fn(*args)
+            self._on_main(fn, *args)
             return None
         except Exception as e:  # noqa: BLE001 - see send()
             self._drop()
