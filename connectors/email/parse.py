@@ -1,11 +1,13 @@
 """Raw RFC 5322 bytes -> InboundMessage.
 
 Speed matters (mailboxes are years deep) and so does robustness (they are full
-of broken mail). The structure is parsed with the stdlib's compat32 policy,
-which is ~10x faster than policy.default and does not raise on headers like
-`Message-Id: <>`; the few fields a person reads (From, Subject, the body,
-attachment names) are then decoded carefully by hand. Nothing in here may
-raise: a message we cannot understand is still stored, raw, with a note.
+of broken mail). The structure is a compat32 Message tree (mime.py builds it
+fast, the stdlib builds it for anything odd): compat32 is ~10x faster than
+policy.default and does not raise on headers like `Message-Id: <>`. The few
+fields a person reads (From, Subject, the body, attachment names) are then
+decoded carefully (decode.py), and new text is told from quoted history
+(quotes.py). Nothing in here may raise: a message we cannot understand is
+still stored, raw, with a note.
 """
 from __future__ import annotations
 
