@@ -431,8 +431,8 @@ class OmnideskApp(App):
         if changed:
             self._set_presence("viewing")
             self._refresh_status(presence_only=True)
-        if focus:
-            self.timeline.focus()
+        if focus:  # once the customer is on screen: restyling for the focus change costs a frame
+            self.set_timer(0.035, self.timeline.focus)
 
     def _profile_visible(self) -> bool:
         return self._q("#profile-pane").display

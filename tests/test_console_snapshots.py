@@ -19,6 +19,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 @pytest.fixture(autouse=True)
 def _stable(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/home/agent/.config")  # shown on the help screen; never written
     time.tzset()
     # keep our SVGs in tests/snapshots/<module>/ rather than syrupy's __snapshots__
     monkeypatch.setattr(pytest_textual_snapshot.SVGImageExtension, "dirname",

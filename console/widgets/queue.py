@@ -74,7 +74,7 @@ class QueueView(ScrollView, can_focus=True):
     }
     DEFAULT_CSS = """
     QueueView { background: $surface; }
-    QueueView > .queue--cursor { background: $accent 30%; }
+    QueueView > .queue--cursor { background: $primary 35%; }
     QueueView > .queue--cursor-blur { background: $panel-lighten-1; }
     QueueView > .queue--name { color: $text; }
     QueueView > .queue--unread { color: $accent; text-style: bold; }
@@ -303,13 +303,26 @@ class QueueView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__["_style_memo"] = {}
-        self._lines.clear()
+        if not self.is_mounted:
+            return
+        signature = (self.rich_style, *(self.get_component_rich_style(n, partial=True)
+                                        for n in sorted(self.COMPONENT_CLASSES)))
+        if signature != getattr(self, "_signature", None):
+            self._signature = signature
+            self._lines.clear()
 
     def _style(self, name: str) -> Style:
         cache = self.__dict__.setdefault("_style_memo", {})
         style = cache.get(name)
         if style is None:
-            style = cache[name] = self.get_component_rich_style(name, partial=True)
+            # the full style (alpha colours blended), background only where the class sets one
+            full = self.get_component_rich_style(name)
+            if name.endswith(("cursor", "cursor-blur", "note")):
+                style = Style(bgcolor=full.bgcolor)
+            else:
+                style = Style(color=full.color, bold=full.bold, italic=full.italic, underline=full.underline,
+                              strike=full.strike)
+            cache[name] = style
         return style
 
     @property
@@ -339,7 +352,7 @@ class QueueView(ScrollView, can_focus=True):
                 return Strip(list(text.render(self.app.console))).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         selected = index == self.cursor
-        key = (row.customer_id, index, sub, width, selected, self.has_focus, int(self.clock() // 60),
+        key = (row.customer_id, index, sub, width, selected, selected and self.has_focus, int(self.clock() // 60),
                row.unread, row.status, row.waiting_since, row.preview, tuple(row.tags), row.assignee)
         strip = self._lines.get(key)
         if strip is None:
@@ -396,11 +409,9 @@ class QueueView(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width).apply_style(style).simplify()
 
     def on_focus(self) -> None:
-        self._lines.clear()
         self.refresh()
 
     def on_blur(self) -> None:
-        self._lines.clear()
         self.refresh()
 
     # -- moving -----------------------------------------------------------------

@@ -212,7 +212,14 @@ class TimelineView(ScrollView, can_focus=True):
         cache = self.__dict__.setdefault("_style_memo", {})
         style = cache.get(name)
         if style is None:
-            style = cache[name] = self.get_component_rich_style(name, partial=True)
+            # the full style (alpha colours blended), background only where the class sets one
+            full = self.get_component_rich_style(name)
+            if name.endswith(("cursor", "cursor-blur", "note")):
+                style = Style(bgcolor=full.bgcolor)
+            else:
+                style = Style(color=full.color, bold=full.bold, italic=full.italic, underline=full.underline,
+                              strike=full.strike)
+            cache[name] = style
         return style
 
     @property
@@ -233,8 +240,14 @@ class TimelineView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__["_style_memo"] = {}
-        self._cache.clear()
-        if self.is_mounted:
+        if not self.is_mounted:
+            return
+        # focus changes land here too: only re-render when a colour really changed
+        signature = (self.rich_style, *(self.get_component_rich_style(n, partial=True)
+                                        for n in sorted(self.COMPONENT_CLASSES)))
+        if signature != getattr(self, "_signature", None):
+            self._signature = signature
+            self._cache.clear()
             self._layout()
 
     def _layout(self) -> None:
