@@ -11,6 +11,7 @@ import mmap
 import multiprocessing
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -163,8 +164,11 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
         for c in chunks:
             add(_import_chunk(store, c, account, own))
         return total
+    # fork starts workers fastest, but is only safe while this process has a single thread
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    method = "fork" if "fork" in methods and threading.active_count() == 1 else \
+        "forkserver" if "forkserver" in methods else "spawn"
+    ctx = multiprocessing.get_context(method)
     init = (str(store.path), str(store.files.root), store.files.max_bytes)
     with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
         for part in pool.imap_unordered(_worker_chunk, ((c, account, own) for c in chunks)):
