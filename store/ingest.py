@@ -1,6 +1,7 @@
 """Inbound messages into the store: idempotent, atomic with the cursor."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from store.db import dumps, loads
@@ -70,11 +71,11 @@ class IngestMixin:
         if item.kind == "delete":
             return self._apply_delete(item)
         existing = self.q1(
-            "SELECT 1 FROM messages WHERE channel=? AND account=? AND external_id=?",
+            "SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
             (item.channel, item.account, item.external_id),
         )
         if existing:
-            return None
+            return self._reused_id(item, existing)
         identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
         now = self.clock()
         text = _clip(item.text)
@@ -92,6 +93,20 @@ class IngestMixin:
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
         self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "ch": channel, "id": customer_id})
+
+    def _reused_id(self, item: InboundMessage, existing) -> IngestResult | None:
+        """Same external id as a stored message. Usually the same message again
+        (None). Some broken mailers reuse one Message-ID for different mail:
+        then keep this one too, under the id plus a content hash (stable, so a
+        second delivery still deduplicates). Compared on the parsed subject and
+        text, which do not change with line endings or added headers."""
+        if item.channel != "email" or (existing["text"], existing["subject"]) == (_clip(item.text), item.subject):
+            return None
+        digest = hashlib.sha256(f"{item.subject}\0{item.text}".encode("utf-8", "replace")).hexdigest()[:16]
+        if item.external_id.endswith(f"#{digest}"):
+            return None
+        item.external_id = f"{item.external_id}#{digest}"
+        return self._ingest_one(item)
 
     def _ingest_bulk(self, items: list[InboundMessage]) -> list[IngestResult]:
         """The same effect as `_ingest_one` per item, with set-based SQL: each
@@ -118,8 +133,24 @@ class IngestMixin:
         self.conn.executemany(_BULK_INSERT, rows)
         new = self.q("SELECT id, customer_id, identity_id, channel, account, external_id, sent_at FROM messages"
                      " WHERE id > ? ORDER BY id", (before,))
-        if not new:
-            return []
+        if new:
+            self._index_new(before, new, items)
+        results = []
+        for r in new:  # new_customer only on the first message of a customer this batch created
+            results.append(IngestResult(r["id"], r["customer_id"], r["identity_id"], r["customer_id"] in created))
+            created.discard(r["customer_id"])
+        inserted = {(r["channel"], r["account"], r["external_id"]) for r in new}
+        for item in items:  # skipped as duplicates: the same mail again, or an id a mailer reused
+            if item.channel == "email" and (item.channel, item.account, item.external_id) not in inserted:
+                existing = self.q1("SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
+                                   (item.channel, item.account, item.external_id))
+                extra = self._reused_id(item, existing) if existing else None
+                if extra:
+                    results.append(extra)
+        return results
+
+    def _index_new(self, before: int, new: list, items: list[InboundMessage]) -> None:
+        """Search index, customer queue fields and attachments for a bulk batch's new rows."""
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
                           " WHERE id > ?", (before,))
         self.conn.executemany(_NOTE_INBOUND, [{"t": r["sent_at"], "ch": r["channel"], "id": r["customer_id"]} for r in new])
@@ -131,12 +162,6 @@ class IngestMixin:
                 if message_id is not None:
                     for att in item.attachments:
                         self._add_attachment(message_id, att)
-        results = []
-        for r in new:
-            first = r["customer_id"] in created
-            created.discard(r["customer_id"])
-            results.append(IngestResult(r["id"], r["customer_id"], r["identity_id"], new_customer=first))
-        return results
 
     def _add_attachment(self, message_id: int, att) -> None:
         from store.attachments import sanitize_filename

@@ -96,3 +96,19 @@ def test_attachment_not_downloaded_is_still_listed(store, make_inbound):
     r = store.ingest(make_inbound(attachments=[AttachmentIn("movie.mp4", "video/mp4", None, size=80_000_000)]))
     a = store.message(r.message_id).attachments[0]
     assert (a.filename, a.size, a.path) == ("movie.mp4", 80_000_000, None)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_reused_message_id_keeps_both_mails_and_still_dedupes(store, make_inbound, bulk):
+    """Some mailers reuse one Message-ID for different mail: nothing may be lost."""
+    first = make_inbound("email", "shop@x.io", "order 1 shipped", subject="Shipped", external_id="<same@x>")
+    second = make_inbound("email", "shop@x.io", "order 2 shipped", subject="Shipped", external_id="<same@x>")
+    again = make_inbound("email", "shop@x.io", "order 1 shipped", subject="Shipped", external_id="<same@x>")
+    filler = [make_inbound("email", f"f{i}@x.io", "x") for i in range(40)] if bulk else []
+    for item in (first, second, again):
+        store.ingest_batch([item, *filler]) if bulk else store.ingest(item)
+    cid = store.find_customer("shop@x.io")
+    assert sorted(m.text for m in store.timeline(cid)) == ["order 1 shipped", "order 2 shipped"]
+    second_again = make_inbound("email", "shop@x.io", "order 2 shipped", subject="Shipped", external_id="<same@x>")
+    store.ingest(second_again)
+    assert len(store.timeline(cid)) == 2
