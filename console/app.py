@@ -179,41 +179,52 @@ class OmnideskApp(App):
 
     # -- layout -------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # widgets are kept by reference: callbacks from threads may land while a modal
+        # is on top or while the app shuts down, and must not depend on a DOM query
+        w = self._w = {
+            "queue": QueueView(self.source, clock=self.clock, id="queue"),
+            "timeline": TimelineView(clock=self.clock, id="timeline"),
+            "profile": ProfileView(clock=self.clock, id="profile"),
+            "composer": Composer(cursor_blink=self.cursor_blink, id="composer"),
+            "status": StatusBar(id="status"),
+            "#queue-pane": Vertical(id="queue-pane"),
+            "#timeline-pane": Vertical(id="timeline-pane"),
+            "#profile-pane": VerticalScroll(id="profile-pane"),
+        }
         with Horizontal(id="main"):
-            with Vertical(id="queue-pane"):
-                yield QueueView(self.source, clock=self.clock, id="queue")
-            with Vertical(id="timeline-pane"):
-                yield TimelineView(clock=self.clock, id="timeline")
-            with VerticalScroll(id="profile-pane"):
-                yield ProfileView(clock=self.clock, id="profile")
-        yield Composer(cursor_blink=self.cursor_blink, id="composer")
-        yield StatusBar(id="status")
+            with w["#queue-pane"]:
+                yield w["queue"]
+            with w["#timeline-pane"]:
+                yield w["timeline"]
+            with w["#profile-pane"]:
+                yield w["profile"]
+        yield w["composer"]
+        yield w["status"]
+
+    _NAMES = {QueueView: "queue", TimelineView: "timeline", ProfileView: "profile", Composer: "composer",
+              StatusBar: "status"}
 
     def _q(self, selector, expect_type=None):
-        """Query the main screen (not whatever modal is on top)."""
-        screen = self._main_screen if self._main_screen is not None else self.screen
-        return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
-
-    _main_screen = None
+        """One of the main view's widgets."""
+        return self._w[self._NAMES.get(selector, selector)]
 
     @property
     def queue(self) -> QueueView:
-        return self._q(QueueView)
+        return self._w["queue"]
 
     @property
     def timeline(self) -> TimelineView:
-        return self._q(TimelineView)
+        return self._w["timeline"]
 
     @property
     def composer(self) -> Composer:
-        return self._q(Composer)
+        return self._w["composer"]
 
     @property
     def status(self) -> StatusBar:
-        return self._q(StatusBar)
+        return self._w["status"]
 
     def on_mount(self) -> None:
-        self._main_screen = self.screen
         self.set_keymap(self.keymap)
         self.queue.reload(follow=False)
         self._update_titles()
@@ -272,13 +283,13 @@ class OmnideskApp(App):
         try:
             engine = factory(self.store_path, self.config, self.agent)
             if engine is None:
-                self.call_from_thread(self.status.set, engine="no channels configured")
+                self._from_thread(self.status.set, engine="no channels configured")
                 return
             engine.start()
             self.engine = engine
-            self.call_from_thread(self.status.set, engine="syncing")
+            self._from_thread(self.status.set, engine="syncing")
         except Exception as e:  # shown, never fatal: the console works on the store alone
-            self.call_from_thread(self.notify, f"sync engine did not start: {e}", severity="error", timeout=10)
+            self._from_thread(self.notify, f"sync engine did not start: {e}", severity="error", timeout=10)
 
     async def on_unmount(self) -> None:
         if self._reader is not None:
@@ -367,7 +378,7 @@ class OmnideskApp(App):
                 return
             finally:
                 s.close()
-            self.call_from_thread(self.status.set, health=health, counts=counts)
+            self._from_thread(self.status.set, health=health, counts=counts)
         self.run_worker(job, thread=True, group="status", exclusive=True, exit_on_error=False)
 
     def _set_presence(self, activity: str) -> None:
@@ -447,7 +458,7 @@ class OmnideskApp(App):
         finally:
             s.close()
         if self.current is not None and self.current.id == customer_id:
-            self.call_from_thread(self._q(ProfileView).show_customer, self.current, found)
+            self._from_thread(self._q(ProfileView).show_customer, self.current, found)
 
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
@@ -518,9 +529,9 @@ class OmnideskApp(App):
         try:
             paths = [self._copy_out(a) for a in attachments]
         except OSError as e:
-            self.call_from_thread(self.notify, f"could not save: {e.strerror or e}", severity="error")
+            self._from_thread(self.notify, f"could not save: {e.strerror or e}", severity="error")
             return
-        self.call_from_thread(self.notify, "saved " + ", ".join(str(p) for p in paths), title="Attachments")
+        self._from_thread(self.notify, "saved " + ", ".join(str(p) for p in paths), title="Attachments")
 
     @work(thread=True, group="files", exit_on_error=False)
     def open_attachment(self, att) -> None:
@@ -530,9 +541,9 @@ class OmnideskApp(App):
             subprocess.Popen([*shlex.split(command), str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
         except (OSError, ValueError) as e:
-            self.call_from_thread(self.notify, f"could not open with {command!r}: {e}", severity="error")
+            self._from_thread(self.notify, f"could not open with {command!r}: {e}", severity="error")
             return
-        self.call_from_thread(self.notify, f"opened {path.name} with {command}")
+        self._from_thread(self.notify, f"opened {path.name} with {command}")
 
     # -- store tasks ------------------------------------------------------------------
     def task(self, fn: Callable[[Store], Any], *, done: str | Callable[[Any], str] | None = None,
@@ -543,14 +554,14 @@ class OmnideskApp(App):
             try:
                 result = fn(s)
             except (StoreError, ValueError) as e:
-                self.call_from_thread(self.notify, str(e), severity="error")
+                self._from_thread(self.notify, str(e), severity="error")
                 return
             except Exception as e:  # unexpected: show it rather than crash the console
-                self.call_from_thread(self.notify, f"{type(e).__name__}: {e}", severity="error")
+                self._from_thread(self.notify, f"{type(e).__name__}: {e}", severity="error")
                 return
             finally:
                 s.close()
-            self.call_from_thread(self._task_done, result, done, then)
+            self._from_thread(self._task_done, result, done, then)
         self.run_worker(job, thread=True, group="task", exit_on_error=False)
 
     def _task_done(self, result, done, then) -> None:
@@ -675,14 +686,14 @@ class OmnideskApp(App):
             try:
                 rendered = render_template(s, cid, name, channel, self.agent, self.config, values)
             except MissingValues as e:
-                self.call_from_thread(self._ask_values, name, list(e.missing), values)
+                self._from_thread(self._ask_values, name, list(e.missing), values)
                 return
             except Exception as e:  # a template error names the template and the problem
-                self.call_from_thread(self.notify, str(e), severity="error", timeout=8)
+                self._from_thread(self.notify, str(e), severity="error", timeout=8)
                 return
             finally:
                 s.close()
-            self.call_from_thread(self._template_ready, rendered)
+            self._from_thread(self._template_ready, rendered)
         self.run_worker(job, thread=True, group="template", exit_on_error=False)
 
     def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
