@@ -442,8 +442,10 @@ class OmnideskApp(App):
         if changed:
             self._set_presence("viewing")
             self._refresh_status(presence_only=True)
-        if focus:  # once the customer is on screen: restyling for the focus change costs a frame
-            self.set_timer(0.035, self.timeline.focus)
+        if focus:  # once the customer is on screen (restyling for focus costs a frame), unless
+            before = self.focused  # the agent has moved on meanwhile (pressed r, opened a picker...)
+            self.set_timer(0.035, lambda: self.focused is before and self.screen is self.timeline.screen
+                           and self.timeline.focus())
 
     def _profile_visible(self) -> bool:
         return self._q("#profile-pane").display
