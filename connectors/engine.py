@@ -213,16 +213,26 @@ class Engine:
             s.close()
 
     def flush_outbox(self, s: Store, names: set[str] | None = None) -> int:
-        """Send everything due now; returns how many were handled."""
+        """Send everything due now, one reply at a time (claimed just before it
+        is sent); stops when asked to or when the lease is lost. Returns how many
+        were handled."""
+        names = names if names is not None else set(self.by_name)
+        self._report_stranded(s, names)
         done = 0
-        while not self.stop_event.is_set():
-            due = s.claim_due(names if names is not None else set(self.by_name))
+        while not self.stop_event.is_set() and self.has_lease.is_set():
+            due = s.claim_due(names)
             if not due:
                 return done
-            for out in due:
-                self._send_one(s, out)
-                done += 1
+            self._send_one(s, due[0])
+            done += 1
         return done
+
+    def _report_stranded(self, s: Store, names: set[str]) -> None:
+        """Replies queued for an account that is no longer configured would wait
+        forever without a word: say so where the channel health is shown."""
+        for name, n in s.queued_elsewhere(names).items():
+            self._set_health(s, name, FAILED, f"{n} repl{'y' if n == 1 else 'ies'} queued, but this account is not"
+                                              " in the config; add it back or retry them on another channel")
 
     def _send_one(self, s: Store, out) -> None:
         connector = self.by_name[f"{out.channel}:{out.account}"]
@@ -249,30 +259,35 @@ class Engine:
     # -- one pass, for cron and tests ---------------------------------------------------
     def run_once(self) -> dict[str, int]:
         """Poll every connector until it has nothing more, then send the outbox.
-        Returns rows ingested per connector. Respects the lease."""
+        Returns rows ingested per connector. Holds the lease, with a heartbeat,
+        for the whole pass (a long first import must not let a second poller in)."""
         s = self._store()
         counts: dict[str, int] = {}
+        if not s.acquire_lease(self.holder, self.lease_seconds):
+            holder = s.lease_holder()
+            s.close()
+            raise ConnectorError(f"another omnidesk ({holder[0] if holder else '?'}) holds the polling lease")
+        self.has_lease.set()
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(done,), name="omnidesk lease heartbeat", daemon=True)
+        heartbeat.start()
         try:
-            if not s.acquire_lease(self.holder, self.lease_seconds):
-                holder = s.lease_holder()
-                raise ConnectorError(f"another omnidesk ({holder[0] if holder else '?'}) holds the polling lease")
-            self.has_lease.set()
             s.recover_interrupted()
             for connector in self.connectors:
                 counts[connector.name] = 0
                 try:
-                    while True:
+                    while self.has_lease.is_set():
                         cursor = s.load_cursor(connector.name)
                         batch = connector.fetch(cursor)
                         if batch.items or batch.cursor != cursor:
                             counts[connector.name] += len(s.ingest_batch(batch.items, connector.name, batch.cursor))
                         if not batch.more:
                             break
-                    s.set_health(connector.name, OK, "")
+                    self._set_health(s, connector.name, OK)
                 except PermanentError as e:
-                    s.set_health(connector.name, FAILED, _describe(e))
+                    self._set_health(s, connector.name, FAILED, _describe(e))
                 except Exception as e:
-                    s.set_health(connector.name, RETRYING, _describe(e))
+                    self._set_health(s, connector.name, RETRYING, _describe(e))
             self.flush_outbox(s)
             for hook in self.tick_hooks:
                 try:
@@ -280,7 +295,21 @@ class Engine:
                 except Exception:
                     log.exception("timer hook")
         finally:
-            s.release_lease(self.holder)
+            done.set()
+            heartbeat.join(5)
+            if self.has_lease.is_set():
+                s.release_lease(self.holder)
             self.has_lease.clear()
             s.close()
         return counts
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        s = self._store()
+        try:
+            while not done.wait(max(0.2, self.lease_seconds / 3)):
+                if not s.acquire_lease(self.holder, self.lease_seconds):
+                    log.warning("lost the polling lease to another process")
+                    self.has_lease.clear()
+                    return
+        finally:
+            s.close()

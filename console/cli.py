@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, ctx) or 0
     except (UserError, StoreError, ConfigError) as e:
         print(f"omnidesk: error: {e}", file=sys.stderr)
+        return 1
+    except sqlite3.OperationalError as e:  # e.g. the store stayed locked by another process
+        print(f"omnidesk: error: the store: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file we were asked to read or write
+        print(f"omnidesk: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

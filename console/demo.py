@@ -8,9 +8,11 @@ Everything is stopped and deleted on exit.
 """
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import random
+import shlex
 import shutil
 import socket
 import sys
@@ -175,7 +177,9 @@ class DemoWorld:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def config_text(self) -> str:
-        sendmail = f"{sys.executable} -m console.demo_sendmail 127.0.0.1:{self.smtp_port}"
+        # json.dumps gives valid TOML basic strings; shlex.quote keeps paths with spaces whole
+        q = json.dumps
+        sendmail = shlex.join([sys.executable, "-m", "console.demo_sendmail", f"127.0.0.1:{self.smtp_port}"])
         return f"""# The demo's config: loopback servers only.
 [agent]
 name = "you"
@@ -185,26 +189,26 @@ poll_interval = 1.0
 lease_seconds = 10.0
 
 [attachments]
-save_dir = "{self.root / 'saved'}"
+save_dir = {q(str(self.root / 'saved'))}
 
 [email.demo]
 backend = "maildir"
-maildir = "{self.maildir}"
+maildir = {q(str(self.maildir))}
 from_address = "{SHOP[1]}"
 from_name = "{SHOP[0]}"
 sent_folder = ""
-sendmail_command = "{sendmail}"
+sendmail_command = {q(sendmail)}
 
 [telegram.demo]
 token_env = "{TOKEN_ENV['telegram']}"
-base_url = "{self.telegram.base_url}"
-base_file_url = "{self.telegram.base_file_url}"
+base_url = {q(self.telegram.base_url)}
+base_file_url = {q(self.telegram.base_file_url)}
 long_poll_seconds = 1
 
 [slack.demo]
 token_env = "{TOKEN_ENV['slack']}"
 app_token_env = "{TOKEN_ENV['slack_app']}"
-base_url = "{self.slack.api_url}"
+base_url = {q(self.slack.api_url)}
 """
 
     def config(self) -> config_mod.Config:

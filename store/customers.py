@@ -11,6 +11,11 @@ QUEUE_FILTERS = ("waiting", "all", "open", "mine", "pending", "snoozed", "done")
 # "waiting" (the default) = open customers whose last inbound message is unanswered.
 # "pending" = status 'waiting' (waiting on the customer).
 
+def like_escape(text: str) -> str:
+    """User text inside a LIKE pattern: % and _ are letters, not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 _QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
 
 
@@ -31,11 +36,14 @@ class CustomersMixin:
                 cid = row[0] if row else None
         elif channel in ("", "email") and "@" in rest[1:]:
             addr = normalize_email(rest)
-            row = self.q1(
-                "SELECT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
+            rows = self.q(
+                "SELECT DISTINCT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
                 (f"email:{addr}",),
             )
-            cid = row[0] if row else None
+            ids = sorted({self._live_id(r[0]) for r in rows})
+            if len(ids) > 1:  # possible after a split: the agent decided these are different people
+                raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
+            cid = ids[0] if ids else None
         else:
             handle = rest.lstrip("@")
             params = (handle, handle.lower(), handle)
@@ -91,9 +99,9 @@ class CustomersMixin:
         if query:
             rows = self.q(
                 "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id=c.id"
-                " WHERE c.merged_into IS NULL AND (c.name LIKE :q OR i.address LIKE :q OR i.handle LIKE :q"
-                " OR i.display_name LIKE :q) ORDER BY c.id LIMIT :l OFFSET :o",
-                {"q": f"%{query}%", "l": limit, "o": offset},
+                " WHERE c.merged_into IS NULL AND (c.name LIKE :q ESCAPE '\\' OR i.address LIKE :q ESCAPE '\\'"
+                " OR i.handle LIKE :q ESCAPE '\\' OR i.display_name LIKE :q ESCAPE '\\') ORDER BY c.id LIMIT :l OFFSET :o",
+                {"q": f"%{like_escape(query)}%", "l": limit, "o": offset},
             )
         else:
             rows = self.q("SELECT id FROM customers WHERE merged_into IS NULL ORDER BY id LIMIT ? OFFSET ?", (limit, offset))
@@ -171,15 +179,17 @@ class CustomersMixin:
                         channels=channels, tags=tags)
 
     def wake_snoozed(self) -> list[int]:
-        """Snoozes that ran out go back to open."""
+        """Snoozes that ran out go back to open (several consoles may race here:
+        the update only takes rows that are still snoozed)."""
         now = self.clock()
-        rows = self.q("SELECT id FROM customers WHERE status='snoozed' AND snoozed_until <= ?", (now,))
-        if rows:
-            with self.tx():
-                for r in rows:
-                    self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL WHERE id=?", (r[0],))
-                    self.log_event("status", "snooze", r[0], old="snoozed", new="open", reason="snooze ended")
-        return [r[0] for r in rows]
+        if self.q1("SELECT 1 FROM customers WHERE status='snoozed' AND snoozed_until <= ? LIMIT 1", (now,)) is None:
+            return []  # the common case stays a read
+        with self.tx():
+            woken = [r[0] for r in self.q("UPDATE customers SET status='open', snoozed_until=NULL"
+                                          " WHERE status='snoozed' AND snoozed_until <= ? RETURNING id", (now,))]
+            for cid in woken:
+                self.log_event("status", "snooze", cid, old="snoozed", new="open", reason="snooze ended")
+        return woken
 
     # -- agent actions (each an event, each undoable) --------------------------
     def set_status(self, customer_id: int, status: str, actor: str, *, until: float | None = None, **extra) -> int:
@@ -271,10 +281,10 @@ class CustomersMixin:
         self.conn.execute(
             """UPDATE customers SET
                  waiting_since = (SELECT min(sent_at) FROM messages WHERE customer_id=:id AND direction='in'
-                                  AND sent_at > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)),
+                                  AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)),
                  unread = (SELECT count(*) FROM messages WHERE customer_id=:id AND direction='in'
-                           AND sent_at > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0))
-               WHERE id=:id""",
+                           AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0))
+               WHERE id=:id""",  # "answered?" as at ingest
             {"id": customer_id},
         )
 

@@ -35,13 +35,16 @@ class Database:
     def __init__(self, path: str | os.PathLike, *, clock=time.time):
         self.path = Path(path)
         self.clock = clock
-        if str(path) != ":memory:":
-            _create_private(self.path)
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "busy_timeout=30000", "temp_store=MEMORY", "cache_size=-65536"):
-            self.conn.execute(f"PRAGMA {pragma}")
+        try:
+            if str(path) != ":memory:":
+                _create_private(self.path)
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+            self.conn.row_factory = sqlite3.Row
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                           "busy_timeout=30000", "temp_store=MEMORY", "cache_size=-65536"):
+                self.conn.execute(f"PRAGMA {pragma}")
+        except (OSError, sqlite3.Error) as e:  # not a database, no permission, no such directory ...
+            raise StoreError(f"{self.path}: cannot open the store: {getattr(e, 'strerror', None) or e}") from None
         self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
         self._lock = threading.RLock()

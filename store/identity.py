@@ -134,13 +134,14 @@ class IdentityMixin:
         return Resolved(identity_id, customer_id, new_customer)
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:
+        """Live customers (merges followed) holding any of `keys`, oldest first."""
         marks = ",".join("?" * len(keys))
         rows = self.q(
             f"SELECT DISTINCT i.customer_id FROM identity_keys k JOIN identities i ON i.id = k.identity_id"
-            f" WHERE k.key IN ({marks}) ORDER BY i.customer_id",
+            f" WHERE k.key IN ({marks})",
             tuple(keys),
         )
-        return [r[0] for r in rows]
+        return sorted({self._live_id(r[0]) for r in rows})
 
     def _link_by_keys(self, customer_id: int, keys: set[str]) -> int:
         """Merge every other customer sharing `keys` into the oldest one."""

@@ -23,10 +23,13 @@ _NOTE_INBOUND = """UPDATE customers SET
      last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
      last_channel = CASE WHEN :t >= coalesce(last_inbound_at, 0) THEN :ch ELSE last_channel END,
      waiting_since = CASE
-         WHEN :t <= coalesce(last_outbound_at, 0) THEN waiting_since
+         WHEN max(:t, :r) <= coalesce(last_outbound_at, 0) THEN waiting_since
          WHEN waiting_since IS NULL THEN :t
          ELSE min(waiting_since, :t) END
    WHERE id = :id"""
+# Answered only if our reply came after the message both by its date and by when it
+# arrived here: a customer clock running late, or a message that crossed our reply,
+# must not hide an unanswered message.
 
 
 def _clip(text: str | None) -> str:
@@ -56,7 +59,13 @@ class IngestMixin:
         either both land or neither does."""
         with self.tx():
             if len(items) >= BULK_MIN and all(item.kind == "message" for item in items):
-                results = self._ingest_bulk(items)
+                # an id seen twice in one batch goes the careful way (a mailer may reuse Message-IDs)
+                seen, first, repeats = set(), [], []
+                for item in items:
+                    key = (item.channel, item.account, item.external_id)
+                    (repeats if key in seen else first).append(item)
+                    seen.add(key)
+                results = self._ingest_bulk(first) + [r for r in map(self._ingest_one, repeats) if r]
             else:
                 results = [r for r in map(self._ingest_one, items) if r]
             if connector is not None and cursor:
@@ -87,12 +96,12 @@ class IngestMixin:
         )
         for att in item.attachments:
             self._add_attachment(message_id, att)
-        self._note_inbound(customer_id, item.channel, item.sent_at)
+        self._note_inbound(customer_id, item.channel, item.sent_at, now)
         return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
 
-    def _note_inbound(self, customer_id: int, channel: str, sent_at: float) -> None:
+    def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
-        self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "ch": channel, "id": customer_id})
+        self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "r": received_at, "ch": channel, "id": customer_id})
 
     def _reused_id(self, item: InboundMessage, existing) -> IngestResult | None:
         """Same external id as a stored message. Usually the same message again
@@ -131,7 +140,7 @@ class IngestMixin:
                          item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
                          item.parse_error, dumps(item.meta) if item.meta else None, item.raw, r.identity_id))
         self.conn.executemany(_BULK_INSERT, rows)
-        new = self.q("SELECT id, customer_id, identity_id, channel, account, external_id, sent_at FROM messages"
+        new = self.q("SELECT id, customer_id, identity_id, channel, account, external_id, sent_at, received_at FROM messages"
                      " WHERE id > ? ORDER BY id", (before,))
         if new:
             self._index_new(before, new, items)
@@ -153,7 +162,8 @@ class IngestMixin:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
                           " WHERE id > ?", (before,))
-        self.conn.executemany(_NOTE_INBOUND, [{"t": r["sent_at"], "ch": r["channel"], "id": r["customer_id"]} for r in new])
+        self.conn.executemany(_NOTE_INBOUND, [{"t": r["sent_at"], "r": r["received_at"], "ch": r["channel"],
+                                               "id": r["customer_id"]} for r in new])
         with_files = [item for item in items if item.attachments]
         if with_files:
             ids = {(r["channel"], r["account"], r["external_id"]): r["id"] for r in new}

@@ -38,6 +38,7 @@ class MergeMixin:
             source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (source,))}
             target_facts = {r[0] for r in self.q("SELECT key FROM facts WHERE customer_id=?", (target,))}
             state = dict(self.q1("SELECT status, snoozed_until, assignee, priority, name FROM customers WHERE id=?", (source,)))
+            target_state = dict(self.q1("SELECT status, snoozed_until, priority FROM customers WHERE id=?", (target,)))
 
             self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (target, source))
             self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (target, source))
@@ -60,7 +61,7 @@ class MergeMixin:
                 "merge", actor, target, source=source, identities=identities, loose_messages=loose,
                 source_tags=source_tags, tags_added=[t for t in source_tags if t not in target_tags],
                 source_facts=source_facts, facts_added=[k for k in source_facts if k not in target_facts],
-                source_state=state, evidence=evidence or [],
+                source_state=state, target_state=target_state, evidence=evidence or [],
             )
 
     def split(self, identity_id: int, actor: str) -> tuple[int, int]:
@@ -85,7 +86,9 @@ class MergeMixin:
             return event_id, new_id
 
     def _reopen_if_waiting(self, customer_id: int) -> None:
-        self.conn.execute("UPDATE customers SET status='open' WHERE id=? AND waiting_since IS NOT NULL", (customer_id,))
+        """Someone with an unanswered message belongs in the queue, whatever the status said."""
+        self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL WHERE id=? AND waiting_since IS NOT NULL",
+                          (customer_id,))
 
     # -- undo -----------------------------------------------------------------
     def undo(self, actor: str, event_id: int | None = None) -> int:
@@ -107,10 +110,28 @@ class MergeMixin:
                 raise StoreError(f"event {event_id} was already undone")
             if ev.kind not in UNDOABLE:
                 raise StoreError(f"event {event_id} ({ev.kind}) cannot be undone")
+            if ev.kind in ("merge", "split"):
+                self._check_no_later_regrouping(ev)
             getattr(self, f"_undo_{ev.kind}")(ev)
             undo_id = self.log_event("undo", actor, ev.customer_id, event=event_id, undone_kind=ev.kind)
             self.conn.execute("UPDATE events SET undone_by=? WHERE id=?", (undo_id, event_id))
             return event_id
+
+    @staticmethod
+    def _regrouped(ev) -> set[int]:
+        """The customers a merge or split event moved identities between."""
+        other = ev.data.get("source") if ev.kind == "merge" else ev.data.get("new_customer")
+        return {ev.customer_id, other}
+
+    def _check_no_later_regrouping(self, ev) -> None:
+        """Merges and splits stack: undoing one under a later one that is still in
+        force would leave identities on the wrong (or a hidden) customer."""
+        involved = self._regrouped(ev)
+        for row in self.q("SELECT id FROM events WHERE id > ? AND undone_by IS NULL AND kind IN ('merge','split')"
+                          " ORDER BY id DESC", (ev.id,)):
+            later = self.event(row[0])
+            if self._regrouped(later) & involved:
+                raise StoreError(f"undo the later {later.kind} first (event {later.id}), then this one ({ev.id})")
 
     def _undo_merge(self, ev) -> None:
         target, source, d = ev.customer_id, ev.data["source"], ev.data
@@ -134,12 +155,22 @@ class MergeMixin:
             "UPDATE customers SET merged_into=NULL, status=?, snoozed_until=?, assignee=?, priority=? WHERE id=?",
             (s["status"], s["snoozed_until"], s["assignee"], s["priority"], source),
         )
-        self.recompute(target)
-        self.recompute(source)
+        t = d.get("target_state")
+        if t:  # what the merge changed on the target (reopened, unsnoozed, priority raised)
+            self.conn.execute("UPDATE customers SET status=?, snoozed_until=?, priority=? WHERE id=?",
+                              (t["status"], t["snoozed_until"], t["priority"], target))
+        for cid in (target, source):
+            self.recompute(cid)
+            # a message that came in while merged is unanswered, whatever the old status said
+            self.conn.execute(
+                "UPDATE customers SET status='open', snoozed_until=NULL WHERE id=? AND waiting_since IS NOT NULL"
+                " AND EXISTS (SELECT 1 FROM messages WHERE customer_id=? AND direction='in' AND received_at > ?)",
+                (cid, cid, ev.at))
 
     def _undo_split(self, ev) -> None:
-        source, identity, new_id = ev.customer_id, ev.data["identity"], ev.data["new_customer"]
-        self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (source, identity))
+        source, new_id = ev.customer_id, ev.data["new_customer"]
+        # every identity there now: the split one, and any that auto-linked to it since
+        self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (source, new_id))
         self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (source, new_id))
         for tag in [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (new_id,))]:
             self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))

@@ -84,20 +84,25 @@ class OutboxMixin:
             self.log_event("reply", author, customer_id, message_id=message_id, channel=ident["channel"])
             return message_id
 
-    def claim_due(self, accounts: set[str] | None = None, limit: int = 10) -> list[OutboundMessage]:
-        """Take due replies for sending (state -> sending). `accounts` are
-        connector names ("telegram:shop") this engine can send on."""
+    def claim_due(self, accounts: set[str] | None = None, limit: int = 1) -> list[OutboundMessage]:
+        """Take due replies for sending (state -> sending). `accounts` are the
+        connector names ("telegram:shop") this engine can send on. Claim only
+        what is about to be sent: a crash leaves at most these in 'sending'."""
         now = self.clock()
+        where, params = "o.state='queued' AND o.next_attempt_at <= ?", [now]
+        if accounts is not None:
+            if not accounts:
+                return []
+            where += f" AND m.channel || ':' || m.account IN ({','.join('?' * len(accounts))})"
+            params += sorted(accounts)
         out = []
         with self.tx():
             rows = self.q(
                 "SELECT o.id oid, o.attempts, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
-                " WHERE o.state='queued' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (now, limit * 4),
+                f" WHERE {where} ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (*params, limit),
             )
             for row in rows:
-                if accounts is not None and f"{row['channel']}:{row['account']}" not in accounts:
-                    continue
                 self.conn.execute("UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id=?", (row["oid"],))
                 ident = self.q1("SELECT address FROM identities WHERE id=?", (row["identity_id"],))
                 parent = None
@@ -112,9 +117,14 @@ class OutboxMixin:
                     attachments=self.attachments(row["id"]), meta=loads(row["meta"], {}),
                     attempts=row["attempts"] + 1, author=row["author"],
                 ))
-                if len(out) >= limit:
-                    break
         return out
+
+    def queued_elsewhere(self, accounts: set[str]) -> dict[str, int]:
+        """Queued replies for accounts this engine cannot send on (an account
+        removed or renamed in the config): {"telegram:old": 3}."""
+        rows = self.q("SELECT m.channel || ':' || m.account name, count(*) n FROM outbox o JOIN messages m"
+                      " ON m.id=o.message_id WHERE o.state='queued' GROUP BY name")
+        return {r["name"]: r["n"] for r in rows if r["name"] not in accounts}
 
     def mark_sent(self, outbox_id: int, receipt: Receipt) -> None:
         with self.tx():
@@ -135,7 +145,9 @@ class OutboxMixin:
             self.conn.execute("UPDATE outbox SET state='failed', last_error=? WHERE id=?", (error, outbox_id))
             row = self.q1("SELECT m.customer_id, m.id FROM outbox o JOIN messages m ON m.id=o.message_id WHERE o.id=?",
                           (outbox_id,))
-            self.recompute(row[0])  # an undelivered reply does not answer the customer
+            # an undelivered reply does not answer the customer: back to the queue, even if marked done
+            self.recompute(row[0])
+            self._reopen_if_waiting(row[0])
             self.log_event("send_failed", "sync", row[0], message_id=row[1], error=error)
 
     def retry(self, message_id: int, actor: str) -> None:

@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from store.customers import like_escape
 from store.db import StoreError
 from store.models import CHANNELS, STATUSES, SearchHit
 
@@ -65,7 +66,7 @@ def parse_query(query: str) -> ParsedQuery:
 def fts_expression(terms: list[str]) -> str:
     """User words as quoted FTS5 strings (no operator injection); the last one
     is a prefix so results appear while typing."""
-    tokens = [t for t in (re.sub(r'"', '""', w).strip() for w in terms) if t]
+    tokens = [t for t in (re.sub(r'"', '""', w.replace("\x00", "")).strip() for w in terms) if t]
     if not tokens:
         return ""
     parts = [f'"{t}"' for t in tokens]
@@ -82,9 +83,10 @@ class SearchMixin:
             where.append("m.channel = ?")
             params.append(parsed.channel)
         if parsed.sender:
-            like = f"%{parsed.sender}%"
-            where.append("(c.name LIKE ? OR m.author LIKE ? OR EXISTS (SELECT 1 FROM identities i WHERE i.id = m.identity_id"
-                         " AND (i.address LIKE ? OR i.handle LIKE ? OR i.display_name LIKE ?)))")
+            like = f"%{like_escape(parsed.sender)}%"
+            where.append("(c.name LIKE ? ESCAPE '\\' OR m.author LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM identities i"
+                         " WHERE i.id = m.identity_id AND (i.address LIKE ? ESCAPE '\\' OR i.handle LIKE ? ESCAPE '\\'"
+                         " OR i.display_name LIKE ? ESCAPE '\\')))")
             params += [like] * 5
         if parsed.tag:
             where.append("EXISTS (SELECT 1 FROM tags t WHERE t.customer_id = c.id AND t.tag = ?)")

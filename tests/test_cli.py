@@ -135,7 +135,8 @@ def test_exit_codes(db_path, seeded):
 
 def test_hostile_text_is_printed_inert(db_path):
     s = Store(db_path)
-    s.ingest(inbound("telegram", "1", "hi \x1b]52;c;ZXZpbA==\x07\x1b[2J[bold red]boom[/]", name="\x1b[31mEvil"))
+    s.ingest(inbound("telegram", "1", "hi \x1b]52;c;ZXZpbA==\x07\x1b[2J[bold red]boom[/]", name="\x1b[31mEvil",
+                     handle="h\x1b[5mndl"))
     s.close()
     out = omnidesk(db_path, "show", "1").stdout
     assert "\x1b" not in out and "\x07" not in out
@@ -163,3 +164,10 @@ def test_queue_counts_down_to_the_channel_target(db_path, seeded, tmp_path):
     assert by_name["Bob Li"]["time_left"] < -900 and by_name["Jane Roe"]["time_left"] < -4 * 3600
     assert "over" in omnidesk(db_path, "--config", str(cfg), "queue").stdout
     assert all(r["time_left"] is None for r in ok_json(db_path, "queue"))  # no targets configured
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("shopping list\n" * 100)
+    proc = omnidesk(bad, "queue")
+    assert proc.returncode == 1 and "cannot open the store" in proc.stderr and "Traceback" not in proc.stderr

@@ -48,7 +48,8 @@ def build(store, clock):
             store.set_status(cid, "done", "ann")
         elif what == "fail":
             mid = store.queue_reply(cid, "this one bounces", "ann")
-            for out in store.claim_due():
+            while due := store.claim_due():
+                out = due[0]
                 if out.message_id == mid:
                     store.mark_failed(out.outbox_id, "550 mailbox unavailable", None)
                 else:

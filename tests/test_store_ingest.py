@@ -112,3 +112,12 @@ def test_a_reused_message_id_keeps_both_mails_and_still_dedupes(store, make_inbo
     second_again = make_inbound("email", "shop@x.io", "order 2 shipped", subject="Shipped", external_id="<same@x>")
     store.ingest(second_again)
     assert len(store.timeline(cid)) == 2
+
+
+def test_a_reused_message_id_inside_one_big_batch_keeps_both(store, make_inbound):
+    pair = [make_inbound("email", "shop@x.io", f"order {n} shipped", subject="Shipped", external_id="<same@x>")
+            for n in (1, 2)]
+    filler = [make_inbound("email", f"f{i}@x.io", "x") for i in range(40)]
+    store.ingest_batch(pair + filler)
+    assert sorted(m.text for m in store.timeline(store.find_customer("shop@x.io"))) == ["order 1 shipped",
+                                                                                        "order 2 shipped"]

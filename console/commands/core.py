@@ -163,7 +163,7 @@ def cmd_show(args, ctx) -> int:
             out.append(f"this case: {engaged['messages']} messages on {', '.join(engaged['channels'])}, "
                        f"{format_age(engaged['seconds'])} engaged")
         for i in c.identities:
-            handle = f" @{i.handle}" if i.handle else ""
+            handle = f" @{_clean(i.handle, 40)}" if i.handle else ""
             out.append(f"  identity {i.id}: {i.channel} {_clean(i.address, 60)}{handle}")
         if c.tags:
             out.append("  tags: " + ", ".join(c.tags))
@@ -172,7 +172,7 @@ def cmd_show(args, ctx) -> int:
         out.append("")
         for m in messages:
             arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
-            state = f" ({m.state}{': ' + m.error if m.error else ''})" if m.state and m.state != "sent" else ""
+            state = f" ({m.state}{': ' + _clean(m.error, 120) if m.error else ''})" if m.state and m.state != "sent" else ""
             head = f"[{_iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"
             if m.subject:
                 head += f"  {_clean(m.subject, 60)}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 
 from connectors.base import ConnectorError
@@ -38,6 +39,10 @@ def cmd_sync(args, ctx) -> int:
         health = ctx.store.health()
         ctx.emit({"ingested": counts, "health": health},
                  "\n".join(f"{name}: {n} new, {health.get(name, {}).get('state', '?')}" for name, n in counts.items()))
+        broken = [f"{name}: {h['detail']}" for name, h in health.items() if h["state"] != "ok"]
+        if broken:  # cron mails non-empty stderr and can act on the exit status
+            print("omnidesk: error: " + "; ".join(broken), file=sys.stderr)
+            return 1
         return 0
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
