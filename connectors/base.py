@@ -96,5 +96,15 @@ class BaseConnector:
     def wait(self, timeout: float, stop: threading.Event) -> None:
         stop.wait(timeout)
 
+    def secrets(self) -> list[str]:
+        """This connector's secrets, to be kept out of health, logs and errors."""
+        return []
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
     def close(self) -> None:
         pass

@@ -51,8 +51,13 @@ def build_engine(store_path, cfg) -> "Engine | None":
     return engine
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, connector=None) -> str:
+    """One line for health and the outbox; the connector's secrets scrubbed out
+    (a library exception may carry a token in a URL)."""
     text = str(exc).strip() or type(exc).__name__
+    scrub = getattr(connector, "scrub", None)
+    if scrub is not None:
+        text = scrub(text)
     return " ".join(text.split())[:300]
 
 
@@ -180,7 +185,7 @@ class Engine:
                         connector.wait(self.poll_interval, self.stop_event)
                 except PermanentError as e:
                     failures += 1
-                    detail = _describe(e)
+                    detail = _describe(e, connector)
                     self._set_health(s, connector.name, FAILED, detail)
                     log.error("%s: %s", connector.name, detail)
                     self.stop_event.wait(min(self.permanent_retry, backoff(failures, 5.0, self.permanent_retry)))
@@ -190,7 +195,7 @@ class Engine:
                     delay = retry_after if retry_after else backoff(failures)
                     if not isinstance(e, ConnectorError):
                         log.exception("%s: unexpected error", connector.name)
-                    self._set_health(s, connector.name, RETRYING, f"{_describe(e)}; retrying in {delay:.0f}s")
+                    self._set_health(s, connector.name, RETRYING, f"{_describe(e, connector)}; retrying in {delay:.0f}s")
                     self.stop_event.wait(delay)
         finally:
             s.close()
@@ -239,20 +244,20 @@ class Engine:
         try:
             receipt = connector.send(out)
         except RejectedError as e:  # this message only; the channel is fine
-            s.mark_failed(out.outbox_id, _describe(e), None)
+            s.mark_failed(out.outbox_id, _describe(e, connector), None)
             return
         except PermanentError as e:
-            s.mark_failed(out.outbox_id, _describe(e), None)
-            self._set_health(s, connector.name, FAILED, _describe(e))
+            s.mark_failed(out.outbox_id, _describe(e, connector), None)
+            self._set_health(s, connector.name, FAILED, _describe(e, connector))
             return
         except Exception as e:
             if not isinstance(e, ConnectorError):
                 log.exception("%s: unexpected error while sending", connector.name)
             if out.attempts >= self.max_attempts:
-                s.mark_failed(out.outbox_id, f"{_describe(e)} (after {out.attempts} attempts)", None)
+                s.mark_failed(out.outbox_id, f"{_describe(e, connector)} (after {out.attempts} attempts)", None)
             else:
                 delay = getattr(e, "retry_after", None) or backoff(out.attempts, 2.0, 600.0)
-                s.mark_failed(out.outbox_id, _describe(e), self.clock() + delay)
+                s.mark_failed(out.outbox_id, _describe(e, connector), self.clock() + delay)
             return
         s.mark_sent(out.outbox_id, receipt)
 
@@ -285,9 +290,9 @@ class Engine:
                             break
                     self._set_health(s, connector.name, OK)
                 except PermanentError as e:
-                    self._set_health(s, connector.name, FAILED, _describe(e))
+                    self._set_health(s, connector.name, FAILED, _describe(e, connector))
                 except Exception as e:
-                    self._set_health(s, connector.name, RETRYING, _describe(e))
+                    self._set_health(s, connector.name, RETRYING, _describe(e, connector))
             self.flush_outbox(s)
             for hook in self.tick_hooks:
                 try:

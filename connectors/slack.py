@@ -173,6 +173,8 @@ class SlackConnector(BaseConnector):
             text = text.replace(s, "<token>")
         return " ".join(text.split())[:300]
 
+
+    scrub = _scrub  # the engine scrubs health and errors through this
     def _api(self, method: str, **kw):
         """Call a WebClient method by name; map failures to connector errors."""
         try:

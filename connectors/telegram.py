@@ -148,6 +148,8 @@ class TelegramConnector(BaseConnector):
             text = text.replace(secret, "<token>")
         return " ".join(text.split())[:300]
 
+
+    scrub = _scrub  # the engine scrubs health and errors through this
     def _map_error(self, e: tg_error.TelegramError) -> ConnectorError:
         if isinstance(e, tg_error.RetryAfter):
             seconds = _seconds(e)

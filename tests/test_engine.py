@@ -200,3 +200,25 @@ def test_a_rejected_reply_fails_alone_and_a_bad_token_clears_when_polling_works(
     finally:
         engine.stop()
         s.close()
+
+
+def test_an_unexpected_error_carrying_a_secret_is_scrubbed_from_health(tmp_path, db_path):
+    server = tmp_path / "server.jsonl"
+    write_server(server, 1)
+
+    class Leaky(FileChannel):
+        def secrets(self):
+            return ["123:SECRET"]
+
+    channel = Leaky(server)
+    channel.fail_next = [RuntimeError("GET https://api.example/bot123:SECRET/getUpdates failed")]
+    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(db_path)
+    engine.start()
+    try:
+        assert wait_for(lambda: s.health().get("telegram:fake", {}).get("state") == "retrying")
+        detail = s.health()["telegram:fake"]["detail"]
+        assert "SECRET" not in detail and "bot***" in detail
+    finally:
+        engine.stop()
+        s.close()

@@ -54,6 +54,9 @@ class ImapConnector(BaseConnector):
     def where(self) -> str:
         return f"IMAP {self.options['imap_host']}"
 
+    def secrets(self) -> list[str]:
+        return [self._password] if self._password else []
+
     def password(self) -> str | None:
         if self._password is None:
             try:
