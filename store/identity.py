@@ -144,15 +144,28 @@ class IdentityMixin:
         return sorted({self._live_id(r[0]) for r in rows})
 
     def _link_by_keys(self, customer_id: int, keys: set[str]) -> int:
-        """Merge every other customer sharing `keys` into the oldest one."""
+        """Merge every other customer sharing `keys` into the oldest one, except
+        customers an agent split apart: that decision stands."""
         owners = self._customers_with_keys(keys)
         if len(owners) <= 1:
             return customer_id
-        target = owners[0]
-        for other in owners[1:]:
+        target = customer_id if self._kept_apart(customer_id, owners) else owners[0]
+        for other in owners:
+            if other == target or self._kept_apart(other, [target]):
+                continue
             shared = sorted(keys & self._keys_of_customer(other))
             self.merge(target, other, actor=AUTO_LINK, evidence=[f"same {k.split(':', 1)[0]} {k.split(':', 1)[1]}" for k in shared])
         return target
+
+    def _kept_apart(self, customer_id: int, others: list[int]) -> bool:
+        """Did an agent split `customer_id` from any of `others` (and not undo it)?"""
+        marks = ",".join("?" * len(others))
+        return self.q1(
+            "SELECT 1 FROM events WHERE kind='split' AND undone_by IS NULL AND ("
+            f"(customer_id=? AND json_extract(data, '$.new_customer') IN ({marks})) OR "
+            f"(json_extract(data, '$.new_customer')=? AND customer_id IN ({marks}))) LIMIT 1",
+            (customer_id, *others, customer_id, *others),
+        ) is not None
 
     def _keys_of_customer(self, customer_id: int) -> set[str]:
         return {

@@ -99,3 +99,14 @@ def test_find_customer_by_every_kind_of_reference(store, make_inbound):
     assert store.find_customer(str(e.customer_id)) == e.customer_id
     with pytest.raises(StoreError, match="no customer matches"):
         store.find_customer("@nobody")
+
+
+def test_auto_link_respects_a_split_by_the_agent(store, make_inbound):
+    a = store.ingest(make_inbound("email", "pat@x.io", "from Pat", name="Pat"))
+    b = store.ingest(make_inbound("slack", "U5", "from the shared account", emails=("pat@x.io",)))
+    assert a.customer_id == b.customer_id  # linked by the profile e-mail
+    _, apart = store.split(b.identity_id, "alex")  # the agent knows better: two people
+    c = store.ingest(make_inbound("telegram", "9", "hi", phones=(), emails=("pat@x.io",)))
+    assert c.customer_id in (a.customer_id, apart)
+    assert [e.actor for e in store.events(kind="merge")] == []  # no automatic re-merge
+    assert store.q1("SELECT merged_into FROM customers WHERE id=?", (apart,))[0] is None
