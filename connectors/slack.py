@@ -39,7 +39,7 @@ import urllib.parse
 import urllib.request
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
@@ -225,7 +225,12 @@ class SlackConnector(BaseConnector):
                 self._wake.set()
 
         def on_request(client, req) -> None:
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            try:
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            except SlackClientNotConnectedError:
+                # closing or reconnecting: Slack redelivers an unacked envelope, and the
+                # catch-up poll after the reconnect reads anything missed
+                return
             if req.type == "events_api" and isinstance(req.payload, dict):
                 self._events.put((self._epoch, req.payload.get("event") or {}))
                 self._wake.set()

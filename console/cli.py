@@ -92,6 +92,19 @@ class Context:
             self._store.close()
 
 
+def log_to_file(path: Path) -> None:
+    """While a full-screen console runs, log lines (ours and the libraries')
+    must not land on the terminal: they go to a file next to the store."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="store file (env OMNIDESK_DB)")

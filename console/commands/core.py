@@ -105,10 +105,10 @@ def register(sub, parents) -> None:
 
 
 def run_console(args, ctx) -> int:
-    try:
-        from console.app import run
-    except ModuleNotFoundError as e:
-        raise UserError(f"the console is not available: {e}") from None
+    from console.app import run
+    from console.cli import log_to_file
+
+    log_to_file(ctx.db_path.parent / "omnidesk.log")
     return run(ctx) or 0
 
 

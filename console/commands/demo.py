@@ -24,7 +24,11 @@ def register(sub, parents) -> None:
 def cmd_demo(args, ctx) -> int:
     from console.demo import BANNER, DemoWorld
 
+    from console.cli import log_to_file
+
     world = DemoWorld(speed=args.speed)
+    if not args.headless:
+        log_to_file(world.root / "omnidesk.log")  # deleted with the rest of the demo
     try:
         world.start()
         config = world.config()
