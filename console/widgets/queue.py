@@ -157,7 +157,9 @@ class QueueView(ScrollView, can_focus=True):
 
     def on_unmount(self) -> None:
         if self._reader is not None:
-            self._reader.shutdown(wait=False, cancel_futures=True)
+            local = self._local
+            self._reader.submit(lambda: getattr(local, "store", None) and local.store.close())
+            self._reader.shutdown(wait=False, cancel_futures=False)
 
     # -- data -----------------------------------------------------------------
     def reload(self, keep_customer: int | None = None, follow: bool = True) -> None:
@@ -256,8 +258,7 @@ class QueueView(ScrollView, can_focus=True):
             self.page_loads += 1
             had_cursor = self.peek_loaded(self.cursor)
             self._store_page(number, page)
-            self._lines.clear()
-            self.refresh()
+            self.refresh()  # line cache keys carry the row's data: no need to drop them
             if not had_cursor and self.cursor // PAGE == number:
                 self.post_message(self.Highlighted(self.selected_id))
         self._submit(lambda src: src.page(number * PAGE, PAGE), arrived)
