@@ -426,8 +426,10 @@ class OmnideskApp(App):
         token = self._open_token
         known = self._loaded_count if (keep_position and self.current is not None
                                        and self.current.id == customer_id) else 0
+        focused_then = self.focused  # focus moves to the timeline only if the agent has not moved on
         self._read(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
-                   lambda r: self._show_customer(token, *r, focus_message, keep_position, focus))
+                   lambda r: self._show_customer(token, *r, focus_message, keep_position,
+                                                 focused_then if focus else False))
 
     def _load_customer(self, s: Store, customer_id, focus_message, known, mark_read):
         customer_id = s._live_id(customer_id)
@@ -465,8 +467,8 @@ class OmnideskApp(App):
         if changed:
             self._set_presence("viewing")
             self._refresh_status(presence_only=True)
-        if focus:  # once the customer is on screen (restyling for focus costs a frame), unless
-            before = self.focused  # the agent has moved on meanwhile (pressed r, opened a picker...)
+        if focus is not False:  # `focus` is what had focus when the open was asked for
+            before = focus  # once the customer is on screen (restyling for focus costs a frame)
             self.set_timer(0.035, lambda: self.focused is before and self.screen is self.timeline.screen
                            and self.timeline.focus())
 
