@@ -481,3 +481,47 @@ async def test_unknown_theme_falls_back_with_a_notice(db_path, clock, tmp_path, 
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(pilot)
         assert "unknown theme 'no-such-theme'" in screen_text(app)
+
+
+async def test_edits_and_deletions_are_shown(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.ingest(InboundMessage("slack", "main", "m5", Sender("slack", "U123", "Carol Diaz", "carol"),
+                            "is the API down? getting 504s now", NOW - 200, kind="edit"))
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        text = screen_text(app)
+        assert "getting 504s now" in text
+        assert "✎ edited" in text and "was: is the API down? getting 502s" in text
+
+
+async def test_open_attachment_with_the_configured_command(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)  # open_command = "true"
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("o")
+        await until(pilot, lambda: "opened vase photo.jpg with true" in screen_text(app))
+        assert (tmp_path / "saved" / "vase photo.jpg").exists()
+        await pilot.press("k", "o")  # the e-mail has none
+        await until(pilot, lambda: "This message has no attachments." in screen_text(app))
+
+
+async def test_status_and_untag(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("t", *"vip", "enter")
+        await settle(pilot, 3)
+        await pilot.press("T", "enter")
+        await settle(pilot, 3)
+        await pilot.press("S", *"pending", "enter")
+        await settle(pilot, 3)
+        s = Store(db_path, clock=clock)
+        c = s.customer(ids["bob"])
+        assert c.tags == [] and c.status == "waiting"
+        s.close()
+        assert "set status open → waiting" in screen_text(app)  # the event, inline
