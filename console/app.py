@@ -28,7 +28,6 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import TextArea
 
 from console import keymap as keymap_mod
 from console.screens.help import HelpScreen
@@ -36,7 +35,7 @@ from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
 from console.screens.search import SearchScreen
 from console.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge, color
-from console.widgets.composer import Composer, ReplyArea
+from console.widgets.composer import Composer
 from console.widgets.outgoing import list_templates, outgoing, preview, render_template
 from console.widgets.profile import ProfileView
 from console.widgets.queue import QueueSource, QueueView
@@ -475,18 +474,6 @@ class OmnideskApp(App):
     def _profile_visible(self) -> bool:
         return self._q("#profile-pane").display
 
-    @work(thread=True, group="suggest", exclusive=True, exit_on_error=False)
-    def _load_suggestions(self, customer_id: int) -> None:
-        s = self.worker_store()
-        try:
-            found = [(sg, s.customer(sg.other_id).name) for sg in s.merge_suggestions(customer_id, limit=3)]
-        except Exception:
-            return
-        finally:
-            s.close()
-        if self.current is not None and self.current.id == customer_id:
-            self._from_thread(self._q(ProfileView).show_customer, self.current, found)
-
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
         self.open_customer(event.customer_id, focus=True)
@@ -848,7 +835,7 @@ class OmnideskApp(App):
 
         def check(text: str) -> str | None:
             try:
-                when = parse_when(text, self.clock())
+                parse_when(text, self.clock())
             except WhenError as e:
                 return str(e)
             return None

@@ -9,7 +9,7 @@ from connectors.config import validate
 from console import keymap
 from console.app import OmnideskApp
 from store import Store
-from store.models import AttachmentIn, InboundMessage, Receipt, Sender
+from store.models import AttachmentIn, InboundMessage, Sender
 
 NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 

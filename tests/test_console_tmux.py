@@ -1,7 +1,6 @@
 """The real `omnidesk` process in a real terminal (tmux), read back with capture-pane."""
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
 from rich.text import Text
 
 from console.widgets.safe_text import safe

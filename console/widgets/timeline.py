@@ -384,7 +384,6 @@ class TimelineView(ScrollView, can_focus=True):
             return Strip.blank(width, self._base)
         owner = self._owner[line]
         strip = self._strips[line]
-        item = self.items[owner]
         first, count = self._ranges[owner]
         selected = owner == self.cursor and line < first + count - 1
         gutter = Segment("▌ " if selected else "  ", self._style("timeline--gutter") if selected else None)
