@@ -133,6 +133,37 @@ class IdentityMixin:
                 customer_id = self._link_by_keys(customer_id, keys)
         return Resolved(identity_id, customer_id, new_customer)
 
+    def known_identities(self, senders) -> dict[tuple[str, str], Resolved]:
+        """For a batch: the senders whose identity exists and would not change
+        (same name, handle, account, no new evidence), read in a few queries
+        instead of one or two per sender. The rest go through resolve_sender."""
+        wanted: dict[str, dict[str, tuple]] = {}
+        for sender, account in senders:
+            address = normalize_address(sender.channel, sender.address)
+            wanted.setdefault(sender.channel, {})[address] = (sender, account)
+        rows = []
+        for channel, by_address in wanted.items():
+            addresses = list(by_address)
+            for i in range(0, len(addresses), 500):
+                chunk = addresses[i:i + 500]
+                rows += self.q("SELECT id, customer_id, channel, address, display_name, handle, account FROM identities"
+                               f" WHERE channel=? AND address IN ({','.join('?' * len(chunk))})", (channel, *chunk))
+        with_evidence = [r["id"] for r in rows if (lambda s: s.emails or s.phones)(wanted[r["channel"]][r["address"]][0])]
+        keys: dict[int, set[str]] = {}
+        for i in range(0, len(with_evidence), 500):
+            chunk = with_evidence[i:i + 500]
+            for k in self.q(f"SELECT identity_id, key FROM identity_keys WHERE identity_id IN ({','.join('?' * len(chunk))})",
+                            chunk):
+                keys.setdefault(k[0], set()).add(k[1])
+        out = {}
+        for r in rows:
+            sender, account = wanted[r["channel"]][r["address"]]
+            same = ((sender.display_name or r["display_name"], sender.handle or r["handle"], account or r["account"])
+                    == (r["display_name"], r["handle"], r["account"]))
+            if same and (not (sender.emails or sender.phones) or evidence_keys(sender) <= keys.get(r["id"], set())):
+                out[(r["channel"], r["address"])] = Resolved(r["id"], r["customer_id"])
+        return out
+
     def _customers_with_keys(self, keys: set[str]) -> list[int]:
         """Live customers (merges followed) holding any of `keys`, oldest first."""
         marks = ",".join("?" * len(keys))

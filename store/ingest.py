@@ -5,6 +5,7 @@ import hashlib
 from dataclasses import dataclass
 
 from store.db import dumps, loads
+from store.identity import normalize_address
 from store.models import InboundMessage
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
@@ -30,6 +31,26 @@ _NOTE_INBOUND = """UPDATE customers SET
 # Answered only if our reply came after the message both by its date and by when it
 # arrived here: a customer clock running late, or a message that crossed our reply,
 # must not hide an unanswered message.
+
+
+# The same effect as _NOTE_INBOUND applied to each new row in turn, once per customer:
+# every SET expression reads the row as it was before this batch, as each per-row
+# update would have (last_outbound_at does not change during ingest).
+_NOTE_INBOUND_BATCH = """UPDATE customers SET
+     status = 'open', snoozed_until = NULL,
+     unread = unread + b.n,
+     last_channel = CASE WHEN b.tmax >= coalesce(last_inbound_at, 0) THEN b.ch ELSE last_channel END,
+     last_inbound_at = max(coalesce(last_inbound_at, 0), b.tmax),
+     waiting_since = CASE WHEN b.wmin IS NULL THEN waiting_since
+                          WHEN waiting_since IS NULL THEN b.wmin
+                          ELSE min(waiting_since, b.wmin) END
+   FROM (SELECT m.customer_id cid, count(*) n, max(m.sent_at) tmax,
+                (SELECT m2.channel FROM messages m2 WHERE m2.customer_id = m.customer_id AND m2.id > :before
+                 ORDER BY m2.sent_at DESC, m2.id DESC LIMIT 1) ch,
+                min(CASE WHEN max(m.sent_at, m.received_at) > coalesce(c.last_outbound_at, 0) THEN m.sent_at END) wmin
+         FROM messages m JOIN customers c ON c.id = m.customer_id
+         WHERE m.id > :before GROUP BY m.customer_id) b
+   WHERE customers.id = b.cid"""
 
 
 def _clip(text: str | None) -> str:
@@ -126,14 +147,18 @@ class IngestMixin:
         before = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
         resolved: dict = {}
         created: set[int] = set()
+        known = self.known_identities({(item.sender, item.account) for item in items})
         rows = []
         for item in items:
             key = (item.sender, item.account)
             r = resolved.get(key)
             if r is None:
-                r = resolved[key] = self.resolve_sender(item.sender, item.account)
-                if r.new_customer:
-                    created.add(r.customer_id)
+                r = known.get((item.sender.channel, normalize_address(item.sender.channel, item.sender.address)))
+                if r is None:
+                    r = self.resolve_sender(item.sender, item.account)
+                    if r.new_customer:
+                        created.add(r.customer_id)
+                resolved[key] = r
             # The customer id is read from the identity at insert time: an
             # auto-link later in this batch may have moved it.
             rows.append((r.identity_id, item.channel, item.account, "in", item.external_id, item.thread_key,
@@ -162,8 +187,7 @@ class IngestMixin:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
                           " WHERE id > ?", (before,))
-        self.conn.executemany(_NOTE_INBOUND, [{"t": r["sent_at"], "r": r["received_at"], "ch": r["channel"],
-                                               "id": r["customer_id"]} for r in new])
+        self.conn.execute(_NOTE_INBOUND_BATCH, {"before": before})
         with_files = [item for item in items if item.attachments]
         if with_files:
             ids = {(r["channel"], r["account"], r["external_id"]): r["id"] for r in new}

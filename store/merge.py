@@ -78,7 +78,8 @@ class MergeMixin:
             name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
             new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
-            self.conn.execute("UPDATE messages SET customer_id=? WHERE identity_id=?", (new_id, identity_id))
+            self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=? AND identity_id=?",
+                              (new_id, source, identity_id))
             self.recompute(source)
             self.recompute(new_id)
             self._reopen_if_waiting(new_id)
@@ -138,7 +139,8 @@ class MergeMixin:
         if d["identities"]:
             marks = ",".join("?" * len(d["identities"]))
             self.conn.execute(f"UPDATE identities SET customer_id=? WHERE id IN ({marks})", (source, *d["identities"]))
-            self.conn.execute(f"UPDATE messages SET customer_id=? WHERE identity_id IN ({marks})", (source, *d["identities"]))
+            self.conn.execute(f"UPDATE messages SET customer_id=? WHERE customer_id=? AND identity_id IN ({marks})",
+                              (source, target, *d["identities"]))
         if d["loose_messages"]:
             marks = ",".join("?" * len(d["loose_messages"]))
             self.conn.execute(f"UPDATE messages SET customer_id=? WHERE id IN ({marks})", (source, *d["loose_messages"]))

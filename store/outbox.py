@@ -30,7 +30,8 @@ class OutboxMixin:
             last = self.q1("SELECT last_channel FROM customers WHERE id=?", (customer_id,))
             channel = last[0] if last and last[0] else None
         rows = self.q(
-            "SELECT i.*, (SELECT max(sent_at) FROM messages m WHERE m.identity_id=i.id AND m.direction='in') heard"
+            "SELECT i.*, (SELECT max(sent_at) FROM messages m WHERE m.customer_id=i.customer_id AND m.identity_id=i.id"
+            " AND m.direction='in') heard"
             " FROM identities i WHERE i.customer_id=? ORDER BY heard DESC NULLS LAST, i.id DESC",
             (customer_id,),
         )
@@ -46,8 +47,8 @@ class OutboxMixin:
 
     def last_inbound(self, identity_id: int):
         """The newest message this identity sent us (the one a reply answers), or None."""
-        row = self.q1("SELECT id FROM messages WHERE identity_id=? AND direction='in' ORDER BY sent_at DESC, id DESC"
-                      " LIMIT 1", (identity_id,))
+        row = self.q1("SELECT m.id FROM identities i JOIN messages m ON m.customer_id=i.customer_id AND m.identity_id=i.id"
+                      " WHERE i.id=? AND m.direction='in' ORDER BY m.sent_at DESC, m.id DESC LIMIT 1", (identity_id,))
         return self.message(row[0]) if row else None
 
     def queue_reply(self, customer_id: int, text: str, author: str, *, channel: str | None = None,
@@ -59,8 +60,9 @@ class OutboxMixin:
         with self.tx():
             ident = self.pick_identity(customer_id, channel, identity_id)
             parent = self.q1(
-                "SELECT * FROM messages WHERE identity_id=? AND direction='in' ORDER BY sent_at DESC, id DESC LIMIT 1",
-                (ident["id"],),
+                "SELECT * FROM messages WHERE customer_id=? AND identity_id=? AND direction='in'"
+                " ORDER BY sent_at DESC, id DESC LIMIT 1",
+                (ident["customer_id"], ident["id"]),
             )
             now = self.clock()
             if ident["channel"] == "email" and subject is None and parent is not None:

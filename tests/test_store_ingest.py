@@ -121,3 +121,33 @@ def test_a_reused_message_id_inside_one_big_batch_keeps_both(store, make_inbound
     store.ingest_batch(pair + filler)
     assert sorted(m.text for m in store.timeline(store.find_customer("shop@x.io"))) == ["order 1 shipped",
                                                                                         "order 2 shipped"]
+
+
+def test_bulk_path_gives_the_same_store_as_one_by_one(tmp_path, make_inbound, clock):
+    """The set-based batch path must be an optimisation only."""
+    import random
+
+    rng = random.Random(5)
+    items = []
+    for n in range(300):
+        who = rng.randrange(25)
+        channel = rng.choice(["email", "telegram", "slack"])
+        address = {"email": f"c{who}@x.io", "telegram": str(who), "slack": f"U{who}"}[channel]
+        emails = (f"c{who}@x.io",) if channel == "slack" and who % 2 else ()
+        items.append(make_inbound(channel, address, f"m{n}", name=f"C{who}", emails=emails,
+                                  sent_at=clock.now + rng.randrange(-5000, 5000), external_id=f"e{n % 280}"))
+    stores = [Store(tmp_path / "one.db", clock=clock), Store(tmp_path / "bulk.db", clock=clock)]
+    for cid in (1, 2):  # some customers were answered before the batch arrives
+        for s in stores:
+            s.ingest(make_inbound("email", f"c{cid}@x.io", "earlier", sent_at=clock.now - 9000, external_id=f"p{cid}"))
+            s.queue_reply(s.find_customer(f"c{cid}@x.io"), "answer", "alex")
+    for item in items:
+        stores[0].ingest(item)
+    stores[1].ingest_batch(items)
+
+    def snapshot(s):
+        return [tuple(r) for r in s.q("SELECT id, name, status, waiting_since, last_inbound_at, last_channel, unread,"
+                                      " merged_into FROM customers ORDER BY id")], \
+               [tuple(r) for r in s.q("SELECT customer_id, identity_id, external_id, text FROM messages ORDER BY external_id")]
+
+    assert snapshot(stores[0]) == snapshot(stores[1])
