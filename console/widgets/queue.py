@@ -338,10 +338,10 @@ class QueueView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width or self.size.width
         base = self._base
         if self.total == 0:
-            if y == 1:
-                text = Text("  Nothing here. " + ("No one is waiting." if self.source.filter == "waiting" else ""),
-                            style=self._style("queue--empty"))
-                return Strip(list(text.render(self.app.console)), text.cell_len).adjust_cell_length(width, base)
+            lines = {1: "Nothing here.", 3: "New messages show up here", 4: "as they arrive; f changes", 5: "the filter."}
+            if y in lines:
+                text = Text("  " + lines[y], style=self._style("queue--empty"))
+                return Strip(list(text.render(self.app.console))).adjust_cell_length(width).apply_style(base)
             return Strip.blank(width, base)
         index, sub = divmod(line, ROW_HEIGHT)
         row = self.peek(index)

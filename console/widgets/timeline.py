@@ -378,7 +378,7 @@ class TimelineView(ScrollView, can_focus=True):
             if y == 1:
                 msg = "  Select a customer in the queue (enter)." if self.customer is None else "  No messages yet."
                 text = Text(msg, style=self._style("timeline--empty"))
-                return Strip(list(text.render(self.app.console))).adjust_cell_length(width, self._base)
+                return Strip(list(text.render(self.app.console))).adjust_cell_length(width).apply_style(self._base)
             return Strip.blank(width, self._base)
         if line >= len(self._strips):
             return Strip.blank(width, self._base)
