@@ -54,6 +54,8 @@ class StatusBar(Static):
             keys.append(key, Style(bold=True))
             keys.append(f" {label}  ", Style(dim=True))
         text = left + counts
+        if text.cell_len + keys.cell_len > width and not self.health and not self.notice and self.engine:
+            text = counts  # the keys matter more than "no channels configured"
         if text.cell_len + keys.cell_len <= width:
             pad = width - text.cell_len - keys.cell_len
             text.append(" " * pad)
