@@ -525,3 +525,19 @@ async def test_status_and_untag(db_path, clock, tmp_path, ids):
         assert c.tags == [] and c.status == "waiting"
         s.close()
         assert "set status open → waiting" in screen_text(app)  # the event, inline
+
+
+async def test_long_history_loads_older_messages(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.ingest_batch([InboundMessage("telegram", "main", f"old{i}", Sender("telegram", "2002", "Дмитрий Орлов"),
+                                   f"old message {i}", NOW - 90 * 86400 + i * 60) for i in range(200)])
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["dmitry"])
+        assert len([i for i in app.timeline.items if i.kind == "message"]) == 150
+        await pilot.press("g")
+        await settle(pilot, 3)
+        assert "old message 0" in "\n".join(i.obj.text for i in app.timeline.items if i.kind == "message")
+        assert "older messages" not in screen_text(app)

@@ -179,6 +179,8 @@ class TimelineView(ScrollView, can_focus=True):
         if messages and events:  # events older than the first loaded message are not interesting here
             first = messages[0].sent_at if has_older else float("-inf")
             items = [i for i in items if i.kind == "message" or i.at >= first]
+        if has_older:
+            items.insert(0, Item("older", float("-inf"), None))
         self.items = items
         self._layout()
         target = None
@@ -291,6 +293,8 @@ class TimelineView(ScrollView, can_focus=True):
 
     def _render_item(self, item: Item, width: int, folded: bool):
         now = self.clock()
+        if item.kind == "older":
+            return Text("↑ older messages: k on the first one (or g) loads them", style=self._style("timeline--event"))
         if item.kind == "event":
             ev: Event = item.obj
             t = Text(f"· {format_clock(ev.at, now)}  ", style=self._style("timeline--event"), end="")
