@@ -97,10 +97,10 @@ def ids(db_path, clock):
 
 async def open_customer(pilot, cid):
     app = pilot.app
+    app.queue.focus()
     assert app.queue.select_customer(cid)
     await pilot.press("enter")
-    await settle(pilot)
-    assert app.current.id == cid
+    await until(pilot, lambda: app.current is not None and app.current.id == cid and app.focused is app.timeline)
 
 
 # -- tests ---------------------------------------------------------------------------
@@ -487,6 +487,7 @@ async def test_edits_and_deletions_are_shown(db_path, clock, tmp_path, ids):
     s = Store(db_path, clock=clock)
     s.ingest(InboundMessage("slack", "main", "m5", Sender("slack", "U123", "Carol Diaz", "carol"),
                             "is the API down? getting 504s now", NOW - 200, kind="edit"))
+    s.ingest(InboundMessage("email", "main", "m2", Sender("email", "bob@li.example", "Bob Li"), "", NOW, kind="delete"))
     s.close()
     app = make_app(db_path, clock, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -495,6 +496,9 @@ async def test_edits_and_deletions_are_shown(db_path, clock, tmp_path, ids):
         text = screen_text(app)
         assert "getting 504s now" in text
         assert "✎ edited" in text and "was: is the API down? getting 502s" in text
+        await open_customer(pilot, ids["bob"])
+        assert "deleted by the customer" in screen_text(app)
+        assert "Do you ship to Norway?" in screen_text(app)  # kept for the record
 
 
 async def test_open_attachment_with_the_configured_command(db_path, clock, tmp_path, ids):

@@ -59,9 +59,6 @@ def test_one_line_flattens_and_shortens():
 
 
 # -- through the whole console ------------------------------------------------------
-pytestmark_anyio = pytest.mark.anyio
-
-
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
