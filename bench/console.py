@@ -145,9 +145,8 @@ async def bench(path: Path, moves: int, opens: int) -> dict:
             live.append((time.perf_counter() - t) * 1000)
         results["live_reload_p50_ms"] = pct(live, 50)
 
-    from console.app import _lean
 
-    s = _lean(Store(path))  # as the console's search screen opens it
+    s = Store(path, cache_kb=16_000)  # as the console's search screen opens it
     queries = ["refund", "vase broken", "tracking parcel", "channel:telegram refund", "from:jane invoice",
                "tag:vip order", "status:open password", "after:2026-01-01 courier", "warra", "norway customs late"]
     times = {}

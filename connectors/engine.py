@@ -79,7 +79,9 @@ class Engine:
         self.stop_event = threading.Event()
         self.has_lease = threading.Event()
         self.outbox_wake = threading.Event()
-        self.tick_hooks: list[Callable[[Store], None]] = []  # run by the lease keeper (rules timer, ...)
+        # run by the lease keeper every few seconds (rules timer, ...); snoozes wake here
+        # even when no console is looking at the queue
+        self.tick_hooks: list[Callable[[Store], None]] = [lambda s: s.wake_snoozed()]
         self.ingest_hooks: list[Callable[[Store, list], None]] = []  # run after each committed batch
         self.threads: list[threading.Thread] = []
         self._health: dict[str, tuple[str, str]] = {}  # what we last wrote, shared by the poll and send paths

@@ -26,6 +26,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.widgets import Static
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 
@@ -52,40 +53,13 @@ FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
 
 
 def default_engine_factory(store_path, config, agent):
-    """The sync engine for the configured accounts, or None when there are none."""
-    if config is None or not any(config.accounts.get(ch) for ch in config.accounts):
+    """The sync engine (with rules, targets and hooks) for the configured accounts,
+    or None when there are none."""
+    if config is None:
         return None
-    from connectors import registry
-    from connectors.engine import Engine
+    from connectors.engine import build_engine
 
-    connectors = registry.build_all(config)
-    if not connectors:
-        return None
-    return Engine(store_path, connectors, poll_interval=config.get("sync", "poll_interval"),
-                  lease_seconds=config.get("sync", "lease_seconds"), max_attempts=config.get("sync", "max_attempts"),
-                  store_options={"max_attachment_bytes": config.get("attachments", "max_bytes")})
-
-
-def latest_inbound(store: Store) -> int:
-    """Id of the newest inbound message (to ring on new ones)."""
-    fn = getattr(store, "latest_inbound_id", None)
-    if fn is not None:
-        return fn() or 0
-    row = store.q1("SELECT max(id) FROM messages WHERE direction='in'")
-    return (row[0] or 0) if row else 0
-
-
-def _lean(store: Store) -> Store:
-    """The console holds up to four connections (UI, queue reader, customer reader,
-    a task); at the store's default 64 MB page cache each, a long session on a big
-    store passes 200 MB. 16 MB each is as fast here (bench/console.py).
-    TODO(lead): make this a Store option and drop this pragma from the console."""
-    fn = getattr(store, "set_cache_kb", None)
-    if fn is not None:
-        fn(16_000)
-    else:
-        store.conn.execute("PRAGMA cache_size=-16000")
-    return store
+    return build_engine(store_path, config)
 
 
 def _setting(config, section: str, key: str, default):
@@ -104,8 +78,10 @@ class OmnideskApp(App):
 
     def __init__(self, store_path, config=None, agent: str | None = None, engine_factory=None, *,
                  clock: Callable[[], float] = time.time, keymap: dict[str, str] | None = None,
-                 poll_interval: float = 1.0, cursor_blink: bool = True, start_engine: bool = True):
+                 poll_interval: float = 1.0, cursor_blink: bool = True, start_engine: bool = True,
+                 banner: str | None = None):
         super().__init__()
+        self.banner = banner  # e.g. the demo says so, always visible
         self.store_path = Path(store_path)
         self.config = config
         self.agent = agent or (config.agent if config is not None else os.environ.get("USER", "agent"))
@@ -116,7 +92,7 @@ class OmnideskApp(App):
         self.poll_interval = poll_interval
         self.cursor_blink = cursor_blink
         self.keymap = keymap if keymap is not None else keymap_mod.load()
-        self.store = _lean(Store(self.store_path, clock=clock, **self._store_options()))
+        self.store = Store(self.store_path, clock=clock, **self._store_options())
         self.source = QueueSource(self.store, "open", agent=self.agent, opener=self.worker_store)
         self.current: Any = None  # the open Customer
         self.show_profile: bool | None = None  # None: automatic by width
@@ -139,11 +115,17 @@ class OmnideskApp(App):
                        timeout=timeout, markup=markup)
 
     def _store_options(self) -> dict:
+        # The console holds up to four connections (UI, queue reader, customer reader,
+        # a task): 16 MB of page cache each is as fast here as 64 MB (bench/console.py)
+        # and keeps a long session on a big store under 200 MB.
+        options = {"cache_kb": 16_000}
         max_bytes = _setting(self.config, "attachments", "max_bytes", None)
-        return {"max_attachment_bytes": max_bytes} if max_bytes else {}
+        if max_bytes:
+            options["max_attachment_bytes"] = max_bytes
+        return options
 
     def worker_store(self) -> Store:
-        return _lean(Store(self.store_path, clock=self.clock, **self._store_options()))
+        return Store(self.store_path, clock=self.clock, **self._store_options())
 
     # -- the reader: one background thread with a warm connection for opening customers
     _reader = None
@@ -204,6 +186,8 @@ class OmnideskApp(App):
             "#timeline-pane": Vertical(id="timeline-pane"),
             "#profile-pane": VerticalScroll(id="profile-pane"),
         }
+        if self.banner:
+            yield Static(self.banner, id="banner", markup=False)
         with Horizontal(id="main"):
             with w["#queue-pane"]:
                 yield w["queue"]
@@ -243,7 +227,7 @@ class OmnideskApp(App):
         self._update_titles()
         self.queue.focus()
         self._version = self.store.data_version()
-        self._last_inbound = latest_inbound(self.store)
+        self._last_inbound = self.store.latest_inbound_id()
         self._refresh_status()
         self.composer.refresh_bar()
         if self.queue.selected_id is not None:
@@ -336,7 +320,7 @@ class OmnideskApp(App):
         if version != self._version:
             self._version = version
             self.refresh_all(follow=True)
-            newest = latest_inbound(self.store)
+            newest = self.store.latest_inbound_id()
             if newest > self._last_inbound:
                 self._new_inbound(newest)
         now = self.clock()
@@ -431,7 +415,7 @@ class OmnideskApp(App):
                                                  focused_then if focus else False))
 
     def _load_customer(self, s: Store, customer_id, focus_message, known, mark_read):
-        customer_id = s._live_id(customer_id)
+        customer_id = s.live_id(customer_id)
         if mark_read:
             s.mark_read(customer_id)
         customer = s.customer(customer_id)

@@ -40,7 +40,7 @@ class CustomersMixin:
                 "SELECT DISTINCT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
                 (f"email:{addr}",),
             )
-            ids = sorted({self._live_id(r[0]) for r in rows})
+            ids = sorted({self.live_id(r[0]) for r in rows})
             if len(ids) > 1:  # possible after a split: the agent decided these are different people
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
             cid = ids[0] if ids else None
@@ -57,9 +57,9 @@ class CustomersMixin:
             cid = ids[0] if ids else None
         if cid is None:
             raise StoreError(f"no customer matches {ref!r} (try an id, an e-mail address, @handle or Slack user id)")
-        return self._live_id(cid)
+        return self.live_id(cid)
 
-    def _live_id(self, customer_id: int) -> int:
+    def live_id(self, customer_id: int) -> int:
         """Follow merges to the customer that holds the history now."""
         seen = set()
         while True:

@@ -32,7 +32,7 @@ def _create_private(path: Path) -> None:
 class Database:
     """One connection to the store file. Use one per thread."""
 
-    def __init__(self, path: str | os.PathLike, *, clock=time.time):
+    def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536):
         self.path = Path(path)
         self.clock = clock
         try:
@@ -41,7 +41,7 @@ class Database:
             self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                           "busy_timeout=30000", "temp_store=MEMORY", "cache_size=-65536",
+                           "busy_timeout=30000", "temp_store=MEMORY", f"cache_size=-{int(cache_kb)}",
                            "wal_autocheckpoint=4000"):  # fewer, larger checkpoints: +9% bulk ingest
                 self.conn.execute(f"PRAGMA {pragma}")
         except (OSError, sqlite3.Error) as e:  # not a database, no permission, no such directory ...

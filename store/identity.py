@@ -172,7 +172,7 @@ class IdentityMixin:
             f" WHERE k.key IN ({marks})",
             tuple(keys),
         )
-        return sorted({self._live_id(r[0]) for r in rows})
+        return sorted({self.live_id(r[0]) for r in rows})
 
     def _link_by_keys(self, customer_id: int, keys: set[str]) -> int:
         """Merge every other customer sharing `keys` into the oldest one, except

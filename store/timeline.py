@@ -48,6 +48,10 @@ class TimelineMixin:
                 by_id[r["message_id"]].attachments.append(self._attachment(r))
         return messages
 
+    def latest_inbound_id(self) -> int:
+        """Id of the newest inbound message (0 if none): a cheap "anything new?" check."""
+        return self.q1("SELECT coalesce(max(id), 0) FROM messages WHERE direction='in'")[0]
+
     def raw_source(self, message_id: int) -> bytes | None:
         row = self.q1("SELECT raw FROM messages WHERE id=?", (message_id,))
         return row[0] if row else None

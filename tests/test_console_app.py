@@ -545,3 +545,13 @@ async def test_long_history_loads_older_messages(db_path, clock, tmp_path, ids):
         await settle(pilot, 3)
         assert "old message 0" in "\n".join(i.obj.text for i in app.timeline.items if i.kind == "message")
         assert "older messages" not in screen_text(app)
+
+
+async def test_a_banner_stays_on_screen_when_given(db_path, clock, tmp_path, ids):
+    """The demo's banner: always visible, never taken as markup."""
+    app = make_app(db_path, clock, tmp_path, banner="DEMO: simulated customers [bold]only[/bold]")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("j", "enter")
+        await settle(pilot)
+        assert "DEMO: simulated customers [bold]only[/bold]" in screen_text(app)

@@ -36,9 +36,8 @@ def cmd_demo(args, ctx) -> int:
             return _headless(world, config, args.seconds)
         from console.app import OmnideskApp
 
-        app = OmnideskApp(world.db_path, config, config.agent)
-        app.title = "omnidesk DEMO"
-        app.sub_title = BANNER
+        app = OmnideskApp(world.db_path, config, config.agent, banner=BANNER)
+        app.title = "omnidesk demo"
         app.run()
         return 0
     except OSError as e:
