@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPORA = ROOT.parent / "shared" / "corpora"
+def _corpora() -> Path:
+    """The shared read-only corpora: ../shared/corpora next to the checkout (a clean
+    clone elsewhere finds them at /work/shared, or wherever OMNIDESK_CORPORA says)."""
+    candidates = [Path(os.environ["OMNIDESK_CORPORA"])] if os.environ.get("OMNIDESK_CORPORA") else []
+    candidates += [ROOT.parent / "shared" / "corpora", Path("/work/shared/corpora")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CORPORA = _corpora()
 sys.path.insert(0, str(ROOT))
 
 from store import Store  # noqa: E402

@@ -63,6 +63,7 @@ def test_omnidesk_console_in_tmux(tmp_path, clock):
         screen = t.wait_for("vase photo.jpg")  # the attachment line: Jane's timeline is open
         assert "Jane Roe <jane@roe.example>" in screen and "quoted lines folded" in screen
         t.keys("r")
+        time.sleep(0.5)  # a loaded CI box: let the composer take focus before typing into it
         t.keys("Hello from tmux", literal=True)
         t.keys("C-s")
         t.wait_for("queued")
