@@ -460,6 +460,9 @@ class OmnideskApp(App):
 
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
+        if self._preview_timer is not None:  # a pending preview of a highlighted row would
+            self._preview_timer.stop()       # reopen it later and pull focus from the composer
+            self._preview_timer = None
         self.open_customer(event.customer_id, focus=True)
 
     @on(QueueView.Highlighted)
