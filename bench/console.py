@@ -9,18 +9,16 @@ compositor update that draws its effect, so it includes Textual's frame wait.
 Targets (issue 5): first paint < 1 s, moving p99 < 50 ms, open < 100 ms,
 search p50 < 100 ms, peak RSS < 200 MB.
 
-Measured 2026-11-25 on the shared 2-core box (100k customers, 1M messages,
-674 MB store; 78k customers in the "open" queue):
+Measured 2026-11-25 on the 2-core box, otherwise idle (100k customers, 1M messages,
+674 MB store; 78k customers in the "open" queue; schema v6 with the queue-order
+indexes and search ranked among the newest 1,000 matches):
 
-                          store as is     + proposed queue/merged_into indexes
-    first paint           294-368 ms      215-356 ms
-    move p50 / p99        17 / 53-55 ms   17 / 22-26 ms
-    open p50 / p99        36-50 / 68-75   25-40 / 58-60 ms
-    live reload (poll)    93-96 ms        28-31 ms   (off the UI thread)
-    search p50            ~900 ms         ~900 ms    (~45-68 ms with the proposed
-                                                      store.search change: bm25 over
-                                                      the newest 1,000 matches)
-    peak RSS              127-135 MB      129-137 MB
+    first paint           297 ms (553 ms on the first run, which migrates the store)
+    move p50 / p99        16.6 / 24.0 ms
+    open p50 / p99        24.2 / 40.6 ms
+    live reload (poll)    27.9 ms    (off the UI thread)
+    search p50 / max      53.8 / 239 ms   (from:/tag: filters are the slow ones)
+    peak RSS              109 MB
 """
 from __future__ import annotations
 
