@@ -133,35 +133,41 @@ class IdentityMixin:
                 customer_id = self._link_by_keys(customer_id, keys)
         return Resolved(identity_id, customer_id, new_customer)
 
-    def known_identities(self, senders) -> dict[tuple[str, str], Resolved]:
-        """For a batch: the senders whose identity exists and would not change
-        (same name, handle, account, no new evidence), read in a few queries
-        instead of one or two per sender. The rest go through resolve_sender."""
-        wanted: dict[str, dict[str, tuple]] = {}
-        for sender, account in senders:
-            address = normalize_address(sender.channel, sender.address)
-            wanted.setdefault(sender.channel, {})[address] = (sender, account)
+    def known_identities(self, pairs) -> dict[tuple, Resolved]:
+        """For a batch of (sender, account): those whose identity exists and would
+        not change (same name, handle, account, no new evidence), read in a few
+        queries instead of one or two per sender. The rest go through resolve_sender."""
+        wanted: dict[tuple[str, str], list] = {}
+        for pair in pairs:
+            sender = pair[0]
+            wanted.setdefault((sender.channel, normalize_address(sender.channel, sender.address)), []).append(pair)
+        by_channel: dict[str, list[str]] = {}
+        for channel, address in wanted:
+            by_channel.setdefault(channel, []).append(address)
         rows = []
-        for channel, by_address in wanted.items():
-            addresses = list(by_address)
+        for channel, addresses in by_channel.items():
             for i in range(0, len(addresses), 500):
                 chunk = addresses[i:i + 500]
-                rows += self.q("SELECT id, customer_id, channel, address, display_name, handle, account FROM identities"
-                               f" WHERE channel=? AND address IN ({','.join('?' * len(chunk))})", (channel, *chunk))
-        with_evidence = [r["id"] for r in rows if (lambda s: s.emails or s.phones)(wanted[r["channel"]][r["address"]][0])]
+                rows += self.conn.execute(
+                    "SELECT id, customer_id, channel, address, display_name, handle, account FROM identities"
+                    f" WHERE channel=? AND address IN ({','.join('?' * len(chunk))})", (channel, *chunk)).fetchall()
+        need_keys = [r[0] for r in rows if any(p[0].emails or p[0].phones for p in wanted[(r[2], r[3])])]
         keys: dict[int, set[str]] = {}
-        for i in range(0, len(with_evidence), 500):
-            chunk = with_evidence[i:i + 500]
-            for k in self.q(f"SELECT identity_id, key FROM identity_keys WHERE identity_id IN ({','.join('?' * len(chunk))})",
-                            chunk):
-                keys.setdefault(k[0], set()).add(k[1])
+        for i in range(0, len(need_keys), 500):
+            chunk = need_keys[i:i + 500]
+            for identity_id, key in self.conn.execute(
+                    f"SELECT identity_id, key FROM identity_keys WHERE identity_id IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                keys.setdefault(identity_id, set()).add(key)
         out = {}
-        for r in rows:
-            sender, account = wanted[r["channel"]][r["address"]]
-            same = ((sender.display_name or r["display_name"], sender.handle or r["handle"], account or r["account"])
-                    == (r["display_name"], r["handle"], r["account"]))
-            if same and (not (sender.emails or sender.phones) or evidence_keys(sender) <= keys.get(r["id"], set())):
-                out[(r["channel"], r["address"])] = Resolved(r["id"], r["customer_id"])
+        for identity_id, customer_id, channel, address, name, handle, account in rows:
+            for sender, acct in wanted[(channel, address)]:
+                if ((sender.display_name or name) != name or (sender.handle or handle) != handle
+                        or (acct or account) != account):
+                    continue
+                if (sender.emails or sender.phones) and not evidence_keys(sender) <= keys.get(identity_id, set()):
+                    continue
+                out[(sender, acct)] = Resolved(identity_id, customer_id)
         return out
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:

@@ -5,7 +5,6 @@ import hashlib
 from dataclasses import dataclass
 
 from store.db import dumps, loads
-from store.identity import normalize_address
 from store.models import InboundMessage
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
@@ -153,7 +152,7 @@ class IngestMixin:
             key = (item.sender, item.account)
             r = resolved.get(key)
             if r is None:
-                r = known.get((item.sender.channel, normalize_address(item.sender.channel, item.sender.address)))
+                r = known.get(key)
                 if r is None:
                     r = self.resolve_sender(item.sender, item.account)
                     if r.new_customer:
