@@ -53,3 +53,19 @@ def test_newer_database_is_refused(db_path):
     s.close()
     with pytest.raises(StoreError, match="newer than this omnidesk"):
         Store(db_path)
+
+
+def test_many_processes_opening_a_new_store_at_once(tmp_path):
+    """Consoles and `omnidesk sync` started together on a fresh file: none fails."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "new.db"
+    code = "import sys; from store import Store; Store(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT, stderr=subprocess.PIPE)
+             for _ in range(8)]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    assert Store(path).version == schema.LATEST
