@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
@@ -81,7 +81,7 @@ PHOTO = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb004300") + b"
 
 
 def script() -> tuple[list[Customer], list[Step]]:
-    tg, sl = TelegramSandbox.user, None
+    tg = TelegramSandbox.user
     customers = [
         Customer("jane", "Jane Roe", email="jane.roe@example.com", telegram=tg(5001, "Jane", "Roe", "janeroe"),
                  thanks="Thank you so much! 🙏"),
@@ -91,7 +91,6 @@ def script() -> tuple[list[Customer], list[Step]]:
         Customer("aiko", "Aiko Tanaka", telegram=tg(5002, "Aiko", "Tanaka", "aiko_t"), thanks="👍"),
         Customer("sam", "Sam O'Neil", email="sam@oneil.example", thanks="Cheers."),
     ]
-    del sl
     steps = [
         Step(1, "jane", "telegram", "Hi! My order #1042 arrived today but the teapot is cracked 😞"),
         Step(3, "jane", "telegram", "Here's a photo of the damage", attachment=("crack.jpg", "image/jpeg", PHOTO)),

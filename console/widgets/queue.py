@@ -22,6 +22,7 @@ from textual.strip import Strip
 from console import keymap
 from console.timefmt import format_age
 from console.widgets.badges import badge, color
+from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line
 from store.models import QueueRow
 
@@ -64,7 +65,7 @@ class QueueSource:
         return " ".join(parts)
 
 
-class QueueView(ScrollView, can_focus=True):
+class QueueView(StyledLines, ScrollView, can_focus=True):
     BINDINGS = keymap.bindings("queue")
     COMPONENT_CLASSES = {
         "queue--cursor", "queue--cursor-blur", "queue--name", "queue--unread", "queue--preview",
@@ -299,38 +300,8 @@ class QueueView(ScrollView, can_focus=True):
         self._lines.clear()
         self.virtual_size = Size(0, self.total * ROW_HEIGHT)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self.__dict__["_style_memo"] = {}
-        if not self.is_mounted:
-            return
-        signature = (self.rich_style, *(self.get_component_rich_style(n, partial=True)
-                                        for n in sorted(self.COMPONENT_CLASSES)))
-        if signature != getattr(self, "_signature", None):
-            self._signature = signature
-            self._lines.clear()
-
-    def _style(self, name: str) -> Style:
-        cache = self.__dict__.setdefault("_style_memo", {})
-        style = cache.get(name)
-        if style is None:
-            # the full style (alpha colours blended), background only where the class sets one
-            full = self.get_component_rich_style(name)
-            if name.endswith(("cursor", "cursor-blur", "note")):
-                style = Style(bgcolor=full.bgcolor)
-            else:
-                style = Style(color=full.color, bold=full.bold, italic=full.italic, underline=full.underline,
-                              strike=full.strike)
-            cache[name] = style
-        return style
-
-    @property
-    def _base(self) -> Style:
-        cache = self.__dict__.setdefault("_style_memo", {})
-        style = cache.get(None)
-        if style is None:
-            style = cache[None] = self.rich_style
-        return style
+    def styles_changed(self) -> None:
+        self._lines.clear()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

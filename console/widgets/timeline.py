@@ -23,6 +23,7 @@ from textual.strip import Strip
 from console import keymap
 from console.timefmt import format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
+from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import clean, one_line, safe
 from store.models import Customer, Event, Message
 
@@ -113,7 +114,7 @@ def describe_event(ev: Event) -> str:
     return text
 
 
-class TimelineView(ScrollView, can_focus=True):
+class TimelineView(StyledLines, ScrollView, can_focus=True):
     BINDINGS = keymap.bindings("timeline")
     COMPONENT_CLASSES = {
         "timeline--gutter", "timeline--meta", "timeline--event", "timeline--note", "timeline--note-label",
@@ -210,28 +211,6 @@ class TimelineView(ScrollView, can_focus=True):
         return item.obj if item.kind == "message" else None
 
     # -- layout -------------------------------------------------------------------
-    def _style(self, name: str) -> Style:
-        cache = self.__dict__.setdefault("_style_memo", {})
-        style = cache.get(name)
-        if style is None:
-            # the full style (alpha colours blended), background only where the class sets one
-            full = self.get_component_rich_style(name)
-            if name.endswith(("cursor", "cursor-blur", "note")):
-                style = Style(bgcolor=full.bgcolor)
-            else:
-                style = Style(color=full.color, bold=full.bold, italic=full.italic, underline=full.underline,
-                              strike=full.strike)
-            cache[name] = style
-        return style
-
-    @property
-    def _base(self) -> Style:
-        cache = self.__dict__.setdefault("_style_memo", {})
-        style = cache.get(None)
-        if style is None:
-            style = cache[None] = self.rich_style
-        return style
-
     def on_resize(self) -> None:
         if max(10, self.scrollable_content_region.width or self.size.width) != self._width:
             self._cache.clear()
@@ -239,18 +218,9 @@ class TimelineView(ScrollView, can_focus=True):
             self._layout()
             self.scroll_to(y=y, animate=False, immediate=True)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self.__dict__["_style_memo"] = {}
-        if not self.is_mounted:
-            return
-        # focus changes land here too: only re-render when a colour really changed
-        signature = (self.rich_style, *(self.get_component_rich_style(n, partial=True)
-                                        for n in sorted(self.COMPONENT_CLASSES)))
-        if signature != getattr(self, "_signature", None):
-            self._signature = signature
-            self._cache.clear()
-            self._layout()
+    def styles_changed(self) -> None:
+        self._cache.clear()
+        self._layout()
 
     def _layout(self) -> None:
         width = max(10, self.scrollable_content_region.width or self.size.width)
