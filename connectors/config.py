@@ -153,7 +153,6 @@ def validate(data: dict[str, Any], path: Path | None = None) -> Config:
     from connectors import registry  # registers connector options
 
     registry.load_all()
-    from connectors import automation  # noqa: F401  registers [targets], [[hook]], [satisfaction]
 
     cfg = Config(path=path)
     known = sorted(set(SECTIONS) | set(ACCOUNT_SECTIONS) | set(FREEFORM))

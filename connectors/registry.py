@@ -19,7 +19,9 @@ MODULES = {
 
 
 def load_all() -> None:
-    importlib.import_module("connectors.templates")  # registers [channels]
+    # the free-form sections: [channels] (templates), [targets] [[hook]] [satisfaction] (automation)
+    for module in ("connectors.templates", "connectors.automation"):
+        importlib.import_module(module)
     for channel, module in MODULES.items():
         if channel in config_mod.ACCOUNT_SECTIONS:
             continue
