@@ -169,6 +169,17 @@ class Engine:
             s.close()
 
     # -- polling ----------------------------------------------------------------
+    @staticmethod
+    def _poll_once(s: Store, connector) -> tuple[int, bool]:
+        """One fetch from the saved cursor; rows and the new cursor commit together.
+        Returns (rows stored, whether the connector has more right now)."""
+        cursor = s.load_cursor(connector.name)
+        batch = connector.fetch(cursor)
+        stored = 0
+        if batch.items or batch.cursor != cursor:
+            stored = len(s.ingest_batch(batch.items, connector.name, batch.cursor))
+        return stored, batch.more
+
     def _poll_loop(self, connector) -> None:
         s = self._store()
         failures = 0
@@ -177,13 +188,10 @@ class Engine:
                 if not self.has_lease.wait(0.5):
                     continue
                 try:
-                    cursor = s.load_cursor(connector.name)
-                    batch = connector.fetch(cursor)
-                    if batch.items or batch.cursor != cursor:
-                        s.ingest_batch(batch.items, connector.name, batch.cursor)
+                    _, more = self._poll_once(s, connector)
                     failures = 0
                     self._set_health(s, connector.name, OK)
-                    if not batch.more:
+                    if not more:
                         connector.wait(self.poll_interval, self.stop_event)
                 except PermanentError as e:
                     failures += 1
@@ -284,11 +292,9 @@ class Engine:
                 counts[connector.name] = 0
                 try:
                     while self.has_lease.is_set():
-                        cursor = s.load_cursor(connector.name)
-                        batch = connector.fetch(cursor)
-                        if batch.items or batch.cursor != cursor:
-                            counts[connector.name] += len(s.ingest_batch(batch.items, connector.name, batch.cursor))
-                        if not batch.more:
+                        stored, more = self._poll_once(s, connector)
+                        counts[connector.name] += stored
+                        if not more:
                             break
                     self._set_health(s, connector.name, OK)
                 except PermanentError as e:
