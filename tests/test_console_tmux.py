@@ -36,14 +36,15 @@ class Tmux:
         if keys[-1] == "Escape":  # a lone ESC must not merge with the next key into alt+key
             time.sleep(0.4)
 
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 15.0) -> str:
+        """Wait for one screen that shows all of `texts` (a capture may catch a half-drawn frame)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
+        raise AssertionError(f"{texts!r} never appeared together; the screen was:\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
@@ -56,12 +57,12 @@ def test_omnidesk_console_in_tmux(tmp_path, clock):
            "TERM": "xterm-256color", "USER": "tess"}
     t = Tmux(f"{shlex.quote(str(OMNIDESK))} --db {shlex.quote(str(db))}", env)
     try:
-        screen = t.wait_for("Дмитрий Орлов")
+        screen = t.wait_for("Дмитрий Орлов", "Bob Li", "Carol Diaz", "open · 5")
         assert "open · 5" in screen  # the queue, longest wait first
         assert screen.index("Дмитрий Орлов") < screen.index("Bob Li") < screen.index("Carol Diaz")
         t.keys("j", "j", "Enter")
-        screen = t.wait_for("vase photo.jpg")  # the attachment line: Jane's timeline is open
-        assert "Jane Roe <jane@roe.example>" in screen and "quoted lines folded" in screen
+        # the attachment line, the sender and the folded quote: Jane's timeline is open
+        t.wait_for("vase photo.jpg", "Jane Roe <jane@roe.example>", "quoted lines folded")
         t.keys("r")
         time.sleep(0.5)  # a loaded CI box: let the composer take focus before typing into it
         t.keys("Hello from tmux", literal=True)
