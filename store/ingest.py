@@ -32,24 +32,16 @@ _NOTE_INBOUND = """UPDATE customers SET
 # must not hide an unanswered message.
 
 
-# The same effect as _NOTE_INBOUND applied to each new row in turn, once per customer:
-# every SET expression reads the row as it was before this batch, as each per-row
-# update would have (last_outbound_at does not change during ingest).
-_NOTE_INBOUND_BATCH = """UPDATE customers SET
-     status = 'open', snoozed_until = NULL,
-     unread = unread + b.n,
-     last_channel = CASE WHEN b.tmax >= coalesce(last_inbound_at, 0) THEN b.ch ELSE last_channel END,
-     last_inbound_at = max(coalesce(last_inbound_at, 0), b.tmax),
-     waiting_since = CASE WHEN b.wmin IS NULL THEN waiting_since
-                          WHEN waiting_since IS NULL THEN b.wmin
-                          ELSE min(waiting_since, b.wmin) END
-   FROM (SELECT m.customer_id cid, count(*) n, max(m.sent_at) tmax,
-                (SELECT m2.channel FROM messages m2 WHERE m2.customer_id = m.customer_id AND m2.id > :before
-                 ORDER BY m2.sent_at DESC, m2.id DESC LIMIT 1) ch,
-                min(CASE WHEN max(m.sent_at, m.received_at) > coalesce(c.last_outbound_at, 0) THEN m.sent_at END) wmin
-         FROM messages m JOIN customers c ON c.id = m.customer_id
-         WHERE m.id > :before GROUP BY m.customer_id) b
-   WHERE customers.id = b.cid"""
+# A bulk batch applies _NOTE_INBOUND's effect once per customer, split in two:
+# the counters every new message moves, and the queue columns (status, wait)
+# that only some customers need changed. Every queue index covers the second
+# set, so leaving it out of the common update skips rewriting index entries.
+_NOTE_INBOUND_COUNTS = """UPDATE customers SET
+     unread = unread + ?,
+     last_channel = CASE WHEN ?2 >= coalesce(last_inbound_at, 0) THEN ?3 ELSE last_channel END,
+     last_inbound_at = max(coalesce(last_inbound_at, 0), ?2)
+   WHERE id = ?4"""
+_NOTE_INBOUND_REOPEN = "UPDATE customers SET status = 'open', snoozed_until = NULL, waiting_since = ? WHERE id = ?"
 
 
 def _clip(text: str | None) -> str:
@@ -164,8 +156,9 @@ class IngestMixin:
                          item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
                          item.parse_error, dumps(item.meta) if item.meta else None, item.raw, r.identity_id))
         self.conn.executemany(_BULK_INSERT, rows)
-        new = self.q("SELECT id, customer_id, identity_id, channel, account, external_id, sent_at, received_at FROM messages"
-                     " WHERE id > ? ORDER BY id", (before,))
+        new = self.q("SELECT m.id, m.customer_id, m.identity_id, m.channel, m.account, m.external_id, m.sent_at,"
+                     " m.received_at, c.status, c.snoozed_until, c.waiting_since, c.last_outbound_at"
+                     " FROM messages m JOIN customers c ON c.id = m.customer_id WHERE m.id > ? ORDER BY m.id", (before,))
         if new:
             self._index_new(before, new, items)
         results = []
@@ -186,7 +179,7 @@ class IngestMixin:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
                           " WHERE id > ?", (before,))
-        self.conn.execute(_NOTE_INBOUND_BATCH, {"before": before})
+        self._note_inbound_batch(new)
         with_files = [item for item in items if item.attachments]
         if with_files:
             ids = {(r["channel"], r["account"], r["external_id"]): r["id"] for r in new}
@@ -195,6 +188,29 @@ class IngestMixin:
                 if message_id is not None:
                     for att in item.attachments:
                         self._add_attachment(message_id, att)
+
+    def _note_inbound_batch(self, new: list) -> None:
+        """_note_inbound for each new row in id order, as one update per customer:
+        the rows carry their customer's queue fields as they were before the batch."""
+        counts: dict[int, list] = {}  # customer -> [new messages, newest sent_at, its channel]
+        reopen: dict[int, float | None] = {}  # customer -> waiting_since after the batch
+        for r in new:
+            cid, sent = r["customer_id"], r["sent_at"]
+            c = counts.get(cid)
+            if c is None:
+                counts[cid] = [1, sent, r["channel"]]
+            else:
+                c[0] += 1
+                if sent >= c[1]:  # a later row wins a tie, as in one-by-one order
+                    c[1], c[2] = sent, r["channel"]
+            wait = reopen[cid] if cid in reopen else r["waiting_since"]
+            if max(sent, r["received_at"]) > (r["last_outbound_at"] or 0):
+                wait = sent if wait is None else min(wait, sent)
+            if cid in reopen or wait != r["waiting_since"] or r["status"] != "open" or r["snoozed_until"] is not None:
+                reopen[cid] = wait
+        self.conn.executemany(_NOTE_INBOUND_COUNTS, [(n, t, ch, cid) for cid, (n, t, ch) in counts.items()])
+        if reopen:
+            self.conn.executemany(_NOTE_INBOUND_REOPEN, [(wait, cid) for cid, wait in reopen.items()])
 
     def _add_attachment(self, message_id: int, att) -> None:
         from store.attachments import sanitize_filename

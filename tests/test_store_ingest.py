@@ -141,13 +141,23 @@ def test_bulk_path_gives_the_same_store_as_one_by_one(tmp_path, make_inbound, cl
         for s in stores:
             s.ingest(make_inbound("email", f"c{cid}@x.io", "earlier", sent_at=clock.now - 9000, external_id=f"p{cid}"))
             s.queue_reply(s.find_customer(f"c{cid}@x.io"), "answer", "alex")
+    for s in stores:  # and some were closed, snoozed or read before it
+        for cid, change in ((3, "done"), (4, "snooze"), (5, "read")):
+            s.ingest(make_inbound("email", f"c{cid}@x.io", "earlier", sent_at=clock.now - 8000, external_id=f"q{cid}"))
+            customer = s.find_customer(f"c{cid}@x.io")
+            if change == "done":
+                s.set_status(customer, "done", "alex")
+            elif change == "snooze":
+                s.snooze(customer, clock.now + 3600, "alex")
+            else:
+                s.mark_read(customer)
     for item in items:
         stores[0].ingest(item)
     stores[1].ingest_batch(items)
 
     def snapshot(s):
-        return [tuple(r) for r in s.q("SELECT id, name, status, waiting_since, last_inbound_at, last_channel, unread,"
-                                      " merged_into FROM customers ORDER BY id")], \
+        return [tuple(r) for r in s.q("SELECT id, name, status, snoozed_until, waiting_since, last_inbound_at,"
+                                      " last_channel, unread, merged_into FROM customers ORDER BY id")], \
                [tuple(r) for r in s.q("SELECT customer_id, identity_id, external_id, text FROM messages ORDER BY external_id")]
 
     assert snapshot(stores[0]) == snapshot(stores[1])
