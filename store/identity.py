@@ -72,6 +72,11 @@ def evidence_keys(sender: Sender) -> set[str]:
     return keys
 
 
+def _customer_name(sender: Sender, address: str) -> str:
+    """The name a customer first seen as `sender` gets."""
+    return sender.display_name or (f"@{sender.handle}" if sender.handle else address)
+
+
 class Resolved(NamedTuple):
     identity_id: int
     customer_id: int
@@ -117,8 +122,7 @@ class IdentityMixin:
             customer_id = owners[0]
         new_customer = customer_id is None
         if new_customer:
-            name = sender.display_name or (f"@{sender.handle}" if sender.handle else address)
-            customer_id = self.insert_customer(name)
+            customer_id = self.insert_customer(_customer_name(sender, address))
         identity_id = self.conn.execute(
             "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -133,14 +137,60 @@ class IdentityMixin:
                 customer_id = self._link_by_keys(customer_id, keys)
         return Resolved(identity_id, customer_id, new_customer)
 
-    def known_identities(self, pairs) -> dict[tuple, Resolved]:
-        """For a batch of (sender, account): those whose identity exists and would
-        not change (same name, handle, account, no new evidence), read in a few
-        queries instead of one or two per sender. The rest go through resolve_sender."""
-        wanted: dict[tuple[str, str], list] = {}
+    def resolve_senders(self, pairs: list[tuple[Sender, str]]) -> tuple[list[Resolved], bool]:
+        """resolve_sender for each (sender, account) in order, with the same outcome
+        in a few statements: unchanged identities are read together and new ones
+        whose evidence points to at most one customer are written together. Only
+        the rest (a changed identity, evidence that joins customers) go one by one.
+        Returns one Resolved per pair, and whether any went one by one: their
+        auto-links may have moved identities resolved earlier to another customer."""
+        address_of = {pair: normalize_address(pair[0].channel, pair[0].address) for pair in dict.fromkeys(pairs)}
+        unchanged, existing = self._read_identities(address_of)
+        out: list[Resolved] = []
+        holds: dict[tuple[str, str], tuple] = {}  # identity -> the sender whose details it holds now
+        current: dict[tuple[str, str], Resolved] = {}
+        batch = None
+        one_by_one = False
         for pair in pairs:
-            sender = pair[0]
-            wanted.setdefault((sender.channel, normalize_address(sender.channel, sender.address)), []).append(pair)
+            sender, account = pair
+            where = (sender.channel, address_of[pair])
+            held = holds.get(where)
+            if held == pair:  # the same sender again: resolve_sender would change nothing
+                out.append(current[where])
+                continue
+            holds[where] = pair
+            if held is None and pair in unchanged:
+                r = unchanged[pair]
+            else:
+                if batch is None:
+                    batch = _NewIdentities(self)
+                    batch.owners_of(set().union(*(evidence_keys(p[0]) for p in address_of if p not in unchanged)))
+                r = None
+                if where not in existing:
+                    keys = evidence_keys(sender)
+                    owners = batch.owners_of(keys)
+                    if len(owners) <= 1:
+                        r = batch.add(sender, account, where[1], keys, min(owners, default=None))
+                if r is None:
+                    batch.flush()
+                    r = self.resolve_sender(sender, account)
+                    batch.restart()
+                    one_by_one = True
+                existing.add(where)
+            current[where] = r
+            out.append(r)
+        if batch is not None:
+            batch.flush()
+        return out, one_by_one
+
+    def _read_identities(self, address_of: dict[tuple, str]) -> tuple[dict[tuple, Resolved], set[tuple[str, str]]]:
+        """For a batch of (sender, account) with their normalized addresses: those whose identity exists and would
+        not change (same name, handle, account, no new evidence), read in a few
+        queries instead of one or two per sender; and every (channel, address)
+        that has an identity already."""
+        wanted: dict[tuple[str, str], list] = {}
+        for pair, address in address_of.items():
+            wanted.setdefault((pair[0].channel, address), []).append(pair)
         by_channel: dict[str, list[str]] = {}
         for channel, address in wanted:
             by_channel.setdefault(channel, []).append(address)
@@ -168,7 +218,7 @@ class IdentityMixin:
                 if (sender.emails or sender.phones) and not evidence_keys(sender) <= keys.get(identity_id, set()):
                     continue
                 out[(sender, acct)] = Resolved(identity_id, customer_id)
-        return out
+        return out, {(r[2], r[3]) for r in rows}
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:
         """Live customers (merges followed) holding any of `keys`, oldest first."""
@@ -224,6 +274,61 @@ class IdentityMixin:
                 [(identity_id, k) for k in sender_keys],
             )
             return self._link_by_keys(row["customer_id"], sender_keys) if sender_keys else row["customer_id"]
+
+
+class _NewIdentities:
+    """New identities (and their new customers) of a batch, written together.
+    Ids are handed out as SQLite does (largest + 1, in order), so the store ends
+    up exactly as if resolve_sender had created them one at a time."""
+
+    def __init__(self, store):
+        self.store = store
+        self.customers: list[tuple] = []
+        self.identities: list[tuple] = []
+        self.keys: list[tuple[int, str]] = []
+        self.restart()
+
+    def restart(self) -> None:
+        """After resolve_sender ran in between: it may have added rows or merged customers."""
+        self.owners: dict[str, set[int]] = {}  # evidence key -> live customers holding it
+        self.next_customer = self.store.q1("SELECT coalesce(max(id), 0) + 1 FROM customers")[0]
+        self.next_identity = self.store.q1("SELECT coalesce(max(id), 0) + 1 FROM identities")[0]
+
+    def owners_of(self, keys: set[str]) -> set[int]:
+        missing = [k for k in keys if k not in self.owners]
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            for k in chunk:
+                self.owners[k] = set()
+            for key, customer_id, merged_into in self.store.conn.execute(
+                    "SELECT k.key, i.customer_id, c.merged_into FROM identity_keys k"
+                    " JOIN identities i ON i.id = k.identity_id JOIN customers c ON c.id = i.customer_id"
+                    f" WHERE k.key IN ({','.join('?' * len(chunk))})", chunk):
+                self.owners[key].add(customer_id if merged_into is None else self.store.live_id(customer_id))
+        return set().union(*(self.owners[k] for k in keys))
+
+    def add(self, sender: Sender, account: str, address: str, keys: set[str], owner: int | None) -> Resolved:
+        now = self.store.clock()
+        customer_id = owner
+        if customer_id is None:
+            customer_id, self.next_customer = self.next_customer, self.next_customer + 1
+            self.customers.append((customer_id, _customer_name(sender, address), now))
+        identity_id, self.next_identity = self.next_identity, self.next_identity + 1
+        self.identities.append((identity_id, customer_id, sender.channel, address, sender.display_name,
+                                sender.handle, account, now))
+        self.keys += [(identity_id, k) for k in keys]
+        for k in keys:
+            self.owners[k].add(customer_id)
+        return Resolved(identity_id, customer_id, owner is None)
+
+    def flush(self) -> None:
+        conn = self.store.conn
+        conn.executemany("INSERT INTO customers(id, name, created_at) VALUES (?, ?, ?)", self.customers)
+        conn.executemany("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", [c[:2] for c in self.customers])
+        conn.executemany("INSERT INTO identities(id, customer_id, channel, address, display_name, handle, account,"
+                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.identities)
+        conn.executemany("INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)", self.keys)
+        self.customers, self.identities, self.keys = [], [], []
 
 
 __all__ = ["IdentityMixin", "normalize_email", "normalize_phone", "normalize_address", "evidence_keys", "dumps"]

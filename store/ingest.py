@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from store.db import dumps, loads
 from store.models import InboundMessage
@@ -10,11 +11,10 @@ from store.models import InboundMessage
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
 BULK_MIN = 32  # batches at least this big take the set-based path
 
-_COLUMNS = ("identity_id", "channel", "account", "direction", "external_id", "thread_key", "reply_to", "subject",
-            "text", "html", "sent_at", "received_at", "parse_error", "meta", "raw")
 _BULK_INSERT = (
-    f"INSERT INTO messages(customer_id, {', '.join(_COLUMNS)})"
-    f" SELECT customer_id, {', '.join('?' * len(_COLUMNS))} FROM identities WHERE id = ?"
+    "INSERT INTO messages(customer_id, identity_id, channel, account, direction, external_id, thread_key, reply_to,"
+    " subject, text, html, sent_at, received_at, parse_error, meta, raw)"
+    " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(channel, account, external_id) DO NOTHING"
 )
 _NOTE_INBOUND = """UPDATE customers SET
@@ -42,6 +42,27 @@ _NOTE_INBOUND_COUNTS = """UPDATE customers SET
      last_inbound_at = max(coalesce(last_inbound_at, 0), ?2)
    WHERE id = ?4"""
 _NOTE_INBOUND_REOPEN = "UPDATE customers SET status = 'open', snoozed_until = NULL, waiting_since = ? WHERE id = ?"
+
+
+class _NewRow(NamedTuple):
+    """A row a bulk batch inserted, with its customer's queue fields from before the batch."""
+    id: int
+    customer_id: int
+    identity_id: int
+    channel: str
+    account: str
+    external_id: str
+    sent_at: float
+    received_at: float
+    status: str
+    snoozed_until: float | None
+    waiting_since: float | None
+    last_outbound_at: float | None
+
+
+_NEW_ROWS = ("SELECT m.id, m.customer_id, m.identity_id, m.channel, m.account, m.external_id, m.sent_at, m.received_at,"
+             " c.status, c.snoozed_until, c.waiting_since, c.last_outbound_at"
+             " FROM messages m JOIN customers c ON c.id = m.customer_id WHERE m.id > ? ORDER BY m.id")
 
 
 def _clip(text: str | None) -> str:
@@ -136,36 +157,30 @@ class IngestMixin:
         holds the write lock, so `id > before` is exactly this batch."""
         now = self.clock()
         before = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
-        resolved: dict = {}
-        created: set[int] = set()
-        known = self.known_identities({(item.sender, item.account) for item in items})
-        rows = []
-        for item in items:
-            key = (item.sender, item.account)
-            r = resolved.get(key)
-            if r is None:
-                r = known.get(key)
-                if r is None:
-                    r = self.resolve_sender(item.sender, item.account)
-                    if r.new_customer:
-                        created.add(r.customer_id)
-                resolved[key] = r
-            # The customer id is read from the identity at insert time: an
-            # auto-link later in this batch may have moved it.
-            rows.append((r.identity_id, item.channel, item.account, "in", item.external_id, item.thread_key,
-                         item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
-                         item.parse_error, dumps(item.meta) if item.meta else None, item.raw, r.identity_id))
+        resolved, moved = self.resolve_senders([(item.sender, item.account) for item in items])
+        created = {r.customer_id for r in resolved if r.new_customer}
+        customer_of = {r.identity_id: r.customer_id for r in resolved}
+        if moved:  # an auto-link in this batch merged customers: read where each identity is now
+            ids = list(customer_of)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                customer_of.update(self.conn.execute(
+                    f"SELECT id, customer_id FROM identities WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        rows = [(customer_of[r.identity_id], r.identity_id, item.channel, item.account, item.external_id,
+                 item.thread_key, item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
+                 item.parse_error, dumps(item.meta) if item.meta else None, item.raw)
+                for item, r in zip(items, resolved)]
         self.conn.executemany(_BULK_INSERT, rows)
-        new = self.q("SELECT m.id, m.customer_id, m.identity_id, m.channel, m.account, m.external_id, m.sent_at,"
-                     " m.received_at, c.status, c.snoozed_until, c.waiting_since, c.last_outbound_at"
-                     " FROM messages m JOIN customers c ON c.id = m.customer_id WHERE m.id > ? ORDER BY m.id", (before,))
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: no Row object per message
+        new = list(map(_NewRow._make, cursor.execute(_NEW_ROWS, (before,))))
         if new:
             self._index_new(before, new, items)
         results = []
         for r in new:  # new_customer only on the first message of a customer this batch created
-            results.append(IngestResult(r["id"], r["customer_id"], r["identity_id"], r["customer_id"] in created))
-            created.discard(r["customer_id"])
-        inserted = {(r["channel"], r["account"], r["external_id"]) for r in new}
+            results.append(IngestResult(r.id, r.customer_id, r.identity_id, r.customer_id in created))
+            created.discard(r.customer_id)
+        inserted = {(r.channel, r.account, r.external_id) for r in new}
         for item in items:  # skipped as duplicates: the same mail again, or an id a mailer reused
             if item.channel == "email" and (item.channel, item.account, item.external_id) not in inserted:
                 existing = self.q1("SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
@@ -182,7 +197,7 @@ class IngestMixin:
         self._note_inbound_batch(new)
         with_files = [item for item in items if item.attachments]
         if with_files:
-            ids = {(r["channel"], r["account"], r["external_id"]): r["id"] for r in new}
+            ids = {(r.channel, r.account, r.external_id): r.id for r in new}
             for item in with_files:
                 message_id = ids.get((item.channel, item.account, item.external_id))
                 if message_id is not None:
@@ -195,18 +210,18 @@ class IngestMixin:
         counts: dict[int, list] = {}  # customer -> [new messages, newest sent_at, its channel]
         reopen: dict[int, float | None] = {}  # customer -> waiting_since after the batch
         for r in new:
-            cid, sent = r["customer_id"], r["sent_at"]
+            cid, sent = r.customer_id, r.sent_at
             c = counts.get(cid)
             if c is None:
-                counts[cid] = [1, sent, r["channel"]]
+                counts[cid] = [1, sent, r.channel]
             else:
                 c[0] += 1
                 if sent >= c[1]:  # a later row wins a tie, as in one-by-one order
-                    c[1], c[2] = sent, r["channel"]
-            wait = reopen[cid] if cid in reopen else r["waiting_since"]
-            if max(sent, r["received_at"]) > (r["last_outbound_at"] or 0):
+                    c[1], c[2] = sent, r.channel
+            wait = reopen[cid] if cid in reopen else r.waiting_since
+            if max(sent, r.received_at) > (r.last_outbound_at or 0):
                 wait = sent if wait is None else min(wait, sent)
-            if cid in reopen or wait != r["waiting_since"] or r["status"] != "open" or r["snoozed_until"] is not None:
+            if cid in reopen or wait != r.waiting_since or r.status != "open" or r.snoozed_until is not None:
                 reopen[cid] = wait
         self.conn.executemany(_NOTE_INBOUND_COUNTS, [(n, t, ch, cid) for cid, (n, t, ch) in counts.items()])
         if reopen:
