@@ -144,30 +144,37 @@ class IdentityMixin:
         the rest (a changed identity, evidence that joins customers) go one by one.
         Returns one Resolved per pair, and whether any went one by one: their
         auto-links may have moved identities resolved earlier to another customer."""
-        address_of = {pair: normalize_address(pair[0].channel, pair[0].address) for pair in dict.fromkeys(pairs)}
-        unchanged, existing = self._read_identities(address_of)
+        # Each distinct pair gets a number; everything below works on numbers, as
+        # hashing a Sender (a dataclass) is a good part of the cost of a batch.
+        number: dict[tuple, int] = {}
+        numbers = [number.setdefault(pair, len(number)) for pair in pairs]
+        senders = list(number)
+        wheres = [(sender.channel, normalize_address(sender.channel, sender.address)) for sender, _ in senders]
+        evidence = [evidence_keys(sender) if sender.channel == "email" or sender.emails or sender.phones else set()
+                    for sender, _ in senders]
+        unchanged, existing = self._read_identities(senders, wheres, evidence)
         out: list[Resolved] = []
-        holds: dict[tuple[str, str], tuple] = {}  # identity -> the sender whose details it holds now
+        holds: dict[tuple[str, str], int] = {}  # identity -> the sender whose details it holds now
         current: dict[tuple[str, str], Resolved] = {}
         batch = None
         one_by_one = False
-        for pair in pairs:
-            sender, account = pair
-            where = (sender.channel, address_of[pair])
+        for n in numbers:
+            where = wheres[n]
             held = holds.get(where)
-            if held == pair:  # the same sender again: resolve_sender would change nothing
+            if held == n:  # the same sender again: resolve_sender would change nothing
                 out.append(current[where])
                 continue
-            holds[where] = pair
-            if held is None and pair in unchanged:
-                r = unchanged[pair]
+            holds[where] = n
+            if held is None and n in unchanged:
+                r = unchanged[n]
             else:
+                sender, account = senders[n]
                 if batch is None:
                     batch = _NewIdentities(self)
-                    batch.owners_of(set().union(*(evidence_keys(p[0]) for p in address_of if p not in unchanged)))
+                    batch.owners_of(set().union(*(evidence[m] for m in range(len(senders)) if m not in unchanged)))
                 r = None
                 if where not in existing:
-                    keys = evidence_keys(sender)
+                    keys = evidence[n]
                     owners = batch.owners_of(keys)
                     if len(owners) <= 1:
                         r = batch.add(sender, account, where[1], keys, min(owners, default=None))
@@ -183,25 +190,30 @@ class IdentityMixin:
             batch.flush()
         return out, one_by_one
 
-    def _read_identities(self, address_of: dict[tuple, str]) -> tuple[dict[tuple, Resolved], set[tuple[str, str]]]:
-        """For a batch of (sender, account) with their normalized addresses: those whose identity exists and would
-        not change (same name, handle, account, no new evidence), read in a few
-        queries instead of one or two per sender; and every (channel, address)
-        that has an identity already."""
-        wanted: dict[tuple[str, str], list] = {}
-        for pair, address in address_of.items():
-            wanted.setdefault((pair[0].channel, address), []).append(pair)
+    def _read_identities(self, senders: list[tuple[Sender, str]], wheres: list[tuple[str, str]],
+                         evidence: list[set[str]]) -> tuple[dict[int, Resolved], set[tuple[str, str]]]:
+        """For a batch of distinct (sender, account) with their (channel, normalized
+        address): by position, those whose identity exists and would not change
+        (same name, handle, account, no new evidence), read in a few queries
+        instead of one or two per sender; and every (channel, address) that has
+        an identity already."""
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for n, where in enumerate(wheres):
+            wanted.setdefault(where, []).append(n)
         by_channel: dict[str, list[str]] = {}
         for channel, address in wanted:
             by_channel.setdefault(channel, []).append(address)
         rows = []
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples
         for channel, addresses in by_channel.items():
             for i in range(0, len(addresses), 500):
                 chunk = addresses[i:i + 500]
-                rows += self.conn.execute(
+                rows += cursor.execute(
                     "SELECT id, customer_id, channel, address, display_name, handle, account FROM identities"
                     f" WHERE channel=? AND address IN ({','.join('?' * len(chunk))})", (channel, *chunk)).fetchall()
-        need_keys = [r[0] for r in rows if any(p[0].emails or p[0].phones for p in wanted[(r[2], r[3])])]
+        need_keys = [r[0] for r in rows
+                     if any(senders[n][0].emails or senders[n][0].phones for n in wanted[(r[2], r[3])])]
         keys: dict[int, set[str]] = {}
         for i in range(0, len(need_keys), 500):
             chunk = need_keys[i:i + 500]
@@ -211,13 +223,14 @@ class IdentityMixin:
                 keys.setdefault(identity_id, set()).add(key)
         out = {}
         for identity_id, customer_id, channel, address, name, handle, account in rows:
-            for sender, acct in wanted[(channel, address)]:
+            for n in wanted[(channel, address)]:
+                sender, acct = senders[n]
                 if ((sender.display_name or name) != name or (sender.handle or handle) != handle
                         or (acct or account) != account):
                     continue
-                if (sender.emails or sender.phones) and not evidence_keys(sender) <= keys.get(identity_id, set()):
+                if (sender.emails or sender.phones) and not evidence[n] <= keys.get(identity_id, set()):
                     continue
-                out[(sender, acct)] = Resolved(identity_id, customer_id)
+                out[n] = Resolved(identity_id, customer_id)
         return out, {(r[2], r[3]) for r in rows}
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:

@@ -180,8 +180,9 @@ class IngestMixin:
         for r in new:  # new_customer only on the first message of a customer this batch created
             results.append(IngestResult(r.id, r.customer_id, r.identity_id, r.customer_id in created))
             created.discard(r.customer_id)
-        inserted = {(r.channel, r.account, r.external_id) for r in new}
-        for item in items:  # skipped as duplicates: the same mail again, or an id a mailer reused
+        skipped = len(new) < len(items)
+        inserted = {(r.channel, r.account, r.external_id) for r in new} if skipped else set()
+        for item in items if skipped else ():  # duplicates: the same mail again, or an id a mailer reused
             if item.channel == "email" and (item.channel, item.account, item.external_id) not in inserted:
                 existing = self.q1("SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
                                    (item.channel, item.account, item.external_id))
