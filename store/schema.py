@@ -239,6 +239,13 @@ MIGRATIONS: list[str] = [
         WHERE merged_into IS NULL;
     CREATE INDEX customers_merged ON customers(merged_into) WHERE merged_into IS NOT NULL;
     """,
+    # 7: customers_queue (v1) only served the "any snooze ran out?" check since v6, yet every
+    # new customer and every change of status or wait rewrote it. A small partial index
+    # holding just the snoozed customers serves that check.
+    """
+    DROP INDEX customers_queue;
+    CREATE INDEX customers_snoozed ON customers(snoozed_until) WHERE status = 'snoozed';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
