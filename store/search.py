@@ -124,7 +124,7 @@ class SearchMixin:
             if len(where) == 1:
                 raise StoreError("empty search: give words or a filter such as channel:telegram")
             rows = self.q(
-                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text"
+                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted"
                 f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
                 " ORDER BY m.sent_at DESC LIMIT ?",
                 (*params, limit),
@@ -140,7 +140,8 @@ class SearchMixin:
                     hits.append(SearchHit(None, r["id"], r["name"], r["last_channel"] or "", r["last_inbound_at"],
                                           f"customer: {r['name']}"))
             rows = self.q(
-                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, messages_fts.rank AS r"
+                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
+                " messages_fts.rank AS r"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN customers c ON c.id = m.customer_id"
                 f" WHERE messages_fts MATCH ? AND {' AND '.join(where)} ORDER BY messages_fts.rowid DESC LIMIT ?",
                 (expr, *params, RANKED_AMONG),
@@ -148,6 +149,8 @@ class SearchMixin:
             rows = sorted(rows, key=lambda r: r["r"])[:limit]
         for r in rows:
             text = (r["subject"] + " — " if r["subject"] else "") + (r["text"] or "")
+            # kept and found (an agent may need what was said), but never passed off as current
+            mark = "(deleted by the customer) " if r["deleted"] else ""
             hits.append(SearchHit(r["id"], r["customer_id"], r["name"], r["channel"], r["sent_at"],
-                                  snippet(text, parsed.terms)))
+                                  mark + snippet(text, parsed.terms)))
         return hits[:limit]

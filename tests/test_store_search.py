@@ -56,3 +56,14 @@ def test_bad_filters_are_clear_errors(store, seeded):
         store.search("before:yesterday")
     with pytest.raises(StoreError, match="empty search"):
         store.search("   ")
+
+
+def test_a_message_the_customer_deleted_is_found_and_marked(store, seeded, make_inbound):
+    a, b, c = seeded
+    store.ingest(make_inbound("telegram", "55", "", external_id=store.q1(
+        "SELECT external_id FROM messages WHERE id=?", (b.message_id,))[0], kind="delete"))
+    hits = {h.message_id: h.snippet for h in store.search("blue")}
+    assert hits[b.message_id].startswith("(deleted by the customer) ")
+    assert "«blue»" in hits[b.message_id]
+    assert not store.search("broken")[0].snippet.startswith("(deleted")
+    assert store.search("channel:telegram")[0].snippet.startswith("(deleted by the customer) ")
