@@ -196,8 +196,8 @@ class Automation:
 
     def _on_message(self, store, message_id: int) -> None:
         m = store.message(message_id)
-        if m.deleted or m.sent_at < store.clock() - HISTORY:
-            return  # e.g. `omnidesk mail-import` of last year's mail: no acknowledgements, no hooks
+        if m.deleted or (m.meta or {}).get("backlog") or m.sent_at < store.clock() - HISTORY:
+            return  # e.g. `omnidesk import` or a first read of last year's mail: no acknowledgements, no hooks
         customer = store.customer(m.customer_id)
         identity = next((i for i in customer.identities if i.id == m.identity_id), None)
         if self.hooks.wants("message_received"):

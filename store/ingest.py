@@ -43,6 +43,15 @@ _NOTE_INBOUND_COUNTS = """UPDATE customers SET
    WHERE id = ?4"""
 _NOTE_INBOUND_REOPEN = "UPDATE customers SET status = 'open', snoozed_until = NULL, waiting_since = ? WHERE id = ?"
 
+# Backlog (meta["backlog"], see connectors/email/backlog.py): old mail found on a
+# first read. It is the newest inbound message if it is, but it opens no wait,
+# counts as read, and a customer first seen through it starts done.
+_NOTE_BACKLOG = """UPDATE customers SET
+     last_channel = CASE WHEN :t >= coalesce(last_inbound_at, 0) THEN :ch ELSE last_channel END,
+     last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
+     status = CASE WHEN :new THEN 'done' ELSE status END
+   WHERE id = :id"""
+
 
 class _NewRow(NamedTuple):
     """A row a bulk batch inserted, with its customer's queue fields from before the batch."""
@@ -129,7 +138,11 @@ class IngestMixin:
         )
         for att in item.attachments:
             self._add_attachment(message_id, att)
-        self._note_inbound(customer_id, item.channel, item.sent_at, now)
+        if item.meta.get("backlog"):
+            self.conn.execute(_NOTE_BACKLOG, {"t": item.sent_at, "ch": item.channel, "new": new_customer,
+                                              "id": customer_id})
+        else:
+            self._note_inbound(customer_id, item.channel, item.sent_at, now)
         return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
 
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
@@ -175,7 +188,7 @@ class IngestMixin:
         cursor.row_factory = None  # plain tuples: no Row object per message
         new = list(map(_NewRow._make, cursor.execute(_NEW_ROWS, (before,))))
         if new:
-            self._index_new(before, new, items)
+            self._index_new(before, new, items, created)
         results = []
         for r in new:  # new_customer only on the first message of a customer this batch created
             results.append(IngestResult(r.id, r.customer_id, r.identity_id, r.customer_id in created))
@@ -191,11 +204,12 @@ class IngestMixin:
                     results.append(extra)
         return results
 
-    def _index_new(self, before: int, new: list, items: list[InboundMessage]) -> None:
+    def _index_new(self, before: int, new: list, items: list[InboundMessage], created: set[int]) -> None:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
                           " WHERE id > ?", (before,))
-        self._note_inbound_batch(new)
+        backlog = {(item.channel, item.account, item.external_id) for item in items if item.meta.get("backlog")}
+        self._note_inbound_batch(new, backlog, created)
         with_files = [item for item in items if item.attachments]
         if with_files:
             ids = {(r.channel, r.account, r.external_id): r.id for r in new}
@@ -205,20 +219,27 @@ class IngestMixin:
                     for att in item.attachments:
                         self._add_attachment(message_id, att)
 
-    def _note_inbound_batch(self, new: list) -> None:
-        """_note_inbound for each new row in id order, as one update per customer:
-        the rows carry their customer's queue fields as they were before the batch."""
-        counts: dict[int, list] = {}  # customer -> [new messages, newest sent_at, its channel]
+    def _note_inbound_batch(self, new: list, backlog: set[tuple], created: set[int]) -> None:
+        """_note_inbound (or _NOTE_BACKLOG) for each new row in id order, as one
+        update per customer: the rows carry their customer's queue fields as they
+        were before the batch. `created`: customers this batch created."""
+        counts: dict[int, list] = {}  # customer -> [unread added, newest sent_at, its channel]
         reopen: dict[int, float | None] = {}  # customer -> waiting_since after the batch
+        done: set[int] = set()  # new customers first seen through backlog
         for r in new:
             cid, sent = r.customer_id, r.sent_at
+            old = backlog and (r.channel, r.account, r.external_id) in backlog
             c = counts.get(cid)
             if c is None:
-                counts[cid] = [1, sent, r.channel]
+                counts[cid] = [0 if old else 1, sent, r.channel]
+                if old and cid in created:
+                    done.add(cid)
             else:
-                c[0] += 1
+                c[0] += 0 if old else 1
                 if sent >= c[1]:  # a later row wins a tie, as in one-by-one order
                     c[1], c[2] = sent, r.channel
+            if old:
+                continue
             wait = reopen[cid] if cid in reopen else r.waiting_since
             if max(sent, r.received_at) > (r.last_outbound_at or 0):
                 wait = sent if wait is None else min(wait, sent)
@@ -227,6 +248,9 @@ class IngestMixin:
         self.conn.executemany(_NOTE_INBOUND_COUNTS, [(n, t, ch, cid) for cid, (n, t, ch) in counts.items()])
         if reopen:
             self.conn.executemany(_NOTE_INBOUND_REOPEN, [(wait, cid) for cid, wait in reopen.items()])
+        if done - reopen.keys():  # a later message that waits reopens them
+            self.conn.executemany("UPDATE customers SET status = 'done' WHERE id = ?",
+                                  [(cid,) for cid in done - reopen.keys()])
 
     def _add_attachment(self, message_id: int, att) -> None:
         from store.attachments import sanitize_filename

@@ -86,6 +86,38 @@ def test_mailbox_messages_land_under_the_right_customer(dovecot, store, db):
     assert Engine(db, [connector(dovecot)]).run_once() == {"email:support": 0}
 
 
+def test_first_read_keeps_old_mail_as_history_and_queues_only_recent_mail(dovecot, store, db):
+    from datetime import datetime, timedelta, timezone
+
+    last_year = datetime.now(timezone.utc) - timedelta(days=400)
+    dovecot.deliver("support", customer_mail("Olga Berg <olga@example.com>", "Last year's order", "All good, thanks!",
+                                             "o1@example.com", date=last_year.timestamp()), arrived=last_year)
+    dovecot.deliver("support", customer_mail("Jane Roe <jane@example.com>", "Order 1042", "The vase is broken.",
+                                             "j1@example.com"))
+    assert Engine(db, [connector(dovecot)]).run_once() == {"email:support": 2}
+    olga, jane = store.find_customer("olga@example.com"), store.find_customer("jane@example.com")
+    assert [row.customer_id for row in store.queue("waiting")] == [jane]  # last year's mail does not wait
+    assert (store.customer(olga).status, store.customer(olga).unread) == ("done", 0)
+    assert store.timeline(olga)[0].meta["backlog"] is True
+    assert [h.customer_id for h in store.search("thanks") if h.message_id] == [olga]  # but it is all there
+    # Olga writes again: she waits like anyone, her history in the same timeline
+    dovecot.deliver("support", customer_mail("Olga Berg <olga@example.com>", "Re: Last year's order",
+                                             "It broke again.", "o2@example.com", refs=["o1@example.com"]))
+    assert Engine(db, [connector(dovecot)]).run_once() == {"email:support": 1}
+    assert {row.customer_id for row in store.queue("waiting")} == {jane, olga}
+    assert store.customer(olga).unread == 1 and len(store.timeline(olga)) == 2
+
+
+def test_backlog_days_zero_makes_all_old_mail_wait(dovecot, store, db):
+    from datetime import datetime, timedelta, timezone
+
+    last_year = datetime.now(timezone.utc) - timedelta(days=400)
+    dovecot.deliver("support", customer_mail("Olga Berg <olga@example.com>", "Last year's order", "Still waiting.",
+                                             "o1@example.com", date=last_year.timestamp()), arrived=last_year)
+    Engine(db, [connector(dovecot, backlog_days=0)]).run_once()
+    assert [row.customer_id for row in store.queue("waiting")] == [store.find_customer("olga@example.com")]
+
+
 def test_reply_threads_and_the_answer_comes_back_to_the_same_customer(dovecot, smtp_sink, store, db):
     dovecot.deliver("support", customer_mail("Jane Roe <jane@example.com>", "Order 1042 arrived broken",
                                              "The vase is broken.", "q1@example.com", refs=["q0@example.com"],

@@ -89,6 +89,31 @@ def test_engine_dedups_and_wait_wakes_on_delivery(tmp_path, db_path):
     assert Engine(db_path, [conn]).run_once() == {"email:local": 1}
 
 
+def test_a_synced_mail_archive_does_not_fill_the_queue(tmp_path, db_path):
+    """mbsync gives every file a fresh time on its first sync: the Date header
+    tells old mail from new."""
+    from store import Store
+
+    root = tmp_path / "Mail"
+    inbox = make_maildir(root)
+    for i in range(30):  # two years of one customer's orders
+        deliver(inbox, mail("Olga <olga@example.com>", f"order {i}", "thanks", f"o{i}@example.com",
+                            date=time.time() - (30 - i) * 25 * 86400))
+    deliver(inbox, mail("Jane <jane@example.com>", "vase", "broken, 3 days ago", "j1@example.com",
+                        date=time.time() - 3 * 86400))
+    assert Engine(db_path, [build("local", options(root, fetch_chunk=7))]).run_once() == {"email:local": 31}
+    store = Store(db_path)
+    assert [row.name for row in store.queue("waiting")] == ["Jane"]  # within backlog_days (14): waits
+    olga = store.find_customer("olga@example.com")
+    assert store.customer(olga).status == "done" and len(store.timeline(olga)) == 30
+    # what arrives after the first read is never history, whatever its Date says
+    deliver(inbox, mail("Olga <olga@example.com>", "order 31", "where is it?", "o31@example.com",
+                        date=time.time() - 90 * 86400))
+    assert Engine(db_path, [build("local", options(root))]).run_once() == {"email:local": 1}
+    assert {row.name for row in store.queue("waiting")} == {"Jane", "Olga"}
+    store.close()
+
+
 def test_reply_through_msmtp_threads_keeps_a_sent_copy_and_flags_answered(tmp_path, db_path, smtp_sink):
     require("msmtp", "msmtp")
     from store import Store

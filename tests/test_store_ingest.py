@@ -134,7 +134,8 @@ def test_bulk_path_gives_the_same_store_as_one_by_one(tmp_path, make_inbound, cl
         channel = rng.choice(["email", "telegram", "slack"])
         address = {"email": f"c{who}@x.io", "telegram": str(who), "slack": f"U{who}"}[channel]
         emails = (f"c{who}@x.io",) if channel == "slack" and who % 2 else ()
-        items.append(make_inbound(channel, address, f"m{n}", name=f"C{who}", emails=emails,
+        backlog = {"backlog": True} if channel == "email" and rng.random() < 0.4 else {}  # old mail on a first read
+        items.append(make_inbound(channel, address, f"m{n}", name=f"C{who}", emails=emails, meta=backlog,
                                   sent_at=clock.now + rng.randrange(-5000, 5000), external_id=f"e{n % 280}"))
     stores = [Store(tmp_path / "one.db", clock=clock), Store(tmp_path / "bulk.db", clock=clock)]
     for cid in (1, 2):  # some customers were answered before the batch arrives

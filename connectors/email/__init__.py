@@ -40,6 +40,9 @@ OPTIONS: dict[str, Option] = {
     **secret_options("password", "mail password"),
     "idle": Option(bool, True, "use IMAP IDLE so new mail shows within seconds"),
     "fetch_chunk": Option(int, 100, "messages fetched per IMAP round trip"),
+    "backlog_days": Option(int, 14, "on the first read of a folder, mail older than this many days is"
+                                    " history: stored and searchable, but it does not wait for an answer"
+                                    " (0: all mail waits)"),
     "timeout": Option((int, float), 30.0, "network timeout in seconds"),
     "ca_file": Option(str, "", "extra CA certificate (PEM) for a server with a private CA"),
     # SMTP
@@ -68,6 +71,8 @@ def build(account: str, options: dict[str, Any], config=None):
         raise ConfigError(f"{where}.folders: expected a list of folder names, e.g. [\"INBOX\"]")
     if options["fetch_chunk"] < 1:
         raise ConfigError(f"{where}.fetch_chunk: expected a positive integer")
+    if options["backlog_days"] < 0:
+        raise ConfigError(f"{where}.backlog_days: expected 0 or more days")
     from connectors.email.imap import ImapConnector
 
     return ImapConnector(account, options)

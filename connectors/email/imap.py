@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
 from connectors.config import ConfigError, resolve_secret
+from connectors.email import backlog
 from connectors.email import compose as compose_mod
 from connectors.email import smtp
 from connectors.email.parse import parse
@@ -145,8 +146,9 @@ class ImapConnector(BaseConnector):
             uids = [] if uidnext and uidnext <= last + 1 else \
                 sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)  # n:* always matches the top
             take = self._within_size(client, uids[:budget])
+            first_read = backlog.first_read(cursor, out, folder, time.time())
             if take:
-                items.extend(self._download(client, folder, validity, take))
+                items.extend(self._download(client, folder, validity, take, first_read))
                 last = take[-1]
             if uidnext and len(take) == len(uids):
                 # UIDs below UIDNEXT that are not there now were expunged and never come back;
@@ -180,7 +182,8 @@ class ImapConnector(BaseConnector):
                 return uids[:n]
         return uids
 
-    def _download(self, client: IMAPClient, folder: str, validity: int, uids: list[int]) -> list:
+    def _download(self, client: IMAPClient, folder: str, validity: int, uids: list[int],
+                  first_read: float | None = None) -> list:
         data = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
         items = []
         for uid in uids:
@@ -193,6 +196,9 @@ class ImapConnector(BaseConnector):
                          meta={"folder": folder, "uid": uid, "uidvalidity": validity})
             if self._own and item.sender.address == self._own:
                 continue  # our own replies (a Sent folder in `folders`) are not customer mail
+            if backlog.is_backlog(received.timestamp() if received else None, first_read,
+                                  self.options["backlog_days"]):
+                item.meta["backlog"] = True
             items.append(item)
         return items
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
+from connectors.email import backlog
 from connectors.email import compose as compose_mod
 from connectors.email.parse import parse
 from store.models import OutboundMessage, Receipt
@@ -115,6 +116,7 @@ class MaildirConnector(BaseConnector):
             mark_ns = cursor.get(folder, "0:").partition(":")[0]
             mark = int(mark_ns) if mark_ns.isdigit() else 0
             seen = recent.get(folder, set())
+            first_read = backlog.first_read(cursor, out, folder, time.time())
             # File times are coarse (a few ms): files stamped up to SLACK before the mark
             # may still be new, so they are looked at again unless we just read them.
             files = sorted(f for f in message_files(path) if f[0] >= mark - SLACK_NS and f[:2] not in seen)
@@ -127,8 +129,14 @@ class MaildirConnector(BaseConnector):
                     continue  # renamed meanwhile: it shows up under its new name
                 item = parse(raw, self.account, fallback_time=mtime,
                              meta={"folder": folder, "maildir_key": unique_name(name)})
-                if not (self._own and item.sender.address == self._own):
-                    items.append(item)
+                if self._own and item.sender.address == self._own:
+                    continue
+                # A file that was there at the first read, dated (a mail syncer gives
+                # old mail fresh file times) long before it.
+                if (first_read is not None and ctime_ns < first_read * 1e9
+                        and backlog.is_backlog(item.sent_at, first_read, self.options["backlog_days"])):
+                    item.meta["backlog"] = True
+                items.append(item)
             if take:
                 mark = max(mark, take[-1][0])
                 out[folder] = f"{mark}:{take[-1][1]}"

@@ -180,14 +180,15 @@ class Dovecot:
         c.login(user, self.users[user])
         return c
 
-    def deliver(self, user: str, raw: bytes | list[bytes], folder: str = "INBOX") -> None:
-        """Put mail into a mailbox, as the user's MTA would have."""
+    def deliver(self, user: str, raw: bytes | list[bytes], folder: str = "INBOX", arrived=None) -> None:
+        """Put mail into a mailbox, as the user's MTA would have (`arrived`: its
+        INTERNALDATE, a datetime, for mail that has been there a while)."""
         c = self.client(user)
         try:
             if not c.folder_exists(folder):
                 c.create_folder(folder)
             for one in ([raw] if isinstance(raw, bytes) else raw):
-                c.append(folder, one)
+                c.append(folder, one, msg_time=arrived)
         finally:
             c.logout()
 
