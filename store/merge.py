@@ -38,6 +38,7 @@ class MergeMixin:
             source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (source,))}
             target_facts = {r[0] for r in self.q("SELECT key FROM facts WHERE customer_id=?", (target,))}
             state = dict(self.q1("SELECT status, snoozed_until, assignee, priority, name FROM customers WHERE id=?", (source,)))
+            unread = self.q1("SELECT sum(unread) FROM customers WHERE id IN (?, ?)", (target, source))[0]
             target_state = dict(self.q1("SELECT status, snoozed_until, priority FROM customers WHERE id=?", (target,)))
 
             self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (target, source))
@@ -57,6 +58,7 @@ class MergeMixin:
             if state["status"] == "open":
                 self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL WHERE id=?", (target,))
             self.recompute(target)
+            self._keep_read(target, unread)
             return self.log_event(
                 "merge", actor, target, source=source, identities=identities, loose_messages=loose,
                 source_tags=source_tags, tags_added=[t for t in source_tags if t not in target_tags],
@@ -76,15 +78,28 @@ class MergeMixin:
             if count < 2:
                 raise StoreError(f"identity {identity_id} is the customer's only identity; nothing to split")
             name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
+            # what the agent has not read yet: the customer's newest `unread` inbound messages
+            unread = self.q1("SELECT unread FROM customers WHERE id=?", (source,))[0]
+            unread_ids = [r[0] for r in self.q(
+                "SELECT identity_id FROM messages WHERE customer_id=? AND direction='in'"
+                " ORDER BY received_at DESC, id DESC LIMIT ?", (source, unread))]
             new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
             self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=? AND identity_id=?",
                               (new_id, source, identity_id))
             self.recompute(source)
             self.recompute(new_id)
+            moved = sum(1 for i in unread_ids if i == identity_id)
+            self._keep_read(source, len(unread_ids) - moved)
+            self._keep_read(new_id, moved)
             self._reopen_if_waiting(new_id)
             event_id = self.log_event("split", actor, source, identity=identity_id, new_customer=new_id)
             return event_id, new_id
+
+    def _keep_read(self, customer_id: int, unread: int) -> None:
+        """recompute counts every unanswered message as unread; what the agent
+        had already read before a merge or split stays read."""
+        self.conn.execute("UPDATE customers SET unread = min(unread, ?) WHERE id=?", (unread, customer_id))
 
     def _reopen_if_waiting(self, customer_id: int) -> None:
         """Someone with an unanswered message belongs in the queue, whatever the status said."""

@@ -110,3 +110,17 @@ def test_auto_link_respects_a_split_by_the_agent(store, make_inbound):
     assert c.customer_id in (a.customer_id, apart)
     assert [e.actor for e in store.events(kind="merge")] == []  # no automatic re-merge
     assert store.q1("SELECT merged_into FROM customers WHERE id=?", (apart,))[0] is None
+
+
+def test_merge_and_split_keep_what_the_agent_already_read(store, make_inbound, clock):
+    jane_tg = store.ingest(make_inbound("telegram", "7", "hi", name="Jane", sent_at=clock.now - 300)).customer_id
+    store.ingest(make_inbound("telegram", "7", "my order?", name="Jane", sent_at=clock.now - 200))
+    store.mark_read(jane_tg)  # the agent read both, has not answered yet
+    jane_mail = store.ingest(make_inbound("email", "jane@x.io", "also by mail", name="Jane R",
+                                          sent_at=clock.now - 100)).customer_id
+    store.merge(jane_tg, jane_mail, "alex")
+    assert store.customer(jane_tg).unread == 1  # only the e-mail is new to the agent
+    assert store.customer(jane_tg).waiting_since == clock.now - 300  # and all three still wait
+    mail_identity = [i.id for i in store.identities(jane_tg) if i.channel == "email"][0]
+    _, split_off = store.split(mail_identity, "alex")
+    assert (store.customer(jane_tg).unread, store.customer(split_off).unread) == (0, 1)
