@@ -555,3 +555,18 @@ async def test_a_banner_stays_on_screen_when_given(db_path, clock, tmp_path, ids
         await pilot.press("j", "enter")
         await settle(pilot)
         assert "DEMO: simulated customers [bold]only[/bold]" in screen_text(app)
+
+
+async def test_our_reply_shows_as_read_not_as_markdown(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.queue_reply(ids["carol"], "**Sorry**, it is back. See [status](https://s.io)\n\n- retry now", "alice")
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        text = screen_text(app)
+        assert "*Sorry*, it is back. See status <https://s.io>" in text  # as in an e-mail's text part
+        assert "- retry now" in text
+        timeline = [line.split("││")[1] for line in text.splitlines() if line.count("││") == 2]
+        assert not [line for line in timeline if "**" in line or "](" in line]

@@ -20,6 +20,7 @@ from textual.message import Message as TMessage
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from connectors.formatting import plain_text
 from console import keymap
 from console.timefmt import format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
@@ -293,6 +294,8 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         if m.subject and m.channel == "email":
             parts.append(Text("  " + one_line(m.subject, 300), style=self._style("timeline--subject"), end=""))
         new, quoted = split_quoted(m)
+        if m.direction == "out":  # the agent wrote Markdown: show it as read, not its markup
+            new = plain_text(new)
         limit = FOLDED_LIMIT if folded else UNFOLDED_LIMIT
         body = safe(new[:limit].strip("\n"))
         if m.deleted:
