@@ -164,12 +164,14 @@ class CustomersMixin:
     def _queue_row(self, r) -> QueueRow:
         cid = r["id"]
         last = self.q1(
-            "SELECT text, subject FROM messages WHERE customer_id=? AND direction != 'note' ORDER BY sent_at DESC, id DESC LIMIT 1",
+            "SELECT text, subject, direction FROM messages WHERE customer_id=? AND direction != 'note'"
+            " ORDER BY sent_at DESC, id DESC LIMIT 1",
             (cid,),
         )
         preview = ""
         if last:
-            preview = (last["subject"] + " — " if last["subject"] else "") + (last["text"] or "")
+            preview = ("you: " if last["direction"] == "out" else "")  # the last word was ours: nothing waits
+            preview += (last["subject"] + " — " if last["subject"] else "") + (last["text"] or "")
             preview = " ".join(preview[:200].split())
         channels = [x[0] for x in self.q("SELECT DISTINCT channel FROM identities WHERE customer_id=? ORDER BY channel", (cid,))]
         tags = [x[0] for x in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (cid,))]
