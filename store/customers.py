@@ -16,6 +16,8 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Old mail found on a first read (connectors/email/backlog.py) never waits and is never unread.
+NOT_BACKLOG = "coalesce(json_extract(meta, '$.backlog'), 0) = 0"
 _QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
 
 
@@ -283,10 +285,12 @@ class CustomersMixin:
         self.conn.execute(
             """UPDATE customers SET
                  waiting_since = (SELECT min(sent_at) FROM messages WHERE customer_id=:id AND direction='in'
-                                  AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)),
+                                  AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)
+                                  AND {LIVE}),
                  unread = (SELECT count(*) FROM messages WHERE customer_id=:id AND direction='in'
-                           AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0))
-               WHERE id=:id""",  # "answered?" as at ingest
+                           AND max(sent_at, received_at) > coalesce((SELECT last_outbound_at FROM customers WHERE id=:id), 0)
+                           AND {LIVE})
+               WHERE id=:id""".format(LIVE=NOT_BACKLOG),  # "answered?" as at ingest
             {"id": customer_id},
         )
 

@@ -101,8 +101,10 @@ class IngestMixin:
         either both land or neither does."""
         with self.tx():
             if len(items) >= BULK_MIN and all(item.kind == "message" for item in items):
-                # an id seen twice in one batch goes the careful way (a mailer may reuse Message-IDs)
-                seen, first, repeats = set(), [], []
+                # An id stored before, or seen twice in one batch, goes the careful way: the
+                # same message again changes nothing (not even its sender's name), and a mailer
+                # may reuse Message-IDs for different mail.
+                seen, first, repeats = self._stored_keys(items), [], []
                 for item in items:
                     key = (item.channel, item.account, item.external_id)
                     (repeats if key in seen else first).append(item)
@@ -115,6 +117,20 @@ class IngestMixin:
         for hook in self.on_ingest:
             hook(results)
         return results
+
+    def _stored_keys(self, items: list[InboundMessage]) -> set[tuple[str, str, str]]:
+        """(channel, account, external id) of the items that are in the store already."""
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for item in items:
+            wanted.setdefault((item.channel, item.account), []).append(item.external_id)
+        found = set()
+        for (channel, account), ids in wanted.items():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                found.update((channel, account, r[0]) for r in self.conn.execute(
+                    "SELECT external_id FROM messages WHERE channel=? AND account=?"
+                    f" AND external_id IN ({','.join('?' * len(chunk))})", (channel, account, *chunk)))
+        return found
 
     def _ingest_one(self, item: InboundMessage) -> IngestResult | None:
         if item.kind == "edit":

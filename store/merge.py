@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import unicodedata
 
+from store.customers import NOT_BACKLOG
 from store.db import StoreError
 from store.models import MergeSuggestion
 
@@ -81,7 +82,7 @@ class MergeMixin:
             # what the agent has not read yet: the customer's newest `unread` inbound messages
             unread = self.q1("SELECT unread FROM customers WHERE id=?", (source,))[0]
             unread_ids = [r[0] for r in self.q(
-                "SELECT identity_id FROM messages WHERE customer_id=? AND direction='in'"
+                f"SELECT identity_id FROM messages WHERE customer_id=? AND direction='in' AND {NOT_BACKLOG}"
                 " ORDER BY received_at DESC, id DESC LIMIT ?", (source, unread))]
             new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))

@@ -124,3 +124,18 @@ def test_merge_and_split_keep_what_the_agent_already_read(store, make_inbound, c
     mail_identity = [i.id for i in store.identities(jane_tg) if i.channel == "email"][0]
     _, split_off = store.split(mail_identity, "alex")
     assert (store.customer(jane_tg).unread, store.customer(split_off).unread) == (0, 1)
+
+
+def test_merge_and_split_leave_old_backlog_mail_out_of_the_queue(store, make_inbound, clock):
+    ann_tg = store.ingest(make_inbound("telegram", "55", "hello", name="Ann")).customer_id
+    store.queue_reply(ann_tg, "hi Ann", "alex")
+    store.set_status(ann_tg, "done", "alex")
+    ann_mail = store.ingest(make_inbound("email", "ann@x.io", "our 2024 thread", name="Ann",
+                                         sent_at=clock.now - 400 * 86400, meta={"backlog": True})).customer_id
+    store.merge(ann_tg, ann_mail, "alex")
+    merged = store.customer(ann_tg)
+    assert (merged.status, merged.waiting_since, merged.unread) == ("done", None, 0)
+    mail_identity = [i.id for i in store.identities(ann_tg) if i.channel == "email"][0]
+    _, split_off = store.split(mail_identity, "alex")
+    assert store.customer(split_off).waiting_since is None
+    assert split_off not in [row.customer_id for row in store.queue("waiting")]

@@ -217,3 +217,18 @@ def test_bulk_path_matches_one_by_one_when_evidence_joins_customers(tmp_path, ma
     assert len([e for e in one[4] if e[0] == "merge"]) > 5  # evidence did join customers
     for s in stores:  # and the agent's split stands in both
         assert s.find_customer("c7@x.io") != s.live_id(s.q1("SELECT customer_id FROM identities WHERE address='9007'")[0])
+
+
+def test_a_batch_that_brings_stored_mail_again_changes_nothing(store, make_inbound, clock):
+    """A folder read again (UIDVALIDITY changed) re-delivers old mail, maybe
+    under an old display name or through a list that rewrote From."""
+    first = store.ingest(make_inbound("email", "jane@x.io", "order?", name="Jane Roe", external_id="<j1@x>"))
+    filler = [make_inbound("telegram", str(n), f"hi {n}", name=f"T{n}") for n in range(40)]
+    again = [make_inbound("email", "jane@x.io", "order?", name="jane (old name)", external_id="<j1@x>"),
+             make_inbound("email", "list@lists.example", "order?", name="Shop list", external_id="<j1@x>")]
+    customers = store.q1("SELECT count(*) FROM customers")[0]
+    results = store.ingest_batch(again + filler)
+    assert len(results) == 40  # only the new Telegram messages
+    assert store.identities(first.customer_id)[0].display_name == "Jane Roe"
+    assert store.q1("SELECT count(*) FROM customers")[0] == customers + 40
+    assert store.q1("SELECT count(*) FROM identities WHERE address = 'list@lists.example'")[0] == 0
