@@ -106,6 +106,11 @@ def test_first_read_keeps_old_mail_as_history_and_queues_only_recent_mail(doveco
     assert Engine(db, [connector(dovecot)]).run_once() == {"email:support": 1}
     assert {row.customer_id for row in store.queue("waiting")} == {jane, olga}
     assert store.customer(olga).unread == 1 and len(store.timeline(olga)) == 2
+    # a customer's mail found in Junk and moved to INBOX keeps its old INTERNALDATE: it still waits
+    dovecot.deliver("support", customer_mail("Sam Lee <sam@example.com>", "Refund?", "Still no refund.",
+                                             "s1@example.com", date=last_year.timestamp()), arrived=last_year)
+    assert Engine(db, [connector(dovecot)]).run_once() == {"email:support": 1}
+    assert store.find_customer("sam@example.com") in {row.customer_id for row in store.queue("waiting")}
 
 
 def test_backlog_days_zero_makes_all_old_mail_wait(dovecot, store, db):

@@ -146,7 +146,7 @@ class ImapConnector(BaseConnector):
             uids = [] if uidnext and uidnext <= last + 1 else \
                 sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)  # n:* always matches the top
             take = self._within_size(client, uids[:budget])
-            first_read = backlog.first_read(cursor, out, folder, time.time())
+            first_read = self._backlog_mark(cursor, out, folder, validity, uidnext)
             if take:
                 items.extend(self._download(client, folder, validity, take, first_read))
                 last = take[-1]
@@ -161,6 +161,21 @@ class ImapConnector(BaseConnector):
                 more = True
                 break
         return Batch(items, out, more)
+
+    @staticmethod
+    def _backlog_mark(cursor: dict, out: dict, folder: str, validity: int, uidnext: int) -> tuple[float, int] | None:
+        """(first read, UIDNEXT then) of a folder, recorded on its first read: only
+        mail that was there by then (UID below it) can be backlog. Mail moved in
+        later (say, out of Junk) keeps its old INTERNALDATE but gets a new UID."""
+        key = f"{folder}#backlog_below"
+        fresh = folder not in cursor and f"{folder}#first_read" not in cursor
+        first = backlog.first_read(cursor, out, folder, time.time())
+        if fresh and uidnext:
+            out[key] = f"{validity}:{uidnext}"
+        saved_validity, _, below = (cursor.get(key) or out.get(key) or "").partition(":")
+        if first is None or saved_validity != str(validity) or not below.isdigit():
+            return None  # a renumbered folder: nothing is backlog, all new mail waits
+        return first, int(below)
 
     def _select(self, client: IMAPClient, folder: str, readonly: bool) -> dict:
         try:
@@ -183,7 +198,7 @@ class ImapConnector(BaseConnector):
         return uids
 
     def _download(self, client: IMAPClient, folder: str, validity: int, uids: list[int],
-                  first_read: float | None = None) -> list:
+                  mark: tuple[float, int] | None = None) -> list:
         data = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
         items = []
         for uid in uids:
@@ -196,8 +211,8 @@ class ImapConnector(BaseConnector):
                          meta={"folder": folder, "uid": uid, "uidvalidity": validity})
             if self._own and item.sender.address == self._own:
                 continue  # our own replies (a Sent folder in `folders`) are not customer mail
-            if backlog.is_backlog(received.timestamp() if received else None, first_read,
-                                  self.options["backlog_days"]):
+            if mark and uid < mark[1] and backlog.is_backlog(received.timestamp() if received else None, mark[0],
+                                                             self.options["backlog_days"]):
                 item.meta["backlog"] = True
             items.append(item)
         return items
