@@ -79,11 +79,7 @@ class MergeMixin:
             if count < 2:
                 raise StoreError(f"identity {identity_id} is the customer's only identity; nothing to split")
             name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
-            # what the agent has not read yet: the customer's newest `unread` inbound messages
-            unread = self.q1("SELECT unread FROM customers WHERE id=?", (source,))[0]
-            unread_ids = [r[0] for r in self.q(
-                f"SELECT identity_id FROM messages WHERE customer_id=? AND direction='in' AND {NOT_BACKLOG}"
-                " ORDER BY received_at DESC, id DESC LIMIT ?", (source, unread))]
+            unread_ids = self._unread_by(source)
             new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
             self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=? AND identity_id=?",
@@ -96,6 +92,14 @@ class MergeMixin:
             self._reopen_if_waiting(new_id)
             event_id = self.log_event("split", actor, source, identity=identity_id, new_customer=new_id)
             return event_id, new_id
+
+    def _unread_by(self, customer_id: int) -> list[int]:
+        """The identity of each message the agent has not read yet: the customer's
+        newest `unread` inbound messages (unread counts what came since the last read)."""
+        unread = self.q1("SELECT unread FROM customers WHERE id=?", (customer_id,))[0]
+        return [r[0] for r in self.q(
+            f"SELECT identity_id FROM messages WHERE customer_id=? AND direction='in' AND {NOT_BACKLOG}"
+            " ORDER BY received_at DESC, id DESC LIMIT ?", (customer_id, unread))]
 
     def _keep_read(self, customer_id: int, unread: int) -> None:
         """recompute counts every unanswered message as unread; what the agent
@@ -152,6 +156,7 @@ class MergeMixin:
 
     def _undo_merge(self, ev) -> None:
         target, source, d = ev.customer_id, ev.data["source"], ev.data
+        unread_ids = self._unread_by(target)
         if d["identities"]:
             marks = ",".join("?" * len(d["identities"]))
             self.conn.execute(f"UPDATE identities SET customer_id=? WHERE id IN ({marks})", (source, *d["identities"]))
@@ -177,8 +182,10 @@ class MergeMixin:
         if t:  # what the merge changed on the target (reopened, unsnoozed, priority raised)
             self.conn.execute("UPDATE customers SET status=?, snoozed_until=?, priority=? WHERE id=?",
                               (t["status"], t["snoozed_until"], t["priority"], target))
-        for cid in (target, source):
+        moved = sum(1 for i in unread_ids if i in d["identities"])
+        for cid, unread in ((target, len(unread_ids) - moved), (source, moved)):
             self.recompute(cid)
+            self._keep_read(cid, unread)
             # a message that came in while merged is unanswered, whatever the old status said
             self.conn.execute(
                 "UPDATE customers SET status='open', snoozed_until=NULL WHERE id=? AND waiting_since IS NOT NULL"
@@ -187,6 +194,7 @@ class MergeMixin:
 
     def _undo_split(self, ev) -> None:
         source, new_id = ev.customer_id, ev.data["new_customer"]
+        unread = self.q1("SELECT sum(unread) FROM customers WHERE id IN (?, ?)", (source, new_id))[0]
         # every identity there now: the split one, and any that auto-linked to it since
         self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (source, new_id))
         self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (source, new_id))
@@ -195,6 +203,7 @@ class MergeMixin:
         self.conn.execute("DELETE FROM tags WHERE customer_id=?", (new_id,))
         self.conn.execute("UPDATE customers SET merged_into=?, status='done', waiting_since=NULL WHERE id=?", (source, new_id))
         self.recompute(source)
+        self._keep_read(source, unread)
         self._reopen_if_waiting(source)
 
     def _undo_status(self, ev) -> None:

@@ -124,6 +124,10 @@ def test_merge_and_split_keep_what_the_agent_already_read(store, make_inbound, c
     mail_identity = [i.id for i in store.identities(jane_tg) if i.channel == "email"][0]
     _, split_off = store.split(mail_identity, "alex")
     assert (store.customer(jane_tg).unread, store.customer(split_off).unread) == (0, 1)
+    store.undo("alex")  # the split
+    assert store.customer(jane_tg).unread == 1
+    store.undo("alex")  # the merge
+    assert (store.customer(jane_tg).unread, store.customer(jane_mail).unread) == (0, 1)
 
 
 def test_merge_and_split_leave_old_backlog_mail_out_of_the_queue(store, make_inbound, clock):
