@@ -55,6 +55,10 @@ class Composer(Vertical):
         self.show_preview = False
         self._cursor_blink = cursor_blink
         self._preview_timer = None
+        self._chosen = False  # the agent picked the channel: a refresh must not change it
+        # unsent text per customer, so moving through the queue never loses a draft:
+        # customer id -> (text, mode, subject, identity id)
+        self.drafts: dict[int, tuple[str, str, str | None, int | None]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -75,26 +79,42 @@ class Composer(Vertical):
 
     # -- state -----------------------------------------------------------------
     def set_customer(self, customer: Customer | None, identity_id: int | None) -> None:
+        """Show `customer` (again). `identity_id`: the channel to answer on unless
+        the agent picked one (their newest message's, usually)."""
         changed = customer is None or self.customer is None or customer.id != self.customer.id
+        if changed:
+            self._keep_draft()
         self.customer = customer
+        draft = self.drafts.pop(customer.id, None) if changed and customer is not None else None
+        if changed:
+            self._chosen = draft is not None and draft[3] is not None
         if customer is None:
             self.identity = None
-        elif changed or self.identity is None or self.identity.id not in {i.id for i in customer.identities}:
-            self.identity = next((i for i in customer.identities if i.id == identity_id),
+        elif (changed or not self._chosen or self.identity is None
+              or self.identity.id not in {i.id for i in customer.identities}):
+            wanted = draft[3] if draft and draft[3] is not None else identity_id
+            self.identity = next((i for i in customer.identities if i.id == wanted),
                                  customer.identities[0] if customer.identities else None)
         if changed:
-            if self.mode != "reply":
-                self.mode = "reply"
-                self.remove_class("-note")
-            self.subject = None
-            if self.area.text:
-                self.area.text = ""
+            text, mode, subject = (draft[0], draft[1], draft[2]) if draft else ("", "reply", None)
+            if self.mode != mode:
+                self.mode = mode
+                self.set_class(mode == "note", "-note")
+            self.subject = subject
+            if self.area.text != text:
+                self.area.text = text
         self.refresh_bar()
         self.update_preview()
+
+    def _keep_draft(self) -> None:
+        if self.customer is not None and self.area.text.strip():
+            chosen = self.identity.id if self._chosen and self.identity else None
+            self.drafts[self.customer.id] = (self.area.text, self.mode, self.subject, chosen)
 
     def set_identity(self, identity_id: int) -> None:
         if self.customer:
             self.identity = next((i for i in self.customer.identities if i.id == identity_id), self.identity)
+            self._chosen = True
         self.refresh_bar()
         self.update_preview()
 
