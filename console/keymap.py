@@ -103,10 +103,11 @@ def default_path() -> Path:
     raise KeymapError("keybindings.toml is missing from the installation")
 
 
-def user_path() -> Path:
+def user_path(config=None) -> Path:
+    """The user's keymap: next to the config file in use (where `init` puts it)."""
     from connectors.config import config_dir
 
-    return config_dir() / "keybindings.toml"
+    return (config.base_dir if config is not None else config_dir()) / "keybindings.toml"
 
 
 def valid_key(key: str) -> bool:

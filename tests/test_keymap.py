@@ -104,3 +104,26 @@ def test_console_entry_reports_a_bad_user_file(tmp_path):
     ctx = SimpleNamespace(db_path=tmp_path / "x.db", config=None, agent="alice")
     with pytest.raises(Exception, match=r"keybindings.toml:2: unknown action 'warp'"):
         run(ctx)
+
+
+def test_the_keymap_init_installs_next_to_a_chosen_config_is_the_one_used(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    omnidesk = Path(sys.executable).parent / "omnidesk"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "OMNIDESK_DB": str(tmp_path / "o.db")}
+    config = tmp_path / "shop" / "config.toml"
+    run = lambda *a: subprocess.run([str(omnidesk), "--config", str(config), *a], env=env, capture_output=True,  # noqa: E731
+                                    text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert run("init", "--agent", "tess").returncode == 0
+    installed = config.parent / "keybindings.toml"
+    assert installed.exists()
+    installed.write_text('[global]\nreply = "e"\n')
+    rows = {r["id"]: r["keys"] for r in json.loads(run("--json", "keys").stdout)}
+    assert rows["global.reply"] == "e"
+    installed.write_text('[global]\nwarp = "w"\n')
+    bad = run("keys")
+    assert bad.returncode == 1 and "keybindings.toml:2: unknown action 'warp'" in bad.stderr

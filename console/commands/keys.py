@@ -25,7 +25,7 @@ def markdown_table(keymap: dict[str, str]) -> str:
 
 def cmd_keys(args, ctx) -> int:
     try:
-        live = keymap_mod.load(False if args.defaults else None)
+        live = keymap_mod.load(False if args.defaults else keymap_mod.user_path(ctx.config))
     except keymap_mod.KeymapError as e:
         from console.cli import UserError
 
