@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sqlite3
 import sys
 from datetime import datetime, timezone
@@ -146,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.OperationalError as e:  # e.g. the store stayed locked by another process
         print(f"omnidesk: error: the store: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `omnidesk ... | head` stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+        return 0
     except OSError as e:  # a file we were asked to read or write
         print(f"omnidesk: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `omnidesk ... | head`
-        return 0
     finally:
         ctx.close()
 

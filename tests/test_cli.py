@@ -1,7 +1,9 @@
 """Every scripting command end to end: a real `omnidesk` process on a temp store."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +173,23 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
     bad.write_text("shopping list\n" * 100)
     proc = omnidesk(bad, "queue")
     assert proc.returncode == 1 and "cannot open the store" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_piping_into_head_is_not_an_error(tmp_path):
+    """`omnidesk --json customers | head` must end quietly when head stops reading."""
+    import subprocess
+
+    from store import Store
+    from store.models import InboundMessage, Sender
+
+    db = tmp_path / "o.db"
+    s = Store(db)
+    s.ingest_batch([InboundMessage("telegram", "main", f"m{n}", Sender("telegram", str(n), f"Customer {n}"),
+                                   "hello " * 50, 1_790_000_000.0 + n) for n in range(3000)])
+    s.close()
+    omnidesk = Path(sys.executable).parent / "omnidesk"
+    done = subprocess.run(f"'{omnidesk}' --db '{db}' --json customers --limit 3000 | head -c 100", shell=True,
+                          capture_output=True, text=True, timeout=60, executable="/bin/bash",
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert len(done.stdout) == 100
+    assert "error" not in done.stderr.lower() and "Traceback" not in done.stderr, done.stderr
