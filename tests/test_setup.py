@@ -52,3 +52,16 @@ def test_doctor_on_a_broken_config(tmp_path):
     rows = json.loads(proc.stdout)
     assert proc.returncode == 1
     assert rows[0]["channel"] == "config" and "agent.name: expected a string" in rows[0]["detail"]
+
+
+def test_init_for_gmail_keeps_no_sent_copy(tmp_path):
+    """Gmail files sent mail by itself; a copy in "Sent" would be a second, stray label."""
+    proc = run(tmp_path, "init", "--yes", "--email", "shop@gmail.com")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "cfg" / "config.toml").read_text()
+    assert tomllib.loads(text)["email"]["main"]["sent_folder"] == ""
+    assert 'sent_folder = ""' in text
+    other = tmp_path / "other"
+    proc = run(other, "init", "--yes", "--email", "shop@example.com")
+    assert proc.returncode == 0, proc.stderr
+    assert "sent_folder" not in tomllib.loads((other / "cfg" / "config.toml").read_text())["email"]["main"]

@@ -71,6 +71,7 @@ class ImapConnector(BaseConnector):
         security = o["imap_security"]
         port = o["imap_port"] or (993 if security == "tls" else 143)
         ctx = smtp.tls_context(o) if security != "plain" else None
+        password = self.password() or ""  # a missing secret fails before a connection is opened
         try:
             client = IMAPClient(o["imap_host"], port=port, ssl=security == "tls", ssl_context=ctx,
                                 timeout=o["timeout"])
@@ -83,7 +84,7 @@ class ImapConnector(BaseConnector):
             client.normalise_times = False  # timezone-aware INTERNALDATE
             if security == "starttls":
                 client.starttls(ctx)
-            client.login(o["username"], self.password() or "")
+            client.login(o["username"], password)
         except ssl.SSLCertVerificationError as e:
             _quietly(client.shutdown)
             raise PermanentError(f"{self.where}:{port}: certificate not trusted ({e.verify_message}); "
@@ -97,6 +98,27 @@ class ImapConnector(BaseConnector):
             _quietly(client.shutdown)
             raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
         return client
+
+    def probe(self) -> str:
+        """A live check for `omnidesk doctor`: IMAP login and folders, then SMTP
+        login. Nothing is sent, read or changed."""
+        o = self.options
+        port = o["imap_port"] or (993 if o["imap_security"] == "tls" else 143)
+        client = self._connect()
+        note = ""
+        try:
+            for folder in self.folders:
+                self._select(client, folder, readonly=True)
+            sent = o["sent_folder"]
+            if sent and not client.folder_exists(sent):
+                note = (f"; note: sent_folder {sent!r} does not exist, the first reply creates it "
+                        "(name your Sent folder, or set sent_folder = \"\" if the provider keeps its own copy)")
+        except NET_ERRORS as e:
+            raise ConnectorError(f"{self.where}: {type(e).__name__}: {_text(e, self._password)}") from None
+        finally:
+            _quietly(client.logout)
+        sending = smtp.check(o, self.password())
+        return f"{self.where}:{port} as {o['username']}, folders {', '.join(self.folders)}; {sending}{note}"
 
     def _main(self) -> IMAPClient:
         if self._client is None:

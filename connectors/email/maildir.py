@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import threading
@@ -94,6 +95,29 @@ class MaildirConnector(BaseConnector):
                 raise ConnectorError(f"Maildir {self.root} does not exist (not mounted or not synced yet?)")
             raise PermanentError(f"Maildir {self.root}: no folder {folder!r}")
         return path
+
+    def probe(self) -> str:
+        """A live check for `omnidesk doctor`: the Maildir root and folders are
+        there and readable, and the sendmail command's program is on PATH."""
+        for folder in self.folders:
+            path = self._path(folder)
+            for sub in ("new", "cur"):
+                if (path / sub).is_dir() and not os.access(path / sub, os.R_OK | os.X_OK):
+                    raise PermanentError(f"Maildir {path / sub}: not readable (permission denied)")
+        program = self._program()
+        found = shutil.which(program)
+        if not found:
+            raise PermanentError(f"sendmail_command: {program!r} not found")
+        return f"Maildir {self.root}, folders {', '.join(self.folders)}; sends with {found}"
+
+    def _program(self) -> str:
+        try:
+            command = shlex.split(self.options["sendmail_command"])
+        except ValueError as e:
+            raise PermanentError(f"sendmail_command: cannot be parsed ({e})") from None
+        if not command:
+            raise PermanentError("sendmail_command: empty; e.g. \"msmtp -t\"")
+        return command[0]
 
     def _dir_stamp(self) -> tuple:
         stamp = []

@@ -14,19 +14,21 @@ from connectors.config import ConfigError
 from console.cli import UserError
 
 # Well-known providers: the e-mail domain is enough to fill in the servers.
+# (imap host, smtp host, smtp port, smtp security, advice, other options to set)
+GMAIL = ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
+         "Gmail needs an app password: Google Account > Security > App passwords",
+         {"sent_folder": ""})  # Gmail keeps a copy of sent mail by itself
+OUTLOOK = ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
+           "Outlook.com may need an app password if two-step verification is on", {})
 PROVIDERS = {
-    "gmail.com": ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
-                  "Gmail needs an app password: Google Account > Security > App passwords"),
-    "googlemail.com": ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
-                       "Gmail needs an app password: Google Account > Security > App passwords"),
-    "outlook.com": ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
-                    "Outlook.com may need an app password if two-step verification is on"),
-    "hotmail.com": ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
-                    "Outlook.com may need an app password if two-step verification is on"),
+    "gmail.com": GMAIL,
+    "googlemail.com": GMAIL,
+    "outlook.com": OUTLOOK,
+    "hotmail.com": OUTLOOK,
     "fastmail.com": ("imap.fastmail.com", "smtp.fastmail.com", 465, "tls",
-                     "Fastmail needs an app password: Settings > Privacy & Security"),
+                     "Fastmail needs an app password: Settings > Privacy & Security", {}),
     "icloud.com": ("imap.mail.me.com", "smtp.mail.me.com", 587, "starttls",
-                   "iCloud needs an app-specific password: appleid.apple.com"),
+                   "iCloud needs an app-specific password: appleid.apple.com", {}),
 }
 
 
@@ -123,6 +125,7 @@ def _email_account(address: str, imap: str | None, smtp: str | None, pw_env: str
     values["smtp_host"] = smtp or (preset[1] if preset else f"smtp.{domain}")
     if preset:
         values["smtp_port"], values["smtp_security"] = preset[2], preset[3]
+        values.update(preset[5])
     if pw_cmd:
         values["password_command"] = pw_cmd
     else:
@@ -197,7 +200,8 @@ def cmd_init(args, ctx) -> int:
 
 # -- doctor ---------------------------------------------------------------------------
 ADVICE = {
-    "email": "check imap_host/smtp_host and the password (many providers need an app password)",
+    "email": "check imap_host/smtp_host, the password (many providers need an app password) and folders",
+    "email:maildir": "check maildir, folders and sendmail_command in the config",
     "telegram": "check the bot token from @BotFather (Telegram: /mybots > API Token)",
     "slack": "check the bot token (xoxb-...) and that the app is installed in the workspace",
 }
@@ -207,6 +211,9 @@ def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
     import importlib
 
     name = f"{channel}:{account}"
+    advice = ADVICE[channel]
+    if channel == "email" and options.get("backend") == "maildir":
+        advice = ADVICE["email:maildir"]
     try:
         connector = importlib.import_module(registry.MODULES[channel]).build(account, options, cfg)
     except ConfigError as e:
@@ -217,12 +224,14 @@ def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
             return {"channel": name, "ok": True, "detail": "configured (this channel has no live check)", "fix": ""}
         return {"channel": name, "ok": True, "detail": probe(), "fix": ""}
     except PermanentError as e:
-        return {"channel": name, "ok": False, "detail": f"refused: {e}", "fix": ADVICE[channel]}
+        return {"channel": name, "ok": False, "detail": f"refused: {e}", "fix": advice}
     except ConnectorError as e:
+        fix = "check the server address and your network" if advice is ADVICE[channel] else advice
         return {"channel": name, "ok": False, "detail": f"cannot reach it: {e}",
-                "fix": "check the server address and your network; omnidesk retries by itself once it works"}
+                "fix": f"{fix}; omnidesk retries by itself once it works"}
     except Exception as e:  # a library error we did not foresee: still say something useful
-        return {"channel": name, "ok": False, "detail": f"{type(e).__name__}: {e}", "fix": ADVICE[channel]}
+        text = connector.scrub(str(e)) if hasattr(connector, "scrub") else str(e)
+        return {"channel": name, "ok": False, "detail": f"{type(e).__name__}: {text}", "fix": advice}
     finally:
         try:
             connector.close()
