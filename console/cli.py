@@ -42,7 +42,7 @@ def jsonable(obj: Any, key: str = "") -> Any:
         return {k: jsonable(v, k) for k, v in obj.items() if not isinstance(v, bytes)}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v, key) for v in obj]
-    if isinstance(obj, float) and key.endswith(TIME_KEYS):
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool) and (key.endswith(TIME_KEYS) or key in ("at", "until")):
         return _iso(obj)
     return obj
 

@@ -115,15 +115,15 @@ class MergeMixin:
     def undo(self, actor: str, event_id: int | None = None) -> int:
         """Revert an event (the newest undoable one by default). Returns its id."""
         with self.tx():
-            if event_id is None:
-                row = self.q1(
-                    f"SELECT id FROM events WHERE undone_by IS NULL AND kind IN ({','.join('?' * len(UNDOABLE))})"
-                    " AND actor = ? ORDER BY id DESC LIMIT 1",
-                    (*UNDOABLE, actor),
-                )
+            if event_id is None:  # the actor's last action, if it can be undone
+                row = self.q1("SELECT id, kind FROM events WHERE undone_by IS NULL AND kind != 'undo' AND actor = ?"
+                              " ORDER BY id DESC LIMIT 1", (actor,))
                 if row is None:
                     raise StoreError("nothing to undo")
-                event_id = row[0]
+                if row["kind"] not in UNDOABLE:  # never reach past it to some older, unrelated action
+                    raise StoreError(f"your last action ({row['kind']}, event {row['id']}) cannot be undone;"
+                                     " to undo an earlier one, give its event id (see `omnidesk events`)")
+                event_id = row["id"]
             ev = self.event(event_id)
             if ev is None:
                 raise StoreError(f"no event with id {event_id}")

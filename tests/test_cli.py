@@ -10,11 +10,13 @@ import pytest
 from store import Store
 from tests.conftest import ROOT, inbound
 
+OMNIDESK = Path(sys.executable).parent / "omnidesk"  # the entry point users run
+
 T0 = 1_790_000_000.0
 
 
 def omnidesk(db, *args, stdin=None, agent="alex"):
-    return subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db), "--agent", agent, *args],
+    return subprocess.run([str(OMNIDESK), "--db", str(db), "--agent", agent, *args],
                           cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60)
 
 
@@ -77,6 +79,9 @@ def test_note_tag_status_assign_and_events(db_path, seeded):
     assert [e["kind"] for e in events] == ["assign", "status", "untag", "tag", "tag", "note"]
     assert all(e["actor"] == "alex" for e in events)
     assert [r["customer_id"] for r in ok_json(db_path, "queue", "--filter", "done")] == [seeded["bob"]]
+    ok_json(db_path, "snooze", bob, "2h")
+    snooze = ok_json(db_path, "events", "--customer", bob)[0]
+    assert snooze["at"].endswith("Z") and snooze["data"]["until"].endswith("Z")  # ISO 8601 UTC, like all times
 
 
 def test_snooze_then_undo(db_path, seeded):
@@ -87,7 +92,13 @@ def test_snooze_then_undo(db_path, seeded):
     assert ok_json(db_path, "undo")["kind"] == "status"
     assert seeded["bob"] in [r["customer_id"] for r in ok_json(db_path, "queue")]
     proc = omnidesk(db_path, "snooze", bob, "someday")
-    assert proc.returncode == 1 and "someday" in proc.stderr
+    assert proc.returncode == 1 and "someday" in proc.stderr and "Traceback" not in proc.stderr
+    # after a reply, undo must not reach back to some older action on another customer
+    ok_json(db_path, "snooze", bob, "2h")
+    ok_json(db_path, "reply", "jane@roe.com", "-m", "On its way")
+    proc = omnidesk(db_path, "undo")
+    assert proc.returncode == 1 and "your last action (reply" in proc.stderr
+    assert seeded["bob"] not in [r["customer_id"] for r in ok_json(db_path, "queue")]  # still snoozed
 
 
 def test_merge_split_undo(db_path, seeded):
@@ -148,11 +159,11 @@ def test_hostile_text_is_printed_inert(db_path):
 def test_bad_config_names_the_key(tmp_path, db_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text("[sync]\npoll_interval = 'often'\n")
-    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db_path), "--config", str(cfg), "queue"],
+    proc = subprocess.run([str(OMNIDESK), "--db", str(db_path), "--config", str(cfg), "queue"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "sync.poll_interval: expected an integer or a number" in proc.stderr
     cfg.write_text("[telegram.shop]\ntoken = 'abc'\n")
-    proc = subprocess.run([sys.executable, "-m", "console.cli", "--db", str(db_path), "--config", str(cfg), "queue"],
+    proc = subprocess.run([str(OMNIDESK), "--db", str(db_path), "--config", str(cfg), "queue"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "telegram.shop.token: unknown key" in proc.stderr and "abc" not in proc.stderr
 
