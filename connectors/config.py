@@ -46,6 +46,7 @@ class Option:
     default: Any = REQUIRED
     help: str = ""
     choices: tuple = ()
+    minimum: float = 0  # for numbers: no option here means anything below zero
 
     def describe(self) -> str:
         if self.choices:
@@ -72,8 +73,8 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "email": Option(str, "", "your e-mail address (for the record)"),
     },
     "sync": {
-        "poll_interval": Option((int, float), 30.0, "seconds between polls when a channel cannot push"),
-        "max_attempts": Option(int, 5, "send attempts before a reply is marked failed"),
+        "poll_interval": Option((int, float), 30.0, "seconds between polls when a channel cannot push", minimum=1),
+        "max_attempts": Option(int, 5, "send attempts before a reply is marked failed", minimum=1),
         "lease_seconds": Option((int, float), 30.0, "how long a silent poller keeps the polling lease"),
     },
     "attachments": {
@@ -124,6 +125,8 @@ def _check_value(where: str, opt: Option, value: Any) -> Any:
         raise ConfigError(f"{where}: expected {opt.describe()}, got {type(value).__name__} {value!r}")
     if opt.choices and value not in opt.choices:
         raise ConfigError(f"{where}: expected {opt.describe()}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < opt.minimum:
+        raise ConfigError(f"{where}: expected {opt.minimum:g} or more, got {value!r}")
     if float in types and isinstance(value, int):
         value = float(value)
     return value

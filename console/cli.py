@@ -59,6 +59,10 @@ class Context:
     @property
     def config(self) -> config_mod.Config:
         if self._config is None:
+            chosen = self.args.config or os.environ.get("OMNIDESK_CONFIG")
+            if chosen and not self.config_path.exists():  # a typo must not look like "no channels"
+                raise UserError(f"{self.config_path}: no such config file"
+                                f" (`omnidesk --config {self.config_path} init` writes one)")
             self._config = config_mod.load(self.config_path)
         return self._config
 

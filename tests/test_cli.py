@@ -166,6 +166,14 @@ def test_bad_config_names_the_key(tmp_path, db_path):
     proc = subprocess.run([str(OMNIDESK), "--db", str(db_path), "--config", str(cfg), "queue"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "telegram.shop.token: unknown key" in proc.stderr and "abc" not in proc.stderr
+    cfg.write_text("[sync]\npoll_interval = -3\n")
+    proc = subprocess.run([str(OMNIDESK), "--db", str(db_path), "--config", str(cfg), "queue"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "sync.poll_interval: expected 1 or more, got -3" in proc.stderr
+    typo = tmp_path / "confg.toml"  # a config named on purpose must exist
+    proc = subprocess.run([str(OMNIDESK), "--db", str(db_path), "--config", str(typo), "queue"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "confg.toml: no such config file" in proc.stderr
 
 
 def test_queue_counts_down_to_the_channel_target(db_path, seeded, tmp_path):
