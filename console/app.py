@@ -26,6 +26,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
 from textual.widgets import Static
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -34,6 +35,7 @@ from console import keymap as keymap_mod
 from console.screens.help import HelpScreen
 from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
 from console.screens.search import SearchScreen
+from console.screens.stats import StatsScreen
 from console.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.composer import Composer
@@ -43,6 +45,7 @@ from console.widgets.queue import QueueSource, QueueView
 from console.widgets.safe_text import one_line
 from console.widgets.statusbar import StatusBar
 from console.widgets.timeline import TimelineView
+from connectors.targets import Targets, describe_time_left
 from store import Store, StoreError
 from store.attachments import sanitize_filename
 
@@ -50,6 +53,13 @@ STYLES = Path(__file__).parent / "styles"
 _FAILED = object()
 TIMELINE_PAGE = 150
 FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
+BREACH_CHECK_EVERY = 10.0  # seconds between looks for waits that went past their target
+
+# The stats screen's key. It is not an action of console/keymap.py (yet), so
+# keybindings.toml cannot change it; the help screen and the palette list it.
+STATS_KEY = "D"
+STATS_HELP = "Stats per channel"
+EXTRA_KEYS = [("global", keymap_mod.display(STATS_KEY), STATS_HELP, "global.stats")]
 
 
 def default_engine_factory(store_path, config, agent):
@@ -72,7 +82,8 @@ def _setting(config, section: str, key: str, default):
 class OmnideskApp(App):
     CSS_PATH = [STYLES / "app.tcss"]
     TITLE = "omnidesk"
-    BINDINGS = keymap_mod.bindings("global")
+    BINDINGS = [*keymap_mod.bindings("global"),
+                Binding(STATS_KEY, "stats", STATS_HELP, id="global.stats", tooltip=STATS_HELP)]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (116, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
@@ -94,7 +105,18 @@ class OmnideskApp(App):
         self.keymap = keymap if keymap is not None else keymap_mod.load()
         self.store = Store(self.store_path, clock=clock, **self._store_options())
         self.source = QueueSource(self.store, "open", agent=self.agent, opener=self.worker_store)
+        try:
+            self.targets = Targets.from_config(config)
+        except Exception as e:  # a config that was not validated (the CLI validates it)
+            self.targets = Targets()
+            self._targets_error = f"[targets] ignored: {e}"
+        self._breach_seen: set[tuple[int, float]] = set()  # overdue waits already known
+        self._breach_event: int | None = None  # newest 'breach' event looked at; None: not looked yet
+        self._breach_checked_at = 0.0
+        self._breach_checking = False
+        self._minute = 0
         self.current: Any = None  # the open Customer
+        self.engaged: dict | None = None  # time engaged in the open customer's case
         self.show_profile: bool | None = None  # None: automatic by width
         self._version = None
         self._last_inbound = 0
@@ -177,7 +199,7 @@ class OmnideskApp(App):
         # widgets are kept by reference: callbacks from threads may land while a modal
         # is on top or while the app shuts down, and must not depend on a DOM query
         w = self._w = {
-            "queue": QueueView(self.source, clock=self.clock, id="queue"),
+            "queue": QueueView(self.source, clock=self.clock, targets=self.targets, id="queue"),
             "timeline": TimelineView(clock=self.clock, id="timeline"),
             "profile": ProfileView(clock=self.clock, id="profile"),
             "composer": Composer(cursor_blink=self.cursor_blink, id="composer"),
@@ -233,13 +255,17 @@ class OmnideskApp(App):
         if self.queue.selected_id is not None:
             self.open_customer(self.queue.selected_id, mark_read=False)
         self.set_interval(self.poll_interval, self._poll, name="poll")
+        self._check_breaches()
         self.call_after_refresh(self._painted)
         if self.start_engine:
             self._start_engine()
         if self._theme_error:
             self.notify(self._theme_error, severity="warning", timeout=8)
+        if self._targets_error:
+            self.notify(self._targets_error, severity="warning", timeout=8)
 
     _theme_error = ""
+    _targets_error = ""
 
     def _painted(self) -> None:
         self.first_paint_at = time.perf_counter()
@@ -268,7 +294,7 @@ class OmnideskApp(App):
     def _sync_profile(self) -> None:
         profile = self._q(ProfileView)
         if self._profile_visible() and self.current is not None and profile.customer is not self.current:
-            profile.show_customer(self.current)
+            profile.show_customer(self.current, engaged=self.engaged)
 
     def _apply_profile_visibility(self) -> None:
         pane = self._q("#profile-pane")
@@ -326,7 +352,85 @@ class OmnideskApp(App):
         now = self.clock()
         if self.current is not None and now - self._presence_at > 30:
             self._set_presence(self._activity)
+        if int(now // 60) != self._minute:  # ages and time left count on with the clock
+            self._minute = int(now // 60)
+            self.queue.refresh()
+        if now - self._breach_checked_at >= BREACH_CHECK_EVERY:
+            self._check_breaches()
         self._refresh_status(presence_only=version == self._version)
+
+    # -- waiting-time targets: say so once when a wait goes past its target ------------
+    def _check_breaches(self) -> None:
+        """Look (on the reader thread) for waits that went past their target since
+        the last look: ones the engine recorded (breach events, also from other
+        processes) and ones nobody recorded yet (no engine running). Each wait is
+        told once, as a toast (and the bell); what was overdue before the console
+        opened is not news."""
+        if not self.targets.by_channel or self._breach_checking:
+            return
+        self._breach_checking = True
+        self._breach_checked_at = self.clock()
+        targets, after, seen = self.targets, self._breach_event, self._breach_seen
+
+        def fn(s: Store):
+            overdue: dict[tuple[int, float], str] = {}
+            for channel, target in targets.by_channel.items():
+                for cid, since in s.unbreached_waits(channel, target, limit=5000):
+                    overdue[(cid, since)] = channel
+            if after is None:  # the first look, unbreached first: a breach recorded in between is not news
+                newest = s.events(limit=1)
+                return set(overdue), [], newest[0].id if newest else 0
+            recorded = s.events(kind="breach", after_id=after, limit=500)
+            last = max([after, *(e.id for e in recorded)])
+            found = dict(overdue)
+            for e in recorded:
+                if e.customer_id is not None and isinstance(e.data.get("waiting_since"), (int, float)):
+                    found.setdefault((e.customer_id, e.data["waiting_since"]), e.data.get("channel"))
+            news = []
+            for (cid, since), channel in found.items():
+                if (cid, since) in seen:
+                    continue
+                try:
+                    name = s.customer(cid).name or f"#{cid}"
+                except StoreError:
+                    name = f"#{cid}"
+                news.append((cid, since, channel, name))
+            news.sort(key=lambda n: n[1])
+            return set(overdue), news, last
+
+        def guarded(s: Store):
+            try:
+                return fn(s)
+            except Exception:  # a busy or changing store: look again next time, quietly
+                return None
+
+        def done(result) -> None:
+            self._breach_checking = False
+            if result is None:
+                return
+            overdue, news, last = result
+            self._breach_seen = overdue  # what the engine records later comes back as an event: known here
+            self._breach_event = last
+            if news:
+                self._tell_breaches(news)
+        self._read(guarded, done)
+
+    def _tell_breaches(self, news: list[tuple[int, float, str | None, str]]) -> None:
+        def who(channel, name) -> str:
+            return f"{badge(channel)} {one_line(name, 30)}"
+        _, _, channel, name = news[0]
+        if len(news) == 1:
+            target = self.targets.for_channel(channel)
+            limit = f"{describe_time_left(target).removesuffix(' left')} " if target else ""
+            text = f"{who(channel, name)} has waited past the {limit}target"
+        else:
+            names = ", ".join(who(ch, n) for _, _, ch, n in news[:3])
+            text = f"{len(news)} customers have waited past their target: {names}" + (
+                f" and {len(news) - 3} more" if len(news) > 3 else "")
+        if _setting(self.config, "console", "bell", True):
+            self.bell()
+        self.notify(text, title="Waiting-time target missed", severity="warning", timeout=8)
+        self.queue.refresh()
 
     def _new_inbound(self, newest: int) -> None:
         try:
@@ -430,21 +534,25 @@ class OmnideskApp(App):
             identity_id = s.pick_identity(customer_id)["id"]
         except StoreError:
             identity_id = None
-        return customer, messages, events, identity_id, len(messages) >= limit
+        from connectors.automation import time_engaged
+
+        engaged = time_engaged(s, customer_id)
+        return customer, messages, events, identity_id, len(messages) >= limit, engaged
 
     _loaded_count = TIMELINE_PAGE
 
-    def _show_customer(self, token, customer, messages, events, identity_id, has_older, focus_message, keep_position,
-                       focus) -> None:
+    def _show_customer(self, token, customer, messages, events, identity_id, has_older, engaged, focus_message,
+                       keep_position, focus) -> None:
         if token != self._open_token:
             return  # a newer open is on its way
         changed = self.current is None or self.current.id != customer.id
         self.current = customer
+        self.engaged = engaged
         self._loaded_count = len(messages)
         self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
                            has_older=has_older)
         if self._profile_visible():
-            self._q(ProfileView).show_customer(customer)
+            self._q(ProfileView).show_customer(customer, engaged=engaged)
         self.composer.set_customer(customer, identity_id)
         self._update_titles()
         if changed:
@@ -718,7 +826,11 @@ class OmnideskApp(App):
 
     # -- global actions -------------------------------------------------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.keymap, str(keymap_mod.user_path())))
+        self.push_screen(HelpScreen(self.keymap, str(keymap_mod.user_path()), extra=EXTRA_KEYS))
+
+    def action_stats(self) -> None:
+        if not isinstance(self.screen, StatsScreen):
+            self.push_screen(StatsScreen(self.store_path, clock=self.clock))
 
     def action_search(self) -> None:
         def run(query: str):
@@ -919,7 +1031,7 @@ class OmnideskApp(App):
         self.show_profile = not visible
         self._apply_profile_visibility()
         if self.show_profile:
-            self._q(ProfileView).show_customer(self.current)
+            self._q(ProfileView).show_customer(self.current, engaged=self.engaged)
 
     # -- command palette ---------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -930,6 +1042,8 @@ class OmnideskApp(App):
             keys = keymap_mod.display(self.keymap.get(action.id, "")) if self.keymap.get(action.id) else ""
             yield SystemCommand(action.description, f"{action.id}  ({keys})" if keys else action.id,
                                 self._palette_callback(action))
+        yield SystemCommand(STATS_HELP, f"global.stats  ({keymap_mod.display(STATS_KEY)}): messages, response "
+                            "times, breaches, ratings", self.action_stats)
         for f in FILTERS:
             yield SystemCommand(f"Queue: {f}", f"show {f} customers", lambda f=f: self.set_filter(filter=f))
         for ch in ("email", "telegram", "slack"):

@@ -58,7 +58,8 @@ def seed(path, clock) -> dict[str, int]:
 def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
     cfg = validate({"agent": {"name": "alice"},
                     "attachments": {"save_dir": str(tmp_path / "saved"), "open_command": "true"},
-                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": False}})
+                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": kw.pop("bell", False)},
+                    **({"targets": kw.pop("targets")} if "targets" in kw else {})})
     return OmnideskApp(db_path, cfg, "alice", clock=clock, cursor_blink=False, start_engine=kw.pop("start_engine", False),
                        keymap=kw.pop("keymap", None) or keymap.load(False), poll_interval=kw.pop("poll_interval", 0.1),
                        **kw)
@@ -571,3 +572,130 @@ async def test_our_reply_shows_as_read_not_as_markdown(db_path, clock, tmp_path,
         timeline = [line.split("││")[1] for line in text.splitlines() if line.count("││") == 2]
         assert not [line for line in timeline if "**" in line or "](" in line]
         assert "you: **Sorry**" in text  # the queue says the last word was ours
+
+
+async def test_stats_key_opens_the_stats_screen_and_escape_closes_it(db_path, clock, tmp_path, ids):
+    from console.screens.stats import StatsScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("D")
+        await until(pilot, lambda: "Stats — last 7 days" in screen_text(app))
+        text = screen_text(app)
+        rows = {words[0]: words for words in map(str.split, text.splitlines())
+                if len(words) > 1 and words[0] in ("email", "telegram", "slack", "all") and words[1].isdigit()}
+        # in, out, auto ... waiting: Bob and Jane by e-mail; Dmitry and Jane on Telegram; Carol and Jane on Slack
+        assert rows["email"][:4] == ["email", "2", "0", "0"]
+        assert rows["telegram"][:4] == ["telegram", "2", "0", "0"]
+        assert rows["slack"][:4] == ["slack", "2", "0", "0"]
+        assert rows["all"][:4] == ["all", "6", "0", "0"]
+        assert "Inbound by hour of day" in text
+        await pilot.press("d")  # the console's keys do not reach the customer behind the screen
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        s = Store(db_path, clock=clock)
+        assert all(s.customer(cid).status == "open" for cid in ids.values())
+        s.close()
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, StatsScreen)
+        assert "Stats —" not in screen_text(app) and "Jane Roe" in screen_text(app)
+        # the command palette lists it too
+        await pilot.press("ctrl+p", *"stats per")
+        await pilot.pause(0.5)
+        assert "Stats per channel" in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: "Stats — last 7 days" in screen_text(app))
+        await pilot.press("escape")
+        await settle(pilot)
+        # and the help screen
+        await pilot.press("question_mark")
+        await settle(pilot)
+        help_line = next(line for line in screen_text(app).splitlines() if "global.stats" in line)
+        assert "D" in help_line and "Stats per channel" in help_line
+
+
+def _queue_right(app, name: str) -> str:
+    """A customer's first line in the queue (the left pane): name, badge and time."""
+    return next(line.split("│")[1].strip() for line in screen_text(app).splitlines()
+                if line.startswith("│") and name in line.split("│")[1])
+
+
+async def test_queue_counts_down_to_the_waiting_time_target(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, targets={"email": "4h", "chat": "15m"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "1h00m left" in _queue_right(app, "Bob Li")  # e-mail, 3h of 4h
+        assert "25h45m over" in _queue_right(app, "Дмитрий Орлов")  # Telegram, 26h of 15m
+        assert "10m left" in _queue_right(app, "Carol Diaz")  # Slack, 5m of 15m
+        assert "13m left" in text  # Jane on Slack, 100s of 15m
+        styles = {seg.text.strip(): seg.style for y in range(app.queue.size.height)
+                  for seg in app.queue.render_line(y) if seg.text.strip()}
+        overdue, soon, due = (app.queue.get_component_rich_style(c) for c in
+                              ("queue--overdue", "queue--due-soon", "queue--due"))
+        assert styles["25h45m over"].color == overdue.color and styles["25h45m over"].bold
+        assert styles["1h00m left"].color == due.color  # exactly a quarter left: not yet a warning
+        clock.advance(2 * 60)  # Bob: 58m of 4h left, under a quarter
+        await pilot.pause(0.3)
+        await settle(pilot)
+        styles = {seg.text.strip(): seg.style for y in range(app.queue.size.height)
+                  for seg in app.queue.render_line(y) if seg.text.strip()}
+        assert styles["58m left"].color == soon.color
+
+
+async def test_queue_without_targets_shows_the_age(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, targets={"email": "4h"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "1h00m left" in _queue_right(app, "Bob Li")
+        right = _queue_right(app, "Carol Diaz")  # Slack has no target here
+        assert right.endswith("5m") and "left" not in right and "over" not in right
+
+
+async def test_a_breach_while_open_is_told_once(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, targets={"chat": "15m"}, bell=True)
+    bells = []
+    app.bell = lambda: bells.append(1)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+
+        def told() -> list[str]:
+            return [n.message for n in app._notifications if n.title == "Waiting-time target missed"]
+        # Dmitry and Jane (Telegram) were overdue before the console opened: not news
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert told() == [] and bells == []
+        clock.advance(11 * 60)  # Carol (Slack, 5m) goes past 15m; Jane on Slack (100s) not yet
+        await until(pilot, lambda: told())
+        assert told() == ["sl Carol Diaz has waited past the 15m target"]
+        assert "Waiting-time target missed" in screen_text(app)
+        assert bells == [1]
+        assert "over" in _queue_right(app, "Carol Diaz")
+        # the engine records the same breach later: no second toast
+        s = Store(db_path, clock=clock)
+        carol = s.customer(ids["carol"])
+        assert s.record_breach(carol.id, carol.waiting_since, "slack", 900, 1)
+        s.close()
+        clock.advance(20)
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert len(told()) == 1
+        clock.advance(3 * 60)  # now Jane on Slack too
+        await until(pilot, lambda: len(told()) == 2)
+        assert told()[1] == "sl Jane Roe has waited past the 15m target"
+        clock.advance(60)
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert len(told()) == 2 and bells == [1, 1]
+
+
+async def test_profile_shows_time_engaged_in_this_case(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        text = " ".join(line.split("│")[-2].strip() for line in screen_text(app).splitlines() if line.count("│") >= 4)
+        # e-mail 2h ago, Telegram 12m ago: one gap, counted up to 10 minutes
+        assert "this case: 2 messages on email, telegram, 10m engaged" in " ".join(text.split())

@@ -2,6 +2,8 @@
 
     app.push_screen(StatsScreen(store_path))
 
+The console opens it with D (or "Stats per channel" in the command palette).
+It is modal: the console's keys do not reach the customer hidden behind it.
 Keys: 1 last 24 hours · 7 last 7 days · 3 last 30 days · r refresh · escape/q back.
 The figures are computed in a worker thread with its own store connection,
 so a large store never freezes the console.
@@ -16,7 +18,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
+from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
@@ -47,9 +49,9 @@ def figures_table(data: dict) -> Table:
     return t
 
 
-class StatsScreen(Screen):
+class StatsScreen(ModalScreen[None]):
     DEFAULT_CSS = """
-    StatsScreen { layout: vertical; }
+    StatsScreen { layout: vertical; align: left top; background: $background; }
     StatsScreen #stats-title { height: 1; padding: 0 1; text-style: bold; }
     StatsScreen #stats-table { height: auto; padding: 0 1; }
     StatsScreen .plots { height: 1fr; }

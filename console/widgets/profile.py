@@ -1,4 +1,5 @@
-"""The selected customer's profile: who they are and how to reach them."""
+"""The selected customer's profile: who they are, how to reach them, and how
+long this case has engaged us (store.engagement, read with the timeline)."""
 from __future__ import annotations
 
 import time
@@ -25,13 +26,18 @@ class ProfileView(Static):
         self.clock = clock
         self.customer: Customer | None = None
         self.suggestions: list[tuple[MergeSuggestion, str]] = []
+        self.engaged: dict | None = None  # store.engagement() of the current case
 
-    def show_customer(self, customer: Customer | None, suggestions: list | None = None) -> None:
+    def show_customer(self, customer: Customer | None, suggestions: list | None = None,
+                      engaged: dict | None = None) -> None:
         if customer is None or self.customer is None or customer.id != self.customer.id:
             self.suggestions = []
+            self.engaged = None
         self.customer = customer
         if suggestions is not None:
             self.suggestions = suggestions
+        if engaged is not None:
+            self.engaged = engaged
         self.update(self._render_profile())
 
     def _render_profile(self):
@@ -50,6 +56,11 @@ class ProfileView(Static):
         if c.waiting_since and c.status == "open":
             state.append(f" · waiting {format_age(now - c.waiting_since)}", Style(color="yellow"))
         out.append(state)
+        engaged = self.engaged
+        if engaged and engaged.get("messages"):  # the wording of `omnidesk show`
+            n, seconds = engaged["messages"], engaged["seconds"]
+            out.append(Text(f"this case: {n} message{'s' if n != 1 else ''} on {', '.join(engaged['channels'])}, "
+                            f"{format_age(seconds) if seconds >= 60 else '<1m'} engaged", style=muted))
         out.append(Text("assigned to " + one_line(c.assignee, 30) if c.assignee else "unassigned", style=muted))
         if c.priority:
             out.append(Text(f"priority {c.priority}", style=muted))

@@ -3,6 +3,10 @@
 Only the visible rows are drawn (Textual's Line API): each `render_line`
 reads the rows it needs from paginated `store.queue(limit, offset)` calls
 through a small LRU page cache, so 100k customers scroll like 10.
+
+A row shows how long the customer has waited or, when their channel has a
+waiting-time target ([targets] in config.toml), the time left or overdue
+("12m left", "1h05m over"): computed from the row itself, no extra reads.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from console.timefmt import format_age
 from console.widgets.badges import badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line
+from connectors.targets import Targets, describe_time_left
 from store.models import QueueRow
 
 PAGE = 64
@@ -70,6 +75,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "queue--cursor", "queue--cursor-blur", "queue--name", "queue--unread", "queue--preview",
         "queue--age", "queue--age-old", "queue--tag", "queue--empty", "queue--meta",
+        "queue--due", "queue--due-soon", "queue--overdue",
     }
     DEFAULT_CSS = """
     QueueView { background: $surface; }
@@ -80,6 +86,9 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     QueueView > .queue--preview { color: $text-muted; }
     QueueView > .queue--age { color: $text-muted; }
     QueueView > .queue--age-old { color: $warning; }
+    QueueView > .queue--due { color: $text-muted; }
+    QueueView > .queue--due-soon { color: $warning; }
+    QueueView > .queue--overdue { color: $error; text-style: bold; }
     QueueView > .queue--tag { color: $text-secondary; }
     QueueView > .queue--empty { color: $text-muted; text-style: italic; }
     QueueView > .queue--meta { color: $text-muted; }
@@ -98,10 +107,12 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             super().__init__()
             self.customer_id = customer_id
 
-    def __init__(self, source: QueueSource, clock: Callable[[], float] = time.time, **kw):
+    def __init__(self, source: QueueSource, clock: Callable[[], float] = time.time,
+                 targets: Targets | None = None, **kw):
         super().__init__(**kw)
         self.source = source
         self.clock = clock
+        self.targets = targets or Targets()
         self.cursor = 0
         self.total = 0
         self._pages: OrderedDict[int, list[QueueRow]] = OrderedDict()
@@ -323,7 +334,8 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             return Strip.blank(width, base)
         selected = index == self.cursor
         key = (row.customer_id, index, sub, width, selected, selected and self.has_focus, int(self.clock() // 60),
-               row.unread, row.status, row.waiting_since, row.preview, tuple(row.tags), row.assignee)
+               row.unread, row.status, row.waiting_since, row.last_channel, row.preview, tuple(row.tags),
+               row.assignee)
         strip = self._lines.get(key)
         if strip is None:
             strip = self._render_row(row, sub, width, selected)
@@ -348,6 +360,10 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
                 right.append("  done", self._style("queue--age"))
             elif row.status == "waiting":
                 right.append(" pend", self._style("queue--age"))
+            elif (left_s := self.targets.time_left(row, now)) is not None:
+                target = self.targets.for_channel(row.last_channel)
+                due = "queue--overdue" if left_s < 0 else "queue--due-soon" if left_s < target / 4 else "queue--due"
+                right.append(f" {describe_time_left(left_s)}", self._style(due))
             elif row.waiting_since:
                 age = now - row.waiting_since
                 right.append(f" {format_age(age):>4}", self._style("queue--age-old" if age > 4 * 3600 else "queue--age"))
