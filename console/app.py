@@ -26,7 +26,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.widgets import Static
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -55,12 +54,6 @@ TIMELINE_PAGE = 150
 FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
 BREACH_CHECK_EVERY = 10.0  # seconds between looks for waits that went past their target
 
-# The stats screen's key. It is not an action of console/keymap.py (yet), so
-# keybindings.toml cannot change it; the help screen and the palette list it.
-STATS_KEY = "D"
-STATS_HELP = "Stats per channel"
-EXTRA_KEYS = [("global", keymap_mod.display(STATS_KEY), STATS_HELP, "global.stats")]
-
 
 def default_engine_factory(store_path, config, agent):
     """The sync engine (with rules, targets and hooks) for the configured accounts,
@@ -82,8 +75,7 @@ def _setting(config, section: str, key: str, default):
 class OmnideskApp(App):
     CSS_PATH = [STYLES / "app.tcss"]
     TITLE = "omnidesk"
-    BINDINGS = [*keymap_mod.bindings("global"),
-                Binding(STATS_KEY, "stats", STATS_HELP, id="global.stats", tooltip=STATS_HELP)]
+    BINDINGS = keymap_mod.bindings("global")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (116, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
@@ -102,7 +94,7 @@ class OmnideskApp(App):
         self.engine = None
         self.poll_interval = poll_interval
         self.cursor_blink = cursor_blink
-        self.keymap = keymap if keymap is not None else keymap_mod.load()
+        self.keymap = keymap if keymap is not None else keymap_mod.load(keymap_mod.user_path(config))
         self.store = Store(self.store_path, clock=clock, **self._store_options())
         self.source = QueueSource(self.store, "open", agent=self.agent, opener=self.worker_store)
         try:
@@ -826,7 +818,7 @@ class OmnideskApp(App):
 
     # -- global actions -------------------------------------------------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.keymap, str(keymap_mod.user_path()), extra=EXTRA_KEYS))
+        self.push_screen(HelpScreen(self.keymap, str(keymap_mod.user_path(self.config))))
 
     def action_stats(self) -> None:
         if not isinstance(self.screen, StatsScreen):
@@ -1042,30 +1034,22 @@ class OmnideskApp(App):
             keys = keymap_mod.display(self.keymap.get(action.id, "")) if self.keymap.get(action.id) else ""
             yield SystemCommand(action.description, f"{action.id}  ({keys})" if keys else action.id,
                                 self._palette_callback(action))
-        yield SystemCommand(STATS_HELP, f"global.stats  ({keymap_mod.display(STATS_KEY)}): messages, response "
-                            "times, breaches, ratings", self.action_stats)
         for f in FILTERS:
             yield SystemCommand(f"Queue: {f}", f"show {f} customers", lambda f=f: self.set_filter(filter=f))
         for ch in ("email", "telegram", "slack"):
             yield SystemCommand(f"Queue: only {CHANNEL_NAME[ch]}", f"channel:{ch}", lambda ch=ch: self.set_filter(channel=ch))
 
     def _palette_callback(self, action) -> Callable[[], Any]:
-        def run():
-            if action.context == "global":
-                self.run_action(action.method)
-            elif action.context == "queue":
-                self.queue.run_action(action.method)
-            elif action.context == "timeline":
-                self.timeline.run_action(action.method)
-            else:
-                self.composer.run_action(action.method)
+        def run():  # run_action is a coroutine: hand it back for the palette to await
+            target = {"global": self, "queue": self.queue, "timeline": self.timeline}.get(action.context, self.composer)
+            return target.run_action(action.method)
         return run
 
 
 def run(ctx) -> int:
     """Entry point for `omnidesk` / `omnidesk console`."""
     try:
-        keys = keymap_mod.load()
+        keys = keymap_mod.load(keymap_mod.user_path(ctx.config))
     except keymap_mod.KeymapError as e:
         try:
             from console.cli import UserError

@@ -59,6 +59,7 @@ ACTIONS: list[Action] = [
     Action("global", "focus_queue", "focus_queue", "Go to the queue"),
     Action("global", "focus_timeline", "focus_timeline", "Go to the timeline"),
     Action("global", "profile", "toggle_profile", "Show or hide the profile"),
+    Action("global", "stats", "stats", "Stats per channel"),
     # queue
     Action("queue", "down", "cursor_down", "Next customer"),
     Action("queue", "up", "cursor_up", "Previous customer"),

@@ -13,6 +13,7 @@ from store.db import StoreError
 from store.models import MergeSuggestion
 
 UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename")
+FINAL = ("reply", "retry")  # actions that cannot be taken back: a bare `undo` stops at them
 
 
 def _plain(name: str) -> str:
@@ -116,8 +117,9 @@ class MergeMixin:
         """Revert an event (the newest undoable one by default). Returns its id."""
         with self.tx():
             if event_id is None:  # the actor's last action, if it can be undone
-                row = self.q1("SELECT id, kind FROM events WHERE undone_by IS NULL AND kind != 'undo' AND actor = ?"
-                              " ORDER BY id DESC LIMIT 1", (actor,))
+                kinds = UNDOABLE + FINAL
+                row = self.q1(f"SELECT id, kind FROM events WHERE undone_by IS NULL AND actor = ?"
+                              f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id DESC LIMIT 1", (actor, *kinds))
                 if row is None:
                     raise StoreError("nothing to undo")
                 if row["kind"] not in UNDOABLE:  # never reach past it to some older, unrelated action

@@ -14,19 +14,13 @@ from console import keymap
 TITLES = {"global": "Everywhere", "queue": "Queue", "timeline": "Timeline", "composer": "Composer"}
 
 
-def help_table(live: dict[str, str], extra: list[tuple[str, str, str, str]] = ()) -> Table:
-    """The live keymap's rows; `extra` rows (context, keys, description, id) for
-    bindings outside the keymap go at the end of their context."""
-    rows = keymap.help_rows(live)
-    for row in extra:
-        at = max((i for i, r in enumerate(rows) if r[0] == row[0]), default=len(rows) - 1) + 1
-        rows.insert(at, row)
+def help_table(live: dict[str, str]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(justify="right", style="bold", no_wrap=True)
     table.add_column()
     table.add_column(style="dim")
     context = None
-    for ctx, keys, description, binding_id in rows:
+    for ctx, keys, description, binding_id in keymap.help_rows(live):
         if ctx != context:
             if context is not None:
                 table.add_row("", "", "")
@@ -39,17 +33,16 @@ def help_table(live: dict[str, str], extra: list[tuple[str, str, str, str]] = ()
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", show=False)]
 
-    def __init__(self, live: dict[str, str], user_file: str = "", extra: list[tuple[str, str, str, str]] = ()):
+    def __init__(self, live: dict[str, str], user_file: str = ""):
         super().__init__()
         self.live = live
         self.user_file = user_file
-        self.extra = list(extra)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll():
-                yield Static(help_table(self.live, self.extra), id="help-table")
+                yield Static(help_table(self.live), id="help-table")
             yield Static(Text(f"Change keys in {self.user_file} (same tables as keybindings.toml) · "
                               "ctrl+p lists every action · esc closes", style="dim"), classes="dialog-help")
 
