@@ -10,15 +10,15 @@ Targets (issue 5): first paint < 1 s, moving p99 < 50 ms, open < 100 ms,
 search p50 < 100 ms, peak RSS < 200 MB.
 
 Measured 2026-11-25 on the 2-core box, otherwise idle (100k customers, 1M messages,
-674 MB store; 78k customers in the "open" queue; schema v6 with the queue-order
-indexes and search ranked among the newest 1,000 matches):
+674 MB store; 78k customers in the "open" queue; schema v7, search ranked among the
+newest 1,000 matches):
 
-    first paint           297 ms (553 ms on the first run, which migrates the store)
-    move p50 / p99        16.6 / 24.0 ms
-    open p50 / p99        24.2 / 40.6 ms
-    live reload (poll)    27.9 ms    (off the UI thread)
-    search p50 / max      53.8 / 239 ms   (from:/tag: filters are the slow ones)
-    peak RSS              109 MB
+    first paint           203 ms
+    move p50 / p99        16.6 / 29.9 ms
+    open p50 / p99        24.5 / 43.0 ms
+    live reload (poll)    26.9 ms    (off the UI thread)
+    search p50 / max      47.9 / 270 ms   (from:/tag: filters are the slow ones)
+    peak RSS              117 MB
 """
 from __future__ import annotations
 
