@@ -63,7 +63,7 @@ class SlackSandbox(LoopbackServer):
         self.limits: dict[str, tuple[int, list[float]]] = {}  # method -> (per minute, recent call times)
         self._sockets: list[web.WebSocketResponse] = []
         self._ids = itertools.count(1)
-        self._last_ts = 0.0
+        self._last_ts = 0  # microseconds
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -136,9 +136,11 @@ class SlackSandbox(LoopbackServer):
             self._event(channel, {"type": "member_joined_channel", "user": "U0BOT", "ts": self._next_ts()})
 
     def _next_ts(self) -> str:
-        now = max(time.time(), self._last_ts + 0.000001)
+        # Strictly increasing, counted in whole microseconds: float seconds near 1.8e9
+        # are only good to ~0.2 us, and two posts could round to the same ts.
+        now = max(time.time_ns() // 1000, self._last_ts + 1)
         self._last_ts = now
-        return f"{now:.6f}"
+        return f"{now // 1_000_000}.{now % 1_000_000:06d}"
 
     @staticmethod
     def channel_type(conv: dict) -> str:
