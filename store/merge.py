@@ -21,6 +21,16 @@ def _plain(name: str) -> str:
     return " ".join("".join(c for c in name if not unicodedata.combining(c)).lower().split())
 
 
+MAX_BLOCK = 300  # a block bigger than this (a very common first name) says too little to compare within
+
+
+def _blocks(person) -> set[str]:
+    _, name, emails, handles = person
+    keys = {f"n:{word[:3]}" for word in name.split() if len(word) >= 2}
+    ids = set(handles) | {e.split("@", 1)[0] for e in emails} | ({name.replace(" ", "")} if name else set())
+    return keys | {f"h:{i}" for i in ids if i}
+
+
 class MergeMixin:
     def merge(self, target: int, source: int, actor: str, evidence: list[str] | None = None) -> int:
         """Fold `source` into `target`: identities, messages, tags, facts. Undoable."""
@@ -260,15 +270,20 @@ class MergeMixin:
                 if handle:
                     handles.add(handle.lower())
             people.append((r["id"], _plain(r["name"]), emails, handles))
-        by_first: dict[str, list] = {}
+        # Store-wide, only people who share a block are compared (not every pair):
+        # the start of any name word, or a handle / e-mail name / squashed name.
+        blocks: dict[str, list] = {}
         for p in people:
-            key = p[1][:3]
-            if key:
-                by_first.setdefault(key, []).append(p)
+            for key in _blocks(p):
+                blocks.setdefault(key, []).append(p)
         out = []
         candidates = [p for p in people if customer_id is None or p[0] == customer_id]
         for a in candidates:
-            pool = people if customer_id is not None else by_first.get(a[1][:3], [])
+            if customer_id is not None:
+                pool = people
+            else:
+                pool = list({b[0]: b for key in _blocks(a) if len(blocks[key]) <= MAX_BLOCK
+                             for b in blocks[key]}.values())
             for b in pool:
                 if b[0] == a[0] or (customer_id is None and b[0] < a[0]):
                     continue
@@ -277,7 +292,9 @@ class MergeMixin:
                     evidence.append(f"same name {a[1]!r}")
                     score += 0.5
                 elif a[1] and b[1]:
-                    ratio = difflib.SequenceMatcher(None, a[1], b[1]).ratio()
+                    matcher = difflib.SequenceMatcher(None, a[1], b[1])
+                    # the quick upper bounds rule out most pairs before the real (slow) ratio
+                    ratio = matcher.ratio() if matcher.real_quick_ratio() >= 0.85 and matcher.quick_ratio() >= 0.85 else 0
                     if ratio >= 0.85:
                         evidence.append(f"similar names {a[1]!r} / {b[1]!r} ({ratio:.0%})")
                         score += 0.3

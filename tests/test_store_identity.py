@@ -87,6 +87,16 @@ def test_suggestions_show_evidence_and_change_nothing(store, make_inbound):
     assert store.customer(a.customer_id).channels == ["telegram"]  # never applied
 
 
+def test_store_wide_suggestions_find_names_that_start_differently(store, make_inbound):
+    jon = store.ingest(make_inbound("telegram", "8", "hi", name="Jon Smith")).customer_id
+    john = store.ingest(make_inbound("email", "john@smith-bakery.example", "hello", name="John Smith")).customer_id
+    lee = store.ingest(make_inbound("slack", "U9", "hey", name="Lee", handle="kwan.lee")).customer_id
+    kwan = store.ingest(make_inbound("email", "kwan.lee@x.example", "yo", name="K. W.")).customer_id
+    pairs = {(s.customer_id, s.other_id): s.evidence for s in store.merge_suggestions()}
+    assert any("similar names" in e for e in pairs[(jon, john)])  # 'jon' and 'joh' start apart
+    assert any("handle matches e-mail name" in e for e in pairs[(lee, kwan)])  # nothing in common but that
+
+
 def test_find_customer_by_every_kind_of_reference(store, make_inbound):
     t = store.ingest(make_inbound("telegram", "777", "x", name="Tia", handle="tia_t"))
     s = store.ingest(make_inbound("slack", "U42", "y", name="Sam", handle="sam"))
