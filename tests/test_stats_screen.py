@@ -69,6 +69,7 @@ async def test_stats_screen_shows_figures_and_plots(db_path, clock, size):
         await settle(pilot)
         assert "Stats — last 24 hours" in screen_text(app)
         assert app.screen.data["channels"]["all"]["messages_in"] == 0
+        assert "-0." not in screen_text(app) and "0.00┤" in screen_text(app)  # empty charts start at 0
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, StatsScreen)

@@ -49,6 +49,11 @@ def figures_table(data: dict) -> Table:
     return t
 
 
+
+def _from_zero(plt, values) -> None:
+    """Counts and times start at 0; with no data yet, plotext would draw a -1..1 axis."""
+    plt.ylim(0, max(max(values, default=0), 1))
+
 class StatsScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     StatsScreen { layout: vertical; align: left top; background: $background; }
@@ -119,6 +124,7 @@ class StatsScreen(ModalScreen[None]):
         p.clear_data()
         p.multiple_bar(list(CHANNELS), [[ch[c]["messages_in"] for c in CHANNELS], [ch[c]["messages_out"] for c in CHANNELS]],
                        labels=["in", "out"])
+        _from_zero(p, [ch[c][k] for c in CHANNELS for k in ("messages_in", "messages_out")])
         p.title("Messages")
         volume.refresh()
 
@@ -129,6 +135,7 @@ class StatsScreen(ModalScreen[None]):
         p.multiple_bar(list(CHANNELS), [[minutes(ch[c]["first_response_p50"]) for c in CHANNELS],
                                         [minutes(ch[c]["first_response_p90"]) for c in CHANNELS]],
                        labels=["p50", "p90"])
+        _from_zero(p, [minutes(ch[c][k]) for c in CHANNELS for k in ("first_response_p50", "first_response_p90")])
         p.title("First response (minutes)")
         times.refresh()
 
@@ -136,5 +143,6 @@ class StatsScreen(ModalScreen[None]):
         p = hours.plt
         p.clear_data()
         p.bar([f"{h:02d}" for h in range(24)], data["hours"]["all"])
+        _from_zero(p, data["hours"]["all"])
         p.title("Inbound by hour of day")
         hours.refresh()
