@@ -157,6 +157,16 @@ def _split_sql(script: str) -> list[str]:
     return [s for s in out if s.strip(" ;\n")]
 
 
+IN_CHUNK = 500  # values per `IN (...)`: well under SQLite's limit on bound parameters
+
+
+def in_chunks(values: list) -> Iterator[tuple[list, str]]:
+    """`values` in slices for `... IN (...)` queries, each with its placeholders."""
+    for i in range(0, len(values), IN_CHUNK):
+        chunk = values[i:i + IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

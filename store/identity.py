@@ -11,7 +11,7 @@ import re
 
 import phonenumbers
 
-from store.db import dumps
+from store.db import dumps, in_chunks
 from typing import NamedTuple
 
 from store.models import Sender
@@ -207,19 +207,16 @@ class IdentityMixin:
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples
         for channel, addresses in by_channel.items():
-            for i in range(0, len(addresses), 500):
-                chunk = addresses[i:i + 500]
+            for chunk, marks in in_chunks(addresses):
                 rows += cursor.execute(
                     "SELECT id, customer_id, channel, address, display_name, handle, account FROM identities"
-                    f" WHERE channel=? AND address IN ({','.join('?' * len(chunk))})", (channel, *chunk)).fetchall()
+                    f" WHERE channel=? AND address IN ({marks})", (channel, *chunk)).fetchall()
         need_keys = [r[0] for r in rows
                      if any(senders[n][0].emails or senders[n][0].phones for n in wanted[(r[2], r[3])])]
         keys: dict[int, set[str]] = {}
-        for i in range(0, len(need_keys), 500):
-            chunk = need_keys[i:i + 500]
+        for chunk, marks in in_chunks(need_keys):
             for identity_id, key in self.conn.execute(
-                    f"SELECT identity_id, key FROM identity_keys WHERE identity_id IN ({','.join('?' * len(chunk))})",
-                    chunk):
+                    f"SELECT identity_id, key FROM identity_keys WHERE identity_id IN ({marks})", chunk):
                 keys.setdefault(identity_id, set()).add(key)
         out = {}
         for identity_id, customer_id, channel, address, name, handle, account in rows:
@@ -235,13 +232,18 @@ class IdentityMixin:
 
     def _customers_with_keys(self, keys: set[str]) -> list[int]:
         """Live customers (merges followed) holding any of `keys`, oldest first."""
-        marks = ",".join("?" * len(keys))
-        rows = self.q(
-            f"SELECT DISTINCT i.customer_id FROM identity_keys k JOIN identities i ON i.id = k.identity_id"
-            f" WHERE k.key IN ({marks})",
-            tuple(keys),
-        )
-        return sorted({self.live_id(r[0]) for r in rows})
+        return sorted(set().union(*self._owners_by_key(keys).values()))
+
+    def _owners_by_key(self, keys) -> dict[str, set[int]]:
+        """For each of `keys`, the live customers (merges followed) holding it."""
+        owners: dict[str, set[int]] = {k: set() for k in keys}
+        for chunk, marks in in_chunks(list(owners)):
+            for key, customer_id, merged_into in self.conn.execute(
+                    "SELECT k.key, i.customer_id, c.merged_into FROM identity_keys k"
+                    " JOIN identities i ON i.id = k.identity_id JOIN customers c ON c.id = i.customer_id"
+                    f" WHERE k.key IN ({marks})", chunk):
+                owners[key].add(customer_id if merged_into is None else self.live_id(customer_id))
+        return owners
 
     def _link_by_keys(self, customer_id: int, keys: set[str]) -> int:
         """Merge every other customer sharing `keys` into the oldest one, except
@@ -308,16 +310,7 @@ class _NewIdentities:
         self.next_identity = self.store.q1("SELECT coalesce(max(id), 0) + 1 FROM identities")[0]
 
     def owners_of(self, keys: set[str]) -> set[int]:
-        missing = [k for k in keys if k not in self.owners]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
-            for k in chunk:
-                self.owners[k] = set()
-            for key, customer_id, merged_into in self.store.conn.execute(
-                    "SELECT k.key, i.customer_id, c.merged_into FROM identity_keys k"
-                    " JOIN identities i ON i.id = k.identity_id JOIN customers c ON c.id = i.customer_id"
-                    f" WHERE k.key IN ({','.join('?' * len(chunk))})", chunk):
-                self.owners[key].add(customer_id if merged_into is None else self.store.live_id(customer_id))
+        self.owners.update(self.store._owners_by_key([k for k in keys if k not in self.owners]))
         return set().union(*(self.owners[k] for k in keys))
 
     def add(self, sender: Sender, account: str, address: str, keys: set[str], owner: int | None) -> Resolved:

@@ -5,7 +5,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from store.db import dumps, loads
+from store.db import dumps, in_chunks, loads
 from store.models import InboundMessage
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
@@ -15,7 +15,6 @@ _BULK_INSERT = (
     "INSERT INTO messages(customer_id, identity_id, channel, account, direction, external_id, thread_key, reply_to,"
     " subject, text, html, sent_at, received_at, parse_error, meta, raw)"
     " VALUES (?, ?, ?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT(channel, account, external_id) DO NOTHING"
 )
 _NOTE_INBOUND = """UPDATE customers SET
      status = 'open', snoozed_until = NULL,
@@ -125,11 +124,10 @@ class IngestMixin:
             wanted.setdefault((item.channel, item.account), []).append(item.external_id)
         found = set()
         for (channel, account), ids in wanted.items():
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+            for chunk, marks in in_chunks(ids):
                 found.update((channel, account, r[0]) for r in self.conn.execute(
-                    "SELECT external_id FROM messages WHERE channel=? AND account=?"
-                    f" AND external_id IN ({','.join('?' * len(chunk))})", (channel, account, *chunk)))
+                    f"SELECT external_id FROM messages WHERE channel=? AND account=? AND external_id IN ({marks})",
+                    (channel, account, *chunk)))
         return found
 
     def _ingest_one(self, item: InboundMessage) -> IngestResult | None:
@@ -182,19 +180,19 @@ class IngestMixin:
     def _ingest_bulk(self, items: list[InboundMessage]) -> list[IngestResult]:
         """The same effect as `_ingest_one` per item, with set-based SQL: each
         sender resolved once per batch, rows inserted with executemany, search
-        indexed in one statement. Runs inside the caller's transaction, which
-        holds the write lock, so `id > before` is exactly this batch."""
+        indexed in one statement. `items` are new messages with distinct ids not
+        in the store (ingest_batch sends the others the careful way). Runs inside
+        the caller's transaction, which holds the write lock, so `id > before` is
+        exactly this batch."""
         now = self.clock()
         before = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
         resolved, moved = self.resolve_senders([(item.sender, item.account) for item in items])
         created = {r.customer_id for r in resolved if r.new_customer}
         customer_of = {r.identity_id: r.customer_id for r in resolved}
         if moved:  # an auto-link in this batch merged customers: read where each identity is now
-            ids = list(customer_of)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                customer_of.update(self.conn.execute(
-                    f"SELECT id, customer_id FROM identities WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            for chunk, marks in in_chunks(list(customer_of)):
+                customer_of.update(self.conn.execute(f"SELECT id, customer_id FROM identities WHERE id IN ({marks})",
+                                                     chunk))
         rows = [(customer_of[r.identity_id], r.identity_id, item.channel, item.account, item.external_id,
                  item.thread_key, item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
                  item.parse_error, dumps(item.meta) if item.meta else None, item.raw)
@@ -209,15 +207,6 @@ class IngestMixin:
         for r in new:  # new_customer only on the first message of a customer this batch created
             results.append(IngestResult(r.id, r.customer_id, r.identity_id, r.customer_id in created))
             created.discard(r.customer_id)
-        skipped = len(new) < len(items)
-        inserted = {(r.channel, r.account, r.external_id) for r in new} if skipped else set()
-        for item in items if skipped else ():  # duplicates: the same mail again, or an id a mailer reused
-            if item.channel == "email" and (item.channel, item.account, item.external_id) not in inserted:
-                existing = self.q1("SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
-                                   (item.channel, item.account, item.external_id))
-                extra = self._reused_id(item, existing) if existing else None
-                if extra:
-                    results.append(extra)
         return results
 
     def _index_new(self, before: int, new: list, items: list[InboundMessage], created: set[int]) -> None:
