@@ -13,7 +13,7 @@ the `target_breached` hooks run.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from connectors import config as config_mod
 from connectors.config import ConfigError
@@ -81,15 +81,21 @@ class Targets:
             return None
         return customer.waiting_since + target - now
 
+    def unbreached(self, store, limit: int = 1000) -> Iterator[tuple[str, float, int, float]]:
+        """(channel, target, customer id, waiting since) of every wait past its
+        channel's target that no breach was recorded for yet."""
+        for channel, target in self.by_channel.items():
+            for cid, since in store.unbreached_waits(channel, target, limit=limit):
+                yield channel, target, cid, since
+
     def check(self, store) -> list[int]:
         """Record every wait that has just gone past its target; returns the
         breach event ids."""
         events = []
-        for channel, target in self.by_channel.items():
-            for cid, since in store.unbreached_waits(channel, target):
-                event = store.record_breach(cid, since, channel, target, self.raise_priority)
-                if event:
-                    events.append(event)
+        for channel, target, cid, since in self.unbreached(store):
+            event = store.record_breach(cid, since, channel, target, self.raise_priority)
+            if event:
+                events.append(event)
         return events
 
 

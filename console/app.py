@@ -365,10 +365,7 @@ class OmnideskApp(App):
         targets, after, seen = self.targets, self._breach_event, self._breach_seen
 
         def fn(s: Store):
-            overdue: dict[tuple[int, float], str] = {}
-            for channel, target in targets.by_channel.items():
-                for cid, since in s.unbreached_waits(channel, target, limit=5000):
-                    overdue[(cid, since)] = channel
+            overdue = {(cid, since): channel for channel, _, cid, since in targets.unbreached(s, limit=5000)}
             if after is None:  # the first look, unbreached first: a breach recorded in between is not news
                 newest = s.events(limit=1)
                 return set(overdue), [], newest[0].id if newest else 0
