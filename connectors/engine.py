@@ -33,24 +33,6 @@ def backoff(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
-def build_engine(store_path, cfg) -> "Engine | None":
-    """The engine for every configured account, with the automation (rules,
-    targets, hooks) attached; None when no channel is configured."""
-    from connectors import automation, registry
-
-    connectors = registry.build_all(cfg)
-    if not connectors:
-        return None
-    engine = Engine(
-        store_path, connectors,
-        poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
-        max_attempts=cfg.get("sync", "max_attempts"),
-        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes")},
-    )
-    automation.attach(engine, cfg)
-    return engine
-
-
 def _describe(exc: BaseException, connector=None) -> str:
     """One line for health and the outbox; the connector's secrets scrubbed out
     (a library exception may carry a token in a URL)."""

@@ -20,7 +20,7 @@ MODULES = {
 
 def load_all() -> None:
     # the free-form sections: [channels] (templates), [targets] [[hook]] [satisfaction] (automation)
-    for module in ("connectors.templates", "connectors.automation"):
+    for module in ("connectors.desk.templates", "connectors.desk.automation"):
         importlib.import_module(module)
     for channel, module in MODULES.items():
         if channel in config_mod.ACCOUNT_SECTIONS:

@@ -44,7 +44,7 @@ from console.widgets.queue import QueueSource, QueueView
 from console.widgets.safe_text import one_line
 from console.widgets.statusbar import StatusBar
 from console.widgets.timeline import TimelineView
-from connectors.targets import Targets, describe_time_left
+from connectors.desk.targets import Targets, describe_time_left
 from store import Store, StoreError
 from store.attachments import sanitize_filename
 
@@ -60,7 +60,7 @@ def default_engine_factory(store_path, config, agent):
     or None when there are none."""
     if config is None:
         return None
-    from connectors.engine import build_engine
+    from connectors.runtime import build_engine
 
     return build_engine(store_path, config)
 
@@ -523,7 +523,7 @@ class OmnideskApp(App):
             identity_id = s.pick_identity(customer_id)["id"]
         except StoreError:
             identity_id = None
-        from connectors.automation import time_engaged
+        from connectors.desk.automation import time_engaged
 
         engaged = time_engaged(s, customer_id)
         return customer, messages, events, identity_id, len(messages) >= limit, engaged
@@ -778,7 +778,7 @@ class OmnideskApp(App):
         values = dict(values or {})
 
         def job():
-            from connectors.templates import MissingValues
+            from connectors.desk.templates import MissingValues
 
             s = self.worker_store()
             try:

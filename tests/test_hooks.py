@@ -10,10 +10,10 @@ import time
 import pytest
 
 from connectors import config as config_mod
-from connectors.automation import Automation, attach
+from connectors.desk.automation import Automation, attach
 from connectors.config import ConfigError
 from connectors.engine import Engine
-from connectors.hooks import HookRunner
+from connectors.desk.hooks import HookRunner
 from store import Store
 from tests.conftest import inbound
 from tests.support.fake_channel import FileChannel

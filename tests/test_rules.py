@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from connectors import config as config_mod
-from connectors import rules as rules_mod
-from connectors.automation import Automation
+from connectors.desk import rules as rules_mod
+from connectors.desk.automation import Automation
 from connectors.config import ConfigError
 from store import StoreError
 from console.cli import main
@@ -526,7 +526,7 @@ def test_the_example_rules_file_is_all_comments_and_its_rules_are_valid(tmp_path
 def test_the_real_engine_sends_the_acknowledgement_once(tmp_path, db_path):
     import time
 
-    from connectors.automation import attach
+    from connectors.desk.automation import attach
     from connectors.engine import Engine
     from store import Store
     from tests.support.fake_channel import FileChannel

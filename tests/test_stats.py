@@ -10,9 +10,9 @@ from datetime import timezone
 import pytest
 
 from connectors import config as config_mod
-from connectors import templates
-from connectors.automation import Automation, time_engaged
-from connectors.satisfaction import parse_answer
+from connectors.desk import templates
+from connectors.desk.automation import Automation, time_engaged
+from connectors.desk.satisfaction import parse_answer
 from console.cli import main
 from store import Store
 from store.models import Receipt

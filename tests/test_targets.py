@@ -7,9 +7,9 @@ import json
 import pytest
 
 from connectors import config as config_mod
-from connectors.automation import Automation
+from connectors.desk.automation import Automation
 from connectors.config import ConfigError
-from connectors.targets import Targets, target_for, time_left
+from connectors.desk.targets import Targets, target_for, time_left
 from tests.conftest import inbound
 
 
@@ -118,8 +118,8 @@ def test_the_config_example_is_valid_once_uncommented(tmp_path):
     import re
     import tomllib
 
-    from connectors.automation import CONFIG_EXAMPLE
-    from connectors.targets import describe_time_left
+    from connectors.desk.automation import CONFIG_EXAMPLE
+    from connectors.desk.targets import describe_time_left
 
     text = "\n".join(x[2:] for x in CONFIG_EXAMPLE.splitlines() if re.match(r"# (\[|[a-z_]+ = )", x))
     cfg = config(tmp_path, **tomllib.loads(text))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors import config as config_mod
-from connectors import templates as T
+from connectors.desk import templates as T
 from connectors.config import ConfigError
 from tests.conftest import ROOT
 from tests.test_formatting import slack_text, telegram_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import templates as T
+from connectors.desk import templates as T
 from connectors.sandbox.telegram import parse_html
 from tests.support.chat import (live_store, running_engine, slack, slack_connector,  # noqa: F401
                                 telegram_connector, tg, wait_until)

@@ -124,7 +124,7 @@ def read_body(message: str | None, what: str) -> str:
 
 
 def cmd_queue(args, ctx) -> int:
-    from connectors.targets import Targets, describe_time_left
+    from connectors.desk.targets import Targets, describe_time_left
 
     rows = ctx.store.queue(args.filter, limit=args.limit, offset=args.offset, agent=ctx.agent,
                            channel=args.channel, tag=args.tag)
@@ -214,7 +214,7 @@ def _values(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_reply(args, ctx) -> int:
-    from connectors.templates import preview_for_customer, render_for_customer
+    from connectors.desk.templates import preview_for_customer, render_for_customer
 
     s = ctx.store
     cid = ctx.customer(args.customer)

@@ -46,7 +46,7 @@ def cmd_demo(args, ctx) -> int:
 
 
 def _headless(world, config, seconds: float | None) -> int:
-    from connectors.engine import build_engine
+    from connectors.runtime import build_engine
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,7 +17,7 @@ def register(sub, parents) -> None:
 
 
 def _runner(ctx):
-    from connectors.hooks import HookRunner
+    from connectors.desk.hooks import HookRunner
 
     return HookRunner.from_config(ctx.config, ctx.db_path.parent / "hooks.log")
 
@@ -30,8 +30,8 @@ def cmd_list(args, ctx) -> int:
 
 
 def cmd_test(args, ctx) -> int:
-    from connectors.automation import customer_json, message_json
-    from connectors.hooks import EVENTS
+    from connectors.desk.automation import customer_json, message_json
+    from connectors.desk.hooks import EVENTS
 
     if args.event not in EVENTS:
         raise UserError(f"unknown event {args.event!r}; expected one of {', '.join(EVENTS)}")

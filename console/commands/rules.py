@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from connectors import rules as rules_mod
+from connectors.desk import rules as rules_mod
 from console.cli import _iso
 from console.commands.core import _clean
 from console.commands.stats import parse_since
@@ -49,7 +49,7 @@ def cmd_list(args, ctx) -> int:
 
 
 def cmd_test(args, ctx) -> int:
-    from connectors.automation import Automation
+    from connectors.desk.automation import Automation
 
     ruleset = _load(ctx, args.file)
     since = parse_since(args.since, time.time())

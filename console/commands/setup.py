@@ -108,8 +108,8 @@ def build_config(answers: dict) -> str:
 def _commented_extras() -> str:
     """Per-channel greetings and signature, targets, hooks, satisfaction: all
     commented out, so the owner sees what exists without anything switched on."""
-    from connectors.automation import CONFIG_EXAMPLE
-    from connectors.templates import channels_config_example
+    from connectors.desk.automation import CONFIG_EXAMPLE
+    from connectors.desk.templates import channels_config_example
 
     channels = "\n".join(line if not line.strip() or line.startswith("#") else f"# {line}"
                          for line in channels_config_example().splitlines())
@@ -174,12 +174,12 @@ def cmd_init(args, ctx) -> int:
 
     installed = []
     try:
-        from connectors.templates import install_starter_templates
+        from connectors.desk.templates import install_starter_templates
 
         installed = install_starter_templates(path.parent / "templates")
     except ImportError:
         pass
-    from connectors.rules import install_example
+    from connectors.desk.rules import install_example
 
     rules = install_example(path.parent / "rules.toml")
     keymap_dest = path.parent / "keybindings.toml"
@@ -258,7 +258,7 @@ def cmd_doctor(args, ctx) -> int:
         checks.append({"channel": "store", "ok": False, "detail": f"{ctx.db_path}: {e}",
                        "fix": "check the path and its permissions (--db or OMNIDESK_DB)"})
     if cfg is not None:
-        from connectors.automation import check_rules
+        from connectors.desk.automation import check_rules
 
         ok, detail = check_rules(cfg)
         checks.append({"channel": "rules", "ok": ok, "detail": detail,

@@ -7,7 +7,8 @@ import sys
 import threading
 
 from connectors.base import ConnectorError
-from connectors.engine import Engine, build_engine
+from connectors.engine import Engine
+from connectors.runtime import build_engine
 from console.cli import UserError
 
 

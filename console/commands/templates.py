@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from console.cli import UserError
-from connectors import templates as tpl
+from connectors.desk import templates as tpl
 
 
 def register(sub, parents) -> None:

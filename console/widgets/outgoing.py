@@ -32,7 +32,7 @@ def outgoing(store, customer_id: int | None, text: str, channel: str, agent: str
     """The reply as it will be queued and sent. Free text gets the channel's
     additions (the e-mail signature); text from a template already has them."""
     try:
-        from connectors import templates
+        from connectors.desk import templates
     except ImportError:
         templates = None
     if templates is not None and channel in templates.CHANNELS:
@@ -80,7 +80,7 @@ class TemplateInfo:
 def templates_directory(config: Any) -> Path | None:
     """The agent's templates folder; the starter set when they have none yet."""
     try:
-        from connectors import templates
+        from connectors.desk import templates
     except ImportError:
         return None
     folder = templates.templates_dir(config)
@@ -94,7 +94,7 @@ def list_templates(config: Any) -> list[TemplateInfo]:
     folder = templates_directory(config)
     if folder is None:
         return []
-    from connectors import templates
+    from connectors.desk import templates
 
     return [TemplateInfo(t.name, t.description or "", dict(t.prompts or {}))
             for t in templates.list_templates(folder)]
@@ -103,7 +103,7 @@ def list_templates(config: Any) -> list[TemplateInfo]:
 def render_template(store, customer_id: int, name: str, channel: str, agent: str, config: Any,
                     values: dict[str, str] | None = None):
     """Rendered template (raises templates.MissingValues listing what to ask)."""
-    from connectors import templates
+    from connectors.desk import templates
 
     return templates.render_for_customer(store, customer_id, name, channel, agent, values or {}, config=config,
                                          directory=templates_directory(config))

@@ -28,7 +28,7 @@ from console.timefmt import format_age
 from console.widgets.badges import badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line
-from connectors.targets import Targets, describe_time_left
+from connectors.desk.targets import Targets, describe_time_left
 from store.models import QueueRow
 
 PAGE = 64

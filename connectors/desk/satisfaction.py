@@ -22,7 +22,7 @@ from typing import Any
 
 from connectors import config as config_mod
 from connectors.config import ConfigError
-from connectors.targets import parse_duration
+from connectors.desk.targets import parse_duration
 
 KEYS = ("template", "expires")
 WORDS = {"great": 5, "excellent": 5, "perfect": 5, "awesome": 5, "amazing": 5, "fantastic": 5, "very good": 5,
@@ -79,7 +79,7 @@ class Satisfaction:
             return None
         if not store.had_agent_reply_since(customer_id, store.case_start(customer_id, before=done_at) or -1e18):
             return None
-        from connectors import templates
+        from connectors.desk import templates
 
         customer = store.customer(customer_id)
         channel = customer.last_channel or (customer.channels[0] if customer.channels else None)

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors import config as config_mod
 from connectors.config import ConfigError
-from connectors.targets import parse_duration
+from connectors.desk.targets import parse_duration
 
 CHANNELS = ("email", "telegram", "slack")
 STATUSES = ("open", "waiting", "done")

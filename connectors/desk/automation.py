@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from connectors import config as config_mod
-from connectors import rules as rules_mod
+from connectors.desk import rules as rules_mod
 from connectors.config import ConfigError
-from connectors.hooks import HookRunner
-from connectors.satisfaction import Satisfaction
-from connectors.targets import Targets
+from connectors.desk.hooks import HookRunner
+from connectors.desk.satisfaction import Satisfaction
+from connectors.desk.targets import Targets
 
 log = logging.getLogger("omnidesk.automation")
 ACTOR = "rules"
@@ -303,7 +303,7 @@ class Automation:
         """(text, subject, channel, identity) for the acknowledgement, rendered
         for the channel the customer wrote on; None (and a 'rule_error' event)
         when the template cannot be rendered."""
-        from connectors import templates
+        from connectors.desk import templates
 
         channel = s.message.channel if s.message is not None else s.customer.last_channel
         identity_id = s.message.identity_id if s.message is not None else None
