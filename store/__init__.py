@@ -13,6 +13,7 @@ from store.automation_state import AutomationStateMixin
 from store.customers import CustomersMixin
 from store.db import Database, StoreError
 from store.events import EventsMixin
+from store.facts import FactsMixin
 from store.identity import IdentityMixin
 from store.ingest import IngestMixin, IngestResult
 from store.merge import MergeMixin
@@ -23,7 +24,7 @@ from store.sync_state import SyncStateMixin
 from store.timeline import TimelineMixin
 
 
-class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, EventsMixin, MergeMixin, OutboxMixin,
+class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, FactsMixin, EventsMixin, MergeMixin, OutboxMixin,
             SearchMixin, TimelineMixin, SyncStateMixin, StatsMixin, AutomationStateMixin):
     def __init__(self, path, *, clock=time.time, attachments_dir: str | Path | None = None,
                  max_attachment_bytes: int = DEFAULT_MAX_BYTES, cache_kb: int = 65536):

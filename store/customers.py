@@ -84,7 +84,10 @@ class CustomersMixin:
             last_channel=row["last_channel"], unread=row["unread"], created_at=row["created_at"],
         )
         c.tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (customer_id,))]
-        c.facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=? ORDER BY key", (customer_id,))}
+        rows = self.q("SELECT key, value, actor, at, channel, message_id FROM facts WHERE customer_id=? ORDER BY key",
+                      (customer_id,))
+        c.facts = {r["key"]: r["value"] for r in rows}
+        c.fact_sources = {r["key"]: {k: r[k] for k in ("actor", "at", "channel", "message_id")} for r in rows}
         c.identities = self.identities(customer_id)
         c.channels = sorted({i.channel for i in c.identities})
         return c
@@ -240,19 +243,21 @@ class CustomersMixin:
             self.conn.execute("UPDATE customers SET priority=? WHERE id=?", (priority, customer_id))
             return self.log_event("priority", actor, customer_id, old=old, new=priority, **extra)
 
-    def set_fact(self, customer_id: int, key: str, value: str | None, actor: str) -> int:
-        with self.tx():
-            old = self.q1("SELECT value FROM facts WHERE customer_id=? AND key=?", (customer_id, key))
-            if value is None:
-                self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (customer_id, key))
-            else:
-                self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)",
-                                  (customer_id, key, value))
-            return self.log_event("fact", actor, customer_id, key=key, old=old[0] if old else None, new=value)
+    def rename(self, customer_id: int, name: str, actor: str) -> int | None:
+        """Set the customer's name (one line, at most 100 characters); an undoable
+        'rename' event, or None when the name is unchanged."""
+        from store.facts import clean_text
 
-    def rename(self, customer_id: int, name: str, actor: str) -> int:
+        name = clean_text(name, 100)
+        if not name:
+            raise StoreError("a name cannot be empty")
         with self.tx():
-            old = self.q1("SELECT name FROM customers WHERE id=?", (customer_id,))[0]
+            row = self.q1("SELECT name FROM customers WHERE id=?", (customer_id,))
+            if row is None:
+                raise StoreError(f"no customer with id {customer_id}")
+            old = row[0]
+            if old == name:
+                return None
             self.conn.execute("UPDATE customers SET name=? WHERE id=?", (name, customer_id))
             return self.log_event("rename", actor, customer_id, old=old, new=name)
 

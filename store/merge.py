@@ -48,6 +48,7 @@ class MergeMixin:
             source_tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (source,))]
             target_tags = {r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (target,))}
             source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (source,))}
+            source_fact_sources = self.fact_sources(source)
             target_facts = {r[0] for r in self.q("SELECT key FROM facts WHERE customer_id=?", (target,))}
             state = dict(self.q1("SELECT status, snoozed_until, assignee, priority, name FROM customers WHERE id=?", (source,)))
             unread = self.q1("SELECT sum(unread) FROM customers WHERE id IN (?, ?)", (target, source))[0]
@@ -58,8 +59,9 @@ class MergeMixin:
             for tag in source_tags:
                 self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (target, tag))
             self.conn.execute("DELETE FROM tags WHERE customer_id=?", (source,))
-            for key, value in source_facts.items():
-                self.conn.execute("INSERT OR IGNORE INTO facts(customer_id, key, value) VALUES (?, ?, ?)", (target, key, value))
+            self.conn.execute("INSERT OR IGNORE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                              " SELECT ?, key, value, actor, at, channel, message_id FROM facts WHERE customer_id=?",
+                              (target, source))
             self.conn.execute("DELETE FROM facts WHERE customer_id=?", (source,))
             self.conn.execute(
                 "UPDATE customers SET merged_into=?, status='done', waiting_since=NULL, unread=0 WHERE id=?", (target, source)
@@ -74,7 +76,7 @@ class MergeMixin:
             return self.log_event(
                 "merge", actor, target, source=source, identities=identities, loose_messages=loose,
                 source_tags=source_tags, tags_added=[t for t in source_tags if t not in target_tags],
-                source_facts=source_facts, facts_added=[k for k in source_facts if k not in target_facts],
+                source_facts=source_facts, source_fact_sources=source_fact_sources, facts_added=[k for k in source_facts if k not in target_facts],
                 source_state=state, target_state=target_state, evidence=evidence or [],
             )
 
@@ -183,8 +185,12 @@ class MergeMixin:
             self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))
         for key in d["facts_added"]:
             self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (target, key))
+        sources = d.get("source_fact_sources") or {}
         for key, value in d["source_facts"].items():
-            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)", (source, key, value))
+            src = sources.get(key) or {}
+            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?)", (source, key, value, src.get("actor"), src.get("at"),
+                                                                src.get("channel"), src.get("message_id")))
         s = d["source_state"]
         self.conn.execute(
             "UPDATE customers SET merged_into=NULL, status=?, snoozed_until=?, assignee=?, priority=? WHERE id=?",
@@ -236,13 +242,6 @@ class MergeMixin:
 
     def _undo_rename(self, ev) -> None:
         self.conn.execute("UPDATE customers SET name=? WHERE id=?", (ev.data["old"], ev.customer_id))
-
-    def _undo_fact(self, ev) -> None:
-        if ev.data["old"] is None:
-            self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (ev.customer_id, ev.data["key"]))
-        else:
-            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value) VALUES (?, ?, ?)",
-                              (ev.customer_id, ev.data["key"], ev.data["old"]))
 
     def _undo_note(self, ev) -> None:
         self.conn.execute("DELETE FROM messages WHERE id=? AND direction='note'", (ev.data["message_id"],))

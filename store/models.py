@@ -95,6 +95,8 @@ class Customer:
     tags: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
+    # where each current fact came from: {key: {"actor", "at", "channel", "message_id"}}
+    fact_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     identities: list[Identity] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

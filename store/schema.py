@@ -246,6 +246,15 @@ MIGRATIONS: list[str] = [
     DROP INDEX customers_queue;
     CREATE INDEX customers_snoozed ON customers(snoozed_until) WHERE status = 'snoozed';
     """,
+    # 8: a fact keeps its source (who or which rule, on which channel, from which message,
+    # when); earlier values live in the 'fact' events. Search finds customers by fact.
+    """
+    ALTER TABLE facts ADD COLUMN actor TEXT;
+    ALTER TABLE facts ADD COLUMN at REAL;
+    ALTER TABLE facts ADD COLUMN channel TEXT;
+    ALTER TABLE facts ADD COLUMN message_id INTEGER;
+    CREATE INDEX facts_value ON facts(value, key);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
