@@ -1,4 +1,5 @@
-"""Full-text search with filters: channel:, from:, tag:, status:, before:, after:."""
+"""Full-text search with filters: channel:, from:, tag:, status:, before:, after:,
+fact:KEY=VALUE (or fact:KEY: has that fact)."""
 from __future__ import annotations
 
 import re
@@ -8,9 +9,10 @@ from datetime import datetime, timezone
 
 from store.customers import like_escape
 from store.db import StoreError
+from store.facts import FACT_KEY_SQL, fact_key
 from store.models import CHANNELS, STATUSES, SearchHit
 
-FILTERS = ("channel", "from", "tag", "status", "before", "after")
+FILTERS = ("channel", "from", "tag", "status", "before", "after", "fact")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class ParsedQuery:
     status: str | None = None
     before: float | None = None
     after: float | None = None
+    fact: tuple[str, str | None] | None = None  # (key, value or None for "has it")
 
 
 def _date(value: str, key: str) -> float:
@@ -58,6 +61,11 @@ def parse_query(query: str) -> ParsedQuery:
                 parsed.before = _date(value, key)
             elif key == "after":
                 parsed.after = _date(value, key)
+            elif key == "fact":
+                name, eq, wanted = value.partition("=")
+                if not fact_key(name):
+                    raise StoreError(f"fact:{value}: expected fact:KEY=VALUE, like fact:order_number=1042")
+                parsed.fact = (fact_key(name), wanted if eq else None)
         else:
             parsed.terms.append(word)
     return parsed
@@ -102,6 +110,11 @@ class SearchMixin:
         if parsed.status:
             customer_where.append("c.status = ?")
             customer_params.append(parsed.status)
+        if parsed.fact:  # "Order number" and order_number are the same key; values ignore case
+            key, value = parsed.fact
+            customer_where.append(f"EXISTS (SELECT 1 FROM facts f WHERE f.customer_id = c.id AND {FACT_KEY_SQL} = ?"
+                                  + (" AND f.value = ? COLLATE NOCASE)" if value is not None else ")"))
+            customer_params += [key] + ([value] if value is not None else [])
         where, params = list(customer_where), list(customer_params)
         if parsed.channel:
             where.append("m.channel = ?")
@@ -123,6 +136,8 @@ class SearchMixin:
         if not expr:
             if len(where) == 1:
                 raise StoreError("empty search: give words or a filter such as channel:telegram")
+            if parsed.fact and len(where) == len(customer_where):  # the customers themselves first
+                hits += self._fact_hits(parsed.fact[0], customer_where, customer_params, limit)
             rows = self.q(
                 "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted"
                 f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
@@ -154,3 +169,11 @@ class SearchMixin:
             hits.append(SearchHit(r["id"], r["customer_id"], r["name"], r["channel"], r["sent_at"],
                                   mark + snippet(text, parsed.terms)))
         return hits[:limit]
+
+    def _fact_hits(self, key: str, where: list[str], params: list, limit: int) -> list[SearchHit]:
+        rows = self.q(
+            f"SELECT c.id, c.name, c.last_channel, c.last_inbound_at, f.key, f.value FROM customers c"
+            f" JOIN facts f ON f.customer_id = c.id AND {FACT_KEY_SQL} = ? WHERE {' AND '.join(where)}"
+            " ORDER BY c.last_inbound_at DESC LIMIT ?", (key, *params, limit))
+        return [SearchHit(None, r["id"], r["name"], r["last_channel"] or "", r["last_inbound_at"],
+                          f"customer: {r['name']} · {r['key']} {r['value']}") for r in rows]
