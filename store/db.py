@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -29,10 +30,23 @@ def _create_private(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def _refuse_url(path: str) -> None:
+    """A database URL (`postgresql://...`) must never become a file of that name in the
+    current directory; only SQLite files are supported stores."""
+    # pathlib turns "postgresql://h/db" into "postgresql:/h/db", so match one slash too
+    url = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", path)
+    if url:
+        raise StoreError(f"{url.group(1)}://...: database URLs are not supported; the store is a SQLite "
+                         "file path (e.g. ~/.local/share/omnidesk/omnidesk.db)")
+
+
 class Database:
-    """One connection to the store file. Use one per thread."""
+    """One connection to the store file. Use one per thread.
+
+    Raises StoreError when the path is a URL, or the file cannot be opened or migrated."""
 
     def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536):
+        _refuse_url(str(path))
         self.path = Path(path)
         self.clock = clock
         try:
