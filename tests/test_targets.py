@@ -9,7 +9,7 @@ import pytest
 from connectors import config as config_mod
 from connectors.desk.automation import Automation
 from connectors.config import ConfigError
-from connectors.desk.targets import Targets, target_for, time_left
+from connectors.desk.targets import BreachWatch, Targets, target_for, time_left
 from tests.conftest import inbound
 
 
@@ -100,6 +100,31 @@ def test_snoozed_and_pending_customers_do_not_breach(store, clock, tmp_path):
     store.set_status(2, "open", "ann")
     [event] = targets.check(store)
     assert store.event(event).customer_id == 2 and store.customer(2).priority == 0  # raise_priority = 0
+
+
+def test_the_breach_watch_tells_each_missed_target_once(store, clock):
+    """What the console toasts: news since the last look, whether the engine
+    recorded the breach or nobody did; what was overdue at the start is not news."""
+    targets = Targets({"chat": "15m", "email": "4h"})
+    store.ingest(inbound(name="Old", address="1", sent_at=clock.now - 3600))  # overdue before the first look
+    watch = BreachWatch(targets)
+    assert watch.look(store) == []
+    store.ingest(inbound(name="Tia", address="2", sent_at=clock.now))
+    store.ingest(inbound(channel="email", address="e@x.example", name="Eve", sent_at=clock.now))
+    clock.advance(14 * 60)
+    assert watch.look(store) == []
+    clock.advance(2 * 60)
+    [news] = watch.look(store)  # nobody recorded it: still news, once
+    assert (news.name, news.channel, news.waiting_since) == ("Tia", "telegram", clock.now - 16 * 60)
+    assert watch.look(store) == []
+    targets.check(store)  # the engine records it later: known already
+    assert watch.look(store) == []
+    # a breach another process recorded between two looks is news too
+    store.ingest(inbound(name="Sam", address="3", sent_at=clock.now))
+    clock.advance(20 * 60)
+    targets.check(store)
+    assert [b.name for b in watch.look(store)] == ["Sam"]
+    assert watch.look(store) == []
 
 
 def test_breaches_are_counted_in_stats(store, clock, tmp_path):

@@ -13,10 +13,12 @@ the `target_breached` hooks run.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from connectors import config as config_mod
 from connectors.config import ConfigError
+from store import StoreError
 
 CHAT = ("telegram", "slack")
 CHANNEL_KEYS = ("chat", "email", "telegram", "slack")
@@ -118,3 +120,51 @@ def describe_time_left(seconds: float | None) -> str:
     s = int(abs(seconds))
     text = f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{max(1, s // 60)}m" if s >= 60 else f"{s}s"
     return f"{text} left" if seconds >= 0 else f"{text} over"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A wait that went past its channel's target: who, since when (epoch
+    seconds), on which channel (None when a recorded event did not say)."""
+    customer_id: int
+    waiting_since: float
+    channel: str | None
+    name: str
+
+
+class BreachWatch:
+    """Tells each missed target once: `look(store)` returns the breaches that
+    are news since the last look. A wait counts whether the engine recorded it
+    (a 'breach' event, maybe from another process) or nobody did yet (no engine
+    running). What was already overdue at the first look is not news."""
+
+    def __init__(self, targets: Targets):
+        self.targets = targets
+        self._seen: set[tuple[int, float]] = set()  # overdue waits already known
+        self._after: int | None = None  # newest 'breach' event looked at; None: not looked yet
+
+    def look(self, store, limit: int = 5000) -> list[Breach]:
+        """The new breaches, oldest wait first. Raises StoreError (look again later)."""
+        overdue = {(cid, since): channel for channel, _, cid, since in self.targets.unbreached(store, limit=limit)}
+        if self._after is None:  # unbreached first: a breach recorded in between is not news
+            newest = store.events(limit=1)
+            self._seen, self._after = set(overdue), newest[0].id if newest else 0
+            return []
+        recorded = store.events(kind="breach", after_id=self._after, limit=500)
+        found = dict(overdue)
+        for e in recorded:
+            if e.customer_id is not None and isinstance(e.data.get("waiting_since"), (int, float)):
+                found.setdefault((e.customer_id, e.data["waiting_since"]), e.data.get("channel"))
+        news = []
+        for (cid, since), channel in found.items():
+            if (cid, since) in self._seen:
+                continue
+            try:
+                name = store.customer(cid).name or f"#{cid}"
+            except StoreError:
+                name = f"#{cid}"
+            news.append(Breach(cid, since, channel, name))
+        # what the engine records later comes back as an event: known by then
+        self._seen = set(overdue)
+        self._after = max([self._after, *(e.id for e in recorded)])
+        return sorted(news, key=lambda b: b.waiting_since)

@@ -56,7 +56,8 @@ class PickerScreen(ModalScreen[Any]):
     """Choose one of many, filtering by fuzzy match on the typed text.
 
     `items` is a list of (label, value); `search(query)` (run in a thread)
-    replaces the list while typing when given."""
+    replaces the list while typing when given (and fills it at the start with
+    `search("")` when `search_at_start`)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=False),
@@ -65,8 +66,10 @@ class PickerScreen(ModalScreen[Any]):
     ]
 
     def __init__(self, title: str, items: list[tuple[str | Text, Any]], *, placeholder: str = "type to filter",
-                 search: Callable[[str], list[tuple[str | Text, Any]]] | None = None, help: str = ""):
+                 search: Callable[[str], list[tuple[str | Text, Any]]] | None = None, help: str = "",
+                 search_at_start: bool = False):
         super().__init__()
+        self.search_at_start = search_at_start
         self.title_text, self.items, self.search_fn, self.placeholder, self.help_text = title, items, search, placeholder, help
         self.shown: list[tuple[str | Text, Any]] = list(items)
 
@@ -80,6 +83,8 @@ class PickerScreen(ModalScreen[Any]):
 
     def on_mount(self) -> None:
         self._fill(self.items)
+        if self.search_at_start and self.search_fn is not None:
+            self._search("")
 
     def _fill(self, items) -> None:
         self.shown = list(items)

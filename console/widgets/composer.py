@@ -36,18 +36,22 @@ class Composer(Vertical):
             self.mode = mode
             self.subject = subject
 
-    class Wants(Message):
-        """The composer needs the app: a picker for channel or template, leaving."""
+    class PickChannel(Message):
+        """The agent wants to choose the channel to reply on."""
 
-        def __init__(self, what: str) -> None:
-            super().__init__()
-            self.what = what
+    class PickTemplate(Message):
+        """The agent wants a template inserted at the cursor."""
+
+    class Leave(Message):
+        """The agent is done with the composer for now (the draft stays)."""
 
     class Typing(Message):
-        pass
+        """The text changed (presence: this agent is replying)."""
 
-    def __init__(self, cursor_blink: bool = True, **kw):
+    def __init__(self, cursor_blink: bool = True, outgoing=None, **kw):
+        """`outgoing(customer_id, text, channel, subject)` renders the preview."""
         super().__init__(**kw)
+        self.outgoing = outgoing
         self.customer: Customer | None = None
         self.identity: Identity | None = None
         self.mode = "reply"
@@ -175,7 +179,9 @@ class Composer(Vertical):
             target.update(preview(None))
             return
         try:
-            out = self.app.make_outgoing(self.customer.id, self.area.text, self.channel, self.subject)
+            if self.outgoing is None:
+                raise RuntimeError("no preview without a store")
+            out = self.outgoing(self.customer.id, self.area.text, self.channel, self.subject)
         except Exception as e:  # a formatting problem is shown, never fatal
             target.update(preview(None, f"{type(e).__name__}: {e}"))
             return
@@ -202,10 +208,10 @@ class Composer(Vertical):
                                     self.mode, self.subject))
 
     def action_switch_channel(self) -> None:
-        self.post_message(self.Wants("channel"))
+        self.post_message(self.PickChannel())
 
     def action_template(self) -> None:
-        self.post_message(self.Wants("template"))
+        self.post_message(self.PickTemplate())
 
     def action_preview(self) -> None:
         self.show_preview = not self.show_preview
@@ -218,4 +224,4 @@ class Composer(Vertical):
         self.update_preview()
 
     def action_leave(self) -> None:
-        self.post_message(self.Wants("leave"))
+        self.post_message(self.Leave())

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Callable
 
 from rich.style import Style
 from rich.text import Text
@@ -40,13 +38,12 @@ class QueueSource:
     """Where the rows come from: one store, one filter."""
 
     def __init__(self, store, filter: str = "open", agent: str | None = None, channel: str | None = None,
-                 tag: str | None = None, opener: Callable[[], Any] | None = None):
+                 tag: str | None = None):
         self.store = store
-        self.opener = opener  # makes a Store for the background reader thread
         self.filter, self.agent, self.channel, self.tag = filter, agent, channel, tag
 
     def with_store(self, store) -> "QueueSource":
-        return QueueSource(store, self.filter, self.agent, self.channel, self.tag, self.opener)
+        return QueueSource(store, self.filter, self.agent, self.channel, self.tag)
 
     @property
     def kw(self) -> dict:
@@ -108,7 +105,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             self.customer_id = customer_id
 
     def __init__(self, source: QueueSource, clock: Callable[[], float] = time.time,
-                 targets: Targets | None = None, **kw):
+                 targets: Targets | None = None, reader=None, **kw):
         super().__init__(**kw)
         self.source = source
         self.clock = clock
@@ -120,56 +117,19 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._pending: set[int] = set()
         self._generation = 0
         self._lines: dict[tuple, Strip] = {}
-        self._reader: ThreadPoolExecutor | None = None
-        self._local = threading.local()
+        self.reader = reader  # a console.reader.StoreReader: pages and counts read off the UI thread
         self.page_loads = 0  # for the benchmark and tests
 
     # -- the background reader ---------------------------------------------------
-    def _reader_store(self):
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = self.source.opener()
-        return store
-
-    def _submit(self, fn, done) -> None:
-        """Run `fn(source)` on the reader thread, then `done(result)` on the UI thread."""
-        if self.source.opener is None or not self.is_mounted:
+    def _submit(self, fn, done, *, group: str = "queue-page", exclusive: bool = False) -> None:
+        """Run `fn(source)` through the app's store reader, then `done(result)`
+        here; without a reader (or before mounting), at once."""
+        if self.reader is None or not self.is_mounted:
             done(fn(self.source))
             return
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="omnidesk queue")
         source = self.source
-        self._in_flight += 1
-
-        def finish(result, error) -> None:
-            self._in_flight -= 1
-            if error is not None:
-                self.app.notify(f"queue: {error}", severity="error")
-            else:
-                done(result)
-
-        def job():
-            result, error = None, None
-            try:
-                result = fn(source.with_store(self._reader_store()))
-            except Exception as e:  # shown, never fatal
-                error = e
-            try:
-                self.app.call_from_thread(finish, result, error)
-            except RuntimeError:  # the app is gone
-                pass
-        self._reader.submit(job)
-
-    _in_flight = 0
-
-    def busy(self) -> bool:
-        return self._in_flight > 0
-
-    def on_unmount(self) -> None:
-        if self._reader is not None:
-            local = self._local
-            self._reader.submit(lambda: getattr(local, "store", None) and local.store.close())
-            self._reader.shutdown(wait=False, cancel_futures=False)
+        self.reader.run(lambda s: fn(source.with_store(s)), done, group=group, exclusive=exclusive,
+                        failed=lambda e: self.app.notify(f"queue: {e}", severity="error"))
 
     # -- data -----------------------------------------------------------------
     def reload(self, keep_customer: int | None = None, follow: bool = True) -> None:
@@ -190,7 +150,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             index = position if position is not None else min(self.cursor, max(0, total - 1))
             number = index // PAGE
             return total, position, {number: src.page(number * PAGE, PAGE)}
-        self._submit(fn, lambda r: self._apply_reload(before_id, *r))
+        self._submit(fn, lambda r: self._apply_reload(before_id, *r), group="queue-reload", exclusive=True)
 
     def _apply_reload(self, before_id, total, position, pages) -> None:
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y

@@ -142,12 +142,26 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
     """
 
     class Request(TMessage):
-        """The agent asked for something on a message (save, open, retry...)."""
+        """The agent asked for something on `message` (the selected one, or None)."""
 
-        def __init__(self, action: str, message: Message | None) -> None:
+        def __init__(self, message: Message | None = None) -> None:
             super().__init__()
-            self.action = action
             self.message = message
+
+    class Back(Request):
+        """Back to the queue."""
+
+    class LoadOlder(Request):
+        """Show older messages than the ones loaded."""
+
+    class Retry(Request):
+        """Send this failed reply again."""
+
+    class SaveAttachments(Request):
+        """Save this message's attachments."""
+
+    class OpenAttachment(Request):
+        """Open one of this message's attachments."""
 
     def __init__(self, clock: Callable[[], float] = time.time, **kw):
         super().__init__(**kw)
@@ -410,7 +424,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
 
     def action_cursor_up(self) -> None:
         if self.cursor is not None and self.cursor == next((n for n in range(len(self.items)) if self._selectable(n)), None) and self.has_older:
-            self.post_message(self.Request("older", None))
+            self.post_message(self.LoadOlder())
             return
         self._step(-1)
 
@@ -421,7 +435,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False, immediate=True)
             self.refresh()
         if self.has_older:
-            self.post_message(self.Request("older", None))
+            self.post_message(self.LoadOlder())
 
     def action_last(self) -> None:
         self.cursor = self._last_selectable()
@@ -440,16 +454,16 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
             self._reveal(self.cursor)
 
     def action_save_attachment(self) -> None:
-        self.post_message(self.Request("save", self.selected))
+        self.post_message(self.SaveAttachments(self.selected))
 
     def action_open_attachment(self) -> None:
-        self.post_message(self.Request("open", self.selected))
+        self.post_message(self.OpenAttachment(self.selected))
 
     def action_retry(self) -> None:
-        self.post_message(self.Request("retry", self.selected))
+        self.post_message(self.Retry(self.selected))
 
     def action_back(self) -> None:
-        self.post_message(self.Request("back", self.selected))
+        self.post_message(self.Back(self.selected))
 
     def on_click(self, event) -> None:
         line = self.scroll_offset.y + event.y

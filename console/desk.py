@@ -1,0 +1,372 @@
+"""The desk: the console's main screen, where a day's support happens.
+
+    queue (who waits longest) | timeline (all channels) | profile
+    composer (reply via any channel, templates, preview)
+    status bar (channel health, counts, who else is here, keys)
+
+The screen lays out the widgets, opens customers and routes what the widgets
+ask for (typed messages) to the rooms that do the work:
+
+    console/reader.py       the store off the UI thread (Textual workers)
+    console/live.py         polling for changes, presence, breach toasts, the engine
+    console/triage.py       tag, status, snooze, assign, merge, split, undo, filter
+    console/reply.py        sending, the channel and template pickers
+    console/attachments.py  saving and opening attachments
+
+A new console action: a keymap entry (console/keymap.py and keybindings.toml),
+an `action_` here that calls the room it belongs to.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any, Callable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
+from console import keymap as keymap_mod
+from console.attachments import Attachments
+from console.live import Live
+from console.reader import StoreReader
+from console.reply import Reply
+from console.screens.search import SearchScreen
+from console.triage import Triage
+from console.widgets.badges import badge
+from console.widgets.composer import Composer
+from console.widgets.profile import ProfileView
+from console.widgets.queue import QueueSource, QueueView
+from console.widgets.safe_text import one_line
+from console.widgets.statusbar import StatusBar
+from console.widgets.timeline import TimelineView
+from store import Store
+from store.models import Customer
+
+TIMELINE_PAGE = 150
+APP_ACTIONS = ("quit", "help", "command_palette", "stats")  # bound on the App: they work on every screen
+
+
+class DeskScreen(Screen):
+    BINDINGS = [b for b in keymap_mod.bindings("global") if b.id.split(".")[1] not in APP_ACTIONS]
+
+    def __init__(self) -> None:
+        super().__init__()
+        app = self.app
+        self.reader = StoreReader(self, app.worker_store)
+        self.source = QueueSource(app.store, "open", agent=app.agent)
+        self.live = Live(self)
+        self.triage = Triage(self)
+        self.reply = Reply(self)
+        self.attachments = Attachments(self)
+        self.current: Customer | None = None  # the open customer
+        self.engaged: dict | None = None  # time engaged in the open customer's case
+        self.show_profile: bool | None = None  # None: automatic by width
+        self._open_token = 0
+        self._loaded_count = TIMELINE_PAGE
+        self._preview_timer = None
+        # widgets are kept by reference: callbacks from workers may land while a modal
+        # is on top or while the app shuts down, and must not depend on a DOM query
+        self.queue = QueueView(self.source, clock=app.clock, targets=app.targets, reader=self.reader, id="queue")
+        self.timeline = TimelineView(clock=app.clock, id="timeline")
+        self.profile = ProfileView(clock=app.clock, id="profile")
+        self.composer = Composer(cursor_blink=app.cursor_blink, outgoing=self.reply.make_outgoing, id="composer")
+        self.status = StatusBar(id="status")
+        self.queue_pane = Vertical(id="queue-pane")
+        self.timeline_pane = Vertical(id="timeline-pane")
+        self.profile_pane = VerticalScroll(id="profile-pane")
+
+    # -- layout -------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        if self.app.banner:
+            yield Static(self.app.banner, id="banner", markup=False)
+        with Horizontal(id="main"):
+            with self.queue_pane:
+                yield self.queue
+            with self.timeline_pane:
+                yield self.timeline
+            with self.profile_pane:
+                yield self.profile
+        yield self.composer
+        yield self.status
+
+    def on_mount(self) -> None:
+        self.queue.reload(follow=False)
+        self.update_titles()
+        self.queue.focus()
+        self.live.start()
+        self.composer.refresh_bar()
+        if self.queue.selected_id is not None:
+            self.open_customer(self.queue.selected_id, mark_read=False)
+        self.call_after_refresh(self._painted)
+        if self.app.start_engine:
+            self.live.start_engine()
+
+    def _painted(self) -> None:
+        self.app.first_paint_at = time.perf_counter()
+        # Everything built so far lives as long as the app: keep it out of the cyclic
+        # GC's scans, and collect young objects less often. Full collections of a big
+        # heap were the 50-100 ms hiccups when moving fast through the queue.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+
+    def update_titles(self) -> None:
+        self.queue_pane.border_title = f"{self.source.describe()} · {self.queue.total:,}"
+        if self.current is not None:
+            channels = " ".join(badge(ch) for ch in self.current.channels)
+            name = one_line(self.current.name or "#" + str(self.current.id), 40)
+            self.timeline_pane.border_title = f"{name} · {channels}"
+        else:
+            self.timeline_pane.border_title = "timeline"
+        self.profile_pane.border_title = "profile"
+
+    def on_resize(self) -> None:
+        self._apply_profile_visibility()
+        self.call_after_refresh(self._sync_profile)
+
+    def _sync_profile(self) -> None:
+        if self.profile_visible() and self.current is not None and self.profile.customer is not self.current:
+            self.profile.show_customer(self.current, engaged=self.engaged)
+
+    def _apply_profile_visibility(self) -> None:
+        pane = self.profile_pane
+        if self.show_profile is None:
+            pane.styles.clear_rule("display")  # the stylesheet decides by width
+        else:
+            pane.styles.display = "block" if self.show_profile else "none"
+
+    def profile_visible(self) -> bool:
+        return self.profile_pane.display
+
+    # -- reading and writing ---------------------------------------------------------
+    def busy(self) -> bool:
+        """Reads in flight (tests and the benchmark wait for these)."""
+        return self.reader.busy()
+
+    def write(self, fn: Callable[[Store], Any], *, done: str | Callable[[Any], str] | None = None,
+              then: Callable[[Any], None] | None = None) -> None:
+        """Run a store write in a worker, then refresh what is on screen; `done`
+        is the toast (or makes it from the result), `then(result)` runs first."""
+        def finished(result) -> None:
+            if then is not None:
+                then(result)
+            self.live.seen_own_write()
+            self.refresh_all(follow=False)
+            if done:
+                self.app.notify(done(result) if callable(done) else done)
+        self.reader.run(fn, finished, group="write")
+
+    def refresh_all(self, follow: bool = True) -> None:
+        """Re-read what is on screen after a change (ours or someone else's)."""
+        self.queue.reload_in_background(follow=follow)
+        if self.current is not None:
+            self.open_customer(self.current.id, keep_position=True, mark_read=False, focus=False)
+        self.live.refresh_status()
+
+    def need_customer(self) -> Customer | None:
+        """The open customer, or None after telling the agent to open one."""
+        if self.current is None:
+            self.app.notify("Select a customer first (enter in the queue).", severity="warning")
+        return self.current
+
+    def set_filter(self, **kw) -> None:
+        src = QueueSource(self.app.store, kw.get("filter", self.source.filter), agent=self.app.agent,
+                          channel=kw.get("channel", self.source.channel), tag=kw.get("tag", self.source.tag))
+        self.source = src
+        self.queue.set_source(src)
+        self.update_titles()
+        self.queue.focus()
+
+    # -- opening a customer ---------------------------------------------------------
+    def open_customer(self, customer_id: int, *, focus_message: int | None = None, keep_position: bool = False,
+                      mark_read: bool = True, focus: bool = False) -> None:
+        """Load a customer's timeline in a worker and show it."""
+        self._open_token += 1
+        token = self._open_token
+        known = self._loaded_count if (keep_position and self.current is not None
+                                       and self.current.id == customer_id) else 0
+        focused_then = self.app.focused  # focus moves to the timeline only if the agent has not moved on
+        self.reader.run(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
+                        lambda r: self._show_customer(token, *r, focus_message, keep_position,
+                                                      focused_then if focus else False),
+                        group="customer")
+
+    @staticmethod
+    def _load_customer(s: Store, customer_id, focus_message, known, mark_read):
+        from connectors.desk.automation import time_engaged
+        from store import StoreError
+
+        customer_id = s.live_id(customer_id)
+        if mark_read:
+            s.mark_read(customer_id)
+        customer = s.customer(customer_id)
+        limit = max(TIMELINE_PAGE, known)
+        messages = s.timeline(customer_id, limit=limit)
+        if focus_message is not None:
+            while focus_message not in {m.id for m in messages} and len(messages) >= limit and limit < 20000:
+                limit *= 4
+                messages = s.timeline(customer_id, limit=limit)
+        events = s.events(customer_id, limit=200)
+        try:
+            identity_id = s.pick_identity(customer_id)["id"]
+        except StoreError:
+            identity_id = None
+        engaged = time_engaged(s, customer_id)
+        return customer, messages, events, identity_id, len(messages) >= limit, engaged
+
+    def _show_customer(self, token, customer, messages, events, identity_id, has_older, engaged, focus_message,
+                       keep_position, focus) -> None:
+        if token != self._open_token:
+            return  # a newer open is on its way
+        changed = self.current is None or self.current.id != customer.id
+        self.current = customer
+        self.engaged = engaged
+        self._loaded_count = len(messages)
+        self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
+                           has_older=has_older)
+        if self.profile_visible():
+            self.profile.show_customer(customer, engaged=engaged)
+        self.composer.set_customer(customer, identity_id)
+        self.update_titles()
+        if changed:
+            self.live.set_presence("viewing")
+            self.live.refresh_status(presence_only=True)
+        if focus is not False:  # `focus` is what had focus when the open was asked for
+            before = focus  # once the customer is on screen (restyling for focus costs a frame)
+            self.set_timer(0.035, lambda: self.app.focused is before and self.app.screen is self and self.timeline.focus())
+
+    # -- what the widgets ask for -------------------------------------------------------
+    @on(QueueView.Reloaded)
+    def _queue_reloaded(self) -> None:
+        self.update_titles()
+
+    @on(QueueView.Opened)
+    def _queue_opened(self, event: QueueView.Opened) -> None:
+        if self._preview_timer is not None:  # a pending preview of a highlighted row would
+            self._preview_timer.stop()       # reopen it later and pull focus from the composer
+            self._preview_timer = None
+        self.open_customer(event.customer_id, focus=True)
+
+    @on(QueueView.Highlighted)
+    def _queue_highlighted(self, event: QueueView.Highlighted) -> None:
+        if event.customer_id is not None and (self.current is None or self.current.id != event.customer_id):
+            if self._preview_timer is not None:
+                self._preview_timer.stop()
+            cid = event.customer_id
+            self._preview_timer = self.set_timer(0.2, lambda: self.open_customer(cid, mark_read=False))
+
+    @on(TimelineView.Back)
+    def _back(self) -> None:
+        self.queue.focus()
+
+    @on(TimelineView.LoadOlder)
+    def _older(self) -> None:
+        if self.current is not None:
+            self._loaded_count += TIMELINE_PAGE * 2
+            self.open_customer(self.current.id, keep_position=True, mark_read=False)
+
+    @on(TimelineView.Retry)
+    def _retry(self, event: TimelineView.Retry) -> None:
+        m, agent = event.message, self.app.agent
+        if m is None or m.direction != "out" or m.state != "failed":
+            self.app.notify("Select a failed reply to retry it.", severity="warning")
+            return
+        self.write(lambda s: s.retry(m.id, agent), done=f"reply #{m.id} queued again")
+
+    @on(TimelineView.SaveAttachments)
+    def _save_attachments(self, event: TimelineView.SaveAttachments) -> None:
+        self.attachments.save(event.message)
+
+    @on(TimelineView.OpenAttachment)
+    def _open_attachment(self, event: TimelineView.OpenAttachment) -> None:
+        self.attachments.open(event.message)
+
+    @on(Composer.Typing)
+    def _typing(self) -> None:
+        self.live.typing()
+
+    @on(Composer.Send)
+    def _send(self, event: Composer.Send) -> None:
+        self.reply.send(event)
+
+    @on(Composer.PickChannel)
+    def _pick_channel(self) -> None:
+        self.reply.pick_channel()
+
+    @on(Composer.PickTemplate)
+    def _pick_template(self) -> None:
+        self.reply.pick_template()
+
+    @on(Composer.Leave)
+    def _leave(self) -> None:
+        self.reply.leave()
+
+    # -- actions (keys in keybindings.toml [global]) ---------------------------------------
+    def action_search(self) -> None:
+        def run(query: str):  # in the search screen's worker
+            with self.reader.store() as s:
+                return s.search(query)
+        self.app.push_screen(SearchScreen(run, clock=self.app.clock), self._search_chosen)
+
+    def _search_chosen(self, hit) -> None:
+        if hit is not None:
+            self.queue.select_customer(hit.customer_id)
+            self.open_customer(hit.customer_id, focus_message=hit.message_id, focus=True)
+
+    def action_reply(self) -> None:
+        self._open_composer("reply")
+
+    def action_note(self) -> None:
+        self._open_composer("note")
+
+    def _open_composer(self, mode: str) -> None:
+        if self.need_customer() is None:
+            return
+        if self.composer.mode != mode:
+            self.composer.action_note_mode()
+        self.composer.area.focus()
+
+    def action_filter(self) -> None:
+        self.triage.filter()
+
+    def action_tag(self) -> None:
+        self.triage.tag()
+
+    def action_untag(self) -> None:
+        self.triage.untag()
+
+    def action_done(self) -> None:
+        self.triage.done()
+
+    def action_status(self) -> None:
+        self.triage.status()
+
+    def action_snooze(self) -> None:
+        self.triage.snooze()
+
+    def action_assign(self) -> None:
+        self.triage.assign()
+
+    def action_merge(self) -> None:
+        self.triage.merge()
+
+    def action_split(self) -> None:
+        self.triage.split()
+
+    def action_undo(self) -> None:
+        self.triage.undo()
+
+    def action_focus_queue(self) -> None:
+        self.queue.focus()
+
+    def action_focus_timeline(self) -> None:
+        self.timeline.focus()
+
+    def action_toggle_profile(self) -> None:
+        self.show_profile = not self.profile_visible()
+        self._apply_profile_visibility()
+        if self.show_profile:
+            self.profile.show_customer(self.current, engaged=self.engaged)

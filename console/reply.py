@@ -1,0 +1,157 @@
+"""The reply and template flow: from the composer's text to a queued reply.
+
+The composer asks (typed messages: Send, PickChannel, PickTemplate, Leave);
+this room answers: the channel picker, the template picker and the prompts for
+a template's missing values, the confirmation (when [console] confirm_send),
+and the write that queues the reply for the engine's outbox.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.style import Style
+from rich.text import Text
+
+from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
+from console.widgets.badges import CHANNEL_NAME, badge, color
+from console.widgets.composer import Composer
+from console.widgets.outgoing import list_templates, outgoing, preview, render_template
+from console.widgets.safe_text import one_line
+from store import Store
+
+if TYPE_CHECKING:
+    from console.desk import DeskScreen
+
+
+class Reply:
+    def __init__(self, desk: "DeskScreen"):
+        self.desk = desk
+        self.app = desk.app
+
+    def make_outgoing(self, customer_id: int, text: str, channel: str, subject: str | None = None):
+        """The reply exactly as it will be queued and sent on `channel`."""
+        app = self.app
+        return outgoing(app.store, customer_id, text, channel, app.agent, app.config, subject)
+
+    # -- sending -----------------------------------------------------------------------
+    def send(self, event: Composer.Send) -> None:
+        agent = self.app.agent
+        if event.mode == "note":
+            self.desk.write(lambda s: s.add_note(event.customer_id, event.text, agent), done="note added",
+                            then=lambda _: self._sent())
+            return
+        ident = self.desk.composer.identity
+        if ident is None:
+            self.app.notify("This customer has no channel to reply on.", severity="error")
+            return
+        try:
+            out = self.make_outgoing(event.customer_id, event.text, ident.channel, event.subject)
+        except Exception as e:  # e.g. a signature template with a missing value
+            self.app.notify(f"cannot send: {e}", severity="error")
+            return
+        if self.app.setting("console", "confirm_send", False):
+            where = f"{CHANNEL_NAME.get(ident.channel, ident.channel)} {one_line(ident.address, 40)}"
+            self.app.push_screen(ConfirmScreen(f"Send this reply via {where}?", preview(out)),
+                                 lambda yes: yes and self._queue(event, out))
+        else:
+            self._queue(event, out)
+
+    def _queue(self, event: Composer.Send, out) -> None:
+        agent = self.app.agent
+
+        def fn(s: Store):
+            return s.queue_reply(event.customer_id, out.source, agent, identity_id=event.identity_id,
+                                 subject=out.subject or event.subject)
+        self.desk.write(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent())
+
+    def _sent(self) -> None:
+        self.desk.composer.clear()
+        self.desk.live.set_presence("viewing")
+        self.desk.live.wake_outbox()
+        self.desk.timeline.focus()
+
+    def leave(self) -> None:
+        desk = self.desk
+        desk.timeline.focus() if desk.current is not None else desk.queue.focus()
+        desk.live.stopped_replying()
+
+    # -- the channel ---------------------------------------------------------------------
+    def pick_channel(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        items = []
+        for ident in customer.identities:
+            t = Text(end="")
+            t.append(f"{badge(ident.channel)} ", Style(color=color(ident.channel), bold=True))
+            t.append(f"{CHANNEL_NAME.get(ident.channel, ident.channel)}  {one_line(ident.address, 50)}")
+            if ident.handle:
+                t.append(f"  @{one_line(ident.handle, 30)}", Style(dim=True))
+            if ident.account:
+                t.append(f"  via {one_line(ident.account, 20)}", Style(dim=True))
+            items.append((t, ident.id))
+        self.app.push_screen(PickerScreen("Reply on which channel?", items),
+                             lambda iid: iid is not None and self._set_identity(iid))
+
+    def _set_identity(self, identity_id: int) -> None:
+        self.desk.composer.set_identity(identity_id)
+        self.desk.composer.area.focus()
+
+    # -- templates -------------------------------------------------------------------------
+    def pick_template(self) -> None:
+        if self.desk.need_customer() is None:
+            return
+        try:
+            templates = list_templates(self.app.config)
+        except Exception as e:  # a broken template file names itself
+            self.app.notify(str(e), severity="error", timeout=8)
+            return
+        if not templates:
+            self.app.notify("No templates yet (`omnidesk init` installs a starter set).", severity="warning")
+            return
+        items = []
+        for t in templates:
+            label = Text(t.name, style="bold", end="")
+            if t.description:
+                label.append(f"  {one_line(t.description, 60)}", Style(dim=True))
+            items.append((label, t.name))
+        self.app.push_screen(PickerScreen("Insert template", items, placeholder="fuzzy name"),
+                             lambda name: name and self.insert_template(name))
+
+    def insert_template(self, name: str, values: dict[str, str] | None = None) -> None:
+        """Render template `name` for the customer in view; asks for values it lacks."""
+        from connectors.desk.templates import MissingValues
+
+        app = self.app
+        cid = self.desk.current.id
+        channel = self.desk.composer.channel or "email"
+        values = dict(values or {})
+
+        def failed(error: Exception) -> None:
+            if isinstance(error, MissingValues):
+                self._ask_values(name, list(error.missing), values)
+            else:  # a template error names the template and the problem
+                app.notify(str(error), severity="error", timeout=8)
+        self.desk.reader.run(lambda s: render_template(s, cid, name, channel, app.agent, app.config, values),
+                             self._template_ready, group="template", failed=failed)
+
+    def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
+        key, label = missing[0]
+
+        def answered(value):
+            if value is None:
+                return
+            values[key] = value
+            if len(missing) > 1:
+                self._ask_values(name, missing[1:], values)
+            else:
+                self.insert_template(name, values)
+        self.app.push_screen(PromptScreen(f"{name}: {label or key}", placeholder=key,
+                                          help=f"{len(missing)} value{'s' if len(missing) > 1 else ''} to fill"),
+                             answered)
+
+    def _template_ready(self, rendered) -> None:
+        composer = self.desk.composer
+        composer.insert_text(rendered.source, rendered.subject)
+        if not composer.show_preview:
+            composer.action_preview()

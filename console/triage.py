@@ -1,0 +1,197 @@
+"""Triage: what the agent does to the customer in view (tag, status, snooze,
+assign, merge, split, undo) and to the queue (filter). Each action asks what it
+needs in a picker or prompt, then writes through the store reader; the desk
+re-reads what is on screen and a toast says what happened."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.style import Style
+from rich.text import Text
+
+from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
+from console.timefmt import WhenError, format_clock, parse_when
+from console.widgets.badges import CHANNEL_NAME, badge
+from console.widgets.safe_text import one_line
+from store import Store
+
+if TYPE_CHECKING:
+    from console.desk import DeskScreen
+
+FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
+CHANNELS = ("email", "telegram", "slack")
+
+
+class Triage:
+    def __init__(self, desk: "DeskScreen"):
+        self.desk = desk
+        self.app = desk.app
+
+    @property
+    def agent(self) -> str:
+        return self.app.agent
+
+    def tag(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        cid, agent = customer.id, self.agent
+        self.app.push_screen(PromptScreen(f"Tag {one_line(customer.name, 40)}", placeholder="vip, refund",
+                                          help="several tags: separate with commas"),
+                             lambda text: text and self.desk.write(
+                                 lambda s: [s.tag(cid, t.strip(), agent) for t in text.split(",") if t.strip()],
+                                 done=f"tagged {text}"))
+
+    def untag(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        if not customer.tags:
+            self.app.notify("No tags to remove.", severity="warning")
+            return
+        cid, agent = customer.id, self.agent
+        self.app.push_screen(PickerScreen("Remove which tag?", [("#" + t, t) for t in customer.tags]),
+                             lambda tag: tag and self.desk.write(lambda s: s.untag(cid, tag, agent),
+                                                                 done=f"removed #{tag}"))
+
+    def done(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        cid, agent = customer.id, self.agent
+        self.desk.write(lambda s: s.set_status(cid, "done", agent), done="marked done · u undoes")
+
+    def status(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        cid, agent = customer.id, self.agent
+        items = [(Text("open"), "open"), (Text("pending (waiting on the customer)"), "waiting"),
+                 (Text("snoozed …"), "snoozed"), (Text("done"), "done")]
+
+        def chosen(status):
+            if status == "snoozed":
+                self.snooze()
+            elif status:
+                self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"status {status}")
+        self.app.push_screen(PickerScreen("Set status", items), chosen)
+
+    def snooze(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        cid, agent, clock = customer.id, self.agent, self.app.clock
+
+        def check(text: str) -> str | None:
+            try:
+                parse_when(text, clock())
+            except WhenError as e:
+                return str(e)
+            return None
+
+        def chosen(text):
+            if not text:
+                return
+            until = parse_when(text, clock())
+            self.desk.write(lambda s: s.snooze(cid, until, agent),
+                            done=f"snoozed until {format_clock(until, clock())} · u undoes")
+        self.app.push_screen(PromptScreen("Snooze until", placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
+                                          help="2h, 30m, 1d, tomorrow 9:00, mon 9:00, 17:30", check=check), chosen)
+
+    def assign(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        cid, agent = customer.id, self.agent
+        self.app.push_screen(PromptScreen("Assign to", value=customer.assignee or agent,
+                                          help="an agent name; empty unassigns"),
+                             lambda who: who is not None and self.desk.write(
+                                 lambda s: s.assign(cid, who.strip() or None, agent),
+                                 done=f"assigned to {who.strip()}" if who.strip() else "unassigned"))
+
+    def merge(self) -> None:
+        target = self.desk.need_customer()
+        if target is None:
+            return
+        agent = self.agent
+
+        def label(c_id, name, extra="") -> Text:
+            t = Text(f"#{c_id} ", style="dim", end="")
+            t.append(one_line(name, 40), "bold")
+            if extra:
+                t.append(f"  {one_line(extra, 80)}", Style(dim=True))
+            return t
+
+        def search(query: str):  # runs in the picker's worker
+            with self.desk.reader.store() as s:
+                if not query:
+                    return [(label(sg.other_id, s.customer(sg.other_id).name, "; ".join(sg.evidence)),
+                             (sg.other_id, sg.evidence)) for sg in s.merge_suggestions(target.id, limit=10)]
+                out = []
+                for c in s.customers(limit=30, query=query):
+                    if c.id == target.id:
+                        continue
+                    ids = ", ".join(f"{badge(i.channel)} {i.address}" for i in c.identities[:3])
+                    out.append((label(c.id, c.name, ids), (c.id, [])))
+                return out
+
+        def chosen(value):
+            if not value:
+                return
+            other_id, evidence = value
+            other = self.app.store.customer(other_id)
+            self.app.push_screen(ConfirmScreen(
+                f"Merge #{other.id} {one_line(other.name, 30)} into #{target.id} {one_line(target.name, 30)}?",
+                Text("Their identities, messages, tags and facts move here. u undoes.")),
+                lambda yes: yes and self.desk.write(lambda s: s.merge(target.id, other_id, agent, evidence),
+                                                    done=f"merged #{other_id} into #{target.id} · u undoes"))
+        self.app.push_screen(PickerScreen(f"Merge into {one_line(target.name, 40)}: find the other customer", [],
+                                          search=search, placeholder="name, e-mail, @handle",
+                                          help="suggested duplicates first; type to search everyone",
+                                          search_at_start=True), chosen)
+
+    def split(self) -> None:
+        customer = self.desk.need_customer()
+        if customer is None:
+            return
+        if len(customer.identities) < 2:
+            self.app.notify("This customer has only one identity; nothing to split.", severity="warning")
+            return
+        agent = self.agent
+        items = [(Text(f"{badge(i.channel)} {one_line(i.address, 50)}"
+                       + (f" @{one_line(i.handle, 30)}" if i.handle else "")), i.id)
+                 for i in customer.identities]
+        self.app.push_screen(PickerScreen("Split which identity out into its own customer?", items),
+                             lambda iid: iid and self.desk.write(
+                                 lambda s: s.split(iid, agent),
+                                 done=lambda r: f"split out as customer #{r[1]} · u undoes"))
+
+    def undo(self) -> None:
+        agent = self.agent
+
+        def fn(s: Store):
+            return s.event(s.undo(agent))
+        self.desk.write(fn, done=lambda ev: f"undid {ev.kind}" if ev else "undone")
+
+    # -- the queue's filter ---------------------------------------------------------
+    def filter(self) -> None:
+        items = [(Text(f), ("filter", f)) for f in FILTERS]
+        items += [(Text(f"channel: {CHANNEL_NAME[c]}"), ("channel", c)) for c in CHANNELS]
+        items += [(Text("tag: …"), ("tag", None)), (Text("clear channel and tag"), ("clear", None))]
+        self.app.push_screen(PickerScreen(f"Filter the queue (now: {self.desk.source.describe()})", items),
+                             self._filter_chosen)
+
+    def _filter_chosen(self, choice) -> None:
+        if not choice:
+            return
+        kind, value = choice
+        if kind == "tag" and value is None:
+            self.app.push_screen(PromptScreen("Show customers tagged", placeholder="vip"),
+                                 lambda tag: tag and self._filter_chosen(("tag", tag.strip())))
+            return
+        if kind == "filter":
+            self.desk.set_filter(filter=value)
+        elif kind == "clear":
+            self.desk.set_filter(channel=None, tag=None)
+        else:
+            self.desk.set_filter(**{kind: value})
