@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors import config as config_mod
+from connectors.desk import facts as facts_mod
 from connectors.desk import rules as rules_mod
 from connectors.config import ConfigError
 from connectors.desk.hooks import HookRunner
@@ -93,7 +94,7 @@ def _automatic(message) -> bool:
 # -- payloads (hooks get JSON on stdin) ----------------------------------------------------------
 def customer_json(c) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "status": c.status, "priority": c.priority, "assignee": c.assignee,
-            "tags": c.tags, "waiting_since": c.waiting_since, "last_channel": c.last_channel}
+            "tags": c.tags, "facts": c.facts, "waiting_since": c.waiting_since, "last_channel": c.last_channel}
 
 
 def message_json(m, identity=None) -> dict[str, Any]:
@@ -196,6 +197,8 @@ class Automation:
 
     def _on_message(self, store, message_id: int) -> None:
         m = store.message(message_id)
+        if self.rules.facts and not m.deleted:  # first, so the rules below (and templates) see the facts
+            facts_mod.capture(store, self.rules.facts, m)
         if m.deleted or (m.meta or {}).get("backlog") or m.sent_at < store.clock() - HISTORY:
             return  # e.g. `omnidesk import` or a first read of last year's mail: no acknowledgements, no hooks
         customer = store.customer(m.customer_id)
@@ -327,6 +330,7 @@ class Automation:
             identity = next((i for i in customer.identities if i.id == m.identity_id), None)
             s = self._subject(store, customer, m, identity)
             s.now, s.new_customer = m.sent_at, store.is_first_inbound(customer.id, m.id)
+            out += self._would_capture(m, customer)
             out += self._simulate(self.rules.for_("message"), s, store)
         timer = self.rules.for_("timer")
         if timer:
@@ -337,6 +341,17 @@ class Automation:
                 identity = next((i for i in customer.identities if m and i.id == m.identity_id), None)
                 out += self._simulate(timer, self._subject(store, customer, m, identity), store)
         return out
+
+    def _would_capture(self, m, customer) -> list[dict]:
+        """Fact rules in a dry run: what each would keep from this message."""
+        found, errors = facts_mod.find(self.rules.facts, m)
+        return [{"rule": rule.name, "on": "fact", "customer_id": customer.id, "customer": customer.name,
+                 "message_id": m.id, "channel": m.channel, "at": m.sent_at, "actions": [f"fact {rule.name} = {value}"],
+                 "fact": {"name": rule.name, "value": value, "current": customer.facts.get(rule.name)},
+                 "already_fired": customer.facts.get(rule.name) == value} for rule, value in found] + [
+                {"rule": "fact", "on": "fact", "customer_id": customer.id, "customer": customer.name,
+                 "message_id": m.id, "channel": m.channel, "at": m.sent_at, "actions": [], "error": e,
+                 "already_fired": False} for e in errors]
 
     def _simulate(self, rules: list, s: rules_mod.Subject, store) -> list[dict]:
         out = []

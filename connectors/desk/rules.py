@@ -23,6 +23,18 @@ seconds, and fires at most once per wait (the wait is its period), so it never
 re-fires endlessly. Rules with a `waiting_*` condition are timer rules unless
 `on` says otherwise. `stop = true` skips the rules after a matching one.
 Every action is an event carrying the rule's name.
+
+    [[fact]]                          # capture a customer fact from their own words
+    name = "order_number"
+    pattern = '(?i)\\border\\s*(?:number|no\\.?)?\\s*#?\\s*(\\d{3,})'   # exactly one capture group
+    channel = "any"                   # or "telegram", or a list (default: any)
+
+A fact rule runs on each new inbound message (the new text of an e-mail, not
+the quoted history; never on our replies) and keeps group 1 as the fact
+`name`, with the message as its source (connectors/desk/facts.py). A pattern
+that does not compile, has not exactly one group, or nests unbounded
+repetition (catastrophic backtracking, like (a+)+) is refused when the file
+is read; matches also run with a time limit.
 """
 from __future__ import annotations
 
@@ -44,6 +56,7 @@ STATUSES = ("open", "waiting", "done")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_MATCH_CHARS = 100_000  # regexes see at most this much of a message (customer text is untrusted)
 RULE_KEYS = ("name", "on", "when", "then", "stop", "enabled")
+FACT_KEYS = ("name", "pattern", "channel", "enabled")
 
 
 def rules_path(config: config_mod.Config | None = None) -> Path:
@@ -58,6 +71,25 @@ EXAMPLE = """\
 # Conditions: channel account sender name subject text tag not_tag assigned assignee
 #   priority_below priority_at_least fact new_customer hours days waiting_over
 #   waiting_under engaged_over case_channels_at_least.  Actions: tag priority assign snooze status acknowledge hook.
+#
+# Fact rules capture what a customer tells us (capture group 1) as a customer fact,
+# on any channel, from their own words only. `omnidesk rules test` lists what they
+# would capture. A fact named phone or email also counts as evidence for
+# `omnidesk suggest` (the same person on another channel).
+
+# [[fact]]
+# name = "order_number"
+# pattern = '(?i)\\border\\s*(?:number|no\\.?|nr\\.?)?\\s*(?:is\\s*)?[:#]?\\s*(\\d{3,12})\\b'
+
+# [[fact]]
+# name = "phone"
+# pattern = '(\\+\\d[\\d ()-]{6,18}\\d)'
+# channel = ["telegram", "slack"]
+
+# [[fact]]
+# name = "email"
+# pattern = '(?i)\\b([a-z0-9._%+-]{1,64}@[a-z0-9-]{1,63}(?:\\.[a-z0-9-]{1,63}){1,4})\\b'
+# channel = ["telegram", "slack"]
 
 # timezone = "Europe/Berlin"   # for hours/days (default: this machine's)
 
@@ -266,10 +298,22 @@ class Rule:
 
 
 @dataclass
+class FactRule:
+    name: str  # the fact it sets
+    pattern: Any  # a compiled `regex` pattern with exactly one capture group
+    channels: list[str] | None = None  # None: any channel
+    source: str = ""  # the pattern as written
+
+    def applies_to(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
+
+
+@dataclass
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     tz: Any = None
     path: Path | None = None
+    facts: list[FactRule] = field(default_factory=list)
 
     def for_(self, on: str) -> list[Rule]:
         return [r for r in self.rules if r.on == on]
@@ -278,8 +322,9 @@ class RuleSet:
 def parse_rules(data: dict[str, Any], path: Path | None = None) -> RuleSet:
     where0 = path.name if path else "rules.toml"
     for key in data:
-        if key not in ("rule", "timezone"):
-            raise ConfigError(f"{where0}: unknown key {key!r}; expected [[rule]] tables and an optional timezone")
+        if key not in ("rule", "fact", "timezone"):
+            raise ConfigError(f"{where0}: unknown key {key!r}; expected [[rule]] and [[fact]] tables and an optional"
+                              " timezone")
     tz = None
     if "timezone" in data:
         try:
@@ -300,7 +345,89 @@ def parse_rules(data: dict[str, Any], path: Path | None = None) -> RuleSet:
             raise ConfigError(f"{where0}: rule {rule.name!r}: the name is used twice; rule names must be unique")
         names.add(rule.name)
         rules.append(rule)
-    return RuleSet(rules, tz, path)
+    fact_tables = data.get("fact", [])
+    if not isinstance(fact_tables, list):
+        raise ConfigError(f"{where0}: fact rules are [[fact]] tables (double brackets)")
+    facts = [f for n, table in enumerate(fact_tables, 1) if (f := _parse_fact(n, table, where0)) is not None]
+    return RuleSet(rules, tz, path, facts)
+
+
+# -- fact rules ----------------------------------------------------------------------------
+def _parse_fact(n: int, table: Any, where0: str) -> FactRule | None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where0}: fact rule #{n}: expected a table")
+    name = table.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,39}", name.strip()):
+        raise ConfigError(f"{where0}: fact rule #{n}: name: expected the fact's name, like \"order_number\""
+                          f" (letters, digits, _ . -), got {name!r}")
+    name = name.strip()
+    where = f"{where0}: fact rule {name!r}"
+    for key in table:
+        if key not in FACT_KEYS:
+            raise ConfigError(f"{where}: {key}: unknown key; expected one of {', '.join(FACT_KEYS)}")
+    if not _bool(table.get("enabled", True), f"{where}: enabled"):
+        return None
+    channel = table.get("channel", "any")
+    channels = None if channel == "any" else _strings(CHANNELS)(channel, f"{where}: channel")
+    return FactRule(name, compile_fact_pattern(table.get("pattern"), f"{where}: pattern"), channels,
+                    table.get("pattern"))
+
+
+def compile_fact_pattern(value: Any, where: str):
+    """A fact rule's pattern, checked: it compiles, has exactly one capture group,
+    and has no unbounded repetition inside another repetition (the shape of
+    catastrophic backtracking). Returns a `regex` pattern (matches run with a
+    timeout). ConfigError says which rule and why."""
+    import re._parser as sre_parse
+
+    import regex
+
+    if not isinstance(value, str) or not value:
+        raise _fail(where, "a regular expression with one capture group (a string)", value)
+    try:
+        parsed = sre_parse.parse(value)
+    except re.error as e:
+        raise ConfigError(f"{where}: not a valid regular expression ({e}): {value!r}") from None
+    if parsed.state.groups - 1 != 1:
+        raise ConfigError(f"{where}: needs exactly one capture group (the value to keep), found"
+                          f" {parsed.state.groups - 1}; make the others non-capturing, (?:...): {value!r}")
+    nested = _nested_repeat(parsed)
+    if nested:
+        raise ConfigError(f"{where}: can run away on some texts (catastrophic backtracking): {nested} repeats"
+                          f" inside a repetition; bound the inner part, like {{1,20}}: {value!r}")
+    try:
+        return regex.compile(value)
+    except regex.error as e:
+        raise ConfigError(f"{where}: not a valid regular expression ({e}): {value!r}") from None
+
+
+_ROUNDS = 1000  # nested repetitions allowing more rounds than this together count as runaway
+
+
+def _nested_repeat(items, outer: int = 1) -> str | None:
+    """A repetition inside another repetition that together allow more than
+    _ROUNDS rounds ("(a+)+", "(a{1,50}){1,50}"), as a short description; None
+    when there is none. `outer`: the rounds the enclosing repetitions allow."""
+    import re._constants as c
+
+    for op, arg in items:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            low, high, body = arg
+            rounds = _ROUNDS + 1 if high == c.MAXREPEAT else high
+            if outer > 1 and high > 1 and outer * rounds > _ROUNDS:
+                return "an unbounded part" if high == c.MAXREPEAT else f"a part repeated up to {high} times"
+            found = _nested_repeat(body, outer * max(rounds, 1))
+        elif op == c.SUBPATTERN:
+            found = _nested_repeat(arg[-1], outer)
+        elif op == c.BRANCH:
+            found = next((f for branch in arg[1] if (f := _nested_repeat(branch, outer))), None)
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            found = _nested_repeat(arg[1], outer)
+        else:  # possessive repeats and atomic groups never backtrack into themselves
+            found = None
+        if found:
+            return found
+    return None
 
 
 def _parse_rule(n: int, table: Any, where0: str) -> Rule | None:

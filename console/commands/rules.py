@@ -32,12 +32,17 @@ def cmd_list(args, ctx) -> int:
     ruleset = _load(ctx)
     data = [{"name": r.name, "on": r.on, "when": r.source["when"], "then": r.source["then"], "stop": r.stop}
             for r in ruleset.rules]
+    data += [{"name": f.name, "on": "fact", "pattern": f.source, "channel": f.channels or "any"} for f in ruleset.facts]
 
     def human(_):
         if not data:
-            return f"No rules ({ruleset.path} does not exist or has no [[rule]] tables)."
+            return f"No rules ({ruleset.path} does not exist or has no [[rule]] or [[fact]] tables)."
         out = []
         for n, r in enumerate(data, 1):
+            if r["on"] == "fact":
+                where = "any channel" if r["channel"] == "any" else ", ".join(r["channel"])
+                out.append(f"{n:>3}. fact {r['name']}  [{where}]\n     pattern {r['pattern']}")
+                continue
             when = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r["when"].items()) or "always"
             then = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r["then"].items())
             out.append(f"{n:>3}. {r['name']}  [{r['on']}]{'  (stop)' if r['stop'] else ''}\n"
@@ -60,19 +65,30 @@ def cmd_test(args, ctx) -> int:
         auto.close()
 
     def human(hits):
-        if not ruleset.rules:
+        if not ruleset.rules and not ruleset.facts:
             return f"No rules to test ({ruleset.path})."
         if not hits:
             return "No rule would fire."
         out = []
         for h in hits:
-            what = f"message #{h['message_id']}" if h["on"] == "message" else "waiting now"
+            what = f"message #{h['message_id']}" if h["on"] in ("message", "fact") else "waiting now"
+            if h.get("error"):
+                out.append(f"{_iso(h['at'])}  #{h['customer_id']} {what}: {_clean(h['error'], 120)}")
+                continue
+            if h["on"] == "fact":  # the value is customer text: one inert line
+                out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel']:<8} "
+                           f"{what}: captures {h['rule']} = {_clean(h['fact']['value'], 60)}"
+                           + ("  (already current)" if h["already_fired"] else ""))
+                continue
             note = "  (already fired in this wait)" if h["already_fired"] else ""
             out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel'] or '-':<8} "
                        f"{what}: {h['rule']} -> {'; '.join(h['actions'])}{note}")
         counts: dict[str, int] = {}
         for h in hits:
-            counts[h["rule"]] = counts.get(h["rule"], 0) + 1
+            if h.get("error"):
+                continue
+            name = f"fact {h['rule']}" if h["on"] == "fact" else h["rule"]
+            counts[name] = counts.get(name, 0) + 1
         out += ["", "Would fire: " + ", ".join(f"{name} ×{n}" for name, n in counts.items())]
         return "\n".join(out)
 
