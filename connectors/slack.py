@@ -7,7 +7,20 @@ seen), all pages. Threads are read with conversations.replies from `t:<channel>:
 <thread ts>`: at once when history shows a parent with new replies, every poll
 for "hot" threads (we answered in them, or they had a reply within the hour),
 and via a rescan of the last day every `rescan_seconds`, which also catches
-edits and deletions (deletions of messages this process has seen).
+edits and deletions, of thread replies too (deletions of messages this process
+has seen). Every `thread_scan_seconds` history is read `thread_days` back, so a
+reply to an old thread shows as its parent's newer `latest_reply`: one call per
+200 messages of a conversation instead of one per thread. The `t:` cursors live
+in the store with the others (a restart forgets nothing) until a thread has been
+quiet for `thread_days`.
+
+What the agent sees of each message subtype: a person's message, file_share,
+thread_broadcast (a thread reply, marked `broadcast`) and me_message (`/me …`)
+are kept; bot_message, other apps' bot users, channel_join/leave, tombstones
+and other system subtypes are not messages from a customer and are skipped
+(a tombstone marks its message deleted). A shared message is shown quoted with
+its author, never as the sharer's words; link previews (unfurls) are not shown
+and are not edits. Text is made readable by connectors/markup.py.
 
 Why the polling interval: conversations.history and conversations.replies are
 Tier 3, about 50 calls a minute per workspace for an internal (custom) app. A
@@ -27,11 +40,9 @@ ingest makes the overlap harmless.
 """
 from __future__ import annotations
 
-import html
 import json
 import logging
 import queue
-import re
 import threading
 import time
 import urllib.error
@@ -45,6 +56,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
 from connectors.config import ConfigError, Option, resolve_secret, secret_options
 from connectors.formatting import slack_parts
+from connectors.markup import slack_text
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
 
 log = logging.getLogger("omnidesk.slack")
@@ -70,6 +82,9 @@ OPTIONS: dict[str, Option] = {
     "catchup_seconds": Option((int, float), 300.0, "Socket Mode: how often to poll anyway, to catch up"),
     "rescan_seconds": Option((int, float), 120.0, "how often to re-read the last day for edits, deletions, threads"),
     "backfill_days": Option((int, float), 2.0, "how far back to read a conversation seen for the first time"),
+    "thread_days": Option((int, float), 30.0, "how long a thread is followed for new replies after its last one"),
+    "thread_scan_seconds": Option((int, float), 600.0, "how often to look for new replies in threads up to "
+                                                       "thread_days old"),
     "max_download_bytes": Option(int, 25 * 1024 * 1024, "largest file downloaded"),
 }
 
@@ -87,7 +102,7 @@ def build(account: str, options: dict, config=None) -> "SlackConnector":
     if config is not None:
         cap = min(cap, config.get("attachments", "max_bytes"))
     kw = {k: options[k] for k in ("poll_seconds", "calls_per_minute", "catchup_seconds", "rescan_seconds",
-                                  "backfill_days") if k in options}
+                                  "backfill_days", "thread_days", "thread_scan_seconds") if k in options}
     return SlackConnector(account, token, app_token=app_token, base_url=base_url, max_download_bytes=cap, **kw)
 
 
@@ -105,21 +120,9 @@ class ShortRateLimitRetry(RateLimitErrorRetryHandler):
             return False
 
 
-_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
-
-
 def plain_text(text: str) -> str:
-    """Slack's message markup to plain text: links, mentions, &amp; escapes."""
-    def link(m: re.Match) -> str:
-        target, label = m.group(1), m.group(2)
-        if target[:1] in "@#":
-            return target[0] + (label or target[1:])
-        if target.startswith("!"):
-            return "@" + (label or target[1:].split("^")[0])
-        if target.startswith("mailto:"):
-            return label or target[7:]
-        return f"{label} ({target})" if label and label != target else target
-    return html.unescape(_LINK.sub(link, text or ""))
+    """Slack's message markup to plain text (mentions without a label keep their id)."""
+    return slack_text(text)
 
 
 def _mb(n: int) -> str:
@@ -132,7 +135,7 @@ class SlackConnector(BaseConnector):
     def __init__(self, account: str, token: str, *, app_token: str | None = None,
                  base_url: str = "https://slack.com/api/", poll_seconds: float = 5.0, calls_per_minute: int = 40,
                  catchup_seconds: float = 300.0, rescan_seconds: float = 120.0, backfill_days: float = 2.0,
-                 max_download_bytes: int = 25 * 1024 * 1024, timeout: float = 30.0):
+                 thread_days: float = 30.0, thread_scan_seconds: float = 600.0, max_download_bytes: int = 25 * 1024 * 1024, timeout: float = 30.0):
         super().__init__(account)
         self._token = token
         self._secrets = [s for s in (token, app_token) if s]
@@ -143,17 +146,23 @@ class SlackConnector(BaseConnector):
         self.catchup_seconds = catchup_seconds
         self.rescan_seconds = rescan_seconds
         self.backfill_seconds = backfill_days * 86400
+        self.thread_seconds = thread_days * 86400
+        self.thread_scan_seconds = thread_scan_seconds
         self.max_download_bytes = max_download_bytes
         self.timeout = timeout
         self.client = WebClient(token=token, base_url=base_url, timeout=int(timeout),
                                 retry_handlers=[ConnectionErrorRetryHandler(), ShortRateLimitRetry(max_retry_count=1)])
         self._lock = threading.Lock()  # caches shared by the poller, the outbox and the socket threads
         self._me: tuple[str, str] | None = None  # (bot user id, bot id)
-        self._users: dict[str, tuple[float, Sender]] = {}
+        self._team = ""  # our workspace
+        self._users: dict[str, tuple[float, Sender, bool]] = {}  # id -> (when, sender, is a bot)
         self._convs: dict[str, str] = {}  # id -> channel type (im, mpim, channel, group)
+        self._conv_names: dict[str, str] = {}
         self._convs_at = 0.0
         self._hot: dict[tuple[str, str], float] = {}  # (channel, thread ts) -> until
         self._known: dict[str, set[str]] = {}  # channel -> ts seen in this process (for deletions)
+        self._known_replies: dict[tuple[str, str], set[str]] = {}  # (channel, thread ts) -> reply ts seen
+        self._last_thread_scan = 0.0
         self._next_poll = 0.0
         self._next_catchup = 0.0
         self._last_rescan = 0.0
@@ -206,6 +215,7 @@ class SlackConnector(BaseConnector):
         if self._me is None:
             r = self._api("auth_test")
             self._me = (r.get("user_id") or "", r.get("bot_id") or "")
+            self._team = r.get("team_id") or ""
         if self.app_token and self._socket is None and time.time() >= self._socket_retry_at:
             try:
                 self._start_socket()
@@ -282,7 +292,7 @@ class SlackConnector(BaseConnector):
         while not self._events.empty():  # after the poll, so a failed poll leaves them queued
             epoch, event = self._events.get_nowait()
             self._on_event(event, epoch, new, items)
-        self._last_cursor = new
+        self._last_cursor = {k: v for k, v in new.items() if v != ""}  # as the store keeps it
         return Batch(items, new)
 
     def _poll_once(self, cursor: dict, new: dict, items: list) -> None:
@@ -325,17 +335,21 @@ class SlackConnector(BaseConnector):
             if self._convs and time.time() - self._convs_at < CONVERSATIONS_REFRESH:
                 return dict(self._convs)
         found: dict[str, str] = {}
+        names: dict[str, str] = {}
         page = None
         while True:
             r = self._api("users_conversations", types=TYPES, exclude_archived=True, limit=200, cursor=page)
             for c in r.get("channels", []):
                 found[c["id"]] = ("im" if c.get("is_im") else "mpim" if c.get("is_mpim")
                                   else "group" if c.get("is_private") else "channel")
+                if c.get("name"):
+                    names[c["id"]] = c["name"]
             page = (r.get("response_metadata") or {}).get("next_cursor")
             if not page:
                 break
         with self._lock:
             self._convs, self._convs_at = found, time.time()
+            self._conv_names.update(names)
         return dict(found)
 
     def _pages(self, method: str, **kw) -> list[dict]:
@@ -349,17 +363,33 @@ class SlackConnector(BaseConnector):
                 return out
 
     def _poll(self, cursor: dict, new: dict, items: list) -> None:
-        """Read everything new since `cursor` into `items` and `new`."""
+        """Read everything new since `cursor` into `items` and `new`.
+
+        Each conversation's history is read from its cursor; at a rescan from a day
+        back (edits, deletions, new replies to recent threads) and at a thread scan
+        from `thread_days` back, so a reply to a thread of any age within that is
+        found by its parent's `latest_reply`. Threads with new replies are read from
+        their own cursor (`t:<channel>:<thread ts>` = the newest reply read, kept in
+        the store with the other cursors); threads active within the day are read
+        whole at a rescan, for edits and deletions of replies."""
         convs = self._conversations()
         now = time.time()
         rescan = now - self._last_rescan >= self.rescan_seconds
-        threads: set[tuple[str, str]] = set()
+        thread_scan = now - self._last_thread_scan >= self.thread_scan_seconds
+        horizon = now - self.thread_seconds
+        threads: dict[tuple[str, str], bool] = {}  # (channel, thread ts) -> read it whole
+        starts: dict[tuple[str, str], str] = {}  # threads in a conversation read for the first time
         for cid, ctype in convs.items():
             key = f"c:{cid}"
+            first = not cursor.get(key)
             oldest = cursor.get(key) or f"{now - self.backfill_seconds:.6f}"
-            window = f"{now - RESCAN_WINDOW:.6f}" if rescan else oldest
+            window = float(oldest)
+            if rescan:
+                window = min(window, now - RESCAN_WINDOW)
+            if thread_scan or first:  # first: note every thread's position, so later scans take only news
+                window = min(window, horizon)
             try:
-                msgs = self._pages("conversations_history", channel=cid, oldest=min(oldest, window, key=float))
+                msgs = self._pages("conversations_history", channel=cid, oldest=f"{window:.6f}")
             except ConnectorError as e:
                 if "not_in_channel" in str(e) or "channel_not_found" in str(e):
                     continue  # left since the last refresh
@@ -373,47 +403,80 @@ class SlackConnector(BaseConnector):
                     if item:
                         items.append(item)
                     latest = ts
-                elif rescan and m.get("subtype") == "tombstone":  # deleted, replies kept
+                elif m.get("subtype") == "tombstone":  # deleted, replies kept
                     items.append(self._delete_item(cid, ts))
-                elif rescan:
+                else:
                     self._check_edit(cid, ctype, m, cursor, new, items)
-                if m.get("reply_count") and float(m.get("latest_reply") or 0) > float(
-                        cursor.get(f"t:{cid}:{ts}") or ts):
-                    threads.add((cid, ts))
-            if rescan:
-                self._check_deletions(cid, float(window), {m["ts"] for m in msgs}, items)
+                last_reply = m.get("latest_reply")
+                if not last_reply:
+                    continue
+                if first and float(last_reply) <= float(oldest):
+                    new[f"t:{cid}:{ts}"] = last_reply  # all before the backfill: read as of now
+                elif float(last_reply) > float(cursor.get(f"t:{cid}:{ts}") or ts):
+                    threads.setdefault((cid, ts), False)
+                    if first:
+                        starts[(cid, ts)] = max(oldest, ts, key=float)
+            if float(window) < float(oldest):
+                self._check_deletions(cid, window, {m["ts"] for m in msgs}, items)
             self._known.setdefault(cid, set()).update(m["ts"] for m in msgs)
             new[key] = latest
         if rescan:
             self._last_rescan = now
-        with self._lock:  # hot threads: answered by us lately, or with a reply in the last hour
+        if thread_scan:
+            self._last_thread_scan = now
+        with self._lock:  # hot threads: answered by us lately
             self._hot = {k: until for k, until in self._hot.items() if until > now}
-            threads |= {k for k in self._hot if k[0] in convs}
+            for k in self._hot:
+                if k[0] in convs:
+                    threads.setdefault(k, False)
         for key, value in cursor.items():
-            if key.startswith("t:") and float(value) > now - HOT_SECONDS:
-                cid, thread_ts = key[2:].split(":", 1)
-                if cid in convs:
-                    threads.add((cid, thread_ts))
-        for cid, thread_ts in sorted(threads):
-            self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items)
+            if not key.startswith("t:"):
+                continue
+            cid, thread_ts = key[2:].split(":", 1)
+            last = float(value or 0)
+            if last < horizon:
+                new[key] = ""  # over: the store forgets it
+            elif cid in convs and last > now - HOT_SECONDS:
+                threads.setdefault((cid, thread_ts), False)  # a reply within the hour: every poll
+            if cid in convs and rescan and last > now - RESCAN_WINDOW:
+                threads[(cid, thread_ts)] = True
+        for (cid, thread_ts), whole in sorted(threads.items()):
+            self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items, whole, starts.get((cid, thread_ts)))
 
-    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list) -> None:
+    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list,
+                     whole: bool = False, start: str | None = None) -> None:
+        """Read a thread's new replies (after `start` if it has no cursor yet); `whole`:
+        all of it, applying edits and deletions of replies read before (by this
+        process: Slack lists no deleted replies)."""
         key = f"t:{cid}:{thread_ts}"
-        oldest = cursor.get(key) or thread_ts
+        seen = cursor.get(key) or start or thread_ts
         try:
-            msgs = self._pages("conversations_replies", channel=cid, ts=thread_ts, oldest=oldest)
+            msgs = self._pages("conversations_replies", channel=cid, ts=thread_ts, oldest=thread_ts if whole else seen)
         except ConnectorError as e:
             if "thread_not_found" in str(e):
                 return
             raise
-        latest = oldest
+        latest, present = seen, set()
         for m in sorted(msgs, key=lambda m: float(m["ts"])):
-            if m["ts"] == thread_ts or float(m["ts"]) <= float(oldest):
+            ts = m["ts"]
+            if ts == thread_ts:
                 continue
-            item = self._message_item(cid, ctype, m)
+            present.add(ts)
+            if float(ts) > float(seen):
+                item = self._message_item(cid, ctype, m)
+                latest = max(latest, ts, key=float)
+            elif m.get("edited"):  # the store ignores an edit it has already applied
+                item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(m["edited"]["ts"]),
+                                          download=False)
+            else:
+                item = None
             if item:
                 items.append(item)
-            latest = m["ts"]
+        known = self._known_replies.setdefault((cid, thread_ts), set())
+        if whole:
+            items.extend(self._delete_item(cid, ts) for ts in sorted(known - present, key=float))
+            known.clear()
+        known.update(present)
         new[key] = latest
 
     def _check_edit(self, cid: str, ctype: str, m: dict, cursor: dict, new: dict, items: list) -> None:
@@ -462,37 +525,84 @@ class SlackConnector(BaseConnector):
             items.append(item)
 
     # -- converting ----------------------------------------------------------------------------------
-    def _sender(self, user_id: str) -> Sender:
+    def _user(self, user_id: str, profile: dict | None = None) -> tuple[Sender, bool]:
+        """The person behind a user id, and whether it is a bot user. `profile` is
+        the message's `user_profile` (Slack Connect users from other workspaces,
+        whom users.info may not know)."""
         with self._lock:
             hit = self._users.get(user_id)
         if hit and time.time() - hit[0] < USER_CACHE_SECONDS:
-            return hit[1]
+            return hit[1], hit[2]
         try:
             u = self._api("users_info", user=user_id).get("user") or {}
         except ConnectorError as e:
             if e.retry_after is not None or isinstance(e, PermanentError) or "user_not" not in str(e):
                 raise
-            u = {}  # an external or deleted user: keep their id as the name
-        profile = u.get("profile") or {}
-        name = (profile.get("real_name") or u.get("real_name") or profile.get("display_name") or u.get("name")
-                or user_id)
-        email = profile.get("email")
+            u = {"profile": profile or {}, "name": (profile or {}).get("name")}  # external or deleted
+        p = u.get("profile") or {}
+        name = (p.get("real_name") or u.get("real_name") or p.get("display_name") or u.get("name") or user_id)
+        email = p.get("email")  # absent without the users:read.email scope, or hidden by the person
         sender = Sender("slack", user_id, name, u.get("name") or "", emails=(email,) if email else ())
+        is_bot = bool(u.get("is_bot")) or user_id == "USLACKBOT"
         with self._lock:
-            self._users[user_id] = (time.time(), sender)
-        return sender
+            self._users[user_id] = (time.time(), sender, is_bot)
+        return sender, is_bot
+
+    def _sender(self, user_id: str) -> Sender:
+        return self._user(user_id)[0]
+
+    def _user_name(self, user_id: str) -> str | None:
+        try:
+            sender = self._sender(user_id)
+        except ConnectorError:
+            return None
+        return sender.display_name if sender.display_name != user_id else None
+
+    def _channel_name(self, cid: str) -> str | None:
+        with self._lock:
+            return self._conv_names.get(cid)
+
+    def _text(self, m: dict) -> str:
+        """What the person wrote, readable, plus what they shared (quoted, with its author)."""
+        text = slack_text(m.get("text", ""), self._user_name, self._channel_name)
+        if m.get("subtype") == "me_message":
+            text = f"/me {text}"
+        for a in m.get("attachments") or ():
+            if a.get("is_share") or a.get("is_msg_unfurl"):  # someone's message shared: their words, not these
+                author = a.get("author_name") or a.get("author_subname") or (
+                    self._user_name(a["author_id"]) if a.get("author_id") else None) or "someone"
+                body = slack_text(a.get("text") or a.get("fallback") or "", self._user_name, self._channel_name)
+                quoted = "\n".join("> " + line for line in body.split("\n"))
+                where = f" ({a['from_url']})" if a.get("from_url") else ""
+                text = "\n".join(filter(None, [text, f"[shared a message from {author}{where}]", quoted]))
+            elif not (a.get("from_url") or a.get("original_url")):  # link previews repeat the text's URL
+                parts = [a.get("pretext"), a.get("title"), a.get("text") or a.get("fallback")]
+                body = " · ".join(slack_text(p, self._user_name, self._channel_name) for p in parts if p)
+                if body:
+                    text = "\n".join(filter(None, [text, f"[attachment: {body}]"]))
+        return text
 
     def _message_item(self, cid: str, ctype: str, m: dict, *, kind: str = "message", edited_at: float | None = None,
                       download: bool = True) -> InboundMessage | None:
+        """A person's message as an inbound item; None for what is not one: our own
+        posts, other apps' bots, joins and leaves, tombstones and other system subtypes."""
         user = m.get("user")
-        if m.get("subtype") not in KEEP_SUBTYPES or not user or m.get("bot_id") or (self._me and user == self._me[0]):
+        if m.get("subtype") not in KEEP_SUBTYPES or not user or (self._me and user == self._me[0]):
+            return None
+        sender, is_bot = self._user(user, m.get("user_profile"))
+        if is_bot:  # another app's bot user (a person's message through an app keeps its person)
             return None
         ts = m["ts"]
         thread_ts = m.get("thread_ts") if m.get("thread_ts") not in (None, ts) else None
-        text = plain_text(m.get("text", ""))
+        text = self._text(m)
         meta: dict = {"channel": cid, "ts": ts, "channel_type": ctype}
         if thread_ts:
             meta["thread_ts"] = thread_ts
+        if m.get("subtype") == "thread_broadcast":
+            meta["broadcast"] = True  # a thread reply also sent to the channel
+        team = m.get("user_team") or (m.get("user_profile") or {}).get("team")
+        if team and self._team and team != self._team:
+            meta["external_team"] = team  # Slack Connect: a person from another workspace
         if edited_at is not None:
             meta["edited_at"] = edited_at
         attachments: list[AttachmentIn] = []
@@ -500,7 +610,7 @@ class SlackConnector(BaseConnector):
             notes = self._download_files(m["files"], attachments, meta, download)
             text = "\n".join(filter(None, [text, *notes]))
         return InboundMessage(
-            channel="slack", account=self.account, external_id=f"{cid}:{ts}", sender=self._sender(user),
+            channel="slack", account=self.account, external_id=f"{cid}:{ts}", sender=sender,
             text=text, sent_at=float(ts), thread_key=f"{cid}:{thread_ts}" if thread_ts else cid,
             reply_to=f"{cid}:{thread_ts}" if thread_ts else None, attachments=attachments,
             raw=json.dumps(m, ensure_ascii=False).encode("utf-8"), meta=meta, kind=kind)

@@ -7,13 +7,19 @@ from store.db import dumps, loads
 class SyncStateMixin:
     # -- cursors: saved in the same transaction as the rows they cover --------
     def save_cursor(self, connector: str, cursor: dict[str, str]) -> None:
+        """Save the keys of `cursor`; a key whose value is "" is removed (a connector
+        forgets what it no longer follows, e.g. a Slack thread over for a month)."""
         now = self.clock()
         with self.tx():
             self.conn.executemany(
                 "INSERT INTO cursors(connector, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(connector, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                [(connector, k, str(v), now) for k, v in cursor.items()],
+                " ON CONFLICT(connector, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
+                " WHERE cursors.value != excluded.value",
+                [(connector, k, str(v), now) for k, v in cursor.items() if v != ""],
             )
+            gone = [(connector, k) for k, v in cursor.items() if v == ""]
+            if gone:
+                self.conn.executemany("DELETE FROM cursors WHERE connector=? AND key=?", gone)
 
     def load_cursor(self, connector: str) -> dict[str, str]:
         return {r[0]: r[1] for r in self.q("SELECT key, value FROM cursors WHERE connector=?", (connector,))}

@@ -21,6 +21,7 @@ an HTML login page, as on Slack.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 import mimetypes
@@ -151,18 +152,68 @@ class SlackSandbox(LoopbackServer):
         return "group" if conv["is_private"] else "channel"
 
     # -- acting as the customer ----------------------------------------------------------------
+    def external_user(self, user_id: str, name: str, real_name: str, team: str = "T0OTHER") -> dict:
+        """A Slack Connect user from another workspace: users.info does not know them
+        (user_not_found); their messages carry `user_profile` and `user_team`."""
+        return {"id": user_id, "team_id": team, "name": name, "real_name": real_name, "external": True,
+                "profile": {"real_name": real_name, "display_name": name}}
+
     def post(self, user: dict, channel: str, text: str, *, thread_ts: str | None = None,
-             files: list[tuple[str, str, bytes]] = (), broadcast: bool = False) -> dict:
-        """`user` writes in `channel` (in a thread if `thread_ts`); files are (name, mimetype, bytes)."""
+             files: list[tuple[str, str, bytes]] = (), broadcast: bool = False, at: float | None = None,
+             subtype: str | None = None, **fields) -> dict:
+        """`user` writes in `channel` (in a thread if `thread_ts`); files are (name, mimetype, bytes).
+        `at` posts with an older timestamp (epoch seconds), as if sent then; `subtype` and
+        `fields` (e.g. attachments) go into the message as given."""
         with self.lock:
-            msg: dict[str, Any] = {"type": "message", "user": user["id"], "text": text, "ts": self._next_ts(),
-                                   "team": self.team_id, "client_msg_id": str(uuid.uuid4())}
+            msg: dict[str, Any] = {"type": "message", "user": user["id"], "text": text,
+                                   "ts": self._next_ts() if at is None else self._old_ts(channel, at),
+                                   "team": user.get("team_id", self.team_id), "client_msg_id": str(uuid.uuid4())}
+            if user.get("external"):  # Slack Connect: the sender's profile travels with the message
+                msg["user_team"] = user["team_id"]
+                msg["user_profile"] = {"name": user["name"], "real_name": user["real_name"],
+                                       "display_name": user["profile"]["display_name"], "team": user["team_id"]}
             if files:
                 msg["files"] = [self._add_file(name, mimetype, data, user["id"]) for name, mimetype, data in files]
                 msg["upload"] = True
                 msg["subtype"] = "file_share"
+            if subtype:
+                msg["subtype"] = subtype
+            msg.update(fields)
             self._append(channel, msg, thread_ts, broadcast)
             return dict(msg)
+
+    def post_bot(self, channel: str, text: str, *, bot_id: str = "B0OTHER", username: str = "deploy-bot",
+                 thread_ts: str | None = None, **fields) -> dict:
+        """Another app's bot posts (subtype bot_message: a bot_id and no user)."""
+        with self.lock:
+            msg: dict[str, Any] = {"type": "message", "subtype": "bot_message", "bot_id": bot_id, "username": username,
+                                   "text": text, "ts": self._next_ts(), **fields}
+            self._append(channel, msg, thread_ts)
+            return dict(msg)
+
+    def join(self, user: dict, channel: str, leave: bool = False) -> dict:
+        """`user` joins (or leaves) a channel: Slack posts a channel_join/leave message."""
+        verb = "left" if leave else "joined"
+        return self.post(user, channel, f"<@{user['id']}> has {verb} the channel",
+                         subtype="channel_leave" if leave else "channel_join")
+
+    def unfurl(self, message: dict, attachments: list[dict], channel: str | None = None) -> dict:
+        """Slack adds link previews to a message after it was posted: the message gains
+        `attachments` and a message_changed event without `edited` is sent."""
+        with self.lock:
+            channel, stored = self._find(message, channel)
+            previous = dict(stored)
+            stored["attachments"] = attachments
+            self._event(channel, {"type": "message", "subtype": "message_changed", "hidden": True,
+                                  "message": dict(stored), "previous_message": previous, "ts": self._next_ts()})
+            return dict(stored)
+
+    def _old_ts(self, channel: str, at: float) -> str:
+        taken = {m["ts"] for m in self.messages[channel]}
+        micros = int(at * 1_000_000)
+        while f"{micros // 1_000_000}.{micros % 1_000_000:06d}" in taken:
+            micros += 1
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def edit(self, message: dict, text: str, channel: str | None = None) -> dict:
         with self.lock:
@@ -187,6 +238,12 @@ class SlackSandbox(LoopbackServer):
             else:
                 previous = stored
                 msgs.remove(stored)
+                if stored.get("thread_ts") not in (None, stored["ts"]):  # a reply: the parent counts one less
+                    parent = next((m for m in msgs if m["ts"] == stored["thread_ts"]), None)
+                    if parent is not None:
+                        replies = [m["ts"] for m in msgs if m.get("thread_ts") == parent["ts"] and m is not parent]
+                        parent["reply_count"] = len(replies)
+                        parent["latest_reply"] = max(replies, key=float) if replies else parent["ts"]
             self._event(channel, {"type": "message", "subtype": "message_deleted", "hidden": True,
                                   "deleted_ts": previous["ts"], "previous_message": dict(previous),
                                   "ts": self._next_ts()})
@@ -206,13 +263,16 @@ class SlackSandbox(LoopbackServer):
             parent = next(m for m in msgs if m["ts"] == thread_ts)
             parent["thread_ts"] = thread_ts
             parent["reply_count"] = parent.get("reply_count", 0) + 1
-            parent["latest_reply"] = msg["ts"]
+            parent["latest_reply"] = max(msg["ts"], parent.get("latest_reply") or "0", key=float)
             parent["reply_users"] = sorted(set(parent.get("reply_users", [])) | {msg.get("user", "")})
             msg["thread_ts"] = thread_ts
             msg["parent_user_id"] = parent.get("user")
             if broadcast:
                 msg["subtype"] = "thread_broadcast"
-        msgs.append(msg)
+        if msgs and float(msgs[-1]["ts"]) > float(msg["ts"]):  # posted `at` an older time: in its place
+            msgs.insert(bisect.bisect(msgs, float(msg["ts"]), key=lambda m: float(m["ts"])), msg)
+        else:
+            msgs.append(msg)
         self._event(channel, dict(msg))
 
     def _add_file(self, name: str, mimetype: str, data: bytes, user: str) -> dict:
