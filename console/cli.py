@@ -21,7 +21,8 @@ from connectors.config import ConfigError
 from store.db import StoreError
 
 # Modules in console/commands/ that add subcommands (see HELPERS.md / README).
-COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats", "hooks"]
+COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats", "hooks",
+                   "facts"]
 
 TIME_KEYS = ("_at", "_since", "_until")
 

@@ -150,7 +150,10 @@ def cmd_show(args, ctx) -> int:
     customer = s.customer(cid)
     messages = s.timeline(cid, limit=args.limit)
     engaged = s.engagement(cid)
-    data = {"customer": customer, "messages": messages, "engaged": engaged}
+    from console.commands.facts import fact_rows, human_facts
+
+    facts = fact_rows(s, cid)  # with their sources and earlier values
+    data = {"customer": customer, "facts": facts, "messages": messages, "engaged": engaged}
 
     def human(_):
         c = customer
@@ -167,8 +170,7 @@ def cmd_show(args, ctx) -> int:
             out.append(f"  identity {i.id}: {i.channel} {_clean(i.address, 60)}{handle}")
         if c.tags:
             out.append("  tags: " + ", ".join(c.tags))
-        for k, v in c.facts.items():
-            out.append(f"  {k}: {_clean(v, 60)}")
+        out += human_facts(facts, time.time(), indent="  ")
         out.append("")
         for m in messages:
             arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
