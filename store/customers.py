@@ -16,8 +16,10 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-# Old mail found on a first read (connectors/email/backlog.py) never waits and is never unread.
-NOT_BACKLOG = "coalesce(json_extract(meta, '$.backlog'), 0) = 0"
+# Old mail found on a first read (connectors/email/backlog.py) never waits and is never
+# unread; nor does mail written by machines (vacation replies, delivery reports).
+NOT_BACKLOG = ("(coalesce(json_extract(meta, '$.backlog'), 0) = 0 AND coalesce(json_extract(meta, '$.auto_reply'), 0) = 0"
+               " AND json_extract(meta, '$.bounce') IS NULL)")
 _QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from store.db import dumps, in_chunks, loads
+from store.identity import normalize_address
 from store.models import InboundMessage
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
@@ -50,6 +51,18 @@ _NOTE_BACKLOG = """UPDATE customers SET
      last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
      status = CASE WHEN :new THEN 'done' ELSE status END
    WHERE id = :id"""
+
+
+def _machine(item: InboundMessage) -> bool:
+    """Mail written by machines about our mail (connectors/email/reports.py)."""
+    return bool(item.meta) and bool(item.meta.get("bounce") or item.meta.get("auto_reply"))
+
+
+class _Filed(NamedTuple):
+    identity_id: int
+    customer_id: int
+    new_customer: bool
+    reply_id: int | None  # the reply a bounce reports on
 
 
 class _NewRow(NamedTuple):
@@ -106,7 +119,7 @@ class IngestMixin:
                 seen, first, repeats = self._stored_keys(items), [], []
                 for item in items:
                     key = (item.channel, item.account, item.external_id)
-                    (repeats if key in seen else first).append(item)
+                    (repeats if key in seen or _machine(item) else first).append(item)
                     seen.add(key)
                 results = self._ingest_bulk(first) + [r for r in map(self._ingest_one, repeats) if r]
             else:
@@ -141,7 +154,11 @@ class IngestMixin:
         )
         if existing:
             return self._reused_id(item, existing)
-        identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
+        filed = self._file_machine_mail(item) if _machine(item) else None
+        if filed is not None:
+            identity_id, customer_id, new_customer = filed[:3]
+        else:
+            identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
         now = self.clock()
         text = _clip(item.text)
         message_id = self.insert_message(
@@ -152,12 +169,44 @@ class IngestMixin:
         )
         for att in item.attachments:
             self._add_attachment(message_id, att)
-        if item.meta.get("backlog"):
+        if item.meta.get("bounce"):
+            if filed is not None and filed.reply_id is not None:
+                self.mark_not_delivered(filed.reply_id, item.meta["bounce"].get("reason") or "")
+            elif new_customer:  # a report on mail that is not ours (or long gone): nobody waits
+                self.conn.execute("UPDATE customers SET status='done' WHERE id=?", (customer_id,))
+        elif item.meta.get("backlog") or item.meta.get("auto_reply"):
             self.conn.execute(_NOTE_BACKLOG, {"t": item.sent_at, "ch": item.channel, "new": new_customer,
                                               "id": customer_id})
         else:
             self._note_inbound(customer_id, item.channel, item.sent_at, now)
         return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
+
+    def _file_machine_mail(self, item: InboundMessage) -> "_Filed | None":
+        """Where a delivery report or an auto-reply goes: on the timeline of the
+        customer our reported-on reply went to (found by the Message-IDs the
+        report names, or the auto-reply's In-Reply-To/References), never a new
+        "Mail Delivery" customer. A bounce we cannot match goes to the customer
+        of the failed recipient, if known. None: resolve the sender as usual."""
+        bounce = item.meta.get("bounce") or {}
+        ids = list(bounce.get("ids") or []) if bounce else []
+        if not bounce:  # a delay notice or read receipt names the mail; an auto-reply answers it
+            ids = list(item.meta.get("reported") or []) + [item.reply_to] + [
+                r.strip("<>") for r in reversed(item.meta.get("references") or [])]
+        reply = self.reported_reply(item.channel, ids)
+        if reply is not None:
+            identity_id = reply["identity_id"]
+            if not bounce:  # an auto-reply from the customer's own address stays theirs
+                own = self.q1("SELECT id FROM identities WHERE channel=? AND address=? AND customer_id=?",
+                              (item.channel, normalize_address(item.channel, item.sender.address),
+                               reply["customer_id"]))
+                identity_id = own[0] if own else identity_id
+            return _Filed(identity_id, reply["customer_id"], False, reply["id"] if bounce else None)
+        for address in bounce.get("recipients") or []:
+            row = self.q1("SELECT id, customer_id FROM identities WHERE channel=? AND address=?",
+                          (item.channel, normalize_address(item.channel, address)))
+            if row is not None:
+                return _Filed(row["id"], self.live_id(row["customer_id"]), False, None)
+        return None
 
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""

@@ -28,7 +28,16 @@ def _blocks(person) -> set[str]:
     _, name, emails, handles = person
     keys = {f"n:{word[:3]}" for word in name.split() if len(word) >= 2}
     ids = set(handles) | {e.split("@", 1)[0] for e in emails} | ({name.replace(" ", "")} if name else set())
-    return keys | {f"h:{i}" for i in ids if i}
+    return keys | {f"h:{i}" for i in ids if i} | {f"m:{m}" for m in map(mailbox, emails) if m}
+
+
+def mailbox(address: str) -> str:
+    """The mailbox a sub-address delivers to: jane+shop@example.com -> jane@example.com
+    ("" when `address` has no +tag). Evidence for a suggestion, never a merge by
+    itself: on some providers + is an ordinary letter of another person's address."""
+    local, at, domain = address.partition("@")
+    base = local.split("+", 1)[0]
+    return f"{base}@{domain}" if at and base and base != local else ""
 
 
 class MergeMixin:
@@ -318,6 +327,12 @@ class MergeMixin:
                 if hit:
                     evidence.append(f"handle matches e-mail name {sorted(hit)[0]!r}")
                     score += 0.4
+                boxes_a = {mailbox(e) or e for e in a[2]}
+                boxes_b = {mailbox(e) or e for e in b[2]}
+                same_box = boxes_a & boxes_b
+                if same_box:
+                    evidence.insert(0, f"same mailbox (sub-address) {sorted(same_box)[0]}")
+                    score += 0.6
                 if evidence and score >= 0.3:
                     out.append(MergeSuggestion(a[0], b[0], round(min(score, 1.0), 2), evidence))
         out.sort(key=lambda s: (-s.score, s.customer_id, s.other_id))

@@ -5,16 +5,36 @@ kept and the error shown.
 """
 from __future__ import annotations
 
+import re
+
 from store.db import StoreError, dumps, loads
 from store.models import AttachmentIn, OutboundMessage, Receipt
 
 INTERRUPTED = "interrupted while sending; it may or may not have been delivered - check the channel, then retry"
 
 
+# Reply and forward prefixes as mail clients write them in many languages, piled
+# up and counted ("RE[2]:", "Re(3):", "Re^2:"): Re, AW/Antwort (de), SV/Svar
+# (nordic), VS (fi), Antw (nl), Ynt/Yanit (tr), Odp (pl), RES (pt), RIF/R (it),
+# Ref/Rep (fr), Fwd/Fw, WG (de), TR (fr), RV/ENC (es, pt), Doorst (nl), PD (pl),
+# and CJK/Greek/Cyrillic forms.
+REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|aw|antwort|sv|svar|vs|antw|ynt|yan[ıi]t|odp|odg|res|rif|r|ref|réf|rép|rep|fwd?|wg|tr|rv|enc|"
+    r"doorst|pd|vl|atb|ha|回复|答复|回覆|转发|轉寄|απ|σχετ|отв|ответ|пер)\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*)+",
+    re.IGNORECASE)
+
+
+def base_subject(subject: str | None) -> str:
+    """The subject without its pile of reply/forward prefixes."""
+    return " ".join(REPLY_PREFIX.sub("", subject or "").split())
+
+
 def reply_subject(subject: str | None) -> str | None:
-    if not subject:
+    """One "Re: " in front of the base subject: "AW: Re: AW: Lieferung" -> "Re: Lieferung"."""
+    base = base_subject(subject)
+    if not base:
         return None
-    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    return f"Re: {base}"
 
 
 class OutboxMixin:
@@ -112,6 +132,8 @@ class OutboxMixin:
                     p = self.q1("SELECT id FROM messages WHERE channel=? AND account=? AND external_id=?",
                                 (row["channel"], row["account"], row["reply_to"]))
                     parent = self.message(p[0]) if p else None
+                if parent is not None and not self._reaches_only(row["customer_id"], parent.meta.get("reply_to")):
+                    parent.meta = {k: v for k, v in parent.meta.items() if k != "reply_to"}
                 out.append(OutboundMessage(
                     outbox_id=row["oid"], message_id=row["id"], channel=row["channel"], account=row["account"],
                     to_address=ident["address"] if ident else "", text=row["text"], html=row["html"],
@@ -120,6 +142,17 @@ class OutboxMixin:
                     attempts=row["attempts"] + 1, author=row["author"],
                 ))
         return out
+
+    def _reaches_only(self, customer_id: int, address) -> bool:
+        """May a reply to `customer_id` go to `address` (a Reply-To their mail asked
+        for)? Not when the address is another customer's: a reply never reaches a
+        different customer; it goes to the customer's own address instead."""
+        if not address or not isinstance(address, str):
+            return True
+        key = f"email:{address.strip().lower()}"
+        owners = {self.live_id(r[0]) for r in self.q(
+            "SELECT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?", (key,))}
+        return owners <= {self.live_id(customer_id)}
 
     def queued_elsewhere(self, accounts: set[str]) -> dict[str, int]:
         """Queued replies for accounts this engine cannot send on (an account
@@ -178,3 +211,32 @@ class OutboxMixin:
         sql = ("SELECT o.*, m.customer_id, m.channel, m.text FROM outbox o JOIN messages m ON m.id=o.message_id"
                + (" WHERE o.state=?" if state else "") + " ORDER BY o.id DESC LIMIT ?")
         return [dict(r) for r in self.q(sql, ((state, limit) if state else (limit,)))]
+
+    # -- mail written by machines about our mail ----------------------------------
+    def reported_reply(self, channel: str, ids: list[str]):
+        """Our outbound message whose external id (its Message-ID) is among `ids`,
+        newest first; None when none is ours."""
+        for ident in [i for i in ids if i][:50]:
+            row = self.q1("SELECT id, customer_id, identity_id FROM messages WHERE channel=? AND direction='out'"
+                          " AND external_id=? ORDER BY id DESC LIMIT 1", (channel, ident))
+            if row is not None:
+                return row
+        return None
+
+    def mark_not_delivered(self, message_id: int, reason: str) -> None:
+        """A delivery-failure report came back for this reply: it is failed with
+        the reason, and its customer waits again (the reply answered nobody).
+        Runs inside the caller's transaction."""
+        error = f"not delivered: {reason}"[:500]
+        row = self.q1("SELECT o.id, m.customer_id, o.state FROM outbox o JOIN messages m ON m.id=o.message_id"
+                      " WHERE o.message_id=?", (message_id,))
+        if row is None or row["state"] == "failed":
+            return
+        self.conn.execute("UPDATE outbox SET state='failed', last_error=? WHERE id=?", (error, row["id"]))
+        meta = loads(self.q1("SELECT meta FROM messages WHERE id=?", (message_id,))[0], {})
+        meta["bounced"] = reason[:500]
+        self.conn.execute("UPDATE messages SET meta=? WHERE id=?", (dumps(meta), message_id))
+        self.recompute(row["customer_id"])
+        self._reopen_if_waiting(row["customer_id"])
+        self.log_event("send_failed", "sync", row["customer_id"], message_id=message_id, error=error)
+

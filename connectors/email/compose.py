@@ -13,6 +13,7 @@ from pathlib import Path
 from connectors.base import PermanentError
 from connectors.email.parse import bare_id, id_list
 from store.models import OutboundMessage
+from store.outbox import reply_subject
 
 MAX_REFERENCES = 20  # RFC 5322 3.6.4: keep the root and the most recent ids
 
@@ -72,8 +73,8 @@ def compose(out: OutboundMessage, options: dict) -> tuple[EmailMessage, str]:
     msg["From"] = email.utils.formataddr((options.get("from_name") or "", sender))
     msg["To"] = to
     subject = out.subject or (out.parent.subject if out.parent and out.parent.subject else "")
-    if out.parent is not None and subject and not subject.lower().startswith("re:"):
-        subject = "Re: " + subject
+    if out.parent is not None and subject:
+        subject = reply_subject(subject) or subject  # one "Re:", however many AW:/SV:/Fwd: piled up
     msg["Subject"] = " ".join((subject or "(no subject)").split())
     msg["Date"] = email.utils.formatdate(localtime=True)
     message_id = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)

@@ -3,8 +3,10 @@
 addresses. None of these raise on bad input."""
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
-import email.header
+import quopri
 import email.utils
 import re
 from email.message import Message
@@ -41,22 +43,67 @@ def raw_headers(msg: Message) -> dict[str, str]:
 
 
 def decode_header(value, hint: str | None = None) -> str:
-    """RFC 2047 words, raw 8-bit bytes, unknown charsets: always a clean str."""
+    """RFC 2047 words, raw 8-bit bytes, unknown charsets: always a clean str,
+    the way a mail client shows it (never a \\uXXXX or \\xNN escape)."""
     if value is None:
         return ""
     value = str(value)
     if has_8bit(value):
         # undeclared 8-bit bytes (surrogate-escaped by the parser); an encoded
         # word's charset is the best hint for the raw bytes around it
-        declared = re.search(r"=\?([^?\s]+)\?", value)
+        declared = _ENCODED_WORD.search(value)
         value = decode_bytes(value.encode("ascii", "surrogateescape"), declared.group(1) if declared else hint)
     if "=?" in value:
-        try:
-            parts = email.header.decode_header(value)
-            value = "".join(decode_bytes(p, c) if isinstance(p, bytes) else p for p, c in parts)
-        except Exception:  # malformed encoded-words: keep the text as it came
-            pass
+        value = decode_words(value)
     return clean_text(" ".join(value.split()))
+
+
+# charset (RFC 2231 language dropped), encoding, text; lenient: spaces inside Q text happen
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?]*)?\?([qQbB])\?(.*?)\?=")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    data = text.encode("ascii", "replace")
+    if encoding in "bB":
+        data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+        try:
+            return base64.b64decode(data + b"=" * (-len(data) % 4))
+        except (binascii.Error, ValueError):
+            return base64.b64decode(data[: len(data) // 4 * 4] or b"") if len(data) >= 4 else b""
+    return quopri.decodestring(data.replace(b"_", b" "), header=True)
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded-words inside any other text. Our own decoder, because the
+    stdlib's turns the plain text next to an encoded word into `\\u2013`
+    escapes. Adjacent words of one charset are joined as bytes before decoding
+    (mailers split words inside a multi-byte character); whitespace between
+    encoded words is dropped (RFC 2047 6.2); unknown or misspelt charsets are
+    guessed from the bytes."""
+    out: list[str] = []
+    pending: list = []  # [charset, bytes] of the run of encoded words being read
+    pos = 0
+
+    def flush() -> None:
+        if pending:
+            out.append(decode_bytes(pending[1], pending[0]))
+            pending.clear()
+
+    for m in _ENCODED_WORD.finditer(value):
+        between = value[pos:m.start()]
+        if between and not (pending and not between.strip()):
+            flush()
+            out.append(between)
+        charset, data = m.group(1), _word_bytes(m.group(2), m.group(3))
+        if pending and _codec(pending[0]) == _codec(charset):
+            pending[1] += data
+        else:
+            flush()
+            pending[:] = [charset, data]
+        pos = m.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def clean_text(text: str) -> str:
@@ -81,6 +128,9 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     return decode_guess(data, charset)[0]
 
 
+SHORT = 48  # bytes; below this an undeclared charset is taken to be Windows-1252
+
+
 def decode_guess(data: bytes, charset: str | None) -> tuple[str, str | None]:
     """(text, the charset we had to guess or None when the declared one or UTF-8 worked)."""
     codec = _codec(charset)
@@ -93,6 +143,11 @@ def decode_guess(data: bytes, charset: str | None) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
+    if len(data) < SHORT:  # too little for a detector: it picks CJK for "caf\xe9"
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            return data.decode("latin-1"), "latin-1"
     try:
         from charset_normalizer import from_bytes
 

@@ -23,12 +23,14 @@ from email.policy import compat32
 from connectors.email import mime
 from connectors.email.decode import (clean_text, decode_bytes, decode_guess, decode_header, has_8bit, header,
                                      parse_address, raw_headers)
+from connectors.email.person import Person, person
 from connectors.email.quotes import split_reply
+from connectors.email.reports import machine_mail
+from store.outbox import REPLY_PREFIX, base_subject
 from store.models import AttachmentIn, InboundMessage, Sender
 
 CHANNEL = "email"
 _MSGID = re.compile(r"<([^<>\s]*)>")
-_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.I)
 def bare_id(value: str | None) -> str | None:
     """`<abc@host>` -> `abc@host`; None for a missing or empty id (`<>`)."""
     if not value:
@@ -134,6 +136,9 @@ class _Body:
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[AttachmentIn] = []
+        self.forwarded: list[str] = []  # forwarded mails, as text blocks
+        self.forwarded_meta: list[dict] = []
+        self.notes: list[str] = []  # what the agent must be told (content that could not be read)
 
     def hint(self) -> str | None:
         """The best guess for raw 8-bit header bytes: the message's own declared
@@ -147,6 +152,9 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
     if depth > 30:  # hostile nesting
         return
     ctype = part.get_content_type()
+    if ctype in ("message/rfc822", "message/global"):  # compat32 calls these multipart
+        _attach(part, "message/rfc822", out, depth)
+        return
     if part.is_multipart():
         children = part.get_payload()
         if not isinstance(children, list):
@@ -158,7 +166,7 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
             _walk(child, out, depth + 1)
         return
     if ctype == "message/rfc822" or _is_attachment(part, ctype):
-        _attach(part, ctype, out)
+        _attach(part, ctype, out, depth)
     elif ctype == "text/html":
         out.html.append(_part_text(part, out))
     else:
@@ -177,23 +185,109 @@ def _alternative(children: list, out: _Body, depth: int) -> None:
         out.html.extend(sub.html)
         out.plain.append(html_to_text("\n".join(sub.html)))
     out.attachments.extend(sub.attachments)
+    out.forwarded.extend(sub.forwarded)
+    out.forwarded_meta.extend(sub.forwarded_meta)
+    out.notes.extend(sub.notes)
     out.guessed = out.guessed or sub.guessed
 
 
-def _attach(part: Message, ctype: str, out: _Body) -> None:
+def _attach(part: Message, ctype: str, out: _Body, depth: int = 0) -> None:
     if ctype == "message/rfc822":
-        inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
-        name = _filename(part, out) if part.get_filename() else "forwarded.eml"
-    else:
-        try:
-            data = part.get_payload(decode=True) or b""
-        except Exception:
-            data = b""
-        name = _filename(part, out)
+        _forwarded(part, out, depth)
+        return
+    try:
+        data = part.get_payload(decode=True) or b""
+    except Exception:
+        data = b""
+    name = _filename(part, out)
+    if ctype == "application/ms-tnef" or name.lower() == "winmail.dat":
+        if _tnef(data, name, out):
+            return
     disposition = _disposition(part)
     inline = disposition == "inline" or (disposition != "attachment" and bool(part.get("Content-ID")))
     out.attachments.append(AttachmentIn(name, ctype, data, inline=inline))
+
+
+FORWARD_MARK = "---------- Forwarded message ----------"
+
+
+def _forwarded(part: Message, out: _Body, depth: int) -> None:
+    """A message/rfc822 part (a forward, a digest entry, a returned mail): shown
+    as a forwarded mail with its own From, Date and Subject, searchable, and
+    kept whole as an .eml attachment. The files inside it are listed too."""
+    inner = part.get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else None
+    if not isinstance(inner, Message):
+        out.attachments.append(AttachmentIn(_filename(part, out) or "forwarded.eml", "message/rfc822", b""))
+        return
+    try:
+        data = inner.as_bytes()
+    except Exception:  # an unserializable tree: keep what the part held
+        data = str(inner).encode("utf-8", "surrogateescape")
+    heads = raw_headers(inner)
+    sub = _Body(inner)
+    _walk(inner, sub, depth + 1)
+    hint = sub.hint() if any(has_8bit(v) for v in heads.values()) else None
+    subject = decode_header(heads.get("subject"), hint)
+    lines = [FORWARD_MARK]
+    for field in ("from", "date", "subject", "to"):
+        value = decode_header(heads.get(field), hint)
+        if value:
+            lines.append(f"{field.capitalize()}: {value}")
+    body = "\n\n".join(t.strip("\n") for t in sub.plain if t.strip())
+    if not body and sub.html:
+        body = html_to_text("\n".join(sub.html))
+    text = "\n".join(lines) + ("\n\n" + body if body else "")
+    out.forwarded.append(text)
+    out.forwarded_meta.append({k: decode_header(heads.get(k), hint)[:300] for k in ("from", "subject", "date")
+                               if heads.get(k)})
+    out.forwarded.extend(sub.forwarded)
+    out.forwarded_meta.extend(sub.forwarded_meta)
+    out.notes.extend(sub.notes)
+    name = part.get_filename() and _filename(part, out)
+    if not name:
+        name = (" ".join(subject.split())[:80] or "forwarded") + ".eml"
+    elif not name.lower().endswith(".eml"):
+        name += ".eml"
+    out.attachments.append(AttachmentIn(name, "message/rfc822", data))
+    out.attachments.extend(a for a in sub.attachments if not a.inline)
+
+
+def _tnef(data: bytes, name: str, out: _Body) -> bool:
+    """Outlook's winmail.dat (TNEF), opened with tnefparse: its body becomes
+    text, its files attachments. False when nothing could be read (the caller
+    keeps the file and the agent is told)."""
+    try:
+        import tnefparse
+
+        tnef = tnefparse.TNEF(data)
+        body = tnef.body
+        files = [(a.long_filename() or a.name or "attachment.bin", a.data) for a in tnef.attachments]
+        html = tnef.htmlbody
+    except Exception:  # noqa: BLE001 - a broken TNEF blob must not stop the mail
+        body, files, html = None, [], None
+    codepage = getattr(locals().get("tnef"), "codepage", None) or "cp1252"
+    text = ""
+    if isinstance(body, bytes):
+        text = decode_bytes(body.rstrip(b"\0"), codepage)
+    elif isinstance(body, str):
+        text = body
+    if not text.strip() and html:
+        text = html_to_text(decode_bytes(html, None) if isinstance(html, bytes) else html)
+    text = clean_text(text).strip()
+    if not text and not files:
+        out.notes.append(f"The message content is in {name} (Outlook TNEF) and could not be read here;"
+                         " the file is attached.")
+        return False
+    if text:
+        out.plain.append(text)
+    for fname, fdata in files:
+        fname = fname.decode("utf-8", "replace") if isinstance(fname, bytes) else str(fname)
+        ctype = mimetypes.guess_type(fname)[0] or "application/octet-stream"
+        out.attachments.append(AttachmentIn(fname.strip("\0") or "attachment.bin", ctype, bytes(fdata or b"")))
+    if not text:
+        out.notes.append(f"{name} (Outlook TNEF) held no message text; its files are attached.")
+    return True
 
 
 def _date(msg: Message, heads: dict[str, str], fallback: float) -> float:
@@ -221,14 +315,11 @@ def _charset_hint(msg: Message) -> str | None:
         return None
 
 
-def _sender(heads: dict[str, str], hint: str | None = None) -> Sender:
-    for field in ("from", "sender", "reply-to", "return-path"):
-        value = decode_header(heads.get(field), hint)
-        if not value:
-            continue
-        display, addr = parse_address(value)
-        if "@" in addr:
-            return Sender(CHANNEL, addr.lower(), clean_text(display).strip(' "\''))
+def _sender(who: Person | None = None, heads: dict[str, str] | None = None) -> Sender:
+    if who is None:
+        who = person(heads or {})
+    if who.address:
+        return Sender(CHANNEL, who.address, clean_text(who.name).strip(' "\''))
     return Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender")
 
 
@@ -240,8 +331,8 @@ def thread_key(own_id: str, references: list[str], in_reply_to: list[str], subje
         return references[0]
     if in_reply_to:
         return in_reply_to[0]
-    base = " ".join(_REPLY_PREFIX.sub("", subject or "").split()).lower()
-    if base and _REPLY_PREFIX.match(subject or ""):
+    base = base_subject(subject).lower()
+    if base and REPLY_PREFIX.match(subject or ""):
         return "subject:" + base
     return own_id
 
@@ -272,21 +363,33 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
     _walk(msg, body)
     hint = body.hint() if any(has_8bit(v) for v in heads.values()) else None
     subject = decode_header(heads.get("subject"), hint)
-    text = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
+    own = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
     html = "\n".join(body.html) or None
-    if not text and html:
-        text = html_to_text(html)
-    reply = split_reply(text)
+    if not own and html:
+        own = html_to_text(html)
+    reply = split_reply(own)
+    # The customer's own words first; forwarded mails follow, whole (they are
+    # what the customer wants read, not quoted history), and searchable.
+    shown = "\n\n".join(filter(None, [reply.new_text.strip("\n")] + body.forwarded + body.notes))
+    text = "\n\n".join(filter(None, [own.strip("\n")] + body.forwarded + body.notes))
+    who = person(heads, hint)
     meta.update({
         "message_id": f"<{message_id}>" if message_id else None,
         "references": [f"<{r}>" for r in references[-50:]],  # enough to thread; bounded
-        "new_text": reply.new_text,
+        "new_text": shown,
     })
     if reply.signature:
         meta["signature"] = reply.signature
-    reply_to = decode_header(heads.get("reply-to"), hint)
-    if reply_to:
-        meta["reply_to"] = email.utils.parseaddr(reply_to)[1]
+    if who.reply_to:
+        meta["reply_to"] = who.reply_to  # where this mail asks replies to go
+    if who.via:
+        meta["via"] = who.via  # the relay (form mailer, list) that carried it
+        if who.via_name:
+            meta["via_name"] = who.via_name[:200]
+    if who.on_behalf_of:
+        meta["sender"] = who.on_behalf_of  # "sent on behalf of" From
+    if body.forwarded_meta:
+        meta["forwarded"] = body.forwarded_meta[:20]
     for hdr in ("To", "Cc"):
         value = decode_header(heads.get(hdr.lower()), hint)
         if value:
@@ -298,8 +401,11 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
         meta["automatic"] = True
     if heads.get("list-id"):
         meta["list_id"] = decode_header(heads["list-id"])[:300]
-    if msg.get_content_type() == "multipart/report":
-        meta["report"] = (mime.param(msg, "report-type") or "").lower()  # "delivery-status" for a bounce
+    meta.update(machine_mail(msg, heads))
+    if meta.get("bounce"):  # what the agent must read first: who did not get what, and why
+        failed = ", ".join(meta["bounce"]["recipients"][:5]) or "a recipient"
+        summary = f"Delivery failed to {failed}: {meta['bounce']['reason']}"
+        text, meta["new_text"] = f"{summary}\n\n{text}", f"{summary}\n\n{meta['new_text']}"
     if not text and not body.attachments and problems:
         # nothing readable came out of a broken message
         return parse_failed(raw, account, fallback_time, meta, "no readable body: " + ", ".join(problems[:5]))
@@ -307,7 +413,7 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
         channel=CHANNEL,
         account=account,
         external_id=own_id,
-        sender=_sender(heads, hint),
+        sender=_sender(who),
         text=text,
         sent_at=_date(msg, heads, fallback_time),
         subject=subject or None,
@@ -325,7 +431,7 @@ def parse_failed(raw: bytes, account: str, fallback_time: float, meta: dict, why
     heads = raw_headers(msg)
     message_id = bare_id(heads.get("message-id"))
     return InboundMessage(
-        channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(heads),
+        channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(heads=heads),
         text="[This message could not be read; its original source is kept.]",
         sent_at=_date(msg, heads, fallback_time), subject=decode_header(heads.get("subject")) or None,
         thread_key=message_id or raw_id(raw), raw=raw, parse_error=why[:500],

@@ -304,6 +304,13 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
             left.append(f" {badge(m.channel)} ", Style(color="black", bgcolor=color(m.channel), bold=True))
             left.append(" ")
             left.append(one_line(self._sender_name(m), 60), self._style("timeline--name"))
+            meta = m.meta if isinstance(m.meta, dict) else {}
+            if meta.get("via"):  # a form mailer or list carried it; the person is named above
+                left.append(f" via {one_line(meta.get('via_name') or meta['via'], 40)}", self._style("timeline--meta"))
+            if meta.get("bounce"):
+                left.append(" · delivery report", self._style("timeline--meta"))
+            elif meta.get("auto_reply"):
+                left.append(" · automatic reply", self._style("timeline--meta"))
         parts: list = [self._header(left, right, width)]
         if m.subject and m.channel == "email":
             parts.append(Text("  " + one_line(m.subject, 300), style=self._style("timeline--subject"), end=""))
