@@ -15,10 +15,15 @@ import re
 import unicodedata
 
 from store.db import StoreError
+from store.identity import normalize_email, normalize_phone
 
 MAX_KEY = 40
 MAX_VALUE = 200
 SOURCE = ("actor", "at", "channel", "message_id")
+# Facts that are contact details: typed into a chat, they are evidence (for merge
+# suggestions, never an automatic link) that this is the person with that address.
+CONTACT_FACTS = {"email": "email", "e_mail": "email", "email_address": "email",
+                 "phone": "phone", "phone_number": "phone", "mobile": "phone"}
 _DROP = ("Cc", "Cf", "Cs", "Zl", "Zp")  # controls, format (bidi) characters, surrogates, line breaks
 # Terminal escape sequences go whole, not just their ESC (the store imports nothing of
 # ours, so this is the short form of console/widgets/safe_text.py's).
@@ -161,6 +166,32 @@ class FactsMixin:
             sql += " AND f.value = ? COLLATE NOCASE"
             params.append(value)
         return [r[0] for r in self.q(sql + " ORDER BY f.customer_id", params)]
+
+    def fact_evidence(self, customer_id: int | None = None) -> list[tuple[int, int, str]]:
+        """(customer, other, evidence) for live customers where one gave a phone
+        number or e-mail address as a fact (CONTACT_FACTS) that the other has as
+        an identity or a fact too; only pairs with `customer_id` if given."""
+        keys = "', '".join(CONTACT_FACTS)
+        by_key: dict[str, list[tuple[int, str | None]]] = {}
+        for r in self.q(f"SELECT f.customer_id, {FACT_KEY_SQL} AS k, f.value, f.channel FROM facts f"
+                        f" JOIN customers c ON c.id = f.customer_id WHERE c.merged_into IS NULL"
+                        f" AND {FACT_KEY_SQL} IN ('{keys}')"):
+            kind = CONTACT_FACTS[r["k"]]
+            value = normalize_email(r["value"]) if kind == "email" else normalize_phone(r["value"])
+            if value:
+                by_key.setdefault(f"{kind}:{value}", []).append((r["customer_id"], r["channel"]))
+        owners = self._owners_by_key(set(by_key)) if by_key else {}
+        out, seen = [], set()
+        for key, tellers in by_key.items():
+            kind, value = key.split(":", 1)
+            for cid, channel in tellers:
+                for other in sorted((owners[key] | {c for c, _ in tellers}) - {cid}):
+                    if (customer_id is not None and customer_id not in (cid, other)) or (cid, other, key) in seen:
+                        continue
+                    seen.add((cid, other, key))
+                    said = f" on {channel}" if channel else ""
+                    out.append((cid, other, f"#{cid} gave {kind} {value}{said}; #{other} has it too"))
+        return out
 
 
 def fact_key(key: str) -> str:

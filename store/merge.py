@@ -335,5 +335,20 @@ class MergeMixin:
                     score += 0.6
                 if evidence and score >= 0.3:
                     out.append(MergeSuggestion(a[0], b[0], round(min(score, 1.0), 2), evidence))
+        self._add_fact_evidence(out, customer_id)
         out.sort(key=lambda s: (-s.score, s.customer_id, s.other_id))
         return out[:limit]
+
+    def _add_fact_evidence(self, out: list[MergeSuggestion], customer_id: int | None) -> None:
+        """A phone number or e-mail address a customer typed (a fact) that another
+        customer has: strong evidence, still only a suggestion."""
+        by_pair = {frozenset((s.customer_id, s.other_id)): s for s in out}
+        for a, b, why in self.fact_evidence(customer_id):
+            s = by_pair.get(frozenset((a, b)))
+            if s is None:
+                first, second = (a, b) if (a == customer_id if customer_id is not None else a < b) else (b, a)
+                s = by_pair[frozenset((a, b))] = MergeSuggestion(first, second, 0.0, [])
+                out.append(s)
+            if why not in s.evidence:
+                s.evidence.append(why)
+                s.score = round(min(s.score + 0.6, 1.0), 2)

@@ -107,3 +107,15 @@ def test_search_by_fact(store):
     assert [h.customer_id for h in store.search("hello fact:order_number=77")] == [b]
     assert store.search("fact:order_number=1") == []
     assert store.customers_with_fact("order number", "77") == [b]
+
+
+def test_a_typed_phone_or_e_mail_is_merge_evidence(store):
+    chat, m = _customer(store, "reach me at Jane.Doe@Example.com", address="1", name="jd")
+    mail = store.ingest(inbound("email", "jane.doe@example.com", "hello", name="Jane Doe")).customer_id
+    store.capture_fact(chat, "email", "Jane.Doe@Example.com", "email", message_id=m, channel="telegram",
+                       at=store.clock())
+    [s] = store.merge_suggestions(chat)
+    assert (s.customer_id, s.other_id) == (chat, mail)
+    assert f"#{chat} gave email jane.doe@example.com on telegram; #{mail} has it too" in s.evidence
+    assert [(x.customer_id, x.other_id) for x in store.merge_suggestions()] == [(chat, mail)]
+    assert store.customer(chat).identities[0].customer_id == chat  # evidence, never an automatic link
