@@ -65,6 +65,8 @@ class Engine:
         # even when no console is looking at the queue
         self.tick_hooks: list[Callable[[Store], None]] = [lambda s: s.wake_snoozed()]
         self.ingest_hooks: list[Callable[[Store, list], None]] = []  # run after each committed batch
+        self.stop_hooks: list[Callable[[], None]] = []  # run by stop() at once (the automation stops its hooks)
+        self.once_hooks: list[Callable[[Store], None]] = []  # run at the end of run_once (hooks finish their runs)
         self.threads: list[threading.Thread] = []
         self._health: dict[str, tuple[str, str]] = {}  # what we last wrote, shared by the poll and send paths
 
@@ -97,6 +99,11 @@ class Engine:
         """Stop every thread; a batch in flight either commits whole or not at all."""
         self.stop_event.set()
         self.outbox_wake.set()
+        for hook in self.stop_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("stop hook")
         deadline = time.monotonic() + timeout
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -289,6 +296,11 @@ class Engine:
                     hook(s)
                 except Exception:
                     log.exception("timer hook")
+            for hook in self.once_hooks:
+                try:
+                    hook(s)
+                except Exception:
+                    log.exception("end-of-pass hook")
         finally:
             done.set()
             heartbeat.join(5)

@@ -7,30 +7,38 @@ both act on the same new message or event.
 """
 from __future__ import annotations
 
-from store.db import loads
+from contextlib import contextmanager
+from typing import Iterator
+
+from store.db import dumps, loads
 
 CURSOR = "automation"  # row name in the cursors table
+MAX_HOOK_ATTEMPTS = 3  # a run cut off by shutdown is queued again, at most this many times in all
 
 
 class AutomationStateMixin:
-    # -- claiming what is new since the last pass -------------------------------
-    def claim_new(self, limit: int = 500) -> dict[str, list]:
-        """New inbound message ids, events and sent replies since the last claim.
+    # -- what is new since the last pass, claimed and handled in one transaction --------
+    def claim_new(self, limit: int = 200) -> dict[str, list]:
+        """New inbound messages, events and sent replies since the last claim,
+        oldest first: {"messages": [(id, received_at)], "events": [id],
+        "sent": [(message_id, sent_at)]}.
 
-        The first claim on a store only marks where "now" is: turning the
-        automation on never replays the whole history into rules and hooks."""
+        The cursor moves past them at once, inside the caller's transaction: run
+        this and the handling of what it returns in one `store.tx()`, and each
+        item is handled exactly once, by whichever process or thread claims it,
+        whether the engine ran when it happened or started days later."""
         with self.tx():
             cur = self.load_cursor(CURSOR)
-            if not cur:
-                top_msg = self.q1("SELECT coalesce(max(id), 0) FROM messages")[0]
-                top_ev = self.q1("SELECT coalesce(max(id), 0) FROM events")[0]
-                top_sent = self.q1("SELECT sent_at, id FROM outbox WHERE state='sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
-                self.save_cursor(CURSOR, {"message": top_msg, "event": top_ev,
-                                          "sent_at": top_sent[0] if top_sent else 0, "sent_id": top_sent[1] if top_sent else 0})
+            if not cur:  # a store from before schema v8 gave none; start from now
+                cur = {"message": self.q1("SELECT coalesce(max(id), 0) FROM messages")[0],
+                       "event": self.q1("SELECT coalesce(max(id), 0) FROM events")[0], "sent_at": 0, "sent_id": 0}
+                top = self.q1("SELECT sent_at, id FROM outbox WHERE state='sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
+                if top:
+                    cur["sent_at"], cur["sent_id"] = top[0], top[1]
+                self.save_cursor(CURSOR, cur)
                 return {"messages": [], "events": [], "sent": []}
-            rows = self.q("SELECT id, direction FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+            rows = self.q("SELECT id, direction, received_at FROM messages WHERE id > ? ORDER BY id LIMIT ?",
                           (int(cur["message"]), limit))
-            messages = [r[0] for r in rows if r[1] == "in"]
             events = [r[0] for r in self.q("SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?",
                                            (int(cur["event"]), limit))]
             sent = self.q("SELECT message_id, sent_at, id FROM outbox WHERE state='sent' AND (sent_at, id) > (?, ?)"
@@ -44,7 +52,81 @@ class AutomationStateMixin:
                 new["sent_at"], new["sent_id"] = repr(sent[-1]["sent_at"]), str(sent[-1]["id"])
             if new != cur:
                 self.save_cursor(CURSOR, new)
-            return {"messages": messages, "events": events, "sent": [r["message_id"] for r in sent]}
+            return {"messages": [(r[0], r[2]) for r in rows if r[1] == "in"], "events": events,
+                    "sent": [(r["message_id"], r["sent_at"]) for r in sent]}
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: what the block wrote is undone if it raises (the
+        exception still propagates), while the rest of the transaction stands."""
+        with self.tx():
+            self.conn.execute("SAVEPOINT item")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO item")
+                self.conn.execute("RELEASE item")
+                raise
+            self.conn.execute("RELEASE item")
+
+    # -- hook runs: a durable queue per hook ----------------------------------------------
+    def queue_hook_run(self, hook: str, kind: str, command: str, timeout: float, payload: dict,
+                       cap: int | None = None) -> int | None:
+        """Queue one run of `hook`; its id, or None when `cap` runs already wait."""
+        with self.tx():
+            if cap is not None and self.q1("SELECT count(*) FROM hook_runs WHERE hook=? AND state='queued'",
+                                           (hook,))[0] >= cap:
+                return None
+            return self.conn.execute(
+                "INSERT INTO hook_runs(hook, kind, command, timeout, payload, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (hook, kind, command, timeout, dumps(payload), self.clock())).lastrowid
+
+    def claim_hook_run(self, hook: str, holder: str) -> dict | None:
+        """The oldest queued run of `hook`, now 'running' for `holder`; None if none waits."""
+        with self.tx():
+            row = self.q1("UPDATE hook_runs SET state='running', holder=?, started_at=?, attempts=attempts+1"
+                          " WHERE id = (SELECT id FROM hook_runs WHERE hook=? AND state='queued' ORDER BY id LIMIT 1)"
+                          " RETURNING *", (holder, self.clock(), hook))
+            return dict(row) if row else None
+
+    def finish_hook_run(self, run_id: int) -> None:
+        with self.tx():
+            self.conn.execute("DELETE FROM hook_runs WHERE id=?", (run_id,))
+
+    def requeue_hook_run(self, run_id: int) -> bool:
+        """Put a run cut off by shutdown back at the head of its queue; False
+        (and the run dropped) once it has been tried MAX_HOOK_ATTEMPTS times."""
+        with self.tx():
+            row = self.q1("SELECT attempts FROM hook_runs WHERE id=?", (run_id,))
+            if row is None:
+                return False
+            if row[0] >= MAX_HOOK_ATTEMPTS:
+                self.conn.execute("DELETE FROM hook_runs WHERE id=?", (run_id,))
+                return False
+            self.conn.execute("UPDATE hook_runs SET state='queued', holder=NULL, started_at=NULL WHERE id=?", (run_id,))
+            return True
+
+    def recover_hook_runs(self, holder: str) -> list[dict]:
+        """Runs another process left 'running' (it died, or was killed): queued
+        again, oldest first. Call when taking over the polling lease."""
+        with self.tx():
+            rows = [dict(r) for r in self.q("SELECT id, hook, kind, attempts FROM hook_runs"
+                                            " WHERE state='running' AND holder IS NOT ?", (holder,))]
+            for r in rows:
+                self.requeue_hook_run(r["id"])
+            return rows
+
+    def hook_queue(self) -> dict[str, dict]:
+        """Per hook: {"queued", "running", "oldest_queued_at", "running_since"}."""
+        out: dict[str, dict] = {}
+        for r in self.q("SELECT hook, state, count(*) n, min(queued_at) q, min(started_at) s FROM hook_runs"
+                        " GROUP BY hook, state"):
+            h = out.setdefault(r["hook"], {"queued": 0, "running": 0, "oldest_queued_at": None, "running_since": None})
+            if r["state"] == "queued":
+                h["queued"], h["oldest_queued_at"] = r["n"], r["q"]
+            else:
+                h["running"], h["running_since"] = r["n"], r["s"]
+        return out
 
     # -- rules ------------------------------------------------------------------------
     def claim_rule_fire(self, rule: str, customer_id: int, period: str) -> bool:
@@ -83,21 +165,28 @@ class AutomationStateMixin:
         return row is not None and row[0] == message_id
 
     def queue_auto_reply(self, customer_id: int, text: str, rule: str, *, identity_id: int | None = None,
-                         channel: str | None = None, subject: str | None = None) -> int:
+                         channel: str | None = None, subject: str | None = None, author: str = "rules",
+                         event: str | None = None) -> int:
         """An automatic reply (acknowledgement, satisfaction question). It is
         sent like any reply but does not answer the customer: they keep their
-        place and their waiting time in the queue."""
+        place and their waiting time in the queue. It is written by `author`;
+        `event` is the kind of event logged for it (None: the caller logs one)."""
         with self.tx():
             before = self.q1("SELECT waiting_since, unread, last_outbound_at FROM customers WHERE id=?", (customer_id,))
-            message_id = self.queue_reply(customer_id, text, "rules", channel=channel, identity_id=identity_id,
-                                          subject=subject, meta={"auto": rule})
+            message_id = self.queue_reply(customer_id, text, author, channel=channel, identity_id=identity_id,
+                                          subject=subject, meta={"auto": rule}, event=event)
             self.conn.execute("UPDATE customers SET waiting_since=?, unread=?, last_outbound_at=? WHERE id=?",
                               (before["waiting_since"], before["unread"], before["last_outbound_at"], customer_id))
             return message_id
 
-    def last_inbound_id(self, customer_id: int) -> int | None:
-        row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' ORDER BY sent_at DESC, id DESC"
-                      " LIMIT 1", (customer_id,))
+    def last_inbound_id(self, customer_id: int, channel: str | None = None) -> int | None:
+        """The customer's latest inbound message (on `channel`, if given)."""
+        if channel is not None:
+            row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' AND channel=?"
+                          " ORDER BY sent_at DESC, id DESC LIMIT 1", (customer_id, channel))
+        else:
+            row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in'"
+                          " ORDER BY sent_at DESC, id DESC LIMIT 1", (customer_id,))
         return row[0] if row else None
 
     # -- waiting-time targets -------------------------------------------------------------
@@ -128,8 +217,8 @@ class AutomationStateMixin:
     # -- satisfaction -------------------------------------------------------------------------
     def ask_survey(self, customer_id: int, channel: str | None, message_id: int) -> None:
         with self.tx():
-            self.conn.execute("INSERT OR REPLACE INTO surveys(customer_id, asked_at, channel, message_id)"
-                              " VALUES (?, ?, ?, ?)", (customer_id, self.clock(), channel, message_id))
+            self.conn.execute("INSERT OR REPLACE INTO surveys(customer_id, asked_at, channel, message_id, open)"
+                              " VALUES (?, ?, ?, ?, 1)", (customer_id, self.clock(), channel, message_id))
 
     def pending_survey(self, customer_id: int) -> dict | None:
         row = self.q1("SELECT * FROM surveys WHERE customer_id=?", (customer_id,))
@@ -138,6 +227,11 @@ class AutomationStateMixin:
     def drop_survey(self, customer_id: int) -> None:
         with self.tx():
             self.conn.execute("DELETE FROM surveys WHERE customer_id=?", (customer_id,))
+
+    def close_survey(self, customer_id: int) -> None:
+        """The customer said something else: only a direct reply to the question counts now."""
+        with self.tx():
+            self.conn.execute("UPDATE surveys SET open=0 WHERE customer_id=?", (customer_id,))
 
     def record_rating(self, customer_id: int, message_id: int, channel: str, score: int, answer: str) -> int:
         """Store the answer, close the question, and put the case back to done:

@@ -73,8 +73,10 @@ class OutboxMixin:
 
     def queue_reply(self, customer_id: int, text: str, author: str, *, channel: str | None = None,
                     identity_id: int | None = None, html: str | None = None, subject: str | None = None,
-                    attachments: list[AttachmentIn] = (), meta: dict | None = None) -> int:
-        """Write an outbound reply to the outbox; returns its message id."""
+                    attachments: list[AttachmentIn] = (), meta: dict | None = None,
+                    event: str | None = "reply") -> int:
+        """Write an outbound reply to the outbox; returns its message id. The
+        event logged is `event` by `author` (None: the caller logs its own)."""
         if not text.strip():
             raise StoreError("a reply cannot be empty")
         with self.tx():
@@ -103,7 +105,8 @@ class OutboxMixin:
             self.conn.execute(
                 "UPDATE customers SET last_outbound_at=?, waiting_since=NULL, unread=0 WHERE id=?", (now, customer_id)
             )
-            self.log_event("reply", author, customer_id, message_id=message_id, channel=ident["channel"])
+            if event:
+                self.log_event(event, author, customer_id, message_id=message_id, channel=ident["channel"])
             return message_id
 
     def claim_due(self, accounts: set[str] | None = None, limit: int = 1) -> list[OutboundMessage]:

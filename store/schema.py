@@ -255,6 +255,38 @@ MIGRATIONS: list[str] = [
     ALTER TABLE facts ADD COLUMN message_id INTEGER;
     CREATE INDEX facts_value ON facts(value, key);
     """,
+    # 9: automation that loses nothing (store/automation_state.py). Hook runs are queued
+    # durably, in the same transaction that moves the automation's cursor past their event.
+    # The cursor itself is written here, so what happens before the first engine runs is
+    # handled by it (an existing store starts from where it is now, not from its history).
+    """
+    CREATE TABLE hook_runs (
+        id INTEGER PRIMARY KEY,
+        hook TEXT NOT NULL,            -- runs of one hook share its concurrency limit
+        kind TEXT NOT NULL,            -- message_received, status_changed, ...
+        command TEXT NOT NULL,
+        timeout REAL NOT NULL,
+        payload TEXT NOT NULL,         -- the JSON the command gets on stdin
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued','running')),
+        holder TEXT,                   -- the process running it
+        attempts INTEGER NOT NULL DEFAULT 0,
+        queued_at REAL NOT NULL,
+        started_at REAL
+    );
+    CREATE INDEX hook_runs_queue ON hook_runs(hook, state, id);
+
+    -- a question the customer answered something else to stays open for a direct reply to it
+    ALTER TABLE surveys ADD COLUMN open INTEGER NOT NULL DEFAULT 1;
+
+    INSERT OR IGNORE INTO cursors(connector, key, value, updated_at)
+        SELECT 'automation', 'message', coalesce(max(id), 0), 0 FROM messages;
+    INSERT OR IGNORE INTO cursors(connector, key, value, updated_at)
+        SELECT 'automation', 'event', coalesce(max(id), 0), 0 FROM events;
+    INSERT OR IGNORE INTO cursors(connector, key, value, updated_at)
+        SELECT 'automation', 'sent_at', coalesce(max(sent_at), 0), 0 FROM outbox WHERE state = 'sent';
+    INSERT OR IGNORE INTO cursors(connector, key, value, updated_at)
+        SELECT 'automation', 'sent_id', coalesce(max(id), 0), 0 FROM outbox WHERE state = 'sent';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -39,9 +39,11 @@ def collected(directory):
     return [json.loads(p.read_text()) for p in sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
 
 
-def log_lines(tmp_path):
+def log_lines(tmp_path, started=False):
+    """hooks.log's lines for finished runs (with started=True: also the 'started' lines)."""
     path = tmp_path / "hooks.log"
-    return path.read_text().splitlines() if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return lines if started else [x for x in lines if " started" not in x]
 
 
 def test_message_received_hook_gets_the_message_as_json_on_stdin(store, clock, tmp_path):

@@ -483,13 +483,17 @@ def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, 
     s = Store(db_path, clock=clock)
     s.ingest(inbound(text="I need a refund", name="Eve\x1b[2J\x1b]0;pwned\x07", sent_at=clock.now - 7200))
     s.ingest(inbound(address="2", text="hello", sent_at=clock.now - 7200))
+    from connectors.desk.automation import wait_period
+
+    s.claim_rule_fire("slow", 2, wait_period(s.customer(2)))  # already fired for #2 in this wait
     before = (s.events(limit=100), s.customer(1).tags, s.outbox())
     s.close()
     assert main(["--db", str(db_path), "rules", "test", "--since", "2026-01-01"]) == 0
     out = capsys.readouterr().out
     assert "refunds -> tag refund; assign alice" in out and "\x1b" not in out and "\x07" not in out
     assert "waiting now: slow -> priority 2" in out
-    assert "Would fire: refunds ×1, slow ×2" in out
+    assert "(already fired in this wait)" in out
+    assert "Would fire: refunds ×1, slow ×1" in out and "Already fired (not again): slow ×1" in out
     assert main(["--db", str(db_path), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert [(h["rule"], h["customer_id"]) for h in hits] == [("refunds", 1), ("slow", 1), ("slow", 2)]

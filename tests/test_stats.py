@@ -139,7 +139,7 @@ def test_a_done_case_gets_the_question_and_the_answer_is_counted(store, clock, t
     store.queue_reply(1, "Yes, today.", "ann")
     store.set_status(1, "done", "ann")
     auto.tick(store)
-    [question] = [m for m in store.timeline(1) if m.author == "rules"]
+    [question] = [m for m in store.timeline(1) if m.author == "satisfaction"]
     assert "How did we do, from 1 (poor) to 5 (great)?" in question.text and question.channel == "telegram"
     assert question.meta["auto"] == "satisfaction"
     clock.advance(120)
@@ -165,10 +165,10 @@ def test_no_question_without_an_answer_from_a_person_and_other_replies_drop_it(s
     store.queue_reply(2, "sure", "ann")
     store.set_status(2, "done", "ann")
     auto.tick(store)
-    assert [m.customer_id for m in store.timeline(1) + store.timeline(2) if m.author == "rules"] == [2]
+    assert [m.customer_id for m in store.timeline(1) + store.timeline(2) if m.author == "satisfaction"] == [2]
     clock.advance(60)
     store.ingest_batch([inbound(address="2", text="actually, it broke again", sent_at=clock.now)])
-    assert store.pending_survey(2) is None and store.customer(2).status == "open"
+    assert not store.pending_survey(2)["open"] and store.customer(2).status == "open"  # only a direct reply counts now
     assert store.queue("waiting")[0].customer_id == 2 and store.events(kind="satisfaction") == []
 
 

@@ -5,11 +5,21 @@
 The engine calls `on_ingest` after each committed batch (rules see new
 messages at once) and `tick` every few seconds while it holds the polling
 lease (timer rules, breaches, and anything other processes did: the console
-setting a status, `omnidesk mail-import` ingesting). Both call `pump`, which
-claims what is new inside one write transaction (store.claim_new), so every
-new message and event is handled exactly once, whichever thread or process
-gets there first. Nothing here may raise into the engine: a broken rule or
-template is logged and recorded as a 'rule_error' event.
+setting a status, `omnidesk mail-import` ingesting). Both call `pump`.
+
+Exactly once, whenever it happened: the automation keeps a cursor over the
+messages, the event log and the sent replies (store.claim_new). `pump` moves
+it past a batch and handles the batch in the same write transaction: the
+rules' changes, the satisfaction question and the hook runs (queued in the
+store, see hooks.py) commit together with the cursor or not at all. So what
+happened while no engine ran (a status set in the console, `mail-import`) is
+handled at the next start or `sync --once`, and nothing twice, whichever
+thread or process gets there first. Anything older than
+[automation] skip_older_than (default 1d) when it is reached is skipped, with
+one 'skipped' event per pass saying what and why, rather than acted on days late.
+
+Nothing here may raise into the engine: a broken rule or template is logged
+and recorded as a 'rule_error' event, and the rest of the batch goes on.
 """
 from __future__ import annotations
 
@@ -25,12 +35,16 @@ from connectors import config as config_mod
 from connectors.desk import facts as facts_mod
 from connectors.desk import rules as rules_mod
 from connectors.config import ConfigError
+from connectors.desk import hooks as hooks_mod
 from connectors.desk.hooks import HookRunner
 from connectors.desk.satisfaction import Satisfaction
-from connectors.desk.targets import Targets
+from connectors.desk.targets import Targets, parse_duration
 
 log = logging.getLogger("omnidesk.automation")
 ACTOR = "rules"
+AUTOMATION_KEYS = ("skip_older_than", "hook_grace")
+DEFAULT_SKIP = 86400.0  # events older than this when reached are skipped with a note
+BATCH = 100  # items handled per write transaction
 HISTORY = 3 * 86400  # a message older than this when first seen is history (an import), not news
 ENGAGED_GAP = 600.0  # a silence longer than this counts as 10 minutes of engagement, not more
 EVENT_HOOKS = {"status": "status_changed", "breach": "target_breached", "merge": "customers_merged",
@@ -56,7 +70,40 @@ CONFIG_EXAMPLE = """\
 # Satisfaction: ask when a case is done; answers (1-5, thumbs, good/bad) count in `omnidesk stats`.
 # [satisfaction]
 # template = "closing"
+
+# What happened while no engine ran is handled at the next start (or `sync --once`);
+# anything older than this is skipped with a note. Running hooks get hook_grace to
+# finish when omnidesk stops; then they are killed and run again at the next start.
+# [automation]
+# skip_older_than = "1d"
+# hook_grace = "1s"
 """
+
+
+def validate(table: Any) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError('[automation]: expected a table like [automation] skip_older_than = "1d"')
+    for key, value in table.items():
+        if key not in AUTOMATION_KEYS:
+            raise ConfigError(f"automation.{key}: unknown key; expected one of {', '.join(AUTOMATION_KEYS)}")
+        if key == "hook_grace" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"automation.hook_grace: expected a duration like \"1s\", got {value!r}")
+            continue
+        parse_duration(value, f"automation.{key}")
+
+
+config_mod.FREEFORM["automation"] = validate
+
+
+def settings(config: config_mod.Config | None) -> dict[str, float]:
+    """{"skip_older_than": seconds, "hook_grace": seconds} from [automation]."""
+    table = (config.extra.get("automation") if config else None) or {}
+    validate(table)
+    grace = table.get("hook_grace", hooks_mod.DEFAULT_GRACE)
+    return {"skip_older_than": parse_duration(table["skip_older_than"], "automation.skip_older_than")
+            if "skip_older_than" in table else DEFAULT_SKIP,
+            "hook_grace": float(grace) if isinstance(grace, (int, float)) else parse_duration(grace, "automation.hook_grace")}
 
 
 def check_rules(config: config_mod.Config | None = None) -> tuple[bool, str]:
@@ -121,7 +168,10 @@ class Automation:
                 log.error("rules not loaded: %s", e)
         self.rules = rules
         self.targets = targets or Targets.from_config(config)
-        self.hooks = hooks or HookRunner.from_config(config, log_path)
+        opts = settings(config)
+        self.skip_older_than = opts["skip_older_than"]
+        self.hooks = hooks or HookRunner.from_config(config, log_path, opts["hook_grace"])
+        self._recovered = False  # hook runs a dead process left 'running', queued again at our first tick
         self.satisfaction = Satisfaction.from_config(config)
         self.timer_every = timer_every
         self._last_timer = float("-inf")
@@ -138,6 +188,11 @@ class Automation:
 
     def tick(self, store) -> None:
         try:
+            if not self._recovered:
+                self._recovered = True
+                for run in store.recover_hook_runs(self.hooks.holder):
+                    log.warning("hook run %s (%s, %s) was cut off by a stop; queued again", run["id"], run["hook"],
+                                run["kind"])
             self.reload_if_changed()
             self.pump(store)
             self.targets.check(store)
@@ -148,8 +203,6 @@ class Automation:
                 finally:
                     self._timer_lock.release()
             self.pump(store)  # hooks for what the timer just did
-            while self.hooks.failures:  # visible in the event log and the console, not only in hooks.log
-                store.log_event("hook_failed", "hooks", None, **self.hooks.failures.popleft())
         except Exception:
             log.exception("automation timer")
 
@@ -175,25 +228,52 @@ class Automation:
 
     # -- what is new ------------------------------------------------------------------------------
     def pump(self, store) -> None:
+        """Handle everything new, a batch per write transaction (see the module
+        docstring), then start the hook runs it queued."""
         while True:
-            claimed = store.claim_new()
-            for message_id in claimed["messages"]:
-                self._guard(self._on_message, store, message_id)
-            for event_id in claimed["events"]:
-                self._guard(self._on_event, store, event_id)
-            for message_id in claimed["sent"]:
-                if self.hooks.wants("reply_sent"):
-                    m = store.message(message_id)
-                    self.hooks.fire("reply_sent", {"message": message_json(m),
-                                                   "customer": customer_json(store.customer(m.customer_id))})
+            skipped: dict[str, int] = {}
+            with store.tx():
+                claimed = store.claim_new(BATCH)
+                too_old = store.clock() - self.skip_older_than
+                for message_id, received_at in claimed["messages"]:
+                    if received_at < too_old:
+                        skipped["message"] = skipped.get("message", 0) + 1
+                        continue
+                    self._guard(self._on_message, store, message_id)
+                for event_id in claimed["events"]:
+                    self._guard(self._on_event, store, event_id, too_old, skipped)
+                for message_id, sent_at in claimed["sent"]:
+                    if sent_at < too_old:
+                        skipped["reply_sent"] = skipped.get("reply_sent", 0) + 1
+                        continue
+                    self._guard(self._on_sent, store, message_id)
+                if skipped:
+                    self._note_skipped(store, skipped)
             if not any(claimed.values()):
-                return
+                break
+        self.hooks.dispatch(store)
 
-    def _guard(self, fn, *args) -> None:
+    def _note_skipped(self, store, skipped: dict[str, int]) -> None:
+        what = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
+        age = _duration(self.skip_older_than)
+        log.warning("automation: skipped %s older than %s (no engine ran meanwhile)", what, age)
+        store.log_event("skipped", "automation", None, counts=skipped, older_than=self.skip_older_than,
+                        note=f"not acted on: {what}, older than {age} when the automation reached them"
+                             " ([automation] skip_older_than)")
+
+    def _guard(self, fn, store, *args) -> None:
         try:
-            fn(*args)
-        except Exception:  # one bad message or event must not stop the rest
-            log.exception("automation: %s%r", fn.__name__, args[1:])
+            with store.savepoint():  # one bad item's writes are undone; the rest of the batch stands
+                fn(store, *args)
+        except Exception as e:  # one bad message or event must not stop the rest
+            log.exception("automation: %s%r", fn.__name__, args)
+            store.log_event("rule_error", ACTOR, None, rule=fn.__name__.strip("_"), error=f"{type(e).__name__}: {e}"[:300])
+
+    def _on_sent(self, store, message_id: int) -> None:
+        if self.hooks.wants("reply_sent"):
+            m = store.message(message_id)
+            self.hooks.enqueue(store, "reply_sent", {"message": message_json(m),
+                                                     "customer": customer_json(store.customer(m.customer_id))})
 
     def _on_message(self, store, message_id: int) -> None:
         m = store.message(message_id)
@@ -204,25 +284,33 @@ class Automation:
         customer = store.customer(m.customer_id)
         identity = next((i for i in customer.identities if i.id == m.identity_id), None)
         if self.hooks.wants("message_received"):
-            self.hooks.fire("message_received", {"message": message_json(m, identity), "customer": customer_json(customer)})
+            self.hooks.enqueue(store, "message_received", {"message": message_json(m, identity),
+                                                           "customer": customer_json(customer)})
         if self.satisfaction.take_answer(store, m) is not None:
             return  # a rating, not a request: no triage, no acknowledgement
         subject = self._subject(store, customer, m, identity)
         subject.new_customer = store.is_first_inbound(customer.id, m.id)
         self.run_rules(store, self.rules.for_("message"), subject)
 
-    def _on_event(self, store, event_id: int) -> None:
+    def _on_event(self, store, event_id: int, too_old: float = float("-inf"), skipped: dict | None = None) -> None:
         ev = store.event(event_id)
         if ev is None:
             return
         kind = EVENT_HOOKS.get(ev.kind)
+        survey = ev.kind == "status" and ev.data.get("new") == "done" and ev.data.get("reason") != "rating"
+        if not ((kind and self.hooks.wants(kind)) or (survey and self.satisfaction.template)):
+            return
+        if ev.at < too_old:
+            if skipped is not None:
+                skipped[ev.kind] = skipped.get(ev.kind, 0) + 1
+            return
         if kind and self.hooks.wants(kind):
             payload = {"id": ev.id, "kind": ev.kind, "actor": ev.actor, "at": ev.at, "data": ev.data}
             out = {"event_data": payload, "customer_id": ev.customer_id}
             if ev.customer_id is not None:
                 out["customer"] = customer_json(store.customer(ev.customer_id))
-            self.hooks.fire(kind, out)
-        if ev.kind == "status" and ev.data.get("new") == "done" and ev.data.get("reason") != "rating":
+            self.hooks.enqueue(store, kind, out)
+        if survey:
             try:
                 self.satisfaction.ask(store, ev.customer_id, ev.at)
             except ConfigError as e:  # a missing or broken template
@@ -300,7 +388,7 @@ class Automation:
             payload = {"rule": name, "customer": customer_json(store.customer(c.id))}
             if s.message is not None:
                 payload["message"] = message_json(s.message, s.identity)
-            self.hooks.run_command(t["hook"], "rule_fired", payload, name=f"rule {name}")
+            self.hooks.enqueue_command(store, t["hook"], "rule_fired", payload, name=f"rule {name}")
 
     def _render_ack(self, store, rule, s):
         """(text, subject, channel, identity) for the acknowledgement, rendered
@@ -368,30 +456,36 @@ class Automation:
                 break
         return out
 
-    def close(self) -> None:
-        self.hooks.close(wait=False)
+    def close(self, grace: float | None = None) -> None:
+        """Stop the hooks: running ones get `grace` seconds (default: the
+        configured hook_grace), then they are killed and queued again."""
+        self.hooks.close(wait=False, grace=grace)
+
+    def drain(self, store) -> None:
+        """End of `sync --once`: handle what is new and let the queued hook runs
+        finish (each within its timeout) before the process exits."""
+        self.tick(store)
+        longest = max((h["timeout"] for h in self.hooks.hooks), default=0.0)
+        if not self.hooks.wait(longest * 3 + 5, store=store):
+            log.warning("hook runs still queued at exit; they run at the next start")
+        self.hooks.close(wait=False, grace=0)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def attach(engine, config: config_mod.Config | None = None, **kw) -> Automation:
-    """Hook the automation into an engine (before engine.start())."""
+    """Hook the automation into an engine (before engine.start()): handled at
+    ingest and on the engine's timer; `engine.stop()` stops the hooks (with
+    their grace) and `engine.run_once()` waits for them."""
     kw.setdefault("log_path", Path(engine.store_path).parent / "hooks.log")
     auto = Automation(config, **kw)
-    s = engine._store()
-    try:
-        s.claim_new()  # the first time: mark "now", so history is not replayed
-    finally:
-        s.close()
     engine.tick_hooks.append(auto.tick)
-    if hasattr(engine, "ingest_hooks"):
-        engine.ingest_hooks.append(auto.on_ingest)
-    else:
-        # Each engine thread opens its own Store; register on every one of them.
-        make_store = engine._store
-
-        def _store():
-            s = make_store()
-            s.on_ingest.append(lambda results, s=s: auto.on_ingest(s, results))
-            return s
-
-        engine._store = _store
+    engine.stop_hooks.append(auto.close)
+    engine.once_hooks.append(auto.drain)
+    engine.ingest_hooks.append(auto.on_ingest)
     return auto

@@ -4,13 +4,25 @@
     on = "message_received"          # or a list: ["status_changed", "customers_merged"]
     command = "notify-send omnidesk \"$(jq -r .message.text)\""
     timeout = 10                     # seconds; the command is killed after that
+    concurrency = 1                  # runs of this hook at once; more wait in its queue
 
 The command runs with /bin/sh (it is the owner's own config, not customer
 input); the event only ever travels on stdin and in $OMNIDESK_EVENT (its
 kind), never inside the command line, so nothing a customer writes can
-become a shell word. Hooks run in a small worker pool: a failing or slow hook
-never blocks ingest, sending or the console. Every run is a line in
-hooks.log next to the store; failed runs also become 'hook_failed' events.
+become a shell word.
+
+Each hook has its own queue, kept in the store (table hook_runs) and filled in
+the same transaction that handles the event, so a slow or hanging hook delays
+only its own later runs, and nothing queued is lost when omnidesk stops or
+dies. With concurrency = 1 (the default) a hook's runs go in event order.
+hooks.log next to the store has a line when a run starts (saying how long it
+waited and how many are behind it) and one when it ends; failed runs also
+become 'hook_failed' events. `omnidesk hooks list` shows each queue.
+
+Stopping (SIGTERM, Ctrl-C, leaving the console) starts no new run and gives
+running ones a short grace ([automation] hook_grace, default 1s); then their
+process groups are killed and the runs go back to the head of their queue
+(at most 3 tries in all), to run again at the next start.
 
 What arrives on stdin (times are unix seconds):
     message_received, reply_sent:
@@ -28,11 +40,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,9 +56,11 @@ log = logging.getLogger("omnidesk.hooks")
 
 EVENTS = ("message_received", "reply_sent", "reply_failed", "status_changed", "target_breached",
           "customers_merged", "rule_fired", "satisfaction")
-KEYS = ("on", "command", "timeout", "name")
+KEYS = ("on", "command", "timeout", "name", "concurrency")
 DEFAULT_TIMEOUT = 10.0
-MAX_PENDING = 200  # beyond this, new runs are dropped (and logged) rather than piling up
+DEFAULT_GRACE = 1.0  # seconds running hooks get when omnidesk stops
+MAX_QUEUED = 1000  # per hook: beyond this, new runs are dropped (and logged) rather than piling up
+MAX_CONCURRENCY = 16
 
 
 def _check_hook(n: int, table: Any) -> None:
@@ -69,6 +83,11 @@ def _check_hook(n: int, table: Any) -> None:
     timeout = table.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"{where}.timeout: expected a number of seconds above 0, got {timeout!r}")
+    conc = table.get("concurrency", 1)
+    if isinstance(conc, bool) or not isinstance(conc, int) or not 1 <= conc <= MAX_CONCURRENCY:
+        raise ConfigError(f"{where}.concurrency: expected a whole number from 1 to {MAX_CONCURRENCY}, got {conc!r}")
+    if "name" in table and (not isinstance(table["name"], str) or not table["name"].strip()):
+        raise ConfigError(f"{where}.name: expected a short text, got {table['name']!r}")
 
 
 def validate(hooks: Any) -> None:
@@ -81,85 +100,201 @@ def validate(hooks: Any) -> None:
 config_mod.FREEFORM["hook"] = validate
 
 
+def _printable(text: str, limit: int = 300) -> str:
+    """stderr may carry terminal escapes; the log and the console get printable text only."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[-limit:]
+
+
 class HookRunner:
-    """Runs commands in worker threads and writes one log line per run."""
+    """Runs hook commands, each hook from its own queue in the store, and
+    writes hooks.log. Without a store (`omnidesk hooks test`) `fire` runs the
+    commands at once in threads."""
 
     def __init__(self, hooks: list[dict] | None = None, log_path: str | os.PathLike | None = None,
-                 workers: int = 2):
+                 grace: float = DEFAULT_GRACE):
         hooks = hooks or []
         validate(hooks)
         self.hooks = []
+        names: set[str] = set()
         for h in hooks:
             kinds = [h["on"]] if isinstance(h["on"], str) else list(h["on"])
+            name = base = (h.get("name") or h["command"][:40]).strip()
+            n = 1
+            while name in names:  # each hook its own queue, even two with the same command
+                n += 1
+                name = f"{base} #{n}"
+            names.add(name)
             self.hooks.append({"on": kinds, "command": h["command"], "timeout": float(h.get("timeout", DEFAULT_TIMEOUT)),
-                               "name": h.get("name") or h["command"][:40]})
+                               "name": name, "concurrency": int(h.get("concurrency", 1))})
         self.log_path = Path(log_path) if log_path else None
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnidesk hook")
-        self._pending = 0
+        self.grace = grace
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._lock = threading.Lock()
-        # failed runs, for the automation to record as 'hook_failed' events (it owns a store; we do not)
+        self._workers: dict[str, list[threading.Thread]] = {}  # hook name -> live worker threads
+        self._procs: dict[int, subprocess.Popen] = {}  # run id -> its running command
+        self._stopping = threading.Event()
+        self._direct: list[threading.Thread] = []  # runs started by `fire` without a store
+        # failed runs without a store to record them in (`hooks test`); with one, workers log the event
         self.failures: deque[dict] = deque(maxlen=100)
         self.recent: deque[str] = deque(maxlen=100)  # the latest log lines (`omnidesk hooks test` prints them)
 
     @classmethod
-    def from_config(cls, config: config_mod.Config | None, log_path=None) -> "HookRunner":
-        return cls((config.extra.get("hook") if config else None) or [], log_path)
+    def from_config(cls, config: config_mod.Config | None, log_path=None, grace: float = DEFAULT_GRACE) -> "HookRunner":
+        return cls((config.extra.get("hook") if config else None) or [], log_path, grace)
 
     def wants(self, kind: str) -> bool:
         return any(kind in h["on"] for h in self.hooks)
 
-    def fire(self, kind: str, payload: dict[str, Any]) -> int:
-        """Queue every hook for `kind`; returns how many were queued. Never blocks."""
+    def concurrency(self, name: str) -> int:
+        return next((h["concurrency"] for h in self.hooks if h["name"] == name), 1)
+
+    # -- queueing (inside the caller's transaction) -----------------------------------------
+    def enqueue(self, store, kind: str, payload: dict[str, Any]) -> int:
+        """Queue a run of every hook for `kind` in the store; returns how many."""
         n = 0
         for h in self.hooks:
             if kind in h["on"]:
-                self.run_command(h["command"], kind, payload, h["timeout"], h["name"])
-                n += 1
+                n += self.enqueue_command(store, h["command"], kind, payload, h["timeout"], h["name"])
         return n
 
-    def run_command(self, command: str, kind: str, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT,
-                    name: str | None = None) -> bool:
-        """Queue one command (also used by the rules' `hook` action)."""
-        with self._lock:
-            if self._pending >= MAX_PENDING:
-                self._log(kind, name or command, "dropped", 0.0, f"{MAX_PENDING} hook runs already waiting")
-                return False
-            self._pending += 1
-        data = json.dumps({"event": kind, **payload}, ensure_ascii=False, default=str).encode()
-        self.pool.submit(self._run, command, kind, data, timeout, name or command[:40])
+    def enqueue_command(self, store, command: str, kind: str, payload: dict[str, Any],
+                        timeout: float = DEFAULT_TIMEOUT, name: str | None = None) -> bool:
+        """Queue one run (also a rule's `hook` action, under the name "rule NAME")."""
+        name = name or command[:40]
+        if store.queue_hook_run(name, kind, command, timeout, {"event": kind, **payload}, cap=MAX_QUEUED) is None:
+            self._log(kind, name, "dropped", 0.0, f"{MAX_QUEUED} runs of this hook already waiting")
+            return False
         return True
 
-    def _run(self, command: str, kind: str, data: bytes, timeout: float, name: str) -> None:
+    # -- running ---------------------------------------------------------------------------
+    def dispatch(self, store) -> int:
+        """Start a worker for each hook with queued runs and a free slot; returns
+        how many were started. Cheap: call it after every pass."""
+        if self._stopping.is_set():
+            return 0
+        started = 0
+        for name, q in store.hook_queue().items():
+            if not q["queued"]:
+                continue
+            with self._lock:
+                live = [t for t in self._workers.get(name, []) if t.is_alive()]
+                free = min(self.concurrency(name), MAX_CONCURRENCY) - len(live)
+                for _ in range(min(free, q["queued"])):
+                    t = threading.Thread(target=self._worker, args=(store.path, name), daemon=True,
+                                         name=f"omnidesk hook {name[:20]}")
+                    t.start()
+                    live.append(t)
+                    started += 1
+                self._workers[name] = live
+        return started
+
+    def _worker(self, path, name: str) -> None:
+        from store import Store  # a connection of its own, as every engine thread has
+
+        try:
+            s = Store(path)
+        except Exception:
+            log.exception("hook worker for %s: cannot open the store", name)
+            return
+        try:
+            while not self._stopping.is_set():
+                run = s.claim_hook_run(name, self.holder)
+                if run is None:
+                    return
+                self._execute(s, run)
+        except Exception:  # a broken hook must never take the runner down
+            log.exception("hook worker for %s", name)
+        finally:
+            s.close()
+
+    def _execute(self, s, run: dict) -> None:
+        name, kind = run["hook"], run["kind"]
+        waited = max(0.0, s.clock() - run["queued_at"])
+        behind = s.hook_queue().get(name, {}).get("queued", 0)
+        note = f"waited {waited:.1f}s" if waited >= 0.5 else ""
+        if behind:
+            note += (", " if note else "") + f"{behind} queued behind"
+        self._log(kind, name, "started", 0.0, note, run_id=run["id"])
+        outcome, seconds, detail = self._spawn(run["id"], run["command"], kind, run["payload"].encode(), run["timeout"])
+        if outcome == "shutdown":
+            again = s.requeue_hook_run(run["id"])
+            self._log(kind, name, "stopped", seconds, "omnidesk stopped; " + (
+                "queued again for the next start" if again else f"dropped after {run['attempts']} tries"),
+                      run_id=run["id"], store=s, payload=run["payload"])
+            return
+        s.finish_hook_run(run["id"])
+        self._log(kind, name, outcome, seconds, detail, run_id=run["id"], store=s, payload=run["payload"])
+
+    def _spawn(self, run_id, command: str, kind: str, data: bytes, timeout: float) -> tuple[str, float, str]:
+        """Run one command; (outcome, seconds, detail). outcome: ok, exit N,
+        timeout, error, or shutdown (killed because omnidesk is stopping)."""
         start = time.monotonic()
         try:
             env = {**os.environ, "OMNIDESK_EVENT": kind}
-            # its own process group, so a timeout kills whatever the shell started too
+            # its own process group, so a timeout or shutdown kills whatever the shell started too
             proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except Exception as e:
+            return "error", time.monotonic() - start, f"{type(e).__name__}: {e}"
+        with self._lock:
+            self._procs[run_id] = proc
+        try:
             try:
                 _, err = proc.communicate(data, timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _kill(proc)
                 proc.communicate()
-                self._log(kind, name, "timeout", time.monotonic() - start, f"killed after {timeout:g}s")
-                return
-            # stderr may carry terminal escapes; the log and the console get printable text only
-            tail = " ".join("".join(c if c.isprintable() else " " for c in err.decode(errors="replace")).split())[-300:]
-            outcome = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
-            self._log(kind, name, outcome, time.monotonic() - start, tail)
-        except Exception as e:  # a broken hook must never take the runner down
-            self._log(kind, name, "error", time.monotonic() - start, f"{type(e).__name__}: {e}")
+                return "timeout", time.monotonic() - start, f"killed after {timeout:g}s"
+            except Exception as e:  # e.g. a broken pipe: the command did not read its stdin
+                _kill(proc)
+                proc.communicate()
+                return "error", time.monotonic() - start, f"{type(e).__name__}: {e}"
         finally:
             with self._lock:
-                self._pending -= 1
+                self._procs.pop(run_id, None)
+        if self._stopping.is_set() and proc.returncode in (-signal.SIGKILL, -signal.SIGTERM):
+            return "shutdown", time.monotonic() - start, ""
+        outcome = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+        return outcome, time.monotonic() - start, _printable(err.decode(errors="replace"))
 
-    def _log(self, kind: str, name: str, outcome: str, seconds: float, detail: str) -> None:
+    def fire(self, kind: str, payload: dict[str, Any]) -> int:
+        """Without a store (`omnidesk hooks test`): run every hook for `kind` now,
+        each in a thread; `wait` waits for them. Returns how many started."""
+        n = 0
+        for h in self.hooks:
+            if kind in h["on"]:
+                data = json.dumps({"event": kind, **payload}, ensure_ascii=False, default=str).encode()
+                t = threading.Thread(target=self._direct_run, args=(h, kind, data), daemon=True)
+                t.start()
+                self._direct.append(t)
+                n += 1
+        return n
+
+    def _direct_run(self, h: dict, kind: str, data: bytes) -> None:
+        outcome, seconds, detail = self._spawn(id(threading.current_thread()), h["command"], kind, data, h["timeout"])
+        self._log(kind, h["name"], outcome, seconds, detail)
+
+    # -- the log ---------------------------------------------------------------------------
+    def _log(self, kind: str, name: str, outcome: str, seconds: float, detail: str, *, run_id: int | None = None,
+             store=None, payload: str | None = None) -> None:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-        line = f"{at} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
-        (log.info if outcome == "ok" else log.warning)("hook %s", line)
+        run = f" run {run_id}" if run_id is not None else ""
+        if outcome == "started":
+            line = f"{at}{run} {kind} [{name}] started" + (f" ({detail})" if detail else "")
+        else:
+            line = f"{at}{run} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
+        (log.warning if outcome not in ("ok", "started") else log.info)("hook %s", line)
         self.recent.append(line)
-        if outcome != "ok":
-            self.failures.append({"hook": name, "on": kind, "outcome": outcome, "detail": detail})
+        if outcome not in ("ok", "started"):
+            failure = {"hook": name, "on": kind, "outcome": outcome, "detail": detail}
+            customer_id = _customer_of(payload)
+            if store is not None:  # visible in the event log and the console, not only in hooks.log
+                try:
+                    store.log_event("hook_failed", "hooks", customer_id, **failure)
+                except Exception:
+                    log.exception("recording a failed hook")
+            else:
+                self.failures.append(failure)
         if self.log_path:
             try:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,15 +303,57 @@ class HookRunner:
             except OSError:
                 log.exception("cannot write %s", self.log_path)
 
-    def wait(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued run has finished (tests, `omnidesk sync --once`)."""
+    # -- waiting and stopping ----------------------------------------------------------------
+    def busy(self) -> bool:
+        with self._lock:
+            return any(t.is_alive() for ts in self._workers.values() for t in ts) or \
+                any(t.is_alive() for t in self._direct)
+
+    def wait(self, timeout: float = 30.0, store=None) -> bool:
+        """Wait until every run has finished: the ones started by `fire`, and with
+        `store` every queued run too (`sync --once` does this before it exits).
+        False if some were still running after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
-                if self._pending == 0:
-                    return True
-            time.sleep(0.01)
+            if store is not None and not self._stopping.is_set():
+                self.dispatch(store)
+            queued = store is not None and any(q["queued"] for q in store.hook_queue().values())
+            if not self.busy() and not queued:
+                return True
+            time.sleep(0.02)
         return False
 
-    def close(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=not wait)
+    def close(self, wait: bool = True, grace: float | None = None) -> None:
+        """Stop: no new runs start; running ones get `grace` seconds (default:
+        the configured grace; with wait=True, their own timeouts), then their
+        process groups are killed and they are queued again."""
+        self._stopping.set()
+        if wait and grace is None:
+            grace = max((h["timeout"] for h in self.hooks), default=0.0) + 1.0
+        deadline = time.monotonic() + (self.grace if grace is None else grace)
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _kill(proc)
+        with self._lock:
+            threads = [t for ts in self._workers.values() for t in ts] + self._direct
+        for t in threads:  # each records its run as stopped and queued again: quick
+            t.join(2.0)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _customer_of(payload: str | None) -> int | None:
+    """The customer a run was about, for its 'hook_failed' event."""
+    try:
+        data = json.loads(payload) if payload else {}
+        return (data.get("customer") or {}).get("id") or data.get("customer_id")
+    except (ValueError, AttributeError):
+        return None

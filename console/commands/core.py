@@ -333,7 +333,7 @@ def cmd_events(args, ctx) -> int:
         if not events:
             return "No events."
         return "\n".join(
-            f"{e.id:>6}  {_iso(e.at)}  {e.actor:<12}  {e.kind:<10}  #{e.customer_id}  "
+            f"{e.id:>6}  {_iso(e.at)}  {e.actor:<12}  {e.kind:<10}  {'#' + str(e.customer_id) if e.customer_id is not None else '-'}  "
             f"{_clean(str(e.data), 70)}{'  (undone)' if e.undone else ''}" for e in events
         )
 

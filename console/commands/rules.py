@@ -84,12 +84,18 @@ def cmd_test(args, ctx) -> int:
             out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel'] or '-':<8} "
                        f"{what}: {h['rule']} -> {'; '.join(h['actions'])}{note}")
         counts: dict[str, int] = {}
-        for h in hits:
+        fired: dict[str, int] = {}
+        for h in hits:  # a hit already fired in this wait would not fire again
             if h.get("error"):
                 continue
             name = f"fact {h['rule']}" if h["on"] == "fact" else h["rule"]
-            counts[name] = counts.get(name, 0) + 1
-        out += ["", "Would fire: " + ", ".join(f"{name} ×{n}" for name, n in counts.items())]
+            into = fired if h.get("already_fired") else counts
+            into[name] = into.get(name, 0) + 1
+        out.append("")
+        if counts:
+            out.append("Would fire: " + ", ".join(f"{name} ×{n}" for name, n in counts.items()))
+        if fired:
+            out.append("Already fired (not again): " + ", ".join(f"{name} ×{n}" for name, n in fired.items()))
         return "\n".join(out)
 
     ctx.emit([{**h, "at": _iso(h["at"])} for h in hits], lambda _: human(hits))
