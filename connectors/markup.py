@@ -132,6 +132,7 @@ def telegram_text(text: str, entities: Iterable) -> str:
         body = plain[start:end].strip("\n")
         quoted = "\n".join("> " + line if line else ">" for line in body.split("\n"))
         before, after = plain[:start], plain[end:]
+        before = before.rstrip(" ")
         if before and not before.endswith("\n"):
             before += "\n"
         if after and not after.startswith("\n"):

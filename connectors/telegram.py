@@ -7,6 +7,8 @@ offset: Telegram forgets updates only when a later call passes a higher offset,
 and we pass the offset saved with the committed rows, so a crash at any point
 loses nothing, and a restart does not fetch anything twice.
 
+What the agent sees of each Message field: connectors/telegram_message.py.
+
 Threads: the Bot lives on a private event loop in its own thread. The engine's
 poller thread (fetch/wait) and its outbox thread (send) both submit coroutines
 to that loop, so the library only ever runs on one thread; long polls use the
@@ -32,6 +34,7 @@ from telegram.request import HTTPXRequest
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
 from connectors.config import ConfigError, Option, resolve_secret, secret_options
 from connectors.formatting import telegram_parts
+from connectors.telegram_message import STICKER_FORMATS, describe, is_service
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
 
 
@@ -67,19 +70,6 @@ OPTIONS: dict[str, Option] = {
     "long_poll_seconds": Option(int, 25, "how long one getUpdates call waits for news"),
     "max_download_bytes": Option(int, BOT_API_FILE_LIMIT, "largest attachment downloaded (Bot API limit: 20 MB)"),
 }
-
-# (message field, default file name, default content type)
-_MEDIA = [
-    ("photo", "photo_{id}.jpg", "image/jpeg"),
-    ("document", "document_{id}", "application/octet-stream"),
-    ("voice", "voice_{id}.ogg", "audio/ogg"),
-    ("video", "video_{id}.mp4", "video/mp4"),
-    ("audio", "audio_{id}.mp3", "audio/mpeg"),
-    ("video_note", "video_note_{id}.mp4", "video/mp4"),
-    ("animation", "animation_{id}.mp4", "video/mp4"),
-    ("sticker", "sticker_{id}.webp", "image/webp"),
-]
-
 
 def build(account: str, options: dict, config=None) -> "TelegramConnector":
     where = f"telegram.{account}"
@@ -234,30 +224,28 @@ class TelegramConnector(BaseConnector):
 
     async def _convert(self, update) -> InboundMessage | None:
         msg = update.message or update.edited_message
-        user = msg.from_user if msg else None
-        if msg is None or user is None or user.is_bot:
+        if msg is None or is_service(msg) or msg.is_automatic_forward:
+            return None  # service messages; a channel's post copied into its discussion group
+        user = msg.from_user
+        if msg.sender_chat is not None:  # sent as a chat (anonymous admin, a channel): the chat speaks
+            sender = Sender("telegram", str(msg.sender_chat.id), msg.sender_chat.effective_name or "",
+                            msg.sender_chat.username or "")
+        elif user is None or user.is_bot:
             return None
+        else:
+            sender = None
+        seen = describe(msg)
+        if sender is None:
+            sender = Sender("telegram", str(user.id), user.full_name, user.username or "", phones=seen.phones)
         chat_id = msg.chat.id
         edit = update.edited_message is not None
-        text = msg.text or msg.caption or ""
-        notes: list[str] = []
-        phones: tuple[str, ...] = ()
-        if msg.contact:
-            c = msg.contact
-            notes.append(f"[shared contact: {' '.join(filter(None, [c.first_name, c.last_name]))}, {c.phone_number}]")
-            if c.user_id == user.id:  # their own number: evidence that links identities
-                phones = (c.phone_number,)
-        if msg.venue:
-            notes.append(f"[venue: {msg.venue.title}, {msg.venue.address}]")
-        elif msg.location:
-            notes.append(f"[location: {msg.location.latitude:.5f}, {msg.location.longitude:.5f}]")
         attachments: list[AttachmentIn] = []
         skipped: list[dict] = []
+        notes: list[str] = []
         # an edit carries the same notes but downloads nothing again
-        await self._download_media(msg, attachments, skipped, notes, download=not edit)
-        if notes:
-            text = "\n".join([text, *notes]) if text else "\n".join(notes)
-        meta = {"chat_id": chat_id, "message_id": msg.message_id, "chat_type": msg.chat.type}
+        await self._download_media(seen.media, attachments, skipped, notes, download=not edit)
+        text = "\n".join(filter(None, [seen.text, *notes]))
+        meta = {"chat_id": chat_id, "message_id": msg.message_id, "chat_type": msg.chat.type, **seen.meta}
         if skipped:
             meta["skipped_files"] = skipped
         sent_at = msg.date.timestamp()
@@ -266,25 +254,19 @@ class TelegramConnector(BaseConnector):
         reply_to = msg.reply_to_message
         return InboundMessage(
             channel="telegram", account=self.account, external_id=f"{chat_id}:{msg.message_id}",
-            sender=Sender("telegram", str(user.id), user.full_name, user.username or "", phones=phones),
-            text=text, sent_at=sent_at, thread_key=str(chat_id),
+            sender=sender, text=text, sent_at=sent_at, thread_key=str(chat_id),
             reply_to=f"{chat_id}:{reply_to.message_id}" if reply_to else None,
             attachments=attachments, raw=json.dumps(update.to_dict(), ensure_ascii=False).encode("utf-8"),
             meta=meta, kind="edit" if edit else "message",
         )
 
-    async def _download_media(self, msg, attachments: list, skipped: list, notes: list, download: bool) -> None:
-        for field, default_name, default_type in _MEDIA:
-            media = getattr(msg, field, None)
-            if not media:
-                continue
-            if isinstance(media, tuple):  # photo sizes: take the largest
-                media = media[-1]
-            name = getattr(media, "file_name", None) or default_name.format(id=msg.message_id)
-            ctype = getattr(media, "mime_type", None) or default_type
-            size = media.file_size or 0
+    async def _download_media(self, media: list, attachments: list, skipped: list, notes: list,
+                              download: bool) -> None:
+        for m in media:
+            name, ctype, obj = m.name, m.content_type, m.obj
+            size = obj.file_size or 0
             if size > self.max_download_bytes:
-                skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                skipped.append({"filename": name, "size": size, "file_id": obj.file_id})
                 attachments.append(AttachmentIn(name, ctype, None, size=size))
                 notes.append(f"[{name}, {_mb(size)}: not downloaded, larger than the "
                              f"{_mb(self.max_download_bytes)} limit]")
@@ -292,13 +274,16 @@ class TelegramConnector(BaseConnector):
             if not download:
                 continue
             try:
-                tg_file = await self._bot.get_file(media.file_id)
+                tg_file = await self._bot.get_file(obj.file_id)
                 data = bytes(await tg_file.download_as_bytearray())
             except tg_error.BadRequest as e:  # gone or too big: keep the message, say so
-                skipped.append({"filename": name, "size": size, "file_id": media.file_id})
+                skipped.append({"filename": name, "size": size, "file_id": obj.file_id})
                 attachments.append(AttachmentIn(name, ctype, None, size=size))
                 notes.append(f"[{name}: could not be downloaded: {self._scrub(e.message)}]")
                 continue
+            ext = os.path.splitext(tg_file.file_path or "")[1].lower()
+            if m.field == "sticker" and ext in STICKER_FORMATS:  # the file's own format decides
+                name, ctype = os.path.splitext(name)[0] + ext, STICKER_FORMATS[ext]
             attachments.append(AttachmentIn(name, ctype, data))
 
     # -- outbound ----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_media_is_downloaded_and_oversized_files_are_recorded_not_fetched(tg, st
     customer = only_customer(store)
     assert customer.name == "Bob"
     msgs = store.timeline(customer.id)
-    assert [m.text for m in msgs[:4]] == ["the box", "", "", "unboxing"]
+    assert [m.text for m in msgs[:4]] == ["the box", "", "[voice message, 0:03]", "unboxing"]
     got = [(a.filename, a.content_type, a.size) for m in msgs for a in m.attachments]
     assert got == [("photo_1.jpg", "image/jpeg", 130), ("invoice.pdf", "application/pdf", 16),
                    ("voice_3.ogg", "audio/ogg", 10), ("video.mp4", "video/mp4", 11),

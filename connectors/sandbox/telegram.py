@@ -176,6 +176,28 @@ class TelegramSandbox(LoopbackServer):
         return self._customer_message(user, kw.get("chat"), kw.get("reply_to"),
                                       location={"latitude": latitude, "longitude": longitude})
 
+    def send_sticker(self, user: dict, data: bytes, kind: str = "static", emoji: str = "\U0001F600", **kw) -> dict:
+        """A sticker: `kind` static (WEBP), animated (TGS, gzipped Lottie) or video (WEBM).
+        As on Telegram the Sticker object has no file name or MIME type; the format is in
+        is_animated / is_video and in the getFile path."""
+        ext = {"static": "webp", "animated": "tgs", "video": "webm"}[kind]
+        sticker = {**self._add_file(data, "stickers", ext), "width": 512, "height": 512, "type": "regular",
+                   "is_animated": kind == "animated", "is_video": kind == "video", "emoji": emoji,
+                   "set_name": "SandboxPack"}
+        return self._customer_message(user, kw.get("chat"), kw.get("reply_to"), sticker=sticker)
+
+    def send_message(self, user: dict | None, *, chat: dict | None = None, reply_to: dict | None = None,
+                     **fields) -> dict:
+        """Any Bot API Message fields as given (forward_origin, quote, poll, dice, via_bot,
+        sender_chat, a service field, one no library knows...): the raw wire format.
+        `user` None sends without `from` (as channels do)."""
+        return self._customer_message(user, chat, reply_to, **fields)
+
+    def add_file(self, data: bytes, folder: str, ext: str) -> dict:
+        """A file the customer's message can refer to: {file_id, file_unique_id, file_size}."""
+        with self.lock:
+            return self._add_file(data, folder, ext)
+
     def edit(self, message: dict, text: str) -> dict:
         """The customer edits an earlier message (text, or caption for media)."""
         with self.lock:
@@ -187,7 +209,7 @@ class TelegramSandbox(LoopbackServer):
             self._queue({"edited_message": json.loads(json.dumps(stored))})
             return stored
 
-    def _customer_message(self, user: dict, chat: dict | None, reply_to: dict | None, **content) -> dict:
+    def _customer_message(self, user: dict | None, chat: dict | None, reply_to: dict | None, **content) -> dict:
         if chat is None:
             chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
             for k in ("last_name", "username"):
@@ -206,6 +228,8 @@ class TelegramSandbox(LoopbackServer):
         self.chats.setdefault(chat["id"], chat)
         ids = self._message_ids.setdefault(chat["id"], itertools.count(1))
         msg = {"message_id": next(ids), "from": sender, "chat": chat, "date": int(time.time()), **content}
+        if sender is None:
+            del msg["from"]
         self.messages[(chat["id"], msg["message_id"])] = msg
         return msg
 
