@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.chat import telegram_connector, tg  # noqa: F401
+from tests.support.chat import live_store, telegram_connector, tg  # noqa: F401
 
 JANE = {"id": 1001, "is_bot": False, "first_name": "Jane", "last_name": "Roe", "username": "janeroe"}
 BOB = {"id": 2002, "is_bot": False, "first_name": "Bob", "username": "bobli"}
@@ -161,3 +161,20 @@ def test_entities_are_readable_and_quoted_words_marked(tg, conn, store):
     [m] = messages(store)
     assert m.text == "Bold and here (https://shop.example/o/881) and\n> a quote from the shop\nthanks"
     assert store.search("881")
+
+
+def test_a_reply_quoting_a_formatted_message_round_trips(tg, conn, live_store):
+    text = "see this page please"
+    tg.send_message(JANE, text=text, entities=[{"type": "text_link", "offset": 4, "length": 9,
+                                                "url": "https://shop.example/o/881"},
+                                               {"type": "bold", "offset": 14, "length": 6}])
+    pull(conn, live_store)
+    [row] = live_store.queue(filter="all")
+    [m] = live_store.timeline(row.customer_id)
+    assert m.text == "see this page (https://shop.example/o/881) please"
+    live_store.queue_reply(row.customer_id, "> " + m.text + "\n\nThat page is right.", "ann")
+    [out] = live_store.claim_due()
+    conn.send(out)
+    [sent] = tg.wait_sent(1)
+    assert sent["text"].startswith("see this page (https://shop.example/o/881) please")  # as the customer sees it
+    assert "https://shop.example/o/881" in sent["html"] and "<blockquote>" in sent["html"]
