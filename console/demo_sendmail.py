@@ -5,6 +5,7 @@ SMTP server on 127.0.0.1, as `msmtp -t` would to a real one.
 """
 from __future__ import annotations
 
+import re
 import smtplib
 import sys
 from email import message_from_bytes
@@ -13,7 +14,9 @@ from email.utils import getaddresses
 
 def main(argv: list[str]) -> int:
     host, _, port = argv[1].rpartition(":")
-    raw = sys.stdin.buffer.read()
+    # A sendmail command gets local LF line ends; SMTP wants CRLF (smtplib sends
+    # bytes as they are, and a server sees one endless line: "Line too long").
+    raw = re.sub(rb"\r?\n", b"\r\n", sys.stdin.buffer.read())
     msg = message_from_bytes(raw)
     rcpts = [a for _, a in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []) + msg.get_all("Bcc", [])) if a]
     if not rcpts:

@@ -55,7 +55,15 @@ def test_demo_every_channel_in_and_out_then_clean_exit(tmp_path):
         assert attachments and attachments[0]["filename"] == "order-1039.pdf"
 
         omnidesk(db, "reply", "@janeroe", "-m", "A replacement ships today.")
-        omnidesk(db, "reply", "bob@lifamily.example", "-m", "Invoice attached.")
+        # an e-mail template reply with a paragraph and a link far over SMTP's 998-octet line limit
+        from connectors.config import config_dir
+        from connectors.desk.templates import install_starter_templates
+
+        install_starter_templates(config_dir() / "templates")
+        status = "Invoice attached; " + "it left our warehouse this morning and is on its way. " * 40
+        url = "https://tracking.example.com/parcel?" + "&".join(f"k{n}=v{n}" for n in range(200))
+        omnidesk(db, "reply", "bob@lifamily.example", "--template", "order-status", "--set", "order_number=1039",
+                 "--set", f"status={status}", "--set", f"tracking_url={url}")
         omnidesk(db, "reply", "U0MARCO", "-m", "Yes, 3-5 days to Italy.")
         for ref, thanks in (("@janeroe", "Thank you so much"), ("bob@lifamily.example", "Got it"),
                             ("U0MARCO", "Grazie")):
