@@ -180,7 +180,8 @@ def test_hooks_test_runs_them_now_with_a_real_payload(db_path, clock, tmp_path, 
     s.close()
     base = ["--db", str(db_path), "--config", str(cfg_path), "hooks"]
     assert main([*base, "list"]) == 0
-    assert f"message_received: cat > {out}  (timeout 10s)" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert f"message_received: cat > {out}  (timeout 10s, 1 at a time)" in listing and "[broken]: idle" in listing
     assert main([*base, "test", "message_received"]) == 1  # one of them fails
     text = capsys.readouterr().out
     assert " ok in " in text and "[broken] exit 4" in text

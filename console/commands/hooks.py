@@ -23,9 +23,37 @@ def _runner(ctx):
 
 
 def cmd_list(args, ctx) -> int:
+    import time
+
     hooks = _runner(ctx).hooks
-    ctx.emit(hooks, lambda hs: "\n".join(f"{', '.join(h['on'])}: {h['command']}  (timeout {h['timeout']:g}s)"
-                                         for h in hs) or "No hooks ([[hook]] in config.toml).")
+    queues = ctx.store.hook_queue()  # runs waiting or running, kept in the store across restarts
+    now = time.time()
+    names = {h["name"] for h in hooks}
+    rows = [{**h, "queue": queues.get(h["name"], {"queued": 0, "running": 0})} for h in hooks]
+    # runs still queued for a hook no longer in the config (or a rule's hook action)
+    rows += [{"name": name, "on": [], "command": None, "queue": q} for name, q in queues.items() if name not in names]
+
+    def state(q) -> str:
+        parts = []
+        if q.get("running"):
+            parts.append(f"running {q['running']} (since {max(0.0, now - q['running_since']):.0f}s)")
+        if q.get("queued"):
+            parts.append(f"{q['queued']} queued (oldest {max(0.0, now - q['oldest_queued_at']):.0f}s)")
+        return "; ".join(parts) or "idle"
+
+    def human(rows) -> str:
+        if not rows:
+            return "No hooks ([[hook]] in config.toml)."
+        out = []
+        for r in rows:
+            if r["command"] is None:
+                out.append(f"[{r['name']}]: {state(r['queue'])}")
+            else:
+                out.append(f"{', '.join(r['on'])}: {r['command']}  (timeout {r['timeout']:g}s,"
+                           f" {r['concurrency']} at a time) [{r['name']}]: {state(r['queue'])}")
+        return "\n".join(out)
+
+    ctx.emit(rows, human)
     return 0
 
 
