@@ -1,13 +1,14 @@
 """Inbound messages into the store: idempotent, atomic with the cursor."""
 from __future__ import annotations
 
+import email.utils
 import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from store.db import dumps, in_chunks, loads
 from store.identity import normalize_address
-from store.models import InboundMessage
+from store.models import InboundMessage, Sender
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
 BULK_MIN = 32  # batches at least this big take the set-based path
@@ -54,8 +55,15 @@ _NOTE_BACKLOG = """UPDATE customers SET
 
 
 def _machine(item: InboundMessage) -> bool:
-    """Mail written by machines about our mail (connectors/email/reports.py)."""
-    return bool(item.meta) and bool(item.meta.get("bounce") or item.meta.get("auto_reply"))
+    """Mail written by machines about our mail (connectors/email/reports.py), or
+    our own mail (an imported Sent folder): both take the careful path."""
+    return bool(item.meta) and bool(item.meta.get("bounce") or item.meta.get("auto_reply") or item.meta.get("ours"))
+
+
+def _arrived(item: InboundMessage, now: float) -> float:
+    """When a message reached us. Imported history (meta "imported") arrived when
+    it was sent: "answered?" compares it with our replies by date alone."""
+    return min(item.sent_at, now) if item.meta and item.meta.get("imported") else now
 
 
 class _Filed(NamedTuple):
@@ -154,12 +162,14 @@ class IngestMixin:
         )
         if existing:
             return self._reused_id(item, existing)
+        if item.meta.get("ours"):
+            return self._file_ours(item)
         filed = self._file_machine_mail(item) if _machine(item) else None
         if filed is not None:
             identity_id, customer_id, new_customer = filed[:3]
         else:
             identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
-        now = self.clock()
+        now = _arrived(item, self.clock())
         text = _clip(item.text)
         message_id = self.insert_message(
             customer_id=customer_id, identity_id=identity_id, channel=item.channel, account=item.account,
@@ -208,6 +218,50 @@ class IngestMixin:
                 return _Filed(row["id"], self.live_id(row["customer_id"]), False, None)
         return None
 
+    def _file_ours(self, item: InboundMessage) -> IngestResult | None:
+        """Our own mail (from an imported mailbox or Sent folder) filed as our reply
+        in the right timeline: the customer whose message it answers (In-Reply-To,
+        References), else the customer its recipient is; a recipient we never heard
+        from becomes a customer with nothing waiting. Then "waiting since" counts
+        from the last message we did not answer."""
+        ids = [item.reply_to] + [r.strip("<>") for r in reversed(item.meta.get("references") or [])]
+        target = None
+        for ident in [i for i in ids if i][:50]:
+            row = self.q1("SELECT customer_id, identity_id FROM messages WHERE channel=? AND external_id=?"
+                          " AND direction='in' AND identity_id IS NOT NULL ORDER BY id LIMIT 1", (item.channel, ident))
+            if row is not None:
+                target = (self.live_id(row[0]), row[1], False)
+                break
+        own = normalize_address(item.channel, item.sender.address)
+        if target is None:
+            to = email.utils.getaddresses([str(item.meta.get("to") or ""), str(item.meta.get("cc") or "")])
+            people = [(name, normalize_address(item.channel, addr)) for name, addr in to if "@" in (addr or "")]
+            people = [(name, addr) for name, addr in people if addr != own]
+            if not people:
+                return None  # a note to ourselves: nobody's timeline
+            for name, addr in people:
+                row = self.q1("SELECT id, customer_id FROM identities WHERE channel=? AND address=?", (item.channel, addr))
+                if row is not None:
+                    target = (self.live_id(row["customer_id"]), row["id"], False)
+                    break
+            if target is None:
+                name, addr = people[0]
+                identity_id, customer_id, new = self.resolve_sender(Sender(item.channel, addr, name), item.account)
+                target = (customer_id, identity_id, new)
+        customer_id, identity_id, new_customer = target
+        meta = {k: v for k, v in item.meta.items() if k not in ("ours", "new_text")}
+        message_id = self.insert_message(
+            customer_id=customer_id, identity_id=identity_id, channel=item.channel, account=item.account,
+            direction="out", external_id=item.external_id, thread_key=item.thread_key, reply_to=item.reply_to,
+            subject=item.subject, text=_clip(item.text), html=item.html, sent_at=item.sent_at,
+            received_at=item.sent_at, author=item.sender.display_name or own, parse_error=item.parse_error,
+            meta=dumps(meta) if meta else None, raw=item.raw,
+        )
+        for att in item.attachments:
+            self._add_attachment(message_id, att)
+        self.recompute(customer_id)
+        return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
+
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
         self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "r": received_at, "ch": channel, "id": customer_id})
@@ -243,7 +297,8 @@ class IngestMixin:
                 customer_of.update(self.conn.execute(f"SELECT id, customer_id FROM identities WHERE id IN ({marks})",
                                                      chunk))
         rows = [(customer_of[r.identity_id], r.identity_id, item.channel, item.account, item.external_id,
-                 item.thread_key, item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at, now,
+                 item.thread_key, item.reply_to, item.subject, _clip(item.text), item.html, item.sent_at,
+                 _arrived(item, now),
                  item.parse_error, dumps(item.meta) if item.meta else None, item.raw)
                 for item, r in zip(items, resolved)]
         self.conn.executemany(_BULK_INSERT, rows)

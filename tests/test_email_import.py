@@ -56,7 +56,7 @@ def test_mbox_import_with_the_done_flag(capsys, tmp_path, make_inbound):
     for eml in EMLS[:40]:
         box.add(eml.read_bytes())
     box.add(b"From: Ann <ann@example.com>\nMessage-ID: <ann1@example.com>\nSubject: hi\n\n"
-            b"line one\n>From the start of a line\nlast line\n")
+            b"line one\nFrom the start of a line\nlast line\n")  # the mbox keeps it as ">From the start"
     box.flush()
     db = tmp_path / "o.db"
     store = Store(db)
@@ -65,7 +65,8 @@ def test_mbox_import_with_the_done_flag(capsys, tmp_path, make_inbound):
     assert code == 0 and data["messages"] == 41
     ann = store.find_customer("ann@example.com")
     [msg] = store.timeline(ann)
-    assert msg.text.splitlines() == ["line one", ">From the start of a line", "last line"]
+    assert b"\n>From the start" in path.read_bytes()
+    assert msg.text.splitlines() == ["line one", "From the start of a line", "last line"]
     assert store.customer(ann).status == "done"
     assert store.customer(waiting).status == "open"  # only what the import created is closed
     code, again = run(capsys, "--db", str(db), "--json", "import", "mbox", str(path))
@@ -119,10 +120,73 @@ def test_trash_spam_and_our_own_sent_mail_stay_out(capsys, tmp_path):
     db = str(tmp_path / "o.db")
     code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "maildir", str(root))
     assert code == 0 and data["account"] == "shop"
-    assert (data["messages"], data["added"], data["ours"]) == (2, 1, 1)
+    assert (data["messages"], data["added"], data["ours"]) == (2, 2, 1)
     store = Store(db)
     assert store.queue_count("all") == 1 and store.find_customer("ann@example.com")
     store.close()
     code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "maildir", str(root),
                      "--all-folders")
-    assert data["messages"] == 4 and data["added"] == 2
+    assert data["messages"] == 4 and data["added"] == 2 and data["already_there"] == 2
+
+
+def test_a_directory_given_as_mbox_is_a_clear_error(capsys, tmp_path):
+    (tmp_path / "Local Folders").mkdir()
+    code, out = run(capsys, "--db", str(tmp_path / "o.db"), "import", "mbox", str(tmp_path / "Local Folders"))
+    assert code == 1 and "is a directory, not an mbox file" in out and "import maildir" in out
+
+
+def test_mboxrd_escapes_come_off_once(capsys, tmp_path):
+    path = tmp_path / "rd.mbox"
+    path.write_bytes(b"From ann@example.com Mon Jan  1 00:00:00 2024\nFrom: Ann <ann@example.com>\n"
+                     b"Message-ID: <rd1@example.com>\n\n>From here\n>>From there\n> quoted\n")
+    db = str(tmp_path / "o.db")
+    assert run(capsys, "--db", db, "--json", "import", "mbox", str(path))[0] == 0
+    store = Store(db)
+    [msg] = store.timeline(store.find_customer("ann@example.com"))
+    assert msg.text.splitlines() == ["From here", ">From there", "> quoted"]
+    store.close()
+
+
+def test_our_sent_mail_is_filed_as_our_replies_and_waiting_counts_from_the_last_unanswered(capsys, tmp_path):
+    """An mbox holding both sides (as a Gmail export does): Ann asked, we answered,
+    Ann asked again (waiting since then); Bob asked and we answered (not waiting);
+    Cleo only ever got mail from us (a customer, nothing waiting)."""
+    def m(sender, to, mid, date, body, irt=None):
+        head = f"From: {sender}\nTo: {to}\nMessage-ID: <{mid}>\nDate: {date}\nSubject: Order\n"
+        if irt:
+            head += f"In-Reply-To: <{irt}>\nReferences: <{irt}>\n"
+        return (head + "\n" + body + "\n").encode()
+    box = mailbox.mbox(tmp_path / "all.mbox")
+    for raw in [
+        m("Ann <ann@example.com>", "support@shop.test", "a1@x", "Mon, 01 Jan 2024 09:00:00 +0000", "Where is it?"),
+        m("Shop <support@shop.test>", "Ann <ann@example.com>", "s1@shop.test", "Mon, 01 Jan 2024 10:00:00 +0000",
+          "On its way.", irt="a1@x"),
+        m("Ann <ann@example.com>", "support@shop.test", "a2@x", "Tue, 02 Jan 2024 09:00:00 +0000", "Still nothing."),
+        m("Shop <support@shop.test>", "Bob <bob@example.com>", "s2@shop.test", "Wed, 03 Jan 2024 10:00:00 +0000",
+          "Refund done.", irt="b1@x"),
+        m("Bob <bob@example.com>", "support@shop.test", "b1@x", "Wed, 03 Jan 2024 09:00:00 +0000", "Refund?"),
+        m("Shop <support@shop.test>", "Cleo <cleo@example.com>", "s3@shop.test", "Thu, 04 Jan 2024 10:00:00 +0000",
+          "Your voucher."),
+    ]:
+        box.add(raw)
+    box.flush()
+    config = tmp_path / "c.toml"
+    config.write_text('[email.shop]\nbackend = "maildir"\nmaildir = "/unused"\nfrom_address = "support@shop.test"\n')
+    db = str(tmp_path / "o.db")
+    code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "mbox", str(tmp_path / "all.mbox"))
+    assert code == 0 and (data["added"], data["ours"]) == (6, 3)
+    store = Store(db)
+    ann, bob, cleo = (store.find_customer(f"{n}@example.com") for n in ("ann", "bob", "cleo"))
+    assert [(x.direction, x.text) for x in store.timeline(ann)] == [
+        ("in", "Where is it?"), ("out", "On its way."), ("in", "Still nothing.")]
+    assert store.customer(ann).waiting_since == store.timeline(ann)[-1].sent_at
+    assert [x.direction for x in store.timeline(bob)] == ["in", "out"] and store.customer(bob).waiting_since is None
+    assert [x.direction for x in store.timeline(cleo)] == ["out"] and store.customer(cleo).waiting_since is None
+    assert [r.customer_id for r in store.queue("waiting")] == [ann]
+    code, again = run(capsys, "--db", db, "--config", str(config), "--json", "import", "mbox",
+                      str(tmp_path / "all.mbox"), "--done")
+    assert again["added"] == 0 and again["already_there"] == 6
+    code, done = run(capsys, "--db", str(tmp_path / "d.db"), "--config", str(config), "--json", "import", "mbox",
+                     str(tmp_path / "all.mbox"), "--done")
+    assert Store(str(tmp_path / "d.db")).queue("waiting") == []
+    store.close()

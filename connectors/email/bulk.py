@@ -21,6 +21,7 @@ from connectors.email.parse import parse
 
 Task = tuple  # ("file", path) | ("mbox", path, offset, length)
 _FROM_LINE = re.compile(rb"^From ", re.M)
+_ESCAPED_FROM = re.compile(rb"^>(>*From )", re.M)
 
 
 @dataclass
@@ -28,13 +29,13 @@ class ImportStats:
     seen: int = 0
     added: int = 0
     unreadable: int = 0  # stored raw with a parse-error note
-    ours: int = 0  # sent by us (a Sent folder): left out
+    ours: int = 0  # sent by us (a Sent folder): filed as our replies
     new_customers: set = field(default_factory=set)  # customers the import created
 
     @property
     def skipped(self) -> int:
         """Already in the store (or unreadable files that vanished)."""
-        return self.seen - self.added - self.ours
+        return self.seen - self.added
 
 
 # Folders that hold no customer conversations (Maildir++ ".INBOX.Trash" counts as "trash").
@@ -68,6 +69,9 @@ def mbox_tasks(path: Path) -> list[Task]:
     """(offset, length) of each message: it starts after a "From " line and ends
     before the next one (the classic mbox format, as Python's `mailbox` reads it)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not an mbox file: give the mbox file itself, or import a"
+                         f" Maildir with `omnidesk import maildir {path}`")
     size = path.stat().st_size
     if size == 0:
         return []
@@ -95,7 +99,9 @@ def read_task(task: Task) -> tuple[bytes, float]:
         mtime = os.fstat(f.fileno()).st_mtime
     if raw.endswith(b"\n\n"):  # the blank line that separates mbox messages
         raw = raw[:-1]
-    return raw, mtime
+    # mbox writers escape body lines starting "From " as ">From " (and, in mboxrd,
+    # ">From " as ">>From "): one ">" comes off again
+    return _ESCAPED_FROM.sub(rb"\1", raw), mtime
 
 
 def _parse_one(task: Task, account: str):
@@ -103,18 +109,20 @@ def _parse_one(task: Task, account: str):
         raw, mtime = read_task(task)
     except OSError:
         return None  # vanished meanwhile (a mail syncer moved it)
-    return parse(raw, account, fallback_time=mtime)
+    return parse(raw, account, fallback_time=mtime, meta={"imported": True})
 
 
 def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> ImportStats:
     """Parse a chunk, then store it in one transaction. Mail from `own` (our
-    address: a Sent folder) is not customer mail and is left out."""
+    address: a Sent folder) is filed as our replies in its customers' timelines."""
     stats, items = ImportStats(), []
     for task in tasks:
         item = _parse_one(task, account)
         stats.seen += 1
         if item is not None and own and item.sender.address == own:
             stats.ours += 1
+            item.meta["ours"] = True
+            items.append(item)
         elif item is not None:
             stats.unreadable += bool(item.parse_error)
             items.append(item)

@@ -64,7 +64,7 @@ def run(args, ctx) -> int:
             "customers_before": before, "customers_after": store.queue_count("all")}
     ctx.emit(data, lambda d: (f"imported {d['added']} new of {d['messages']} messages into account "
                               f"{d['account']!r} ({d['already_there']} already there"
-                              + (f", {d['ours']} sent by us left out" if d["ours"] else "")
+                              + (f", {d['ours']} sent by us filed as our replies" if d["ours"] else "")
                               + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")"))
     return 0
 
