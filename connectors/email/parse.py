@@ -23,8 +23,9 @@ from email.policy import compat32
 from connectors.email import mime
 from connectors.email.decode import (clean_text, decode_bytes, decode_guess, decode_header, has_8bit, header,
                                      parse_address, raw_headers)
+from connectors.email.html import html_to_text
 from connectors.email.person import Person, person
-from connectors.email.quotes import split_reply
+from connectors.email.quotes import normalize, split_reply
 from connectors.email.reports import machine_mail
 from store.outbox import REPLY_PREFIX, base_subject
 from store.models import AttachmentIn, InboundMessage, Sender
@@ -55,24 +56,6 @@ def id_list(value: str | None) -> list[str]:
 def raw_id(raw: bytes) -> str:
     """A stable external id for mail without a usable Message-ID."""
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
-
-
-HTML_LIMIT = 2_000_000  # characters of HTML turned into text; html2text is slow on monsters
-
-
-def html_to_text(html: str) -> str:
-    import html2text
-
-    h = html2text.HTML2Text()
-    h.body_width = 0  # the console wraps; hard wrapping would break quotes and links
-    h.ignore_images = True
-    h.ignore_emphasis = True
-    h.protect_links = True
-    try:
-        text = h.handle(html[:HTML_LIMIT])
-        return "\n".join(line.rstrip() for line in text.splitlines()).strip()  # no Markdown hard-break spaces
-    except Exception:  # html2text can choke on pathological markup
-        return re.sub(r"<[^>]*>", " ", html[:HTML_LIMIT])
 
 
 def _part_text(part: Message, out: "_Body") -> str:
@@ -363,15 +346,15 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
     _walk(msg, body)
     hint = body.hint() if any(has_8bit(v) for v in heads.values()) else None
     subject = decode_header(heads.get("subject"), hint)
-    own = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
+    own = "\n\n".join(normalize(t).strip("\n") for t in body.plain if t.strip())  # CRLF mail reads as LF mail
     html = "\n".join(body.html) or None
     if not own and html:
         own = html_to_text(html)
     reply = split_reply(own)
     # The customer's own words first; forwarded mails follow, whole (they are
     # what the customer wants read, not quoted history), and searchable.
-    shown = "\n\n".join(filter(None, [reply.new_text.strip("\n")] + body.forwarded + body.notes))
-    text = "\n\n".join(filter(None, [own.strip("\n")] + body.forwarded + body.notes))
+    shown = normalize("\n\n".join(filter(None, [reply.new_text.strip("\n")] + body.forwarded + body.notes)))
+    text = normalize("\n\n".join(filter(None, [own.strip("\n")] + body.forwarded + body.notes)))
     who = person(heads, hint)
     meta.update({
         "message_id": f"<{message_id}>" if message_id else None,

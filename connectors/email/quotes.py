@@ -7,12 +7,13 @@ the same lines as the original, so the new text keeps its own line layout.
 On top of that, `>` quote blocks and the attribution line just above them are
 dropped in any language, which also handles bottom-posting.
 The full body always stays in the message's `text`; this only decides what
-the console shows first.
+the console shows first (`fold`). CRLF, CR and LF line ends fold alike.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from bisect import bisect_right
 from functools import lru_cache
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs")
@@ -20,6 +21,8 @@ SCAN_LIMIT = 64_000  # characters examined; the new text sits at the top
 _QUOTED = re.compile(r"^\s*>")
 # A wrapped attribution line: it names an address or a date ("2012-04-02", "02.04.2012 14:20").
 _ATTRIBUTION_PART = re.compile(r"@|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}:\d{2}|[<,]\s*$")
+_LINE_END = re.compile(r"\r\n?")
+SIGN_OFF_MAX = 40  # characters: "Thanks, Jane" is a sign-off, "Thanks, the parcel came today." is text
 
 
 @dataclass
@@ -28,46 +31,83 @@ class Reply:
     signature: str = ""
 
 
+def normalize(text: str) -> str:
+    """CRLF and lone CR line ends as LF: IMAP delivers CRLF, files usually LF."""
+    return _LINE_END.sub("\n", text) if "\r" in text else text
+
+
 @lru_cache(maxsize=1)
 def _regexes():
-    """mail-parser-reply's header regex, and its signature rules as a per-line regex
-    (its whole-text signature regex ends in `(.|\\s)*`, which costs ~0.1 ms a message)."""
+    """mail-parser-reply's header patterns, split in two families: "On ... wrote:"
+    lines and header blocks ("From: ... Sent: ...", "-----Original Message-----");
+    its signature rules as a per-line regex (its whole-text signature regex ends
+    in `(.|\\s)*`, which costs ~0.1 ms a message); and the key-line regex that
+    spots where a header block can start. The library's own key lists ("From|Sent|To",
+    "Von|Gesendet|An", ...) are read out of its patterns, so they stay in step."""
+    from mailparser_reply.constants import GENERIC_MAIL_SEPARATOR
     from mailparser_reply.parser import EmailMessage
 
     template = EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=True)
 
-    def words(key: str) -> str:
-        return "|".join(filter(None, (template._get_language_regex(lang, key) for lang in template.languages)))
+    def words(key: str) -> list[str]:
+        return [w for w in (template._get_language_regex(lang, key) for lang in template.languages) if w]
 
+    flags = re.MULTILINE | re.IGNORECASE
+    wrote = re.compile("|".join(words("wrote_header")), flags)
+    block = re.compile("|".join(words("from_header") + [f"({GENERIC_MAIL_SEPARATOR})"]), flags)
     quoted = r"(?:> ?)*"
     signature_line = re.compile(
-        rf"^{quoted}(?:[-_]{{2}}$|(?:{words('sent_from')}) ?[\w.<>:// ]+$|(?:{words('signatures')}))",
+        rf"^{quoted}(?:[-_]{{2}}$|(?:{'|'.join(words('sent_from'))}) ?[\w.<>:// ]+$|(?:{'|'.join(words('signatures'))})(?!\w))",
         re.IGNORECASE)
-    return template.HEADER_REGEX, signature_line
+    keys = [m.group(1) for w in words("from_header") for m in [re.search(r"\[\* \]\*\(\?:(.*?)\):", w)] if m]
+    key_line = re.compile(rf"{quoted}[* ]*(?:{'|'.join(keys)})\s?:|-+ ?original message|-+ ?oprindelig", re.IGNORECASE)
+    return wrote, block, key_line, signature_line
 
 
-# Lines where a reply header can begin: "From: ..." style keys, "... wrote:", separators.
-# The full (slow, many-language) header regex only runs on a few lines around them.
-_KEY_LINE = re.compile(r"(?:> ?)*[* ]*[^\W\d][\w .'-]{0,30}?\s?:")
+# The verbs that end an attribution line in LANGUAGES ("On <date>, <name> wrote:"), lower case.
+WROTE = ("wrote:", "schrieb", "a écrit", "escribió", "ha scritto", "schreef", "skrev", "nadesłał", "napisał", "napsal")
 _OUTLOOK_RULE = re.compile(r" ?[_-]{32,}")
 WINDOW = 8  # lines: the longest header block the patterns describe
 MAX_TRIES = 200  # candidate lines examined per message
 LONGEST_HEADER = 400  # characters; the library's patterns backtrack badly on long lines (hostile mail)
 
 
-def _header_line(header_re, lines: list[str]) -> int | None:
-    """Index of the first stripped line where a quoted-reply header starts."""
-    tries = 0
+def _candidates(key_line, lines: list[str]) -> list[tuple[int, bool]]:
+    """(line index, is an attribution verb) where a reply header may be: a line
+    that starts like a header block, or one holding "wrote:" in some language.
+    Cheap tests first (a colon near the start; substring search in C), so the
+    slow many-language patterns run on a handful of lines, not on every one."""
+    found: dict[int, bool] = {}
     for i, line in enumerate(lines):
-        if not line or len(line) > LONGEST_HEADER or not (
-                line.endswith(":") or line.startswith(("-----", "_____", ">-----")) or _KEY_LINE.match(line)):
-            continue
-        tries += 1
-        if tries > MAX_TRIES:  # a body of "key: value" lines (a web form, a log): not a reply
+        if 0 < line.find(":", 0, 48) and key_line.match(line) or line.startswith(("-----", ">-----", "> -----")) \
+                and key_line.match(line.lstrip("> ")):
+            found[i] = False
+    low = "\n".join(lines).lower()
+    if any(w in low for w in WROTE):
+        starts, pos = [], 0
+        for line in lines:
+            starts.append(pos)
+            pos += len(line) + 1
+        for w in WROTE:
+            at = low.find(w)
+            while at >= 0 and len(found) <= MAX_TRIES:
+                found.setdefault(bisect_right(starts, at) - 1, True)
+                at = low.find(w, at + 1)
+    return sorted(found.items())
+
+
+def _header_line(regexes, lines: list[str]) -> int | None:
+    """Index of the first stripped line where a quoted-reply header starts."""
+    wrote, block, key_line, _ = regexes
+    for tried, (i, verb) in enumerate(_candidates(key_line, lines)):
+        if tried >= MAX_TRIES:  # a body of "key: value" lines (a web form, a log): not a reply
             return None
-        lo = max(0, i - 1)  # "On <date>, <name>" may wrap before "wrote:"
-        window = "\n".join(part[:LONGEST_HEADER] for part in lines[lo:i + WINDOW])
-        m = header_re.search(window)
+        if len(lines[i]) > LONGEST_HEADER:
+            continue
+        # "On <date>, <name>" may wrap before "wrote:", and "schrieb <name>" before its ":"
+        lo, hi, pattern = (max(0, i - 2), i + 3, wrote) if verb else (max(0, i - 1), i + WINDOW, block)
+        window = "\n".join(part[:LONGEST_HEADER] for part in lines[lo:hi])
+        m = pattern.search(window)
         if m:
             start = m.start() + len(m.group(0)) - len(m.group(0).lstrip("\n"))
             return lo + window.count("\n", 0, start)
@@ -78,7 +118,12 @@ def _signature_line(signature_re, lines: list[str]) -> int | None:
     """Index of the first stripped line (never the first one) that starts a signature."""
     for i in range(1, len(lines)):
         line = lines[i]
-        if line and (signature_re.match(line) or (not lines[i - 1] and _OUTLOOK_RULE.match(line))):
+        if not line:
+            continue
+        m = signature_re.match(line)
+        if m and (len(line) <= SIGN_OFF_MAX or m.end() == len(line)):
+            return i
+        if not lines[i - 1] and _OUTLOOK_RULE.match(line):
             return i
     return None
 
@@ -106,22 +151,22 @@ def _drop_quote_blocks(lines: list[str]) -> list[str]:
 def split_reply(text: str) -> Reply:
     """Never raises; on any surprise the whole text is the new text."""
     try:
-        return _split(text or "")
+        return _split(normalize(text or ""))
     except Exception:
-        return Reply((text or "").strip())
+        return Reply(normalize(text or "").strip())
 
 
 def _split(text: str) -> Reply:
-    header_re, signature_re = _regexes()
-    head = text[:SCAN_LIMIT].replace("\r\n", "\n")
-    lines = head.split("\n")
-    cut = _header_line(header_re, [line.strip() for line in lines])
+    regexes = _regexes()
+    lines = text[:SCAN_LIMIT].split("\n")
+    cut = _header_line(regexes, [line.strip() for line in lines])
     if cut is not None:
         if any(line.strip() for line in lines[:cut]):  # a header on top means bottom-posting: keep all
             lines = lines[:cut]
-    lines = _drop_quote_blocks(lines)
+    if any(_QUOTED.match(line) for line in lines):
+        lines = _drop_quote_blocks(lines)
     signature = ""
-    cut = _signature_line(signature_re, [line.strip() for line in lines])
+    cut = _signature_line(regexes[3], [line.strip() for line in lines])
     if cut is not None:
         signature = "\n".join(lines[cut:]).strip()
         lines = lines[:cut]
@@ -129,3 +174,57 @@ def _split(text: str) -> Reply:
     if not new_text:  # all quoted (a forward, a bare quote): show everything
         return Reply(text.strip())
     return Reply(new_text, signature)
+
+
+@dataclass
+class Fold:
+    """A message as the console shows it: `new` first, the rest folded.
+
+    `signature` and `quoted` (the history) are what folding hides, each
+    counted on its own; `interleaved` is set when the new text is not simply
+    the top of the message (answers written between quotes): unfolded, the
+    whole `text` is shown instead of new + signature + quoted."""
+    new: str
+    signature: str = ""
+    quoted: str = ""
+    text: str = ""
+    interleaved: bool = False
+
+    @property
+    def folded(self) -> bool:
+        return bool(self.signature or self.quoted or self.interleaved)
+
+    def summary(self) -> str:
+        """'signature and 12 quoted lines folded' (empty when nothing is folded)."""
+        parts = []
+        if self.signature:
+            parts.append("signature")
+        lines = self.quoted.count("\n") + 1 if self.quoted else 0
+        if lines:
+            parts.append(f"{lines} quoted line{'s' if lines != 1 else ''}")
+        if not parts and self.interleaved:
+            parts.append("quoted lines")
+        return " and ".join(parts) + " folded" if parts else ""
+
+
+def fold(text: str, new_text: str | None = None, signature: str | None = None) -> Fold:
+    """Split `text` for display, from the parser's `new_text`/`signature` when
+    stored (else computed now). Line ends are normalized first, so a CRLF
+    message and its LF twin fold the same way."""
+    text = normalize(text or "").strip("\n")
+    if new_text is None:
+        reply = split_reply(text)
+        new_text, signature = reply.new_text, reply.signature
+    new = normalize(new_text).strip()
+    signature = normalize(signature or "").strip()
+    body = text.strip()
+    if not new or new == body:
+        return Fold(text, text=text)
+    if not body.startswith(new):
+        return Fold(new, text=text, interleaved=True)
+    rest = body[len(new):].strip("\n")
+    sig = ""
+    if signature and rest.lstrip().startswith(signature):
+        sig = signature
+        rest = rest.lstrip()[len(signature):].strip("\n")
+    return Fold(new, sig, rest.strip("\n") if rest.strip() else "", text)

@@ -44,24 +44,22 @@ class Item:
         return (self.kind, getattr(self.obj, "id", 0))
 
 
+def message_fold(m: Message):
+    """How the timeline shows `m`: new text first, signature and quoted history
+    folded (connectors.email.quotes.Fold); CRLF and LF mail fold alike."""
+    from connectors.email.quotes import Fold, fold, normalize
+
+    text = m.text or ""
+    meta = m.meta if isinstance(m.meta, dict) else {}
+    if m.channel != "email" or m.direction != "in":
+        return Fold(normalize(text), text=normalize(text))
+    return fold(text, meta.get("new_text"), meta.get("signature"))
+
+
 def split_quoted(m: Message) -> tuple[str, str]:
     """(new text, folded rest) for display. The full text stays in the store."""
-    text = m.text or ""
-    new = m.meta.get("new_text") if isinstance(m.meta, dict) else None
-    if new is None and m.channel == "email" and m.direction == "in":
-        try:
-            from connectors.email.quotes import split_reply
-
-            new = split_reply(text).new_text
-        except Exception:  # the e-mail package is optional here
-            new = None
-    if new is None or not new.strip() or new.strip() == text.strip():
-        return text, ""
-    rest = text.strip()
-    start = rest.find(new.strip())
-    if start == 0:
-        rest = rest[len(new.strip()):]
-    return new, rest.strip("\n")
+    f = message_fold(m)
+    return f.new, "\n\n".join(p for p in (f.signature, f.quoted) if p) or (f.text if f.interleaved else "")
 
 
 def human_size(size: int) -> str:
@@ -314,7 +312,8 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         parts: list = [self._header(left, right, width)]
         if m.subject and m.channel == "email":
             parts.append(Text("  " + one_line(m.subject, 300), style=self._style("timeline--subject"), end=""))
-        new, quoted = split_quoted(m)
+        shown = message_fold(m)
+        new = shown.text if shown.interleaved and not folded else shown.new
         if m.direction == "out":  # the agent wrote Markdown: show it as read, not its markup
             new = plain_text(new)
         limit = FOLDED_LIMIT if folded else UNFOLDED_LIMIT
@@ -327,14 +326,13 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         parts.append(Padding(body, (0, 0, 0, 2)))
         if len(new) > limit:
             parts.append(Text(f"  … {len(new) - limit:,} more characters (z shows all)", style=self._style("timeline--quoted"), end=""))
-        if quoted:
+        if shown.folded:
             if folded:
-                lines = quoted.count("\n") + 1
-                parts.append(Text(f"  ┄ {lines} quoted line{'s' if lines != 1 else ''} folded · z to show",
-                                  style=self._style("timeline--quoted"), end=""))
+                parts.append(Text(f"  ┄ {shown.summary()} · z to show", style=self._style("timeline--quoted"), end=""))
             else:
-                q = safe(quoted[:limit], style=self._style("timeline--quoted"))
-                parts.append(Padding(q, (0, 0, 0, 4)))
+                for rest in (shown.signature, shown.quoted):
+                    if rest:
+                        parts.append(Padding(safe(rest[:limit], style=self._style("timeline--quoted")), (0, 0, 0, 4)))
         if m.previous_texts:
             count = len(m.previous_texts)
             when = f" {format_clock(m.edited_at, now)}" if m.edited_at else ""
