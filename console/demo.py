@@ -153,6 +153,9 @@ class DemoWorld:
         os.environ[TOKEN_ENV["slack"]] = self.slack.bot_token
         os.environ[TOKEN_ENV["slack_app"]] = self.slack.app_token
         self.config_path.write_text(self.config_text())
+        from connectors.desk.templates import install_starter_templates
+
+        install_starter_templates(self.root / "templates")  # the console and the CLI see the same set
         for target in (self._play, self._answer_back):
             t = threading.Thread(target=target, name=f"demo {target.__name__}", daemon=True)
             t.start()
@@ -181,7 +184,7 @@ class DemoWorld:
         sendmail = shlex.join([sys.executable, "-m", "console.demo_sendmail", f"127.0.0.1:{self.smtp_port}"])
         return f"""# The demo's config: loopback servers only.
 [agent]
-name = "you"
+name = "Alex Morgan"  # a named agent: templates say "I'm Alex", never "I'm you"
 
 [sync]
 poll_interval = 1.0

@@ -188,11 +188,19 @@ class DeskScreen(Screen):
         token = self._open_token
         known = self._loaded_count if (keep_position and self.current is not None
                                        and self.current.id == customer_id) else 0
-        focused_then = self.app.focused  # focus moves to the timeline only if the agent has not moved on
+        # focus moves to the timeline only if the agent has not moved on since asking
+        focused_then = self.app.focused if focus else False
+        opening = self._opening
+        if opening is not None and opening[0] == customer_id and not focus and focus_message is None:
+            # a re-read (the poll saw our own mark_read) overtakes an open the agent asked
+            # for: it shows the same customer, so it does what that open would have done
+            _, focused_then, focus_message = opening
+        self._opening = (customer_id, focused_then, focus_message)
         self.reader.run(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
-                        lambda r: self._show_customer(token, *r, focus_message, keep_position,
-                                                      focused_then if focus else False),
+                        lambda r: self._show_customer(token, *r, focus_message, keep_position, focused_then),
                         group="customer")
+
+    _opening: tuple[int, Any, int | None] | None = None  # (customer id, focus, focus message) on its way
 
     @staticmethod
     def _load_customer(s: Store, customer_id, focus_message, known, mark_read):
@@ -221,6 +229,7 @@ class DeskScreen(Screen):
                        keep_position, focus) -> None:
         if token != self._open_token:
             return  # a newer open is on its way
+        self._opening = None
         changed = self.current is None or self.current.id != customer.id
         self.current = customer
         self.engaged = engaged

@@ -124,16 +124,24 @@ class Reply:
 
         app = self.app
         cid = self.desk.current.id
-        channel = self.desk.composer.channel or "email"
+        identity = self.desk.composer.identity
+        channel = identity.channel if identity else "email"
         values = dict(values or {})
+
+        def render(s: Store):
+            rendered = render_template(s, cid, name, channel, app.agent, app.config, values)
+            # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients
+            # keep threading (as `omnidesk reply --template` does); a template's own
+            # subject only starts new conversations.
+            in_thread = identity is not None and s.last_inbound(identity.id) is not None
+            return rendered, None if in_thread else rendered.subject
 
         def failed(error: Exception) -> None:
             if isinstance(error, MissingValues):
                 self._ask_values(name, list(error.missing), values)
             else:  # a template error names the template and the problem
                 app.notify(str(error), severity="error", timeout=8)
-        self.desk.reader.run(lambda s: render_template(s, cid, name, channel, app.agent, app.config, values),
-                             self._template_ready, group="template", failed=failed)
+        self.desk.reader.run(render, self._template_ready, group="template", failed=failed)
 
     def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
         key, label = missing[0]
@@ -150,8 +158,9 @@ class Reply:
                                           help=f"{len(missing)} value{'s' if len(missing) > 1 else ''} to fill"),
                              answered)
 
-    def _template_ready(self, rendered) -> None:
+    def _template_ready(self, result) -> None:
+        rendered, subject = result
         composer = self.desk.composer
-        composer.insert_text(rendered.source, rendered.subject)
+        composer.insert_text(rendered.source, subject)
         if not composer.show_preview:
             composer.action_preview()

@@ -56,3 +56,50 @@ async def test_the_reply_channel_follows_the_customer_until_the_agent_picks_one(
         s.close()
         await until(pilot, lambda: "and on telegram" in screen_text(app))
         assert app.composer.channel == picked  # their choice stands
+
+
+async def _insert_order_status(pilot, values) -> None:
+    await pilot.press("ctrl+t")
+    await settle(pilot)
+    await pilot.press(*"order-status", "enter")
+    await settle(pilot)
+    for value in values:
+        await pilot.press(*value, "enter")
+        await settle(pilot)
+
+
+async def test_a_template_goes_in_at_the_cursor_on_its_own_lines_with_values_as_typed(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"Hi Jane, sorry about the vase!")
+        await _insert_order_status(pilot, ["A-1042", "shipped today (by DHL)", "https://track.example/a-1?x=1&y=2"])
+        text = app.composer.area.text
+        lines = text.split("\n")
+        assert lines[:2] == ["Hi Jane, sorry about the vase!", "Hi Jane!"]  # not glued: the template starts a line
+        assert "Order **A-1042**: shipped today (by DHL)." in lines  # values exactly as typed
+        assert "https://track.example/a-1?x=1&y=2" in text and "\\" not in text
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    assert "shipped today (by DHL)" in s.timeline(ids["jane"])[-1].text
+    assert [h.message_id for h in s.search('"by DHL"')] == [s.timeline(ids["jane"])[-1].id]  # search finds it as typed
+    s.close()
+
+
+async def test_a_template_keeps_the_thread_subject(db_path, clock, tmp_path, ids):
+    """Bob wrote "Shipping": the reply stays "Re: Shipping" (mail clients keep the thread),
+    not the template's "Your order ..." subject."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r")
+        await _insert_order_status(pilot, ["1042", "shipped", "https://track.example/1042"])
+        assert "Your order" not in screen_text(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    assert s.timeline(ids["bob"])[-1].subject == "Re: Shipping"
+    s.close()

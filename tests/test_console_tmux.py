@@ -80,3 +80,23 @@ def test_omnidesk_console_in_tmux(tmp_path, clock):
         t.wait_for("EXIT=0")
     finally:
         t.close()
+
+
+def test_init_asks_for_the_agents_name(tmp_path):
+    """Templates introduce and sign with the agent's name: `init` asks for it."""
+    import tomllib
+
+    cfg = tmp_path / "cfg" / "config.toml"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TERM": "xterm-256color"}
+    t = Tmux(f"{shlex.quote(str(OMNIDESK))} --config {shlex.quote(str(cfg))} init", env)
+    try:
+        t.wait_for("Your name, as customers see it")
+        t.keys("Tess Ng", literal=True)
+        t.keys("Enter")
+        for question in ("Set up e-mail?", "Set up Telegram?", "Set up Slack?"):
+            t.wait_for(question)
+            t.keys("n", "Enter")
+        t.wait_for("EXIT=0")
+    finally:
+        t.close()
+    assert tomllib.loads(cfg.read_text())["agent"]["name"] == "Tess Ng"

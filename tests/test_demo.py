@@ -54,6 +54,14 @@ def test_demo_every_channel_in_and_out_then_clean_exit(tmp_path):
         attachments = [a for m in omnidesk(db, "show", "bob@lifamily.example")["messages"] for a in m["attachments"]]
         assert attachments and attachments[0]["filename"] == "order-1039.pdf"
 
+        # the demo's agent has a name: a template introduces them by it
+        proc2 = subprocess.run([sys.executable, "-m", "console.cli", "--db", db, "--config", info["config"], "templates",
+                                "render", "greeting", "--customer", "@janeroe", "--json"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert proc2.returncode == 0, proc2.stderr
+        greeting = json.dumps(json.loads(proc2.stdout), ensure_ascii=False)
+        assert "I'm Alex" in greeting and "I'm you" not in greeting
+
         omnidesk(db, "reply", "@janeroe", "-m", "A replacement ships today.")
         # an e-mail template reply with a paragraph and a link far over SMTP's 998-octet line limit
         from connectors.config import config_dir

@@ -285,10 +285,25 @@ def context_for(customer_name: str = "", agent: str = "", channel: str = "", fac
 
 
 # -- substitution ---------------------------------------------------------------------
+# What Markdown (CommonMark + strikethrough, no HTML) could read as markup in a
+# value: only these get a backslash, so a value reads as typed in the composer,
+# the queue and search ("https://t.example/a-1", "#1042", "O'Brien" stay as they are).
+_INLINE = re.compile(r"""\\(?=[!-/:-@\[-`{-~]|$)|[`*\[<]|~(?=~)|(?<=~)~|&(?=#?\w+;)"""
+                     r"|(?<![^\W_])_|_(?![^\W_])")
+_LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|>|[-+](?=\s|$)|[-=]+\s*$)")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
+
+
 def escape_markdown(value: str) -> str:
-    """Text that Markdown shows as is: every ASCII punctuation backslash-escaped,
+    """Text that Markdown shows as is: a backslash before what would be markup
+    (emphasis, code, links, entities, headings, lists, quotes), nothing else;
     no leading indentation (it would make a code block)."""
-    return "\n".join(re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", line.strip()) for line in value.splitlines())
+    out = []
+    for line in value.splitlines():
+        line = _INLINE.sub(lambda m: "\\" + m.group(0), line.strip())
+        line = _LINE_START.sub(lambda m: "\\" + m.group(0), line)
+        out.append(_ORDERED.sub(r"\1\\\2", line))
+    return "\n".join(out)
 
 
 def _contexts(marked: str, mark: str) -> dict[int, str]:

@@ -55,6 +55,18 @@ def register(sub, parents) -> None:
 
 
 # -- init ---------------------------------------------------------------------------
+def system_user_name() -> str:
+    """The person's name as the system knows it: the full name in the user
+    database (the GECOS field), else the login name."""
+    try:
+        import pwd
+
+        full = pwd.getpwuid(os.getuid()).pw_gecos.split(",")[0].strip()
+    except (ImportError, KeyError):
+        full = ""
+    return full or os.environ.get("USER") or os.environ.get("USERNAME") or "agent"
+
+
 def _ask(question: str, default: str = "") -> str:
     suffix = f" [{default}]" if default else ""
     try:
@@ -138,10 +150,10 @@ def cmd_init(args, ctx) -> int:
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; edit it, or run `omnidesk init --force` to start over (a .bak is kept)")
     interactive = not args.yes and sys.stdin.isatty()
-    answers: dict = {"name": args.name or os.environ.get("USER", "agent"), "accounts": {}}
+    answers: dict = {"name": args.name or system_user_name(), "accounts": {}}
     notes: list[str] = []
-    if interactive:
-        answers["name"] = _ask("Your name (shown on replies)", answers["name"])
+    if interactive and not args.name:  # templates introduce and sign with it: "I'm Sam", "Best regards, Sam"
+        answers["name"] = _ask("Your name, as customers see it (templates sign with it)", answers["name"])
     email_address = args.email or (interactive and _yes("Set up e-mail?") and _ask("E-mail address"))
     if email_address:
         values, note = _email_account(email_address, args.imap_host, args.smtp_host, args.password_env,

@@ -123,8 +123,14 @@ class Composer(Vertical):
         self.update_preview()
 
     def insert_text(self, text: str, subject: str | None = None) -> None:
+        """Put `text` at the cursor on lines of its own (never glued to what is
+        there); `subject` replaces the subject when given."""
         area = self.area
-        area.insert(text)
+        row, column = area.cursor_location
+        line = area.document.get_line(row)
+        before = "\n" if line[:column].strip() else ""
+        after = "\n" if line[column:].strip() else ""
+        area.insert(before + text.strip("\n") + after)
         if subject:
             self.subject = subject
         area.focus()
