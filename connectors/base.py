@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from store.errors import OmnideskError
 from store.models import InboundMessage, OutboundMessage, Receipt
 
 OK = "ok"
@@ -37,7 +38,7 @@ class Health:
     since: float = field(default_factory=time.time)
 
 
-class ConnectorError(Exception):
+class ConnectorError(OmnideskError):
     """A channel problem worth retrying (network, 5xx, rate limit)."""
 
     def __init__(self, message: str, retry_after: float | None = None):

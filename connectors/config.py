@@ -6,6 +6,7 @@ names where to get them (an env var, a command, or the keyring).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -14,102 +15,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import platformdirs
+from connectors.desk import automation, hooks, satisfaction, targets, templates
+from connectors.paths import APP, config_dir, data_dir, default_config_path, default_db_path
+from connectors.schema import (ACCOUNT_SECTIONS, FREEFORM_SECTIONS, REQUIRED, SECTION_TYPES, SECTIONS, ConfigError,
+                               Option, Settings, secret_options)
 
-APP = "omnidesk"
-REQUIRED = object()
+__all__ = ["APP", "ACCOUNT_SECTIONS", "Config", "ConfigError", "FREEFORM", "Option", "REQUIRED", "SECTIONS",
+           "Settings", "config_dir", "data_dir", "default_config_path", "default_db_path", "load",
+           "resolve_secret", "secret_options", "validate", "validate_table"]
 
-
-class ConfigError(Exception):
-    """A problem in the config file, worded for the person who wrote it."""
-
-
-def config_dir() -> Path:
-    return Path(platformdirs.user_config_dir(APP))
-
-
-def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP))
-
-
-def default_config_path() -> Path:
-    return Path(os.environ.get("OMNIDESK_CONFIG") or config_dir() / "config.toml")
-
-
-def default_db_path() -> Path:
-    return Path(os.environ.get("OMNIDESK_DB") or data_dir() / "omnidesk.db")
-
-
-@dataclass(frozen=True)
-class Option:
-    type: type | tuple[type, ...]
-    default: Any = REQUIRED
-    help: str = ""
-    choices: tuple = ()
-    minimum: float = 0  # for numbers: no option here means anything below zero
-
-    def describe(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        types = self.type if isinstance(self.type, tuple) else (self.type,)
-        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-                 list: "a list", dict: "a table"}
-        return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def secret_options(name: str, what: str) -> dict[str, Option]:
-    """The three ways to supply one secret: `<name>_env`, `<name>_command`, `<name>_keyring`."""
-    return {
-        f"{name}_env": Option(str, None, f"environment variable holding the {what}"),
-        f"{name}_command": Option(str, None, f"command that prints the {what} (e.g. `pass show ...`)"),
-        f"{name}_keyring": Option(str, None, f"keyring entry 'service/username' holding the {what}"),
-    }
-
-
-# Fixed sections: name -> options.
-SECTIONS: dict[str, dict[str, Option]] = {
-    "agent": {
-        "name": Option(str, os.environ.get("USER", "agent"), "your name, shown on replies and notes"),
-        "email": Option(str, "", "your e-mail address (for the record)"),
-    },
-    "sync": {
-        "poll_interval": Option((int, float), 30.0, "seconds between polls when a channel cannot push", minimum=1),
-        "max_attempts": Option(int, 5, "send attempts before a reply is marked failed", minimum=1),
-        "lease_seconds": Option((int, float), 30.0, "how long a silent poller keeps the polling lease"),
-    },
-    "attachments": {
-        "max_bytes": Option(int, 25 * 1024 * 1024, "largest attachment kept, in bytes"),
-        "open_command": Option(str, "xdg-open", "command that opens a saved attachment"),
-        "save_dir": Option(str, "~/Downloads", "where attachments are saved"),
-    },
-    "console": {
-        "confirm_send": Option(bool, False, "ask before sending a reply"),
-        "bell": Option(bool, True, "ring the terminal bell on new inbound messages"),
-        "theme": Option(str, "textual-dark", "Textual theme name"),
-    },
+# The free-form sections and the function that checks each (its owner's).
+FREEFORM: dict[str, Callable[[Any], None]] = {
+    "channels": templates.validate_channels,
+    "targets": targets.validate,
+    "satisfaction": satisfaction.validate,
+    "hook": hooks.validate,
+    "automation": automation.validate,
 }
-
-# Sections that hold one table per account, e.g. [email.work]: channel -> options.
-# Each connector module registers its own options (see connectors/registry.py).
-ACCOUNT_SECTIONS: dict[str, dict[str, Option]] = {}
-
-# Free-form sections owned by a feature, validated by that feature's own function.
-FREEFORM: dict[str, Callable[[Any], None]] = {}
+assert tuple(FREEFORM) == FREEFORM_SECTIONS
 
 
 @dataclass
 class Config:
+    """A validated config. `settings` holds the fixed sections, typed
+    (`cfg.settings.sync.poll_interval`); `accounts` is channel -> account name ->
+    options; `extra` the free-form sections as written (already checked)."""
+
     path: Path | None
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    accounts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # channel -> name -> options
+    settings: Settings = field(default_factory=Settings)
+    accounts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get(self, section: str, key: str) -> Any:
-        return self.sections[section][key]
+        """One fixed-section value, e.g. `get("attachments", "max_bytes")`; KeyError for a name not in the schema."""
+        try:
+            return getattr(getattr(self.settings, section), key)
+        except AttributeError:
+            raise KeyError(f"{section}.{key}") from None
+
+    @property
+    def sections(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self.settings, name)) for name in SECTIONS}
 
     @property
     def agent(self) -> str:
-        return self.sections["agent"]["name"]
+        return self.settings.agent.name
 
     @property
     def base_dir(self) -> Path:
@@ -153,17 +103,13 @@ def validate_table(where: str, spec: dict[str, Option], table: Any) -> dict[str,
 
 
 def validate(data: dict[str, Any], path: Path | None = None) -> Config:
-    from connectors import registry  # registers connector options
-
-    registry.load_all()
-
     cfg = Config(path=path)
     known = sorted(set(SECTIONS) | set(ACCOUNT_SECTIONS) | set(FREEFORM))
     for name in data:
         if name not in known:
             raise ConfigError(f"[{name}]: unknown section; expected one of {', '.join(known)}")
-    for name, spec in SECTIONS.items():
-        cfg.sections[name] = validate_table(name, spec, data.get(name, {}))
+    cfg.settings = Settings(**{name: SECTION_TYPES[name](**validate_table(name, spec, data.get(name, {})))
+                               for name, spec in SECTIONS.items()})
     for channel, spec in ACCOUNT_SECTIONS.items():
         tables = data.get(channel, {})
         if not isinstance(tables, dict):

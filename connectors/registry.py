@@ -1,15 +1,17 @@
-"""Which connector module serves which channel.
+"""Which module builds the connectors of which channel.
 
-Each channel module exposes `OPTIONS` (its config table's keys) and
-`build(account, options, config) -> Connector`. They are imported lazily so
-that a missing optional library only affects its own channel.
+Each channel module exposes `build(account, options, config) -> Connector`;
+its options are declared in connectors/schema.py. Modules are imported only
+when an account of that channel is built, so a command that builds none
+(`omnidesk queue`) never loads python-telegram-bot or slack_sdk.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connectors import config as config_mod
+if TYPE_CHECKING:
+    from connectors.config import Config
 
 MODULES = {
     "email": "connectors.email",
@@ -18,27 +20,18 @@ MODULES = {
 }
 
 
-def load_all() -> None:
-    # the free-form sections: [channels] (templates), [targets] [[hook]] [satisfaction] (automation)
-    for module in ("connectors.desk.templates", "connectors.desk.automation"):
-        importlib.import_module(module)
-    for channel, module in MODULES.items():
-        if channel in config_mod.ACCOUNT_SECTIONS:
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name == module:  # channel not built yet
-                continue
-            raise
-        config_mod.ACCOUNT_SECTIONS[channel] = mod.OPTIONS
+def module_for(channel: str) -> Any:
+    """The channel's module (imported now); KeyError for an unknown channel."""
+    return importlib.import_module(MODULES[channel])
 
 
-def build_all(cfg: config_mod.Config) -> list[Any]:
-    """Build a connector for every configured account."""
+def build_all(cfg: Config) -> list[Any]:
+    """Build a connector for every configured account; ConfigError names a bad one."""
     out = []
     for channel, accounts in cfg.accounts.items():
-        mod = importlib.import_module(MODULES[channel])
+        if not accounts:
+            continue
+        mod = module_for(channel)
         for account, options in accounts.items():
             out.append(mod.build(account, options, cfg))
     return out

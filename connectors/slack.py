@@ -54,7 +54,8 @@ from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError, SlackC
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
-from connectors.config import ConfigError, Option, resolve_secret, secret_options
+from connectors.config import resolve_secret
+from connectors.schema import SLACK_OPTIONS, ConfigError, Option
 from connectors.formatting import slack_parts
 from connectors.markup import slack_text
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
@@ -73,20 +74,7 @@ RESCAN_WINDOW = 86400.0  # the rescan re-reads the last day of each conversation
 CONVERSATIONS_REFRESH = 60.0
 USER_CACHE_SECONDS = 3600.0
 
-OPTIONS: dict[str, Option] = {
-    **secret_options("token", "bot token (xoxb-...)"),
-    **secret_options("app_token", "app-level token (xapp-...) for Socket Mode"),
-    "base_url": Option(str, "https://slack.com/api/", "Web API URL (must end with /)"),
-    "poll_seconds": Option((int, float), 5.0, "shortest time between polls"),
-    "calls_per_minute": Option(int, 40, "history/replies calls a minute polling may use (Tier 3 is ~50)"),
-    "catchup_seconds": Option((int, float), 300.0, "Socket Mode: how often to poll anyway, to catch up"),
-    "rescan_seconds": Option((int, float), 120.0, "how often to re-read the last day for edits, deletions, threads"),
-    "backfill_days": Option((int, float), 2.0, "how far back to read a conversation seen for the first time"),
-    "thread_days": Option((int, float), 30.0, "how long a thread is followed for new replies after its last one"),
-    "thread_scan_seconds": Option((int, float), 600.0, "how often to look for new replies in threads up to "
-                                                       "thread_days old"),
-    "max_download_bytes": Option(int, 25 * 1024 * 1024, "largest file downloaded"),
-}
+OPTIONS: dict[str, Option] = SLACK_OPTIONS  # declared in connectors/schema.py
 
 
 def build(account: str, options: dict, config=None) -> "SlackConnector":

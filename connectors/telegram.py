@@ -32,7 +32,8 @@ from telegram import error as tg_error
 from telegram.request import HTTPXRequest
 
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
-from connectors.config import ConfigError, Option, resolve_secret, secret_options
+from connectors.config import resolve_secret
+from connectors.schema import TELEGRAM_FILE_LIMIT, TELEGRAM_OPTIONS, ConfigError, Option
 from connectors.formatting import telegram_parts
 from connectors.telegram_message import STICKER_FORMATS, describe, is_service
 from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
@@ -58,18 +59,12 @@ _SCRUB = _ScrubTokens()
 for _logger in (logging.getLogger("httpx"), Bot._LOGGER):
     _logger.addFilter(_SCRUB)
 
-BOT_API_FILE_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files
+BOT_API_FILE_LIMIT = TELEGRAM_FILE_LIMIT  # getFile refuses larger files
 PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto refuses larger photos
 UPDATES = ["message", "edited_message"]
 BATCH = 100
 
-OPTIONS: dict[str, Option] = {
-    **secret_options("token", "bot token from @BotFather"),
-    "base_url": Option(str, "https://api.telegram.org/bot", "Bot API URL (the token is appended)"),
-    "base_file_url": Option(str, "https://api.telegram.org/file/bot", "Bot API file URL (the token is appended)"),
-    "long_poll_seconds": Option(int, 25, "how long one getUpdates call waits for news"),
-    "max_download_bytes": Option(int, BOT_API_FILE_LIMIT, "largest attachment downloaded (Bot API limit: 20 MB)"),
-}
+OPTIONS: dict[str, Option] = TELEGRAM_OPTIONS  # declared in connectors/schema.py
 
 def build(account: str, options: dict, config=None) -> "TelegramConnector":
     where = f"telegram.{account}"

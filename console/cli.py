@@ -6,59 +6,42 @@ Exit status: 0 ok, 1 user error (message on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
 import sqlite3
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from connectors import config as config_mod
-from connectors.config import ConfigError
-from store.db import StoreError
+from connectors import paths
+from console.commands.common import UserError, jsonable, log_to_file
+from store.errors import OmnideskError
 
-# Modules in console/commands/ that add subcommands (see HELPERS.md / README).
+# Kept for old imports; commands import these from console.commands.common.
+__all__ = ["Context", "UserError", "build_parser", "jsonable", "log_to_file", "main"]
+
+# Modules in console/commands/ that add subcommands. Each keeps its top-level imports light
+# (heavy ones inside the command's function), so parsing the command line loads no channel
+# library and no Textual: `omnidesk queue` imports only what the queue needs.
 COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats", "hooks",
                    "facts"]
-
-TIME_KEYS = ("_at", "_since", "_until")
-
-
-class UserError(Exception):
-    """Something the user can fix; printed without a traceback, exit 1."""
-
-
-def _iso(value: float) -> str:
-    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def jsonable(obj: Any, key: str = "") -> Any:
-    """Dataclasses to dicts, timestamps to ISO 8601, bytes dropped."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    if isinstance(obj, dict):
-        return {k: jsonable(v, k) for k, v in obj.items() if not isinstance(v, bytes)}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v, key) for v in obj]
-    if isinstance(obj, (int, float)) and not isinstance(obj, bool) and (key.endswith(TIME_KEYS) or key in ("at", "until")):
-        return _iso(obj)
-    return obj
 
 
 class Context:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.json = getattr(args, "json", False)
-        self.db_path = Path(args.db) if args.db else config_mod.default_db_path()
-        self.config_path = Path(args.config) if args.config else config_mod.default_config_path()
+        self.db_path = Path(args.db) if args.db else paths.default_db_path()
+        self.config_path = Path(args.config) if args.config else paths.default_config_path()
         self._config = None
         self._store = None
 
     @property
-    def config(self) -> config_mod.Config:
+    def config(self):
+        """The validated config (connectors.config.Config), loaded on first use."""
+        from connectors import config as config_mod
+
         if self._config is None:
             chosen = self.args.config or os.environ.get("OMNIDESK_CONFIG")
             if chosen and not self.config_path.exists():  # a typo must not look like "no channels"
@@ -98,19 +81,6 @@ class Context:
             self._store.close()
 
 
-def log_to_file(path: Path) -> None:
-    """While a full-screen console runs, log lines (ours and the libraries')
-    must not land on the terminal: they go to a file next to the store."""
-    import logging
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="store file (env OMNIDESK_DB)")
@@ -146,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(args)
     try:
         return args.func(args, ctx) or 0
-    except (UserError, StoreError, ConfigError) as e:
+    except OmnideskError as e:  # UserError, StoreError, ConfigError, ...
         print(f"omnidesk: error: {e}", file=sys.stderr)
         return 1
     except sqlite3.OperationalError as e:  # e.g. the store stayed locked by another process

@@ -14,11 +14,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from store.errors import OmnideskError
 from textual.binding import Binding
 from textual.keys import KEY_TO_UNICODE_NAME, Keys, _character_to_key, format_key
 
 
-class KeymapError(Exception):
+class KeymapError(OmnideskError):
     """A problem in a keybindings file, naming the file and line."""
 
 

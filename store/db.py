@@ -11,12 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import sqlite_utils
-
 from store import schema
+from store.errors import OmnideskError
 
 
-class StoreError(Exception):
+class StoreError(OmnideskError):
     """A user-facing problem with a store operation (unknown customer, ...)."""
 
 
@@ -61,7 +60,6 @@ class Database:
                 self.conn.execute(f"PRAGMA {pragma}")
         except (OSError, sqlite3.Error) as e:  # not a database, no permission, no such directory ...
             raise StoreError(f"{self.path}: cannot open the store: {getattr(e, 'strerror', None) or e}") from None
-        self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
         self._lock = threading.RLock()
         self.migrate()

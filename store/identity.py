@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import re
 
-import phonenumbers
 
 from store.db import dumps, in_chunks
 from typing import NamedTuple
@@ -41,6 +40,8 @@ def normalize_phone(value: str, region: str | None = None) -> str | None:
     candidates = [value] if value.startswith("+") else ["+" + re.sub(r"\D", "", value), value]
     for candidate in candidates:
         try:
+            import phonenumbers  # loaded on the first phone number, not by every command
+
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue

@@ -2,7 +2,6 @@
 import re
 
 from connectors import config as config_mod
-from connectors import registry
 from console import keymap
 from console.commands.keys import README_END, README_START, markdown_table
 from tests.conftest import ROOT
@@ -25,7 +24,6 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_every_channel_option_the_readme_shows_exists():
-    registry.load_all()
     for channel, body in re.findall(r"```toml\n\[(\w+)\.main\]\n(.*?)```", README, flags=re.S):
         for key in re.findall(r"^(\w+) =", body, flags=re.M):
             assert key in config_mod.ACCOUNT_SECTIONS[channel], f"README shows unknown [{channel}] key {key}"

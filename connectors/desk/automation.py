@@ -29,12 +29,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from connectors import config as config_mod
+from connectors.schema import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 from connectors.desk import facts as facts_mod
 from connectors.desk import rules as rules_mod
-from connectors.config import ConfigError
 from connectors.desk import hooks as hooks_mod
 from connectors.desk.hooks import HookRunner
 from connectors.desk.satisfaction import Satisfaction
@@ -93,10 +95,9 @@ def validate(table: Any) -> None:
         parse_duration(value, f"automation.{key}")
 
 
-config_mod.FREEFORM["automation"] = validate
 
 
-def settings(config: config_mod.Config | None) -> dict[str, float]:
+def settings(config: Config | None) -> dict[str, float]:
     """{"skip_older_than": seconds, "hook_grace": seconds} from [automation]."""
     table = (config.extra.get("automation") if config else None) or {}
     validate(table)
@@ -106,7 +107,7 @@ def settings(config: config_mod.Config | None) -> dict[str, float]:
             "hook_grace": float(grace) if isinstance(grace, (int, float)) else parse_duration(grace, "automation.hook_grace")}
 
 
-def check_rules(config: config_mod.Config | None = None) -> tuple[bool, str]:
+def check_rules(config: Config | None = None) -> tuple[bool, str]:
     """For `omnidesk doctor`: is rules.toml readable, and how many rules are on?"""
     path = rules_mod.rules_path(config)
     try:
@@ -153,7 +154,7 @@ def message_json(m, identity=None) -> dict[str, Any]:
 
 
 class Automation:
-    def __init__(self, config: config_mod.Config | None = None, *, rules: rules_mod.RuleSet | None = None,
+    def __init__(self, config: Config | None = None, *, rules: rules_mod.RuleSet | None = None,
                  rules_path: Path | None = None, hooks: HookRunner | None = None, targets: Targets | None = None,
                  log_path: str | os.PathLike | None = None, timer_every: float = 15.0):
         self.config = config
@@ -478,7 +479,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def attach(engine, config: config_mod.Config | None = None, **kw) -> Automation:
+def attach(engine, config: Config | None = None, **kw) -> Automation:
     """Hook the automation into an engine (before engine.start()): handled at
     ingest and on the engine's timer; `engine.stop()` stops the hooks (with
     their grace) and `engine.run_once()` waits for them."""

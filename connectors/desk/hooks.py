@@ -47,10 +47,13 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from connectors import config as config_mod
-from connectors.config import ConfigError
+from connectors.schema import ConfigError
+from store.text import one_line
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 
 log = logging.getLogger("omnidesk.hooks")
 
@@ -97,12 +100,9 @@ def validate(hooks: Any) -> None:
         _check_hook(n, table)
 
 
-config_mod.FREEFORM["hook"] = validate
-
-
 def _printable(text: str, limit: int = 300) -> str:
     """stderr may carry terminal escapes; the log and the console get printable text only."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[-limit:]
+    return one_line(text)[-limit:]
 
 
 class HookRunner:
@@ -139,7 +139,7 @@ class HookRunner:
         self.recent: deque[str] = deque(maxlen=100)  # the latest log lines (`omnidesk hooks test` prints them)
 
     @classmethod
-    def from_config(cls, config: config_mod.Config | None, log_path=None, grace: float = DEFAULT_GRACE) -> "HookRunner":
+    def from_config(cls, config: Config | None, log_path=None, grace: float = DEFAULT_GRACE) -> "HookRunner":
         return cls((config.extra.get("hook") if config else None) or [], log_path, grace)
 
     def wants(self, kind: str) -> bool:

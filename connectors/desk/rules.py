@@ -44,11 +44,14 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors import config as config_mod
-from connectors.config import ConfigError
+from connectors.paths import config_dir
+from connectors.schema import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 from connectors.desk.targets import parse_duration
 
 CHANNELS = ("email", "telegram", "slack")
@@ -59,8 +62,8 @@ RULE_KEYS = ("name", "on", "when", "then", "stop", "enabled")
 FACT_KEYS = ("name", "pattern", "channel", "enabled")
 
 
-def rules_path(config: config_mod.Config | None = None) -> Path:
-    return (config.base_dir if config else config_mod.config_dir()) / "rules.toml"
+def rules_path(config: Config | None = None) -> Path:
+    return (config.base_dir if config else config_dir()) / "rules.toml"
 
 
 EXAMPLE = """\
@@ -469,7 +472,7 @@ def _parse_rule(n: int, table: Any, where0: str) -> Rule | None:
                 {"when": when_src, "then": then_src})
 
 
-def load_rules(path: Path | None = None, config: config_mod.Config | None = None) -> RuleSet:
+def load_rules(path: Path | None = None, config: Config | None = None) -> RuleSet:
     """Read and check rules.toml; a missing file means no rules."""
     path = Path(path) if path else rules_path(config)
     if not path.exists():

@@ -27,10 +27,12 @@ without Slack @mentions. Recognised answers, with or without "thanks":
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from connectors import config as config_mod
-from connectors.config import ConfigError
+from connectors.schema import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 from connectors.desk.targets import parse_duration
 
 KEYS = ("template", "expires")
@@ -79,7 +81,6 @@ def validate(table: Any) -> None:
         parse_duration(table["expires"], "satisfaction.expires")
 
 
-config_mod.FREEFORM["satisfaction"] = validate
 
 
 def parse_answer(text: str | None) -> int | None:
@@ -112,7 +113,7 @@ def new_words(message) -> str:
 
 
 class Satisfaction:
-    def __init__(self, table: dict | None = None, config: config_mod.Config | None = None):
+    def __init__(self, table: dict | None = None, config: Config | None = None):
         table = table or {}
         validate(table)
         self.template = table.get("template")
@@ -120,7 +121,7 @@ class Satisfaction:
         self.config = config
 
     @classmethod
-    def from_config(cls, config: config_mod.Config | None) -> "Satisfaction":
+    def from_config(cls, config: Config | None) -> "Satisfaction":
         return cls((config.extra.get("satisfaction") if config else None) or {}, config)
 
     def ask(self, store, customer_id: int, done_at: float) -> int | None:

@@ -12,29 +12,26 @@ the `target_breached` hooks run.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
-from connectors import config as config_mod
-from connectors.config import ConfigError
+from connectors.schema import ConfigError
+from store import timefmt
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 from store import StoreError
 
 CHAT = ("telegram", "slack")
 CHANNEL_KEYS = ("chat", "email", "telegram", "slack")
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
-_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(value: Any, where: str) -> float:
-    """"15m", "4h", "1h30m", "2d", "90s" -> seconds. Errors name `where`."""
-    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else None
-    if not text or _PART.sub("", text) != "":  # something left that is not a number+unit
-        raise ConfigError(f"{where}: expected a duration like \"15m\", \"4h\" or \"1h30m\", got {value!r}")
-    seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
-    if seconds <= 0:
-        raise ConfigError(f"{where}: the duration must be more than zero, got {value!r}")
-    return seconds
+    """A config duration ("15m", "4h", "1h30m", "2d", "90s") -> seconds; ConfigError names `where`."""
+    try:
+        return timefmt.parse_duration(value)
+    except timefmt.WhenError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def validate(table: Any) -> None:
@@ -51,7 +48,6 @@ def validate(table: Any) -> None:
                               f"{', '.join(CHANNEL_KEYS + ('raise_priority',))}")
 
 
-config_mod.FREEFORM["targets"] = validate
 
 
 class Targets:
@@ -68,7 +64,7 @@ class Targets:
                 self.by_channel[channel] = parse_duration(value, f"targets.{channel}")
 
     @classmethod
-    def from_config(cls, config: config_mod.Config | None) -> "Targets":
+    def from_config(cls, config: Config | None) -> "Targets":
         return cls((config.extra.get("targets") if config else None) or {})
 
     def for_channel(self, channel: str | None) -> float | None:
@@ -101,12 +97,12 @@ class Targets:
         return events
 
 
-def target_for(channel: str | None, config: config_mod.Config | None = None) -> float | None:
+def target_for(channel: str | None, config: Config | None = None) -> float | None:
     """The waiting-time target for a channel in seconds (None: no target)."""
     return Targets.from_config(config).for_channel(channel)
 
 
-def time_left(customer, now: float, config: config_mod.Config | None = None) -> float | None:
+def time_left(customer, now: float, config: Config | None = None) -> float | None:
     """For the queue: seconds left before the target, negative when overdue.
     (Rendering many rows? Build `Targets.from_config(config)` once and call its
     `time_left`.)"""

@@ -33,11 +33,13 @@ import unicodedata
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from connectors import config as config_mod
-from connectors import formatting
-from connectors.config import ConfigError
+from connectors.paths import config_dir
+from connectors.schema import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.config import Config
 
 CHANNELS = ("email", "telegram", "slack")
 CHANNEL_NAMES = {"email": "e-mail", "telegram": "Telegram", "slack": "Slack"}
@@ -157,9 +159,9 @@ def _check_syntax(text: str, where: str) -> None:
 
 
 # -- files ------------------------------------------------------------------------
-def templates_dir(config: config_mod.Config | None = None) -> Path:
+def templates_dir(config: Config | None = None) -> Path:
     """Templates live next to config.toml: <config dir>/templates."""
-    return (config.base_dir if config else config_mod.config_dir()) / "templates"
+    return (config.base_dir if config else config_dir()) / "templates"
 
 
 def list_templates(directory: Path | None = None, errors: list[str] | None = None) -> list[Template]:
@@ -211,7 +213,7 @@ def install_starter_templates(dest: Path | None = None) -> list[Path]:
 
 
 # -- channel settings -----------------------------------------------------------------
-def _validate_channels(table: Any) -> None:
+def validate_channels(table: Any) -> None:
     if not isinstance(table, dict):
         raise ConfigError("[channels]: expected tables like [channels.email]")
     for channel, opts in table.items():
@@ -230,7 +232,6 @@ def _validate_channels(table: Any) -> None:
             _check_syntax(value, f"channels.{channel}.{key}")
 
 
-config_mod.FREEFORM["channels"] = _validate_channels
 
 
 def channels_config_example() -> str:
@@ -251,7 +252,7 @@ def channels_config_example() -> str:
     return tomlkit.dumps(doc)
 
 
-def channel_settings(channel: str, config: config_mod.Config | None = None) -> dict[str, str]:
+def channel_settings(channel: str, config: Config | None = None) -> dict[str, str]:
     if channel not in CHANNELS:
         raise TemplateError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     user = ((config.extra.get("channels") if config else None) or {}).get(channel, {})
@@ -308,6 +309,8 @@ def escape_markdown(value: str) -> str:
 
 def _contexts(marked: str, mark: str) -> dict[int, str]:
     """Where each placeholder sits in the Markdown: "code", "url" or text."""
+    from connectors import formatting  # markdown-it: loaded when a template is rendered
+
     found: dict[int, str] = {}
 
     def note(text: str, kind: str) -> None:
@@ -386,6 +389,8 @@ def fill(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | N
 # -- rendering ----------------------------------------------------------------------------
 def finish(channel: str, source: str, subject: str | None = None, template: str | None = None) -> Rendered:
     """What `source` becomes on `channel`: the same calls the connectors make."""
+    from connectors import formatting  # markdown-it: loaded when a template is rendered
+
     if channel == "email":
         plain, html = formatting.email_bodies(source)
         return Rendered(channel, subject, source, [plain], plain, html, template)
@@ -408,7 +413,7 @@ def _compose(body_md: str, channel: str, settings: dict[str, str], greeting: boo
 
 
 def render(template: str | Template, channel: str, context: dict[str, str], *,
-           config: config_mod.Config | None = None, directory: Path | None = None) -> Rendered:
+           config: Config | None = None, directory: Path | None = None) -> Rendered:
     """Render a template (a name in the templates folder, or a parsed Template) for
     `channel`: greeting, body, sign-off and (e-mail) signature, then the channel's form."""
     t = template if isinstance(template, Template) else load(template, directory or templates_dir(config))
@@ -432,7 +437,7 @@ def render(template: str | Template, channel: str, context: dict[str, str], *,
 
 
 def preview(md_text: str, channel: str, context: dict[str, str] | None = None, *,
-            config: config_mod.Config | None = None, subject: str | None = None) -> Rendered:
+            config: Config | None = None, subject: str | None = None) -> Rendered:
     """Free text typed by the agent, exactly as it will be sent. The agent's own
     words are not a template (no `{{ }}` substitution); e-mail adds the signature."""
     settings = channel_settings(channel, config)
@@ -451,7 +456,7 @@ def customer_context(store, customer_id: int, channel: str, agent: str,
 
 
 def render_for_customer(store, customer_id: int, name: str, channel: str, agent: str,
-                        values: dict[str, str] | None = None, *, config: config_mod.Config | None = None,
+                        values: dict[str, str] | None = None, *, config: Config | None = None,
                         directory: Path | None = None) -> Rendered:
     """What `omnidesk reply --template` and `templates render` queue/show."""
     ctx = customer_context(store, customer_id, channel, agent, values)
@@ -459,6 +464,6 @@ def render_for_customer(store, customer_id: int, name: str, channel: str, agent:
 
 
 def preview_for_customer(store, customer_id: int, md_text: str, channel: str, agent: str, *,
-                         config: config_mod.Config | None = None, subject: str | None = None) -> Rendered:
+                         config: Config | None = None, subject: str | None = None) -> Rendered:
     return preview(md_text, channel, customer_context(store, customer_id, channel, agent),
                    config=config, subject=subject)

@@ -2,25 +2,10 @@
 assign, merge, split, undo, retry, customers, events, suggest."""
 from __future__ import annotations
 
-import sys
 import time
 
-from console.cli import UserError, _iso, jsonable
-from store.models import STATUSES
-
-
-def _age(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    from console.timefmt import format_age
-
-    return format_age(time.time() - ts)
-
-
-def _clean(text: str, width: int) -> str:
-    """One line of customer text for a terminal: no control characters."""
-    line = "".join(c if c.isprintable() else " " for c in " ".join((text or "").split()))
-    return line if len(line) <= width else line[: width - 1] + "…"
+from console.commands.common import UserError, age, cell, iso, jsonable, read_body, values
+from store.terms import CHANNELS, QUEUE_FILTERS, SETTABLE_STATUSES, QueueFilter
 
 
 def register(sub, parents) -> None:
@@ -32,8 +17,8 @@ def register(sub, parents) -> None:
     add("console", run_console, "open the console (the default)")
 
     p = add("queue", cmd_queue, "customers waiting for an answer, longest first")
-    p.add_argument("--filter", default="waiting", choices=["waiting", "all", "open", "mine", "pending", "snoozed", "done"])
-    p.add_argument("--channel", choices=["email", "telegram", "slack"])
+    p.add_argument("--filter", default=QueueFilter.WAITING, choices=QUEUE_FILTERS)
+    p.add_argument("--channel", choices=CHANNELS)
     p.add_argument("--tag")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
@@ -49,7 +34,7 @@ def register(sub, parents) -> None:
     p = add("reply", cmd_reply, "queue a reply (body from -m or stdin); `omnidesk sync` sends it")
     p.add_argument("customer")
     p.add_argument("-m", "--message", help="reply text (Markdown); default: read stdin")
-    p.add_argument("--channel", choices=["email", "telegram", "slack"], help="default: the channel they used last")
+    p.add_argument("--channel", choices=CHANNELS, help="default: the channel they used last")
     p.add_argument("--identity", type=int, help="reply to this identity id")
     p.add_argument("--template", help="render this template instead of -m/stdin")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="template value")
@@ -66,7 +51,7 @@ def register(sub, parents) -> None:
 
     p = add("status", cmd_status, "set status: open, waiting (on the customer), done")
     p.add_argument("customer")
-    p.add_argument("status", choices=[s for s in STATUSES if s != "snoozed"])
+    p.add_argument("status", choices=SETTABLE_STATUSES)
 
     p = add("snooze", cmd_snooze, "hide a customer until a time (2h, 30m, tomorrow 9:00, 2026-12-01 09:00)")
     p.add_argument("customer")
@@ -106,21 +91,10 @@ def register(sub, parents) -> None:
 
 def run_console(args, ctx) -> int:
     from console.app import run
-    from console.cli import log_to_file
+    from console.commands.common import log_to_file
 
     log_to_file(ctx.db_path.parent / "omnidesk.log")
     return run(ctx) or 0
-
-
-def read_body(message: str | None, what: str) -> str:
-    if message is not None:
-        return message
-    if sys.stdin.isatty():
-        print(f"Type the {what}; end with Ctrl-D:", file=sys.stderr)
-    text = sys.stdin.read()
-    if not text.strip():
-        raise UserError(f"empty {what}: give -m TEXT or pipe it on stdin")
-    return text
 
 
 def cmd_queue(args, ctx) -> int:
@@ -136,8 +110,8 @@ def cmd_queue(args, ctx) -> int:
             return "Nobody is waiting." if args.filter == "waiting" else "No customers."
         lines = [f"{'ID':>6}  {'WAITING':>8}  {'TARGET':>9}  {'VIA':<8}  {'NAME':<22}  PREVIEW"]
         for r, d in zip(rows, data):
-            lines.append(f"{r.customer_id:>6}  {_age(r.waiting_since):>8}  {describe_time_left(d['time_left']):>9}  "
-                         f"{(r.last_channel or '-'):<8}  {_clean(r.name, 22):<22}  {_clean(r.preview, 50)}")
+            lines.append(f"{r.customer_id:>6}  {age(r.waiting_since):>8}  {describe_time_left(d['time_left']):>9}  "
+                         f"{(r.last_channel or '-'):<8}  {cell(r.name, 22):<22}  {cell(r.preview, 50)}")
         return "\n".join(lines)
 
     ctx.emit(data, human)
@@ -157,33 +131,33 @@ def cmd_show(args, ctx) -> int:
 
     def human(_):
         c = customer
-        out = [f"#{c.id} {_clean(c.name, 60)}  [{c.status}]" + (f"  assigned to {c.assignee}" if c.assignee else "")]
+        out = [f"#{c.id} {cell(c.name, 60)}  [{c.status}]" + (f"  assigned to {c.assignee}" if c.assignee else "")]
         if c.waiting_since:
-            out.append(f"waiting {_age(c.waiting_since)}")
+            out.append(f"waiting {age(c.waiting_since)}")
         if engaged.get("messages"):
-            from console.timefmt import format_age
+            from store.timefmt import format_age
 
             out.append(f"this case: {engaged['messages']} messages on {', '.join(engaged['channels'])}, "
                        f"{format_age(engaged['seconds'])} engaged")
         for i in c.identities:
-            handle = f" @{_clean(i.handle, 40)}" if i.handle else ""
-            out.append(f"  identity {i.id}: {i.channel} {_clean(i.address, 60)}{handle}")
+            handle = f" @{cell(i.handle, 40)}" if i.handle else ""
+            out.append(f"  identity {i.id}: {i.channel} {cell(i.address, 60)}{handle}")
         if c.tags:
             out.append("  tags: " + ", ".join(c.tags))
         out += human_facts(facts, time.time(), indent="  ")
         out.append("")
         for m in messages:
             arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
-            state = f" ({m.state}{': ' + _clean(m.error, 120) if m.error else ''})" if m.state and m.state != "sent" else ""
-            head = f"[{_iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"
+            state = f" ({m.state}{': ' + cell(m.error, 120) if m.error else ''})" if m.state and m.state != "sent" else ""
+            head = f"[{iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"
             if m.subject:
-                head += f"  {_clean(m.subject, 60)}"
+                head += f"  {cell(m.subject, 60)}"
             out.append(head)
             body = m.meta.get("new_text") or m.text
             for line in (body or "").splitlines()[:20]:
-                out.append("    " + _clean(line, 100))
+                out.append("    " + cell(line, 100))
             for a in m.attachments:
-                out.append(f"    [attachment {a.id}: {_clean(a.filename, 60)}, {a.size} bytes]")
+                out.append(f"    [attachment {a.id}: {cell(a.filename, 60)}, {a.size} bytes]")
         return "\n".join(out)
 
     ctx.emit(data, human)
@@ -197,22 +171,12 @@ def cmd_search(args, ctx) -> int:
         if not hits:
             return "No matches."
         return "\n".join(
-            f"{h.customer_id:>6}  {h.channel or '-':<8}  {_clean(h.customer_name, 20):<20}  {_clean(h.snippet, 80)}"
+            f"{h.customer_id:>6}  {h.channel or '-':<8}  {cell(h.customer_name, 20):<20}  {cell(h.snippet, 80)}"
             for h in hits
         )
 
     ctx.emit(hits, human)
     return 0
-
-
-def _values(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = value
-    return out
 
 
 def cmd_reply(args, ctx) -> int:
@@ -223,7 +187,7 @@ def cmd_reply(args, ctx) -> int:
     ident = s.pick_identity(cid, args.channel, args.identity)
     channel = ident["channel"]
     if args.template:
-        rendered = render_for_customer(s, cid, args.template, channel, ctx.agent, _values(args.set), config=ctx.config)
+        rendered = render_for_customer(s, cid, args.template, channel, ctx.agent, values(args.set), config=ctx.config)
     else:
         # the same adaptation the console previews: what is queued is what is sent
         rendered = preview_for_customer(s, cid, read_body(args.message, "reply"), channel, ctx.agent, config=ctx.config)
@@ -271,7 +235,7 @@ def cmd_snooze(args, ctx) -> int:
         raise UserError(str(e)) from None
     event = ctx.store.snooze(cid, until, ctx.agent)
     ctx.emit({"customer_id": cid, "status": "snoozed", "snoozed_until": until, "event_id": event},
-             f"#{cid} snoozed until {_iso(until)}")
+             f"#{cid} snoozed until {iso(until)}")
     return 0
 
 
@@ -318,7 +282,7 @@ def cmd_customers(args, ctx) -> int:
         if not rows:
             return "No customers."
         return "\n".join(
-            f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {_clean(c.name, 40)}" for c in rows
+            f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {cell(c.name, 40)}" for c in rows
         )
 
     ctx.emit(rows, human)
@@ -333,8 +297,8 @@ def cmd_events(args, ctx) -> int:
         if not events:
             return "No events."
         return "\n".join(
-            f"{e.id:>6}  {_iso(e.at)}  {e.actor:<12}  {e.kind:<10}  {'#' + str(e.customer_id) if e.customer_id is not None else '-'}  "
-            f"{_clean(str(e.data), 70)}{'  (undone)' if e.undone else ''}" for e in events
+            f"{e.id:>6}  {iso(e.at)}  {e.actor:<12}  {e.kind:<10}  {'#' + str(e.customer_id) if e.customer_id is not None else '-'}  "
+            f"{cell(str(e.data), 70)}{'  (undone)' if e.undone else ''}" for e in events
         )
 
     ctx.emit(events, human)

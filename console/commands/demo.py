@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from console.cli import UserError
+from console.commands.common import UserError
 
 
 def register(sub, parents) -> None:
@@ -23,7 +23,7 @@ def register(sub, parents) -> None:
 def cmd_demo(args, ctx) -> int:
     from console.demo import BANNER, DemoWorld
 
-    from console.cli import log_to_file
+    from console.commands.common import log_to_file
 
     world = DemoWorld(speed=args.speed)
     if not args.headless:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 
-from console.cli import UserError, jsonable
-from console.commands.core import _clean
+from console.commands.common import UserError, cell, jsonable
 
 
 def register(sub, parents) -> None:
@@ -35,13 +34,13 @@ def register(sub, parents) -> None:
 def source_text(src: dict | None, now: float) -> str:
     """Where a value came from, for people: "Telegram, 2h ago", "set by ann, 3d ago"."""
     from connectors.desk.templates import CHANNEL_NAMES
-    from console.timefmt import format_age
+    from store.timefmt import format_age
 
     src = src or {}
     if src.get("channel"):
         where = CHANNEL_NAMES.get(src["channel"], src["channel"])
     elif src.get("actor"):
-        where = f"set by {_clean(src['actor'], 20)}"
+        where = f"set by {cell(src['actor'], 20)}"
     else:
         return ""
     return f"{where}, {format_age(max(0.0, now - src['at']))} ago" if src.get("at") else where
@@ -59,13 +58,13 @@ def human_facts(rows: list[dict], now: float, indent: str = "") -> list[str]:
     out = []
     for r in rows:
         src = source_text(r, now)
-        line = f"{indent}{_clean(r['key'], 40)}: {_clean(r['value'], 200)}" + (f"  · {src}" if src else "")
+        line = f"{indent}{cell(r['key'], 40)}: {cell(r['value'], 200)}" + (f"  · {src}" if src else "")
         if r.get("message_id"):
             line += f" (message #{r['message_id']})"
         out.append(line)
         if r["earlier"]:
             out.append(f"{indent}    earlier: " + "; ".join(
-                f"{_clean(e['value'], 60)}" + (f" ({source_text(e, now)})" if source_text(e, now) else "")
+                f"{cell(e['value'], 60)}" + (f" ({source_text(e, now)})" if source_text(e, now) else "")
                 for e in r["earlier"][:5]))
     return out
 
@@ -109,5 +108,5 @@ def cmd_rename(args, ctx) -> int:
     event = ctx.store.rename(cid, " ".join(args.name), ctx.agent)
     name = ctx.store.customer(cid).name
     ctx.emit({"customer_id": cid, "name": name, "event_id": event},
-             f"#{cid} is now {_clean(name, 60)}" + ("" if event else " (unchanged)"))
+             f"#{cid} is now {cell(name, 60)}" + ("" if event else " (unchanged)"))
     return 0

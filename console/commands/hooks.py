@@ -2,7 +2,7 @@
 hooks and try them with a real payload, without waiting for a real event."""
 from __future__ import annotations
 
-from console.cli import UserError
+from console.commands.common import UserError
 
 
 def register(sub, parents) -> None:

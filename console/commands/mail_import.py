@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from console.cli import UserError
+from console.commands.common import UserError
 
 
 def register(sub, parents) -> None:

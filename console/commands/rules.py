@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from connectors.desk import rules as rules_mod
-from console.cli import _iso
-from console.commands.core import _clean
-from console.commands.stats import parse_since
+from console.commands.common import cell, iso, since
 
 
 def register(sub, parents) -> None:
@@ -24,7 +21,9 @@ def register(sub, parents) -> None:
     p_test.set_defaults(func=cmd_test)
 
 
-def _load(ctx, path=None) -> rules_mod.RuleSet:
+def _load(ctx, path=None):
+    from connectors.desk import rules as rules_mod
+
     return rules_mod.load_rules(path or rules_mod.rules_path(ctx.config))
 
 
@@ -57,10 +56,10 @@ def cmd_test(args, ctx) -> int:
     from connectors.desk.automation import Automation
 
     ruleset = _load(ctx, args.file)
-    since = parse_since(args.since, time.time())
+    start = since(args.since, time.time())
     auto = Automation(ctx.config, rules=ruleset, rules_path=ruleset.path)
     try:
-        hits = auto.dry_run(ctx.store, since)
+        hits = auto.dry_run(ctx.store, start)
     finally:
         auto.close()
 
@@ -81,7 +80,7 @@ def cmd_test(args, ctx) -> int:
                            + ("  (already current)" if h["already_fired"] else ""))
                 continue
             note = "  (already fired in this wait)" if h["already_fired"] else ""
-            out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel'] or '-':<8} "
+            out.append(f"{iso(h['at'])}  #{h['customer_id']} {cell(h['customer'], 24):<24} {h['channel'] or '-':<8} "
                        f"{what}: {h['rule']} -> {'; '.join(h['actions'])}{note}")
         counts: dict[str, int] = {}
         fired: dict[str, int] = {}
@@ -98,5 +97,5 @@ def cmd_test(args, ctx) -> int:
             out.append("Already fired (not again): " + ", ".join(f"{name} ×{n}" for name, n in fired.items()))
         return "\n".join(out)
 
-    ctx.emit([{**h, "at": _iso(h["at"])} for h in hits], lambda _: human(hits))
+    ctx.emit([{**h, "at": iso(h["at"])} for h in hits], lambda _: human(hits))
     return 0

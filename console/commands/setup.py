@@ -5,13 +5,15 @@ import os
 import shutil
 import sys
 
-import tomlkit
+from typing import TYPE_CHECKING
 
-from connectors import config as config_mod
-from connectors import registry
+from connectors import schema
 from connectors.base import ConnectorError, PermanentError
-from connectors.config import ConfigError
-from console.cli import UserError
+from connectors.schema import ConfigError
+from console.commands.common import UserError
+
+if TYPE_CHECKING:
+    import tomlkit
 
 # Well-known providers: the e-mail domain is enough to fill in the servers.
 # (imap host, smtp host, smtp port, smtp security, advice, other options to set)
@@ -80,15 +82,17 @@ def _yes(question: str) -> bool:
     return _ask(question + " (y/n)", "n").lower().startswith("y")
 
 
-def _section_doc(name: str, spec: dict[str, config_mod.Option], values: dict, header: str) -> tomlkit.items.Table:
+def _section_doc(name: str, spec: dict[str, schema.Option], values: dict, header: str) -> tomlkit.items.Table:
     """A table with every option: set ones as values, the rest as commented defaults."""
+    import tomlkit
+
     table = tomlkit.table()
     table.add(tomlkit.comment(header))
     for key, opt in spec.items():
         if key in values:
             table.add(tomlkit.comment(opt.help))
             table.add(key, values[key])
-        elif opt.default is not config_mod.REQUIRED and opt.default is not None and opt.default != "" \
+        elif opt.default is not schema.REQUIRED and opt.default is not None and opt.default != "" \
                 and not (type(opt.default) is int and opt.default == 0):  # 0 means "pick for me"
             table.add(tomlkit.comment(f"{key} = {tomlkit.item(opt.default).as_string()}  # {opt.help}"))
         else:
@@ -97,16 +101,17 @@ def _section_doc(name: str, spec: dict[str, config_mod.Option], values: dict, he
 
 
 def build_config(answers: dict) -> str:
-    registry.load_all()
+    import tomlkit
+
     doc = tomlkit.document()
     doc.add(tomlkit.comment("omnidesk configuration. Reference: README.md > Configuration."))
     doc.add(tomlkit.comment("Secrets are never written here: each names an env var, a command or a keyring entry."))
     doc.add(tomlkit.nl())
-    doc.add("agent", _section_doc("agent", config_mod.SECTIONS["agent"], {"name": answers["name"]},
+    doc.add("agent", _section_doc("agent", schema.SECTIONS["agent"], {"name": answers["name"]},
                                   "Who you are on replies and in the event log."))
     for name in ("sync", "attachments", "console"):
-        doc.add(name, _section_doc(name, config_mod.SECTIONS[name], {}, f"[{name}] defaults; uncomment to change."))
-    specs = config_mod.ACCOUNT_SECTIONS
+        doc.add(name, _section_doc(name, schema.SECTIONS[name], {}, f"[{name}] defaults; uncomment to change."))
+    specs = schema.ACCOUNT_SECTIONS
     accounts = answers.get("accounts", {})
     for channel in ("email", "telegram", "slack"):
         if channel in accounts and channel in specs:
@@ -175,6 +180,10 @@ def cmd_init(args, ctx) -> int:
         answers["accounts"]["slack"] = values
         notes.append(f"export {slack}=xoxb-... (the bot token of your Slack app)")
 
+    import tomlkit
+
+    from connectors import config as config_mod
+
     text = build_config(answers) + _commented_extras()
     config_mod.validate(tomlkit.parse(text).unwrap(), path)  # never write a config we would reject
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,14 +229,14 @@ ADVICE = {
 
 
 def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
-    import importlib
+    from connectors import registry
 
     name = f"{channel}:{account}"
     advice = ADVICE[channel]
     if channel == "email" and options.get("backend") == "maildir":
         advice = ADVICE["email:maildir"]
     try:
-        connector = importlib.import_module(registry.MODULES[channel]).build(account, options, cfg)
+        connector = registry.module_for(channel).build(account, options, cfg)
     except ConfigError as e:
         return {"channel": name, "ok": False, "detail": str(e), "fix": "fix the config entry named above"}
     try:

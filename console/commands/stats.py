@@ -8,40 +8,16 @@
 from __future__ import annotations
 
 import csv
-import re
 import sys
 import time
 from datetime import datetime
 
-from console.cli import UserError, _iso
+from console.commands.common import iso, since as parse_since_flag
+from store.terms import CHANNELS
+from store.timefmt import format_duration
 
-CHANNEL_ROWS = ("email", "telegram", "slack", "all")
-_REL = re.compile(r"(\d+)\s*([dhwm])")
-_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str, now: float) -> float:
-    """"7d", "24h", "2w", "30m" back from now, or a date / date-time in local time."""
-    t = (text or "").strip().lower()
-    if t and _REL.sub("", t).strip() == "":
-        return now - sum(int(n) * _UNIT[u] for n, u in _REL.findall(t))
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()  # naive: local time
-    except ValueError:
-        raise UserError(f"--since {text!r}: expected a span like 7d, 24h, 2w or a date like 2026-11-01") from None
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s" if s % 60 else f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+CHANNEL_ROWS = (*CHANNELS, "all")
+fmt_duration = format_duration  # the name the stats screen imports
 
 
 def register(sub, parents) -> None:
@@ -57,13 +33,13 @@ def register(sub, parents) -> None:
 
 def run(args, ctx) -> int:
     now = time.time()
-    since = parse_since(args.since, now)
-    until = parse_since(args.until, now) if args.until else None
+    since = parse_since_flag(args.since, now)
+    until = parse_since_flag(args.until, now, "--until") if args.until else None
     data = ctx.store.stats(since, until)
     if args.csv:
         write_csv(data, sys.stdout, args.hours)
         return 0
-    out = {**data, "since": _iso(data["since"]), "until": _iso(data["until"])}
+    out = {**data, "since": iso(data["since"]), "until": iso(data["until"])}
     ctx.emit(out, lambda _: human(data))
     return 0
 

@@ -6,10 +6,12 @@ import signal
 import sys
 import threading
 
-from connectors.base import ConnectorError
-from connectors.engine import Engine
-from connectors.runtime import build_engine
-from console.cli import UserError
+from typing import TYPE_CHECKING
+
+from console.commands.common import UserError
+
+if TYPE_CHECKING:
+    from connectors.engine import Engine
 
 
 def register(sub, parents) -> None:
@@ -21,6 +23,8 @@ def register(sub, parents) -> None:
 
 
 def make_engine(ctx) -> Engine:
+    from connectors.runtime import build_engine
+
     engine = build_engine(ctx.db_path, ctx.config)
     if engine is None:
         raise UserError(f"no channels configured in {ctx.config_path} (run `omnidesk init`)")
@@ -30,6 +34,8 @@ def make_engine(ctx) -> Engine:
 def cmd_sync(args, ctx) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from connectors.base import ConnectorError
+
     ctx.store  # create and migrate the store before threads open it
     engine = make_engine(ctx)
     if args.once:

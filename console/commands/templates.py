@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from console.cli import UserError
-from connectors.desk import templates as tpl
+from console.commands.common import UserError, values as parse_values
+from store.text import clean
+from store.terms import CHANNELS
 
 
 def register(sub, parents) -> None:
@@ -20,7 +21,7 @@ def register(sub, parents) -> None:
                         description="Render NAME as it would be sent; --json gives the parts.")
     q.add_argument("name")
     q.add_argument("--customer", help="id, e-mail address, @handle or Slack user (fills name and facts)")
-    q.add_argument("--channel", choices=tpl.CHANNELS, help="default: the channel the customer used last")
+    q.add_argument("--channel", choices=CHANNELS, help="default: the channel the customer used last")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a value for a prompt or variable")
     q.set_defaults(func=cmd_render)
 
@@ -28,22 +29,9 @@ def register(sub, parents) -> None:
     q.set_defaults(func=cmd_install)
 
 
-def _values(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = value
-    return out
-
-
-def _printable(text: str) -> str:
-    """Customer values end up in the output: keep the terminal safe (no escape sequences)."""
-    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
-
-
 def cmd_list(args, ctx) -> int:
+    from connectors.desk import templates as tpl
+
     directory = tpl.templates_dir(ctx.config)
     errors: list[str] = []
     items = [{"name": t.name, "description": t.description, "subject": t.subject,
@@ -63,7 +51,9 @@ def cmd_list(args, ctx) -> int:
 
 
 def cmd_render(args, ctx) -> int:
-    values = _values(args.set)
+    from connectors.desk import templates as tpl
+
+    values = parse_values(args.set)
     if args.customer:
         s = ctx.store
         cid = ctx.customer(args.customer)
@@ -85,13 +75,15 @@ def cmd_render(args, ctx) -> int:
             out += [f"{head} ({len(part)} characters) ---", part]
         if r.html:
             out.append(f"--- plus a text/html alternative ({len(r.html)} characters; --json shows it) ---")
-        return _printable("\n".join(out))
+        return clean("\n".join(out), tab=None)
 
     ctx.emit(rendered, human)
     return 0
 
 
 def cmd_install(args, ctx) -> int:
+    from connectors.desk import templates as tpl
+
     directory = tpl.templates_dir(ctx.config)
     written = tpl.install_starter_templates(directory)
     data = {"directory": str(directory), "installed": [str(p) for p in written]}

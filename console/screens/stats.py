@@ -27,7 +27,7 @@ PERIODS = {"1": ("last 24 hours", 86400), "7": ("last 7 days", 7 * 86400), "3": 
 
 
 def fmt_duration(seconds: float | None) -> str:
-    from console.commands.stats import fmt_duration as fmt
+    from store.timefmt import format_duration as fmt
 
     return fmt(seconds)
 

@@ -1,0 +1,48 @@
+"""The desk's words, defined once: channels, customer statuses, queue filters.
+
+They are `StrEnum`s, so a member is also its plain string (`Status.PENDING ==
+"pending"`): the store keeps the string, JSON shows it, argparse offers it.
+Everything that names a channel, a status or a queue filter uses these.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    TELEGRAM = "telegram"
+    SLACK = "slack"
+
+    @property
+    def label(self) -> str:
+        """The name people use: e-mail, Telegram, Slack."""
+        return {"email": "e-mail", "telegram": "Telegram", "slack": "Slack"}[self.value]
+
+
+class Status(StrEnum):
+    """Where a customer's case stands."""
+
+    OPEN = "open"        # ours to answer
+    PENDING = "pending"  # we wait on the customer (was "waiting" before schema v8)
+    SNOOZED = "snoozed"  # hidden until a time
+    DONE = "done"
+
+
+class QueueFilter(StrEnum):
+    """Which customers the queue lists."""
+
+    WAITING = "waiting"  # open, and their last message is unanswered: they wait on us (the default)
+    OPEN = "open"
+    MINE = "mine"        # assigned to me
+    PENDING = "pending"  # status pending: we wait on them
+    SNOOZED = "snoozed"
+    DONE = "done"
+    ALL = "all"
+
+
+CHANNELS: tuple[str, ...] = tuple(Channel)
+STATUSES: tuple[str, ...] = tuple(Status)
+QUEUE_FILTERS: tuple[str, ...] = tuple(QueueFilter)
+# Statuses an agent sets by name (snoozed needs a time: `snooze`).
+SETTABLE_STATUSES: tuple[str, ...] = (Status.OPEN, Status.PENDING, Status.DONE)

@@ -1,0 +1,28 @@
+"""Running omnidesk from tests: the installed entry point users run, or in-process."""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+OMNIDESK = Path(sys.executable).parent / "omnidesk"  # the entry point users run (the venv's)
+
+
+def run_in_process(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    """`omnidesk ARGS` in this process: (exit status, stdout, stderr). Fast; for
+    the many tests that check what a command says and does, not how it starts."""
+    from console.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as e:  # argparse: usage errors exit 2
+                rc = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.stdin = old_stdin
+    return rc, out.getvalue(), err.getvalue()
