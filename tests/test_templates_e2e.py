@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from connectors import config as config_mod
 from connectors.desk import templates as T
 from connectors.sandbox.telegram import parse_html
 from tests.support.chat import (live_store, running_engine, slack, slack_connector,  # noqa: F401
@@ -73,7 +74,7 @@ def test_template_e_mail_is_composed_exactly_as_rendered(store, make_inbound):
                               subject="Order A-1042", account="shop"))
     cid = store.find_customer("jane@example.com")
     store.set_fact(cid, "order number", "A-1042", "ann")
-    cfg = T.config_mod.validate({"channels": {"email": {"signature": "Shop Example <shop.example>"}}})
+    cfg = config_mod.validate({"channels": {"email": {"signature": "Shop Example <shop.example>"}}})
     rendered = T.render_for_customer(store, cid, "order-status", "email", "Ann Lee", VALUES, config=cfg,
                                      directory=T.STARTER_DIR)
     store.queue_reply(cid, rendered.source, "ann", subject=rendered.subject)
