@@ -225,7 +225,7 @@ def cmd_status(args, ctx) -> int:
 
 
 def cmd_snooze(args, ctx) -> int:
-    from console.timefmt import parse_when
+    from store.timefmt import parse_when
 
     cid = ctx.customer(args.customer)
     text = " ".join(args.until)

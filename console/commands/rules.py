@@ -72,11 +72,11 @@ def cmd_test(args, ctx) -> int:
         for h in hits:
             what = f"message #{h['message_id']}" if h["on"] in ("message", "fact") else "waiting now"
             if h.get("error"):
-                out.append(f"{_iso(h['at'])}  #{h['customer_id']} {what}: {_clean(h['error'], 120)}")
+                out.append(f"{iso(h['at'])}  #{h['customer_id']} {what}: {cell(h['error'], 120)}")
                 continue
             if h["on"] == "fact":  # the value is customer text: one inert line
-                out.append(f"{_iso(h['at'])}  #{h['customer_id']} {_clean(h['customer'], 24):<24} {h['channel']:<8} "
-                           f"{what}: captures {h['rule']} = {_clean(h['fact']['value'], 60)}"
+                out.append(f"{iso(h['at'])}  #{h['customer_id']} {cell(h['customer'], 24):<24} {h['channel']:<8} "
+                           f"{what}: captures {h['rule']} = {cell(h['fact']['value'], 60)}"
                            + ("  (already current)" if h["already_fired"] else ""))
                 continue
             note = "  (already fired in this wait)" if h["already_fired"] else ""
