@@ -12,6 +12,7 @@ ask for (typed messages) to the rooms that do the work:
     console/triage.py       tag, status, snooze, assign, merge, split, undo, filter
     console/reply.py        sending, the channel and template pickers
     console/attachments.py  saving and opening attachments
+    console/profile_edit.py editing the customer's name and facts
 
 A new console action: a keymap entry (console/keymap.py and keybindings.toml),
 an `action_` here that calls the room it belongs to.
@@ -31,11 +32,13 @@ from textual.widgets import Static
 from console import keymap as keymap_mod
 from console.attachments import Attachments
 from console.live import Live
+from console.profile_edit import ProfileEdit
 from console.reader import StoreReader
 from console.reply import Reply
 from console.screens.search import SearchScreen
 from console.triage import Triage
 from console.widgets.badges import badge
+from console.widgets.case_header import CaseHeader
 from console.widgets.composer import Composer
 from console.widgets.profile import ProfileView
 from console.widgets.queue import QueueSource, QueueView
@@ -61,6 +64,7 @@ class DeskScreen(Screen):
         self.triage = Triage(self)
         self.reply = Reply(self)
         self.attachments = Attachments(self)
+        self.profile_edit = ProfileEdit(self)
         self.current: Customer | None = None  # the open customer
         self.engaged: dict | None = None  # time engaged in the open customer's case
         self.show_profile: bool | None = None  # None: automatic by width
@@ -71,6 +75,7 @@ class DeskScreen(Screen):
         # is on top or while the app shuts down, and must not depend on a DOM query
         self.queue = QueueView(self.source, clock=app.clock, targets=app.targets, reader=self.reader, id="queue")
         self.timeline = TimelineView(clock=app.clock, id="timeline")
+        self.case_header = CaseHeader(clock=app.clock, id="case-header")  # facts and topic, seen first
         self.profile = ProfileView(clock=app.clock, id="profile")
         self.composer = Composer(cursor_blink=app.cursor_blink, outgoing=self.reply.make_outgoing, id="composer")
         self.status = StatusBar(id="status")
@@ -86,6 +91,7 @@ class DeskScreen(Screen):
             with self.queue_pane:
                 yield self.queue
             with self.timeline_pane:
+                yield self.case_header
                 yield self.timeline
             with self.profile_pane:
                 yield self.profile
@@ -223,10 +229,10 @@ class DeskScreen(Screen):
         except StoreError:
             identity_id = None
         engaged = time_engaged(s, customer_id)
-        return customer, messages, events, identity_id, len(messages) >= limit, engaged
+        return customer, messages, events, identity_id, len(messages) >= limit, engaged, s.fact_history(customer_id)
 
-    def _show_customer(self, token, customer, messages, events, identity_id, has_older, engaged, focus_message,
-                       keep_position, focus) -> None:
+    def _show_customer(self, token, customer, messages, events, identity_id, has_older, engaged, earlier,
+                       focus_message, keep_position, focus) -> None:
         if token != self._open_token:
             return  # a newer open is on its way
         self._opening = None
@@ -234,10 +240,11 @@ class DeskScreen(Screen):
         self.current = customer
         self.engaged = engaged
         self._loaded_count = len(messages)
+        self.case_header.show_case(customer, messages)
         self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
                            has_older=has_older)
         if self.profile_visible():
-            self.profile.show_customer(customer, engaged=engaged)
+            self.profile.show_customer(customer, engaged=engaged, earlier=earlier)
         self.composer.set_customer(customer, identity_id)
         self.update_titles()
         if changed:
@@ -367,6 +374,9 @@ class DeskScreen(Screen):
 
     def action_undo(self) -> None:
         self.triage.undo()
+
+    def action_edit_profile(self) -> None:
+        self.profile_edit.edit()
 
     def action_focus_queue(self) -> None:
         self.queue.focus()

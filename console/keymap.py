@@ -57,6 +57,7 @@ ACTIONS: list[Action] = [
     Action("global", "merge", "merge", "Merge with another customer"),
     Action("global", "split", "split", "Split an identity out"),
     Action("global", "undo", "undo", "Undo the last action"),
+    Action("global", "edit_profile", "edit_profile", "Edit the customer's name and facts"),
     Action("global", "focus_queue", "focus_queue", "Go to the queue"),
     Action("global", "focus_timeline", "focus_timeline", "Go to the timeline"),
     Action("global", "profile", "toggle_profile", "Show or hide the profile"),

@@ -390,7 +390,7 @@ async def test_help_screen_is_generated_from_the_live_keymap(db_path, clock, tmp
     live = keymap.load(False)
     live["queue.down"] = "ctrl+j,down"
     app = make_app(db_path, clock, tmp_path, keymap=live)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 50)) as pilot:  # tall enough to show the queue keys under the global ones
         await settle(pilot)
         await pilot.press("ctrl+j")
         assert app.queue.cursor == 1

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.timefmt import format_age, format_clock
-from console.widgets.badges import badge, color
+from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.safe_text import one_line
 from store.models import Customer, MergeSuggestion
 
@@ -27,18 +27,42 @@ class ProfileView(Static):
         self.customer: Customer | None = None
         self.suggestions: list[tuple[MergeSuggestion, str]] = []
         self.engaged: dict | None = None  # store.engagement() of the current case
+        self.earlier: dict[str, list[dict]] = {}  # store.fact_history(): earlier values per fact
 
     def show_customer(self, customer: Customer | None, suggestions: list | None = None,
-                      engaged: dict | None = None) -> None:
+                      engaged: dict | None = None, earlier: dict | None = None) -> None:
         if customer is None or self.customer is None or customer.id != self.customer.id:
             self.suggestions = []
             self.engaged = None
+            self.earlier = {}
         self.customer = customer
         if suggestions is not None:
             self.suggestions = suggestions
         if engaged is not None:
             self.engaged = engaged
+        if earlier is not None:
+            self.earlier = earlier
         self.update(self._render_profile())
+
+    def _facts(self, c: Customer, now: float) -> list[Text]:
+        muted = Style(dim=True)
+        out = [Text(""), Text("Facts", style="bold underline")]
+        if not c.facts:
+            return out + [Text("none · e adds one", style=muted)]
+        for key, value in c.facts.items():
+            line = Text(one_line(key, 24) + " ", style=muted, end="")
+            line.append(one_line(value, 80), Style(bold=True))
+            src = c.fact_sources.get(key) or {}
+            where = (CHANNEL_NAME.get(src["channel"], src["channel"]) if src.get("channel")
+                     else f"by {one_line(src['actor'], 20)}" if src.get("actor") else "")
+            if where:
+                age = f", {format_age(max(0.0, now - src['at']))} ago" if src.get("at") else ""
+                line.append(f" · {where}{age}", muted)
+            out.append(line)
+            earlier = self.earlier.get(key) or []
+            if earlier:
+                out.append(Text("  earlier: " + ", ".join(one_line(e["value"], 30) for e in earlier[:3]), style=muted))
+        return out
 
     def _render_profile(self):
         c = self.customer
@@ -56,6 +80,7 @@ class ProfileView(Static):
         if c.waiting_since and c.status == "open":
             state.append(f" · waiting {format_age(now - c.waiting_since)}", Style(color="yellow"))
         out.append(state)
+        out += self._facts(c, now)  # first: what the customer already told us, on any channel
         engaged = self.engaged
         if engaged and engaged.get("messages"):  # the wording of `omnidesk show`
             n, seconds = engaged["messages"], engaged["seconds"]
@@ -78,13 +103,6 @@ class ProfileView(Static):
         out.append(Text(""))
         out.append(Text("Tags", style="bold underline"))
         out.append(Text(" ".join("#" + one_line(t, 30) for t in c.tags) or "none", style="" if c.tags else muted))
-        if c.facts:
-            out.append(Text(""))
-            out.append(Text("Facts", style="bold underline"))
-            for key, value in c.facts.items():
-                line = Text(one_line(key, 20) + ": ", style=muted, end="")
-                line.append(one_line(value, 80))
-                out.append(line)
         if self.suggestions:
             out.append(Text(""))
             out.append(Text("Maybe the same person", style="bold underline"))
@@ -94,7 +112,7 @@ class ProfileView(Static):
                 out.append(line)
             out.append(Text("m merges", style=muted))
         out.append(Text(""))
-        out.append(Text("m merges with a duplicate · x splits an identity out", style=muted))
+        out.append(Text("e edits name and facts · m merges with a duplicate · x splits an identity out", style=muted))
         out.append(Text(f"customer since {format_clock(c.created_at, now)}", style=muted))
         for part in out:
             part.end = "\n"

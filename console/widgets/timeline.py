@@ -34,8 +34,37 @@ HIDDEN_EVENTS = {"reply", "note"}  # shown as messages already
 
 
 @dataclass
+class Switch:
+    """The customer went on to another channel: marked before their first message there."""
+    id: int  # the message on the new channel
+    channel: str
+    previous: str
+    gap: float  # seconds since their last message on `previous`
+
+    def describe(self) -> str:
+        from console.timefmt import format_age
+
+        gap = format_age(self.gap) if self.gap >= 60 else "moments"
+        return (f"now on {CHANNEL_NAME.get(self.channel, self.channel)}, {gap} after "
+                f"{CHANNEL_NAME.get(self.previous, self.previous)}")
+
+
+def channel_switches(messages: list[Message]) -> list[Switch]:
+    """Where the customer's own messages move from one channel to another
+    (messages oldest first; our replies and notes do not count)."""
+    out, last = [], None
+    for m in sorted(messages, key=lambda m: (m.sent_at, m.id)):
+        if m.direction != "in":
+            continue
+        if last is not None and m.channel != last.channel:
+            out.append(Switch(m.id, m.channel, last.channel, max(0.0, m.sent_at - last.sent_at)))
+        last = m
+    return out
+
+
+@dataclass
 class Item:
-    kind: str  # "message" | "event" | "older"
+    kind: str  # "message" | "event" | "switch" | "older"
     at: float
     obj: Any
 
@@ -98,7 +127,15 @@ def describe_event(ev: Event) -> str:
     elif k == "rename":
         text = f"{who} renamed {one_line(d.get('old'), 30)!r} → {one_line(d.get('new'), 30)!r}"
     elif k == "fact":
-        text = f"{who} set {one_line(d.get('key'), 20)} = {one_line(d.get('new'), 40)}"
+        key = one_line(d.get("key"), 20)
+        if d.get("new") is None:
+            text = f"{who} removed {key}"
+        elif d.get("rule"):  # captured from the customer's message
+            text = f"noted {key} = {one_line(d.get('new'), 40)} from message #{d.get('message_id')}"
+        else:
+            text = f"{who} set {key} = {one_line(d.get('new'), 40)}"
+    elif k == "fact_seen":
+        text = f"noted an earlier {one_line(d.get('key'), 20)} = {one_line(d.get('value'), 40)}"
     elif k == "undo":
         text = f"{who} undid a {d.get('undone_kind')}"
     elif k == "send_failed":
@@ -119,6 +156,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         "timeline--gutter", "timeline--meta", "timeline--event", "timeline--note", "timeline--note-label",
         "timeline--out", "timeline--failed", "timeline--queued", "timeline--sent", "timeline--quoted",
         "timeline--name", "timeline--subject", "timeline--attachment", "timeline--edited", "timeline--empty",
+        "timeline--switch",
     }
     DEFAULT_CSS = """
     TimelineView { background: $background; }
@@ -137,6 +175,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
     TimelineView > .timeline--attachment { color: $text-secondary; }
     TimelineView > .timeline--edited { color: $text-muted; text-style: italic; }
     TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
+    TimelineView > .timeline--switch { color: $accent; text-style: bold; }
     """
 
     class Request(TMessage):
@@ -189,7 +228,10 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         self.has_older = has_older
         items = [Item("message", m.sent_at, m) for m in messages]
         items += [Item("event", e.at, e) for e in events if e.kind not in HIDDEN_EVENTS]
-        items.sort(key=lambda i: (i.at, 0 if i.kind == "message" else 1, i.obj.id))
+        at = {m.id: m.sent_at for m in messages}
+        items += [Item("switch", at[s.id], s) for s in channel_switches(messages)]
+        order = {"switch": 0, "message": 1}  # a switch mark goes right before its message
+        items.sort(key=lambda i: (i.at, order.get(i.kind, 2), i.obj.id))
         if messages and events:  # events older than the first loaded message are not interesting here
             first = messages[0].sent_at if has_older else float("-inf")
             items = [i for i in items if i.kind == "message" or i.at >= first]
@@ -278,6 +320,9 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         now = self.clock()
         if item.kind == "older":
             return Text("↑ older messages: k on the first one (or g) loads them", style=self._style("timeline--event"))
+        if item.kind == "switch":
+            t = Text(f"⇄ {item.obj.describe()}", style=self._style("timeline--switch"), end="\n")
+            return t
         if item.kind == "event":
             ev: Event = item.obj
             t = Text(f"· {format_clock(ev.at, now)}  ", style=self._style("timeline--event"), end="")

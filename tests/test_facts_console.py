@@ -1,0 +1,80 @@
+"""Facts in the console (Pilot): seen first at 80x24 with their source, the
+channel switch marked in the timeline, the reply channel following the
+customer, and facts and the name edited with the keymap action, undone with u."""
+from __future__ import annotations
+
+import pytest
+
+from store import Store
+from tests.test_console_app import NOW, _utc, anyio_backend, make_app, open_customer, screen_text, settle, until  # noqa: F401
+from store.models import InboundMessage, Sender
+
+pytestmark = pytest.mark.anyio
+
+
+def seed(path, clock) -> int:
+    """Jane told us her order number on Telegram; two hours later she writes by e-mail."""
+    s = Store(path, clock=clock)
+    tg = s.ingest(InboundMessage("telegram", "main", "t1", Sender("telegram", "1001", "Jane Roe", "janeroe",
+                                                                    ("jane@roe.example",)),
+                                 "hi, my order 5521 has not arrived", NOW - 3 * 3600))
+    s.capture_fact(tg.customer_id, "order_number", "5521", "order_number", message_id=tg.message_id,
+                   channel="telegram", at=NOW - 3 * 3600)
+    mail = s.ingest(InboundMessage("email", "main", "<e1@roe.example>", Sender("email", "jane@roe.example", "Jane Roe"),
+                                   "Any news?\n\n> old quoted stuff", NOW - 3600, subject="Where is my vase?",
+                                   meta={"new_text": "Any news?"}))
+    assert mail.customer_id == tg.customer_id  # linked by the e-mail address Telegram gave
+    s.close()
+    return tg.customer_id
+
+
+async def test_facts_topic_and_channel_switch_are_seen_first_at_80x24(db_path, clock, tmp_path):
+    cid = seed(db_path, clock)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        text = screen_text(app)
+        assert "order_number 5521 (Telegram 3h)" in text
+        assert "topic (Telegram 3h): hi, my order 5521" in text  # the message that opened the case
+        assert "now on e-mail, 2h after" in text
+        assert app.screen.composer.channel == "email"  # the reply follows them to e-mail
+        header = app.screen.case_header.region
+        assert header.y < app.timeline.region.y and header.height >= 1  # above the timeline, on screen
+
+
+async def test_edit_facts_and_name_from_the_console_and_undo(db_path, clock, tmp_path):
+    cid = seed(db_path, clock)
+    app = make_app(db_path, clock, tmp_path)
+    s = Store(db_path, clock=clock)
+
+    async def edit(*keys):
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press(*keys)
+        await settle(pilot, 3)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        await edit(*"add", "enter", *"plan=gold", "enter")
+        assert s.customer(cid).facts == {"order_number": "5521", "plan": "gold"}
+        await until(pilot, lambda: "plan gold" in screen_text(app))
+
+        await edit(*"plan", "enter", *["backspace"] * 4, *"silver", "enter")
+        assert s.customer(cid).facts["plan"] == "silver"
+        await edit(*"plan", "enter", *["backspace"] * 6, "enter")  # empty removes
+        assert "plan" not in s.customer(cid).facts
+        await pilot.press("u")
+        await settle(pilot, 3)
+        assert s.customer(cid).facts["plan"] == "silver"
+
+        await edit(*"name", "enter", "end", *["backspace"] * 3, *"Doe", "enter")  # the old name is there to change
+        assert s.customer(cid).name == "Jane Doe"
+        await until(pilot, lambda: "Jane Doe" in screen_text(app))
+        await pilot.press("u")
+        await settle(pilot, 3)
+        assert s.customer(cid).name == "Jane Roe"
+        kinds = [e.kind for e in s.events(cid, limit=20) if e.actor == "alice"]
+        assert kinds.count("fact") == 3 and kinds.count("rename") == 1 and kinds.count("undo") == 2
+    s.close()
