@@ -14,6 +14,7 @@ from connectors.desk import facts as facts_mod
 from connectors.desk import rules as rules_mod
 from console.cli import main
 from tests.conftest import inbound
+from tests.support.chat import wait_until
 from tests.test_rules import ingest, make_auto
 
 ORDER = r'''
@@ -145,3 +146,17 @@ def test_the_starter_fact_rules_work_once_uncommented(tmp_path, store):
     assert found("call me on +49 30 1234567 or mail jane.doe@example.co.uk") == {
         "phone": "+49 30 1234567", "email": "jane.doe@example.co.uk"}
     assert found("mail jane.doe@example.com", channel="email") == {}  # an e-mail address is its own identity there
+
+
+def test_hooks_get_the_customers_facts(store, tmp_path):
+    out = tmp_path / "payload.json"
+    auto = _auto(store, tmp_path, ORDER + f'''
+        [[rule]]
+        name = "tell"
+        when = {{ text = "order" }}
+        then = {{ hook = "cat > {out}" }}
+    ''')
+    ingest(store, auto, inbound(text="order 6001 is late"))
+    payload = json.loads(wait_until(lambda: out.exists() and out.read_text(), what="the hook's JSON"))
+    auto.close()
+    assert payload["customer"]["facts"] == {"order_number": "6001"}
