@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-from tests.test_console_app import make_app, seed, settle, until
+from tests.test_console_app import make_app, screen_text, seed, settle, until
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -54,8 +54,7 @@ def test_composer_with_preview_120x40(snap_compare, app):
     async def run_before(pilot):
         await _open_jane(pilot)
         await pilot.press("r", *"Sorry! A **new vase** ships today.", "ctrl+r")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await until(pilot, lambda: "as sent on" in screen_text(pilot.app))  # the preview is drawn
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
 
