@@ -157,6 +157,11 @@ def test_hooks_get_the_customers_facts(store, tmp_path):
         then = {{ hook = "cat > {out}" }}
     ''')
     ingest(store, auto, inbound(text="order 6001 is late"))
-    payload = json.loads(wait_until(lambda: out.exists() and out.read_text(), what="the hook's JSON"))
+    def written():  # the whole payload, not a file the hook is still writing
+        try:
+            return json.loads(out.read_text())
+        except (OSError, ValueError):
+            return None
+    payload = wait_until(written, what="the hook's JSON")
     auto.close()
     assert payload["customer"]["facts"] == {"order_number": "6001"}
