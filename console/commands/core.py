@@ -27,7 +27,7 @@ def register(sub, parents) -> None:
     p.add_argument("customer", help="id, e-mail address, Telegram @handle or Slack user")
     p.add_argument("--limit", type=int, default=50, help="newest messages to show")
 
-    p = add("search", cmd_search, "full-text search (filters: channel: from: tag: status: before: after:)")
+    p = add("search", cmd_search, "full-text search (filters: channel: from: tag: status: before: after: fact:KEY=VALUE)")
     p.add_argument("query", nargs="+")
     p.add_argument("--limit", type=int, default=50)
 
