@@ -50,6 +50,12 @@ class PermanentError(ConnectorError):
     """A problem retrying will not fix without a human (bad token, wrong password)."""
 
 
+class UncertainError(ConnectorError):
+    """A send whose request went out but whose answer never came (a timeout or a
+    dropped connection after sending): it may have been delivered. The engine
+    never retries it blindly; the agent checks the channel and decides."""
+
+
 class RejectedError(ConnectorError):
     """The channel refused this one message (bot blocked, chat not found,
     channel archived): the reply fails at once, the channel itself is fine."""
@@ -75,7 +81,13 @@ class Connector(Protocol):
         ...
 
     def send(self, message: OutboundMessage) -> Receipt:
-        """Deliver one outbound message; raise ConnectorError/PermanentError."""
+        """Deliver one outbound message. A reply in several parts skips the
+        `message.parts_done` already delivered and calls `message.on_part(id)`
+        after each part it delivers. Raise ConnectorError only when the channel
+        showed the message was not delivered (refused connection, 429, an error
+        answer), UncertainError when it may have been (timeout or dropped
+        connection after sending), PermanentError/RejectedError for what a retry
+        will not fix."""
         ...
 
     def close(self) -> None:

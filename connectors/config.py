@@ -7,6 +7,7 @@ names where to get them (an env var, a command, or the keyring).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 import subprocess
@@ -75,8 +76,13 @@ def _check_value(where: str, opt: Option, value: Any) -> Any:
         raise ConfigError(f"{where}: expected {opt.describe()}, got {type(value).__name__} {value!r}")
     if opt.choices and value not in opt.choices:
         raise ConfigError(f"{where}: expected {opt.describe()}, got {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < opt.minimum:
-        raise ConfigError(f"{where}: expected {opt.minimum:g} or more, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # nan makes every comparison false: a loop spinning forever
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        if value < opt.minimum:
+            raise ConfigError(f"{where}: expected {opt.minimum:g} or more, got {value!r}")
+        if value > opt.maximum:
+            raise ConfigError(f"{where}: expected {opt.maximum:g} or less, got {value!r}")
     if float in types and isinstance(value, int):
         value = float(value)
     return value

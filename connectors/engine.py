@@ -3,13 +3,21 @@
 Threads: one poller per connector, one outbox sender, one lease keeper.
 Each thread has its own store connection. Only the process holding the
 polling lease polls and sends, so two consoles on one store never both poll.
+No thread dies: each loop runs under a guard that notes whatever it raised
+(store errors included: "store locked by another process", "disk full"),
+backs off and runs it again; the lease keeper watches the others and writes
+the engine's own health row ("sync") when one is stuck or stopped.
 
 Guarantees:
 - a batch's rows and its cursor are committed in one transaction, so a crash
   at any point loses nothing and doubles nothing (at-least-once fetch,
   exactly-once rows);
 - errors back off exponentially with jitter and show up as channel health;
-- a reply is sent, retried, or failed with its text kept.
+- a reply is sent at most once: it is retried only when the channel showed it
+  was not delivered (refused connection, 429, an error answer); after a timeout
+  or a dropped connection it is failed as "may have been delivered" for the
+  agent to decide. Each delivered part of a long reply is recorded at once, and
+  a retry resumes at the next part.
 """
 from __future__ import annotations
 
@@ -21,8 +29,10 @@ import threading
 import time
 from typing import Callable
 
-from connectors.base import FAILED, OK, RETRYING, ConnectorError, PermanentError, RejectedError
+from connectors.base import (FAILED, OK, RETRYING, ConnectorError, PermanentError, RejectedError,
+                             UncertainError)
 from store import Store
+from store.db import store_problem
 
 log = logging.getLogger("omnidesk.engine")
 
@@ -33,9 +43,15 @@ def backoff(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+ENGINE = "sync"  # the health row of the engine itself (its threads)
+
+
 def _describe(exc: BaseException, connector=None) -> str:
     """One line for health and the outbox; the connector's secrets scrubbed out
     (a library exception may carry a token in a URL)."""
+    problem = store_problem(exc)
+    if problem:
+        return problem
     text = str(exc).strip() or type(exc).__name__
     scrub = getattr(connector, "scrub", None)
     if scrub is not None:
@@ -69,6 +85,11 @@ class Engine:
         self.once_hooks: list[Callable[[Store], None]] = []  # run at the end of run_once (hooks finish their runs)
         self.threads: list[threading.Thread] = []
         self._health: dict[str, tuple[str, str]] = {}  # what we last wrote, shared by the poll and send paths
+        self._live: dict[str, tuple[str, str]] = {}  # what is true now, written or not (the store may be locked)
+        self._beats: dict[str, float] = {}  # thread name -> monotonic time of its last loop turn
+        self._faults: dict[str, str] = {}  # thread name -> what it last raised, until it turns again
+        self._sending: set[int] = set()  # outbox ids this process is sending (not "interrupted")
+        self.stuck_after = max(180.0, 4 * poll_interval)  # a loop turn this late means the thread hangs
 
     def _store(self) -> Store:
         s = Store(self.store_path, clock=self.clock, **self.store_options)
@@ -91,9 +112,65 @@ class Engine:
         self._spawn("outbox", self._outbox_loop)
 
     def _spawn(self, name, target, *args) -> None:
-        t = threading.Thread(target=target, args=args, name=f"omnidesk {name}", daemon=True)
+        self._beats[name] = time.monotonic()
+        t = threading.Thread(target=self._guard, args=(name, target, args), name=f"omnidesk {name}", daemon=True)
         t.start()
         self.threads.append(t)
+
+    def _guard(self, name: str, target, args) -> None:
+        """Run a loop until stop() whatever it raises: note the cause, back off,
+        run it again (with a new store connection)."""
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                target(*args)
+                failures = 0
+            except Exception as e:
+                failures += 1
+                self._faults[name] = _describe(e)
+                log.exception("%s stopped; restarting it", name)
+            self._beat(name)
+            self.stop_event.wait(backoff(failures, 1.0, 60.0) if failures else 0.1)
+
+    def _beat(self, name: str) -> None:
+        self._beats[name] = time.monotonic()
+
+    def thread_report(self) -> dict[str, str]:
+        """Every engine thread and how it is: {"poll telegram:main": "ok" | "stopped" |
+        "stuck for 300s" | "retrying: store locked by another process"}."""
+        now = time.monotonic()
+        out = {}
+        for t in self.threads:
+            name = t.name.removeprefix("omnidesk ")
+            if not t.is_alive():
+                out[name] = "stopped"
+            elif now - self._beats.get(name, now) > self.stuck_after:
+                out[name] = f"stuck for {now - self._beats[name]:.0f}s"
+            elif name in self._faults:
+                out[name] = f"retrying: {self._faults[name]}"
+            else:
+                out[name] = "ok"
+        return out
+
+    def threads_alive(self) -> tuple[int, int]:
+        """(threads running and turning, threads started)."""
+        report = self.thread_report()
+        return sum(1 for v in report.values() if v == "ok" or v.startswith("retrying")), len(report)
+
+    def live_health(self) -> dict[str, dict]:
+        """Health as this process knows it now, for a console running the engine:
+        the store may be too locked to hold it yet."""
+        out = {name: {"state": st, "detail": detail} for name, (st, detail) in self._live.items()}
+        alive, total = self.threads_alive()
+        if total and alive < total:
+            out[ENGINE] = {"state": FAILED, "detail": self._engine_detail()}
+        return out
+
+    def _engine_detail(self) -> str:
+        report = self.thread_report()
+        bad = [f"{name} {state}" for name, state in report.items() if state != "ok" and not state.startswith("retrying")]
+        alive = len(report) - len(bad)
+        return f"{alive}/{len(report)} threads alive" + (": " + "; ".join(bad) if bad else "")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every thread; a batch in flight either commits whole or not at all."""
@@ -119,11 +196,23 @@ class Engine:
             self.has_lease.clear()
         self.threads = []
 
-    def _set_health(self, s: Store, name: str, state: str, detail: str = "") -> None:
-        """Write a channel's health when it changes (either thread may change it)."""
-        if self._health.get(name) != (state, detail):
+    def _set_health(self, s: Store, name: str, state: str, detail: str = "", *, write: bool = True) -> None:
+        """Note a channel's health, and write it when it changed (either thread may
+        change it). Never raises: a store that cannot take it now gets it on the
+        next change or the next turn (`write=False` when the store is the problem)."""
+        self._live[name] = (state, detail)
+        if write and self._health.get(name) != (state, detail):
+            try:
+                s.set_health(name, state, detail)
+            except Exception as e:
+                log.warning("cannot write health of %s: %s", name, _describe(e))
+                return
             self._health[name] = (state, detail)
-            s.set_health(name, state, detail)
+
+    def _flush_health(self, s: Store) -> None:
+        """Write health the store could not take when it changed."""
+        for name, (state, detail) in list(self._live.items()):
+            self._set_health(s, name, state, detail)
 
     def wake_outbox(self) -> None:
         self.outbox_wake.set()
@@ -131,31 +220,49 @@ class Engine:
     # -- the lease --------------------------------------------------------------
     def _lease_loop(self) -> None:
         s = self._store()
+        renewed = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                self._beat("lease")
                 try:
                     held = s.acquire_lease(self.holder, self.lease_seconds)
-                except Exception:
-                    log.exception("lease")
-                    held = False
+                    renewed = time.monotonic()
+                    self._faults.pop("lease", None)
+                except Exception as e:
+                    # The store is locked or full: nobody else can take the lease either,
+                    # so keep what we had until it would have expired.
+                    self._faults["lease"] = _describe(e)
+                    log.warning("lease: %s", self._faults["lease"])
+                    held = self.has_lease.is_set() and time.monotonic() - renewed < self.lease_seconds
                 if held and not self.has_lease.is_set():
-                    n = s.recover_interrupted()
+                    try:
+                        n = s.recover_interrupted(exclude=set(self._sending))
+                    except Exception as e:
+                        self._faults["lease"] = _describe(e)
+                        n, held = 0, False  # try again next turn; no polling before that
                     if n:
-                        log.warning("%d replies were interrupted mid-send and are marked failed", n)
-                    self.has_lease.set()
-                    self.outbox_wake.set()
+                        log.warning("%d replies were interrupted mid-send and are marked 'may have been delivered'", n)
+                    if held:
+                        self.has_lease.set()
+                        self.outbox_wake.set()
                 elif not held and self.has_lease.is_set():
                     log.warning("lost the polling lease to another process")
                     self.has_lease.clear()
-                if held:
+                if held and "lease" not in self._faults:
                     for hook in self.tick_hooks:
                         try:
                             hook(s)
                         except Exception:
                             log.exception("timer hook")
+                    self._flush_health(s)
+                    self._set_health(s, ENGINE, OK if self._all_alive() else FAILED, self._engine_detail())
                 self.stop_event.wait(min(self.lease_seconds / 3, 5.0))
         finally:
             s.close()
+
+    def _all_alive(self) -> bool:
+        alive, total = self.threads_alive()
+        return alive == total
 
     # -- polling ----------------------------------------------------------------
     @staticmethod
@@ -170,15 +277,18 @@ class Engine:
         return stored, batch.more
 
     def _poll_loop(self, connector) -> None:
+        name = f"poll {connector.name}"
         s = self._store()
         failures = 0
         try:
             while not self.stop_event.is_set():
+                self._beat(name)
                 if not self.has_lease.wait(0.5):
                     continue
                 try:
                     _, more = self._poll_once(s, connector)
                     failures = 0
+                    self._faults.pop(name, None)
                     self._set_health(s, connector.name, OK)
                     if not more:
                         connector.wait(self.poll_interval, self.stop_event)
@@ -188,13 +298,17 @@ class Engine:
                     self._set_health(s, connector.name, FAILED, detail)
                     log.error("%s: %s", connector.name, detail)
                     self.stop_event.wait(min(self.permanent_retry, backoff(failures, 5.0, self.permanent_retry)))
-                except Exception as e:  # ConnectorError and anything unexpected: retry
+                except Exception as e:  # ConnectorError, the store, anything unexpected: retry
                     failures += 1
                     retry_after = getattr(e, "retry_after", None)
-                    delay = retry_after if retry_after else backoff(failures)
-                    if not isinstance(e, ConnectorError):
+                    delay = retry_after if retry_after else backoff(failures, 1.0, 60.0)
+                    problem = store_problem(e, self.store_path)
+                    if problem:
+                        self._faults[name] = problem
+                    elif not isinstance(e, ConnectorError):
                         log.exception("%s: unexpected error", connector.name)
-                    self._set_health(s, connector.name, RETRYING, f"{_describe(e, connector)}; retrying in {delay:.0f}s")
+                    detail = f"{problem or _describe(e, connector)}; retrying in {delay:.0f}s"
+                    self._set_health(s, connector.name, RETRYING, detail, write=not problem)
                     self.stop_event.wait(delay)
         finally:
             s.close()
@@ -203,16 +317,25 @@ class Engine:
     def _outbox_loop(self) -> None:
         s = self._store()
         names = set(self.by_name)
+        failures = 0
         try:
             while not self.stop_event.is_set():
-                self.outbox_wake.wait(1.0)
+                self._beat("outbox")
+                self.outbox_wake.wait(1.0 if not failures else backoff(failures, 1.0, 60.0))
                 self.outbox_wake.clear()
                 if not self.has_lease.is_set():
                     continue
                 try:
                     self.flush_outbox(s, names)
-                except Exception:
-                    log.exception("outbox")
+                    failures = 0
+                    self._faults.pop("outbox", None)
+                except Exception as e:
+                    failures += 1
+                    self._faults["outbox"] = _describe(e)
+                    if store_problem(e, self.store_path):
+                        log.warning("outbox: %s", self._faults["outbox"])
+                    else:
+                        log.exception("outbox")
         finally:
             s.close()
 
@@ -240,25 +363,59 @@ class Engine:
 
     def _send_one(self, s: Store, out) -> None:
         connector = self.by_name[f"{out.channel}:{out.account}"]
+        self._sending.add(out.outbox_id)
+        try:
+            self._send_and_record(s, connector, out)
+        finally:
+            self._sending.discard(out.outbox_id)
+
+    def _send_and_record(self, s: Store, connector, out) -> None:
+        # each delivered part is in the store before the next one goes out
+        out.on_part = lambda part_id: self._record(s.record_part, out.outbox_id, part_id)
         try:
             receipt = connector.send(out)
         except RejectedError as e:  # this message only; the channel is fine
-            s.mark_failed(out.outbox_id, _describe(e, connector), None)
+            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
             return
         except PermanentError as e:
-            s.mark_failed(out.outbox_id, _describe(e, connector), None)
+            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
             self._set_health(s, connector.name, FAILED, _describe(e, connector))
             return
-        except Exception as e:
-            if not isinstance(e, ConnectorError):
-                log.exception("%s: unexpected error while sending", connector.name)
-            if out.attempts >= self.max_attempts:
-                s.mark_failed(out.outbox_id, f"{_describe(e, connector)} (after {out.attempts} attempts)", None)
-            else:
-                delay = getattr(e, "retry_after", None) or backoff(out.attempts, 2.0, 600.0)
-                s.mark_failed(out.outbox_id, _describe(e, connector), self.clock() + delay)
+        except UncertainError as e:  # it went out and no answer came: never a blind retry
+            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
             return
-        s.mark_sent(out.outbox_id, receipt)
+        except ConnectorError as e:  # the channel showed it was not delivered: retry
+            if out.attempts >= self.max_attempts:
+                self._record(s.mark_failed, out.outbox_id,
+                             f"{_describe(e, connector)} (after {out.attempts} attempts)", None)
+            else:
+                delay = e.retry_after or backoff(out.attempts, 2.0, 600.0)
+                self._record(s.mark_failed, out.outbox_id, _describe(e, connector), self.clock() + delay)
+            return
+        except Exception as e:  # we cannot tell whether it went out
+            log.exception("%s: unexpected error while sending", connector.name)
+            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
+            return
+        self._record(s.mark_sent, out.outbox_id, receipt)
+
+    def _record(self, write, *args, **kw) -> None:
+        """Write what happened to a reply, waiting out a locked or full store: the
+        channel already acted, and forgetting it would send the reply again. If we
+        are stopped first, the reply stays 'sending' and the next start marks it
+        'may have been delivered'."""
+        failures = 0
+        while True:
+            try:
+                write(*args, **kw)
+                self._faults.pop("outbox", None)
+                return
+            except Exception as e:
+                failures += 1
+                self._faults["outbox"] = _describe(e)
+                log.warning("outbox: cannot record a send yet: %s", self._faults["outbox"])
+                self._beat("outbox")
+                if self.stop_event.wait(backoff(failures, 0.5, 30.0)):
+                    raise
 
     # -- one pass, for cron and tests ---------------------------------------------------
     def run_once(self) -> dict[str, int]:
@@ -289,7 +446,9 @@ class Engine:
                 except PermanentError as e:
                     self._set_health(s, connector.name, FAILED, _describe(e, connector))
                 except Exception as e:
-                    self._set_health(s, connector.name, RETRYING, _describe(e, connector))
+                    problem = store_problem(e, self.store_path)
+                    self._set_health(s, connector.name, RETRYING, problem or _describe(e, connector),
+                                     write=not problem)
             self.flush_outbox(s)
             for hook in self.tick_hooks:
                 try:
@@ -305,7 +464,10 @@ class Engine:
             done.set()
             heartbeat.join(5)
             if self.has_lease.is_set():
-                s.release_lease(self.holder)
+                try:
+                    s.release_lease(self.holder)
+                except Exception as e:  # it expires by itself
+                    log.warning("cannot release the lease: %s", _describe(e))
             self.has_lease.clear()
             s.close()
         return counts
@@ -314,7 +476,12 @@ class Engine:
         s = self._store()
         try:
             while not done.wait(max(0.2, self.lease_seconds / 3)):
-                if not s.acquire_lease(self.holder, self.lease_seconds):
+                try:
+                    held = s.acquire_lease(self.holder, self.lease_seconds)
+                except Exception as e:  # locked: nobody else can take it meanwhile
+                    log.warning("lease: %s", _describe(e))
+                    continue
+                if not held:
                     log.warning("lost the polling lease to another process")
                     self.has_lease.clear()
                     return

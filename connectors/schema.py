@@ -31,6 +31,7 @@ class Option:
     help: str = ""
     choices: tuple = ()
     minimum: float = 0  # for numbers: no option here means anything below zero
+    maximum: float = 1e9  # for numbers: nothing omnidesk counts in seconds, bytes or items gets near this
 
     def describe(self) -> str:
         if self.choices:
@@ -64,9 +65,19 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    poll_interval: float = _opt((int, float), 30.0, "seconds between polls when a channel cannot push", minimum=1)
-    max_attempts: int = _opt(int, 5, "send attempts before a reply is marked failed", minimum=1)
-    lease_seconds: float = _opt((int, float), 30.0, "how long a silent poller keeps the polling lease")
+    poll_interval: float = _opt((int, float), 30.0, "seconds between polls when a channel cannot push", minimum=1,
+                                maximum=86400)
+    max_attempts: int = _opt(int, 5, "send attempts before a reply is marked failed", minimum=1, maximum=100)
+    lease_seconds: float = _opt((int, float), 30.0, "how long a silent poller keeps the polling lease", minimum=1,
+                                maximum=3600)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    busy_timeout: float = _opt((int, float), 30.0, "seconds a write waits for another process's write lock",
+                               minimum=0.1, maximum=3600)
+    group: str = _opt(str, "", "Unix group that shares the store (read and write), e.g. 'support'; "
+                               "empty: private to you")
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Settings:
 
     agent: AgentSettings = field(default_factory=AgentSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
@@ -142,6 +154,7 @@ TELEGRAM_OPTIONS: dict[str, Option] = {
     "base_file_url": Option(str, "https://api.telegram.org/file/bot", "Bot API file URL (the token is appended)"),
     "long_poll_seconds": Option(int, 25, "how long one getUpdates call waits for news"),
     "max_download_bytes": Option(int, TELEGRAM_FILE_LIMIT, "largest attachment downloaded (Bot API limit: 20 MB)"),
+    "timeout": Option((int, float), 20.0, "seconds to wait for Telegram's answer", minimum=1, maximum=600),
 }
 
 SLACK_OPTIONS: dict[str, Option] = {
@@ -157,6 +170,7 @@ SLACK_OPTIONS: dict[str, Option] = {
     "thread_scan_seconds": Option((int, float), 600.0, "how often to look for new replies in threads up to "
                                                        "thread_days old"),
     "max_download_bytes": Option(int, 25 * 1024 * 1024, "largest file downloaded"),
+    "timeout": Option((int, float), 30.0, "seconds to wait for Slack's answer", minimum=1, maximum=600),
 }
 
 # channel -> the options of one of its accounts

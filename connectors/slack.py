@@ -40,9 +40,11 @@ ingest makes the overlap harmless.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 import urllib.error
@@ -53,7 +55,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError, UncertainError
 from connectors.config import resolve_secret
 from connectors.schema import SLACK_OPTIONS, ConfigError, Option
 from connectors.formatting import slack_parts
@@ -90,7 +92,7 @@ def build(account: str, options: dict, config=None) -> "SlackConnector":
     if config is not None:
         cap = min(cap, config.get("attachments", "max_bytes"))
     kw = {k: options[k] for k in ("poll_seconds", "calls_per_minute", "catchup_seconds", "rescan_seconds",
-                                  "backfill_days", "thread_days", "thread_scan_seconds") if k in options}
+                                  "backfill_days", "thread_days", "thread_scan_seconds", "timeout") if k in options}
     return SlackConnector(account, token, app_token=app_token, base_url=base_url, max_download_bytes=cap, **kw)
 
 
@@ -140,6 +142,9 @@ class SlackConnector(BaseConnector):
         self.timeout = timeout
         self.client = WebClient(token=token, base_url=base_url, timeout=int(timeout),
                                 retry_handlers=[ConnectionErrorRetryHandler(), ShortRateLimitRetry(max_retry_count=1)])
+        # Sends never retry a dropped connection: the request may have been delivered.
+        self._send_client = WebClient(token=token, base_url=base_url, timeout=int(timeout),
+                                      retry_handlers=[ShortRateLimitRetry(max_retry_count=1)])
         self._lock = threading.Lock()  # caches shared by the poller, the outbox and the socket threads
         self._me: tuple[str, str] | None = None  # (bot user id, bot id)
         self._team = ""  # our workspace
@@ -668,27 +673,20 @@ class SlackConnector(BaseConnector):
         for att in message.attachments:
             if not att.path:
                 raise ConnectorError(f"attachment {att.filename!r} was not kept (over the size cap); remove it")
-        stamps: list[str] = []
-
-        def deliver(method: str, **kw):
-            # Once a part is out, a retry of the whole reply would repeat it: wait out
-            # short rate limits here instead.
-            for _ in range(3):
-                try:
-                    return self._api(method, **kw)
-                except ConnectorError as e:
-                    if not stamps or isinstance(e, PermanentError) or not e.retry_after or e.retry_after > 10:
-                        raise
-                    time.sleep(e.retry_after)
-            raise ConnectorError("Slack kept rate-limiting the rest of a long reply")
-
-        for part in slack_parts(message.text):
-            r = deliver("chat_postMessage", channel=channel, text=part, thread_ts=thread_ts, mrkdwn=True,
-                        unfurl_links=False, unfurl_media=False)
-            stamps.append(r["ts"])
-        for att in message.attachments:
-            deliver("files_upload_v2", channel=channel, file=att.path, filename=att.filename, title=att.filename,
-                    thread_ts=thread_ts)
+        # One part at a time, each recorded as it goes out, so a retry resumes at
+        # the next part and never repeats one.
+        stamps: list[str] = list(message.parts_done)
+        calls = [("chat_postMessage", dict(channel=channel, text=part, thread_ts=thread_ts, mrkdwn=True,
+                                           unfurl_links=False, unfurl_media=False))
+                 for part in slack_parts(message.text)]
+        calls += [("files_upload_v2", dict(channel=channel, file=att.path, filename=att.filename, title=att.filename,
+                                           thread_ts=thread_ts)) for att in message.attachments]
+        for method, kw in calls[len(stamps):]:
+            r = self._deliver(method, first=not stamps, **kw)
+            stamp = r.get("ts") or (r.get("files") or [{}])[0].get("id") or ""
+            stamps.append(stamp)
+            if message.on_part:
+                message.on_part(stamp)
         if thread_ts:
             with self._lock:
                 self._hot[(channel, thread_ts)] = time.time() + HOT_SECONDS
@@ -696,6 +694,28 @@ class SlackConnector(BaseConnector):
         if thread_ts:
             receipt_meta["thread_ts"] = thread_ts
         return Receipt(external_id=f"{channel}:{stamps[0]}", meta=receipt_meta)
+
+    def _deliver(self, method: str, first: bool, **kw):
+        """One part through the send client (no blind retry of a dropped request).
+        Short rate limits after the first part are waited out here; a timeout or a
+        dropped connection once the request went out is "may have been delivered"."""
+        for _ in range(3):
+            try:
+                return getattr(self._send_client, method)(**kw)
+            except SlackApiError as e:
+                err = self._map(method, e)
+                if first or isinstance(err, PermanentError) or not err.retry_after or err.retry_after > 10:
+                    raise err from None
+                time.sleep(err.retry_after)
+            except urllib.error.URLError as e:  # failed while connecting or writing the request
+                if isinstance(e.reason, (ConnectionRefusedError, socket.gaierror, TimeoutError)):
+                    raise ConnectorError(f"cannot reach Slack: {self._scrub(str(e.reason))}") from None
+                raise UncertainError(f"Slack: connection lost while sending ({self._scrub(str(e.reason))})") from None
+            except (OSError, http.client.HTTPException) as e:  # while waiting for the answer
+                raise UncertainError(f"Slack did not answer ({type(e).__name__})") from None
+            except SlackClientError as e:
+                raise ConnectorError(f"Slack: {self._scrub(str(e)) or type(e).__name__}") from None
+        raise ConnectorError("Slack kept rate-limiting the rest of a long reply")
 
     def close(self) -> None:
         if self._socket is not None:

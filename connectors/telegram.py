@@ -24,14 +24,17 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 import warnings
+
+import httpx
 
 from telegram import Bot, ReplyParameters
 from telegram import error as tg_error
 from telegram.request import HTTPXRequest
 
-from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError
+from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError, UncertainError
 from connectors.config import resolve_secret
 from connectors.schema import TELEGRAM_FILE_LIMIT, TELEGRAM_OPTIONS, ConfigError, Option
 from connectors.formatting import telegram_parts
@@ -76,7 +79,8 @@ def build(account: str, options: dict, config=None) -> "TelegramConnector":
         cap = min(cap, config.get("attachments", "max_bytes"))
     return TelegramConnector(account, token, base_url=options.get("base_url", OPTIONS["base_url"].default),
                              base_file_url=options.get("base_file_url", OPTIONS["base_file_url"].default),
-                             long_poll=options.get("long_poll_seconds", 25), max_download_bytes=cap)
+                             long_poll=options.get("long_poll_seconds", 25), max_download_bytes=cap,
+                             timeout=options.get("timeout", 20.0))
 
 
 def _seconds(e: tg_error.RetryAfter) -> float:
@@ -84,6 +88,16 @@ def _seconds(e: tg_error.RetryAfter) -> float:
         warnings.simplefilter("ignore")
         after = e.retry_after
     return after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
+
+
+def _after_sending(e: tg_error.NetworkError) -> bool:
+    """True when the request may have reached Telegram: the connection failed
+    after it was made (read timeout, dropped). False when it never connected,
+    or when Telegram answered with an error (a 5xx has no httpx cause)."""
+    cause = e.__cause__
+    if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return False
+    return isinstance(cause, httpx.HTTPError)
 
 
 def _mb(n: int) -> str:
@@ -291,32 +305,14 @@ class TelegramConnector(BaseConnector):
         for att in message.attachments:
             if not att.path or not os.path.exists(att.path):
                 raise ConnectorError(f"attachment {att.filename!r} is not in the store (over the size cap?); remove it")
-        ids = self._call(self._send(chat_id, reply_to, message), timeout=self.timeout * 6)
-        return Receipt(external_id=f"{chat_id}:{ids[0]}",
-                       meta={"chat_id": chat_id, "message_id": ids[0], "message_ids": ids})
-
-    async def _send(self, chat_id: int, reply_to: int | None, message: OutboundMessage) -> list[int]:
-        ids: list[int] = []
-
-        async def deliver(call):
-            # Once a part is out, a retry of the whole reply would repeat it: wait out
-            # short flood limits here instead.
-            for _ in range(3):
-                try:
-                    ids.append((await call()).message_id)
-                    return
-                except tg_error.RetryAfter as e:
-                    seconds = _seconds(e)
-                    if not ids or seconds > 10:
-                        raise
-                    await asyncio.sleep(seconds)
-            raise ConnectorError("Telegram kept rate-limiting the rest of a long reply")
-
-        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-        for part in telegram_parts(message.text):
-            await deliver(lambda part=part, reply=reply: self._bot.send_message(chat_id, part, parse_mode="HTML",
-                                                                               reply_parameters=reply))
-            reply = None  # only the first part answers the customer's message
+        # One part at a time from this (the outbox) thread, each recorded as it goes
+        # out, so a retry resumes at the next part and never repeats one.
+        ids = [int(i) for i in message.parts_done]
+        # only the first part answers the customer's message
+        first = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+        calls = [lambda part=part, reply=(first if n == 0 else None):
+                 self._bot.send_message(chat_id, part, parse_mode="HTML", reply_parameters=reply)
+                 for n, part in enumerate(telegram_parts(message.text))]
         for att in message.attachments:
             photo = att.content_type in ("image/jpeg", "image/png") and att.size <= PHOTO_LIMIT
 
@@ -325,8 +321,36 @@ class TelegramConnector(BaseConnector):
                     if photo:
                         return await self._bot.send_photo(chat_id, f, filename=att.filename)
                     return await self._bot.send_document(chat_id, f, filename=att.filename)
-            await deliver(upload)
-        return ids
+            calls.append(upload)
+        for call in calls[len(ids):]:
+            part_id = self._deliver(call, first=not ids)
+            ids.append(part_id)
+            if message.on_part:
+                message.on_part(str(part_id))
+        return Receipt(external_id=f"{chat_id}:{ids[0]}",
+                       meta={"chat_id": chat_id, "message_id": ids[0], "message_ids": ids})
+
+    def _deliver(self, call, first: bool) -> int:
+        """Send one part; its message id. Short flood waits after the first part
+        are waited out here; a timeout or a dropped connection after the request
+        went out is "may have been delivered" (UncertainError), never retried."""
+        for _ in range(3):
+            fut = self._submit(call())
+            try:
+                return fut.result(self.timeout * 3).message_id
+            except concurrent.futures.TimeoutError:
+                fut.cancel()
+                raise UncertainError("Telegram did not answer in time") from None
+            except tg_error.RetryAfter as e:
+                seconds = _seconds(e)
+                if first or seconds > 10:
+                    raise self._map_error(e) from None
+                time.sleep(seconds)
+            except tg_error.TelegramError as e:
+                if isinstance(e, tg_error.NetworkError) and _after_sending(e):
+                    raise UncertainError(f"Telegram: no answer after sending ({self._scrub(e.message)})") from None
+                raise self._map_error(e) from None
+        raise ConnectorError("Telegram kept rate-limiting the rest of a long reply")
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -155,8 +155,13 @@ class Live:
             return
         agent = app.agent
 
+        engine = self.engine
+
         def read(s: Store):
-            return s.health(), {"waiting": s.queue_count("waiting"), "mine": s.queue_count("mine", agent=agent)}
+            health = s.health()
+            if engine is not None and hasattr(engine, "live_health"):  # what the store may be too locked to hold yet
+                health.update(engine.live_health())
+            return health, {"waiting": s.queue_count("waiting"), "mine": s.queue_count("mine", agent=agent)}
         self.desk.reader.run(read, lambda r: status.set(health=r[0], counts=r[1]), group="status",
                              exclusive=True, failed=lambda e: None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -39,23 +40,54 @@ def _refuse_url(path: str) -> None:
                          "file path (e.g. ~/.local/share/omnidesk/omnidesk.db)")
 
 
+def store_problem(exc: BaseException, path: str | os.PathLike | None = None) -> str | None:
+    """The cause of a store error in plain words ("store locked by another
+    process", "disk full", "store is read-only", ...), or None when `exc` is not
+    a problem of the store file itself."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in text:
+        return "store locked by another process"
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return "disk full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return "store is read-only"
+    if name.startswith("SQLITE_IOERR") or "i/o error" in text:
+        return "disk full" if _disk_full(path) else "disk I/O error on the store"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return "cannot open the store file"
+    return None
+
+
+def _disk_full(path) -> bool:
+    """SQLite reports some ENOSPC failures as a plain I/O error: look at the disk."""
+    if path is None or str(path) == ":memory:":
+        return False
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 1024 * 1024
+    except OSError:
+        return False
+
+
 class Database:
     """One connection to the store file. Use one per thread.
 
     Raises StoreError when the path is a URL, or the file cannot be opened or migrated."""
 
-    def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536):
+    def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536, busy_seconds: float = 30.0):
         _refuse_url(str(path))
         self.path = Path(path)
         self.clock = clock
         try:
             if str(path) != ":memory:":
                 _create_private(self.path)
-            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_seconds, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             self._enable_wal()
             for pragma in ("synchronous=NORMAL", "foreign_keys=ON",
-                           "busy_timeout=30000", "temp_store=MEMORY", f"cache_size=-{int(cache_kb)}",
+                           f"busy_timeout={int(busy_seconds * 1000)}", "temp_store=MEMORY", f"cache_size=-{int(cache_kb)}",
                            "wal_autocheckpoint=4000"):  # fewer, larger checkpoints: +9% bulk ingest
                 self.conn.execute(f"PRAGMA {pragma}")
         except (OSError, sqlite3.Error) as e:  # not a database, no permission, no such directory ...
@@ -119,10 +151,21 @@ class Database:
                 yield self.conn
             except BaseException:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full, I/O error) leaves the transaction open, and
+                # every later BEGIN on this connection would fail: roll it back.
+                if self.conn.in_transaction:
+                    try:
+                        self.conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
 
     # -- the two inserts that also feed full-text search ----------------------------
     def insert_message(self, **cols: Any) -> int:

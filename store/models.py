@@ -140,6 +140,7 @@ class Message:
     state: str | None = None  # queued | sending | sent | failed
     error: str | None = None
     attempts: int = 0
+    uncertain: bool = False  # failed, but it may have been delivered: the agent checks before a retry
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +178,8 @@ class OutboundMessage:
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. our Message-ID
     attempts: int = 1  # this attempt's number
     author: str | None = None
+    parts_done: list[str] = field(default_factory=list)  # ids of parts delivered by earlier attempts
+    on_part: Any = None  # callable(part id) the connector calls after delivering each part
 
 
 @dataclass

@@ -10,7 +10,9 @@ import re
 from store.db import StoreError, dumps, loads
 from store.models import AttachmentIn, OutboundMessage, Receipt
 
-INTERRUPTED = "interrupted while sending; it may or may not have been delivered - check the channel, then retry"
+MAYBE = "may have been delivered"
+INTERRUPTED = "interrupted while sending"
+CHECK = "check the channel, then retry it or mark it sent"
 
 
 # Reply and forward prefixes as mail clients write them in many languages, piled
@@ -123,7 +125,7 @@ class OutboxMixin:
         out = []
         with self.tx():
             rows = self.q(
-                "SELECT o.id oid, o.attempts, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
+                "SELECT o.id oid, o.attempts, o.parts, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
                 f" WHERE {where} ORDER BY o.next_attempt_at, o.id LIMIT ?",
                 (*params, limit),
             )
@@ -138,7 +140,7 @@ class OutboxMixin:
                 if parent is not None and not self._reaches_only(row["customer_id"], parent.meta.get("reply_to")):
                     parent.meta = {k: v for k, v in parent.meta.items() if k != "reply_to"}
                 out.append(OutboundMessage(
-                    outbox_id=row["oid"], message_id=row["id"], channel=row["channel"], account=row["account"],
+                    parts_done=loads(row["parts"], []), outbox_id=row["oid"], message_id=row["id"], channel=row["channel"], account=row["account"],
                     to_address=ident["address"] if ident else "", text=row["text"], html=row["html"],
                     subject=row["subject"], thread_key=row["thread_key"], parent=parent,
                     attachments=self.attachments(row["id"]), meta=loads(row["meta"], {}),
@@ -173,14 +175,29 @@ class OutboxMixin:
             self.conn.execute("UPDATE messages SET external_id=?, meta=? WHERE id=?",
                               (receipt.external_id, dumps(meta), row[0]))
 
-    def mark_failed(self, outbox_id: int, error: str, retry_at: float | None) -> None:
-        """Record a failed attempt: back to queued for `retry_at`, or failed for good."""
+    def record_part(self, outbox_id: int, part_id: str) -> None:
+        """Note one delivered part of a long reply (a retry resumes after it)."""
         with self.tx():
+            row = self.q1("SELECT parts FROM outbox WHERE id=?", (outbox_id,))
+            parts = loads(row[0], []) + [str(part_id)]
+            self.conn.execute("UPDATE outbox SET parts=? WHERE id=?", (dumps(parts), outbox_id))
+
+    def mark_failed(self, outbox_id: int, error: str, retry_at: float | None, *, uncertain: bool = False) -> None:
+        """Record a failed attempt: back to queued for `retry_at`, or failed for good.
+        `uncertain`: it may have been delivered (the error says so and what to do)."""
+        with self.tx():
+            row = self.q1("SELECT parts FROM outbox WHERE id=?", (outbox_id,))
+            parts = loads(row[0], []) if row else []
+            if parts:
+                error = f"{error} ({len(parts)} part{'s' if len(parts) != 1 else ''} delivered; a retry sends the rest)"
             if retry_at is not None:
                 self.conn.execute("UPDATE outbox SET state='queued', last_error=?, next_attempt_at=? WHERE id=?",
                                   (error, retry_at, outbox_id))
                 return
-            self.conn.execute("UPDATE outbox SET state='failed', last_error=? WHERE id=?", (error, outbox_id))
+            if uncertain:
+                error = f"{MAYBE}: {error}; {CHECK}"
+            self.conn.execute("UPDATE outbox SET state='failed', last_error=?, uncertain=? WHERE id=?",
+                              (error, int(uncertain), outbox_id))
             row = self.q1("SELECT m.customer_id, m.id FROM outbox o JOIN messages m ON m.id=o.message_id WHERE o.id=?",
                           (outbox_id,))
             # an undelivered reply does not answer the customer: back to the queue, even if marked done
@@ -197,17 +214,33 @@ class OutboxMixin:
             if row["state"] != "failed":
                 raise StoreError(f"reply {message_id} is {row['state']}, not failed")
             now = self.clock()
-            self.conn.execute("UPDATE outbox SET state='queued', attempts=0, next_attempt_at=? WHERE id=?", (now, row["id"]))
+            self.conn.execute("UPDATE outbox SET state='queued', attempts=0, uncertain=0, next_attempt_at=? WHERE id=?",
+                              (now, row["id"]))
             self.conn.execute("UPDATE customers SET last_outbound_at=?, waiting_since=NULL WHERE id=?", (now, row["customer_id"]))
             self.log_event("retry", actor, row["customer_id"], message_id=message_id)
 
-    def recover_interrupted(self) -> int:
-        """Replies left 'sending' by a crash: we cannot know if they went out, so
-        they become failed with a clear note instead of being sent twice."""
+    def mark_delivered(self, message_id: int, actor: str) -> None:
+        """The agent checked: a reply marked "may have been delivered" did arrive."""
         with self.tx():
-            rows = self.q("SELECT id FROM outbox WHERE state='sending'")
+            row = self.q1("SELECT o.id, o.state, m.customer_id FROM outbox o JOIN messages m ON m.id=o.message_id"
+                          " WHERE o.message_id=?", (message_id,))
+            if row is None:
+                raise StoreError(f"message {message_id} is not an outbound reply")
+            if row["state"] != "failed":
+                raise StoreError(f"reply {message_id} is {row['state']}, not failed")
+            self.conn.execute("UPDATE outbox SET state='sent', sent_at=?, last_error=NULL, uncertain=0 WHERE id=?",
+                              (self.clock(), row["id"]))
+            self.recompute(row["customer_id"])
+            self.log_event("mark_sent", actor, row["customer_id"], message_id=message_id)
+
+    def recover_interrupted(self, exclude: set[int] = frozenset()) -> int:
+        """Replies left 'sending' by a crash (not the `exclude`d outbox ids this
+        process is sending): we cannot know if they went out, so they become
+        failed as "may have been delivered" instead of being sent twice."""
+        with self.tx():
+            rows = [r for r in self.q("SELECT id FROM outbox WHERE state='sending'") if r[0] not in exclude]
             for r in rows:
-                self.mark_failed(r[0], INTERRUPTED, None)
+                self.mark_failed(r[0], INTERRUPTED, None, uncertain=True)
         return len(rows)
 
     def outbox(self, state: str | None = None, limit: int = 100) -> list[dict]:

@@ -287,6 +287,13 @@ MIGRATIONS: list[str] = [
     INSERT OR IGNORE INTO cursors(connector, key, value, updated_at)
         SELECT 'automation', 'sent_id', coalesce(max(id), 0), 0 FROM outbox WHERE state = 'sent';
     """,
+    # 10: at most once. `uncertain` marks a reply that may have been delivered (a timeout or a
+    # dropped connection after sending); `parts` lists the ids of the parts of a long reply
+    # already delivered, so a retry resumes at the next one.
+    """
+    ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN parts TEXT;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -95,7 +95,7 @@ def test_crash_mid_send_becomes_failed_not_resent(store, make_inbound):
     store.claim_due()  # then the process dies
     assert store.recover_interrupted() == 1
     m = store.message(mid)
-    assert m.state == "failed" and "may or may not have been delivered" in m.error
+    assert m.state == "failed" and m.uncertain and "may have been delivered" in m.error
 
 
 def test_reply_on_a_channel_the_customer_lacks(store, make_inbound):

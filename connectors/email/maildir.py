@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
+from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError, UncertainError
 from connectors.email import backlog
 from connectors.email import compose as compose_mod
 from connectors.email.parse import parse
@@ -205,7 +205,8 @@ class MaildirConnector(BaseConnector):
         except FileNotFoundError:
             raise PermanentError(f"sendmail_command: {command[0]!r} not found") from None
         except subprocess.TimeoutExpired:
-            raise ConnectorError(f"sendmail_command: {command[0]} did not finish in time") from None
+            # it may have queued the message before hanging: never send it blindly again
+            raise UncertainError(f"sendmail_command: {command[0]} did not finish in time") from None
         if done.returncode:
             err = " ".join(done.stderr.decode("utf-8", "replace").split())[:200]
             detail = f"{command[0]} exited with status {done.returncode}" + (f": {err}" if err else "")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 
-from connectors.base import ConnectorError, PermanentError
+from connectors.base import ConnectorError, PermanentError, UncertainError
 
 DEFAULT_PORTS = {"tls": 465, "starttls": 587, "plain": 25}
 
@@ -86,8 +86,22 @@ def session(options: dict, password: str | None) -> Iterator[smtplib.SMTP]:
 
 
 def send(msg: EmailMessage, options: dict, password: str | None) -> None:
+    """Send one message. Raises UncertainError when the connection failed after
+    the message body went out (the server may have accepted it): never retry that."""
     with session(options, password) as server:
-        refused = server.send_message(msg)
+        data = server.data
+        sent_body = []
+
+        def data_marked(body):  # from here on a lost connection means "may have been delivered"
+            sent_body.append(True)
+            return data(body)
+        server.data = data_marked
+        try:
+            refused = server.send_message(msg)
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            if not sent_body:
+                raise
+            raise UncertainError(f"{where(options)}: no answer after the message was sent ({type(e).__name__})") from None
         # delivered: from here on nothing may raise, or a retry would send it twice
         try:
             server.quit()

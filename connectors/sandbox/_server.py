@@ -24,6 +24,8 @@ class Fault:
     times: int
     retry_after: float | None = None
     skip: int = 0  # calls let through before the failures start
+    after: str = ""  # "slow": do the call, answer `delay` s late; "drop": do it, close without answering
+    delay: float = 0.0
 
 
 class LoopbackServer:
@@ -122,11 +124,22 @@ class LoopbackServer:
 
     # -- faults ----------------------------------------------------------------------
     def fail(self, status: int = 500, method: str | None = None, times: int = 1,
-             retry_after: float | None = None, skip: int = 0) -> None:
+             retry_after: float | None = None, skip: int = 0, after: str = "", delay: float = 0.0) -> None:
         """Answer the next `times` calls (of `method`, or any) with HTTP `status`,
-        after letting `skip` calls through; 429 carries `retry_after` seconds."""
+        after letting `skip` calls through; 429 carries `retry_after` seconds.
+        With `after` the call is carried out (a message is posted) and then
+        answered `delay` seconds late ("slow") or not at all ("drop")."""
         with self.lock:
-            self.faults.append(Fault(method, status, times, retry_after, skip))
+            self.faults.append(Fault(method, status, times, retry_after, skip, after, delay))
+
+    async def misbehave(self, request, fault: Fault | None) -> None:
+        """After a call was carried out: the slow answer or the dropped connection."""
+        if fault is None or not fault.after:
+            return
+        if fault.after == "slow":
+            await asyncio.sleep(fault.delay)
+        elif fault.after == "drop" and request.transport is not None:
+            request.transport.abort()
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:

@@ -349,7 +349,7 @@ class SlackSandbox(LoopbackServer):
         params = await read_params(request)
         self.record(method, {k: v for k, v in params.items() if k != "token" and not isinstance(v, tuple)})
         fault = self.take_fault(method)
-        if fault:
+        if fault and not fault.after:
             if fault.status == 429:
                 return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                          headers={"Retry-After": str(int(fault.retry_after or 1))})
@@ -373,6 +373,7 @@ class SlackSandbox(LoopbackServer):
                 result = handler(params)
         except SlackError as e:
             return web.json_response({"ok": False, "error": e.error})
+        await self.misbehave(request, fault)
         return web.json_response({"ok": True, **result})
 
     # -- methods (run under self.lock) -------------------------------------------------------------------

@@ -276,7 +276,7 @@ class TelegramSandbox(LoopbackServer):
         if request.match_info["token"] not in self.valid_tokens:
             return self._error(401, "Unauthorized")
         fault = self.take_fault(method)
-        if fault:
+        if fault and not fault.after:
             if fault.status == 429:
                 ra = int(fault.retry_after or 1)
                 return self._error(429, f"Too Many Requests: retry after {ra}", retry_after=ra)
@@ -288,6 +288,7 @@ class TelegramSandbox(LoopbackServer):
             result = await handler(params)
         except BadRequest as e:
             return self._error(400, f"Bad Request: {e}")
+        await self.misbehave(request, fault)
         if isinstance(result, web.StreamResponse):
             return result
         return web.json_response({"ok": True, "result": result})

@@ -260,6 +260,23 @@ def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
             pass
 
 
+def _check_sync(s) -> dict:
+    """The running sync engine, if any: who holds the polling lease, and whether
+    all its threads are alive (its own health row, "sync")."""
+    import time
+
+    holder = s.lease_holder()
+    row = s.health().get("sync")
+    if holder is None or time.time() - holder[1] > 120:
+        return {"channel": "sync", "ok": True, "fix": "",
+                "detail": "not running now (the console or `omnidesk sync` runs it)"}
+    if row and row["state"] != "ok":
+        return {"channel": "sync", "ok": False, "detail": f"{holder[0]}: {row['detail']}",
+                "fix": "restart `omnidesk sync` (or the console) and look at its log"}
+    return {"channel": "sync", "ok": True, "fix": "",
+            "detail": f"running in {holder[0]}" + (f", {row['detail']}" if row else "")}
+
+
 def cmd_doctor(args, ctx) -> int:
     checks = []
     try:
@@ -278,6 +295,8 @@ def cmd_doctor(args, ctx) -> int:
     except Exception as e:
         checks.append({"channel": "store", "ok": False, "detail": f"{ctx.db_path}: {e}",
                        "fix": "check the path and its permissions (--db or OMNIDESK_DB)"})
+    else:
+        checks.append(_check_sync(s))
     if cfg is not None:
         from connectors.desk.automation import check_rules
 

@@ -36,6 +36,8 @@ class StatusBar(Static):
             left.append("  ")
         if self.health:
             for name, h in self.health.items():
+                if name == "sync" and h.get("state") == "ok":
+                    continue  # the engine's own row speaks only when a thread is stuck or stopped
                 mark, col = HEALTH_MARK.get(h.get("state"), ("?", "grey50"))
                 left.append(mark + " ", Style(color=col))
                 left.append(one_line(name, 24), Style(dim=h.get("state") == "ok"))
