@@ -156,6 +156,7 @@ class SlackConnector(BaseConnector):
         self._known: dict[str, set[str]] = {}  # channel -> ts seen in this process (for deletions)
         self._known_replies: dict[tuple[str, str], set[str]] = {}  # (channel, thread ts) -> reply ts seen
         self._last_thread_scan = 0.0
+        self._reread_at: dict[str, float] = {}  # thread cursor key -> next whole re-read
         self._next_poll = 0.0
         self._next_catchup = 0.0
         self._last_rescan = 0.0
@@ -429,10 +430,14 @@ class SlackConnector(BaseConnector):
             last = float(value or 0)
             if last < horizon:
                 new[key] = ""  # over: the store forgets it
+                self._reread_at.pop(key, None)
             elif cid in convs and last > now - HOT_SECONDS:
                 threads.setdefault((cid, thread_ts), False)  # a reply within the hour: every poll
-            if cid in convs and rescan and last > now - RESCAN_WINDOW:
+            if cid in convs and rescan and last > now - RESCAN_WINDOW and self._reread_at.get(key, 0) <= now:
+                # whole, for edits and deletions of replies: every rescan within the hour of the
+                # last reply, then less often (every N rescans N hours after), to spare the budget
                 threads[(cid, thread_ts)] = True
+                self._reread_at[key] = now + self.rescan_seconds * max(1.0, (now - last) / 3600)
         for (cid, thread_ts), whole in sorted(threads.items()):
             self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items, whole, starts.get((cid, thread_ts)))
 
@@ -545,10 +550,8 @@ class SlackConnector(BaseConnector):
         return self._user(user_id)[0]
 
     def _user_name(self, user_id: str) -> str | None:
-        try:
-            sender = self._sender(user_id)
-        except ConnectorError:
-            return None
+        # a rate limit or outage raises: the poll is retried, rather than a mention kept as an id for good
+        sender = self._sender(user_id)
         return sender.display_name if sender.display_name != user_id else None
 
     def _channel_name(self, cid: str) -> str | None:
