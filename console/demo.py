@@ -156,6 +156,9 @@ class DemoWorld:
         from connectors.desk.templates import install_starter_templates
 
         install_starter_templates(self.root / "templates")  # the console and the CLI see the same set
+        from connectors.desk.rules import STARTER_FACTS
+
+        (self.root / "rules.toml").write_text(STARTER_FACTS)  # facts (order numbers ...) are captured as they come
         for target in (self._play, self._answer_back):
             t = threading.Thread(target=target, name=f"demo {target.__name__}", daemon=True)
             t.start()

@@ -52,6 +52,9 @@ def test_demo_every_channel_in_and_out_then_clean_exit(tmp_path):
         # the Slack user whose profile e-mail matches an e-mail customer is one customer
         assert sorted(names["Priya Nair"]["channels"]) == ["email", "slack"]
         attachments = [a for m in omnidesk(db, "show", "bob@lifamily.example")["messages"] for a in m["attachments"]]
+        # the demo's rules capture the order number Jane gives on Telegram
+        order = wait_for(lambda: {f["key"]: f for f in omnidesk(db, "show", "@janeroe")["facts"]}.get("order_number"))
+        assert (order["value"], order["channel"]) == ("1042", "telegram")
         assert attachments and attachments[0]["filename"] == "order-1039.pdf"
 
         # the demo's agent has a name: a template introduces them by it

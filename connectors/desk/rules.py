@@ -66,6 +66,24 @@ def rules_path(config: Config | None = None) -> Path:
     return (config.base_dir if config else config_dir()) / "rules.toml"
 
 
+# The starter fact rules: order numbers, and contact details typed into a chat (which
+# are merge evidence too). `init` writes them commented out; the demo uses them as they are.
+STARTER_FACTS = """\
+[[fact]]
+name = "order_number"
+pattern = '(?i)\\border\\s*(?:number|no\\.?|nr\\.?)?\\s*(?:is\\s*)?[:#]?\\s*(\\d{3,12})\\b'
+
+[[fact]]
+name = "phone"
+pattern = '(\\+\\d[\\d ()-]{6,18}\\d)'
+channel = ["telegram", "slack"]
+
+[[fact]]
+name = "email"
+pattern = '(?i)\\b([a-z0-9._%+-]{1,64}@[a-z0-9-]{1,63}(?:\\.[a-z0-9-]{1,63}){1,4})\\b'
+channel = ["telegram", "slack"]
+"""
+
 EXAMPLE = """\
 # omnidesk triage rules, checked in order for each new message ("message" rules)
 # or every few seconds for customers who wait ("timer" rules, once per wait).
@@ -80,20 +98,7 @@ EXAMPLE = """\
 # would capture. A fact named phone or email also counts as evidence for
 # `omnidesk suggest` (the same person on another channel).
 
-# [[fact]]
-# name = "order_number"
-# pattern = '(?i)\\border\\s*(?:number|no\\.?|nr\\.?)?\\s*(?:is\\s*)?[:#]?\\s*(\\d{3,12})\\b'
-
-# [[fact]]
-# name = "phone"
-# pattern = '(\\+\\d[\\d ()-]{6,18}\\d)'
-# channel = ["telegram", "slack"]
-
-# [[fact]]
-# name = "email"
-# pattern = '(?i)\\b([a-z0-9._%+-]{1,64}@[a-z0-9-]{1,63}(?:\\.[a-z0-9-]{1,63}){1,4})\\b'
-# channel = ["telegram", "slack"]
-
+""" + "".join(f"# {line}\n" if line else "\n" for line in STARTER_FACTS.splitlines()) + """
 # timezone = "Europe/Berlin"   # for hours/days (default: this machine's)
 
 # [[rule]]
