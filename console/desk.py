@@ -248,7 +248,7 @@ class DeskScreen(Screen):
         self.composer.set_customer(customer, identity_id)
         self.update_titles()
         if changed:
-            self.live.set_presence("viewing")
+            self.live.presence_changed()
             self.live.refresh_status(presence_only=True)
         if focus is not False:  # `focus` is what had focus when the open was asked for
             before = focus  # once the customer is on screen (restyling for focus costs a frame)
@@ -302,7 +302,7 @@ class DeskScreen(Screen):
 
     @on(Composer.Typing)
     def _typing(self) -> None:
-        self.live.typing()
+        self.live.presence_changed()
 
     @on(Composer.Send)
     def _send(self, event: Composer.Send) -> None:

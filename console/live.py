@@ -5,14 +5,16 @@ Once a second (the poll) the desk asks SQLite whether anything changed
 processes) and re-reads what is on screen if so; a new inbound message is a
 toast (and the bell). Every ten seconds it looks for waits that went past their
 target (connectors.desk.targets.BreachWatch decides what is news). Presence
-(who else has this customer open, who is replying) is written here and shown
-in the status bar. The sync engine runs in a worker for the console's life.
+(console/presence.py: who else has this customer open, who is replying) is
+kept up to date from the poll and shown in the status bar. The sync engine
+runs in a worker for the console's life.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from console import keymap as keymap_mod
+from console.presence import Presence
 from console.widgets.badges import badge
 from console.widgets.safe_text import one_line
 from connectors.desk.targets import Breach, BreachWatch, describe_time_left
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from console.desk import DeskScreen
 
 BREACH_CHECK_EVERY = 10.0  # seconds between looks for waits that went past their target
-PRESENCE_EVERY = 30.0  # seconds between presence writes while a customer is open
 
 
 def default_engine_factory(store_path, config, agent):
@@ -42,8 +43,7 @@ class Live:
         self.engine = None
         self.version = None
         self.last_inbound = 0
-        self.activity = "viewing"
-        self._presence_at = 0.0
+        self.presence = Presence(desk)
         self._minute = 0
         self._watch = BreachWatch(self.app.targets)
         self._breach_checked_at = 0.0
@@ -71,8 +71,7 @@ class Live:
             if newest > self.last_inbound:
                 self._new_inbound(newest)
         now = clock()
-        if self.desk.current is not None and now - self._presence_at > PRESENCE_EVERY:
-            self.set_presence(self.activity)
+        self.presence.update()  # the heartbeat, or a change the widgets' messages did not tell of
         if int(now // 60) != self._minute:  # ages and time left count on with the clock
             self._minute = int(now // 60)
             self.desk.queue.refresh()
@@ -135,16 +134,7 @@ class Live:
         app, status, current = self.app, self.desk.status, self.desk.current
         notice = ""
         if current is not None:
-            try:
-                others = app.store.presence(current.id, exclude=app.agent)
-            except StoreError:
-                others = []
-            replying = [one_line(a, 20) for a, act in others if act == "replying"]
-            viewing = [one_line(a, 20) for a, act in others if act != "replying"]
-            if replying:
-                notice = f"{', '.join(replying)} {'is' if len(replying) == 1 else 'are'} replying to this customer"
-            elif viewing:
-                notice = f"{', '.join(viewing)} also {'has' if len(viewing) == 1 else 'have'} this customer open"
+            notice = self.presence.notice(current.id)
         hints = [(keymap_mod.display(app.keymap.get(i, "").split(",")[0]), label)
                  for i, label in (("global.help", "keys"), ("global.search", "search"),
                                   ("global.reply", "reply"), ("global.command_palette", "commands"))
@@ -165,22 +155,9 @@ class Live:
         self.desk.reader.run(read, lambda r: status.set(health=r[0], counts=r[1]), group="status",
                              exclusive=True, failed=lambda e: None)
 
-    def set_presence(self, activity: str) -> None:
-        self.activity = activity
-        self._presence_at = self.app.clock()
-        current = self.desk.current
-        cid = current.id if current is not None else None
-        agent = self.app.agent
-        self.desk.reader.run(lambda s: s.set_presence(agent, cid, activity), group="presence", exclusive=True,
-                             failed=lambda e: None)
-
-    def typing(self) -> None:
-        if self.activity != "replying" and self.desk.current is not None and self.desk.composer.mode == "reply":
-            self.set_presence("replying")
-
-    def stopped_replying(self) -> None:
-        if self.activity == "replying":
-            self.set_presence("viewing")
+    def presence_changed(self) -> None:
+        """The customer on screen or the composer's text changed (or a reply was sent)."""
+        self.presence.update()
 
     # -- the sync engine ---------------------------------------------------------------
     def start_engine(self) -> None:
@@ -212,6 +189,6 @@ class Live:
             except Exception:
                 pass
         try:
-            self.app.store.set_presence(self.app.agent, None)
+            self.presence.leave()
         except Exception:
             pass

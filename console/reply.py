@@ -66,14 +66,14 @@ class Reply:
 
     def _sent(self) -> None:
         self.desk.composer.clear()
-        self.desk.live.set_presence("viewing")
+        self.desk.live.presence_changed()  # the composer is empty: "viewing" again
         self.desk.live.wake_outbox()
         self.desk.timeline.focus()
 
     def leave(self) -> None:
         desk = self.desk
         desk.timeline.focus() if desk.current is not None else desk.queue.focus()
-        desk.live.stopped_replying()
+        desk.live.presence_changed()
 
     # -- the channel ---------------------------------------------------------------------
     def pick_channel(self) -> None:

@@ -1,7 +1,26 @@
 """Connector cursors, the polling lease and channel health."""
 from __future__ import annotations
 
+import os
+import socket
+
 from store.db import dumps, loads
+
+PRESENCE_TTL = 30.0  # seconds a presence row counts after its last heartbeat (consoles write every 10 s)
+
+
+def _alive(process: str | None) -> bool:
+    """False only when `process` ("host:pid") ran on this machine and has ended."""
+    host, _, pid = (process or "").rpartition(":")
+    if not pid.isdigit() or host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
 
 
 class SyncStateMixin:
@@ -47,23 +66,31 @@ class SyncStateMixin:
         return (row[0], row[1]) if row else None
 
     # -- presence: who has which customer open (several agents, one store) -------
-    def set_presence(self, agent: str, customer_id: int | None, activity: str = "viewing") -> None:
+    def set_presence(self, agent: str, customer_id: int | None, activity: str = "viewing",
+                     process: str | None = None) -> None:
+        """`agent` has `customer_id` open (None: nothing, e.g. the console closed).
+        `process` is "host:pid" of the console, so others can tell it died."""
         name = f"presence:{agent}"
         with self.tx():
             if customer_id is None:
                 self.conn.execute("DELETE FROM leases WHERE name=?", (name,))
             else:
+                info = {"customer": customer_id, "activity": activity}
+                if process:
+                    info["process"] = process
                 self.conn.execute("INSERT OR REPLACE INTO leases(name, holder, heartbeat) VALUES (?, ?, ?)",
-                                  (name, dumps({"customer": customer_id, "activity": activity}), self.clock()))
+                                  (name, dumps(info), self.clock()))
 
-    def presence(self, customer_id: int, exclude: str | None = None, ttl: float = 120) -> list[tuple[str, str]]:
-        """Other agents who have this customer open: [(agent, viewing|replying)]."""
+    def presence(self, customer_id: int, exclude: str | None = None, ttl: float = PRESENCE_TTL) -> list[tuple[str, str]]:
+        """Other agents who have this customer open: [(agent, viewing|replying)].
+        A row older than `ttl` seconds, or of a console process on this machine
+        that is gone, does not count."""
         out = []
         for r in self.q("SELECT name, holder FROM leases WHERE name LIKE 'presence:%' AND heartbeat >= ?",
                         (self.clock() - ttl,)):
             agent = r[0].split(":", 1)[1]
             info = loads(r[1], {})
-            if agent != exclude and info.get("customer") == customer_id:
+            if agent != exclude and info.get("customer") == customer_id and _alive(info.get("process")):
                 out.append((agent, info.get("activity", "viewing")))
         return out
 

@@ -1,0 +1,94 @@
+"""Presence between two real consoles on one store (both driven by Pilot): "replying"
+only while the agent has unsent text for that customer, and gone when they leave."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from connectors.config import validate
+from console import keymap
+from console.app import OmnideskApp
+from console.presence import PROCESS
+from store import Store
+from tests.test_console_app import open_customer, screen_text, seed, settle, until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def console(db_path, clock, agent: str) -> OmnideskApp:
+    cfg = validate({"agent": {"name": agent}, "console": {"confirm_send": False, "bell": False}})
+    return OmnideskApp(db_path, cfg, agent, clock=clock, cursor_blink=False, start_engine=False,
+                       keymap=keymap.load(False), poll_interval=0.1)
+
+
+async def test_replying_shows_only_while_there_is_unsent_text_for_that_customer(db_path, clock):
+    ids = seed(db_path, clock)
+    alice, bob = console(db_path, clock, "alice"), console(db_path, clock, "bob")
+    async with bob.run_test(size=(120, 40)) as b:
+        async with alice.run_test(size=(120, 40)) as a:
+            await settle(a)
+            await settle(b)
+            await open_customer(b, ids["jane"])
+            await open_customer(a, ids["jane"])
+            await until(b, lambda: "alice also has this customer open" in screen_text(bob))
+
+            await a.press("r")
+            await a.press(*"On its way")
+            await until(b, lambda: "alice is replying to this customer" in screen_text(bob))
+
+            # sent: the composer is empty again, so is the notice about replying
+            await a.press("ctrl+s")
+            await settle(a)
+            s = Store(db_path, clock=clock)
+            assert [m.text for m in s.timeline(ids["jane"]) if m.author == "alice"] == ["On its way"]
+            s.close()
+            await until(b, lambda: "alice also has this customer open" in screen_text(bob))
+            await a.pause(0.3)  # several polls later it still says so: the cleared composer is not typing
+            await settle(b)
+            assert "alice also has this customer open" in screen_text(bob)
+
+            # a draft left on Jane does not make alice "replying" to Bob Li
+            await a.press("r")
+            await a.press(*"draft for Jane")
+            await until(b, lambda: "alice is replying to this customer" in screen_text(bob))
+            await open_customer(b, ids["bob"])
+            await open_customer(a, ids["bob"])
+            await until(b, lambda: "alice also has this customer open" in screen_text(bob))
+            assert "replying" not in screen_text(bob)
+
+            # leaving the composer empty on Bob Li: still just viewing; typing there: replying
+            await a.press("r")
+            await a.press("escape")
+            await settle(a)
+            await settle(b)
+            assert "alice also has this customer open" in screen_text(bob)
+            await a.press("r")
+            await a.press(*"hi Bob")
+            await until(b, lambda: "alice is replying to this customer" in screen_text(bob))
+            await a.press(*["backspace"] * 6)
+            await until(b, lambda: "alice also has this customer open" in screen_text(bob))
+
+        # alice closed her console: she is gone at once
+        await until(b, lambda: "also has this customer open" not in screen_text(bob))
+
+
+def test_a_console_that_died_is_not_shown(db_path, clock):
+    """Killed consoles write nothing on the way out: their process being gone is enough."""
+    s = Store(db_path, clock=clock)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = PROCESS.rpartition(":")[0]
+    s.set_presence("alice", 7, "replying", process=f"{host}:{dead.pid}")
+    s.set_presence("bob", 7, "viewing", process=PROCESS)
+    s.set_presence("carol", 7, "viewing", process=f"elsewhere.example:{dead.pid}")  # another machine: the TTL decides
+    assert sorted(s.presence(7)) == [("bob", "viewing"), ("carol", "viewing")]
+    clock.advance(31)
+    assert s.presence(7) == []
+    s.close()
