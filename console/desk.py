@@ -375,6 +375,9 @@ class DeskScreen(Screen):
     def action_undo(self) -> None:
         self.triage.undo()
 
+    def action_recent_actions(self) -> None:
+        self.triage.recent()
+
     def action_edit_profile(self) -> None:
         self.profile_edit.edit()
 

@@ -13,13 +13,45 @@ from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
 from console.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge
 from console.widgets.safe_text import one_line
-from store import Store
+from store import Store, StoreError
+from store.merge import UNDOABLE
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
 
 FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
 CHANNELS = ("email", "telegram", "slack")
+
+
+def describe_action(ev) -> str:
+    """An event as the agent would say it: "tagged #vip", "marked done"."""
+    d = ev.data
+    if ev.kind == "status":
+        new = d.get("new")
+        return {"done": "marked done", "snoozed": "snoozed"}.get(new, f"set status {new}")
+    if ev.kind == "assign":
+        return f"assigned to {one_line(d['new'], 20)}" if d.get("new") else "unassigned"
+    return {
+        "tag": lambda: f"tagged #{one_line(d.get('tag', ''), 20)}",
+        "untag": lambda: f"removed #{one_line(d.get('tag', ''), 20)}",
+        "merge": lambda: f"merged #{d.get('source')} in",
+        "split": lambda: f"split out #{d.get('new_customer')}",
+        "note": lambda: "added a note",
+        "priority": lambda: f"set priority {d.get('new')}",
+        "fact": lambda: f"set {one_line(str(d.get('key', '')), 20)}",
+        "rename": lambda: f"renamed to {one_line(str(d.get('new', '')), 20)}",
+        "reply": lambda: "replied",
+        "retry": lambda: "retried a reply",
+    }.get(ev.kind, lambda: ev.kind)()
+
+
+def customer_name(s: Store, customer_id: int | None) -> str:
+    if customer_id is None:
+        return "nobody"
+    try:
+        return s.customer(customer_id).name or f"#{customer_id}"
+    except StoreError:
+        return f"#{customer_id}"
 
 
 class Triage:
@@ -167,11 +199,48 @@ class Triage:
                                  done=lambda r: f"split out as customer #{r[1]} · u undoes"))
 
     def undo(self) -> None:
+        """Take back the agent's last action on the customer in view (or their
+        last action at all when nobody is open)."""
         agent = self.agent
+        cid = self.desk.current.id if self.desk.current is not None else None
 
         def fn(s: Store):
-            return s.event(s.undo(agent))
-        self.desk.write(fn, done=lambda ev: f"undid {ev.kind}" if ev else "undone")
+            return self._undone(s, s.undo(agent, customer_id=cid))
+        self.desk.write(fn, done=lambda said: said)
+
+    def undo_event(self, event_id: int) -> None:
+        agent = self.agent
+        self.desk.write(lambda s: self._undone(s, s.undo(agent, event_id)), done=lambda said: said)
+
+    @staticmethod
+    def _undone(s: Store, event_id: int) -> str:
+        ev = s.event(event_id)
+        return f"undid “{describe_action(ev)}” for {customer_name(s, ev.customer_id)}"
+
+    def recent(self) -> None:
+        """The agent's recent actions, newest first; enter undoes the one chosen."""
+        agent, clock = self.agent, self.app.clock
+
+        def read(s: Store):
+            return [(ev, customer_name(s, ev.customer_id)) for ev in s.recent_actions(agent, limit=30)]
+
+        def show(actions) -> None:
+            if not actions:
+                self.app.notify("Nothing to undo yet.", severity="warning")
+                return
+            items = []
+            for ev, name in actions:
+                final = ev.kind not in UNDOABLE
+                label = Text(f"{format_clock(ev.at, clock())}  ", style="dim", end="")
+                label.append(describe_action(ev), "dim" if final else "bold")
+                label.append(f"  {one_line(name, 30)}")
+                if final:
+                    label.append("  (cannot be undone)", "dim italic")
+                items.append((label, None if final else ev.id))
+            self.app.push_screen(PickerScreen("Recent actions: enter undoes the one chosen", items,
+                                              placeholder="type to filter"),
+                                 lambda event_id: event_id and self.undo_event(event_id))
+        self.desk.reader.run(read, show, group="recent")
 
     # -- the queue's filter ---------------------------------------------------------
     def filter(self) -> None:

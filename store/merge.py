@@ -134,15 +134,29 @@ class MergeMixin:
                           (customer_id,))
 
     # -- undo -----------------------------------------------------------------
-    def undo(self, actor: str, event_id: int | None = None) -> int:
-        """Revert an event (the newest undoable one by default). Returns its id."""
+    def recent_actions(self, actor: str, customer_id: int | None = None, limit: int = 20) -> list:
+        """The actor's newest actions that undo could take back or stops at
+        (store.models.Event, newest first; already undone ones left out), on
+        `customer_id` (and whoever was merged into them) when given."""
+        kinds = UNDOABLE + FINAL
+        where, params = ["undone_by IS NULL", "actor = ?", f"kind IN ({','.join('?' * len(kinds))})"], [actor, *kinds]
+        if customer_id is not None:
+            family = self._family(customer_id)
+            where.append(f"customer_id IN ({','.join('?' * len(family))})")
+            params += family
+        rows = self.q(f"SELECT id FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [self.event(r[0]) for r in rows]
+
+    def undo(self, actor: str, event_id: int | None = None, *, customer_id: int | None = None) -> int:
+        """Revert an event (by default the actor's newest undoable one, on
+        `customer_id` when given). Returns its id. Raises StoreError when there
+        is nothing to undo, or the last action cannot be undone (a reply)."""
         with self.tx():
             if event_id is None:  # the actor's last action, if it can be undone
-                kinds = UNDOABLE + FINAL
-                row = self.q1(f"SELECT id, kind FROM events WHERE undone_by IS NULL AND actor = ?"
-                              f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id DESC LIMIT 1", (actor, *kinds))
+                [row] = self.recent_actions(actor, customer_id, limit=1) or [None]
                 if row is None:
-                    raise StoreError("nothing to undo")
+                    raise StoreError("nothing to undo" + (f" for customer #{customer_id}" if customer_id else ""))
+                row = {"id": row.id, "kind": row.kind}
                 if row["kind"] not in UNDOABLE:  # never reach past it to some older, unrelated action
                     raise StoreError(f"your last action ({row['kind']}, event {row['id']}) cannot be undone;"
                                      " to undo an earlier one, give its event id (see `omnidesk events`)")

@@ -101,6 +101,19 @@ def test_snooze_then_undo(db_path, seeded):
     assert seeded["bob"] not in [r["customer_id"] for r in ok_json(db_path, "queue")]  # still snoozed
 
 
+def test_undo_for_one_customer(db_path, seeded):
+    ok_json(db_path, "tag", "jane@roe.com", "teapot")
+    ok_json(db_path, "tag", str(seeded["bob"]), "invoice")  # the last action overall: on Bob
+    proc = omnidesk(db_path, "undo", "--customer", "jane@roe.com")
+    assert proc.returncode == 0, proc.stderr
+    assert "(tag) for Jane Roe" in proc.stdout
+    s = Store(db_path)
+    assert s.customer(seeded["jane"]).tags == [] and s.customer(seeded["bob"]).tags == ["invoice"]
+    s.close()
+    proc = omnidesk(db_path, "undo", "--customer", "jane@roe.com")
+    assert proc.returncode == 1 and "nothing to undo" in proc.stderr
+
+
 def test_merge_split_undo(db_path, seeded):
     tg = ok_json(db_path, "show", "@janeroe")["customer"]["id"]
     suggestions = ok_json(db_path, "suggest")

@@ -70,6 +70,7 @@ def register(sub, parents) -> None:
 
     p = add("undo", cmd_undo, "undo your last action (or a given event id)")
     p.add_argument("event", nargs="?", type=int)
+    p.add_argument("--customer", metavar="REF", help="your last action on this customer (id, e-mail, @handle)")
 
     p = add("retry", cmd_retry, "queue a failed reply again")
     p.add_argument("message", type=int, help="message id of the failed reply")
@@ -263,9 +264,13 @@ def cmd_split(args, ctx) -> int:
 
 
 def cmd_undo(args, ctx) -> int:
-    event_id = ctx.store.undo(ctx.agent, args.event)
+    if args.event is not None and args.customer:
+        raise UserError("give an event id or --customer, not both")
+    cid = ctx.customer(args.customer) if args.customer else None
+    event_id = ctx.store.undo(ctx.agent, args.event, customer_id=cid)
     ev = ctx.store.event(event_id)
-    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})")
+    who = ctx.store.customer(ev.customer_id).name if ev.customer_id else ""
+    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {_clean(who, 40)}" if who else ""))
     return 0
 
 
