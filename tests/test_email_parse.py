@@ -186,7 +186,8 @@ EDGE_CASES = [
 def test_fast_mime_path_builds_the_same_tree_as_the_stdlib(raw):
     from connectors.email import mime
 
-    assert _tree(mime.parse(raw)) == _tree(email.message_from_bytes(raw, policy=email.policy.compat32))
+    # mime.parse mends a few kinds of header damage first (mime.repair), then must agree with the stdlib
+    assert _tree(mime.parse(raw)) == _tree(email.message_from_bytes(mime.repair(raw), policy=email.policy.compat32))
 
 
 def test_machine_mail_is_marked_for_triage():

@@ -62,8 +62,9 @@ def decode_header(value, hint: str | None = None) -> str:
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?]*)?\?([qQbB])\?(.*?)\?=")
 
 
-def _word_bytes(encoding: str, text: str) -> bytes:
-    data = text.encode("ascii", "replace")
+def _word_bytes(encoding: str, text: str, charset: str) -> bytes:
+    # raw 8-bit letters inside a word (it happens) are in the word's own charset
+    data = text.encode(_codec(charset) or "utf-8", "replace") if not text.isascii() else text.encode("ascii")
     if encoding in "bB":
         data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
         try:
@@ -94,7 +95,7 @@ def decode_words(value: str) -> str:
         if between and not (pending and not between.strip()):
             flush()
             out.append(between)
-        charset, data = m.group(1), _word_bytes(m.group(2), m.group(3))
+        charset, data = m.group(1), _word_bytes(m.group(2), m.group(3), m.group(1))
         if pending and _codec(pending[0]) == _codec(charset):
             pending[1] += data
         else:

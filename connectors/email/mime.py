@@ -46,7 +46,30 @@ def param(msg: Message, name: str, header: str = "content-type") -> str | None:
     return None
 
 
+# Header damage that mail clients read through, mended before parsing (the raw
+# bytes are kept as they came): a boundary with no ";" before it, a quoted
+# boundary folded onto the next line, a mangled first header line.
+_NO_SEMICOLON = re.compile(rb"(?im)^(content-type:[ \t]*multipart/[\w.+-]+)([ \t]*\r?\n[ \t]+)(boundary=)")
+_FOLDED_BOUNDARY = re.compile(rb'(?i)(boundary="[^"\r\n]*)\r?\n[ \t]+([^"\r\n]*")')
+_FIELD_BYTES = re.compile(rb"[\041-\071\073-\176]+:")
+
+
+def repair(raw: bytes) -> bytes:
+    if b"oundary" in raw[:200_000]:
+        raw = _NO_SEMICOLON.sub(rb"\1;\2\3", raw, count=20)
+        raw = _FOLDED_BOUNDARY.sub(rb"\1 \2", raw, count=20)
+    first_end = raw.find(b"\n")
+    first = raw[:first_end]
+    if first_end > 0 and not _FIELD_BYTES.match(first) and not first.startswith(b"From ") and first.strip():
+        # not a header line: if real header lines follow, the first one was garbled in transit
+        rest = raw[first_end + 1:]
+        if _FIELD_BYTES.match(rest) and rest.find(b"\n\n") != 0:
+            raw = rest
+    return raw
+
+
 def parse(raw: bytes) -> Message:
+    raw = repair(raw)
     msg = None
     if not _BARE_CR.search(raw):  # bare CR line ends: leave them to the stdlib
         msg = _entity(raw, 0)

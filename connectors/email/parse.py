@@ -11,6 +11,7 @@ still stored, raw, with a note.
 """
 from __future__ import annotations
 
+import binascii
 import email
 import email.utils
 import hashlib
@@ -73,6 +74,31 @@ def _part_text(part: Message, out: "_Body") -> str:
     if guessed and not out.guessed:  # a guessed body charset also fits raw header bytes
         out.guessed = guessed
     return clean_text(text)
+
+
+_UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t]*\r?$", re.M | re.S)
+
+
+def _uudecode_files(text: str, out: "_Body") -> str:
+    """Files uuencoded into a plain-text body (old Outlook, Usenet habits): taken
+    out as attachments, as a mail client shows them."""
+    def take(m: re.Match) -> str:
+        data = bytearray()
+        for line in m.group(2).splitlines():
+            if not line.strip() or line.strip() == "`":
+                continue
+            try:
+                data += binascii.a2b_uu(line)
+            except binascii.Error:  # a sloppy encoder's overlong line: its declared length decides
+                try:
+                    data += binascii.a2b_uu(line[:((ord(line[0]) - 32) & 63) * 4 // 3 + 5])
+                except (binascii.Error, IndexError):
+                    return m.group(0)  # not uuencode after all: leave the text alone
+        name = m.group(1).strip()
+        out.attachments.append(AttachmentIn(name, mimetypes.guess_type(name)[0] or "application/octet-stream",
+                                            bytes(data)))
+        return ""
+    return _UU_BLOCK.sub(take, text)
 
 
 def _filename(part: Message, out: "_Body") -> str:
@@ -153,7 +179,10 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
     elif ctype == "text/html":
         out.html.append(_part_text(part, out))
     else:
-        out.plain.append(_part_text(part, out))
+        text = _part_text(part, out)
+        if "begin " in text:
+            text = _uudecode_files(text, out)
+        out.plain.append(text)
 
 
 def _alternative(children: list, out: _Body, depth: int) -> None:
@@ -200,6 +229,18 @@ def _forwarded(part: Message, out: _Body, depth: int) -> None:
     kept whole as an .eml attachment. The files inside it are listed too."""
     inner = part.get_payload()
     inner = inner[0] if isinstance(inner, list) and inner else None
+    cte = str(part.get("Content-Transfer-Encoding") or "").strip().lower()
+    if cte in ("base64", "quoted-printable"):  # not allowed (RFC 2046 5.2.1), but sent: decode, then read
+        try:
+            encoded = part.get_payload(decode=False)
+            if isinstance(encoded, list):  # the stdlib took the encoded text for headers
+                encoded = encoded[0].as_string() if encoded else ""
+            tmp = Message()
+            tmp["Content-Transfer-Encoding"] = cte
+            tmp.set_payload(encoded)
+            inner = mime.parse(tmp.get_payload(decode=True) or b"")
+        except Exception:  # noqa: BLE001 - keep what the stdlib made of it
+            pass
     if not isinstance(inner, Message):
         out.attachments.append(AttachmentIn(_filename(part, out) or "forwarded.eml", "message/rfc822", b""))
         return
@@ -227,13 +268,11 @@ def _forwarded(part: Message, out: _Body, depth: int) -> None:
     out.forwarded.extend(sub.forwarded)
     out.forwarded_meta.extend(sub.forwarded_meta)
     out.notes.extend(sub.notes)
-    name = part.get_filename() and _filename(part, out)
+    name = part.get_filename() and _filename(part, out)  # the sender's name for it, if any
     if not name:
         name = (" ".join(subject.split())[:80] or "forwarded") + ".eml"
-    elif not name.lower().endswith(".eml"):
-        name += ".eml"
     out.attachments.append(AttachmentIn(name, "message/rfc822", data))
-    out.attachments.extend(a for a in sub.attachments if not a.inline)
+    out.attachments.extend(sub.attachments)
 
 
 def _tnef(data: bytes, name: str, out: _Body) -> bool:
