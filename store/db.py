@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from store import schema
 from store.errors import OmnideskError
+from store.fts import fts_text
 
 
 class StoreError(OmnideskError):
@@ -85,6 +86,8 @@ class Database:
                 _create_private(self.path)
             self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_seconds, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
+            # the search index triggers call it (store/fts.py, schema v10)
+            self.conn.create_function("fts_text", 1, fts_text, deterministic=True)
             self._enable_wal()
             for pragma in ("synchronous=NORMAL", "foreign_keys=ON",
                            f"busy_timeout={int(busy_seconds * 1000)}", "temp_store=MEMORY", f"cache_size=-{int(cache_kb)}",
@@ -174,13 +177,13 @@ class Database:
         marks = ", ".join("?" * len(cols))
         message_id = self.conn.execute(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values())).lastrowid
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
-                          (message_id, cols.get("subject"), cols.get("text", "")))
+                          (message_id, fts_text(cols.get("subject")), fts_text(cols.get("text", ""))))
         return message_id
 
     def insert_customer(self, name: str) -> int:
         customer_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)",
                                         (name, self.clock())).lastrowid
-        self.conn.execute("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", (customer_id, name))
+        self.conn.execute("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", (customer_id, fts_text(name)))
         return customer_id
 
     def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:

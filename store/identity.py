@@ -11,6 +11,7 @@ import re
 
 
 from store.db import dumps, in_chunks
+from store.fts import fts_text
 from typing import NamedTuple
 
 from store.models import Sender
@@ -331,7 +332,8 @@ class _NewIdentities:
     def flush(self) -> None:
         conn = self.store.conn
         conn.executemany("INSERT INTO customers(id, name, created_at) VALUES (?, ?, ?)", self.customers)
-        conn.executemany("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", [c[:2] for c in self.customers])
+        conn.executemany("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)",
+                         [(c[0], fts_text(c[1])) for c in self.customers])
         conn.executemany("INSERT INTO identities(id, customer_id, channel, address, display_name, handle, account,"
                          " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.identities)
         conn.executemany("INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)", self.keys)

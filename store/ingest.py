@@ -315,7 +315,7 @@ class IngestMixin:
 
     def _index_new(self, before: int, new: list, items: list[InboundMessage], created: set[int]) -> None:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
-        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, subject, text FROM messages"
+        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, fts_text(subject), fts_text(text) FROM messages"
                           " WHERE id > ?", (before,))
         backlog = {(item.channel, item.account, item.external_id) for item in items if item.meta.get("backlog")}
         self._note_inbound_batch(new, backlog, created)

@@ -1,30 +1,50 @@
 """Full-text search with filters: channel:, from:, tag:, status:, before:, after:,
-fact:KEY=VALUE (or fact:KEY: has that fact)."""
+fact:KEY=VALUE (or fact:KEY: has that fact).
+
+Words are all required; `a OR b` takes either, `-word` excludes, "quoted
+words" are a phrase. `from:NAME` means what that customer wrote (a name, an
+address or a handle); our own replies are `from:me`. CJK words are found
+inside runs and common folds apply (store/fts.py).
+"""
 from __future__ import annotations
 
 import re
-import shlex
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from store.customers import like_escape
 from store.db import StoreError
 from store.facts import FACT_KEY_SQL, fact_key
+from store.fts import fts_text
 from store.models import CHANNELS, STATUSES, SearchHit
 
 FILTERS = ("channel", "from", "tag", "status", "before", "after", "fact")
+ME = "me"  # from:me: our own replies
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    phrase: bool = False  # typed in quotes: the words in this order, no prefix
 
 
 @dataclass
 class ParsedQuery:
-    terms: list[str] = field(default_factory=list)
+    groups: list[list[Term]] = field(default_factory=list)  # all groups required; any term of a group
+    excluded: list[Term] = field(default_factory=list)  # -word, -"a phrase"
     channel: str | None = None
-    sender: str | None = None
+    sender: str | None = None  # from:NAME (a customer); ME for our replies
     tag: str | None = None
     status: str | None = None
     before: float | None = None
     after: float | None = None
     fact: tuple[str, str | None] | None = None  # (key, value or None for "has it")
+    prefix: bool = False  # the last word is still being typed: match it as a prefix
+
+    @property
+    def terms(self) -> list[str]:
+        """The wanted words, for highlighting."""
+        return [w for group in self.groups for t in group for w in t.text.split()]
 
 
 def _date(value: str, key: str) -> float:
@@ -36,67 +56,143 @@ def _date(value: str, key: str) -> float:
     raise StoreError(f"{key}:{value}: expected a date like 2026-11-25")
 
 
+# -word / -"phrase", KEY:"quoted value" or "a phrase", or a bare word
+_TOKEN = re.compile(r'(?P<neg>-?)(?:(?P<key>[a-z]+):)?"(?P<quoted>[^"]*)"?|(?P<word>\S+)')
+_EXAMPLES = {"channel": "channel:email", "from": "from:jane or from:me", "tag": "tag:vip", "status": "status:open",
+             "before": "before:2026-11-25", "after": "after:2026-11-25", "fact": "fact:order_number=1042"}
+
+
 def parse_query(query: str) -> ParsedQuery:
-    try:
-        words = shlex.split(query)
-    except ValueError:
-        words = query.replace('"', " ").split()
+    """Raises StoreError for a filter without a value (`from:`) or a bad value."""
     parsed = ParsedQuery()
-    for word in words:
-        key, sep, value = word.partition(":")
-        if sep and key in FILTERS and value:
-            if key == "channel":
-                if value not in CHANNELS + ("note",):
-                    raise StoreError(f"channel:{value}: expected one of {', '.join(CHANNELS)}, note")
-                parsed.channel = value
-            elif key == "from":
-                parsed.sender = value
-            elif key == "tag":
-                parsed.tag = value
-            elif key == "status":
-                if value not in STATUSES:
-                    raise StoreError(f"status:{value}: expected one of {', '.join(STATUSES)}")
-                parsed.status = value
-            elif key == "before":
-                parsed.before = _date(value, key)
-            elif key == "after":
-                parsed.after = _date(value, key)
-            elif key == "fact":
-                name, eq, wanted = value.partition("=")
-                if not fact_key(name):
-                    raise StoreError(f"fact:{value}: expected fact:KEY=VALUE, like fact:order_number=1042")
-                parsed.fact = (fact_key(name), wanted if eq else None)
+    joined = False  # the previous token was OR: the next term joins the last group
+    for m in _TOKEN.finditer(query.replace("\x00", "")):
+        neg, key, value = m["neg"], m["key"], m["quoted"]
+        phrase = value is not None
+        if not phrase:
+            word = m["word"]
+            neg = "-" if word.startswith("-") and len(word) > 1 else ""
+            word = word[len(neg):]
+            key, sep, value = word.partition(":")
+            if not (sep and key in FILTERS):
+                key, value = None, word
+        elif key and key not in FILTERS:  # re:"x" is just words
+            value, key = f"{key}:{value}", None
+        if key:
+            _filter(parsed, key, value.strip())
+            continue
+        if value == "OR" and not phrase and parsed.groups and not neg:
+            joined = True
+            continue
+        term = Term(" ".join(value.split()), phrase)
+        if not term.text or not re.search(r"\w", term.text):
+            continue
+        if neg:
+            parsed.excluded.append(term)
+        elif joined:
+            parsed.groups[-1].append(term)
         else:
-            parsed.terms.append(word)
+            parsed.groups.append([term])
+        joined = False
+        parsed.prefix = not phrase and not neg and m.end() == len(query.rstrip())
     return parsed
 
 
-def fts_expression(terms: list[str]) -> str:
-    """User words as quoted FTS5 strings (no operator injection); the last one
-    is a prefix so results appear while typing."""
-    tokens = [t for t in (re.sub(r'"', '""', w.replace("\x00", "")).strip() for w in terms) if t]
-    if not tokens:
+def _filter(parsed: ParsedQuery, key: str, value: str) -> None:
+    if not value:
+        raise StoreError(f"{key}: needs a value, like {_EXAMPLES[key]}")
+    if key == "channel":
+        if value not in CHANNELS + ("note",):
+            raise StoreError(f"channel:{value}: expected one of {', '.join(CHANNELS)}, note")
+        parsed.channel = value
+    elif key == "from":
+        parsed.sender = ME if value.lower() == ME else value
+    elif key == "tag":
+        parsed.tag = value
+    elif key == "status":
+        if value not in STATUSES:
+            raise StoreError(f"status:{value}: expected one of {', '.join(STATUSES)}")
+        parsed.status = value
+    elif key in ("before", "after"):
+        setattr(parsed, key, _date(value, key))
+    elif key == "fact":
+        name, eq, wanted = value.partition("=")
+        if not fact_key(name):
+            raise StoreError(f"fact:{value}: expected fact:KEY=VALUE, like fact:order_number=1042")
+        parsed.fact = (fact_key(name), wanted if eq else None)
+
+
+def _quote(term: Term, prefix: bool = False) -> str:
+    """A term as an FTS5 string (never an operator: users cannot inject syntax)."""
+    text = fts_text(term.text).replace('"', '""')
+    return f'"{text}"' + ("*" if prefix else "")
+
+
+def fts_expression(parsed: ParsedQuery | list[str]) -> str:
+    """The FTS5 query for the wanted words: groups AND-ed, OR within a group,
+    excluded terms NOT-ed; the last word typed is a prefix (results appear
+    while typing). Empty when no word is wanted."""
+    if isinstance(parsed, list):  # plain words
+        parsed = parse_query(" ".join(f'"{w}"' if " " in w else w for w in parsed))
+    if not parsed.groups:
         return ""
-    parts = [f'"{t}"' for t in tokens]
-    parts[-1] += "*"
-    return " ".join(parts)
+    last = parsed.groups[-1][-1]
+    parts = []
+    for group in parsed.groups:
+        quoted = [_quote(t, parsed.prefix and t is last) for t in group]
+        parts.append(quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")")
+    expr = " AND ".join(parts)
+    for term in parsed.excluded:
+        expr += " NOT " + _quote(term)
+    return expr
 
 
 RANKED_AMONG = 1000  # best-ranked among the newest matches: bm25 over every match of a common word is slow
 
 
+class _BaseLetters(dict):
+    """str.translate table: each character to its base letter, one for one
+    (é -> e, ё -> е), so positions in the folded copy are positions in the text."""
+
+    def __missing__(self, code: int) -> str:
+        base = unicodedata.normalize("NFD", chr(code))[0]
+        self[code] = base
+        return base
+
+
+_BASE = _BaseLetters()
+_CJK_TERM = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
 def snippet(text: str, terms: list[str], width: int = 100) -> str:
     """One line around the first match, the matching words in «». (FTS5's
-    snippet() costs ~20 ms a row with prefix queries; this is microseconds.)"""
+    snippet() costs ~20 ms a row with prefix queries; this is microseconds.)
+    Matches as search does: accents and ё folded, CJK words inside runs."""
     flat = " ".join((text or "").split())
-    words = [re.escape(t) for t in (w.strip('"').lower() for w in terms) if t]
+    terms = [t.strip('"').translate(_BASE) for t in terms]
+    words = [re.escape(t) if _CJK_TERM.search(t) else r"(?<!\w)" + re.escape(t) + r"\w*" for t in terms if t]
     if not words:
         return flat[:width]
-    pattern = re.compile(r"(?<!\w)(?:" + "|".join(words) + r")\w*", re.IGNORECASE)
-    found = pattern.search(flat)
+    pattern = re.compile("|".join(words), re.IGNORECASE)
+    folded = flat if flat.isascii() else flat.translate(_BASE)
+    found = pattern.search(folded)
     start = max(0, found.start() - width // 3) if found else 0
-    piece = pattern.sub(lambda m: f"«{m.group(0)}»", flat[start:start + width])
-    return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
+    end = start + width
+    marks = [(m.start(), m.end()) for m in pattern.finditer(folded, start, end)]
+    piece, at = [], start
+    for lo, hi in marks:
+        piece += [flat[at:lo], "«", flat[lo:hi], "»"]
+        at = hi
+    piece.append(flat[at:end])
+    return ("…" if start else "") + "".join(piece) + ("…" if end < len(flat) else "")
+
+
+# The customers behind from:NAME: a word of their name (customers_fts), or an identity whose
+# address or handle starts with it (both indexed; identities of merged customers point at
+# the customer they were merged into).
+_SENDER_SQL = ("SELECT rowid FROM customers_fts WHERE customers_fts MATCH ?"
+               " UNION SELECT customer_id FROM identities WHERE address >= ? AND address < ?"
+               " UNION SELECT customer_id FROM identities WHERE handle >= ? AND handle < ? AND handle != ''")
 
 
 class SearchMixin:
@@ -119,23 +215,26 @@ class SearchMixin:
         if parsed.channel:
             where.append("m.channel = ?")
             params.append(parsed.channel)
-        if parsed.sender:
-            like = f"%{like_escape(parsed.sender)}%"
-            where.append("(c.name LIKE ? ESCAPE '\\' OR m.author LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM identities i"
-                         " WHERE i.id = m.identity_id AND (i.address LIKE ? ESCAPE '\\' OR i.handle LIKE ? ESCAPE '\\'"
-                         " OR i.display_name LIKE ? ESCAPE '\\')))")
-            params += [like] * 5
+        if parsed.sender == ME:
+            where.append("m.direction = 'out'")
+        elif parsed.sender:
+            where.append("m.direction = 'in' AND m.customer_id IN (" + _SENDER_SQL + ")")
+            params += self._sender_params(parsed.sender)
         if parsed.before is not None:
             where.append("m.sent_at < ?")
             params.append(parsed.before)
         if parsed.after is not None:
             where.append("m.sent_at >= ?")
             params.append(parsed.after)
-        expr = fts_expression(parsed.terms)
+        expr = fts_expression(parsed)
         hits: list[SearchHit] = []
         if not expr:
             if len(where) == 1:
-                raise StoreError("empty search: give words or a filter such as channel:telegram")
+                raise StoreError("empty search: give words or a filter such as channel:telegram"
+                                 + (" (-word only leaves words out)" if parsed.excluded else ""))
+            if parsed.excluded:
+                where.append("m.id NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
+                params.append(" OR ".join(_quote(t) for t in parsed.excluded))
             if parsed.fact and len(where) == len(customer_where):  # the customers themselves first
                 hits += self._fact_hits(parsed.fact[0], customer_where, customer_params, limit)
             rows = self.q(
@@ -169,6 +268,11 @@ class SearchMixin:
             hits.append(SearchHit(r["id"], r["customer_id"], r["name"], r["channel"], r["sent_at"],
                                   mark + snippet(text, parsed.terms)))
         return hits[:limit]
+
+    def _sender_params(self, who: str) -> list:
+        """Parameters for _SENDER_SQL: `who` as a name word (prefix), an address or a handle (prefix)."""
+        low = who.lower().lstrip("@")
+        return [_quote(Term(who), prefix=True), low, low + "\U0010ffff", low, low + "\U0010ffff"]
 
     def _fact_hits(self, key: str, where: list[str], params: list, limit: int) -> list[SearchHit]:
         rows = self.q(

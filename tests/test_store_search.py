@@ -42,11 +42,59 @@ def test_filters(store, seeded):
     assert store.search("status:done") == []
 
 
-def test_operators_in_user_input_are_text_not_syntax(store, seeded):
-    # Unquoted, "teapot OR invoice" would match two messages; as words it matches none.
-    assert store.search("teapot OR invoice") == []
-    assert store.search('teapot" OR "invoice') == []
-    assert store.search("NEAR(a b) AND -x ^ *") == []  # no FTS5 syntax error reaches the user
+def test_or_minus_and_phrases_work_like_search(store, seeded):
+    a, b, c = seeded
+    assert {h.message_id for h in store.search("broken OR invoice")} == {a.message_id, c.message_id}
+    assert [h.message_id for h in store.search("teapot -blue") if h.message_id] == [a.message_id]
+    assert [h.message_id for h in store.search('"teapot arrived"')] == [a.message_id]
+    assert store.search('"arrived teapot"') == []  # a phrase keeps its order
+    assert [h.message_id for h in store.search('teapot -"is blue"') if h.message_id] == [a.message_id]
+    # OR binds tighter than the implicit AND: (broken OR blue) AND teapot
+    assert {h.message_id for h in store.search("broken OR blue teapot") if h.message_id} == {a.message_id, b.message_id}
+    assert [h.message_id for h in store.search("channel:telegram -blue")] == []  # filter and exclusion only
+    assert store.search("teapot or invoice") == []  # lower-case "or" is a word, as in Gmail
+
+
+def test_fts_syntax_in_user_input_is_text(store, seeded):
+    assert store.search("NEAR(a b) AND x ^ *") == []  # no FTS5 syntax error reaches the user
+    assert store.search('teapot" OR "invoice')  # stray quotes are harmless
+
+
+def test_from_means_what_the_customer_wrote(store, seeded, make_inbound):
+    a, b, c = seeded
+    reply = store.queue_reply(a.customer_id, "Sorry about the teapot, Jane", "alex", channel="email")
+    assert [h.message_id for h in store.search("teapot from:jane")] == [a.message_id]  # not our reply to her
+    assert [h.message_id for h in store.search("teapot from:me")] == [reply]
+    assert [h.message_id for h in store.search("from:bobli")] == [b.message_id]  # a handle
+    assert [h.message_id for h in store.search("from:jane@roe")] == [a.message_id]  # an address
+    for bare in ("from:", "teapot from:", "tag:"):
+        with pytest.raises(StoreError, match="needs a value"):
+            store.search(bare)
+
+
+def test_cjk_words_inside_runs_and_folds(store, make_inbound):
+    zh = store.ingest(make_inbound("telegram", "71", "请问什么时候发货", name="王小明"))
+    ja = store.ingest(make_inbound("email", "yuki@example.jp", "注文した商品がまだ届いていません", name="Yuki"))
+    ru = store.ingest(make_inbound("telegram", "72", "Заказ пришёл разбитым", name="Иван"))
+    fr = store.ingest(make_inbound("email", "zoe@example.fr", "Le café est arrivé froid", name="Zoë"))
+    de = store.ingest(make_inbound("email", "jo@example.de", "Die Straße ist gesperrt", name="Jo"))
+    assert [h.message_id for h in store.search("发货")] == [zh.message_id]
+    assert [h.message_id for h in store.search("商品")] == [ja.message_id]
+    assert store.search("货发") == []  # characters in order, not anywhere
+    assert [h.message_id for h in store.search("пришел")] == [ru.message_id]
+    assert [h.message_id for h in store.search("пришёл")] == [ru.message_id]
+    assert [h.message_id for h in store.search("cafe")] == [fr.message_id]
+    assert [h.message_id for h in store.search("strasse")] == [de.message_id]
+    assert [h.customer_id for h in store.search("小明")] == [zh.customer_id]  # names too
+    assert "«" in store.search("发货")[0].snippet
+
+
+def test_folded_rows_stay_consistent_when_edited(store, make_inbound):
+    """The index deletes a row with the same folded text it stored (a mismatch corrupts FTS5)."""
+    first = store.ingest(make_inbound("telegram", "71", "请问什么时候发货", external_id="e1"))
+    store.ingest(make_inbound("telegram", "71", "请问什么时候到货", external_id="e1", kind="edit"))
+    assert store.search("发货") == [] and [h.message_id for h in store.search("到货")] == [first.message_id]
+    store.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
 
 
 def test_bad_filters_are_clear_errors(store, seeded):
