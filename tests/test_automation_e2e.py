@@ -179,8 +179,6 @@ SLOW = 'echo start >> {log}; while [ ! -e {release} ]; do sleep 0.05; done; echo
 def test_a_hanging_hook_delays_only_itself_and_sigterm_stops_sync_at_once(tmp_path):
     fast_out, slow_log, release = tmp_path / "fast", tmp_path / "slow.log", tmp_path / "release"
     desk = Desk(tmp_path, f"""
-[automation]
-hook_grace = "0.5s"
 [[hook]]
 name = "slow"
 on = "message_received"

@@ -16,6 +16,7 @@ from connectors.engine import Engine
 from connectors.desk.hooks import HookRunner
 from store import Store
 from tests.conftest import inbound
+from tests.support.chat import wait_until
 from tests.support.fake_channel import FileChannel
 
 
@@ -190,3 +191,83 @@ def test_hooks_test_runs_them_now_with_a_real_payload(db_path, clock, tmp_path, 
     assert data["test"] is True and data["message"]["text"] == "hi there" and data["customer"]["name"] == "Ann"
     assert main([*base, "test", "reply_sent"]) == 1
     assert "no hook runs on reply_sent" in capsys.readouterr().err
+
+
+# -- each hook its own queue -----------------------------------------------------------------------
+def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path):
+    gate, slow_log, fast = tmp_path / "gate", tmp_path / "slow.log", tmp_path / "fast"
+    wait_gate = f"echo start >> {slow_log}; while [ ! -e {gate} ]; do sleep 0.02; done"
+    auto = automation(tmp_path, [{"on": "message_received", "command": wait_gate, "name": "slow", "timeout": 60},
+                                 {"on": "message_received", "command": wait_gate, "name": "pair", "timeout": 60,
+                                  "concurrency": 2},
+                                 {"on": "message_received", "command": collect(fast), "name": "fast"}])
+    attach_to(store, auto)
+    store.ingest_batch([inbound(address=str(n), text=f"m{n}") for n in range(3)])
+    # three runs of "fast" done while "slow" holds its one slot and "pair" its two
+    wait_until(lambda: len(list(fast.iterdir())) == 3 and slow_log.exists()
+               and slow_log.read_text().count("start") == 3, what="fast done, slow and pair started")
+    assert store.hook_queue()["slow"] == {**store.hook_queue()["slow"], "running": 1, "queued": 2}
+    assert store.hook_queue()["pair"] == {**store.hook_queue()["pair"], "running": 2, "queued": 1}
+    started = [x for x in log_lines(tmp_path, started=True) if " started" in x]
+    assert any("[slow] started (2 queued behind)" in x for x in started)
+    gate.touch()
+    assert auto.hooks.wait(20, store=store)
+    assert store.hook_queue() == {}
+    done = log_lines(tmp_path)
+    assert sum("[slow] ok" in x for x in done) == 3 and sum("[pair] ok" in x for x in done) == 3
+
+
+def test_queued_runs_survive_a_stop_and_run_at_the_next_start(store, clock, tmp_path, db_path):
+    gate, out = tmp_path / "gate", tmp_path / "out"
+    hooks = [{"on": "status_changed", "name": "ticket", "timeout": 60,
+              "command": f"while [ ! -e {gate} ]; do sleep 0.02; done; {collect(out)}"}]
+    auto = automation(tmp_path, hooks, automation={"hook_grace": 0.1})
+    attach_to(store, auto)
+    store.ingest_batch([inbound(), inbound(address="2")])
+    store.set_status(1, "done", "ann")
+    store.set_status(2, "done", "ann")
+    auto.tick(store)
+    wait_until(lambda: store.hook_queue().get("ticket", {}).get("running") == 1, what="the first run started")
+    auto.close()  # omnidesk stops: the running one is cut off and queued again, the other waits on
+    assert store.hook_queue()["ticket"]["queued"] == 2 and store.hook_queue()["ticket"]["running"] == 0
+    assert any("[ticket] stopped" in x and "queued again" in x for x in log_lines(tmp_path))
+
+    gate.touch()
+    later = automation(tmp_path, hooks)  # the next start
+    later.tick(store)
+    assert later.hooks.wait(20, store=store)
+    assert sorted(e["customer"]["id"] for e in collected(out)) == [1, 2]  # each once, in the end
+
+
+def test_a_run_left_running_by_a_dead_process_is_queued_again(store, clock, tmp_path):
+    out = tmp_path / "out"
+    auto = automation(tmp_path, [{"on": "status_changed", "command": collect(out), "name": "h"}])
+    attach_to(store, auto)
+    run = store.queue_hook_run("h", "status_changed", collect(out), 10, {"customer": {"id": 9}})
+    assert store.claim_hook_run("h", "otherhost:1:dead")["id"] == run  # that process was killed mid-run
+    auto.tick(store)  # the first tick with the lease picks it up
+    assert auto.hooks.wait(10, store=store)
+    assert [e["customer"]["id"] for e in collected(out)] == [9]
+
+
+def test_two_processes_pumping_at_once_handle_each_event_once(tmp_path, db_path, clock):
+    import threading
+
+    out = tmp_path / "out"
+    hooks = [{"on": "status_changed", "command": collect(out), "name": "h", "concurrency": 4}]
+    setup = Store(db_path, clock=clock)
+    setup.ingest_batch([inbound(address=str(n)) for n in range(40)])
+    for cid in range(1, 41):
+        setup.set_status(cid, "done", "ann")
+    setup.close()
+    autos = [automation(tmp_path, hooks) for _ in range(2)]
+    stores = [Store(db_path, clock=clock) for _ in range(2)]
+    threads = [threading.Thread(target=a.pump, args=(s,)) for a, s in zip(autos, stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for a, s in zip(autos, stores):
+        assert a.hooks.wait(20, store=s)
+        s.close()
+    assert sorted(e["customer"]["id"] for e in collected(out)) == list(range(1, 41))

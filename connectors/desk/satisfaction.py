@@ -63,7 +63,7 @@ _POLITE = re.compile(r"(?<!\w)(thanks|thank you|thx|ty|cheers|danke|merci|gracia
                      r"dank je|tack)(?!\w)", re.I)
 # "5", "5/5", "4 of 5", "4 out of 5", "5 stars", "4 von 5", "4 sur 5", "4 de 5", "4 su 5", "4 uit 5", "4 av 5"
 _NUMBER = re.compile(r"([1-5])(?:[.,]0)?\s*(?:(?:/|of|out of|von|sur|de|su|uit|av)\s*5)?\s*"
-                     r"(?:stars?|sterne?|étoiles?|estrellas?|stelle|sterren|stjärnor|points?|punkte)?")
+                     r"(?:stars?|sterne?|étoiles?|estrellas?|stelle|sterren|stjärnor|points?|punkte|⭐|★|:star:)?")
 _STARS = re.compile(r"(?:[★⭐]|:star:|\*)+[☆]*")
 _SKIN = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F\u20E3]|:skin-tone-[2-6]:")
 _MENTION = re.compile(r"<[@!#][^>]*>")  # Slack: <@U123> and the like
@@ -95,10 +95,10 @@ def parse_answer(text: str | None) -> int | None:
         return n if 1 <= n <= 5 else None
     if not re.fullmatch(r"(:[a-z0-9_+-]+:\s*)+", t):  # keep :+1: whole; drop a trailing "5:"
         t = t.strip(" :")
-    if t in THUMBS:
-        return THUMBS[t]
-    if len(set(t.split())) == 1 and t.split()[0] in THUMBS:  # 👍 👍
-        return THUMBS[t.split()[0]]
+    compact = t.replace(" ", "")
+    for form, score in THUMBS.items():  # 👍, 👍👍, 👍 👍
+        if compact == form * (len(compact) // len(form)):
+            return score
     number = _NUMBER.fullmatch(t)
     if number:
         return int(number.group(1))
