@@ -15,12 +15,14 @@ from console.widgets.badges import CHANNEL_NAME, badge
 from console.widgets.safe_text import one_line
 from store import Store, StoreError
 from store.merge import UNDOABLE
+from store.terms import CHANNELS, QueueFilter
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
 
-FILTERS = ("open", "waiting", "mine", "pending", "snoozed", "done", "all")
-CHANNELS = ("email", "telegram", "slack")
+# the order the filter picker offers them
+FILTERS = (QueueFilter.OPEN, QueueFilter.WAITING, QueueFilter.MINE, QueueFilter.PENDING, QueueFilter.SNOOZED,
+           QueueFilter.DONE, QueueFilter.ALL)
 
 
 def describe_action(ev) -> str:
@@ -98,7 +100,7 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
-        items = [(Text("open"), "open"), (Text("pending (waiting on the customer)"), "waiting"),
+        items = [(Text("open"), "open"), (Text("pending (we wait on the customer)"), "pending"),
                  (Text("snoozed …"), "snoozed"), (Text("done"), "done")]
 
         def chosen(status):

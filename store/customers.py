@@ -5,11 +5,11 @@ import re
 
 from store.db import StoreError, loads
 from store.identity import normalize_email
-from store.models import STATUSES, Customer, Identity, QueueRow
+from store.models import Customer, Identity, QueueRow
+from store.terms import CHANNELS, QUEUE_FILTERS, STATUSES
 
-QUEUE_FILTERS = ("waiting", "all", "open", "mine", "pending", "snoozed", "done")
-# "waiting" (the default) = open customers whose last inbound message is unanswered.
-# "pending" = status 'waiting' (waiting on the customer).
+# Queue filters (store/terms.py): "waiting" (the default) = open customers whose last inbound
+# message is unanswered, they wait on us; "pending" = status pending, we wait on them.
 
 def like_escape(text: str) -> str:
     """User text inside a LIKE pattern: % and _ are letters, not wildcards."""
@@ -29,7 +29,7 @@ class CustomersMixin:
         """Resolve an id, e-mail address, Telegram @handle or Slack user to a customer id."""
         ref = str(ref).strip()
         channel, sep, rest = ref.partition(":")
-        if not sep or channel not in ("email", "telegram", "slack"):
+        if not sep or channel not in CHANNELS:
             channel, rest = "", ref
         cid = None
         if not channel and re.fullmatch(r"\d+", ref):
@@ -124,7 +124,7 @@ class CustomersMixin:
         elif filter == "open":
             where.append("c.status = 'open'")
         elif filter == "pending":
-            where.append("c.status = 'waiting'")
+            where.append("c.status = 'pending'")
         elif filter in ("snoozed", "done"):
             where.append("c.status = ?")
             params.append(filter)

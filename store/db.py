@@ -127,8 +127,12 @@ class Database:
             return
         with self.tx():
             for number in range(self.version, target):
-                for statement in _split_sql(schema.MIGRATIONS[number]):
-                    self.conn.execute(statement)
+                step = schema.MIGRATIONS[number]
+                if callable(step):
+                    step(self.conn)
+                else:
+                    for statement in _split_sql(step):
+                        self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
 
     def _check_not_newer(self) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
-CHANNELS = ("email", "telegram", "slack")
-STATUSES = ("open", "waiting", "snoozed", "done")
+from store.terms import CHANNELS, STATUSES  # noqa: F401  (defined once, in store/terms.py)
+
 DIRECTIONS = ("in", "out", "note")
 OUTBOX_STATES = ("queued", "sending", "sent", "failed")
 

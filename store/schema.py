@@ -6,7 +6,39 @@ migration; append a new one.
 """
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import sqlite3
+from typing import Callable
+
+
+def _status_pending(conn: sqlite3.Connection) -> None:
+    """12: the status for "we wait on the customer" is called 'pending' (it was 'waiting',
+    the word the queue uses for customers who wait on us). Stored statuses and the
+    status changes in the event log follow. SQLite cannot alter a CHECK constraint, so
+    the table's stored definition is edited in place, the documented way for constraint
+    changes that leave the file format alone (sqlite.org/lang_altertable.html, "otheralter")."""
+    old, new = "'open','waiting','snoozed','done'", "'open','pending','snoozed','done'"
+    conn.execute("PRAGMA ignore_check_constraints = ON")  # the old CHECK refuses 'pending'
+    try:
+        conn.execute("UPDATE customers SET status = 'pending' WHERE status = 'waiting'")
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'customers'",
+                     (old, new))
+        conn.execute(f"PRAGMA schema_version = {version + 1}")  # every connection re-reads the schema
+        conn.execute("PRAGMA writable_schema = OFF")
+    finally:
+        conn.execute("PRAGMA ignore_check_constraints = OFF")
+    for key in ("old", "new"):
+        conn.execute(f"UPDATE events SET data = json_set(data, '$.{key}', 'pending')"
+                     f" WHERE kind = 'status' AND json_extract(data, '$.{key}') = 'waiting'")
+    # a rule's event lists what it did in words ("status waiting")
+    conn.execute("UPDATE events SET data = replace(data, '\"status waiting\"', '\"status pending\"')"
+                 " WHERE kind = 'rule' AND data LIKE '%\"status waiting\"%'")
+
+
+# Each migration is SQL (statements separated by ;) or a function of the connection,
+# run inside the migrating transaction.
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: core tables
     """
     CREATE TABLE customers (
@@ -328,6 +360,8 @@ MIGRATIONS: list[str] = [
 
     CREATE INDEX messages_out_ids ON messages(channel, external_id) WHERE direction = 'out';
     """,
+    # 12: status 'waiting' (we wait on the customer) is now 'pending'
+    _status_pending,
 ]
 
 LATEST = len(MIGRATIONS)

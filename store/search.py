@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from store.db import StoreError
 from store.facts import FACT_KEY_SQL, fact_key
 from store.fts import fts_text
-from store.models import CHANNELS, STATUSES, SearchHit
+from store.models import SearchHit
+from store.terms import CHANNELS, OLD_STATUS_WORDS, STATUSES
 
 FILTERS = ("channel", "from", "tag", "status", "before", "after", "fact")
 ME = "me"  # from:me: our own replies
@@ -110,6 +111,7 @@ def _filter(parsed: ParsedQuery, key: str, value: str) -> None:
     elif key == "tag":
         parsed.tag = value
     elif key == "status":
+        value = OLD_STATUS_WORDS.get(value, value)  # status:waiting from before "pending"
         if value not in STATUSES:
             raise StoreError(f"status:{value}: expected one of {', '.join(STATUSES)}")
         parsed.status = value

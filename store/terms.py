@@ -24,7 +24,7 @@ class Status(StrEnum):
     """Where a customer's case stands."""
 
     OPEN = "open"        # ours to answer
-    PENDING = "pending"  # we wait on the customer (was "waiting" before schema v8)
+    PENDING = "pending"  # we wait on the customer (was "waiting" before schema v12)
     SNOOZED = "snoozed"  # hidden until a time
     DONE = "done"
 
@@ -46,3 +46,5 @@ STATUSES: tuple[str, ...] = tuple(Status)
 QUEUE_FILTERS: tuple[str, ...] = tuple(QueueFilter)
 # Statuses an agent sets by name (snoozed needs a time: `snooze`).
 SETTABLE_STATUSES: tuple[str, ...] = (Status.OPEN, Status.PENDING, Status.DONE)
+# Old words still understood where people type a status (CLI, rules.toml), with a note.
+OLD_STATUS_WORDS: dict[str, str] = {"waiting": Status.PENDING.value}

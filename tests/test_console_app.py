@@ -517,9 +517,9 @@ async def test_status_and_untag(db_path, clock, tmp_path, ids):
         await settle(pilot, 3)
         s = Store(db_path, clock=clock)
         c = s.customer(ids["bob"])
-        assert c.tags == [] and c.status == "waiting"
+        assert c.tags == [] and c.status == "pending"
         s.close()
-        assert "set status open → waiting" in screen_text(app)  # the event, inline
+        assert "set status open → pending" in screen_text(app)  # the event, inline
 
 
 async def test_long_history_loads_older_messages(db_path, clock, tmp_path, ids):

@@ -156,17 +156,17 @@ def test_actions_tag_priority_assign_status_each_an_event_with_the_rule_name(sto
         [[rule]]
         name = "refunds to alice"
         when = { text = "refund" }
-        then = { tag = ["refund", "money"], priority = 2, assign = "alice", status = "waiting" }
+        then = { tag = ["refund", "money"], priority = 2, assign = "alice", status = "pending" }
     """)
     store.claim_new()
     [r] = ingest(store, auto, inbound(text="refund please"))
     c = store.customer(r.customer_id)
-    assert (c.tags, c.priority, c.assignee, c.status) == (["money", "refund"], 2, "alice", "waiting")
+    assert (c.tags, c.priority, c.assignee, c.status) == (["money", "refund"], 2, "alice", "pending")
     kinds = sorted((e.kind, e.data.get("tag") or e.data.get("new")) for e in store.events(r.customer_id, limit=50))
-    assert kinds == [("assign", "alice"), ("priority", 2), ("rule", None), ("status", "waiting"),
+    assert kinds == [("assign", "alice"), ("priority", 2), ("rule", None), ("status", "pending"),
                      ("tag", "money"), ("tag", "refund")]
     assert all(e.data["rule"] == "refunds to alice" and e.actor == "rules" for e in store.events(r.customer_id, limit=50))
-    assert rule_events(store)[0].data["actions"] == ["tag refund, money", "priority 2", "assign alice", "status waiting"]
+    assert rule_events(store)[0].data["actions"] == ["tag refund, money", "priority 2", "assign alice", "status pending"]
 
 
 def test_action_snooze_hides_the_customer_until_the_time(store, clock, tmp_path):

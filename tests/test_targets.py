@@ -94,7 +94,7 @@ def test_snoozed_and_pending_customers_do_not_breach(store, clock, tmp_path):
     store.ingest(inbound(sent_at=clock.now))
     store.ingest(inbound(address="2", sent_at=clock.now))
     store.snooze(1, clock.now + 3600, "ann")
-    store.set_status(2, "waiting", "ann")
+    store.set_status(2, "pending", "ann")
     clock.advance(30 * 60)
     assert targets.check(store) == []
     store.set_status(2, "open", "ann")

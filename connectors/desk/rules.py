@@ -39,6 +39,7 @@ is read; matches also run with a time limit.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -49,13 +50,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.paths import config_dir
 from connectors.schema import ConfigError
+from store.terms import OLD_STATUS_WORDS, SETTABLE_STATUSES, Channel
 
 if TYPE_CHECKING:
     from connectors.config import Config
 from connectors.desk.targets import parse_duration
 
-CHANNELS = ("email", "telegram", "slack")
-STATUSES = ("open", "waiting", "done")
+CHANNELS = tuple(Channel)
+STATUSES = SETTABLE_STATUSES  # open, pending, done (snooze has its own action)
+log = logging.getLogger("omnidesk.rules")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_MATCH_CHARS = 100_000  # regexes see at most this much of a message (customer text is untrusted)
 RULE_KEYS = ("name", "on", "when", "then", "stop", "enabled")
@@ -270,7 +273,10 @@ def _agent(value, where):
 def _status(value, where):
     if not isinstance(value, str):
         raise _fail(where, "one of " + ", ".join(STATUSES), value)
-    return _strings(STATUSES)(value, where)[0]
+    if value in OLD_STATUS_WORDS:  # an old rules.toml keeps working
+        log.warning("%s: status %r is now called %r (we wait on the customer)", where, value, OLD_STATUS_WORDS[value])
+        return str(OLD_STATUS_WORDS[value])
+    return str(_strings(STATUSES)(value, where)[0])
 
 
 def _template(value, where):

@@ -2,10 +2,11 @@
 assign, merge, split, undo, retry, customers, events, suggest."""
 from __future__ import annotations
 
+import sys
 import time
 
 from console.commands.common import UserError, age, cell, iso, jsonable, read_body, values
-from store.terms import CHANNELS, QUEUE_FILTERS, SETTABLE_STATUSES, QueueFilter
+from store.terms import CHANNELS, OLD_STATUS_WORDS, QUEUE_FILTERS, SETTABLE_STATUSES, QueueFilter
 
 
 def register(sub, parents) -> None:
@@ -49,9 +50,9 @@ def register(sub, parents) -> None:
     p.add_argument("tags", nargs="+")
     p.add_argument("-r", "--remove", action="store_true")
 
-    p = add("status", cmd_status, "set status: open, waiting (on the customer), done")
+    p = add("status", cmd_status, "set status: open, pending (we wait on the customer), done")
     p.add_argument("customer")
-    p.add_argument("status", choices=SETTABLE_STATUSES)
+    p.add_argument("status", choices=[*SETTABLE_STATUSES, *OLD_STATUS_WORDS], metavar="{open,pending,done}")
 
     p = add("snooze", cmd_snooze, "hide a customer until a time (2h, 30m, tomorrow 9:00, 2026-12-01 09:00)")
     p.add_argument("customer")
@@ -219,9 +220,14 @@ def cmd_tag(args, ctx) -> int:
 
 
 def cmd_status(args, ctx) -> int:
+    status = args.status
+    if status in OLD_STATUS_WORDS:  # the old word still works, once explained
+        status = OLD_STATUS_WORDS[status]
+        print(f"omnidesk: note: status {args.status!r} is now called {status!r} (we wait on the customer);"
+              f" the queue's 'waiting' is the customers who wait on us", file=sys.stderr)
     cid = ctx.customer(args.customer)
-    event = ctx.store.set_status(cid, args.status, ctx.agent)
-    ctx.emit({"customer_id": cid, "status": args.status, "event_id": event}, f"#{cid} is now {args.status}")
+    event = ctx.store.set_status(cid, status, ctx.agent)
+    ctx.emit({"customer_id": cid, "status": status, "event_id": event}, f"#{cid} is now {status}")
     return 0
 
 

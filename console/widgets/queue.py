@@ -26,6 +26,7 @@ from console.timefmt import format_age
 from console.widgets.badges import badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line
+from store.terms import Status
 from connectors.desk.targets import Targets, describe_time_left
 from store.models import QueueRow
 
@@ -318,7 +319,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
                              self._style("queue--age"))
             elif row.status == "done":
                 right.append("  done", self._style("queue--age"))
-            elif row.status == "waiting":
+            elif row.status == Status.PENDING:  # we wait on them
                 right.append(" pend", self._style("queue--age"))
             elif (left_s := self.targets.time_left(row, now)) is not None:
                 target = self.targets.for_channel(row.last_channel)
