@@ -276,7 +276,7 @@ def cmd_undo(args, ctx) -> int:
     event_id = ctx.store.undo(ctx.agent, args.event, customer_id=cid)
     ev = ctx.store.event(event_id)
     who = ctx.store.customer(ev.customer_id).name if ev.customer_id else ""
-    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {_clean(who, 40)}" if who else ""))
+    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {cell(who, 40)}" if who else ""))
     return 0
 
 
