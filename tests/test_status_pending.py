@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from store import Store, schema
-from store.db import _split_sql
+from store.db import Database
 from tests.conftest import inbound
 from tests.support.cli import run_in_process
 from tests.test_rules import ingest, make_auto
@@ -59,13 +59,19 @@ def test_an_old_rules_file_saying_waiting_sets_pending(tmp_path, store):
     assert store.customer(r.customer_id).status == "pending"
 
 
+class _OldDatabase(Database):
+    """The store file as an older omnidesk left it: migrated up to `version` only."""
+
+    version_wanted = 0
+
+    def migrate(self, target=None):
+        super().migrate(self.version_wanted)
+
+
 def _store_at(db, version):
-    conn = sqlite3.connect(db)
-    for step in schema.MIGRATIONS[:version]:
-        for statement in _split_sql(step):
-            conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {version}")
-    return conn
+    _OldDatabase.version_wanted = version
+    _OldDatabase(db).close()
+    return sqlite3.connect(db)
 
 
 def test_the_migration_renames_stored_statuses_and_events(tmp_path):
