@@ -231,27 +231,25 @@ class Automation:
     def pump(self, store) -> None:
         """Handle everything new, a batch per write transaction (see the module
         docstring), then start the hook runs it queued."""
+        skipped: dict[str, int] = {}
         while True:
-            skipped: dict[str, int] = {}
             with store.tx():
                 claimed = store.claim_new(BATCH)
                 too_old = store.clock() - self.skip_older_than
                 for message_id, received_at in claimed["messages"]:
-                    if received_at < too_old:
-                        skipped["message"] = skipped.get("message", 0) + 1
-                        continue
-                    self._guard(self._on_message, store, message_id)
+                    self._guard(self._on_message, store, message_id, received_at < too_old, skipped)
                 for event_id in claimed["events"]:
                     self._guard(self._on_event, store, event_id, too_old, skipped)
                 for message_id, sent_at in claimed["sent"]:
-                    if sent_at < too_old:
+                    if sent_at < too_old and self.hooks.wants("reply_sent"):
                         skipped["reply_sent"] = skipped.get("reply_sent", 0) + 1
                         continue
                     self._guard(self._on_sent, store, message_id)
-                if skipped:
-                    self._note_skipped(store, skipped)
             if not any(claimed.values()):
                 break
+        if skipped:  # one note per pass, however many were skipped
+            with store.tx():
+                self._note_skipped(store, skipped)
         self.hooks.dispatch(store)
 
     def _note_skipped(self, store, skipped: dict[str, int]) -> None:
@@ -276,12 +274,16 @@ class Automation:
             self.hooks.enqueue(store, "reply_sent", {"message": message_json(m),
                                                      "customer": customer_json(store.customer(m.customer_id))})
 
-    def _on_message(self, store, message_id: int) -> None:
+    def _on_message(self, store, message_id: int, stale: bool = False, skipped: dict | None = None) -> None:
         m = store.message(message_id)
         if self.rules.facts and not m.deleted:  # first, so the rules below (and templates) see the facts
             facts_mod.capture(store, self.rules.facts, m)
         if m.deleted or (m.meta or {}).get("backlog") or m.sent_at < store.clock() - HISTORY:
             return  # e.g. `omnidesk import` or a first read of last year's mail: no acknowledgements, no hooks
+        if stale:  # stored longer ago than skip_older_than, and nothing handled it since
+            if skipped is not None:
+                skipped["message"] = skipped.get("message", 0) + 1
+            return
         customer = store.customer(m.customer_id)
         identity = next((i for i in customer.identities if i.id == m.identity_id), None)
         if self.hooks.wants("message_received"):
