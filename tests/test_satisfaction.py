@@ -108,3 +108,27 @@ def test_an_answer_that_is_not_a_rating_stays_a_normal_message(store, clock, tmp
     store.ingest_batch([inbound(text="5 more chairs please", sent_at=clock.now, reply_to="1001:78")])
     assert store.events(kind="satisfaction") == [] and store.customer(cid).status == "open"
     assert store.queue("waiting")[0].customer_id == cid
+
+
+def test_a_telegram_reply_quoting_the_question_counts(store, clock, tmp_path):
+    auto = _desk(tmp_path, store)
+    cid, question = _asked(store, clock, auto)
+    _send(store, question, "1001:79")
+    clock.advance(30)
+    text = "[in reply to Shop Bot, quoting:]\n> How did we do, from 1 (poor) to 5 (great)?\n4"  # as connectors/telegram shows it
+    store.ingest_batch([inbound(text=text, sent_at=clock.now, reply_to="1001:79")])
+    [ev] = store.events(kind="satisfaction")
+    assert ev.data["score"] == 4
+
+
+def test_a_reply_in_the_slack_thread_the_question_was_posted_in_counts(store, clock, tmp_path):
+    auto = _desk(tmp_path, store)
+    cid, question = _asked(store, clock, auto, channel="slack", address="U43")
+    _send(store, question, "C7:1790000200.000300", thread_ts="1790000100.000100")  # in the customer's thread
+    clock.advance(30)
+    store.ingest_batch([inbound("slack", "U43", text="one more question, sorry", sent_at=clock.now,
+                                reply_to="C7:1790000100.000100")])
+    clock.advance(30)
+    store.ingest_batch([inbound("slack", "U43", text=":+1:", sent_at=clock.now, reply_to="C7:1790000100.000100")])
+    [ev] = store.events(kind="satisfaction")
+    assert ev.data["score"] == 5

@@ -105,11 +105,21 @@ def parse_answer(text: str | None) -> int | None:
     return WORDS.get(t)
 
 
+_CONTEXT = re.compile(r"\[(?:in reply to|forwarded from|shared a message from)\b[^\]]*\]")
+
+
 def new_words(message) -> str:
-    """What the customer wrote this time: an e-mail's text above the quote."""
+    """What the customer wrote this time: an e-mail's text above the quote (the
+    parser's new_text); elsewhere the text without the quoted lines ("> ...")
+    and the notes about them that a Telegram reply-with-quote or a Slack share
+    carries."""
     meta = message.meta or {}
     new = meta.get("new_text")
-    return new if isinstance(new, str) and new.strip() else (message.text or "")
+    if isinstance(new, str) and new.strip():
+        return new
+    lines = [line for line in (message.text or "").splitlines()
+             if not line.lstrip().startswith(">") and not _CONTEXT.fullmatch(line.strip())]
+    return "\n".join(lines)
 
 
 class Satisfaction:
@@ -156,7 +166,7 @@ class Satisfaction:
             store.drop_survey(message.customer_id)
             return None
         question = store.message(survey["message_id"]) if survey["message_id"] else None
-        direct = bool(question is not None and question.external_id and message.reply_to == question.external_id)
+        direct = bool(question is not None and message.reply_to and message.reply_to in _answers_to(question))
         score = parse_answer(new_words(message))
         if score is None or message.sent_at < survey["asked_at"] - 60 or not (survey["open"] or direct):
             if survey["open"] and not direct:
@@ -164,3 +174,14 @@ class Satisfaction:
             return None
         store.record_rating(message.customer_id, message.id, message.channel, score, new_words(message)[:80])
         return score
+
+
+def _answers_to(question) -> set[str]:
+    """What a direct answer's reply_to is: the question's own id (a Telegram
+    reply, a mail's In-Reply-To, a Slack thread on it), or on Slack the thread
+    the question was posted in."""
+    ids = {question.external_id} if question.external_id else set()
+    thread = (question.meta or {}).get("thread_ts")
+    if question.channel == "slack" and thread and question.external_id:
+        ids.add(f"{question.external_id.split(':', 1)[0]}:{thread}")
+    return ids
