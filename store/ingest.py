@@ -156,14 +156,14 @@ class IngestMixin:
             return self._apply_edit(item)
         if item.kind == "delete":
             return self._apply_delete(item)
+        if item.meta.get("ours"):
+            return self._file_ours(item)
         existing = self.q1(
             "SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
             (item.channel, item.account, item.external_id),
         )
         if existing:
             return self._reused_id(item, existing)
-        if item.meta.get("ours"):
-            return self._file_ours(item)
         filed = self._file_machine_mail(item) if _machine(item) else None
         if filed is not None:
             identity_id, customer_id, new_customer = filed[:3]
@@ -224,6 +224,8 @@ class IngestMixin:
         References), else the customer its recipient is; a recipient we never heard
         from becomes a customer with nothing waiting. Then "waiting since" counts
         from the last message we did not answer."""
+        if self.q1("SELECT 1 FROM messages WHERE channel=? AND external_id=? LIMIT 1", (item.channel, item.external_id)):
+            return None  # a reply sent from here (its Message-ID is its id), or imported before
         ids = [item.reply_to] + [r.strip("<>") for r in reversed(item.meta.get("references") or [])]
         target = None
         for ident in [i for i in ids if i][:50]:

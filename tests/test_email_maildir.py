@@ -180,3 +180,34 @@ def test_coarse_file_times_do_not_hide_new_mail(tmp_path):
     assert [i.external_id for i in batch.items] == ["late@example.com"]
     assert conn.fetch(batch.cursor).items == []  # not again while the engine keeps our cursor
     assert first.items == []
+
+
+def test_our_own_mail_in_a_watched_sent_folder_is_filed_once_as_our_reply(tmp_path, db_path, smtp_sink):
+    """Sent is among the folders read: the copy of a reply sent from here is not
+    stored twice, and a reply written in another mail client answers the customer."""
+    require("msmtp", "msmtp")
+    from store import Store
+
+    root = tmp_path / "Mail"
+    inbox, sent = make_maildir(root / "INBOX"), make_maildir(root / "Sent")
+    command = (f"msmtp --file=/dev/null --host=127.0.0.1 --port={smtp_sink.port} --auth=off --tls=off "
+               f"--from=support@shop.test -t")
+    conn = build("local", options(root, sendmail_command=command, folders=["INBOX", "Sent"]))
+    deliver(inbox, mail("Jane <jane@example.com>", "Broken vase", "It broke.", "v1@example.com"))
+    deliver(inbox, mail("Olga <olga@example.com>", "Invoice", "Copy please?", "o1@example.com"))
+    Engine(db_path, [conn]).run_once()
+    store = Store(db_path)
+    jane, olga = store.find_customer("jane@example.com"), store.find_customer("olga@example.com")
+    store.queue_reply(jane, "A new one is on its way.", "alice")
+    Engine(db_path, [conn]).run_once()  # sends, and the copy lands in Sent
+    Engine(db_path, [conn]).run_once()  # reads Sent
+    assert [m.direction for m in store.timeline(jane)] == ["in", "out"]
+    # a colleague answers Olga from Thunderbird; the copy is in Sent
+    deliver(sent, mail("Shop <support@shop.test>", "Re: Invoice", "Attached.", "tb1@shop.test", irt="o1@example.com",
+                       date=time.time() + 60))
+    assert store.customer(olga).waiting_since is not None
+    Engine(db_path, [conn]).run_once()
+    assert [(m.direction, m.text.strip()) for m in store.timeline(olga)] == [("in", "Copy please?"), ("out", "Attached.")]
+    assert store.customer(olga).waiting_since is None
+    assert store.queue("waiting") == []
+    store.close()

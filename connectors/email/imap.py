@@ -232,7 +232,9 @@ class ImapConnector(BaseConnector):
                          fallback_time=received.timestamp() if received else time.time(),
                          meta={"folder": folder, "uid": uid, "uidvalidity": validity})
             if self._own and item.sender.address == self._own:
-                continue  # our own replies (a Sent folder in `folders`) are not customer mail
+                # our own mail (a Sent folder in `folders`, a reply written in another mail
+                # client): filed as our reply; one sent from here is already there
+                item.meta["ours"] = True
             if mark and uid < mark[1] and backlog.is_backlog(received.timestamp() if received else None, mark[0],
                                                              self.options["backlog_days"]):
                 item.meta["backlog"] = True

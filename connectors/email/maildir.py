@@ -154,7 +154,7 @@ class MaildirConnector(BaseConnector):
                 item = parse(raw, self.account, fallback_time=mtime,
                              meta={"folder": folder, "maildir_key": unique_name(name)})
                 if self._own and item.sender.address == self._own:
-                    continue
+                    item.meta["ours"] = True  # our own mail: filed as our reply (once)
                 # A file that was there at the first read, dated (a mail syncer gives
                 # old mail fresh file times) long before it.
                 if (first_read is not None and ctime_ns < first_read * 1e9
