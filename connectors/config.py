@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import shlex
-import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any, Callable
 
 from connectors.desk import automation, hooks, satisfaction, targets, templates
 from connectors.paths import APP, config_dir, data_dir, default_config_path, default_db_path
+from connectors.secrets import resolve_secret
 from connectors.schema import (ACCOUNT_SECTIONS, FREEFORM_SECTIONS, REQUIRED, SECTION_TYPES, SECTIONS, ConfigError,
                                Option, Settings, secret_options)
 
@@ -145,39 +143,3 @@ def load(path: Path | None = None) -> Config:
         return validate(data, path)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-
-
-def resolve_secret(options: dict[str, Any], name: str, where: str) -> str | None:
-    """Fetch a secret from wherever the config says. Errors name the source,
-    never the value."""
-    env = options.get(f"{name}_env")
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            raise ConfigError(f"{where}.{name}_env: environment variable {env} is not set")
-        return value
-    command = options.get(f"{name}_command")
-    if command:
-        try:
-            done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ConfigError(f"{where}.{name}_command: could not run: {type(e).__name__}") from None
-        if done.returncode != 0:
-            raise ConfigError(f"{where}.{name}_command: exited with status {done.returncode}")
-        value = done.stdout.strip()
-        if not value:
-            raise ConfigError(f"{where}.{name}_command: printed nothing")
-        return value
-    entry = options.get(f"{name}_keyring")
-    if entry:
-        service, _, user = entry.partition("/")
-        try:
-            import keyring
-
-            value = keyring.get_password(service, user)
-        except Exception as e:  # keyring backends raise their own types
-            raise ConfigError(f"{where}.{name}_keyring: keyring unavailable: {type(e).__name__}") from None
-        if not value:
-            raise ConfigError(f"{where}.{name}_keyring: no entry for {entry!r}")
-        return value
-    return None

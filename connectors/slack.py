@@ -56,7 +56,7 @@ from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError, SlackC
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError, UncertainError
-from connectors.config import resolve_secret
+from connectors.secrets import resolve_secret
 from connectors.schema import SLACK_OPTIONS, ConfigError, Option
 from connectors.formatting import slack_parts
 from connectors.markup import slack_text

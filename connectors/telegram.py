@@ -35,7 +35,7 @@ from telegram import error as tg_error
 from telegram.request import HTTPXRequest
 
 from connectors.base import Batch, BaseConnector, ConnectorError, PermanentError, RejectedError, UncertainError
-from connectors.config import resolve_secret
+from connectors.secrets import resolve_secret
 from connectors.schema import TELEGRAM_FILE_LIMIT, TELEGRAM_OPTIONS, ConfigError, Option
 from connectors.formatting import telegram_parts
 from connectors.telegram_message import STICKER_FORMATS, describe, is_service

@@ -21,7 +21,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from connectors.base import BaseConnector, Batch, ConnectorError, PermanentError
-from connectors.config import ConfigError, resolve_secret
+from connectors.schema import ConfigError
+from connectors.secrets import resolve_secret
 from connectors.email import backlog
 from connectors.email import compose as compose_mod
 from connectors.email import smtp

@@ -23,7 +23,7 @@ from email.policy import compat32
 
 from connectors.email import mime
 from connectors.email.decode import (clean_text, decode_bytes, decode_guess, decode_header, has_8bit, header,
-                                     parse_address, raw_headers)
+                                     raw_headers)
 from connectors.email.html import html_to_text
 from connectors.email.person import Person, person
 from connectors.email.quotes import normalize, split_reply

@@ -145,7 +145,7 @@ class Dovecot:
             wait_port(self.port)
         except RuntimeError:
             self.stop()
-            raise RuntimeError("dovecot did not start:\n" + self.log[-3000:])
+            raise RuntimeError("dovecot did not start:\n" + self.log[-3000:]) from None
 
     def stop(self) -> None:
         if self.proc is None:
