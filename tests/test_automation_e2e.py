@@ -205,6 +205,7 @@ command = "{collect(fast_out)}"
         assert "[fast]: idle" in listing
         log = (tmp_path / "hooks.log").read_text()
         assert "[slow] started" in log and "[fast] ok in" in log
+        assert "[slow] queued (1 ahead of it, one running for" in log  # told at once, not an hour later
 
         started = time.monotonic()
         sync.send_signal(signal.SIGTERM)

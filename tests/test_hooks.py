@@ -44,7 +44,7 @@ def log_lines(tmp_path, started=False):
     """hooks.log's lines for finished runs (with started=True: also the 'started' lines)."""
     path = tmp_path / "hooks.log"
     lines = path.read_text().splitlines() if path.exists() else []
-    return lines if started else [x for x in lines if " started" not in x]
+    return lines if started else [x for x in lines if " started" not in x and " queued (" not in x]
 
 
 def test_message_received_hook_gets_the_message_as_json_on_stdin(store, clock, tmp_path):
@@ -210,6 +210,8 @@ def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path):
     assert store.hook_queue()["pair"] == {**store.hook_queue()["pair"], "running": 2, "queued": 1}
     started = [x for x in log_lines(tmp_path, started=True) if " started" in x]
     assert any("[slow] started (2 queued behind)" in x for x in started)
+    queued = [x for x in log_lines(tmp_path, started=True) if " queued (" in x]
+    assert sum("[slow] queued" in x for x in queued) == 2 and sum("[pair] queued (2 ahead of it)" in x for x in queued) == 1
     gate.touch()
     assert auto.hooks.wait(20, store=store)
     assert store.hook_queue() == {}

@@ -10,6 +10,7 @@ from connectors.desk.automation import Automation
 from connectors.desk.satisfaction import parse_answer
 from store.models import Receipt
 from tests.conftest import inbound
+from tests.support.chat import tg  # noqa: F401 - fixture
 
 
 @pytest.mark.parametrize("text,score", [
@@ -132,3 +133,36 @@ def test_a_reply_in_the_slack_thread_the_question_was_posted_in_counts(store, cl
     store.ingest_batch([inbound("slack", "U43", text=":+1:", sent_at=clock.now, reply_to="C7:1790000100.000100")])
     [ev] = store.events(kind="satisfaction")
     assert ev.data["score"] == 5
+
+
+def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, db_path, tmp_path):
+    """python-telegram-bot against the loopback Bot API, the engine and the automation."""
+    from connectors.desk.automation import attach
+    from connectors.engine import Engine
+    from store import Store
+    from tests.support.chat import telegram_connector, wait_until
+
+    templates.install_starter_templates(tmp_path / "templates")
+    cfg = config_mod.validate({"satisfaction": {"template": "closing"}}, tmp_path / "config.toml")
+    Store(db_path).close()
+    conn = telegram_connector(tg)
+    engine = Engine(db_path, [conn], poll_interval=0.5, lease_seconds=3)
+    attach(engine, cfg, rules_path=tmp_path / "rules.toml")
+    s = Store(db_path)
+    jane = tg.user(1001, "Jane", "Roe")
+    engine.start()
+    try:
+        tg.send_text(jane, "where is my parcel?")
+        cid = wait_until(lambda: s.queue(filter="all"), what="the message")[0].customer_id
+        s.queue_reply(cid, "It left today.", "ann")
+        s.set_status(cid, "done", "ann")
+        question = wait_until(lambda: [x for x in tg.sent if "How did we do" in x["text"]], 20, what="the survey")[0]
+        tg.send_text(jane, "Also, can I pick it up myself?")  # something else first
+        wait_until(lambda: s.customer(cid).status == "open", what="the question handled as a message")
+        tg.send_text(jane, "5 ⭐", reply_to={"chat": {"id": 1001}, "message_id": question["message_id"]})
+        ev = wait_until(lambda: s.events(kind="satisfaction"), 20, what="the rating")[0]
+    finally:
+        engine.stop()
+        conn.close()
+    assert ev.data["score"] == 5 and ev.customer_id == cid
+    s.close()

@@ -15,8 +15,9 @@ Each hook has its own queue, kept in the store (table hook_runs) and filled in
 the same transaction that handles the event, so a slow or hanging hook delays
 only its own later runs, and nothing queued is lost when omnidesk stops or
 dies. With concurrency = 1 (the default) a hook's runs go in event order.
-hooks.log next to the store has a line when a run starts (saying how long it
-waited and how many are behind it) and one when it ends; failed runs also
+hooks.log next to the store has a line when a run has to wait (how many are
+ahead of it), when it starts (how long it waited, how many are behind it) and
+when it ends; failed runs also
 become 'hook_failed' events. `omnidesk hooks list` shows each queue.
 
 Stopping (SIGTERM, Ctrl-C, leaving the console) starts no new run and gives
@@ -161,9 +162,15 @@ class HookRunner:
                         timeout: float = DEFAULT_TIMEOUT, name: str | None = None) -> bool:
         """Queue one run (also a rule's `hook` action, under the name "rule NAME")."""
         name = name or command[:40]
-        if store.queue_hook_run(name, kind, command, timeout, {"event": kind, **payload}, cap=MAX_QUEUED) is None:
+        run_id = store.queue_hook_run(name, kind, command, timeout, {"event": kind, **payload}, cap=MAX_QUEUED)
+        if run_id is None:
             self._log(kind, name, "dropped", 0.0, f"{MAX_QUEUED} runs of this hook already waiting")
             return False
+        q = store.hook_queue().get(name, {})
+        ahead = q.get("queued", 1) - 1 + q.get("running", 0)
+        if ahead >= self.concurrency(name):  # it cannot start at once: say so now, not only when it runs
+            running = f", one running for {store.clock() - q['running_since']:.0f}s" if q.get("running") else ""
+            self._log(kind, name, "queued", 0.0, f"{ahead} ahead of it{running}", run_id=run_id)
         return True
 
     # -- running ---------------------------------------------------------------------------
@@ -279,13 +286,13 @@ class HookRunner:
              store=None, payload: str | None = None) -> None:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         run = f" run {run_id}" if run_id is not None else ""
-        if outcome == "started":
-            line = f"{at}{run} {kind} [{name}] started" + (f" ({detail})" if detail else "")
+        if outcome in ("started", "queued"):
+            line = f"{at}{run} {kind} [{name}] {outcome}" + (f" ({detail})" if detail else "")
         else:
             line = f"{at}{run} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
-        (log.warning if outcome not in ("ok", "started") else log.info)("hook %s", line)
+        (log.warning if outcome not in ("ok", "started", "queued") else log.info)("hook %s", line)
         self.recent.append(line)
-        if outcome not in ("ok", "started"):
+        if outcome not in ("ok", "started", "queued"):
             failure = {"hook": name, "on": kind, "outcome": outcome, "detail": detail}
             customer_id = _customer_of(payload)
             if store is not None:  # visible in the event log and the console, not only in hooks.log
