@@ -83,6 +83,7 @@ def test_a_failing_hook_is_logged_with_its_exit_status_and_stderr(store, clock, 
     auto.tick(store)
     [ev] = store.events(kind="hook_failed")
     assert ev.data["on"] == "message_received" and ev.data["outcome"] == "exit 3"
+    assert ev.customer_id == r.customer_id  # shown under the customer, not as "#None"
     assert "no route to host" in ev.data["detail"]
 
 

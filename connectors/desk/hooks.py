@@ -245,6 +245,8 @@ class HookRunner:
             return "error", time.monotonic() - start, f"{type(e).__name__}: {e}"
         with self._lock:
             self._procs[run_id] = proc
+            if self._stopping.is_set():  # close() listed the running commands before this one began
+                _kill(proc)
         try:
             try:
                 _, err = proc.communicate(data, timeout=timeout)
