@@ -354,3 +354,40 @@ def test_machine_mail_in_a_big_batch_takes_the_careful_path(store):
     store.ingest_batch(items)
     assert "Mail Delivery Subsystem" not in customers_by_name(store)
     assert [m for m in store.timeline(nina) if m.direction == "out"][0].state == "failed"
+
+
+# -- more of the same kinds, from public reports ----------------------------------------------
+@pytest.mark.parametrize("raw_subject, shown", [
+    # zammad#2953: Outlook split "ö" across base64 words
+    (b"=?utf-8?B?ZGlkYWN0YSAyMDIwIHdpcmQgdmVyc2Nob2JlbiAtICBCZWjD?=\n =?utf-8?B?tnJkZW4gdmVyZsO8Z2VuIFZl?=",
+     "didacta 2020 wird verschoben - Behörden verfügen Ve"),
+    # neomutt#1015: the same with Q words
+    (b"=?UTF-8?Q?pasi=C5=BEad=C4?=\n =?UTF-8?Q?=97jim=C5=B3_girliand=C4=85!?=", "pasižadėjimų girliandą!"),
+    # postal-mime#68: ISO-2022-JP words, each base64 word padded on its own
+    (b"=?ISO-2022-JP?B?GyRCRUUbKEI=?= =?ISO-2022-JP?B?GyRCO1IbKEI=?=", "電子"),
+])
+def test_encoded_words_split_by_real_mailers(raw_subject, shown):
+    item = parse(b"From: a@example.com\nSubject: " + raw_subject + b"\n\nbody\n", "shop")
+    assert item.subject == shown
+
+
+def test_an_out_of_office_reply_does_not_reopen_a_done_customer(store):
+    """osTicket#1744: auto-replies are for the record, not a reason to reopen."""
+    nina, our_id = nina_replied(store)
+    store.set_status(nina, "done", "agent")
+    ingest(store, case("mail-bounce-and-auto-reply", "3-out-of-office.eml", **{"OUR-REPLY-ID": our_id}))
+    assert store.customer(nina).status == "done"
+
+
+def test_no_acknowledgement_for_a_bounce_or_an_auto_reply(store, tmp_path):
+    """faveo-helpdesk#150, odoo#66329: acknowledging machine mail starts a mail loop."""
+    from tests.test_rules import _templates, make_auto
+
+    _templates(tmp_path)
+    auto = make_auto(tmp_path, '[[rule]]\nname = "ack"\nthen = { acknowledge = "ack" }\n')
+    nina, our_id = nina_replied(store)
+    store.on_ingest[:] = [lambda results: auto.on_ingest(store, results)]
+    store.claim_new()
+    for name in ("2-bounce-of-our-reply.eml", "3-out-of-office.eml"):
+        store.ingest_batch([parse(case("mail-bounce-and-auto-reply", name, **{"OUR-REPLY-ID": our_id}), "shop")])
+    assert [m.author for m in store.timeline(nina) if m.direction == "out"] == ["agent"]

@@ -135,8 +135,10 @@ def _automatic(message) -> bool:
     two autoresponders answering each other is how mail loops start (RFC 3834)."""
     meta = message.meta if message is not None else {}
     auto = str(meta.get("auto_submitted") or "no").lower()
+    # the e-mail parser's marks: "automatic" (Auto-Submitted, Precedence...), "auto_reply"
+    # and "bounce" (connectors/email/reports.py): acknowledging a bounce bounces again
     return auto != "no" or str(meta.get("precedence") or "").lower() in ("bulk", "list", "junk") \
-        or bool(meta.get("list_id"))
+        or bool(meta.get("list_id") or meta.get("automatic") or meta.get("auto_reply") or meta.get("bounce"))
 
 
 # -- payloads (hooks get JSON on stdin) ----------------------------------------------------------
