@@ -391,3 +391,17 @@ def test_no_acknowledgement_for_a_bounce_or_an_auto_reply(store, tmp_path):
     for name in ("2-bounce-of-our-reply.eml", "3-out-of-office.eml"):
         store.ingest_batch([parse(case("mail-bounce-and-auto-reply", name, **{"OUR-REPLY-ID": our_id}), "shop")])
     assert [m.author for m in store.timeline(nina) if m.direction == "out"] == ["agent"]
+
+
+def test_a_web_form_that_sends_as_our_own_address_is_the_visitor(store):
+    """freescout#2833: the form sends From our own mailbox with Reply-To the visitor
+    and Precedence: junk. The visitor is the customer, and waits."""
+    raw = mail("From: Shop <support@example.com>\nReply-To: Mister Customer <customer@example.net>\n"
+               "Precedence: junk\nSubject: Contact form", "Where is my order?")
+    item = parse(raw, "shop", own_address="support@example.com")
+    assert item.sender.address == "customer@example.net" and item.meta["via"] == "support@example.com"
+    assert "ours" not in item.meta
+    result = store.ingest(item)
+    assert store.customer(result.customer_id).waiting_since is not None
+    msg, _ = reply(store, result.customer_id)
+    assert msg["To"] == "customer@example.net"

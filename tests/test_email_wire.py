@@ -105,3 +105,18 @@ def test_sendmail_backend_delivers_long_lines_and_keeps_a_valid_sent_copy(tmp_pa
     [copy] = list((root / "Sent" / "cur").iterdir())
     assert_intact(assert_valid(copy.read_bytes(), b"\n"))  # a local file: LF, as Maildir readers expect
     store.close()
+
+
+def test_a_long_non_ascii_file_name_and_subject_fold_within_the_limit(tmp_path):
+    from store.models import Attachment
+
+    path = tmp_path / "f.pdf"
+    path.write_bytes(b"%PDF-1.4")
+    name = "Rechnung für Größenänderung " * 12 + ".pdf"
+    att = Attachment(id=1, message_id=1, filename=name, content_type="application/pdf", size=8, sha256="", path=str(path))
+    out = OutboundMessage(outbox_id=1, message_id=1, channel="email", account="shop", to_address="jane@example.com",
+                          text="Attached.", subject="Ihre Bestellung – " * 40, attachments=[att])
+    msg, _ = compose(out, {"from_address": "support@shop.test"})
+    sent = assert_valid(msg.as_bytes())
+    [part] = list(sent.iter_attachments())
+    assert part.get_filename() == name and sent["Subject"] == ("Ihre Bestellung – " * 40).strip()

@@ -104,12 +104,12 @@ def read_task(task: Task) -> tuple[bytes, float]:
     return _ESCAPED_FROM.sub(rb"\1", raw), mtime
 
 
-def _parse_one(task: Task, account: str):
+def _parse_one(task: Task, account: str, own: str = ""):
     try:
         raw, mtime = read_task(task)
     except OSError:
         return None  # vanished meanwhile (a mail syncer moved it)
-    return parse(raw, account, fallback_time=mtime, meta={"imported": True})
+    return parse(raw, account, fallback_time=mtime, meta={"imported": True}, own_address=own)
 
 
 def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> ImportStats:
@@ -117,7 +117,7 @@ def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> Impo
     address: a Sent folder) is filed as our replies in its customers' timelines."""
     stats, items = ImportStats(), []
     for task in tasks:
-        item = _parse_one(task, account)
+        item = _parse_one(task, account, own)
         stats.seen += 1
         if item is not None and own and item.sender.address == own:
             stats.ours += 1

@@ -231,7 +231,7 @@ class ImapConnector(BaseConnector):
             received = row.get(b"INTERNALDATE")
             item = parse(row[b"BODY[]"] or b"", self.account,
                          fallback_time=received.timestamp() if received else time.time(),
-                         meta={"folder": folder, "uid": uid, "uidvalidity": validity})
+                         meta={"folder": folder, "uid": uid, "uidvalidity": validity}, own_address=self._own)
             if self._own and item.sender.address == self._own:
                 # our own mail (a Sent folder in `folders`, a reply written in another mail
                 # client): filed as our reply; one sent from here is already there

@@ -152,7 +152,7 @@ class MaildirConnector(BaseConnector):
                 except FileNotFoundError:
                     continue  # renamed meanwhile: it shows up under its new name
                 item = parse(raw, self.account, fallback_time=mtime,
-                             meta={"folder": folder, "maildir_key": unique_name(name)})
+                             meta={"folder": folder, "maildir_key": unique_name(name)}, own_address=self._own)
                 if self._own and item.sender.address == self._own:
                     item.meta["ours"] = True  # our own mail: filed as our reply (once)
                 # A file that was there at the first read, dated (a mail syncer gives

@@ -359,11 +359,12 @@ def thread_key(own_id: str, references: list[str], in_reply_to: list[str], subje
     return own_id
 
 
-def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta: dict | None = None) -> InboundMessage:
+def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta: dict | None = None,
+          own_address: str = "") -> InboundMessage:
     """Never raises. Unparsable mail comes back with `parse_error` set and the raw bytes kept."""
     fallback_time = fallback_time if fallback_time is not None else time.time()
     try:
-        return _parse(raw, account, fallback_time, dict(meta or {}))
+        return _parse(raw, account, fallback_time, dict(meta or {}), own_address.lower())
     except Exception as e:  # the agent sees the note; the raw bytes are kept
         return InboundMessage(
             channel=CHANNEL, account=account, external_id=raw_id(raw),
@@ -373,7 +374,7 @@ def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta:
         )
 
 
-def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> InboundMessage:
+def _parse(raw: bytes, account: str, fallback_time: float, meta: dict, own_address: str = "") -> InboundMessage:
     msg = mime.parse(raw)
     heads = raw_headers(msg)
     problems = [type(d).__name__ for d in msg.defects]
@@ -394,7 +395,7 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict) -> Inboun
     # what the customer wants read, not quoted history), and searchable.
     shown = normalize("\n\n".join(filter(None, [reply.new_text.strip("\n")] + body.forwarded + body.notes)))
     text = normalize("\n\n".join(filter(None, [own.strip("\n")] + body.forwarded + body.notes)))
-    who = person(heads, hint)
+    who = person(heads, hint, own_address)
     meta.update({
         "message_id": f"<{message_id}>" if message_id else None,
         "references": [f"<{r}>" for r in references[-50:]],  # enough to thread; bounded

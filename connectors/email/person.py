@@ -78,7 +78,9 @@ def _list_addresses(heads: dict[str, str]) -> set[str]:
     return out
 
 
-def person(heads: dict[str, str], hint: str | None = None) -> Person:
+def person(heads: dict[str, str], hint: str | None = None, own_address: str = "") -> Person:
+    """`own_address`: ours; a web form that sends as us (From: our address,
+    Reply-To: the visitor) is a relay too, not our own mail."""
     from_name, from_addr = _addr(heads, "from", hint)
     rt_name, rt_addr = _addr(heads, "reply-to", hint)
     sender_name, sender_addr = _addr(heads, "sender", hint)
@@ -87,7 +89,7 @@ def person(heads: dict[str, str], hint: str | None = None) -> Person:
     via = _VIA.match(from_name) if from_name and len(from_name) < 300 else None  # the regex is quadratic
     # Reply-To that names a person (not the list, the relay or another no-reply)
     rt_person = rt_addr if rt_addr and rt_addr != from_addr and rt_addr not in lists \
-        and not is_relay_address(rt_addr) else ""
+        and not is_relay_address(rt_addr) and rt_addr != own_address else ""
 
     if not from_addr:  # no usable From: Sender, Reply-To, Return-Path
         for field in ("sender", "reply-to", "return-path"):
@@ -101,7 +103,8 @@ def person(heads: dict[str, str], hint: str | None = None) -> Person:
         relay = True  # a list that rewrote From
     elif via and (orig_addr or rt_person):
         relay = True  # Google Groups style "X via Group"
-    elif is_relay_address(from_addr) or (_ROLE.match(_local(from_addr)) and rt_person):
+    elif is_relay_address(from_addr) or (_ROLE.match(_local(from_addr)) and rt_person) or \
+            (own_address and from_addr == own_address and rt_person):
         relay = bool(orig_addr or rt_person)  # a form mailer that names the visitor
     if relay:
         if orig_addr and orig_addr != from_addr:
