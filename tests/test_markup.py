@@ -42,3 +42,9 @@ def test_telegram_blockquote_becomes_quoted_lines():
     text = "he said\nline one\nline two\nand I disagree"
     assert telegram_text(text, [{"type": "expandable_blockquote", "offset": 8, "length": 17}]) == (
         "he said\n> line one\n> line two\nand I disagree")
+
+
+def test_telegram_mentions_and_custom_emoji_keep_their_text():
+    text = "thanks Jane \U0001F525"
+    assert telegram_text(text, [{"type": "text_mention", "offset": 7, "length": 4, "user": {"id": 1}},
+                                {"type": "custom_emoji", "offset": 12, "length": 2, "custom_emoji_id": "5"}]) == text

@@ -68,6 +68,7 @@ def test_a_shared_message_is_quoted_with_its_author_and_unfurls_are_no_edit(slac
               "text": "we never got the refund", "from_url": "https://sandbox.slack.com/archives/C1/p1",
               "channel_id": ch, "ts": "1.0"}
     slack.post(jane, ch, "see what Bob said", attachments=[shared])
+    slack.post(jane, ch, "form sent", attachments=[{"title": "Return form", "text": "order 881, reason: damaged"}])
     linked = slack.post(jane, ch, "tracking: https://track.example/1")
     pull(conn, store)
     slack.unfurl(linked, [{"from_url": "https://track.example/1", "title": "Parcel 1", "text": "In transit"}])
@@ -76,7 +77,8 @@ def test_a_shared_message_is_quoted_with_its_author_and_unfurls_are_no_edit(slac
     msgs = store.timeline(row.customer_id)
     assert msgs[0].text == ("see what Bob said\n[shared a message from Bob Li "
                             "(https://sandbox.slack.com/archives/C1/p1)]\n> we never got the refund")
-    assert msgs[1].text == "tracking: https://track.example/1" and msgs[1].previous_texts == []
+    assert msgs[1].text == "form sent\n[attachment: Return form · order 881, reason: damaged]"  # an app's card
+    assert msgs[2].text == "tracking: https://track.example/1" and msgs[2].previous_texts == []
 
 
 def test_slack_connect_users_and_users_without_email(slack, conn, store):

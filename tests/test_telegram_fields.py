@@ -178,3 +178,14 @@ def test_a_reply_quoting_a_formatted_message_round_trips(tg, conn, live_store):
     [sent] = tg.wait_sent(1)
     assert sent["text"].startswith("see this page (https://shop.example/o/881) please")  # as the customer sees it
     assert "https://shop.example/o/881" in sent["html"] and "<blockquote>" in sent["html"]
+
+
+def test_video_messages_spoilers_games_and_gifts_are_not_missed(tg, conn, store):
+    tg.send_message(JANE, video_note={**tg.add_file(b"vn", "video_notes", "mp4"), "length": 240, "duration": 75})
+    tg.send_message(JANE, photo=[{**tg.add_file(b"ph", "photos", "jpg"), "width": 9, "height": 9}],
+                    has_media_spoiler=True)
+    tg.send_message(JANE, game={"title": "Lucky Box", "description": "d", "photo": []})
+    pull(conn, store)
+    msgs = messages(store)
+    assert [m.text for m in msgs] == ["[video message, 1:15]", "[sent hidden as a spoiler]", "[game: Lucky Box]"]
+    assert [a.filename for a in msgs[0].attachments] == ["video_note_1.mp4"]
