@@ -40,6 +40,8 @@ class AttachmentStore:
 
     def put(self, item: AttachmentIn) -> tuple[str, int, str | None]:
         """Store the content; return (sha256, size, relative path or None if over the cap)."""
+        if item.path is not None:
+            return self._put_file(Path(item.path))
         if item.data is None:  # the connector skipped the download: record what it was
             return "", item.size or 0, None
         data = item.data
@@ -56,6 +58,37 @@ class AttachmentStore:
                 f.write(data)
             os.replace(tmp, path)
         return digest, len(data), rel
+
+    def _put_file(self, src: Path) -> tuple[str, int, str | None]:
+        """A spooled file: hashed in chunks, then moved into place (never read whole).
+        The file is gone afterwards, kept or not."""
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(src, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError:
+            return "", 0, None
+        sha = digest.hexdigest()
+        if size > self.max_bytes:
+            src.unlink(missing_ok=True)
+            return sha, size, None
+        rel = f"{sha[:2]}/{sha}"
+        path = self.root / rel
+        if path.exists():
+            src.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(src, 0o600)
+            os.replace(src, path)  # spooled under the same root: a rename, no copy
+        return sha, size, rel
+
+    def spool_dir(self) -> Path:
+        """Where large attachments are written while a message is parsed (same file system)."""
+        d = self.root / "spool"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return d
 
     def path(self, rel: str) -> Path:
         return self.root / rel

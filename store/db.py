@@ -17,6 +17,9 @@ from store.errors import OmnideskError
 from store.fts import fts_text
 
 
+BLOB_CHUNK = 1 << 20  # bytes: raw sources larger than this are written in pieces of this size
+
+
 class StoreError(OmnideskError):
     """A user-facing problem with a store operation (unknown customer, ...)."""
 
@@ -177,12 +180,26 @@ class Database:
     # -- the two inserts that also feed full-text search ----------------------------
     def insert_message(self, **cols: Any) -> int:
         """Insert a messages row and index it for search (no trigger: see schema v3)."""
+        raw = cols.get("raw")
+        if raw is not None and len(raw) > BLOB_CHUNK:
+            cols["raw"] = None  # written below in pieces
         names = ", ".join(cols)
         marks = ", ".join("?" * len(cols))
         message_id = self.conn.execute(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values())).lastrowid
         self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
                           (message_id, fts_text(cols.get("subject")), fts_text(cols.get("text", ""))))
+        if raw is not None and cols["raw"] is None:
+            self._write_raw(message_id, raw)
         return message_id
+
+    def _write_raw(self, message_id: int, raw: bytes) -> None:
+        """A large raw source through SQLite's incremental blob I/O: bound whole, SQLite
+        would copy it twice more in memory (the binding and the row record)."""
+        self.conn.execute("UPDATE messages SET raw = zeroblob(?) WHERE id = ?", (len(raw), message_id))
+        view = memoryview(raw)
+        with self.conn.blobopen("messages", "raw", message_id) as blob:
+            for at in range(0, len(raw), BLOB_CHUNK):
+                blob.write(view[at:at + BLOB_CHUNK])
 
     def insert_customer(self, name: str) -> int:
         customer_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)",

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from store.db import dumps, in_chunks, loads
+from store.db import BLOB_CHUNK, dumps, in_chunks, loads
 from store.identity import normalize_address
 from store.models import InboundMessage, Sender
 
@@ -127,7 +127,9 @@ class IngestMixin:
                 seen, first, repeats = self._stored_keys(items), [], []
                 for item in items:
                     key = (item.channel, item.account, item.external_id)
-                    (repeats if key in seen or _machine(item) else first).append(item)
+                    # (a large raw source goes one by one too: insert_message writes it in pieces)
+                    big = item.raw is not None and len(item.raw) > BLOB_CHUNK
+                    (repeats if key in seen or _machine(item) or big else first).append(item)
                     seen.add(key)
                 results = self._ingest_bulk(first) + [r for r in map(self._ingest_one, repeats) if r]
             else:

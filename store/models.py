@@ -33,9 +33,10 @@ class Sender:
 class AttachmentIn:
     filename: str  # as the customer named it; sanitized by the store
     content_type: str
-    data: bytes | None  # None: not downloaded (over a size cap); only `size` is known
+    data: bytes | None  # None: not downloaded (over a size cap) or spooled to `path`; see `size`
     inline: bool = False
     size: int | None = None
+    path: str | None = None  # the content, already in a file (large mail attachments): the store moves it
 
 
 @dataclass

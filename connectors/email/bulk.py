@@ -18,6 +18,7 @@ from typing import Callable
 
 from connectors.email.maildir import is_maildir
 from connectors.email.parse import parse
+from connectors.email.spool import parse_spooled
 
 Task = tuple  # ("file", path) | ("mbox", path, offset, length)
 _FROM_LINE = re.compile(rb"^From ", re.M)
@@ -104,20 +105,27 @@ def read_task(task: Task) -> tuple[bytes, float]:
     return _ESCAPED_FROM.sub(rb"\1", raw), mtime
 
 
-def _parse_one(task: Task, account: str, own: str = ""):
+def _parse_one(task: Task, account: str, own: str = "", spool_dir: Path | None = None):
     try:
         raw, mtime = read_task(task)
     except OSError:
         return None  # vanished meanwhile (a mail syncer moved it)
-    return parse(raw, account, fallback_time=mtime, meta={"imported": True}, own_address=own)
+    if spool_dir is None:
+        return parse(raw, account, fallback_time=mtime, meta={"imported": True}, own_address=own)
+    return parse_spooled(raw, account, spool_dir, fallback_time=mtime, meta={"imported": True}, own_address=own)
+
+
+BATCH_BYTES = 32 << 20  # raw bytes held before they are stored: memory stays bounded with big mail
 
 
 def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> ImportStats:
-    """Parse a chunk, then store it in one transaction. Mail from `own` (our
-    address: a Sent folder) is filed as our replies in its customers' timelines."""
-    stats, items = ImportStats(), []
+    """Parse a chunk, then store it in one transaction (or several, when the
+    chunk holds more than BATCH_BYTES of mail). Mail from `own` (our address:
+    a Sent folder) is filed as our replies in its customers' timelines."""
+    stats, items, held = ImportStats(), [], 0
+    spool_dir = store.files.spool_dir()
     for task in tasks:
-        item = _parse_one(task, account, own)
+        item = _parse_one(task, account, own, spool_dir)
         stats.seen += 1
         if item is not None and own and item.sender.address == own:
             stats.ours += 1
@@ -126,10 +134,22 @@ def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> Impo
         elif item is not None:
             stats.unreadable += bool(item.parse_error)
             items.append(item)
-    results = store.ingest_batch(items)
-    stats.added = len(results)
-    stats.new_customers = {r.customer_id for r in results if r.new_customer}
+        held += len(item.raw or b"") if item is not None else 0
+        if held > BATCH_BYTES:
+            _store(store, items, stats)
+            items, held = [], 0
+    _store(store, items, stats)
     return stats
+
+
+def _store(store, items: list, stats: ImportStats) -> None:
+    results = store.ingest_batch(items) if items else []
+    stats.added += len(results)
+    stats.new_customers |= {r.customer_id for r in results if r.new_customer}
+    for item in items:  # spooled files the store did not take (a message it had already)
+        for att in item.attachments:
+            if att.path:
+                Path(att.path).unlink(missing_ok=True)
 
 
 _worker_store = None
