@@ -266,6 +266,21 @@ class IngestMixin:
         self.recompute(customer_id)
         return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
 
+    def waiting_on_imported_mail_only(self, customer_ids) -> set[int]:
+        """Of `customer_ids`, those who wait only because of imported history
+        (meta "imported"): no unanswered message of theirs arrived live."""
+        out = set()
+        for cid in customer_ids:
+            cid = self.live_id(cid)
+            row = self.q1("SELECT waiting_since FROM customers WHERE id=?", (cid,))
+            if row is None or row[0] is None:
+                continue
+            live = self.q1("SELECT 1 FROM messages WHERE customer_id=? AND direction='in' AND sent_at >= ?"
+                           " AND coalesce(json_extract(meta, '$.imported'), 0) = 0 LIMIT 1", (cid, row[0]))
+            if live is None:
+                out.add(cid)
+        return out
+
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
         self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "r": received_at, "ch": channel, "id": customer_id})

@@ -69,6 +69,7 @@ def test_mbox_import_with_the_done_flag(capsys, tmp_path, make_inbound):
     assert msg.text.splitlines() == ["line one", "From the start of a line", "last line"]
     assert store.customer(ann).status == "done"
     assert store.customer(waiting).status == "open"  # only what the import created is closed
+    assert store.queue("waiting") == [store.queue("waiting")[0]] and store.queue("waiting")[0].customer_id == waiting
     code, again = run(capsys, "--db", str(db), "--json", "import", "mbox", str(path))
     assert again["added"] == 0
     store.close()
@@ -189,4 +190,23 @@ def test_our_sent_mail_is_filed_as_our_replies_and_waiting_counts_from_the_last_
     code, done = run(capsys, "--db", str(tmp_path / "d.db"), "--config", str(config), "--json", "import", "mbox",
                      str(tmp_path / "all.mbox"), "--done")
     assert Store(str(tmp_path / "d.db")).queue("waiting") == []
+    store.close()
+
+
+def test_done_also_closes_a_known_customer_made_to_wait_by_old_mail_only(capsys, tmp_path, make_inbound):
+    db = tmp_path / "o.db"
+    store = Store(db, clock=lambda: 1_650_000_000.0)  # 2022: our reply to the known customer
+    live = store.ingest(make_inbound("email", "live@example.com", "help, today", sent_at=1_790_000_000.0)).customer_id
+    known = store.ingest(make_inbound("email", "old@example.com", "hi", sent_at=1_600_000_000.0)).customer_id
+    store.queue_reply(known, "hello", "agent")  # answered in 2022; then the import brings mail of 2024
+    path = tmp_path / "a.mbox"
+    box = mailbox.mbox(path)
+    for n, who in enumerate(("old", "old", "live")):
+        box.add(f"From: {who} <{who}@example.com>\nMessage-ID: <h{n}@x>\nDate: Mon, 0{n + 1} Jan 2024 10:00:00 +0000\n"
+                f"\nold question {n}\n".encode())
+    box.flush()
+    assert run(capsys, "--db", str(db), "--json", "import", "mbox", str(path), "--done")[0] == 0
+    assert store.customer(known).waiting_since is not None  # the old mail is unanswered, but closed
+    assert store.customer(known).status == "done"
+    assert store.customer(live).status == "open"  # a live message waits whatever the import brought
     store.close()

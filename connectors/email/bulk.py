@@ -32,6 +32,7 @@ class ImportStats:
     unreadable: int = 0  # stored raw with a parse-error note
     ours: int = 0  # sent by us (a Sent folder): filed as our replies
     new_customers: set = field(default_factory=set)  # customers the import created
+    touched: set = field(default_factory=set)  # customers the import added mail to
 
     @property
     def skipped(self) -> int:
@@ -146,6 +147,7 @@ def _store(store, items: list, stats: ImportStats) -> None:
     results = store.ingest_batch(items) if items else []
     stats.added += len(results)
     stats.new_customers |= {r.customer_id for r in results if r.new_customer}
+    stats.touched |= {r.customer_id for r in results}
     for item in items:  # spooled files the store did not take (a message it had already)
         for att in item.attachments:
             if att.path:
@@ -185,6 +187,7 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
         total.unreadable += part.unreadable
         total.ours += part.ours
         total.new_customers |= part.new_customers
+        total.touched |= part.touched
         if on_progress:
             on_progress(part.seen)
 

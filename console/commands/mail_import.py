@@ -57,8 +57,10 @@ def run(args, ctx) -> int:
     stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args,
                                quiet=ctx.json or not sys.stderr.isatty())
     if args.done:
-        for customer_id in sorted(stats.new_customers):  # only customers the import created
-            store.set_status(customer_id, "done", ctx.agent, reason="import")
+        # the customers the import created, and those it made wait (nothing newer is unanswered)
+        for customer_id in sorted(stats.new_customers | store.waiting_on_imported_mail_only(stats.touched)):
+            if store.customer(customer_id).status != "done":
+                store.set_status(customer_id, "done", ctx.agent, reason="import")
     data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
             "added": stats.added, "already_there": stats.skipped, "ours": stats.ours, "unreadable": stats.unreadable,
             "customers_before": before, "customers_after": store.queue_count("all")}
