@@ -74,7 +74,7 @@ class DeskScreen(Screen):
         # widgets are kept by reference: callbacks from workers may land while a modal
         # is on top or while the app shuts down, and must not depend on a DOM query
         self.queue = QueueView(self.source, clock=app.clock, targets=app.targets, reader=self.reader, id="queue")
-        self.timeline = TimelineView(clock=app.clock, id="timeline")
+        self.timeline = TimelineView(clock=app.clock, me=app.agent, id="timeline")
         self.case_header = CaseHeader(clock=app.clock, id="case-header")  # facts and topic, seen first
         self.profile = ProfileView(clock=app.clock, id="profile")
         self.composer = Composer(cursor_blink=app.cursor_blink, outgoing=self.reply.make_outgoing, id="composer")

@@ -206,8 +206,27 @@ def load(user: Path | None | bool = None) -> dict[str, str]:
     if user is not False:
         path = Path(user) if user else user_path()
         if path.exists():
-            keymap.update(load_file(path))
+            overrides = load_file(path)
+            keymap.update(overrides)
+            _check_clashes(keymap, overrides, path)
     return keymap
+
+
+def _check_clashes(keymap: dict[str, str], overrides: dict[str, str], path: Path) -> None:
+    """A key the user's file gives to an action may not already run another action of the
+    same context (Textual would silently run only one of them): the error names both."""
+    for context in CONTEXTS:
+        owner: dict[str, str] = {}
+        for a in ACTIONS:
+            if a.context != context:
+                continue
+            for key in filter(None, (k.strip() for k in keymap.get(a.id, "").split(","))):
+                other = owner.setdefault(key, a.id)
+                if other != a.id and (a.id in overrides or other in overrides):
+                    mine, theirs = (a.id, other) if a.id in overrides else (other, a.id)
+                    raise KeymapError(
+                        f"{path}: [{context}] {BY_ID[mine].name} = {key!r}: {key!r} is already bound to"
+                        f" {theirs} ({BY_ID[theirs].description}); give one of them another key")
 
 
 def bindings(context: str) -> list[Binding]:

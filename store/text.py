@@ -42,6 +42,16 @@ def clean(value: object, *, single_line: bool = False, tab: int | None = 4) -> s
     return text
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """A count with its noun: "1 message", "2 messages", "1,204 replies" (`words` for an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def article(word: str) -> str:
+    """The word with "a" or "an": "an assign", "a merge", "an undo"."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
 def one_line(value: object, limit: int | None = None) -> str:
     """One line of untrusted text, at most `limit` characters (an ellipsis marks the cut)."""
     text = clean(value, single_line=True)

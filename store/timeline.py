@@ -6,6 +6,10 @@ from store.models import Attachment, Message
 
 
 class TimelineMixin:
+    def message_count(self) -> int:
+        """How many messages the store holds: inbound, our replies and notes."""
+        return self.q1("SELECT count(*) FROM messages")[0]
+
     def _message(self, row) -> Message:
         m = Message(
             id=row["id"], customer_id=row["customer_id"], identity_id=row["identity_id"], channel=row["channel"],

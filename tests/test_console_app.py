@@ -519,7 +519,7 @@ async def test_status_and_untag(db_path, clock, tmp_path, ids):
         c = s.customer(ids["bob"])
         assert c.tags == [] and c.status == "pending"
         s.close()
-        assert "set status open → pending" in screen_text(app)  # the event, inline
+        assert "you set status pending" in screen_text(app)  # the event, inline, in words
 
 
 async def test_long_history_loads_older_messages(db_path, clock, tmp_path, ids):

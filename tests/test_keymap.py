@@ -121,9 +121,9 @@ def test_the_keymap_init_installs_next_to_a_chosen_config_is_the_one_used(tmp_pa
     assert run("init", "--agent", "tess").returncode == 0
     installed = config.parent / "keybindings.toml"
     assert installed.exists()
-    installed.write_text('[global]\nreply = "e"\n')
+    installed.write_text('[global]\nreply = "f8"\n')
     rows = {r["id"]: r["keys"] for r in json.loads(run("--json", "keys").stdout)}
-    assert rows["global.reply"] == "e"
+    assert rows["global.reply"] == "f8"
     installed.write_text('[global]\nwarp = "w"\n')
     bad = run("keys")
     assert bad.returncode == 1 and "keybindings.toml:2: unknown action 'warp'" in bad.stderr

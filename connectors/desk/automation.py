@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
 from connectors.schema import ConfigError
+from store.text import plural
 
 if TYPE_CHECKING:
     from connectors.config import Config
@@ -117,7 +118,7 @@ def check_rules(config: Config | None = None) -> tuple[bool, str]:
     if not path.exists():
         return True, f"{path} does not exist (no rules)"
     timer = len(ruleset.for_("timer"))
-    return True, f"{path}: {len(ruleset.rules)} rules ({timer} on the timer)"
+    return True, f"{path}: {plural(len(ruleset.rules), 'rule')} ({timer} on the timer)"
 
 
 def time_engaged(store, customer_id: int, gap_cap: float = ENGAGED_GAP) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import OmnideskError
-from store.text import one_line
+from store.text import one_line, plural
 from store.timefmt import WhenError, format_age, format_iso, parse_since
 
 __all__ = ["UserError", "age", "cell", "iso", "jsonable", "log_to_file", "plural", "read_body", "since", "values"]
@@ -50,11 +50,6 @@ def age(ts: float | None) -> str:
     if ts is None:
         return "-"
     return format_age(time.time() - ts)
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """ "1 message", "2 messages" (`words` for an irregular plural)."""
-    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def since(text: str, now: float, flag: str = "--since") -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from console.commands.common import UserError, age, cell, iso, jsonable, read_body, values
+from console.commands.common import UserError, age, cell, iso, jsonable, plural, read_body, values
 from store.terms import CHANNELS, OLD_STATUS_WORDS, QUEUE_FILTERS, SETTABLE_STATUSES, QueueFilter
 
 
@@ -139,7 +139,7 @@ def cmd_show(args, ctx) -> int:
         if engaged.get("messages"):
             from store.timefmt import format_age
 
-            out.append(f"this case: {engaged['messages']} messages on {', '.join(engaged['channels'])}, "
+            out.append(f"this case: {plural(engaged['messages'], 'message')} on {', '.join(engaged['channels'])}, "
                        f"{format_age(engaged['seconds'])} engaged")
         for i in c.identities:
             handle = f" @{cell(i.handle, 40)}" if i.handle else ""
@@ -305,11 +305,15 @@ def cmd_events(args, ctx) -> int:
     events = ctx.store.events(cid, limit=args.limit, kind=args.kind)
 
     def human(events):
+        from console.sentences import describe
+        from store.timefmt import format_clock
+
         if not events:
             return "No events."
+        now, me = time.time(), ctx.agent
         return "\n".join(
-            f"{e.id:>6}  {iso(e.at)}  {e.actor:<12}  {e.kind:<10}  {'#' + str(e.customer_id) if e.customer_id is not None else '-'}  "
-            f"{cell(str(e.data), 70)}{'  (undone)' if e.undone else ''}" for e in events
+            f"{e.id:>6}  {format_clock(e.at, now):>12}  {'#' + str(e.customer_id) if e.customer_id is not None else '-':<7} "
+            f"{describe(e, me)}" for e in events
         )
 
     ctx.emit(events, human)

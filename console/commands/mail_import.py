@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from console.commands.common import UserError
+from console.commands.common import UserError, plural
 
 
 def register(sub, parents) -> None:
@@ -64,7 +64,7 @@ def run(args, ctx) -> int:
     data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
             "added": stats.added, "already_there": stats.skipped, "ours": stats.ours, "unreadable": stats.unreadable,
             "customers_before": before, "customers_after": store.queue_count("all")}
-    ctx.emit(data, lambda d: (f"imported {d['added']} new of {d['messages']} messages into account "
+    ctx.emit(data, lambda d: (f"imported {d['added']:,} new of {plural(d['messages'], 'message')} into account "
                               f"{d['account']!r} ({d['already_there']} already there"
                               + (f", {d['ours']} sent by us filed as our replies" if d["ours"] else "")
                               + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")"))

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from connectors import schema
 from connectors.base import ConnectorError, PermanentError
 from connectors.schema import ConfigError
-from console.commands.common import UserError
+from console.commands.common import UserError, plural
+from store.errors import OmnideskError
 
 if TYPE_CHECKING:
     import tomlkit
@@ -104,7 +105,7 @@ def build_config(answers: dict) -> str:
     import tomlkit
 
     doc = tomlkit.document()
-    doc.add(tomlkit.comment("omnidesk configuration. Reference: README.md > Configuration."))
+    doc.add(tomlkit.comment("omnidesk configuration. Reference: README.md > Your own channels."))
     doc.add(tomlkit.comment("Secrets are never written here: each names an env var, a command or a keyring entry."))
     doc.add(tomlkit.nl())
     doc.add("agent", _section_doc("agent", schema.SECTIONS["agent"], {"name": answers["name"]},
@@ -193,13 +194,18 @@ def cmd_init(args, ctx) -> int:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
-    installed = []
-    try:
-        from connectors.desk.templates import install_starter_templates
+    from connectors.desk.templates import install_starter_templates
 
-        installed = install_starter_templates(path.parent / "templates")
-    except ImportError:
-        pass
+    tdir = path.parent / "templates"
+    installed = install_starter_templates(tdir)
+    # count templates (the *.md files), not the README beside them; say so when they were there already
+    new_templates = [p for p in installed if p.suffix == ".md"]
+    kept = len(list(tdir.glob("*.md"))) - len(new_templates)
+    if new_templates:
+        templates_line = f"templates: {plural(len(new_templates), 'template')} installed in {tdir}" + (
+            f" ({kept} already there, kept as they are)" if kept else "")
+    else:
+        templates_line = f"templates: {plural(kept, 'template')} already in {tdir}, kept as they are"
     from connectors.desk.rules import install_example
 
     rules = install_example(path.parent / "rules.toml")
@@ -211,7 +217,7 @@ def cmd_init(args, ctx) -> int:
     data = {"config": str(path), "templates": [str(p) for p in installed], "keymap": str(keymap_dest),
             "rules": str(rules) if rules else None,
             "channels": sorted(answers["accounts"]), "next": notes}
-    lines = [f"wrote {path}", f"templates: {len(installed)} installed in {path.parent / 'templates'}",
+    lines = [f"wrote {path}", templates_line,
              f"keymap: {keymap_dest}", f"rules: {rules or 'kept the existing rules.toml'}"]
     lines += [f"next: {n}" for n in notes]
     lines.append("then: omnidesk doctor   (checks every channel), omnidesk   (opens the console)")
@@ -281,17 +287,25 @@ def cmd_doctor(args, ctx) -> int:
     checks = []
     try:
         cfg = ctx.config
-        checks.append({"channel": "config", "ok": True,
-                       "detail": f"{ctx.config_path} is valid" if ctx.config_path.exists()
-                       else f"{ctx.config_path} does not exist (run `omnidesk init`)", "fix": ""})
-    except ConfigError as e:
-        checks.append({"channel": "config", "ok": False, "detail": str(e), "fix": "edit the config file"})
+        if ctx.config_path.exists():
+            checks.append({"channel": "config", "ok": True, "detail": f"{ctx.config_path} is valid", "fix": ""})
+        else:  # defaults work, but nothing is set up: not "ok"
+            checks.append({"channel": "config", "ok": False, "detail": f"{ctx.config_path} does not exist",
+                           "fix": "run `omnidesk init` to write one"})
+    except OmnideskError as e:  # ConfigError, or a --config/OMNIDESK_CONFIG file that is not there
+        checks.append({"channel": "config", "ok": False, "detail": str(e),
+                       "fix": "run `omnidesk init`" if not ctx.config_path.exists() else "edit the config file"})
         cfg = None
     try:
-        s = ctx.store
+        if cfg is None:  # the store can still be checked without a usable config
+            from store import Store
+
+            s = Store(ctx.db_path)
+        else:
+            s = ctx.store
         checks.append({"channel": "store", "ok": True,
                        "detail": f"{ctx.db_path}: schema v{s.version}, "
-                                 f"{s.q1('SELECT count(*) FROM messages')[0]:,} messages", "fix": ""})
+                                 f"{plural(s.message_count(), 'message')}", "fix": ""})
     except Exception as e:
         checks.append({"channel": "store", "ok": False, "detail": f"{ctx.db_path}: {e}",
                        "fix": "check the path and its permissions (--db or OMNIDESK_DB)"})

@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from connectors.formatting import plain_text
-from console import keymap
+from console import keymap, sentences
 from console.timefmt import format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.styled_lines import StyledLines
@@ -99,55 +99,9 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def describe_event(ev: Event) -> str:
-    d = ev.data or {}
-    who = one_line(ev.actor, 24)
-    k = ev.kind
-    if k == "merge":
-        text = f"{who} merged customer #{d.get('source')} into this one"
-        if d.get("evidence"):
-            text += " (" + "; ".join(one_line(e, 60) for e in d["evidence"][:2]) + ")"
-    elif k == "split":
-        text = f"{who} split identity #{d.get('identity')} out to customer #{d.get('new_customer')}"
-    elif k == "status":
-        if d.get("new") == "snoozed" and d.get("until"):
-            text = f"{who} snoozed until {format_clock(d['until'], ev.at)}"
-        elif d.get("reason"):
-            text = f"{one_line(d['reason'], 40)}: {d.get('old')} → {d.get('new')}"
-        else:
-            text = f"{who} set status {d.get('old')} → {d.get('new')}"
-    elif k == "tag":
-        text = f"{who} tagged #{one_line(d.get('tag'), 30)}"
-    elif k == "untag":
-        text = f"{who} removed tag #{one_line(d.get('tag'), 30)}"
-    elif k == "assign":
-        text = f"{who} assigned to {one_line(d.get('new') or 'nobody', 24)}"
-    elif k == "priority":
-        text = f"{who} set priority {d.get('old')} → {d.get('new')}"
-    elif k == "rename":
-        text = f"{who} renamed {one_line(d.get('old'), 30)!r} → {one_line(d.get('new'), 30)!r}"
-    elif k == "fact":
-        key = one_line(d.get("key"), 20)
-        if d.get("new") is None:
-            text = f"{who} removed {key}"
-        elif d.get("rule"):  # captured from the customer's message
-            text = f"noted {key} = {one_line(d.get('new'), 40)} from message #{d.get('message_id')}"
-        else:
-            text = f"{who} set {key} = {one_line(d.get('new'), 40)}"
-    elif k == "fact_seen":
-        text = f"noted an earlier {one_line(d.get('key'), 20)} = {one_line(d.get('value'), 40)}"
-    elif k == "undo":
-        text = f"{who} undid a {d.get('undone_kind')}"
-    elif k == "send_failed":
-        text = f"reply #{d.get('message_id')} failed: {one_line(d.get('error'), 80)}"
-    elif k == "retry":
-        text = f"{who} retried reply #{d.get('message_id')}"
-    else:
-        extra = ", ".join(f"{one_line(key, 16)}={one_line(v, 30)}" for key, v in list(d.items())[:3])
-        text = f"{who} {one_line(k, 20)}" + (f" ({extra})" if extra else "")
-    if ev.undone:
-        text += " — undone"
-    return text
+def describe_event(ev: Event, me: str | None = None) -> str:
+    """The event as a sentence ("you set status pending"); see console/sentences.py."""
+    return sentences.describe(ev, me)
 
 
 class TimelineView(StyledLines, ScrollView, can_focus=True):
@@ -200,9 +154,10 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
     class OpenAttachment(Request):
         """Open one of this message's attachments."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, **kw):
+    def __init__(self, clock: Callable[[], float] = time.time, me: str | None = None, **kw):
         super().__init__(**kw)
         self.clock = clock
+        self.me = me  # the agent at this console: their own events say "you"
         self.customer: Customer | None = None
         self.items: list[Item] = []
         self.unfolded: set[int] = set()
@@ -326,7 +281,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         if item.kind == "event":
             ev: Event = item.obj
             t = Text(f"· {format_clock(ev.at, now)}  ", style=self._style("timeline--event"), end="")
-            t.append(clean(describe_event(ev), single_line=True), self._style("timeline--event"))
+            t.append(clean(describe_event(ev, self.me), single_line=True), self._style("timeline--event"))
             t.end = "\n"
             return t
         m: Message = item.obj

@@ -1,0 +1,95 @@
+"""Events in words for people: "you set status pending", "rule 'refunds to alice' tagged refund".
+
+One place for the CLI's `omnidesk events` and the console's timeline, so both
+say the same thing. No dicts, no epoch numbers; untrusted values are made safe
+for a terminal (store/text.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from store.models import Event
+from store.text import article, one_line, plural  # noqa: F401  (plural: for callers)
+from store.timefmt import format_clock
+
+RULES_ACTOR = "rules"  # the actor name automation writes (connectors/desk/automation.py)
+
+
+def actor(ev: Event, me: str | None = None) -> str:
+    """Who did it: "you" (the agent reading), "rule 'NAME'", or the actor's name."""
+    d = ev.data or {}
+    if me is not None and ev.actor == me:
+        return "you"
+    if d.get("rule") and ev.actor == RULES_ACTOR:
+        return f"rule {one_line(d['rule'], 40)!r}"
+    return one_line(ev.actor, 24) or "someone"
+
+
+def _value(v: Any, limit: int = 40) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(one_line(x, limit) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{one_line(k, 16)} {one_line(x, limit)}" for k, x in v.items())
+    return one_line(v, limit)
+
+
+def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
+    """One sentence for an event. `me` is the agent reading ("you"); `now` anchors
+    times (default: the event's own time, so "14:02" or "Mon 14:02")."""
+    d = ev.data or {}
+    who = actor(ev, me)
+    k = ev.kind
+    now = ev.at if now is None else now
+    if k == "merge":
+        text = f"{who} merged customer #{d.get('source')} into this one"
+        if d.get("evidence"):
+            text += " (" + "; ".join(one_line(e, 60) for e in d["evidence"][:2]) + ")"
+    elif k == "split":
+        text = f"{who} split identity #{d.get('identity')} out to customer #{d.get('new_customer')}"
+    elif k == "status":
+        if d.get("new") == "snoozed" and d.get("until"):
+            text = f"{who} snoozed until {format_clock(d['until'], now)}"
+        elif d.get("reason"):
+            text = f"{one_line(d['reason'], 40)}: status {_value(d.get('new'))}"
+        else:
+            text = f"{who} set status {_value(d.get('new'))}"
+    elif k == "tag":
+        text = f"{who} tagged {_value(d.get('tag'), 30)}"
+    elif k == "untag":
+        text = f"{who} removed tag {_value(d.get('tag'), 30)}"
+    elif k == "assign":
+        text = f"{who} assigned to {_value(d.get('new'), 24)}" if d.get("new") else f"{who} unassigned"
+    elif k == "priority":
+        text = f"{who} set priority {_value(d.get('new'))}"
+    elif k == "rename":
+        text = f"{who} renamed {_value(d.get('old'), 30)!r} to {_value(d.get('new'), 30)!r}"
+    elif k == "fact":
+        key = _value(d.get("key"), 20)
+        if d.get("new") is None:
+            text = f"{who} removed {key}"
+        elif d.get("rule"):  # captured from the customer's message
+            text = f"noted {key} = {_value(d.get('new'), 40)} from message #{d.get('message_id')}"
+        else:
+            text = f"{who} set {key} = {_value(d.get('new'), 40)}"
+    elif k == "fact_seen":
+        text = f"noted an earlier {_value(d.get('key'), 20)} = {_value(d.get('value'), 40)}"
+    elif k == "undo":
+        text = f"{who} undid {article(str(d.get('undone_kind') or 'action'))}"
+    elif k == "rule":
+        actions = d.get("actions") or []
+        text = f"{who} fired" + (f": {_value(actions, 60)}" if actions else "")
+    elif k == "rule_error":
+        text = f"{who} failed: {_value(d.get('error'), 80)}"
+    elif k == "auto_reply":
+        text = f"{who} sent template {_value(d.get('template'), 30)!r} (reply #{d.get('message_id')})"
+    elif k == "send_failed":
+        text = f"reply #{d.get('message_id')} failed: {_value(d.get('error'), 80)}"
+    elif k == "retry":
+        text = f"{who} retried reply #{d.get('message_id')}"
+    else:
+        details = "; ".join(f"{one_line(key, 16).replace('_', ' ')} {_value(v, 30)}"
+                            for key, v in list(d.items())[:3] if key != "rule")
+        text = f"{who}: {one_line(k, 20).replace('_', ' ')}" + (f" ({details})" if details else "")
+    if ev.undone:
+        text += " — undone"
+    return text
