@@ -54,7 +54,9 @@ def extract(raw: bytes, spool_dir: Path) -> tuple[bytes, dict[bytes, tuple[str, 
     if len(raw) < SPOOL_MIN:
         return raw, {}
     view = memoryview(raw)
-    pieces, spooled, pos = [], {}, 0
+    pieces: list[bytes | memoryview] = []
+    spooled: dict[bytes, tuple[str, int]] = {}
+    pos = 0
     for m in _B64_PART.finditer(raw):
         if m.start() < pos:
             continue
