@@ -89,6 +89,7 @@ class Engine:
         self._beats: dict[str, float] = {}  # thread name -> monotonic time of its last loop turn
         self._faults: dict[str, str] = {}  # thread name -> what it last raised, until it turns again
         self._sending: set[int] = set()  # outbox ids this process is sending (not "interrupted")
+        self.outcomes: list[dict] = []  # what each send attempt of run_once() came to, for `sync --once`
         self.stuck_after = max(180.0, 4 * poll_interval)  # a loop turn this late means the thread hangs
 
     def _store(self) -> Store:
@@ -372,31 +373,42 @@ class Engine:
     def _send_and_record(self, s: Store, connector, out) -> None:
         # each delivered part is in the store before the next one goes out
         out.on_part = lambda part_id: self._record(s.record_part, out.outbox_id, part_id)
+
+        def note(outcome: str, error: str = "") -> None:
+            self.outcomes.append({"message_id": out.message_id, "channel": connector.name, "outcome": outcome,
+                                  "error": error})
         try:
             receipt = connector.send(out)
         except RejectedError as e:  # this message only; the channel is fine
             self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
+            note("failed", _describe(e, connector))
             return
         except PermanentError as e:
             self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
             self._set_health(s, connector.name, FAILED, _describe(e, connector))
+            note("failed", _describe(e, connector))
             return
         except UncertainError as e:  # it went out and no answer came: never a blind retry
             self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
+            note("uncertain", _describe(e, connector))
             return
         except ConnectorError as e:  # the channel showed it was not delivered: retry
             if out.attempts >= self.max_attempts:
-                self._record(s.mark_failed, out.outbox_id,
-                             f"{_describe(e, connector)} (after {out.attempts} attempts)", None)
+                error = f"{_describe(e, connector)} (after {out.attempts} attempts)"
+                self._record(s.mark_failed, out.outbox_id, error, None)
+                note("failed", error)
             else:
                 delay = e.retry_after or backoff(out.attempts, 2.0, 600.0)
                 self._record(s.mark_failed, out.outbox_id, _describe(e, connector), self.clock() + delay)
+                note("retrying", f"{_describe(e, connector)}; next try in {delay:.0f}s")
             return
         except Exception as e:  # we cannot tell whether it went out
             log.exception("%s: unexpected error while sending", connector.name)
             self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
+            note("uncertain", _describe(e, connector))
             return
         self._record(s.mark_sent, out.outbox_id, receipt)
+        note("sent")
 
     def _record(self, write, *args, **kw) -> None:
         """Write what happened to a reply, waiting out a locked or full store: the
@@ -424,6 +436,7 @@ class Engine:
         for the whole pass (a long first import must not let a second poller in)."""
         s = self._store()
         counts: dict[str, int] = {}
+        self.outcomes = []
         if not s.acquire_lease(self.holder, self.lease_seconds):
             holder = s.lease_holder()
             s.close()

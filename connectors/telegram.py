@@ -167,6 +167,8 @@ class TelegramConnector(BaseConnector):
         if isinstance(e, tg_error.TimedOut):
             return ConnectorError("Telegram did not answer in time")
         if isinstance(e, tg_error.NetworkError):
+            if not isinstance(e.__cause__, httpx.HTTPError):  # Telegram answered, with a 5xx
+                return ConnectorError(f"Telegram server error: {self._scrub(e.message)}")
             return ConnectorError(f"cannot reach Telegram: {self._scrub(e.message)}")
         return ConnectorError(f"Telegram error: {self._scrub(e.message)}")
 

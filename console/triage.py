@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # the order the filter picker offers them
 FILTERS = (QueueFilter.OPEN, QueueFilter.WAITING, QueueFilter.MINE, QueueFilter.PENDING, QueueFilter.SNOOZED,
-           QueueFilter.DONE, QueueFilter.ALL)
+           QueueFilter.DONE, QueueFilter.FAILED, QueueFilter.ALL)
 
 
 def describe_action(ev) -> str:

@@ -20,6 +20,10 @@ def like_escape(text: str) -> str:
 # unread; nor does mail written by machines (vacation replies, delivery reports).
 NOT_BACKLOG = ("(coalesce(json_extract(meta, '$.backlog'), 0) = 0 AND coalesce(json_extract(meta, '$.auto_reply'), 0) = 0"
                " AND json_extract(meta, '$.bounce') IS NULL)")
+# The customer's newest reply that left the outbox's hands failed (no later reply was sent).
+_LAST_REPLY_FAILED = ("EXISTS (SELECT 1 FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.customer_id = c.id"
+                      " AND o.state = 'failed' AND NOT EXISTS (SELECT 1 FROM messages m2 JOIN outbox o2"
+                      " ON o2.message_id = m2.id WHERE m2.customer_id = c.id AND o2.state = 'sent' AND m2.id > m.id))")
 _QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
 
 
@@ -128,6 +132,8 @@ class CustomersMixin:
         elif filter in ("snoozed", "done"):
             where.append("c.status = ?")
             params.append(filter)
+        elif filter == "failed":
+            where.append(_LAST_REPLY_FAILED)
         elif filter == "mine":
             where.append("c.assignee = ? AND c.status != 'done'")
             params.append(agent or "")
@@ -180,6 +186,10 @@ class CustomersMixin:
             preview = ("you: " if last["direction"] == "out" else "")  # the last word was ours: nothing waits
             preview += (last["subject"] + " — " if last["subject"] else "") + (last["text"] or "")
             preview = " ".join(preview[:200].split())
+        failed = self.q1("SELECT o.state, o.uncertain FROM messages m JOIN outbox o ON o.message_id = m.id"
+                         " WHERE m.customer_id=? AND o.state IN ('sent', 'failed') ORDER BY m.id DESC LIMIT 1", (cid,))
+        if failed and failed["state"] == "failed":  # never silent: the row says so before anything else
+            preview = ("reply may not have arrived — " if failed["uncertain"] else "reply failed — ") + preview
         channels = [x[0] for x in self.q("SELECT DISTINCT channel FROM identities WHERE customer_id=? ORDER BY channel", (cid,))]
         tags = [x[0] for x in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (cid,))]
         return QueueRow(customer_id=cid, name=r["name"], status=r["status"], waiting_since=r["waiting_since"],

@@ -31,6 +31,18 @@ def base_subject(subject: str | None) -> str:
     return " ".join(REPLY_PREFIX.sub("", subject or "").split())
 
 
+def usable_address(channel: str, address: str | None) -> bool:
+    """False for an address nobody can receive at: empty, or an e-mail address
+    without a domain or in the reserved `.invalid` domain (what the parser puts
+    when a message has no readable From)."""
+    if not address:
+        return False
+    if channel != "email":
+        return True
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain) and not domain.lower().rstrip(".").endswith("invalid")
+
+
 def reply_subject(subject: str | None) -> str | None:
     """One "Re: " in front of the base subject: "AW: Re: AW: Lieferung" -> "Re: Lieferung"."""
     base = base_subject(subject)
@@ -83,6 +95,10 @@ class OutboxMixin:
             raise StoreError("a reply cannot be empty")
         with self.tx():
             ident = self.pick_identity(customer_id, channel, identity_id)
+            if not usable_address(ident["channel"], ident["address"]):
+                raise StoreError(f"customer {customer_id}: no usable {ident['channel']} address to reply to"
+                                 f" ({ident['address'] or 'none'}: the message came without a valid sender);"
+                                 " add their address or reply on another channel")
             parent = self.q1(
                 "SELECT * FROM messages WHERE customer_id=? AND identity_id=? AND direction='in'"
                 " ORDER BY sent_at DESC, id DESC LIMIT 1",
@@ -244,7 +260,7 @@ class OutboxMixin:
         return len(rows)
 
     def outbox(self, state: str | None = None, limit: int = 100) -> list[dict]:
-        sql = ("SELECT o.*, m.customer_id, m.channel, m.text FROM outbox o JOIN messages m ON m.id=o.message_id"
+        sql = ("SELECT o.*, m.customer_id, m.channel, m.account, m.text FROM outbox o JOIN messages m ON m.id=o.message_id"
                + (" WHERE o.state=?" if state else "") + " ORDER BY o.id DESC LIMIT ?")
         return [dict(r) for r in self.q(sql, ((state, limit) if state else (limit,)))]
 

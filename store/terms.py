@@ -38,6 +38,7 @@ class QueueFilter(StrEnum):
     PENDING = "pending"  # status pending: we wait on them
     SNOOZED = "snoozed"
     DONE = "done"
+    FAILED = "failed"    # our last reply to them failed (or may not have arrived)
     ALL = "all"
 
 

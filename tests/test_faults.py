@@ -172,3 +172,147 @@ def test_a_hanging_thread_is_reported_in_health(tmp_path, db_path):
     finally:
         engine.stop()
         s.close()
+
+
+# -- at most once: real libraries against the loopback servers ------------------------------
+LONG = "\n\n".join(f"P{i} " + "word " * 700 for i in range(5))  # five parts on either channel
+
+
+def _customer(store, conn, make):
+    """Pull the customer's first message in and return their customer id."""
+    make()
+    wait_until(lambda: _pull(store, conn), 20, what="the customer's message")
+    return store.queue(filter="all")[0].customer_id
+
+
+def _pull(store, conn) -> int:
+    batch = conn.fetch(store.load_cursor(conn.name))
+    store.ingest_batch(batch.items, conn.name, batch.cursor)
+    return len(batch.items)
+
+
+@pytest.mark.parametrize("fault", ["slow", "drop"])
+def test_telegram_a_late_or_lost_answer_is_may_have_been_delivered_never_resent(tg, db_path, fault):
+    conn = telegram_connector(tg, timeout=1)
+    s = Store(db_path)
+    try:
+        cid = _customer(s, conn, lambda: tg.send_text(tg.user(601, "Ana"), "hello"))
+        engine = Engine(db_path, [conn], max_attempts=5)
+        tg.fail(method="sendMessage", after=fault, delay=4)
+        mid = s.queue_reply(cid, "your parcel left today", "alex")
+        engine.run_once()
+        m = s.message(mid)
+        assert m.state == "failed" and m.uncertain
+        assert m.error.startswith("may have been delivered: ") and "check the channel" in m.error
+        engine.run_once()  # no blind retry
+        assert [x["text"] for x in tg.sent] == ["your parcel left today"]
+        assert tg.count("sendMessage") == 1
+    finally:
+        s.close()
+        conn.close()
+
+
+def test_telegram_a_long_rate_limit_midway_resumes_at_the_next_part(tg, db_path):
+    conn = telegram_connector(tg)
+    s = Store(db_path)
+    try:
+        cid = _customer(s, conn, lambda: tg.send_text(tg.user(602, "Ana"), "tell me everything"))
+        engine = Engine(db_path, [conn])
+        tg.fail(429, method="sendMessage", retry_after=60, skip=2)  # parts 1-2 go out, then a long wait
+        mid = s.queue_reply(cid, LONG, "alex")
+        engine.run_once()
+        m = s.message(mid)
+        assert m.state == "queued" and "2 parts delivered" in m.error
+        s.conn.execute("UPDATE outbox SET next_attempt_at = 0")  # the rate limit is over
+        engine.run_once()
+        assert s.message(mid).state == "sent"
+        assert [x["text"][:2] for x in tg.sent] == ["P0", "P1", "P2", "P3", "P4"]
+    finally:
+        s.close()
+        conn.close()
+
+
+@pytest.mark.parametrize("fault", ["slow", "drop"])
+def test_slack_a_late_or_lost_answer_is_may_have_been_delivered_never_resent(slack, db_path, fault):
+    conn = slack_connector(slack, timeout=1)
+    s = Store(db_path)
+    try:
+        jane = slack.user("U601", "jane", "Jane Roe")
+        cid = _customer(s, conn, lambda: slack.post(jane, slack.dm(jane), "hello"))
+        engine = Engine(db_path, [conn], max_attempts=5)
+        slack.fail(method="chat.postMessage", after=fault, delay=4)
+        mid = s.queue_reply(cid, "your parcel left today", "alex")
+        engine.run_once()
+        m = s.message(mid)
+        assert m.state == "failed" and m.uncertain and m.error.startswith("may have been delivered: ")
+        engine.run_once()
+        assert [x["text"] for x in slack.sent] == ["your parcel left today"]
+    finally:
+        s.close()
+        conn.close()
+
+
+def test_slack_a_long_rate_limit_midway_resumes_at_the_next_part(slack, db_path):
+    conn = slack_connector(slack)
+    s = Store(db_path)
+    try:
+        jane = slack.user("U602", "jane", "Jane Roe")
+        cid = _customer(s, conn, lambda: slack.post(jane, slack.dm(jane), "details please"))
+        engine = Engine(db_path, [conn])
+        slack.fail(429, method="chat.postMessage", retry_after=60, skip=2)
+        mid = s.queue_reply(cid, LONG, "alex")
+        engine.run_once()
+        assert s.message(mid).state == "queued" and "2 parts delivered" in s.message(mid).error
+        s.conn.execute("UPDATE outbox SET next_attempt_at = 0")
+        engine.run_once()
+        assert s.message(mid).state == "sent"
+        assert [x["text"][:2] for x in slack.sent] == ["P0", "P1", "P2", "P3", "P4"]
+    finally:
+        s.close()
+        conn.close()
+
+
+def test_a_refused_connection_is_retried_a_server_error_too(slack, db_path):
+    """Non-delivery the protocol shows is retried: 5xx, and a refused connection."""
+    conn = slack_connector(slack, timeout=2)
+    s = Store(db_path)
+    try:
+        jane = slack.user("U603", "jane", "Jane Roe")
+        cid = _customer(s, conn, lambda: slack.post(jane, slack.dm(jane), "hi"))
+        engine = Engine(db_path, [conn])
+        slack.fail(503, method="chat.postMessage")
+        mid = s.queue_reply(cid, "first try fails", "alex")
+        engine.run_once()
+        assert s.message(mid).state == "queued" and not s.message(mid).uncertain
+        s.conn.execute("UPDATE outbox SET next_attempt_at = 0")
+        engine.run_once()
+        assert s.message(mid).state == "sent" and [x["text"] for x in slack.sent] == ["first try fails"]
+    finally:
+        s.close()
+        conn.close()
+
+
+def test_smtp_an_answer_slower_than_the_timeout_after_data_is_uncertain():
+    from email.message import EmailMessage
+
+    from connectors.base import ConnectorError, UncertainError
+    from connectors.email import smtp
+    from tests.support.smtp import SmtpSink
+    from tests.support.dovecot import free_port
+
+    sink = SmtpSink(answer_delay=3)
+    sink.start()
+    try:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "desk@example.com", "ana@example.com", "Re: parcel"
+        msg.set_content("your parcel left today")
+        options = {"smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "plain", "timeout": 1}
+        with pytest.raises(UncertainError, match="no answer after the message was sent"):
+            smtp.send(msg, options, None)
+        assert len(sink.wait_for(1)) == 1  # it did arrive
+    finally:
+        sink.stop()
+    refused = {"smtp_host": "127.0.0.1", "smtp_port": free_port(), "smtp_security": "plain", "timeout": 1}
+    with pytest.raises(ConnectorError) as e:
+        smtp.send(msg, refused, None)
+    assert not isinstance(e.value, UncertainError)  # nothing went out: safe to retry

@@ -212,7 +212,7 @@ def test_rate_limit_and_server_errors_show_as_health_and_recover(tg, conn, live_
         wait_until(lambda: health(live_store) == "ok" and live_store.queue(filter="all"), what="recovery")
         tg.fail(502, method="getUpdates", times=2)
         wait_until(lambda: health(live_store) == "retrying", what="5xx health")
-        assert "cannot reach Telegram" in live_store.health()["telegram:shop"]["detail"]
+        assert "Telegram server error" in live_store.health()["telegram:shop"]["detail"]
         tg.send_text(jane, "still there?")
         cid = live_store.queue(filter="all")[0].customer_id
         wait_until(lambda: len(live_store.timeline(cid)) == 2 and health(live_store) == "ok", what="recovery")

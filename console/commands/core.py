@@ -75,6 +75,8 @@ def register(sub, parents) -> None:
 
     p = add("retry", cmd_retry, "queue a failed reply again")
     p.add_argument("message", type=int, help="message id of the failed reply")
+    p.add_argument("--delivered", action="store_true",
+                   help="it did arrive (you checked a reply marked 'may have been delivered'): mark it sent")
 
     p = add("customers", cmd_customers, "list customers")
     p.add_argument("query", nargs="?", help="filter by name, address or handle")
@@ -281,6 +283,10 @@ def cmd_undo(args, ctx) -> int:
 
 
 def cmd_retry(args, ctx) -> int:
+    if args.delivered:
+        ctx.store.mark_delivered(args.message, ctx.agent)
+        ctx.emit(ctx.store.message(args.message), f"reply #{args.message} marked sent")
+        return 0
     ctx.store.retry(args.message, ctx.agent)
     ctx.emit(ctx.store.message(args.message), f"reply #{args.message} queued again")
     return 0

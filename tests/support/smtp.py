@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -23,18 +24,21 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.sink._add(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        if self.sink.answer_delay:  # kept, but the "250" comes after the client gave up
+            await asyncio.sleep(self.sink.answer_delay)
         return "250 OK"
 
 
 class SmtpSink:
     """tls: None, "tls" (implicit, like port 465) or "starttls" (required), with `cert`/`key` PEM files."""
 
-    def __init__(self, tls: str | None = None, cert=None, key=None):
+    def __init__(self, tls: str | None = None, cert=None, key=None, answer_delay: float = 0.0):
         import ssl
 
         from aiosmtpd.controller import Controller
 
         self.messages: list[Received] = []
+        self.answer_delay = answer_delay  # seconds between keeping a message and saying "250"
         self._cond = threading.Condition()
         # Controller(port=0) fails to report its port: pick a free one first.
         self.port = free_port()
