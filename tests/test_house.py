@@ -131,3 +131,24 @@ def test_validating_a_config_imports_no_channel_library(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _tool(name):
+    from pathlib import Path
+
+    return str(Path(sys.executable).parent / name)
+
+
+def test_ruff_is_clean():
+    """The same check .ci/run makes (pyproject.toml [tool.ruff]); here so a plain test run shows it."""
+    proc = subprocess.run([_tool("ruff"), "check", "--quiet", "."], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_import_contracts_hold():
+    """store imports nothing of ours; connectors never import console; the engine and the
+    channels never import connectors.desk (pyproject.toml [tool.importlinter])."""
+    proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
