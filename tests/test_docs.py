@@ -27,3 +27,14 @@ def test_every_channel_option_the_readme_shows_exists():
     for channel, body in re.findall(r"```toml\n\[(\w+)\.main\]\n(.*?)```", README, flags=re.S):
         for key in re.findall(r"^(\w+) =", body, flags=re.M):
             assert key in config_mod.ACCOUNT_SECTIONS[channel], f"README shows unknown [{channel}] key {key}"
+
+
+def test_the_readme_map_of_the_house_names_files_that_exist():
+    block = README[README.index("## Development"):]
+    block = block[:block.index("Benchmarks")]
+    names = set(re.findall(r"\b([a-z_]+\.(?:py|toml))\b", block)) - {"pyproject.toml"}
+    files = {p.name for pkg in ("console", "connectors", "store", "tests") for p in (ROOT / pkg).rglob("*.py")}
+    files |= {"keybindings.toml"}
+    assert names and names <= files, f"README map names missing files: {sorted(names - files)}"
+    for package in re.findall(r"^([a-z]+)/ ", block, flags=re.M):
+        assert (ROOT / package).is_dir(), package
