@@ -362,6 +362,12 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 12: status 'waiting' (we wait on the customer) is now 'pending'
     _status_pending,
+    # 13: search by fact (fact:order_number=1042) compares values ignoring case; an index
+    # in the same collation serves it (v8's BINARY one could not).
+    """
+    DROP INDEX facts_value;
+    CREATE INDEX facts_value ON facts(value COLLATE NOCASE);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

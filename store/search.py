@@ -210,7 +210,8 @@ class SearchMixin:
             customer_params.append(parsed.status)
         if parsed.fact:  # "Order number" and order_number are the same key; values ignore case
             key, value = parsed.fact
-            customer_where.append(f"EXISTS (SELECT 1 FROM facts f WHERE f.customer_id = c.id AND {FACT_KEY_SQL} = ?"
+            # an IN list SQLite reads first (by the value's index), then looks customers up by id
+            customer_where.append(f"c.id IN (SELECT f.customer_id FROM facts f WHERE {FACT_KEY_SQL} = ?"
                                   + (" AND f.value = ? COLLATE NOCASE)" if value is not None else ")"))
             customer_params += [key] + ([value] if value is not None else [])
         where, params = list(customer_where), list(customer_params)
