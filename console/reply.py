@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.style import Style
 from rich.text import Text
 
+from connectors.limits import over_limit
 from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.composer import Composer
@@ -49,9 +50,12 @@ class Reply:
         except Exception as e:  # e.g. a signature template with a missing value
             self.app.notify(f"cannot send: {e}", severity="error")
             return
-        if self.app.setting("console", "confirm_send", False):
+        over = over_limit(ident.channel, out.source)
+        if over or self.app.setting("console", "confirm_send", False):
             where = f"{CHANNEL_NAME.get(ident.channel, ident.channel)} {one_line(ident.address, 40)}"
-            self.app.push_screen(ConfirmScreen(f"Send this reply via {where}?", preview(out)),
+            question = f"This reply is long: {over}. Send it anyway?" if over else f"Send this reply via {where}?"
+            body = preview(out) if not over else Text(f"{out.source[:400]}…", style="dim")  # not 5 MB of widgets
+            self.app.push_screen(ConfirmScreen(question, body),
                                  lambda yes: yes and self._queue(event, out))
         else:
             self._queue(event, out)

@@ -40,6 +40,8 @@ def register(sub, parents) -> None:
     p.add_argument("--template", help="render this template instead of -m/stdin")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="template value")
     p.add_argument("--subject", help="e-mail subject (default: Re: their subject)")
+    p.add_argument("--force", action="store_true",
+                   help="send even when the reply is over its channel's size limit (10 chat messages, 10 MB e-mail)")
 
     p = add("note", cmd_note, "add an internal note (never sent)")
     p.add_argument("customer")
@@ -185,6 +187,7 @@ def cmd_search(args, ctx) -> int:
 
 def cmd_reply(args, ctx) -> int:
     from connectors.desk.templates import preview_for_customer, render_for_customer
+    from connectors.limits import over_limit
 
     s = ctx.store
     cid = ctx.customer(args.customer)
@@ -198,6 +201,9 @@ def cmd_reply(args, ctx) -> int:
     # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients keep threading;
     # a template's own subject only starts new conversations.
     subject = args.subject or (None if s.last_inbound(ident["id"]) else rendered.subject)
+    over = over_limit(channel, rendered.source)
+    if over and not args.force:
+        raise UserError(f"reply not queued: {over}; shorten it, or add --force to send it anyway")
     message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident["id"], subject=subject)
     m = s.message(message_id)
     ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
