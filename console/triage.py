@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from console.desk import DeskScreen
 
 # the order the filter picker offers them
-FILTERS = (QueueFilter.OPEN, QueueFilter.WAITING, QueueFilter.MINE, QueueFilter.PENDING, QueueFilter.SNOOZED,
-           QueueFilter.DONE, QueueFilter.FAILED, QueueFilter.ALL)
+FILTERS = tuple(f.value for f in (QueueFilter.OPEN, QueueFilter.WAITING, QueueFilter.MINE, QueueFilter.PENDING,
+                                  QueueFilter.SNOOZED, QueueFilter.DONE, QueueFilter.FAILED, QueueFilter.ALL))
 
 
 def describe_action(ev) -> str:

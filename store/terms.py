@@ -42,10 +42,11 @@ class QueueFilter(StrEnum):
     ALL = "all"
 
 
-CHANNELS: tuple[str, ...] = tuple(Channel)
-STATUSES: tuple[str, ...] = tuple(Status)
-QUEUE_FILTERS: tuple[str, ...] = tuple(QueueFilter)
+# The same as plain strings (some libraries check `type(x) is str`).
+CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+QUEUE_FILTERS: tuple[str, ...] = tuple(f.value for f in QueueFilter)
 # Statuses an agent sets by name (snoozed needs a time: `snooze`).
-SETTABLE_STATUSES: tuple[str, ...] = (Status.OPEN, Status.PENDING, Status.DONE)
+SETTABLE_STATUSES: tuple[str, ...] = (Status.OPEN.value, Status.PENDING.value, Status.DONE.value)
 # Old words still understood where people type a status (CLI, rules.toml), with a note.
 OLD_STATUS_WORDS: dict[str, str] = {"waiting": Status.PENDING.value}

@@ -50,13 +50,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.paths import config_dir
 from connectors.schema import ConfigError
-from store.terms import OLD_STATUS_WORDS, SETTABLE_STATUSES, Channel
+from store.terms import CHANNELS as CHANNEL_LIST
+from store.terms import OLD_STATUS_WORDS, SETTABLE_STATUSES
 
 if TYPE_CHECKING:
     from connectors.config import Config
 from connectors.desk.targets import parse_duration
 
-CHANNELS = tuple(Channel)
+CHANNELS = CHANNEL_LIST
 STATUSES = SETTABLE_STATUSES  # open, pending, done (snooze has its own action)
 log = logging.getLogger("omnidesk.rules")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -17,13 +17,14 @@ from typing import Any, Iterator, TYPE_CHECKING
 
 from connectors.schema import ConfigError
 from store import timefmt
+from store.terms import CHANNELS, Channel
 
 if TYPE_CHECKING:
     from connectors.config import Config
 from store import StoreError
 
-CHAT = ("telegram", "slack")
-CHANNEL_KEYS = ("chat", "email", "telegram", "slack")
+CHAT = (Channel.TELEGRAM.value, Channel.SLACK.value)  # what the "chat" key sets
+CHANNEL_KEYS = ("chat", *CHANNELS)
 
 
 def parse_duration(value: Any, where: str) -> float:

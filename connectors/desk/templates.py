@@ -37,12 +37,14 @@ from typing import Any, TYPE_CHECKING
 
 from connectors.paths import config_dir
 from connectors.schema import ConfigError
+from store.terms import CHANNELS as CHANNEL_LIST
+from store.terms import Channel
 
 if TYPE_CHECKING:
     from connectors.config import Config
 
-CHANNELS = ("email", "telegram", "slack")
-CHANNEL_NAMES = {"email": "e-mail", "telegram": "Telegram", "slack": "Slack"}
+CHANNELS = CHANNEL_LIST
+CHANNEL_NAMES = {c.value: c.label for c in Channel}
 STARTER_DIR = Path(__file__).with_name("starter_templates")
 
 # Per-channel adaptation; [channels.<channel>] in config.toml overrides these.

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from connectors import schema
+from store.terms import CHANNELS
 from connectors.base import ConnectorError, PermanentError
 from connectors.schema import ConfigError
 from console.commands.common import UserError, plural
@@ -114,7 +115,7 @@ def build_config(answers: dict) -> str:
         doc.add(name, _section_doc(name, schema.SECTIONS[name], {}, f"[{name}] defaults; uncomment to change."))
     specs = schema.ACCOUNT_SECTIONS
     accounts = answers.get("accounts", {})
-    for channel in ("email", "telegram", "slack"):
+    for channel in CHANNELS:
         if channel in accounts and channel in specs:
             outer = tomlkit.table(is_super_table=True)
             outer.add("main", _section_doc(f"{channel}.main", specs[channel], accounts[channel],
