@@ -63,6 +63,7 @@ async def test_edit_facts_and_name_from_the_console_and_undo(db_path, clock, tmp
 
         await edit(*"plan", "enter", *["backspace"] * 4, *"silver", "enter")
         assert s.customer(cid).facts["plan"] == "silver"
+        await until(pilot, lambda: "earlier: gold" in screen_text(app))  # the profile keeps the old value in view
         await edit(*"plan", "enter", *["backspace"] * 6, "enter")  # empty removes
         assert "plan" not in s.customer(cid).facts
         await pilot.press("u")
