@@ -111,7 +111,7 @@ def _html_page(rng: random.Random, body: str) -> str:
                     f'bgcolor="#ffffff" width="{rng.randint(200, 600)}"><font face="Verdana" size="2">{p}</font>'
                     f'</td><td><img src="http://img.example.com/{rng.getrandbits(32):x}.gif" width="1" height="1">'
                     f'</td></tr>')
-        for _ in range(rng.randint(1, 6)):
+        for _ in range(rng.randint(2, 10)):
             rows.append(f'<tr><td><a href="http://click.example.com/track?u={rng.getrandbits(64):x}&amp;m='
                         f'{rng.getrandbits(32)}" style="color:#0000ff;text-decoration:underline">'
                         f'{_words(rng, rng.randint(2, 6))}</a></td><td>&nbsp;</td></tr>')
@@ -138,7 +138,8 @@ def _leaf(rng: random.Random, ctype: str, text: str, charset: str) -> tuple[str,
         cte, data = "base64", email.base64mime.body_encode(text.encode(charset, "replace"))
     else:
         cte, data = ("8bit" if not text.isascii() else "7bit"), None
-    head = f'Content-Type: {ctype}; charset="{charset}"\r\nContent-Transfer-Encoding: {cte}'
+    declared = f'; charset="{charset}"' if charset == "us-ascii" or rng.random() > 0.1 else ""  # some declare none
+    head = f'Content-Type: {ctype}{declared}\r\nContent-Transfer-Encoding: {cte}'
     return head, data if data is not None else text
 
 
@@ -149,7 +150,7 @@ def synthetic(rng: random.Random, i: int, customers: list[tuple[str, str]]) -> b
     subject = rng.choice(SUBJECTS).format(n=rng.randint(1000, 99999))
     charset = rng.choice(CHARSETS)
     local = LOCAL_TEXT.get(charset, "")
-    body = f"Hello,\n\n{_wrap(local + _paragraphs(rng))}\n\n{rng.choice(['Thanks,', 'Best regards,', 'Cheers,'])}\n{name}\n"
+    body = f"Hello,\n\n{_wrap(local + _paragraphs(rng, 6))}\n\n{rng.choice(['Thanks,', 'Best regards,', 'Cheers,'])}\n{name}\n"
     if rng.random() < 0.25:
         body += f"\n-- \n{name}\n{_words(rng, 4).title()} Ltd. | +44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}\n"
     headers = _received(rng, when) + [
@@ -161,7 +162,7 @@ def synthetic(rng: random.Random, i: int, customers: list[tuple[str, str]]) -> b
         parent = f"<bench{max(0, i - rng.randint(1, 50))}@mail.example.org>"
         headers += [f"In-Reply-To: {parent}", f"References: {parent}"]
         subject = "Re: " + subject
-        quoted = "\n".join(("> " + line).rstrip() for line in _wrap(_paragraphs(rng, 8)).splitlines())
+        quoted = "\n".join(("> " + line).rstrip() for line in _wrap(_paragraphs(rng, 12)).splitlines())
         if rng.random() < 0.3:
             body += (f"\n-----Original Message-----\nFrom: Shop Support [mailto:support@shop.test]\nSent: {when}\n"
                      f"To: {name}\nSubject: {subject[4:]}\n\n{quoted}\n")
