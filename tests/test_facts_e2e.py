@@ -15,7 +15,7 @@ from connectors.email import build
 from connectors.engine import Engine
 from store import Store
 from tests.support.chat import telegram_connector, tg, wait_until  # noqa: F401
-from tests.test_cli import ok_json
+from tests.test_cli import ok_json, omnidesk
 from tests.test_email_maildir import deliver, mail, make_maildir, options
 
 pytestmark = pytest.mark.slow
@@ -68,6 +68,8 @@ def test_a_fact_told_on_telegram_is_there_when_they_write_by_e_mail(tg, db_path,
     assert facts["order_number"]["value"] == "5521"  # not the 9999 in the quoted history
     assert (facts["order_number"]["channel"], facts["order_number"]["message_id"]) == ("telegram", tg_message["id"])
     assert [e["value"] for e in facts["order_number"]["earlier"]] == []
+
+    assert "⇄ now on e-mail, " in omnidesk(db_path, "show", "jane.roe@example.com").stdout  # the handoff is marked
 
     reply = ok_json(db_path, "reply", "jane.roe@example.com", "--template", "order-status",
                     "--set", "status=shipped today", "--set", "tracking_url=https://t.example/1")

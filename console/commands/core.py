@@ -152,7 +152,12 @@ def cmd_show(args, ctx) -> int:
             out.append("  tags: " + ", ".join(c.tags))
         out += human_facts(facts, time.time(), indent="  ")
         out.append("")
+        from console.handoff import channel_switches
+
+        switches = {sw.id: sw for sw in channel_switches(messages)}
         for m in messages:
+            if m.id in switches:
+                out.append(f"  ⇄ {switches[m.id].describe()}")
             arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
             state = f" ({m.state}{': ' + cell(m.error, 120) if m.error else ''})" if m.state and m.state != "sent" else ""
             head = f"[{iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"

@@ -22,6 +22,7 @@ from textual.strip import Strip
 
 from connectors.formatting import plain_text
 from console import keymap, sentences
+from console.handoff import channel_switches
 from console.timefmt import format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.styled_lines import StyledLines
@@ -31,35 +32,6 @@ from store.models import Customer, Event, Message
 FOLDED_LIMIT = 4000  # characters shown before "z to show all"
 UNFOLDED_LIMIT = 200_000
 HIDDEN_EVENTS = {"reply", "note"}  # shown as messages already
-
-
-@dataclass
-class Switch:
-    """The customer went on to another channel: marked before their first message there."""
-    id: int  # the message on the new channel
-    channel: str
-    previous: str
-    gap: float  # seconds since their last message on `previous`
-
-    def describe(self) -> str:
-        from console.timefmt import format_age
-
-        gap = format_age(self.gap) if self.gap >= 60 else "moments"
-        return (f"now on {CHANNEL_NAME.get(self.channel, self.channel)}, {gap} after "
-                f"{CHANNEL_NAME.get(self.previous, self.previous)}")
-
-
-def channel_switches(messages: list[Message]) -> list[Switch]:
-    """Where the customer's own messages move from one channel to another
-    (messages oldest first; our replies and notes do not count)."""
-    out, last = [], None
-    for m in sorted(messages, key=lambda m: (m.sent_at, m.id)):
-        if m.direction != "in":
-            continue
-        if last is not None and m.channel != last.channel:
-            out.append(Switch(m.id, m.channel, last.channel, max(0.0, m.sent_at - last.sent_at)))
-        last = m
-    return out
 
 
 @dataclass
