@@ -16,6 +16,7 @@ import unicodedata
 
 from store.db import StoreError
 from store.identity import normalize_email, normalize_phone
+from store.text import clean
 
 MAX_KEY = 40
 MAX_VALUE = 200
@@ -25,17 +26,14 @@ SOURCE = ("actor", "at", "channel", "message_id")
 CONTACT_FACTS = {"email": "email", "e_mail": "email", "email_address": "email",
                  "phone": "phone", "phone_number": "phone", "mobile": "phone"}
 _DROP = ("Cc", "Cf", "Cs", "Zl", "Zp")  # controls, format (bidi) characters, surrogates, line breaks
-# Terminal escape sequences go whole, not just their ESC (the store imports nothing of
-# ours, so this is the short form of console/widgets/safe_text.py's).
-_SEQUENCES = re.compile(r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|$)"
-                        r"|(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?|\x1b[\x20-\x2f]*[\x30-\x7e]?", re.DOTALL)
 
 
 def clean_text(text: str, cap: int) -> str:
-    """One line of inert text: no control or format characters (bidi overrides
-    included), single spaces, at most `cap` characters (… marks a cut)."""
+    """One line of inert text: no terminal sequences or controls (store/text.py),
+    no other format characters or line separators, single spaces, at most `cap`
+    characters (… marks a cut)."""
     kept = "".join(" " if unicodedata.category(ch) in _DROP and ch != "\u200d" else ch  # ZWJ joins emoji
-                   for ch in _SEQUENCES.sub("", str(text)))
+                   for ch in clean(text, single_line=True))
     line = " ".join(kept.split())
     return line if len(line) <= cap else line[: cap - 1] + "…"
 
