@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,12 +45,18 @@ async def test_replying_shows_only_while_there_is_unsent_text_for_that_customer(
             await until(b, lambda: "alice is replying to this customer" in screen_text(bob))
 
             # sent: the composer is empty again, so is the notice about replying
+            sent_at, seen = time.monotonic(), []
+
+            def viewing() -> bool:
+                if "alice also has this customer open" in screen_text(bob):
+                    seen.append(time.monotonic())
+                return bool(seen)
             await a.press("ctrl+s")
-            await settle(a)
+            await until(b, viewing)
+            print(f"bob's notice said 'viewing' {seen[0] - sent_at:.2f}s after alice pressed send")
             s = Store(db_path, clock=clock)
             assert [m.text for m in s.timeline(ids["jane"]) if m.author == "alice"] == ["On its way"]
             s.close()
-            await until(b, lambda: "alice also has this customer open" in screen_text(bob))
             await a.pause(0.3)  # several polls later it still says so: the cleared composer is not typing
             await settle(b)
             assert "alice also has this customer open" in screen_text(bob)
