@@ -10,7 +10,7 @@ from connectors.desk.automation import Automation
 from connectors.desk.satisfaction import parse_answer
 from store.models import Receipt
 from tests.conftest import inbound
-from tests.support.chat import tg  # noqa: F401 - fixture
+from tests.support.chat import slack, tg  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize("text,score", [
@@ -165,4 +165,41 @@ def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, d
         engine.stop()
         conn.close()
     assert ev.data["score"] == 5 and ev.customer_id == cid
+    s.close()
+
+
+def test_real_slack_a_reply_in_the_thread_the_question_went_to_counts(slack, db_path, tmp_path):
+    """slack_sdk against the loopback Slack server: in a channel the question goes into the
+    customer's thread, and a later reply there with stars is the answer."""
+    from connectors.desk.automation import attach
+    from connectors.engine import Engine
+    from store import Store
+    from tests.support.chat import slack_connector, wait_until
+
+    templates.install_starter_templates(tmp_path / "templates")
+    cfg = config_mod.validate({"satisfaction": {"template": "closing"}}, tmp_path / "config.toml")
+    Store(db_path).close()
+    conn = slack_connector(slack, poll_seconds=0, calls_per_minute=100_000)
+    engine = Engine(db_path, [conn], poll_interval=0.3, lease_seconds=3)
+    attach(engine, cfg, rules_path=tmp_path / "rules.toml")
+    s = Store(db_path)
+    jane = slack.user("U100", "jane", "Jane Roe")
+    ch = slack.channel("support", [jane])
+    asked = slack.post(jane, ch, "is the blue one in stock?")
+    engine.start()
+    try:
+        cid = wait_until(lambda: s.queue(filter="all"), what="the message")[0].customer_id
+        s.queue_reply(cid, "Yes, it ships today.", "ann")
+        s.set_status(cid, "done", "ann")
+        question = wait_until(lambda: [x for x in slack.sent if "How did we do" in x["text"]], 20,
+                              what="the survey")[0]
+        assert question["thread_ts"] == asked["ts"]  # in the customer's thread
+        slack.post(jane, ch, "oh, and is there a red one?", thread_ts=asked["ts"])
+        wait_until(lambda: s.customer(cid).status == "open", what="the question handled as a message")
+        slack.post(jane, ch, ":star::star::star::star:", thread_ts=asked["ts"])
+        ev = wait_until(lambda: s.events(kind="satisfaction"), 20, what="the rating")[0]
+    finally:
+        engine.stop()
+        conn.close()
+    assert ev.data["score"] == 4 and ev.customer_id == cid
     s.close()
