@@ -23,7 +23,8 @@ become 'hook_failed' events. `omnidesk hooks list` shows each queue.
 Stopping (SIGTERM, Ctrl-C, leaving the console) starts no new run and gives
 running ones a short grace ([automation] hook_grace, default 1s); then their
 process groups are killed and the runs go back to the head of their queue
-(at most 3 tries in all), to run again at the next start.
+(at most 3 tries in all), to run again at the next start. A queued run keeps
+the command it was queued with, even if config.toml changes meanwhile.
 
 What arrives on stdin (times are unix seconds):
     message_received, reply_sent:

@@ -9,7 +9,8 @@ def register(sub, parents) -> None:
     p = sub.add_parser("hooks", parents=parents, help="commands run on events: list them, or try one",
                        description="Hooks are [[hook]] tables in config.toml; runs are logged in hooks.log next to the store.")
     hsub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
-    hsub.add_parser("list", parents=parents, help="the configured hooks").set_defaults(func=cmd_list)
+    hsub.add_parser("list", parents=parents, help="the configured hooks and their queues (running, waiting)"
+                    ).set_defaults(func=cmd_list)
     t = hsub.add_parser("test", parents=parents, help="run the hooks for EVENT now, with a payload from the store")
     t.add_argument("event", help="message_received, reply_sent, status_changed, target_breached, ...")
     t.add_argument("--customer", help="use this customer and their latest message (default: the latest message)")
