@@ -225,7 +225,7 @@ class DeskScreen(Screen):
                 messages = s.timeline(customer_id, limit=limit)
         events = s.events(customer_id, limit=200)
         try:
-            identity_id = s.pick_identity(customer_id)["id"]
+            identity_id = s.pick_identity(customer_id).id
         except StoreError:
             identity_id = None
         engaged = time_engaged(s, customer_id)

@@ -91,4 +91,5 @@ class AttachmentStore:
         return d
 
     def path(self, rel: str) -> Path:
+        """The absolute path of a stored file from its relative name (as the attachments table keeps it)."""
         return self.root / rel

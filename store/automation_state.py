@@ -90,6 +90,7 @@ class AutomationStateMixin:
             return dict(row) if row else None
 
     def finish_hook_run(self, run_id: int) -> None:
+        """Forget a hook run that has finished (ok, failed or timed out: hooks.log has the outcome)."""
         with self.tx():
             self.conn.execute("DELETE FROM hook_runs WHERE id=?", (run_id,))
 
@@ -137,6 +138,7 @@ class AutomationStateMixin:
                 (rule, customer_id, period, self.clock())).rowcount == 1
 
     def rule_fired(self, rule: str, customer_id: int, period: str) -> bool:
+        """Has `rule` already fired for this customer in `period` (e.g. the current wait)?"""
         return self.q1("SELECT 1 FROM rule_fires WHERE rule=? AND customer_id=? AND period=?",
                        (rule, customer_id, period)) is not None
 
@@ -160,6 +162,7 @@ class AutomationStateMixin:
                                      " ORDER BY sent_at, id LIMIT ?", (since, limit))]
 
     def is_first_inbound(self, customer_id: int, message_id: int) -> bool:
+        """Is `message_id` the customer's first message to us ever (new_customer rules)?"""
         row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' ORDER BY sent_at, id LIMIT 1",
                       (customer_id,))
         return row is not None and row[0] == message_id
@@ -216,15 +219,20 @@ class AutomationStateMixin:
 
     # -- satisfaction -------------------------------------------------------------------------
     def ask_survey(self, customer_id: int, channel: str | None, message_id: int) -> None:
+        """Record that a satisfaction question went out to the customer (now, on `channel`, as `message_id`); it
+        replaces an earlier open one."""
         with self.tx():
             self.conn.execute("INSERT OR REPLACE INTO surveys(customer_id, asked_at, channel, message_id, open)"
                               " VALUES (?, ?, ?, ?, 1)", (customer_id, self.clock(), channel, message_id))
 
     def pending_survey(self, customer_id: int) -> dict | None:
+        """The open satisfaction question for this customer as a dict (customer_id, asked_at: unix seconds,
+        channel, message_id, open), or None."""
         row = self.q1("SELECT * FROM surveys WHERE customer_id=?", (customer_id,))
         return dict(row) if row else None
 
     def drop_survey(self, customer_id: int) -> None:
+        """Close the customer's satisfaction question (answered, or expired)."""
         with self.tx():
             self.conn.execute("DELETE FROM surveys WHERE customer_id=?", (customer_id,))
 

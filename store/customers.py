@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from store.db import StoreError, loads
 from store.identity import normalize_email
@@ -10,6 +11,16 @@ from store.terms import CHANNELS, QUEUE_FILTERS, STATUSES
 
 # Queue filters (store/terms.py): "waiting" (the default) = open customers whose last inbound
 # message is unanswered, they wait on us; "pending" = status pending, we wait on them.
+
+def follow_merges(customer_id: int, merged_into: Callable[[int], int | None]) -> int:
+    """The surviving customer of a chain of merges: `merged_into(id)` gives the next id or
+    None. The one place that walks the chain (live_id reads the table, stats a dict)."""
+    seen = set()
+    while (nxt := merged_into(customer_id)) is not None and customer_id not in seen:
+        seen.add(customer_id)
+        customer_id = nxt
+    return customer_id
+
 
 def like_escape(text: str) -> str:
     """User text inside a LIKE pattern: % and _ are letters, not wildcards."""
@@ -68,18 +79,19 @@ class CustomersMixin:
         return self.live_id(cid)
 
     def live_id(self, customer_id: int) -> int:
-        """Follow merges to the customer that holds the history now."""
-        seen = set()
-        while True:
-            row = self.q1("SELECT merged_into FROM customers WHERE id=?", (customer_id,))
+        """Follow merges to the customer that holds the history now (the id itself if it was
+        never merged away). StoreError if there is no such customer."""
+        def merged_into(cid: int) -> int | None:
+            row = self.q1("SELECT merged_into FROM customers WHERE id=?", (cid,))
             if row is None:
-                raise StoreError(f"no customer with id {customer_id}")
-            if row[0] is None or customer_id in seen:
-                return customer_id
-            seen.add(customer_id)
-            customer_id = row[0]
+                raise StoreError(f"no customer with id {cid}")
+            return row[0]
+
+        return follow_merges(customer_id, merged_into)
 
     def customer(self, customer_id: int) -> Customer:
+        """One customer with identities, tags and facts. A merged-away id still answers (its merged_into names
+        the survivor). StoreError if there is no such id."""
         row = self.q1("SELECT * FROM customers WHERE id=?", (customer_id,))
         if row is None:
             raise StoreError(f"no customer with id {customer_id}")
@@ -99,14 +111,19 @@ class CustomersMixin:
         return c
 
     def identities(self, customer_id: int) -> list[Identity]:
-        out = []
-        for r in self.q("SELECT * FROM identities WHERE customer_id=? ORDER BY id", (customer_id,)):
-            keys = [k[0] for k in self.q("SELECT key FROM identity_keys WHERE identity_id=? ORDER BY key", (r["id"],))]
-            out.append(Identity(id=r["id"], customer_id=r["customer_id"], channel=r["channel"], address=r["address"],
-                                display_name=r["display_name"], handle=r["handle"], keys=keys, account=r["account"]))
-        return out
+        """The customer's identities (one per channel address), oldest first, each with its
+        match keys ("email:a@b", "phone:+1555..."). An unknown id gives []."""
+        return [self._identity(r) for r in self.q("SELECT * FROM identities WHERE customer_id=? ORDER BY id",
+                                                  (customer_id,))]
+
+    def _identity(self, r) -> Identity:
+        keys = [k[0] for k in self.q("SELECT key FROM identity_keys WHERE identity_id=? ORDER BY key", (r["id"],))]
+        return Identity(id=r["id"], customer_id=r["customer_id"], channel=r["channel"], address=r["address"],
+                        display_name=r["display_name"], handle=r["handle"], keys=keys, account=r["account"])
 
     def customers(self, limit: int = 100, offset: int = 0, query: str | None = None) -> list[Customer]:
+        """Customers (not merged away) by id, `limit` from `offset`; `query` matches name, address, handle or
+        display name (letters, not LIKE wildcards)."""
         if query:
             rows = self.q(
                 "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id=c.id"
@@ -158,6 +175,8 @@ class CustomersMixin:
 
     def queue_count(self, filter: str = "waiting", *, agent: str | None = None, channel: str | None = None,
                     tag: str | None = None) -> int:
+        """How many customers the queue shows for `filter` (a QueueFilter: waiting, pending, mine, ...) with the
+        same channel/tag narrowing as queue(). StoreError for an unknown filter."""
         where, params = self._queue_where(filter, agent, channel, tag)
         return self.q1(f"SELECT count(*) FROM customers c WHERE {where}", params)[0]
 
@@ -212,6 +231,8 @@ class CustomersMixin:
 
     # -- agent actions (each an event, each undoable) --------------------------
     def set_status(self, customer_id: int, status: str, actor: str, *, until: float | None = None, **extra) -> int:
+        """Set a status (open, pending, snoozed with `until` in unix seconds, done) and log a 'status' event with
+        the old and new values; returns the event id. StoreError for an unknown status or customer."""
         if status not in STATUSES:
             raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         if status == "snoozed" and until is None:
@@ -226,9 +247,11 @@ class CustomersMixin:
                                   new=status, until=until, **extra)
 
     def snooze(self, customer_id: int, until: float, actor: str) -> int:
+        """Hide the customer until `until` (unix seconds); the queue shows them again then. Returns the event id."""
         return self.set_status(customer_id, "snoozed", actor, until=until)
 
     def tag(self, customer_id: int, tag: str, actor: str, **extra) -> int | None:
+        """Add a tag; returns the event id, or None if they had it already. StoreError for an empty tag."""
         tag = tag.strip()
         if not tag:
             raise StoreError("a tag cannot be empty")
@@ -238,18 +261,21 @@ class CustomersMixin:
         return None
 
     def untag(self, customer_id: int, tag: str, actor: str) -> int | None:
+        """Remove a tag; returns the event id, or None if they did not have it."""
         with self.tx():
             if self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (customer_id, tag)).rowcount:
                 return self.log_event("untag", actor, customer_id, tag=tag)
         return None
 
     def assign(self, customer_id: int, assignee: str | None, actor: str, **extra) -> int:
+        """Assign the customer to an agent (None: nobody); returns the event id."""
         with self.tx():
             old = self.q1("SELECT assignee FROM customers WHERE id=?", (customer_id,))[0]
             self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (assignee, customer_id))
             return self.log_event("assign", actor, customer_id, old=old, new=assignee, **extra)
 
     def set_priority(self, customer_id: int, priority: int, actor: str, **extra) -> int:
+        """Set the priority (higher comes first in the queue); returns the event id."""
         with self.tx():
             old = self.q1("SELECT priority FROM customers WHERE id=?", (customer_id,))[0]
             self.conn.execute("UPDATE customers SET priority=? WHERE id=?", (priority, customer_id))
@@ -274,6 +300,8 @@ class CustomersMixin:
             return self.log_event("rename", actor, customer_id, old=old, new=name)
 
     def add_note(self, customer_id: int, text: str, author: str) -> int:
+        """Add an internal note (never sent) to the customer's timeline; returns its message id. StoreError if
+        empty."""
         if not text.strip():
             raise StoreError("a note cannot be empty")
         with self.tx():
@@ -283,6 +311,7 @@ class CustomersMixin:
             return message_id
 
     def mark_read(self, customer_id: int) -> None:
+        """The agent has seen the customer's messages: their unread count goes to 0."""
         with self.tx():
             self.conn.execute("UPDATE customers SET unread=0 WHERE id=? AND unread != 0", (customer_id,))
 

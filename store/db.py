@@ -118,6 +118,7 @@ class Database:
     # -- schema ---------------------------------------------------------
     @property
     def version(self) -> int:
+        """The schema version of the open file (PRAGMA user_version: migrations applied)."""
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self, target: int | None = None) -> None:
@@ -202,15 +203,20 @@ class Database:
                 blob.write(view[at:at + BLOB_CHUNK])
 
     def insert_customer(self, name: str) -> int:
+        """A new customer row named `name` (indexed for search); returns its id. Inside a transaction of the
+        caller."""
         customer_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)",
                                         (name, self.clock())).lastrowid
         self.conn.execute("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", (customer_id, fts_text(name)))
         return customer_id
 
     def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Run a read inside the store; rows as sqlite3.Row. For the store's own modules: public methods return
+        dataclasses."""
         return self.conn.execute(sql, params).fetchall()
 
     def q1(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        """Run a read inside the store; the first row or None. For the store's own modules."""
         return self.conn.execute(sql, params).fetchone()
 
     def data_version(self) -> int:
@@ -218,6 +224,7 @@ class Database:
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
+        """Close the connection (the Store cannot be used after)."""
         self.conn.close()
 
 

@@ -12,6 +12,8 @@ def _event(row) -> Event:
 
 class EventsMixin:
     def log_event(self, kind: str, actor: str, customer_id: int | None, **data) -> int:
+        """Append an event (who did what to whom, with `data` as JSON) inside the caller's transaction; returns
+        its id."""
         event_id = self.conn.execute(
             "INSERT INTO events(at, actor, kind, customer_id, data) VALUES (?, ?, ?, ?, ?)",
             (self.clock(), actor, kind, customer_id, dumps(data)),
@@ -21,6 +23,8 @@ class EventsMixin:
 
     def events(self, customer_id: int | None = None, limit: int = 50, kind: str | None = None,
                since: float | None = None, after_id: int | None = None) -> list[Event]:
+        """Events newest first (oldest first after `after_id`): of one customer and everyone merged into them, of
+        one `kind`, from `since` (unix seconds); at most `limit`."""
         where, params = [], []
         if customer_id is not None:
             ids = self._family(customer_id)
@@ -40,6 +44,7 @@ class EventsMixin:
         return [_event(r) for r in self.q(sql, (*params, limit))]
 
     def event(self, event_id: int) -> Event | None:
+        """One event by id, or None."""
         row = self.q1("SELECT * FROM events WHERE id=?", (event_id,))
         return _event(row) if row else None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from store.db import StoreError, dumps, loads
-from store.models import AttachmentIn, OutboundMessage, Receipt
+from store.models import AttachmentIn, Identity, Message, OutboundMessage, Receipt
 
 MAYBE = "may have been delivered"
 INTERRUPTED = "interrupted while sending"
@@ -52,14 +52,16 @@ def reply_subject(subject: str | None) -> str | None:
 
 
 class OutboxMixin:
-    def pick_identity(self, customer_id: int, channel: str | None = None, identity_id: int | None = None):
-        """The identity to answer on: the given one, or the most recently heard
-        identity on `channel` (default: the channel the customer used last)."""
+    def pick_identity(self, customer_id: int, channel: str | None = None,
+                      identity_id: int | None = None) -> Identity:
+        """The identity to answer on: `identity_id` if given, else the most recently heard
+        identity on `channel` (default: the channel the customer used last). StoreError if
+        the identity is another customer's, or the customer has none (on that channel)."""
         if identity_id is not None:
             row = self.q1("SELECT * FROM identities WHERE id=? AND customer_id=?", (identity_id, customer_id))
             if row is None:
                 raise StoreError(f"identity {identity_id} does not belong to customer {customer_id}")
-            return row
+            return self._identity(row)
         if channel is None:
             last = self.q1("SELECT last_channel FROM customers WHERE id=?", (customer_id,))
             channel = last[0] if last and last[0] else None
@@ -72,14 +74,14 @@ class OutboxMixin:
         if not rows:
             raise StoreError(f"customer {customer_id} has no channel to reply on")
         if channel is None:
-            return rows[0]
+            return self._identity(rows[0])
         for row in rows:
             if row["channel"] == channel:
-                return row
+                return self._identity(row)
         have = ", ".join(sorted({r["channel"] for r in rows}))
         raise StoreError(f"customer {customer_id} has no {channel} identity; they can be reached on: {have}")
 
-    def last_inbound(self, identity_id: int):
+    def last_inbound(self, identity_id: int) -> Message | None:
         """The newest message this identity sent us (the one a reply answers), or None."""
         row = self.q1("SELECT m.id FROM identities i JOIN messages m ON m.customer_id=i.customer_id AND m.identity_id=i.id"
                       " WHERE i.id=? AND m.direction='in' ORDER BY m.sent_at DESC, m.id DESC LIMIT 1", (identity_id,))
@@ -95,21 +97,21 @@ class OutboxMixin:
             raise StoreError("a reply cannot be empty")
         with self.tx():
             ident = self.pick_identity(customer_id, channel, identity_id)
-            if not usable_address(ident["channel"], ident["address"]):
-                raise StoreError(f"customer {customer_id}: no usable {ident['channel']} address to reply to"
-                                 f" ({ident['address'] or 'none'}: the message came without a valid sender);"
+            if not usable_address(ident.channel, ident.address):
+                raise StoreError(f"customer {customer_id}: no usable {ident.channel} address to reply to"
+                                 f" ({ident.address or 'none'}: the message came without a valid sender);"
                                  " add their address or reply on another channel")
             parent = self.q1(
                 "SELECT * FROM messages WHERE customer_id=? AND identity_id=? AND direction='in'"
                 " ORDER BY sent_at DESC, id DESC LIMIT 1",
-                (ident["customer_id"], ident["id"]),
+                (ident.customer_id, ident.id),
             )
             now = self.clock()
-            if ident["channel"] == "email" and subject is None and parent is not None:
+            if ident.channel == "email" and subject is None and parent is not None:
                 subject = reply_subject(parent["subject"])
-            account = ident["account"] or (parent["account"] if parent else "")
+            account = ident.account or (parent["account"] if parent else "")
             message_id = self.insert_message(
-                customer_id=customer_id, identity_id=ident["id"], channel=ident["channel"], account=account,
+                customer_id=customer_id, identity_id=ident.id, channel=ident.channel, account=account,
                 direction="out", thread_key=parent["thread_key"] if parent else None,
                 reply_to=parent["external_id"] if parent else None, subject=subject, text=text, html=html,
                 sent_at=now, received_at=now, author=author, meta=dumps(meta) if meta else None,
@@ -124,7 +126,7 @@ class OutboxMixin:
                 "UPDATE customers SET last_outbound_at=?, waiting_since=NULL, unread=0 WHERE id=?", (now, customer_id)
             )
             if event:
-                self.log_event(event, author, customer_id, message_id=message_id, channel=ident["channel"])
+                self.log_event(event, author, customer_id, message_id=message_id, channel=ident.channel)
             return message_id
 
     def claim_due(self, accounts: set[str] | None = None, limit: int = 1) -> list[OutboundMessage]:
@@ -183,6 +185,8 @@ class OutboxMixin:
         return {r["name"]: r["n"] for r in rows if r["name"] not in accounts}
 
     def mark_sent(self, outbox_id: int, receipt: Receipt) -> None:
+        """A reply went out: the outbox row is sent (now) and the message keeps the channel's id and receipt
+        meta."""
         with self.tx():
             row = self.q1("SELECT message_id FROM outbox WHERE id=?", (outbox_id,))
             meta = loads(self.q1("SELECT meta FROM messages WHERE id=?", (row[0],))[0], {})
@@ -222,6 +226,8 @@ class OutboxMixin:
             self.log_event("send_failed", "sync", row[0], message_id=row[1], error=error)
 
     def retry(self, message_id: int, actor: str) -> None:
+        """Queue a failed reply again (attempts start over) and log a 'retry' event. StoreError if it is not a
+        failed reply."""
         with self.tx():
             row = self.q1("SELECT o.id, o.state, m.customer_id FROM outbox o JOIN messages m ON m.id=o.message_id"
                           " WHERE o.message_id=?", (message_id,))
@@ -260,6 +266,8 @@ class OutboxMixin:
         return len(rows)
 
     def outbox(self, state: str | None = None, limit: int = 100) -> list[dict]:
+        """Outbox rows newest first, optionally in one `state` (queued, sending, sent, failed): dicts of the
+        outbox columns plus customer_id, channel, account and text."""
         sql = ("SELECT o.*, m.customer_id, m.channel, m.account, m.text FROM outbox o JOIN messages m ON m.id=o.message_id"
                + (" WHERE o.state=?" if state else "") + " ORDER BY o.id DESC LIMIT ?")
         return [dict(r) for r in self.q(sql, ((state, limit) if state else (limit,)))]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, tzinfo
 
+from store.customers import follow_merges
 from store.terms import CHANNELS  # noqa: E402  (the one list)
 DONE_SQL = ("SELECT customer_id, at FROM events WHERE kind='status' AND undone_by IS NULL"
             " AND json_extract(data, '$.new') = 'done'")
@@ -61,6 +62,9 @@ class StatsMixin:
 
     # -- the whole store ----------------------------------------------------------------
     def stats(self, since: float, until: float | None = None, tz: tzinfo | None = None) -> dict:
+        """Figures for the period [since, until) (unix seconds; until defaults to now), per channel and 'all':
+        messages in/out, first-response and reply times (p50/p90, seconds), unanswered now, breaches, ratings,
+        inbound per hour of day (local time, or `tz`). A dict: see `omnidesk stats --json`."""
         until = self.clock() if until is None else until
         per = {ch: _blank() for ch in (*CHANNELS, "all")}
         first: dict[str, list[float]] = {ch: [] for ch in per}
@@ -70,11 +74,7 @@ class StatsMixin:
         merged = {r[0]: r[1] for r in self.q("SELECT id, merged_into FROM customers WHERE merged_into IS NOT NULL")}
 
         def live(cid):
-            seen = set()
-            while cid in merged and cid not in seen:
-                seen.add(cid)
-                cid = merged[cid]
-            return cid
+            return follow_merges(cid, merged.get)
 
         dones: dict[int, list[float]] = {}
         for cid, at in self.q(DONE_SQL + " AND at <= ?", (until,)):

@@ -41,6 +41,7 @@ class SyncStateMixin:
                 self.conn.executemany("DELETE FROM cursors WHERE connector=? AND key=?", gone)
 
     def load_cursor(self, connector: str) -> dict[str, str]:
+        """The saved cursor of one connector ('channel:account'): key -> value, {} before its first read."""
         return {r[0]: r[1] for r in self.q("SELECT key, value FROM cursors WHERE connector=?", (connector,))}
 
     # -- the polling lease: one poller per store --------------------------------
@@ -58,10 +59,12 @@ class SyncStateMixin:
         return row is not None and row[0] == holder
 
     def release_lease(self, holder: str, name: str = "poller") -> None:
+        """Give up the lease `name` if `holder` has it (a stopping engine lets another poll at once)."""
         with self.tx():
             self.conn.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
 
     def lease_holder(self, name: str = "poller") -> tuple[str, float] | None:
+        """(holder, last heartbeat in unix seconds) of the lease `name`, or None when nobody holds it."""
         row = self.q1("SELECT holder, heartbeat FROM leases WHERE name=?", (name,))
         return (row[0], row[1]) if row else None
 
@@ -96,6 +99,7 @@ class SyncStateMixin:
 
     # -- channel health -------------------------------------------------------------
     def set_health(self, connector: str, state: str, detail: str = "") -> None:
+        """Record a connector's health: state ok | retrying | failed, with a detail line for people (no secrets)."""
         with self.tx():
             self.conn.execute(
                 "INSERT INTO health(connector, state, detail, updated_at) VALUES (?, ?, ?, ?)"
@@ -105,5 +109,7 @@ class SyncStateMixin:
             )
 
     def health(self) -> dict[str, dict]:
+        """Every connector's health: name -> {state: ok | retrying | failed, detail: str, updated_at: unix
+        seconds}."""
         return {r["connector"]: {"state": r["state"], "detail": r["detail"], "updated_at": r["updated_at"]}
                 for r in self.q("SELECT * FROM health ORDER BY connector")}

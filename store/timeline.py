@@ -30,6 +30,7 @@ class TimelineMixin:
                " o.uncertain FROM messages m LEFT JOIN outbox o ON o.message_id = m.id")
 
     def message(self, message_id: int) -> Message:
+        """One message with its attachments. StoreError if there is no such id."""
         row = self.q1(self._SELECT + " WHERE m.id=?", (message_id,))
         if row is None:
             raise StoreError(f"no message with id {message_id}")
@@ -58,6 +59,7 @@ class TimelineMixin:
         return self.q1("SELECT coalesce(max(id), 0) FROM messages WHERE direction='in'")[0]
 
     def raw_source(self, message_id: int) -> bytes | None:
+        """The message as it came (e-mail: the RFC 5322 bytes), or None when it was not kept."""
         row = self.q1("SELECT raw FROM messages WHERE id=?", (message_id,))
         return row[0] if row else None
 
@@ -66,9 +68,11 @@ class TimelineMixin:
                           size=r["size"], sha256=r["sha256"], path=str(self.files.path(r["path"])) if r["path"] else None)
 
     def attachments(self, message_id: int) -> list[Attachment]:
+        """The attachments of one message, in the order they came."""
         return [self._attachment(r) for r in self.q("SELECT * FROM attachments WHERE message_id=? ORDER BY id", (message_id,))]
 
     def attachment(self, attachment_id: int) -> Attachment:
+        """One attachment by id. StoreError if there is no such id."""
         row = self.q1("SELECT * FROM attachments WHERE id=?", (attachment_id,))
         if row is None:
             raise StoreError(f"no attachment with id {attachment_id}")

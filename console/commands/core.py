@@ -197,7 +197,7 @@ def cmd_reply(args, ctx) -> int:
     s = ctx.store
     cid = ctx.customer(args.customer)
     ident = s.pick_identity(cid, args.channel, args.identity)
-    channel = ident["channel"]
+    channel = ident.channel
     if args.template:
         rendered = render_for_customer(s, cid, args.template, channel, ctx.agent, values(args.set), config=ctx.config)
     else:
@@ -205,11 +205,11 @@ def cmd_reply(args, ctx) -> int:
         rendered = preview_for_customer(s, cid, read_body(args.message, "reply"), channel, ctx.agent, config=ctx.config)
     # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients keep threading;
     # a template's own subject only starts new conversations.
-    subject = args.subject or (None if s.last_inbound(ident["id"]) else rendered.subject)
+    subject = args.subject or (None if s.last_inbound(ident.id) else rendered.subject)
     over = over_limit(channel, rendered.source)
     if over and not args.force:
         raise UserError(f"reply not queued: {over}; shorten it, or add --force to send it anyway")
-    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident["id"], subject=subject)
+    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident.id, subject=subject)
     m = s.message(message_id)
     ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
     return 0

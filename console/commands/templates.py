@@ -57,7 +57,7 @@ def cmd_render(args, ctx) -> int:
     if args.customer:
         s = ctx.store
         cid = ctx.customer(args.customer)
-        channel = args.channel or s.pick_identity(cid, None)["channel"]
+        channel = args.channel or s.pick_identity(cid, None).channel
         rendered = tpl.render_for_customer(s, cid, args.name, channel, ctx.agent, values, config=ctx.config)
     else:
         if not args.channel:
