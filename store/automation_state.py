@@ -81,6 +81,12 @@ class AutomationStateMixin:
                 "INSERT INTO hook_runs(hook, kind, command, timeout, payload, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (hook, kind, command, timeout, dumps(payload), self.clock())).lastrowid
 
+    def hook_backlog(self, hook: str) -> dict:
+        """One hook's queue: {"queued", "running", "running_since"} (cheap: by index)."""
+        q = self.q1("SELECT count(*) FROM hook_runs WHERE hook=? AND state='queued'", (hook,))[0]
+        r = self.q1("SELECT count(*), min(started_at) FROM hook_runs WHERE hook=? AND state='running'", (hook,))
+        return {"queued": q, "running": r[0], "running_since": r[1]}
+
     def claim_hook_run(self, hook: str, holder: str) -> dict | None:
         """The oldest queued run of `hook`, now 'running' for `holder`; None if none waits."""
         with self.tx():

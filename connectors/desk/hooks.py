@@ -136,6 +136,7 @@ class HookRunner:
         self._procs: dict[int, subprocess.Popen] = {}  # run id -> its running command
         self._stopping = threading.Event()
         self._direct: list[threading.Thread] = []  # runs started by `fire` without a store
+        self._dropped: dict[tuple[str, str], int] = {}  # (hook, event) -> runs not queued since the last dispatch
         # failed runs without a store to record them in (`hooks test`); with one, workers log the event
         self.failures: deque[dict] = deque(maxlen=100)
         self.recent: deque[str] = deque(maxlen=100)  # the latest log lines (`omnidesk hooks test` prints them)
@@ -164,11 +165,12 @@ class HookRunner:
         """Queue one run (also a rule's `hook` action, under the name "rule NAME")."""
         name = name or command[:40]
         run_id = store.queue_hook_run(name, kind, command, timeout, {"event": kind, **payload}, cap=MAX_QUEUED)
-        if run_id is None:
-            self._log(kind, name, "dropped", 0.0, f"{MAX_QUEUED} runs of this hook already waiting")
+        if run_id is None:  # told once per pass, in dispatch(), not once per run
+            with self._lock:
+                self._dropped[(name, kind)] = self._dropped.get((name, kind), 0) + 1
             return False
-        q = store.hook_queue().get(name, {})
-        ahead = q.get("queued", 1) - 1 + q.get("running", 0)
+        q = store.hook_backlog(name)
+        ahead = q["queued"] - 1 + q["running"]
         if ahead >= self.concurrency(name):  # it cannot start at once: say so now, not only when it runs
             running = f", one running for {store.clock() - q['running_since']:.0f}s" if q.get("running") else ""
             self._log(kind, name, "queued", 0.0, f"{ahead} ahead of it{running}", run_id=run_id)
@@ -178,6 +180,11 @@ class HookRunner:
     def dispatch(self, store) -> int:
         """Start a worker for each hook with queued runs and a free slot; returns
         how many were started. Cheap: call it after every pass."""
+        with self._lock:
+            dropped, self._dropped = self._dropped, {}
+        for (name, kind), n in dropped.items():
+            self._log(kind, name, "dropped", 0.0, f"{n} run{'s' if n != 1 else ''} not queued: {MAX_QUEUED} of this"
+                      " hook already waiting", store=store)
         if self._stopping.is_set():
             return 0
         started = 0
