@@ -48,7 +48,7 @@ class ProfileView(Static):
         muted = Style(dim=True)
         out = [Text(""), Text("Facts", style="bold underline")]
         if not c.facts:
-            return out + [Text("none · e adds one", style=muted)]
+            return out + [Text("none · e adds one", style=muted), Text("")]
         for key, value in c.facts.items():
             line = Text(one_line(key, 24) + " ", style=muted, end="")
             line.append(one_line(value, 80), Style(bold=True))
@@ -62,7 +62,7 @@ class ProfileView(Static):
             earlier = self.earlier.get(key) or []
             if earlier:
                 out.append(Text("  earlier: " + ", ".join(one_line(e["value"], 30) for e in earlier[:3]), style=muted))
-        return out
+        return out + [Text("")]
 
     def _render_profile(self):
         c = self.customer
