@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from bisect import bisect_right
+from itertools import accumulate
 from functools import lru_cache
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs")
 SCAN_LIMIT = 64_000  # characters examined; the new text sits at the top
 _QUOTED = re.compile(r"^\s*>")
+_QUOTED_ANY = re.compile(r"^\s*>", re.M)
 # A wrapped attribution line: it names an address or a date ("2012-04-02", "02.04.2012 14:20").
 _ATTRIBUTION_PART = re.compile(r"@|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}:\d{2}|[<,]\s*$")
 _LINE_END = re.compile(r"\r\n?")
@@ -61,38 +63,47 @@ def _regexes():
         re.IGNORECASE)
     keys = [m.group(1) for w in words("from_header") for m in [re.search(r"\[\* \]\*\(\?:(.*?)\):", w)] if m]
     key_line = re.compile(rf"{quoted}[* ]*(?:{'|'.join(keys)})\s?:|-+ ?original message|-+ ?oprindelig", re.IGNORECASE)
+    _SENT_FROM_STARTS.update(w.lstrip("(?:")[:3].lower() for w in "|".join(words("sent_from")).split("|"))
     return wrote, block, key_line, signature_line
 
 
 # The verbs that end an attribution line in LANGUAGES ("On <date>, <name> wrote:"), lower case.
 WROTE = ("wrote:", "schrieb", "a écrit", "escribió", "ha scritto", "schreef", "skrev", "nadesłał", "napisał", "napsal")
 _OUTLOOK_RULE = re.compile(r" ?[_-]{32,}")
+_SENT_FROM_STARTS: set[str] = set()  # "sen", "get", "ges", ...: how "Sent from my ..." lines begin
 WINDOW = 8  # lines: the longest header block the patterns describe
 MAX_TRIES = 200  # candidate lines examined per message
 LONGEST_HEADER = 400  # characters; the library's patterns backtrack badly on long lines (hostile mail)
 
 
+_COLON_LINE = re.compile(r"^([^:\n]{1,47}):", re.M)  # a line with a colon near its start
+_RULE_LINE = re.compile(r"^(?:> ?)*-{5}", re.M)
+
+
 def _candidates(key_line, lines: list[str]) -> list[tuple[int, bool]]:
     """(line index, is an attribution verb) where a reply header may be: a line
     that starts like a header block, or one holding "wrote:" in some language.
-    Cheap tests first (a colon near the start; substring search in C), so the
-    slow many-language patterns run on a handful of lines, not on every one."""
+    Cheap tests first (regex scans and substring search in C, a word before a
+    colon), so the slow many-language patterns run on a handful of lines."""
     found: dict[int, bool] = {}
-    for i, line in enumerate(lines):
-        if 0 < line.find(":", 0, 48) and key_line.match(line) or line.startswith(("-----", ">-----", "> -----")) \
-                and key_line.match(line.lstrip("> ")):
+    joined = "\n".join(lines)
+    starts = [0, *accumulate(len(line) + 1 for line in lines)]
+    for m in _COLON_LINE.finditer(joined):
+        word = m.group(1).lstrip("> *\t").rstrip()
+        if 0 < len(word) <= 24 and word.replace(" ", "").isalpha():
+            i = bisect_right(starts, m.start()) - 1
+            if key_line.match(lines[i]):
+                found[i] = False
+    for m in _RULE_LINE.finditer(joined):
+        i = bisect_right(starts, m.start()) - 1
+        if key_line.match(lines[i].lstrip("> ")):
             found[i] = False
-    low = "\n".join(lines).lower()
-    if any(w in low for w in WROTE):
-        starts, pos = [], 0
-        for line in lines:
-            starts.append(pos)
-            pos += len(line) + 1
-        for w in WROTE:
-            at = low.find(w)
-            while at >= 0 and len(found) <= MAX_TRIES:
-                found.setdefault(bisect_right(starts, at) - 1, True)
-                at = low.find(w, at + 1)
+    low = joined.lower()
+    for w in WROTE:
+        at = low.find(w)
+        while at >= 0 and len(found) <= MAX_TRIES:
+            found.setdefault(bisect_right(starts, at) - 1, True)
+            at = low.find(w, at + 1)
     return sorted(found.items())
 
 
@@ -120,10 +131,12 @@ def _signature_line(signature_re, lines: list[str]) -> int | None:
         line = lines[i]
         if not line:
             continue
+        if not lines[i - 1] and _OUTLOOK_RULE.match(line):
+            return i
+        if len(line) > SIGN_OFF_MAX and line.lstrip("> ")[:3].lower() not in _SENT_FROM_STARTS:
+            continue  # a long line is a signature only as "Sent from my ..." (cheap test first)
         m = signature_re.match(line)
         if m and (len(line) <= SIGN_OFF_MAX or m.end() == len(line)):
-            return i
-        if not lines[i - 1] and _OUTLOOK_RULE.match(line):
             return i
     return None
 
@@ -163,7 +176,7 @@ def _split(text: str) -> Reply:
     if cut is not None:
         if any(line.strip() for line in lines[:cut]):  # a header on top means bottom-posting: keep all
             lines = lines[:cut]
-    if any(_QUOTED.match(line) for line in lines):
+    if _QUOTED_ANY.search(text):
         lines = _drop_quote_blocks(lines)
     signature = ""
     cut = _signature_line(regexes[3], [line.strip() for line in lines])
