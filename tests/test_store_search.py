@@ -115,3 +115,30 @@ def test_a_message_the_customer_deleted_is_found_and_marked(store, seeded, make_
     assert "«blue»" in hits[b.message_id]
     assert not store.search("broken")[0].snippet.startswith("(deleted")
     assert store.search("channel:telegram")[0].snippet.startswith("(deleted by the customer) ")
+
+
+def test_the_search_command(tmp_path, make_inbound):
+    """The installed command, as a person types it."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from store import Store
+
+    db = tmp_path / "o.db"
+    s = Store(db)
+    zh = s.ingest(make_inbound("telegram", "71", "请问什么时候发货", name="王小明"))
+    s.ingest(make_inbound("email", "jane@roe.com", "The teapot arrived broken", name="Jane Roe"))
+    s.close()
+    exe = shutil.which("omnidesk", path=os.path.dirname(sys.executable))
+
+    def run(*query):
+        return subprocess.run([exe, "--db", str(db), "--json", "search", *query], capture_output=True, text=True)
+
+    found = run("发货")
+    assert found.returncode == 0 and [h["message_id"] for h in json.loads(found.stdout)] == [zh.message_id]
+    assert len(json.loads(run("teapot", "OR", "发货").stdout)) == 2
+    bare = run("teapot", "from:")
+    assert bare.returncode == 1 and "from: needs a value" in bare.stderr
