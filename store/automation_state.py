@@ -113,15 +113,22 @@ class AutomationStateMixin:
             self.conn.execute("UPDATE hook_runs SET state='queued', holder=NULL, started_at=NULL WHERE id=?", (run_id,))
             return True
 
-    def recover_hook_runs(self, holder: str) -> list[dict]:
-        """Runs another process left 'running' (it died, or was killed): queued
-        again, oldest first. Call when taking over the polling lease."""
+    def recover_hook_runs(self, holder: str, slack: float = 10.0) -> list[dict]:
+        """Runs another process left 'running' and will not finish: queued again,
+        oldest first. A run is given up on when its process (on this machine)
+        is gone, or when it has run past its timeout by `slack` seconds (its
+        runner would have killed it). Call while holding the polling lease."""
+        from store.sync_state import _alive
+
         with self.tx():
-            rows = [dict(r) for r in self.q("SELECT id, hook, kind, attempts FROM hook_runs"
-                                            " WHERE state='running' AND holder IS NOT ?", (holder,))]
-            for r in rows:
+            rows = [dict(r) for r in self.q("SELECT id, hook, kind, attempts, holder, started_at, timeout FROM hook_runs"
+                                            " WHERE state='running' AND holder IS NOT ? ORDER BY id", (holder,))]
+            now = self.clock()
+            gone = [r for r in rows if not _alive((r["holder"] or "").rpartition(":")[0])
+                    or (r["started_at"] or 0) + r["timeout"] + slack < now]
+            for r in gone:
                 self.requeue_hook_run(r["id"])
-            return rows
+            return gone
 
     def hook_queue(self) -> dict[str, dict]:
         """Per hook: {"queued", "running", "oldest_queued_at", "running_since"}."""

@@ -246,11 +246,23 @@ def test_a_run_left_running_by_a_dead_process_is_queued_again(store, clock, tmp_
     out = tmp_path / "out"
     auto = automation(tmp_path, [{"on": "status_changed", "command": collect(out), "name": "h"}])
     attach_to(store, auto)
-    run = store.queue_hook_run("h", "status_changed", collect(out), 10, {"customer": {"id": 9}})
-    assert store.claim_hook_run("h", "otherhost:1:dead")["id"] == run  # that process was killed mid-run
-    auto.tick(store)  # the first tick with the lease picks it up
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for n, holder in enumerate([f"{socket.gethostname()}:{dead.pid}:1", "otherhost:1:1", f"{socket.gethostname()}:{os.getpid()}:2"]):
+        run = store.queue_hook_run("h", "status_changed", collect(out), 10, {"customer": {"id": n}})
+        assert store.claim_hook_run("h", holder)["id"] == run
+    auto.tick(store)  # the run of the process that is gone is queued again and runs
     assert auto.hooks.wait(10, store=store)
-    assert [e["customer"]["id"] for e in collected(out)] == [9]
+    assert [e["customer"]["id"] for e in collected(out)] == [0]
+    assert store.hook_queue()["h"]["running"] == 2  # another machine's, and a live process's: still theirs
+    clock.advance(21)  # past their timeout (10 s) and the slack: their runners would have killed them
+    auto.tick(store)
+    assert auto.hooks.wait(10, store=store)
+    assert sorted(e["customer"]["id"] for e in collected(out)) == [0, 1, 2]
 
 
 def test_two_processes_pumping_at_once_handle_each_event_once(tmp_path, db_path, clock):

@@ -175,7 +175,6 @@ class Automation:
         opts = settings(config)
         self.skip_older_than = opts["skip_older_than"]
         self.hooks = hooks or HookRunner.from_config(config, log_path, opts["hook_grace"])
-        self._recovered = False  # hook runs a dead process left 'running', queued again at our first tick
         self.satisfaction = Satisfaction.from_config(config)
         self.timer_every = timer_every
         self._last_timer = float("-inf")
@@ -192,11 +191,9 @@ class Automation:
 
     def tick(self, store) -> None:
         try:
-            if not self._recovered:
-                self._recovered = True
-                for run in store.recover_hook_runs(self.hooks.holder):
-                    log.warning("hook run %s (%s, %s) was cut off by a stop; queued again", run["id"], run["hook"],
-                                run["kind"])
+            for run in store.recover_hook_runs(self.hooks.holder):  # a process that died mid-run
+                log.warning("hook run %s (%s, %s) was cut off by a stop; queued again", run["id"], run["hook"],
+                            run["kind"])
             self.reload_if_changed()
             self.pump(store)
             self.targets.check(store)
