@@ -653,9 +653,14 @@ async def test_a_breach_while_open_is_told_once(db_path, clock, tmp_path, ids):
 
         def told() -> list[str]:
             return [n.message for n in app._notifications if n.title == "Waiting-time target missed"]
+
+        async def a_check_since(at: float) -> None:
+            """Wait until a breach check started at or after `at` (console clock) has finished:
+            only then can "nothing was told" be true for the right reason."""
+            live = app.desk.live
+            await until(pilot, lambda: live._breach_checked_at >= at and not live._breach_checking)
         # Dmitry and Jane (Telegram) were overdue before the console opened: not news
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await a_check_since(clock())
         assert told() == [] and bells == []
         clock.advance(11 * 60)  # Carol (Slack, 5m) goes past 15m; Jane on Slack (100s) not yet
         await until(pilot, lambda: told())
@@ -669,13 +674,13 @@ async def test_a_breach_while_open_is_told_once(db_path, clock, tmp_path, ids):
         assert s.record_breach(carol.id, carol.waiting_since, "slack", 900, 1)
         s.close()
         clock.advance(20)
-        await until(pilot, lambda: len(told()) == 1)
+        await a_check_since(clock())
+        assert len(told()) == 1
         clock.advance(3 * 60)  # now Jane on Slack too
         await until(pilot, lambda: len(told()) == 2)
         assert told()[1] == "sl Jane Roe has waited past the 15m target"
         clock.advance(60)
-        await pilot.pause(0.5)
-        await settle(pilot)
+        await a_check_since(clock())
         assert len(told()) == 2 and bells == [1, 1]
 
 
