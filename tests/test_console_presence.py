@@ -2,6 +2,7 @@
 only while the agent has unsent text for that customer, and gone when they leave."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -99,3 +100,47 @@ def test_a_console_that_died_is_not_shown(db_path, clock):
     clock.advance(31)
     assert s.presence(7) == []
     s.close()
+
+
+def test_two_real_consoles_in_tmux_and_one_is_killed(tmp_path, clock):
+    """Two `omnidesk` processes on one store: alice's notice on bob's screen follows her
+    composer, and goes when her console is killed (kill -9: it writes nothing on the way out)."""
+    import shlex
+    import shutil
+    import signal
+
+    from tests.test_console_tmux import OMNIDESK, Tmux
+
+    if shutil.which("tmux") is None or not OMNIDESK.exists():
+        pytest.skip("needs tmux and the installed `omnidesk` entry point")
+    db = tmp_path / "omnidesk.db"
+    seed(db, clock)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TZ": "UTC",
+           "TERM": "xterm-256color"}
+    cmd = f"{shlex.quote(str(OMNIDESK))} --db {shlex.quote(str(db))} --agent"
+    bob, alice = Tmux(f"{cmd} bob", env, size=(140, 30)), Tmux(f"{cmd} alice", env, size=(140, 30))
+    try:
+        for t in (bob, alice):
+            t.wait_for("Bob Li", "Carol Diaz")
+            t.keys("j", "j", "Enter")  # Jane Roe
+            t.wait_for("vase photo.jpg")
+        bob.wait_for("alice also has this customer open")
+        alice.keys("r")
+        time.sleep(0.5)  # let the composer take focus before typing into it
+        alice.keys("Let me check", literal=True)
+        bob.wait_for("alice is replying to this customer")
+        alice.keys("C-s")
+        alice.wait_for("queued")
+        bob.wait_for("alice also has this customer open")
+        pane = subprocess.run(["tmux", "list-panes", "-t", alice.name, "-F", "#{pane_pid}"], capture_output=True,
+                              text=True, check=True).stdout.split()[0]
+        pid = subprocess.run(["pgrep", "-P", pane, "-f", "omnidesk"], capture_output=True, text=True).stdout.split()
+        assert pid, "alice's console process"
+        os.kill(int(pid[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while "alice also has this customer open" in bob.screen():
+            assert time.monotonic() < deadline, "bob still sees alice after her console died"
+            time.sleep(0.1)
+    finally:
+        bob.close()
+        alice.close()
