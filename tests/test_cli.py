@@ -3,12 +3,14 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
 from store import Store
 from tests.conftest import ROOT, inbound
+from tests.support.cli import run_in_process
 
 OMNIDESK = Path(sys.executable).parent / "omnidesk"  # the entry point users run
 
@@ -16,8 +18,10 @@ T0 = 1_790_000_000.0
 
 
 def omnidesk(db, *args, stdin=None, agent="alex"):
-    return subprocess.run([str(OMNIDESK), "--db", str(db), "--agent", agent, *args],
-                          cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60)
+    """`omnidesk --db DB --agent AGENT ARGS`, run in this process (fast); the tests that are
+    about the installed command itself (config errors, pipes, URLs) start it for real."""
+    rc, out, err = run_in_process("--db", str(db), "--agent", agent, *args, stdin=stdin or "")
+    return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
 
 
 def ok_json(db, *args, **kw):

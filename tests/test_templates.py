@@ -295,11 +295,15 @@ def test_render_for_customer_uses_name_and_facts(store, make_inbound, tdir, cfg)
 
 # -- the CLI, end to end --------------------------------------------------------------------------
 def _cli(tmp_path, *args, stdin=None):
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
-           "OMNIDESK_DB": str(tmp_path / "cli.db"), "OMNIDESK_CONFIG": str(tmp_path / "conf" / "config.toml"),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    """The CLI in this process, on this test's own config and store."""
+    from types import SimpleNamespace
+
+    from tests.support.cli import run_in_process
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+           "OMNIDESK_DB": str(tmp_path / "cli.db"), "OMNIDESK_CONFIG": str(tmp_path / "conf" / "config.toml")}
+    rc, out, err = run_in_process(*args, stdin=stdin or "", env=env)
+    return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
 
 
 @pytest.fixture

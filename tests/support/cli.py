@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from pathlib import Path
 
 OMNIDESK = Path(sys.executable).parent / "omnidesk"  # the entry point users run (the venv's)
 
 
-def run_in_process(*args: str, stdin: str = "") -> tuple[int, str, str]:
+def run_in_process(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """`omnidesk ARGS` in this process: (exit status, stdout, stderr). Fast; for
-    the many tests that check what a command says and does, not how it starts."""
+    the many tests that check what a command says and does, not how it starts.
+    `env` sets environment variables for the run only."""
     from console.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
+    old_stdin, old_env = sys.stdin, {k: os.environ.get(k) for k in (env or {})}
     sys.stdin = io.StringIO(stdin)
+    os.environ.update(env or {})
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -25,4 +28,9 @@ def run_in_process(*args: str, stdin: str = "") -> tuple[int, str, str]:
                 rc = e.code if isinstance(e.code, int) else 1
     finally:
         sys.stdin = old_stdin
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return rc, out.getvalue(), err.getvalue()
