@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from connectors.desk import automation, hooks, satisfaction, targets, templates
 from connectors.paths import APP, config_dir, data_dir, default_config_path, default_db_path
 from connectors.secrets import resolve_secret
 from connectors.schema import (ACCOUNT_SECTIONS, FREEFORM_SECTIONS, REQUIRED, SECTION_TYPES, SECTIONS, ConfigError,
@@ -23,13 +22,44 @@ __all__ = ["APP", "ACCOUNT_SECTIONS", "Config", "ConfigError", "FREEFORM", "Opti
            "Settings", "config_dir", "data_dir", "default_config_path", "default_db_path", "load",
            "resolve_secret", "secret_options", "validate", "validate_table"]
 
-# The free-form sections and the function that checks each (its owner's).
+# The free-form sections and the function that checks each (its owner's). Each is imported
+# when its section is in the file: a config without [[hook]] never loads the hook runner.
+def _check_channels(table: Any) -> None:
+    from connectors.desk.templates import validate_channels
+
+    validate_channels(table)
+
+
+def _check_targets(table: Any) -> None:
+    from connectors.desk.targets import validate as check
+
+    check(table)
+
+
+def _check_satisfaction(table: Any) -> None:
+    from connectors.desk.satisfaction import validate as check
+
+    check(table)
+
+
+def _check_hooks(table: Any) -> None:
+    from connectors.desk.hooks import validate as check
+
+    check(table)
+
+
+def _check_automation(table: Any) -> None:
+    from connectors.desk.automation import validate as check
+
+    check(table)
+
+
 FREEFORM: dict[str, Callable[[Any], None]] = {
-    "channels": templates.validate_channels,
-    "targets": targets.validate,
-    "satisfaction": satisfaction.validate,
-    "hook": hooks.validate,
-    "automation": automation.validate,
+    "channels": _check_channels,
+    "targets": _check_targets,
+    "satisfaction": _check_satisfaction,
+    "hook": _check_hooks,
+    "automation": _check_automation,
 }
 assert tuple(FREEFORM) == FREEFORM_SECTIONS
 
