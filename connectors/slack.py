@@ -506,6 +506,9 @@ class SlackConnector(BaseConnector):
         ctype = event.get("channel_type") or self._convs.get(cid, "channel")
         if subtype == "message_changed":
             m = event.get("message") or {}
+            if m.get("subtype") == "tombstone":  # a parent with replies deleted: Slack sends it as a change
+                items.append(self._delete_item(cid, m.get("ts") or "", event.get("previous_message")))
+                return
             if not m.get("edited"):
                 return  # reply counts, unfurls...: not a change of the text
             item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(m["edited"]["ts"]),

@@ -129,8 +129,16 @@ def test_socket_mode_applies_the_same_decisions(slack, live_store, db_path):
         slack.unfurl(m, [{"from_url": "https://track.example/1", "title": "Parcel"}])
         slack.post(jane, ch, "waves", subtype="me_message")
         wait_until(lambda: by_customer(live_store).get("Jane Roe", [None])[-1] == "/me waves", what="both")
+        # a parent with replies deleted arrives as a change into a tombstone
+        with slack.lock:
+            slack._event(ch, {"type": "message", "subtype": "message_changed", "hidden": True, "ts": slack._next_ts(),
+                              "message": {"type": "message", "subtype": "tombstone", "user": "USLACKBOT",
+                                          "text": "This message was deleted.", "ts": m["ts"], "thread_ts": m["ts"]},
+                              "previous_message": dict(m)})
+        wait_until(lambda: live_store.timeline(live_store.queue(filter="all")[0].customer_id)[0].deleted,
+                   what="the tombstone")
     conn.close()
     [row] = live_store.queue(filter="all")
     msgs = live_store.timeline(row.customer_id)
     assert [m.text for m in msgs] == ["see https://track.example/1", "/me waves"]
-    assert msgs[0].previous_texts == []
+    assert msgs[0].previous_texts == [] and msgs[0].deleted

@@ -162,7 +162,7 @@ class LoopbackServer:
         with self.lock:
             return sum(1 for m, _ in self.calls if m == method)
 
-    def wait_for(self, predicate, timeout: float = 5.0, interval: float = 0.01):
+    def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.01):
         """Poll `predicate()` until it returns something truthy; raise on timeout."""
         deadline = time.monotonic() + timeout
         while True:

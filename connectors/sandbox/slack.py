@@ -312,10 +312,10 @@ class SlackSandbox(LoopbackServer):
         asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(5)
 
     # -- reading what the bot did ------------------------------------------------------------------------
-    def wait_sent(self, n: int = 1, timeout: float = 5.0) -> list[dict]:
+    def wait_sent(self, n: int = 1, timeout: float = 30.0) -> list[dict]:
         return self.wait_for(lambda: list(self.sent) if len(self.sent) >= n else None, timeout)
 
-    def wait_acked(self, n: int, timeout: float = 5.0) -> set[str]:
+    def wait_acked(self, n: int, timeout: float = 30.0) -> set[str]:
         return self.wait_for(lambda: set(self.acked) if len(self.acked) >= n else None, timeout)
 
     # -- HTTP ----------------------------------------------------------------------------------------------

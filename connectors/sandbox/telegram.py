@@ -246,7 +246,7 @@ class TelegramSandbox(LoopbackServer):
         return {"file_id": file_id, "file_unique_id": f"U{n:06d}", "file_size": len(data)}
 
     # -- reading what the bot did -----------------------------------------------------------
-    def wait_sent(self, n: int = 1, timeout: float = 5.0) -> list[dict]:
+    def wait_sent(self, n: int = 1, timeout: float = 30.0) -> list[dict]:
         """Block until the bot has sent at least `n` things; return them all."""
         return self.wait_for(lambda: list(self.sent) if len(self.sent) >= n else None, timeout)
 

@@ -17,7 +17,7 @@ from connectors.sandbox.telegram import TelegramSandbox
 from store import Store
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, what: str = "condition"):
     """Poll `predicate()` until truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout
     while True:
