@@ -82,6 +82,15 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
         text = f"{who} failed: {_value(d.get('error'), 80)}"
     elif k == "auto_reply":
         text = f"{who} sent template {_value(d.get('template'), 30)!r} (reply #{d.get('message_id')})"
+    elif k == "survey":  # connectors/desk/satisfaction.py
+        text = f"asked how satisfied they are (reply #{d.get('message_id')})"
+    elif k == "satisfaction":
+        text = f"rated {_value(d.get('score'))} of 5" + (f": {_value(d.get('answer'), 40)!r}" if d.get("answer") else "")
+    elif k == "hook_failed":  # connectors/desk/hooks.py
+        text = (f"hook {_value(d.get('hook'), 30)!r} on {_value(d.get('on'), 20)}: {_value(d.get('outcome'), 20)}"
+                + (f" ({_value(d.get('detail'), 60)})" if d.get("detail") else ""))
+    elif k == "skipped":  # connectors/desk/automation.py: nothing ran for too long
+        text = f"automation {_value(d.get('note'), 120)}"
     elif k == "send_failed":
         text = f"reply #{d.get('message_id')} failed: {_value(d.get('error'), 80)}"
     elif k == "retry":

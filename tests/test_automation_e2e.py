@@ -152,6 +152,8 @@ def test_what_happens_while_nothing_runs_is_handled_at_the_next_sync_once_exactl
     s.close()
     stats = json.loads(desk.run("--json", "stats", "--since", "1d").stdout)
     assert stats["channels"]["email"]["ratings"] == 1
+    events = desk.run("events").stdout
+    assert "asked how satisfied they are" in events and "rated 5 of 5: '5'" in events
 
 
 def test_events_older_than_skip_older_than_are_skipped_with_a_note(tmp_path):
