@@ -232,8 +232,8 @@ class HookRunner:
         self._log(kind, name, "started", 0.0, note, run_id=run["id"])
         outcome, seconds, detail = self._spawn(run["id"], run["command"], kind, run["payload"].encode(), run["timeout"])
         if outcome == "shutdown":
-            again = s.requeue_hook_run(run["id"])
-            self._log(kind, name, "stopped", seconds, "omnidesk stopped; " + (
+            again = s.requeue_hook_run(run["id"])  # not a failure of the hook: it runs again
+            self._log(kind, name, "stopped" if again else "killed", seconds, "omnidesk stopped; " + (
                 "queued again for the next start" if again else f"dropped after {run['attempts']} tries"),
                       run_id=run["id"], store=s, payload=run["payload"])
             return
@@ -302,7 +302,7 @@ class HookRunner:
             line = f"{at}{run} {kind} [{name}] {outcome} in {seconds:.2f}s" + (f": {detail}" if detail else "")
         (log.warning if outcome not in ("ok", "started", "queued") else log.info)("hook %s", line)
         self.recent.append(line)
-        if outcome not in ("ok", "started", "queued"):
+        if outcome not in ("ok", "started", "queued", "stopped"):
             failure = {"hook": name, "on": kind, "outcome": outcome, "detail": detail}
             customer_id = _customer_of(payload)
             if store is not None:  # visible in the event log and the console, not only in hooks.log
