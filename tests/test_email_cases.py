@@ -405,3 +405,20 @@ def test_a_web_form_that_sends_as_our_own_address_is_the_visitor(store):
     assert store.customer(result.customer_id).waiting_since is not None
     msg, _ = reply(store, result.customer_id)
     assert msg["To"] == "customer@example.net"
+
+
+def test_a_read_receipt_is_automatic_and_lands_on_the_customer_we_wrote_to(store):
+    """RFC 8098 disposition notification: machine mail about our reply."""
+    nina, our_id = nina_replied(store)
+    raw = ("From: Nina Berg <nina@example.org>\nTo: support@example.com\nSubject: Read: Re: Wrong colour\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=disposition-notification; boundary=r\n\n"
+           "--r\nContent-Type: text/plain\n\nYour message was read.\n--r\n"
+           "Content-Type: message/disposition-notification\n\nFinal-Recipient: rfc822;nina@example.org\n"
+           f"Original-Message-ID: <{our_id}>\nDisposition: manual-action/MDN-sent-manually; displayed\n--r--\n")
+    item = parse(raw.replace("From: Nina Berg <nina@example.org>", "From: Nina's phone <mdn@phone.example>")
+                 .encode(), "shop")
+    assert item.meta["auto_reply"] and item.meta["reported"] == [our_id]
+    store.ingest(item)
+    assert store.customer(nina).waiting_since is None
+    assert list(customers_by_name(store)) == ["Nina Berg"]
+    assert sorted(m.direction for m in store.timeline(nina)) == ["in", "in", "out"]

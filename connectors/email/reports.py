@@ -92,6 +92,9 @@ def _reported_ids(msg: Message) -> list[str]:
                     ids.append(found.group(1))
         elif ctype in ("text/rfc822-headers", "message/global-headers", "text/plain"):
             ids += _MSGID_LINE.findall(_text(part))
+        elif ctype == "message/disposition-notification":  # a read receipt names the mail it is about
+            ids += [m.group(1) for b in _status_blocks(part)
+                    for m in [re.search(r"<([^<>\s]+)>", b.get("original-message-id", ""))] if m]
     return list(dict.fromkeys(ids))
 
 
