@@ -422,3 +422,15 @@ def test_a_read_receipt_is_automatic_and_lands_on_the_customer_we_wrote_to(store
     assert store.customer(nina).waiting_since is None
     assert list(customers_by_name(store)) == ["Nina Berg"]
     assert sorted(m.direction for m in store.timeline(nina)) == ["in", "in", "out"]
+
+
+def test_a_no_reply_form_that_names_the_visitor_only_in_the_body(store):
+    """Contact forms without Reply-To (handesk#295, faveo#72): the visitor is in the body."""
+    for n, who in enumerate(("Alice Archer", "Bob Baker")):
+        first = who.split()[0].lower()
+        store.ingest(parse(mail(f"From: Website <no-reply@www.example.com>\nSubject: Contact form {n}",
+                                f"Name: {who}\nEmail: {first}@example.com\nMessage: hello"), "shop"))
+    people = customers_by_name(store)
+    assert set(people) == {"Alice Archer", "Bob Baker"}
+    msg, _ = reply(store, people["Alice Archer"].id)
+    assert msg["To"] == "alice@example.com"

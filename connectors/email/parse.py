@@ -25,7 +25,7 @@ from connectors.email import mime
 from connectors.email.decode import (clean_text, decode_bytes, decode_guess, decode_header, has_8bit, header,
                                      raw_headers)
 from connectors.email.html import html_to_text
-from connectors.email.person import Person, person
+from connectors.email.person import Person, from_form_body, person
 from connectors.email.quotes import normalize, split_reply
 from connectors.email.reports import machine_mail
 from store.outbox import REPLY_PREFIX, base_subject
@@ -395,7 +395,7 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict, own_addre
     # what the customer wants read, not quoted history), and searchable.
     shown = normalize("\n\n".join(filter(None, [reply.new_text.strip("\n")] + body.forwarded + body.notes)))
     text = normalize("\n\n".join(filter(None, [own.strip("\n")] + body.forwarded + body.notes)))
-    who = person(heads, hint, own_address)
+    who = from_form_body(person(heads, hint, own_address), own)
     meta.update({
         "message_id": f"<{message_id}>" if message_id else None,
         "references": [f"<{r}>" for r in references[-50:]],  # enough to thread; bounded

@@ -120,3 +120,22 @@ def person(heads: dict[str, str], hint: str | None = None, own_address: str = ""
     on_behalf = sender_addr if sender_addr and sender_addr != from_addr and sender_addr not in lists \
         and not is_relay_address(sender_addr) and "bounce" not in sender_addr else ""
     return Person(from_addr, from_name, reply_to=rt_person, on_behalf_of=on_behalf)
+
+
+# "Email: jane@example.com" / "Name: Jane Roe" lines of a form mailer's body
+_FORM_EMAIL = re.compile(r"^[ \t*]*(?:e-?mail(?: address)?|your e-?mail|reply-to|from)[ \t*]*[:=][ \t]*<?"
+                         r"([^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+?)>?[ \t]*$", re.I | re.M)
+_FORM_NAME = re.compile(r"^[ \t*]*(?:name|your name|full name)[ \t*]*[:=][ \t]*([^\n]{1,80}?)[ \t]*$", re.I | re.M)
+
+
+def from_form_body(who: Person, text: str) -> Person:
+    """A no-reply form mailer that names the visitor only in the body ("Email: ...").
+    Without this every visitor would be one customer, the form."""
+    if who.via or not is_relay_address(who.address):
+        return who
+    head = text[:4000]
+    found = _FORM_EMAIL.search(head)
+    if not found or is_relay_address(found.group(1)):
+        return who
+    name = _FORM_NAME.search(head)
+    return Person(found.group(1).lower(), name.group(1).strip() if name else "", via=who.address, via_name=who.name)
