@@ -434,3 +434,31 @@ def test_a_no_reply_form_that_names_the_visitor_only_in_the_body(store):
     assert set(people) == {"Alice Archer", "Bob Baker"}
     msg, _ = reply(store, people["Alice Archer"].id)
     assert msg["To"] == "alice@example.com"
+
+
+def _tnef_attr(level: int, name: int, kind: int, data: bytes) -> bytes:
+    """One TNEF attribute (MS-OXTNEF 2.1.3.1): level, id, type, length, data, checksum."""
+    import struct
+
+    return struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+
+
+def test_tnef_files_inside_winmail_are_attachments(store):
+    import struct
+
+    blob = struct.pack("<IH", 0x223E9F78, 1)
+    blob += _tnef_attr(1, 0x9006, 8, b"\x00\x00\x01\x00")  # TNEF version
+    blob += _tnef_attr(1, 0x9007, 6, struct.pack("<II", 1252, 0))  # OEM code page
+    blob += _tnef_attr(1, 0x8008, 7, b"IPM.Microsoft Mail.Note\x00")
+    blob += _tnef_attr(1, 0x800C, 2, b"Please see the attached list of chairs.\r\n\x00")
+    blob += _tnef_attr(2, 0x9002, 6, b"\x01\x00" + b"\xff" * 12)  # an attachment starts
+    blob += _tnef_attr(2, 0x8010, 1, b"chairs.csv\x00")
+    blob += _tnef_attr(2, 0x800F, 6, b"model,count\nOslo,4\n")
+    raw = ("From: Olga <olga@example.com>\nSubject: Chairs\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/ms-tnef; name=winmail.dat\n"
+           "Content-Transfer-Encoding: base64\n\n" + base64.b64encode(blob).decode() + "\n--b--\n").encode()
+    m = store.message(store.ingest(parse(raw, "shop")).message_id)
+    assert m.text.startswith("Please see the attached list of chairs.")
+    [att] = m.attachments
+    assert att.filename == "chairs.csv"
+    assert store.files.path(att.path).read_bytes() == b"model,count\nOslo,4\n"
