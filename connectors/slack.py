@@ -372,15 +372,20 @@ class SlackConnector(BaseConnector):
         thread_scan = now - self._last_thread_scan >= self.thread_scan_seconds
         horizon = now - self.thread_seconds
         threads: dict[tuple[str, str], bool] = {}  # (channel, thread ts) -> read it whole
-        starts: dict[tuple[str, str], str] = {}  # threads in a conversation read for the first time
+        starts: dict[tuple[str, str], str] = {}  # threads without a cursor: read from here
         for cid, ctype in convs.items():
             key = f"c:{cid}"
             first = not cursor.get(key)
             oldest = cursor.get(key) or f"{now - self.backfill_seconds:.6f}"
+            # f:<channel>: since when replies in this conversation are ours to read (its backfill,
+            # or when this version first read it), so a thread seen for the first time never
+            # brings back replies from before that
+            floor = cursor.get(f"f:{cid}") or (oldest if first else f"{now:.6f}")
+            new[f"f:{cid}"] = floor
             window = float(oldest)
             if rescan:
                 window = min(window, now - RESCAN_WINDOW)
-            if thread_scan or first:  # first: note every thread's position, so later scans take only news
+            if thread_scan or first:
                 window = min(window, horizon)
             try:
                 msgs = self._pages("conversations_history", channel=cid, oldest=f"{window:.6f}")
@@ -404,12 +409,10 @@ class SlackConnector(BaseConnector):
                 last_reply = m.get("latest_reply")
                 if not last_reply:
                     continue
-                if first and float(last_reply) <= float(oldest):
-                    new[f"t:{cid}:{ts}"] = last_reply  # all before the backfill: read as of now
-                elif float(last_reply) > float(cursor.get(f"t:{cid}:{ts}") or ts):
+                seen = cursor.get(f"t:{cid}:{ts}") or max(ts, floor, key=float)
+                if float(last_reply) > float(seen):
                     threads.setdefault((cid, ts), False)
-                    if first:
-                        starts[(cid, ts)] = max(oldest, ts, key=float)
+                    starts[(cid, ts)] = seen
             if float(window) < float(oldest):
                 self._check_deletions(cid, window, {m["ts"] for m in msgs}, items)
             self._known.setdefault(cid, set()).update(m["ts"] for m in msgs)

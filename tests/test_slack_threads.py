@@ -156,3 +156,23 @@ def test_socket_mode_catch_up_reads_a_reply_to_an_old_thread(slack, live_store, 
         wait_until(lambda: len(timeline(live_store)) == 2, timeout=20, what="caught up after reconnecting")
     conn.close()
     assert timeline(live_store)[1].text == "still loud"
+
+
+def test_the_first_thread_scan_after_an_upgrade_brings_back_no_old_replies(slack, store):
+    """A store from a version without thread scans has the conversation's cursor but no
+    record of its threads: replies from before the upgrade stay out (no flood of old
+    messages into the queue); replies from then on come in."""
+    jane = slack.user("U100", "jane", "Jane Roe")
+    ch = slack.channel("support", [jane])
+    now = time.time()
+    old = slack.post(jane, ch, "the heater is loud", at=now - 5 * DAY)
+    slack.post(jane, ch, "an old reply never read", thread_ts=old["ts"], at=now - 4 * DAY)
+    recent = slack.post(jane, ch, "hello again", at=now - 60)
+    store.save_cursor("slack:team", {f"c:{ch}": recent["ts"]})  # what the old version left
+    conn = slack_connector(slack, poll_seconds=0, thread_scan_seconds=0)
+    pull(conn, store)
+    assert store.queue(filter="all") == []
+    slack.post(jane, ch, "still loud", thread_ts=old["ts"])
+    pull(conn, store)
+    conn.close()
+    assert [m.text for m in timeline(store)] == ["still loud"]
