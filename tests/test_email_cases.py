@@ -462,3 +462,11 @@ def test_tnef_files_inside_winmail_are_attachments(store):
     [att] = m.attachments
     assert att.filename == "chairs.csv"
     assert store.files.path(att.path).read_bytes() == b"model,count\nOslo,4\n"
+
+
+def test_raw_utf8_header_in_a_latin1_mail_is_utf8():
+    """A webmail writes the Subject as raw UTF-8 and the body as Latin-1: the header is not mojibake."""
+    raw = ("From: a@b.c\nSubject: Grüße aus Köln\nContent-Type: text/plain; charset=iso-8859-1\n"
+           "Content-Transfer-Encoding: 8bit\n\n").encode("utf-8") + "Grüße".encode("latin-1") + b"\n"
+    item = parse(raw, "shop")
+    assert (item.subject, item.text.strip()) == ("Grüße aus Köln", "Grüße")

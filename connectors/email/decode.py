@@ -52,7 +52,11 @@ def decode_header(value, hint: str | None = None) -> str:
         # undeclared 8-bit bytes (surrogate-escaped by the parser); an encoded
         # word's charset is the best hint for the raw bytes around it
         declared = _ENCODED_WORD.search(value)
-        value = decode_bytes(value.encode("ascii", "surrogateescape"), declared.group(1) if declared else hint)
+        data = value.encode("ascii", "surrogateescape")
+        try:  # valid UTF-8 is UTF-8 (as mail clients read raw header bytes), whatever the body declares
+            value = data.decode("utf-8")
+        except UnicodeDecodeError:
+            value = decode_bytes(data, declared.group(1) if declared else hint)
     if "=?" in value:
         value = decode_words(value)
     return clean_text(" ".join(value.split()))
