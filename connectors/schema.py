@@ -92,6 +92,7 @@ class ConsoleSettings:
     confirm_send: bool = _opt(bool, False, "ask before sending a reply")
     bell: bool = _opt(bool, True, "ring the terminal bell on new inbound messages")
     theme: str = _opt(str, "textual-dark", "Textual theme name")
+    next_after_done: bool = _opt(bool, True, "after done, snooze or send, open the next waiting customer")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from console import keymap as keymap_mod
 from console.desk import APP_ACTIONS, DeskScreen
 from console.screens.help import HelpScreen
+from console.screens.pickers import ConfirmScreen
 from console.screens.stats import StatsScreen
 from console.triage import CHANNELS, FILTERS
 from console.widgets.badges import CHANNEL_NAME
@@ -116,7 +117,7 @@ class OmnideskApp(App):
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
         """Toasts never interpret markup: they often quote customers (names, text, errors)."""
-        super().notify(one_line(message, 300) if not markup else message, title=title, severity=severity,
+        super().notify(one_line(message, 160) if not markup else message, title=title, severity=severity,
                        timeout=timeout, markup=markup)
 
     def from_thread(self, fn, *args, **kw) -> None:
@@ -170,6 +171,26 @@ class OmnideskApp(App):
         return self.desk.reply.make_outgoing(customer_id, text, channel, subject)
 
     # -- on every screen ----------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """Quit; with unsent drafts (they live only in this console), ask first."""
+        drafts = sorted(self._desk.composer.draft_customers()) if self._desk is not None else []
+        if not drafts:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        names = []
+        for cid in drafts[:5]:
+            try:
+                names.append(one_line(self.store.customer(cid).name or f"#{cid}", 30))
+            except Exception:
+                names.append(f"#{cid}")
+        more = f" and {len(drafts) - 5} more" if len(drafts) > 5 else ""
+        self.push_screen(ConfirmScreen(f"Quit with {len(drafts)} unsent draft{'s' if len(drafts) > 1 else ''}?",
+                                       f"Drafts to {', '.join(names)}{more} are lost when the console closes.",
+                                       yes="y: quit anyway    n / esc: stay"),
+                         lambda yes: yes and self.exit())
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.keymap, str(keymap_mod.user_path(self.config))))
 

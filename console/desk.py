@@ -67,6 +67,7 @@ class DeskScreen(Screen):
         self.profile_edit = ProfileEdit(self)
         self.current: Customer | None = None  # the open customer
         self.engaged: dict | None = None  # time engaged in the open customer's case
+        self.notes: list = []  # the open customer's newest notes (store.models.Message)
         self.show_profile: bool | None = None  # None: automatic by width
         self._open_token = 0
         self._loaded_count = TIMELINE_PAGE
@@ -120,7 +121,7 @@ class DeskScreen(Screen):
         gc.set_threshold(20_000, 50, 100)
 
     def update_titles(self) -> None:
-        self.queue_pane.border_title = f"{self.source.describe()} · {self.queue.total:,}"
+        self.queue_pane.border_title = f"{self.source.title()} · {self.queue.total:,}"
         if self.current is not None:
             channels = " ".join(badge(ch) for ch in self.current.channels)
             name = one_line(self.current.name or "#" + str(self.current.id), 40)
@@ -135,7 +136,7 @@ class DeskScreen(Screen):
 
     def _sync_profile(self) -> None:
         if self.profile_visible() and self.current is not None and self.profile.customer is not self.current:
-            self.profile.show_customer(self.current, engaged=self.engaged)
+            self.profile.show_customer(self.current, engaged=self.engaged, notes=self.notes)
 
     def _apply_profile_visibility(self) -> None:
         pane = self.profile_pane
@@ -168,9 +169,35 @@ class DeskScreen(Screen):
     def refresh_all(self, follow: bool = True) -> None:
         """Re-read what is on screen after a change (ours or someone else's)."""
         self.queue.reload_in_background(follow=follow)
-        if self.current is not None:
+        if self._opening is not None:  # a customer on their way to the screen: re-read that one
+            cid = self._opening[0]
+            same = self.current is not None and self.current.id == cid
+            self.open_customer(cid, keep_position=same, mark_read=False, focus=False)
+        elif self.current is not None:
             self.open_customer(self.current.id, keep_position=True, mark_read=False, focus=False)
         self.live.refresh_status()
+
+    def move_on(self) -> None:
+        """After done, snooze or send: open the next customer waiting on us (the
+        one who has waited longest, within the queue's channel and tag), unless
+        [console] next_after_done = false."""
+        if not self.app.setting("console", "next_after_done", True):
+            return
+        done_with = self.current.id if self.current is not None else None
+        src, agent = self.source, self.app.agent
+        queue = src.filter if src.filter == "mine" else "waiting"
+
+        def read(s: Store) -> int | None:
+            rows = s.queue(queue, limit=5, agent=agent, channel=src.channel, tag=src.tag)
+            return next((r.customer_id for r in rows if r.customer_id != done_with and r.waiting_since), None)
+
+        def show(customer_id: int | None) -> None:
+            if customer_id is None:
+                self.app.notify("Nobody else is waiting.", timeout=3)
+            elif self.current is None or self.current.id == done_with:  # the agent has not moved on already
+                self.queue.select_customer(customer_id)
+                self.open_customer(customer_id, focus=True)
+        self.reader.run(read, show, group="next")
 
     def need_customer(self) -> Customer | None:
         """The open customer, or None after telling the agent to open one."""
@@ -231,6 +258,11 @@ class DeskScreen(Screen):
         engaged = time_engaged(s, customer_id)
         return customer, messages, events, identity_id, len(messages) >= limit, engaged, s.fact_history(customer_id)
 
+    @staticmethod
+    def _notes(messages) -> list:
+        """The newest internal notes, for the profile."""
+        return [m for m in messages if m.direction == "note"][-3:][::-1]
+
     def _show_customer(self, token, customer, messages, events, identity_id, has_older, engaged, earlier,
                        focus_message, keep_position, focus) -> None:
         if token != self._open_token:
@@ -240,12 +272,14 @@ class DeskScreen(Screen):
         self.current = customer
         self.engaged = engaged
         self._loaded_count = len(messages)
+        self.notes = self._notes(messages)
         self.case_header.show_case(customer, messages)
         self.timeline.show(customer, messages, events, focus_message=focus_message, keep_position=keep_position,
                            has_older=has_older)
         if self.profile_visible():
-            self.profile.show_customer(customer, engaged=engaged, earlier=earlier)
+            self.profile.show_customer(customer, engaged=engaged, earlier=earlier, notes=self._notes(messages))
         self.composer.set_customer(customer, identity_id)
+        self.queue.set_drafts(self.composer.draft_customers())
         self.update_titles()
         if changed:
             self.live.presence_changed()
@@ -303,6 +337,7 @@ class DeskScreen(Screen):
     @on(Composer.Typing)
     def _typing(self) -> None:
         self.live.presence_changed()
+        self.queue.set_drafts(self.composer.draft_customers())
 
     @on(Composer.Send)
     def _send(self, event: Composer.Send) -> None:
@@ -391,4 +426,4 @@ class DeskScreen(Screen):
         self.show_profile = not self.profile_visible()
         self._apply_profile_visibility()
         if self.show_profile:
-            self.profile.show_customer(self.current, engaged=self.engaged)
+            self.profile.show_customer(self.current, engaged=self.engaged, notes=self.notes)

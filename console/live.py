@@ -169,7 +169,8 @@ class Live:
         try:
             engine = factory(app.store_path, app.config, app.agent)
             if engine is None:
-                app.from_thread(status.set, engine="no channels configured")
+                # said in the status bar for as long as it is true, not in a toast that goes away
+                app.from_thread(status.set, setup_hint="no channels yet: run `omnidesk init`")
                 return
             engine.start()
             self.engine = engine

@@ -66,13 +66,15 @@ class Reply:
         def fn(s: Store):
             return s.queue_reply(event.customer_id, out.source, agent, identity_id=event.identity_id,
                                  subject=out.subject or event.subject)
-        self.desk.write(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent())
+        self.desk.write(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent(move_on=True))
 
-    def _sent(self) -> None:
+    def _sent(self, move_on: bool = False) -> None:
         self.desk.composer.clear()
         self.desk.live.presence_changed()  # the composer is empty: "viewing" again
         self.desk.live.wake_outbox()
         self.desk.timeline.focus()
+        if move_on:  # a reply answers them: on to whoever waits next
+            self.desk.move_on()
 
     def leave(self) -> None:
         desk = self.desk

@@ -93,7 +93,8 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
-        self.desk.write(lambda s: s.set_status(cid, "done", agent), done="marked done · u undoes")
+        self.desk.write(lambda s: s.set_status(cid, "done", agent), done="marked done · u undoes",
+                        then=lambda _: self.desk.move_on())
 
     def status(self) -> None:
         customer = self.desk.need_customer()
@@ -107,7 +108,8 @@ class Triage:
             if status == "snoozed":
                 self.snooze()
             elif status:
-                self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"status {status}")
+                self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"status {status}",
+                                then=lambda _: status == "done" and self.desk.move_on())
         self.app.push_screen(PickerScreen("Set status", items), chosen)
 
     def snooze(self) -> None:
@@ -128,7 +130,8 @@ class Triage:
                 return
             until = parse_when(text, clock())
             self.desk.write(lambda s: s.snooze(cid, until, agent),
-                            done=f"snoozed until {format_clock(until, clock())} · u undoes")
+                            done=f"snoozed until {format_clock(until, clock())} · u undoes",
+                            then=lambda _: self.desk.move_on())
         self.app.push_screen(PromptScreen("Snooze until", placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
                                           help="2h, 30m, 1d, tomorrow 9:00, mon 9:00, 17:30", check=check), chosen)
 

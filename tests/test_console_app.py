@@ -58,7 +58,9 @@ def seed(path, clock) -> dict[str, int]:
 def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
     cfg = validate({"agent": {"name": "alice"},
                     "attachments": {"save_dir": str(tmp_path / "saved"), "open_command": "true"},
-                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": kw.pop("bell", False)},
+                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": kw.pop("bell", False),
+                                # on in tests/test_console_workflow.py; here a test stays with its customer
+                                "next_after_done": kw.pop("next_after_done", False)},
                     **({"targets": kw.pop("targets")} if "targets" in kw else {})})
     return OmnideskApp(db_path, cfg, "alice", clock=clock, cursor_blink=False, start_engine=kw.pop("start_engine", False),
                        keymap=kw.pop("keymap", None) or keymap.load(False), poll_interval=kw.pop("poll_interval", 0.1),

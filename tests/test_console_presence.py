@@ -25,7 +25,8 @@ def anyio_backend():
 
 
 def console(db_path, clock, agent: str) -> OmnideskApp:
-    cfg = validate({"agent": {"name": agent}, "console": {"confirm_send": False, "bell": False}})
+    cfg = validate({"agent": {"name": agent},
+                    "console": {"confirm_send": False, "bell": False, "next_after_done": False}})
     return OmnideskApp(db_path, cfg, agent, clock=clock, cursor_blink=False, start_engine=False,
                        keymap=keymap.load(False), poll_interval=0.1)
 

@@ -52,3 +52,191 @@ async def test_the_recent_actions_list_undoes_the_one_chosen(db_path, clock, tmp
         s = Store(db_path, clock=clock)
         assert s.customer(ids["carol"]).tags == [] and s.customer(ids["bob"]).tags == ["vip"]
         s.close()
+
+
+def row_line(app, name: str) -> str:
+    return next(line for line in screen_text(app).splitlines() if name in line)
+
+
+async def test_done_snooze_and_send_move_on_to_the_next_waiting_customer(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, next_after_done=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("d")  # Dmitry has waited longest
+        await until(pilot, lambda: app.current.id == ids["dmitry"] and app.focused is app.timeline)
+        await pilot.press("r", *"Glad it works!", "ctrl+s")  # answered: on to Jane
+        await until(pilot, lambda: app.current.id == ids["jane"] and app.focused is app.timeline)
+        await pilot.press("s", *"2h", "enter")  # snoozed: on to Carol
+        await until(pilot, lambda: app.current.id == ids["carol"])
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["bob"]).status == "done" and s.timeline(ids["dmitry"])[-1].text == "Glad it works!"
+    assert s.customer(ids["jane"]).status == "snoozed"
+    s.close()
+
+
+async def test_moving_on_can_be_turned_off(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, next_after_done=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("d")
+        await settle(pilot, 3)
+        assert app.current.id == ids["bob"] and app.current.status == "done"
+
+
+async def test_a_draft_is_marked_in_the_queue_and_quitting_with_it_asks(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        assert "✎" not in row_line(app, "Carol Diaz")
+        await pilot.press("r", *"Looking into the 502s", "escape")
+        await open_customer(pilot, ids["bob"])
+        await until(pilot, lambda: "✎" in row_line(app, "Carol Diaz"))
+        assert "✎" not in row_line(app, "Bob Li")
+        await pilot.press("q")
+        await until(pilot, lambda: "Quit with 1 unsent draft?" in screen_text(app))
+        assert "Drafts to Carol Diaz are lost" in flat(app)
+        await pilot.press("n")  # stay: the draft is still there
+        await settle(pilot)
+        assert app.is_running
+        await open_customer(pilot, ids["carol"])
+        assert app.composer.area.text == "Looking into the 502s"
+        app.queue.focus()
+        await pilot.press("q")
+        await until(pilot, lambda: "Quit with 1 unsent draft?" in screen_text(app))
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        assert app.return_code == 0 and not app.is_running
+
+
+async def test_quitting_without_drafts_does_not_ask(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert not app.is_running
+
+
+async def test_the_status_picker_takes_what_was_typed(db_path, clock, tmp_path, ids):
+    from store.models import STATUSES
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("S", *"pend", "enter")  # "open" is a closer fuzzy match; "pending" starts so
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["bob"]).status == ("pending" if "pending" in STATUSES else "waiting")
+    s.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_without_channels_the_console_says_to_run_init(db_path, clock, tmp_path, ids, size):
+    app = make_app(db_path, clock, tmp_path, start_engine=True, engine_factory=lambda *a: None)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: "no channels yet: run `omnidesk init`" in screen_text(app).splitlines()[-1])
+        assert "? keys" in screen_text(app).splitlines()[-1]
+
+
+# -- what the screen shows is right (issue 16.7) ------------------------------------------
+async def test_queue_rows_show_every_channel_and_an_unmistakable_unread_count(db_path, clock, tmp_path, ids):
+    from store.models import InboundMessage, Sender
+
+    s = Store(db_path, clock=clock)
+    s.merge(ids["jane"], ids["jane_slack"], "alice")
+    for n in range(2):
+        s.ingest(InboundMessage("slack", "main", f"c{n}", Sender("slack", "U123", "Carol Diaz", "carol"),
+                                f"still 502 ({n})", clock() - 60 + n))
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "sl em tg" in row_line(app, "Jane Roe")  # merged: all her channels, the newest first
+        assert "Carol Diaz  3 " in row_line(app, "Carol Diaz")
+        index = next(i for i in range(app.queue.total) if app.queue.row(i).name == "Carol Diaz")
+        segments = list(app.queue.render_line(index * 2 - int(app.queue.scroll_offset.y)))
+        name = next(seg for seg in segments if "Carol Diaz" in seg.text)
+        count = next(seg for seg in segments if seg.text == " 3 ")
+        assert count.style.bgcolor is not None and count.style.bgcolor != name.style.bgcolor  # a badge of its own
+
+
+async def test_the_profile_shows_notes(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("n", *"prefers e-mail", "ctrl+s")
+        await until(pilot, lambda: "Notes" in screen_text(app) and "prefers e-mail · alice" in screen_text(app))
+
+
+async def test_a_header_with_several_filters_stays_readable_at_80_columns(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for choice in ("waiting", "channel: Slack"):
+            await pilot.press("f", *choice, "enter")
+            await settle(pilot)
+        await pilot.press("f", *"tag", "enter")
+        await settle(pilot)
+        await pilot.press(*"vip", "enter")
+        await settle(pilot)
+        assert "╭─ waiting · sl · #vip · 0 ─" in screen_text(app)
+
+
+async def test_toasts_are_short_and_never_cover_the_composer_at_80x24(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"half-written reply")
+        await pilot.press("ctrl+o", "escape")  # a picker and back: the composer has focus
+        app.notify("Carol Diaz: is the API down? getting 502s on every call since this morning, "
+                   "please have a look as soon as you can", title="New message")
+        await pilot.pause(0.3)
+        lines = screen_text(app).splitlines()
+        toast = [n for n, line in enumerate(lines) if "is the API down" in line]
+        composer_top = app.composer.region.y
+        assert toast and max(toast) < composer_top  # above the composer, never on it
+        assert len(toast) <= 3  # short: a few lines at most
+        assert "half-written reply" in "\n".join(lines[composer_top:])
+
+
+async def test_attachment_lines_never_wrap_inside_a_value(db_path, clock, tmp_path, ids):
+    from store.models import AttachmentIn, InboundMessage, Sender
+
+    s = Store(db_path, clock=clock)
+    s.ingest(InboundMessage("telegram", "main", "long-att", Sender("telegram", "1001", "Jane Roe", "janeroe"),
+                            "the invoice", clock() - 30,
+                            attachments=[AttachmentIn("invoice for order 1042 from the warehouse, scanned.pdf",
+                                                      "application/pdf", b"%PDF" + b"x" * 150_000)]))
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        text = screen_text(app)
+        assert "application/pdf, 146.5 KB" in text  # type and size whole, on one line
+        assert "▪ [1] invoice for order" in text
+
+
+async def test_after_a_merge_the_timeline_redraws_whole(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("k", "m")
+        await settle(pilot)
+        await pilot.press(*"jroe")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await until(pilot, lambda: "slack" in app.current.channels)
+        await settle(pilot, 3)
+        timeline = [line[30:] for line in screen_text(app).splitlines()[:17]]
+        header = next(line for line in timeline if "Jane Roe <jane@roe.example>" in line)
+        assert header.rstrip(" │").endswith("12:13")  # laid out again for the new width: not "12:1"

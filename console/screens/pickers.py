@@ -1,6 +1,8 @@
 """Small modal screens: a prompt, a fuzzy picker, a confirmation."""
 from __future__ import annotations
 
+import re
+
 from typing import Any, Callable
 
 from rapidfuzz import fuzz, process
@@ -50,6 +52,24 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def rank(query: str, labels: list[str]) -> list[int]:
+    """Indexes of the labels that match `query`, best first: what the agent
+    typed the start of ("pend" -> "pending ..."), then a word starting with it,
+    then containing it, then fuzzy matches ("ordr stat" -> "order-status")."""
+    q = query.casefold()
+
+    def how(label: str) -> int:
+        text = label.casefold()
+        if text.startswith(q):
+            return 0
+        if any(word.startswith(q) for word in re.split(r"[\W_]+", text)):
+            return 1
+        return 2 if q in text else 3
+    fuzzy = {i: score for _, score, i in process.extract(query, labels, scorer=fuzz.WRatio, limit=50, score_cutoff=40)}
+    found = [i for i, label in enumerate(labels) if i in fuzzy or how(label) < 3]
+    return sorted(found, key=lambda i: (how(labels[i]), -fuzzy.get(i, 0), i))
 
 
 class PickerScreen(ModalScreen[Any]):
@@ -104,8 +124,7 @@ class PickerScreen(ModalScreen[Any]):
             self._fill(self.items)
             return
         labels = [label.plain if isinstance(label, Text) else str(label) for label, _ in self.items]
-        found = process.extract(query, labels, scorer=fuzz.WRatio, limit=50, score_cutoff=40)
-        self._fill([self.items[i] for _, _, i in found])
+        self._fill([self.items[i] for i in rank(query, labels)])
 
     @work(thread=True, exclusive=True, group="picker-search")
     def _search(self, query: str) -> None:

@@ -115,6 +115,13 @@ class Composer(Vertical):
             chosen = self.identity.id if self._chosen and self.identity else None
             self.drafts[self.customer.id] = (self.area.text, self.mode, self.subject, chosen)
 
+    def draft_customers(self) -> set[int]:
+        """Customers with unsent text: kept drafts and the one being written to."""
+        ids = set(self.drafts)
+        if self.customer is not None and self.area.text.strip():
+            ids.add(self.customer.id)
+        return ids
+
     def set_identity(self, identity_id: int) -> None:
         if self.customer:
             self.identity = next((i for i in self.customer.identities if i.id == identity_id), self.identity)

@@ -28,13 +28,17 @@ class ProfileView(Static):
         self.suggestions: list[tuple[MergeSuggestion, str]] = []
         self.engaged: dict | None = None  # store.engagement() of the current case
         self.earlier: dict[str, list[dict]] = {}  # store.fact_history(): earlier values per fact
+        self.notes: list = []  # the newest internal notes (store.models.Message), newest first
 
     def show_customer(self, customer: Customer | None, suggestions: list | None = None,
-                      engaged: dict | None = None, earlier: dict | None = None) -> None:
+                      engaged: dict | None = None, earlier: dict | None = None, notes: list | None = None) -> None:
         if customer is None or self.customer is None or customer.id != self.customer.id:
             self.suggestions = []
             self.engaged = None
             self.earlier = {}
+            self.notes = []
+        if notes is not None:
+            self.notes = notes
         self.customer = customer
         if suggestions is not None:
             self.suggestions = suggestions
@@ -103,6 +107,14 @@ class ProfileView(Static):
         out.append(Text(""))
         out.append(Text("Tags", style="bold underline"))
         out.append(Text(" ".join("#" + one_line(t, 30) for t in c.tags) or "none", style="" if c.tags else muted))
+        out.append(Text(""))
+        out.append(Text("Notes", style="bold underline"))
+        for note in self.notes:
+            line = Text(one_line(note.text, 200), end="")
+            line.append(f" · {one_line(note.author or '', 20)} {format_clock(note.sent_at, now)}", muted)
+            out.append(line)
+        if not self.notes:
+            out.append(Text("none · n writes one", style=muted))
         if self.suggestions:
             out.append(Text(""))
             out.append(Text("Maybe the same person", style="bold underline"))

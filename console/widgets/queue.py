@@ -59,6 +59,15 @@ class QueueSource:
     def position(self, customer_id: int) -> int | None:
         return self.store.queue_position(customer_id, self.filter, **self.kw)
 
+    def title(self) -> str:
+        """The short form for the queue's border: "waiting · tg · #vip" fits 80 columns."""
+        parts = [self.filter]
+        if self.channel:
+            parts.append(badge(self.channel))
+        if self.tag:
+            parts.append("#" + one_line(self.tag, 12))
+        return " · ".join(parts)
+
     def describe(self) -> str:
         parts = [self.filter]
         if self.channel:
@@ -73,7 +82,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "queue--cursor", "queue--cursor-blur", "queue--name", "queue--unread", "queue--preview",
         "queue--age", "queue--age-old", "queue--tag", "queue--empty", "queue--meta",
-        "queue--due", "queue--due-soon", "queue--overdue",
+        "queue--due", "queue--due-soon", "queue--overdue", "queue--draft", "queue--count",
     }
     DEFAULT_CSS = """
     QueueView { background: $surface; }
@@ -90,6 +99,8 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     QueueView > .queue--tag { color: $text-secondary; }
     QueueView > .queue--empty { color: $text-muted; text-style: italic; }
     QueueView > .queue--meta { color: $text-muted; }
+    QueueView > .queue--draft { color: $warning; text-style: bold; }
+    QueueView > .queue--count { background: $accent; color: $background; text-style: bold; }
     """
 
     class Highlighted(Message):
@@ -119,6 +130,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._generation = 0
         self._lines: dict[tuple, Strip] = {}
         self.reader = reader  # a console.reader.StoreReader: pages and counts read off the UI thread
+        self.drafts: set[int] = set()  # customers with an unsent draft: marked ✎
         self.page_loads = 0  # for the benchmark and tests
 
     # -- the background reader ---------------------------------------------------
@@ -170,6 +182,11 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._ensure_visible()
         self.refresh()
         self.post_message(self.Reloaded())
+
+    def set_drafts(self, customer_ids: set[int]) -> None:
+        if customer_ids != self.drafts:
+            self.drafts = set(customer_ids)
+            self.refresh()
 
     def set_source(self, source: QueueSource) -> None:
         self.source = source
@@ -296,7 +313,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         selected = index == self.cursor
         key = (row.customer_id, index, sub, width, selected, selected and self.has_focus, int(self.clock() // 60),
                row.unread, row.status, row.waiting_since, row.last_channel, row.preview, tuple(row.tags),
-               row.assignee)
+               row.assignee, tuple(row.channels), row.customer_id in self.drafts)
         strip = self._lines.get(key)
         if strip is None:
             strip = self._render_row(row, sub, width, selected)
@@ -312,8 +329,13 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             right = Text(end="")
             if row.assignee:
                 right.append(f"@{one_line(row.assignee, 10)} ", self._style("queue--meta"))
-            right.append(badge(row.last_channel or (row.channels[0] if row.channels else None)),
-                         Style(color=color(row.last_channel), bold=True))
+            if row.customer_id in self.drafts:
+                right.append("✎ ", self._style("queue--draft"))
+            # every channel of the customer (merged ones have several); the last one first
+            channels = [row.last_channel] if row.last_channel else []
+            channels += [ch for ch in row.channels if ch not in channels]
+            for n, ch in enumerate(channels or [None]):
+                right.append(("" if n == 0 else " ") + badge(ch), Style(color=color(ch), bold=n == 0))
             if row.status == "snoozed" and row.snoozed_until:
                 right.append(f" zz{format_age(row.snoozed_until - now).removeprefix('in ')}",
                              self._style("queue--age"))
@@ -337,10 +359,13 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
                 left.append("  ")
             left.append(one_line(row.name or f"#{row.customer_id}"),
                         self._style("queue--unread") if row.unread else self._style("queue--name"))
-            if row.unread > 1:
-                left.append(f" {row.unread}", self._style("queue--meta"))
-            room = width - right.cell_len - 1
-            left.truncate(max(1, room), overflow="ellipsis", pad=True)
+            unread = Text(" ", end="") if row.unread > 1 else Text("", end="")
+            if row.unread > 1:  # a badge of its own: never read as part of the name ("Agent 47 2")
+                unread.append(f" {row.unread:,} ", self._style("queue--count"))
+            room = width - right.cell_len - 1 - unread.cell_len  # the name gives way, never the count
+            left.truncate(max(1, room), overflow="ellipsis")
+            left.append_text(unread)
+            left.pad_right(max(0, width - right.cell_len - 1 - left.cell_len))
             text = left + Text(" ") + right
         else:
             text = Text("  ", end="")

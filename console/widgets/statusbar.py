@@ -22,6 +22,7 @@ class StatusBar(Static):
         self.notice: str = ""
         self.hints: list[tuple[str, str]] = []
         self.engine: str = ""
+        self.setup_hint: str = ""  # what the agent must do before anything arrives ("run `omnidesk init`")
 
     def set(self, **kw) -> None:
         for k, v in kw.items():
@@ -33,6 +34,9 @@ class StatusBar(Static):
         left = Text(end="", no_wrap=True)
         if self.notice:
             left.append(f" ⚠ {one_line(self.notice, 80)} ", Style(bold=True, color="black", bgcolor="yellow"))
+            left.append("  ")
+        if self.setup_hint:
+            left.append(f" {one_line(self.setup_hint, 60)} ", Style(bold=True, color="black", bgcolor="yellow"))
             left.append("  ")
         if self.health:
             for name, h in self.health.items():
@@ -57,7 +61,11 @@ class StatusBar(Static):
             keys.append(f" {label}  ", Style(dim=True))
         text = left + counts
         if text.cell_len + keys.cell_len > width and not self.health and not self.notice and self.engine:
-            text = counts  # the keys matter more than "no channels configured"
+            text = counts  # the keys matter more than "syncing"
+        if text.cell_len + keys.cell_len > width and self.setup_hint and self.hints:
+            keys = Text(end="", no_wrap=True)  # the setup hint matters more: keep only the first key ("? keys")
+            keys.append(self.hints[0][0], Style(bold=True))
+            keys.append(f" {self.hints[0][1]}  ", Style(dim=True))
         if text.cell_len + keys.cell_len <= width:
             pad = width - text.cell_len - keys.cell_len
             text.append(" " * pad)

@@ -26,12 +26,13 @@ class StyledLines:
         style = cache.get(name)
         if style is None:
             # the full style (alpha colours blended), background only where the class sets one
+            # (cursors, notes, and badges such as the unread count)
             full = self.get_component_rich_style(name)
             if name.endswith(("cursor", "cursor-blur", "note")):
                 style = Style(bgcolor=full.bgcolor)
             else:
                 style = Style(color=full.color, bold=full.bold, italic=full.italic, underline=full.underline,
-                              strike=full.strike)
+                              strike=full.strike, bgcolor=full.bgcolor if name.endswith("count") else None)
             cache[name] = style
         return style
 

@@ -194,11 +194,21 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
 
     # -- layout -------------------------------------------------------------------
     def on_resize(self) -> None:
+        self._fit_width()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # the scrollbar comes or goes when the content grows or shrinks (a merge adds a
+        # channel's messages): lines laid out for the old width would lose their last column
+        self.call_after_refresh(self._fit_width)
+
+    def _fit_width(self) -> None:
         if max(10, self.scrollable_content_region.width or self.size.width) != self._width:
             self._cache.clear()
             y = self.scroll_offset.y
             self._layout()
             self.scroll_to(y=y, animate=False, immediate=True)
+            if self.cursor is not None and self.cursor < len(self._ranges):
+                self._reveal(self.cursor)  # the selected message stays in view when lines re-wrap
 
     def styles_changed(self) -> None:
         self._cache.clear()
@@ -237,6 +247,29 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         strips.append(Strip.blank(width))
         self._cache[key] = strips
         return strips
+
+    def _attachment_lines(self, n: int, att, width: int) -> list[Text]:
+        """`▪ [1] name  type, size`: never wrapped inside a value. A long name is
+        shortened; when even that does not fit, type and size get a line of their own."""
+        style = self._style("timeline--attachment")
+        head = f"  ▪ [{n}] "
+        meta = f"{one_line(att.content_type, 40)}, {human_size(att.size)}"
+        kept = "" if att.path else "not kept (over the size limit)"
+        name = Text(one_line(att.filename, 80), end="")
+        room = width - len(head) - len(meta) - 2 - (len(kept) + 3 if kept else 0)
+        lines = []
+        if room >= 12 or name.cell_len <= room:
+            name.truncate(max(room, 1), overflow="ellipsis")
+            lines.append(Text(head, style=style, end="") + name + Text(f"  {meta}" + (f" · {kept}" if kept else ""),
+                                                                         style=style))
+        else:  # narrow: the name on its line, then type and size, then the note
+            name.truncate(max(1, width - len(head)), overflow="ellipsis")
+            lines.append(Text(head, style=style, end="") + name)
+            lines += [Text(" " * len(head) + t, style=style, end="") for t in (meta, kept) if t]
+        for line in lines:
+            line.stylize(style)
+            line.no_wrap, line.overflow = True, "ellipsis"
+        return lines
 
     def _header(self, left: Text, right: Text, width: int) -> Text:
         room = width - right.cell_len - 1
@@ -315,9 +348,7 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
             if folded and count > 1:
                 parts.append(Text(f"    … {count - 1} earlier version{'s' if count > 2 else ''} (z)", style=self._style("timeline--edited"), end=""))
         for n, att in enumerate(m.attachments, 1):
-            kept = "" if att.path else " · not kept (over the size limit)"
-            parts.append(Text(f"  ▪ [{n}] {one_line(att.filename, 80)}  {one_line(att.content_type, 40)}, {human_size(att.size)}{kept}",
-                              style=self._style("timeline--attachment"), end=""))
+            parts.extend(self._attachment_lines(n, att, width))
         if m.direction == "out" and m.state == "failed":
             parts.append(Text(f"  ✗ {one_line(m.error or 'failed', 300)} · R to retry", style=self._style("timeline--failed"), end=""))
         elif m.direction == "out" and m.state in ("queued", "sending") and m.error:
