@@ -78,6 +78,10 @@ def test_web_form_mail_is_two_customers_and_the_reply_goes_to_the_first(store):
     # a role mailbox that names the person who wrote
     ("From: Acme Info <info@acme.example>\nReply-To: Ola Nord <ola@acme.example>\nTo: support@example.com",
      ("ola@acme.example", "Ola Nord"), "info@acme.example"),
+    # Sympa's DMARC protection: the writer only in "(on behalf of ...)" (sympa#1678)
+    ("From: \"mail-headers Mailing List\" (on behalf of tmclaren@example.edu) <mail-headers@lists.example.edu>\n"
+     "List-Id: <mail-headers.lists.example.edu>\nTo: mail-headers@lists.example.edu",
+     ("tmclaren@example.edu", ""), "mail-headers@lists.example.edu"),
     # "do-not-reply" with the visitor in X-Original-From
     ("From: do-not-reply@forms.example\nX-Original-From: Kim Park <kim@park.example>\nTo: support@example.com",
      ("kim@park.example", "Kim Park"), "do-not-reply@forms.example"),

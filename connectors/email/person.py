@@ -30,6 +30,8 @@ _ROLE = re.compile(r"^(?:info|contact|hello|office|admin|sales|support|service|t
                    r"inquiries|mail|help|orders?|shop|store)$", re.I)
 # 'Alice Archer' via Shop Group / Alice Archer via Mailman-List
 _VIA = re.compile(r"^\s*['\"]?(.+?)['\"]?\s+via\s+(.+?)\s*$", re.I)
+# Sympa: "Some List (on behalf of "McLaren, Terry")" / "(on behalf of terry@example.edu)"
+_ON_BEHALF = re.compile(r"\(on behalf of\s+\\?[\"']?(.+?)\\?[\"']?\s*\)", re.I)
 
 
 @dataclass
@@ -98,6 +100,12 @@ def person(heads: dict[str, str], hint: str | None = None, own_address: str = ""
                 return Person(addr, name)
         return Person("", "")
 
+    behalf = _ON_BEHALF.search(from_name) if from_name and len(from_name) < 300 else None
+    if behalf and lists:
+        if "@" in behalf.group(1) and not orig_addr:
+            orig_name, orig_addr = "", behalf.group(1).strip().lower()
+        elif not orig_name:
+            orig_name = behalf.group(1)
     relay = False
     if from_addr in lists or (lists and (via or orig_addr)):
         relay = True  # a list that rewrote From
@@ -112,9 +120,11 @@ def person(heads: dict[str, str], hint: str | None = None, own_address: str = ""
         elif rt_person:
             addr, name = rt_person, rt_name
         else:  # a list that names nobody else: the writer is From, as far as we can know
-            return Person(from_addr, via.group(1) if via else from_name, via=from_addr, via_name=from_name)
+            return Person(from_addr, via.group(1) if via else orig_name or from_name, via=from_addr,
+                          via_name=from_name)
         if not name and via:
             name = via.group(1)
+        name = name or orig_name
         return Person(addr, name, via=from_addr, via_name=from_name,
                       reply_to=rt_person if rt_person and rt_person != addr else "")
     on_behalf = sender_addr if sender_addr and sender_addr != from_addr and sender_addr not in lists \
