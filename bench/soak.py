@@ -233,9 +233,7 @@ smtp_username = "-"
                     self.stop.wait(self.rng.uniform(2, 6))
                     self.smtp.answer_delay = 0
                 elif kind == "smtp-restart":
-                    self.smtp.stop()
-                    self.stop.wait(self.rng.uniform(0.5, 3))
-                    self.smtp.start()
+                    self.smtp.restart()
                 elif kind == "imap-restart":
                     self.dovecot.stop()
                     self.stop.wait(self.rng.uniform(0.5, 3))

@@ -17,6 +17,7 @@ from connectors.paths import APP, config_dir, data_dir, default_config_path, def
 from connectors.secrets import resolve_secret
 from connectors.schema import (ACCOUNT_SECTIONS, FREEFORM_SECTIONS, REQUIRED, SECTION_TYPES, SECTIONS, ConfigError,
                                Option, Settings, secret_options)
+from store.text import utf8_problem
 
 __all__ = ["APP", "ACCOUNT_SECTIONS", "Config", "ConfigError", "FREEFORM", "Option", "REQUIRED", "SECTIONS",
            "Settings", "config_dir", "data_dir", "default_config_path", "default_db_path", "load",
@@ -169,6 +170,8 @@ def load(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(utf8_problem(str(path), e)) from None
     try:
         return validate(data, path)
     except ConfigError as e:

@@ -19,7 +19,8 @@ def build_engine(store_path, cfg) -> "Engine | None":
         poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
         max_attempts=cfg.get("sync", "max_attempts"),
         store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes"),
-                       "busy_seconds": cfg.get("store", "busy_timeout")},
+                       "busy_seconds": cfg.get("store", "busy_timeout"),
+                       "group": cfg.get("store", "group") or None},
     )
     automation.attach(engine, cfg)
     return engine

@@ -56,10 +56,20 @@ def _opt(type_, default, help, **kw) -> Any:
     return field(default=default, metadata={"option": Option(type_, default, help, **kw)})
 
 
+def _login_name() -> str:
+    """Who runs this process: with a shared store each login is its own agent."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return os.environ.get("USER", "agent")
+
+
 # -- the fixed sections, typed ------------------------------------------------------
 @dataclass(frozen=True)
 class AgentSettings:
-    name: str = _opt(str, os.environ.get("USER", "agent"), "your name, shown on replies and notes")
+    name: str = _opt(str, _login_name(), "your name, shown on replies and notes (default: your login name)")
     email: str = _opt(str, "", "your e-mail address (for the record)")
 
 

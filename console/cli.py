@@ -6,8 +6,10 @@ Exit status: 0 ok, 1 user error (message on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from connectors import paths
 from console.commands.common import UserError, jsonable, log_to_file
 from store.errors import OmnideskError
+from store.text import utf8_problem
 
 # Kept for old imports; commands import these from console.commands.common.
 __all__ = ["Context", "UserError", "build_parser", "jsonable", "log_to_file", "main"]
@@ -59,7 +62,9 @@ class Context:
         if self._store is None:
             from store import Store
 
-            self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"))
+            self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"),
+                                busy_seconds=self.config.get("store", "busy_timeout"),
+                                group=self.config.get("store", "group") or None)
         return self._store
 
     def customer(self, ref: str) -> int:
@@ -103,9 +108,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(argv: list[str]) -> str | None:
+    """Arguments arrive decoded with surrogate escapes: name one that was not UTF-8."""
+    for n, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(arg)
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return utf8_problem(f"argument {n} ({raw[:40]!r})", e)
+    return None
+
+
+NUMBER_CAP = 1e9  # no count, id, speed or number of seconds omnidesk takes gets near this
+
+
+def _absurd_number(args: argparse.Namespace) -> str | None:
+    """Every number option at once: nan, inf, negative or absurd values are refused
+    (nan once made a loop spin 695k times a second)."""
+    for name, value in vars(args).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        option = "--" + name.replace("_", "-")
+        if not math.isfinite(value):
+            return f"{option}: expected a finite number, got {value!r}"
+        if value < 0 or value > NUMBER_CAP:
+            return f"{option}: expected a number from 0 to {NUMBER_CAP:g}, got {value!r}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    problem = _check_arguments(sys.argv[1:] if argv is None else argv)
+    if problem:
+        print(f"omnidesk: error: {problem}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    bad = _absurd_number(args)
+    if bad:
+        parser.error(bad)
     for key, default in (("db", None), ("config", None), ("json", False), ("agent", None)):
         if not hasattr(args, key):
             setattr(args, key, default)
@@ -120,13 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"omnidesk: error: {e}", file=sys.stderr)
         return 1
     except sqlite3.OperationalError as e:  # e.g. the store stayed locked by another process
-        print(f"omnidesk: error: the store: {e}", file=sys.stderr)
+        from store.db import store_problem
+
+        print(f"omnidesk: error: {ctx.db_path}: {store_problem(e, ctx.db_path) or e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `omnidesk ... | head` stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
         return 0
     except OSError as e:  # a file we were asked to read or write
-        print(f"omnidesk: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or e)
+        print(f"omnidesk: error: {e.filename or ''}: {why}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

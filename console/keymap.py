@@ -17,6 +17,7 @@ from pathlib import Path
 from store.errors import OmnideskError
 from textual.binding import Binding
 from textual.keys import KEY_TO_UNICODE_NAME, Keys, _character_to_key, format_key
+from store.text import utf8_problem
 
 
 class KeymapError(OmnideskError):
@@ -186,6 +187,8 @@ def load_file(path: Path) -> dict[str, str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise KeymapError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise KeymapError(utf8_problem(str(path), e)) from None
     return parse(text, str(path))
 
 

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from store.db import Access
 from store.models import AttachmentIn
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
@@ -34,9 +35,10 @@ def sanitize_filename(name: str | None, fallback: str = "attachment") -> str:
 
 
 class AttachmentStore:
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, access: Access | None = None):
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.access = access or Access()  # private (0700/0600) unless the store is shared with a group
 
     def put(self, item: AttachmentIn) -> tuple[str, int, str | None]:
         """Store the content; return (sha256, size, relative path or None if over the cap)."""
@@ -51,9 +53,10 @@ class AttachmentStore:
         rel = f"{digest[:2]}/{digest}"
         path = self.root / rel
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.access.mkdirs(path.parent)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers may race
-            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, self.access.file_mode)
+            os.fchmod(fd, self.access.file_mode)  # ours: the umask would drop the group's bits
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
@@ -79,15 +82,15 @@ class AttachmentStore:
         if path.exists():
             src.unlink(missing_ok=True)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(src, 0o600)
+            self.access.mkdirs(path.parent)
+            os.chmod(src, self.access.file_mode)  # our spooled file
             os.replace(src, path)  # spooled under the same root: a rename, no copy
         return sha, size, rel
 
     def spool_dir(self) -> Path:
         """Where large attachments are written while a message is parsed (same file system)."""
         d = self.root / "spool"
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.access.mkdirs(d)
         return d
 
     def path(self, rel: str) -> Path:

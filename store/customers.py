@@ -220,8 +220,9 @@ class CustomersMixin:
         """Snoozes that ran out go back to open (several consoles may race here:
         the update only takes rows that are still snoozed)."""
         now = self.clock()
-        if self.q1("SELECT 1 FROM customers WHERE status='snoozed' AND snoozed_until <= ? LIMIT 1", (now,)) is None:
-            return []  # the common case stays a read
+        if self.read_only or self.q1("SELECT 1 FROM customers WHERE status='snoozed' AND snoozed_until <= ?"
+                                     " LIMIT 1", (now,)) is None:
+            return []  # the common case stays a read (and a read-only store cannot wake anyone)
         with self.tx():
             woken = [r[0] for r in self.q("UPDATE customers SET status='open', snoozed_until=NULL"
                                           " WHERE status='snoozed' AND snoozed_until <= ? RETURNING id", (now,))]

@@ -1,6 +1,8 @@
 """Opening the SQLite file: pragmas, file mode, migrations, transactions."""
 from __future__ import annotations
 
+import errno
+import grp
 import json
 import os
 import re
@@ -8,6 +10,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,14 +27,79 @@ class StoreError(OmnideskError):
     """A user-facing problem with a store operation (unknown customer, ...)."""
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file with mode 0600 before SQLite touches it; the
-    -wal and -shm files inherit its permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+class Access:
+    """Who may use the files this store creates: only you (file 0600, directories
+    0700), or a Unix group (`group`: files 0660, set-group-id directories 2770, so
+    the group's members share the store, its WAL files and the attachments).
+    Only what we create is given a mode; a file or directory that exists keeps
+    the mode its owner chose."""
+
+    def __init__(self, group: str | None = None, gid: int | None = None):
+        self.group = group or None
+        self.gid: int | None = gid
+        if self.group and gid is None:
+            try:
+                self.gid = grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                raise StoreError(f"[store] group {self.group!r}: no such Unix group") from None
+        self.file_mode = 0o660 if self.gid is not None else 0o600
+        self.dir_mode = 0o2770 if self.gid is not None else 0o700
+
+    def mkdirs(self, path: Path) -> None:
+        """Create `path` and its missing parents with this store's mode."""
+        missing = []
+        d = Path(path)
+        while not d.exists() and d != d.parent:
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:  # another process made it first
+                continue
+            self._own(d, self.dir_mode)
+
+    def create(self, path: Path) -> bool:
+        """Create an empty file with this store's mode; False if it already existed."""
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, self.file_mode)
+        except FileExistsError:
+            return False
         os.close(fd)
-    os.chmod(path, 0o600)
+        self._own(path, self.file_mode)
+        return True
+
+    def _own(self, path: Path, mode: int) -> None:
+        if self.gid is not None:
+            os.chown(path, -1, self.gid)
+        os.chmod(path, mode)  # exactly: the umask would drop the group's bits
+
+
+def _access_of(path: Path, group: str | None) -> Access:
+    """A store that exists is shared if its file is group-readable and -writable
+    (whoever opens it then keeps new files shared); a new one as configured."""
+    try:
+        st = path.stat()
+    except OSError:
+        return Access(group)
+    return Access(gid=st.st_gid) if st.st_mode & 0o060 == 0o060 else Access()
+
+
+def _read_only(path: Path) -> bool:
+    """The file exists and its owner took away write permission (or we have none);
+    root can write anyway, but a file with no write bit was made read-only on purpose."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not os.access(path, os.W_OK) or not mode & 0o222
+
+
+def _create_private(path: Path, access: Access) -> None:
+    """Create the database file before SQLite touches it, with the store's mode;
+    the -wal and -shm files get the same mode from SQLite."""
+    access.mkdirs(path.parent)
+    access.create(path)
 
 
 def _refuse_url(path: str) -> None:
@@ -80,24 +148,38 @@ class Database:
 
     Raises StoreError when the path is a URL, or the file cannot be opened or migrated."""
 
-    def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536, busy_seconds: float = 30.0):
+    def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536, busy_seconds: float = 30.0,
+                 group: str | None = None):
         _refuse_url(str(path))
         self.path = Path(path)
         self.clock = clock
+        self.access = _access_of(self.path, group)
+        # A store its owner made read-only opens read-only: reading works, writing says why.
+        self.read_only = str(path) != ":memory:" and _read_only(self.path)
         try:
-            if str(path) != ":memory:":
-                _create_private(self.path)
-            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_seconds, check_same_thread=False)
+            if str(path) != ":memory:" and not self.read_only:
+                _create_private(self.path, self.access)
+            if self.read_only:
+                uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_seconds,
+                                            check_same_thread=False)
+            else:
+                self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_seconds,
+                                            check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             # the search index triggers call it (store/fts.py, schema v10)
             self.conn.create_function("fts_text", 1, fts_text, deterministic=True)
-            self._enable_wal()
+            if not self.read_only:
+                self._enable_wal()
             for pragma in ("synchronous=NORMAL", "foreign_keys=ON",
                            f"busy_timeout={int(busy_seconds * 1000)}", "temp_store=MEMORY", f"cache_size=-{int(cache_kb)}",
                            "wal_autocheckpoint=4000"):  # fewer, larger checkpoints: +9% bulk ingest
                 self.conn.execute(f"PRAGMA {pragma}")
         except (OSError, sqlite3.Error) as e:  # not a database, no permission, no such directory ...
-            raise StoreError(f"{self.path}: cannot open the store: {getattr(e, 'strerror', None) or e}") from None
+            why = store_problem(e, self.path) if isinstance(e, sqlite3.Error) else None
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                why = "disk full"
+            raise StoreError(f"{self.path}: cannot open the store: {why or getattr(e, 'strerror', None) or e}") from None
         self._depth = 0
         self._lock = threading.RLock()
         self.migrate()
@@ -129,6 +211,9 @@ class Database:
         if self.version >= target:
             self._check_not_newer()
             return
+        if self.read_only:
+            raise StoreError(f"{self.path}: the store is read-only and its schema (v{self.version}) needs an upgrade"
+                             f" to v{target}; make it writable once (chmod u+w) so omnidesk can upgrade it")
         with self.tx():
             for number in range(self.version, target):
                 step = schema.MIGRATIONS[number]
@@ -148,6 +233,9 @@ class Database:
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; nested calls join the outer transaction."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: the store is read-only (its file mode); reading works, but this"
+                             " changes it: make it writable (chmod u+w) to do that")
         with self._lock:
             if self._depth:
                 self._depth += 1

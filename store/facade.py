@@ -26,10 +26,11 @@ from store.timeline import TimelineMixin
 class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, FactsMixin, EventsMixin, MergeMixin, OutboxMixin,
             SearchMixin, TimelineMixin, SyncStateMixin, StatsMixin, AutomationStateMixin):
     def __init__(self, path, *, clock=time.time, attachments_dir: str | Path | None = None,
-                 max_attachment_bytes: int = DEFAULT_MAX_BYTES, cache_kb: int = 65536, busy_seconds: float = 30.0):
-        super().__init__(path, clock=clock, cache_kb=cache_kb, busy_seconds=busy_seconds)
+                 max_attachment_bytes: int = DEFAULT_MAX_BYTES, cache_kb: int = 65536, busy_seconds: float = 30.0,
+                 group: str | None = None):
+        super().__init__(path, clock=clock, cache_kb=cache_kb, busy_seconds=busy_seconds, group=group)
         root = Path(attachments_dir) if attachments_dir else Path(str(path) + ".files")
-        self.files = AttachmentStore(root, max_attachment_bytes)
+        self.files = AttachmentStore(root, max_attachment_bytes, self.access)
         self.on_ingest: list = []  # callables(list[IngestResult]) run after each committed batch
         self._pending_events: list[int] = []
 

@@ -58,3 +58,9 @@ def one_line(value: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text
+
+
+def utf8_problem(where: str, e: UnicodeDecodeError) -> str:
+    """A decoding error in words that find the spot: "config.toml: not valid
+    UTF-8 at byte 41 (0xff)"."""
+    return f"{where}: not valid UTF-8 at byte {e.start} (0x{e.object[e.start]:02x})"

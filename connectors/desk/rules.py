@@ -56,6 +56,7 @@ from store.terms import OLD_STATUS_WORDS, SETTABLE_STATUSES
 if TYPE_CHECKING:
     from connectors.config import Config
 from connectors.desk.targets import parse_duration
+from store.text import utf8_problem
 
 CHANNELS = CHANNEL_LIST
 STATUSES = SETTABLE_STATUSES  # open, pending, done (snooze has its own action)
@@ -493,8 +494,10 @@ def load_rules(path: Path | None = None, config: Config | None = None) -> RuleSe
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(utf8_problem(str(path), e)) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     return parse_rules(data, path)
 
 

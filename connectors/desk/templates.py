@@ -39,6 +39,7 @@ from connectors.paths import config_dir
 from connectors.schema import ConfigError
 from store.terms import CHANNELS as CHANNEL_LIST
 from store.terms import Channel
+from store.text import utf8_problem
 
 if TYPE_CHECKING:
     from connectors.config import Config
@@ -194,8 +195,10 @@ def load(name: str, directory: Path | None = None) -> Template:
                             " (`omnidesk init` installs the starter set)"))
     try:
         return parse(path.read_text(encoding="utf-8"), name, path)
-    except (OSError, UnicodeDecodeError) as e:
-        raise TemplateError(f"{path}: cannot read: {e}") from None
+    except UnicodeDecodeError as e:
+        raise TemplateError(utf8_problem(str(path), e)) from None
+    except OSError as e:
+        raise TemplateError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
 def install_starter_templates(dest: Path | None = None) -> list[Path]:

@@ -6,13 +6,14 @@ Commands import from here, never a private function of another command.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from store.errors import OmnideskError
-from store.text import one_line, plural
+from store.text import one_line, plural, utf8_problem
 from store.timefmt import WhenError, format_age, format_iso, parse_since
 
 __all__ = ["UserError", "age", "cell", "iso", "jsonable", "log_to_file", "plural", "read_body", "since", "values"]
@@ -66,7 +67,11 @@ def read_body(message: str | None, what: str) -> str:
         return message
     if sys.stdin.isatty():
         print(f"Type the {what}; end with Ctrl-D:", file=sys.stderr)
-    text = sys.stdin.read()
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(utf8_problem("stdin", e)) from None
     if not text.strip():
         raise UserError(f"empty {what}: give -m TEXT or pipe it on stdin")
     return text
@@ -88,7 +93,9 @@ def log_to_file(path: Path) -> None:
     must not land on the terminal: they go to a file next to the store."""
     import logging
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():  # private: logs name customers and channels (an existing file keeps its mode)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -50,6 +50,9 @@ def register(sub, parents) -> None:
     p.add_argument("--slack-app-token-env", metavar="VAR", help="Slack app token (xapp-) for Socket Mode")
     p.add_argument("--yes", "-y", action="store_true", help="ask nothing; use the flags and defaults")
     p.add_argument("--force", action="store_true", help="replace an existing config (a .bak copy is kept)")
+    p.add_argument("--shared", metavar="GROUP",
+                   help="a store for a team: this Unix group gets read and write on the store, its WAL files and"
+                        " attachments (nobody else); each member's console signs with their login name")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("doctor", parents=parents, help="check the config and reach every channel",
@@ -111,8 +114,9 @@ def build_config(answers: dict) -> str:
     doc.add(tomlkit.nl())
     doc.add("agent", _section_doc("agent", schema.SECTIONS["agent"], {"name": answers["name"]},
                                   "Who you are on replies and in the event log."))
-    for name in ("sync", "attachments", "console"):
-        doc.add(name, _section_doc(name, schema.SECTIONS[name], {}, f"[{name}] defaults; uncomment to change."))
+    for name in ("sync", "store", "attachments", "console"):
+        values = {"group": answers["store_group"]} if name == "store" and answers.get("store_group") else {}
+        doc.add(name, _section_doc(name, schema.SECTIONS[name], values, f"[{name}] defaults; uncomment to change."))
     specs = schema.ACCOUNT_SECTIONS
     accounts = answers.get("accounts", {})
     for channel in CHANNELS:
@@ -156,8 +160,15 @@ def cmd_init(args, ctx) -> int:
     path = ctx.config_path
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; edit it, or run `omnidesk init --force` to start over (a .bak is kept)")
+    if args.shared:
+        import grp
+
+        try:
+            grp.getgrnam(args.shared)
+        except KeyError:
+            raise UserError(f"--shared {args.shared}: no such Unix group (create it: groupadd {args.shared})") from None
     interactive = not args.yes and sys.stdin.isatty()
-    answers: dict = {"name": args.name or system_user_name(), "accounts": {}}
+    answers: dict = {"name": args.name or system_user_name(), "accounts": {}, "store_group": args.shared}
     notes: list[str] = []
     if interactive and not args.name:  # templates introduce and sign with it: "I'm Sam", "Best regards, Sam"
         answers["name"] = _ask("Your name, as customers see it (templates sign with it)", answers["name"])
@@ -194,6 +205,11 @@ def cmd_init(args, ctx) -> int:
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    if args.shared:  # the team's store exists from now on, shared with the group
+        from store import Store
+
+        Store(ctx.db_path, group=args.shared).close()
+        notes.append(f"store {ctx.db_path}: shared with the group {args.shared} (read and write; nobody else)")
 
     from connectors.desk.templates import install_starter_templates
 

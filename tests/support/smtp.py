@@ -47,7 +47,8 @@ class SmtpSink:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(cert), str(key))
             kwargs = {"ssl_context": ctx} if tls == "tls" else {"tls_context": ctx, "require_starttls": True}
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+        self._make = lambda: Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller = self._make()
 
     def _add(self, item: Received) -> None:
         with self._cond:
@@ -69,6 +70,13 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> None:
+        """Down and up again on the same port, keeping what it received (a stopped
+        Controller cannot start again: a new one takes its place)."""
+        self.controller.stop()
+        self.controller = self._make()
+        self.controller.start()
 
 
 @pytest.fixture
