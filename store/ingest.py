@@ -251,6 +251,8 @@ class IngestMixin:
             if target is None:
                 name, addr = people[0]
                 identity_id, customer_id, new = self.resolve_sender(Sender(item.channel, addr, name), item.account)
+                if new:  # someone who only ever got mail from us: nothing to do until they write
+                    self.conn.execute("UPDATE customers SET status='done' WHERE id=?", (customer_id,))
                 target = (customer_id, identity_id, new)
         customer_id, identity_id, new_customer = target
         meta = {k: v for k, v in item.meta.items() if k not in ("ours", "new_text")}

@@ -183,6 +183,7 @@ def test_our_sent_mail_is_filed_as_our_replies_and_waiting_counts_from_the_last_
     assert store.customer(ann).waiting_since == store.timeline(ann)[-1].sent_at
     assert [x.direction for x in store.timeline(bob)] == ["in", "out"] and store.customer(bob).waiting_since is None
     assert [x.direction for x in store.timeline(cleo)] == ["out"] and store.customer(cleo).waiting_since is None
+    assert store.customer(cleo).status == "done"  # nothing to do until she writes
     assert [r.customer_id for r in store.queue("waiting")] == [ann]
     code, again = run(capsys, "--db", db, "--config", str(config), "--json", "import", "mbox",
                       str(tmp_path / "all.mbox"), "--done")
