@@ -27,3 +27,38 @@ def over_limit(channel: str, text: str, attachment_bytes: int = 0) -> str | None
     if channel == "email" and size > MAX_EMAIL_BYTES:
         return f"it is {size / 1024 / 1024:.1f} MB; the limit for one e-mail is {MAX_EMAIL_BYTES // 1024 // 1024} MB"
     return None
+
+
+# One attachment, per channel: what the service itself accepts (no --force gets past
+# these). Telegram: the Bot API's 50 MB upload limit; Slack: files.upload's 1 GB.
+# E-mail has no per-file limit of its own: the whole message counts (MAX_EMAIL_BYTES).
+MAX_FILE_BYTES = {"telegram": 50 * 1024 * 1024, "slack": 1024 * 1024 * 1024}
+
+
+def _human(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, size // 1024)} KB"
+
+
+def file_too_big(channel: str, name: str, size: int, store_cap: int | None = None) -> str | None:
+    """Why one attachment of `size` bytes cannot go out on `channel` (over the
+    service's limit, or over the store's [attachments] max_bytes, so it would not
+    be kept to send), or None."""
+    limit = MAX_FILE_BYTES.get(channel)
+    if limit is not None and size > limit:
+        return f"{name} is {_human(size)}; {channel} takes files up to {_human(limit)}"
+    if store_cap and size > store_cap:
+        return f"{name} is {_human(size)}; [attachments] max_bytes is {_human(store_cap)}"
+    return None
+
+
+def read_attachment(path):
+    """A store.models.AttachmentIn for a local file: its name, the type guessed
+    from the name, the bytes. Raises OSError (missing, unreadable, a folder)."""
+    import mimetypes
+    from pathlib import Path
+
+    from store.models import AttachmentIn
+
+    p = Path(path).expanduser()
+    data = p.read_bytes()
+    return AttachmentIn(p.name, mimetypes.guess_type(p.name)[0] or "application/octet-stream", data)

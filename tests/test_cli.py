@@ -238,3 +238,41 @@ def test_a_database_url_is_refused_and_never_becomes_a_file(tmp_path, url):
     assert proc.returncode == 1
     assert "database URLs are not supported" in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # no file named "postgresql:" appeared
+
+
+def test_reply_with_attachments_and_cc_checked_before_queueing(db_path, seeded, tmp_path):
+    """`reply --attach FILE --cc ADDRESS` through the installed command: the file goes
+    with the reply, the copy-to is in the e-mail's headers, limits are checked first."""
+    from connectors.email.compose import compose
+
+    invoice = tmp_path / "invoice 1042.pdf"
+    invoice.write_bytes(b"%PDF-1.4 " + b"x" * 5000)
+
+    def installed(*args):
+        return subprocess.run([str(OMNIDESK), "--db", str(db_path), "--agent", "alex", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    proc = installed("reply", "jane@roe.com", "--channel", "email", "-m", "Invoice attached.",
+                     "--attach", str(invoice), "--cc", "billing@roe.com", "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = Store(db_path)
+    [out] = s.claim_due()
+    msg, _ = compose(out, {"from_address": "help@shop.example"})
+    assert msg["Cc"] == "billing@roe.com" and msg["To"] == "jane@roe.com"
+    [part] = list(msg.iter_attachments())
+    assert part.get_filename() == "invoice 1042.pdf" and part.get_content_type() == "application/pdf"
+    assert len(part.get_content()) == 5009
+    s.close()
+    # over the channel's limit: refused before anything is queued
+    big = tmp_path / "video.mp4"
+    with open(big, "wb") as f:
+        f.truncate(51 * 1024 * 1024)
+    proc = installed("reply", "@janeroe", "-m", "here", "--attach", str(big))
+    assert proc.returncode == 1 and "video.mp4 is 51.0 MB; telegram takes files up to 50.0 MB" in proc.stderr
+    proc = installed("reply", "@janeroe", "-m", "here", "--cc", "x@y.example")
+    assert proc.returncode == 1 and "--cc is for e-mail" in proc.stderr
+    proc = installed("reply", "jane@roe.com", "-m", "here", "--attach", str(tmp_path / "missing.pdf"))
+    assert proc.returncode == 1 and "missing.pdf" in proc.stderr and "Traceback" not in proc.stderr
+    s = Store(db_path)
+    assert [m.text for m in s.timeline(seeded["jane"]) if m.direction == "out"] == ["Invoice attached."]
+    s.close()

@@ -72,6 +72,11 @@ def compose(out: OutboundMessage, options: dict) -> tuple[EmailMessage, str]:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = email.utils.formataddr((options.get("from_name") or "", sender))
     msg["To"] = to
+    cc = [a for a in (out.meta or {}).get("cc") or [] if isinstance(a, str) and a.strip()]
+    if any("@" not in a or any(c in a for c in "\r\n,;") for a in cc):
+        raise PermanentError(f"email: not a usable Cc address in {cc!r}")
+    if cc:  # the agent's copy-to (omnidesk reply --cc, the console's Cc); SMTP sends to To and Cc
+        msg["Cc"] = ", ".join(cc)
     subject = out.subject or (out.parent.subject if out.parent and out.parent.subject else "")
     if out.parent is not None and subject:
         subject = reply_subject(subject) or subject  # one "Re:", however many AW:/SV:/Fwd: piled up

@@ -42,6 +42,8 @@ def register(sub, parents) -> None:
     p.add_argument("--subject", help="e-mail subject (default: Re: their subject)")
     p.add_argument("--force", action="store_true",
                    help="send even when the reply is over its channel's size limit (10 chat messages, 10 MB e-mail)")
+    p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
+    p.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="e-mail: a copy to (repeatable)")
 
     p = add("note", cmd_note, "add an internal note (never sent)")
     p.add_argument("customer")
@@ -192,7 +194,7 @@ def cmd_search(args, ctx) -> int:
 
 def cmd_reply(args, ctx) -> int:
     from connectors.desk.templates import preview_for_customer, render_for_customer
-    from connectors.limits import over_limit
+    from connectors.limits import file_too_big, over_limit, read_attachment
 
     s = ctx.store
     cid = ctx.customer(args.customer)
@@ -206,10 +208,26 @@ def cmd_reply(args, ctx) -> int:
     # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients keep threading;
     # a template's own subject only starts new conversations.
     subject = args.subject or (None if s.last_inbound(ident.id) else rendered.subject)
-    over = over_limit(channel, rendered.source)
+    attachments = []
+    for path in args.attach:
+        try:
+            attachments.append(read_attachment(path))
+        except OSError as e:
+            raise UserError(f"--attach {path}: {e.strerror or e}") from None
+        why = file_too_big(channel, attachments[-1].filename, len(attachments[-1].data),
+                           ctx.config.get("attachments", "max_bytes") if ctx.config_path.exists() else None)
+        if why:
+            raise UserError(f"reply not queued: {why}")
+    cc = [a.strip() for a in args.cc if a.strip()]
+    if cc and channel != "email":
+        raise UserError(f"--cc is for e-mail; this reply goes out on {channel}")
+    if any("@" not in a or any(c in a for c in " ,;<>\r\n") for a in cc):
+        raise UserError("--cc: give one plain address per --cc, like --cc ann@example.com")
+    over = over_limit(channel, rendered.source, sum(len(a.data) for a in attachments))
     if over and not args.force:
         raise UserError(f"reply not queued: {over}; shorten it, or add --force to send it anyway")
-    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident.id, subject=subject)
+    message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident.id, subject=subject,
+                               attachments=attachments, meta={"cc": cc} if cc else None)
     m = s.message(message_id)
     ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
     return 0
