@@ -474,3 +474,19 @@ def test_raw_utf8_header_in_a_latin1_mail_is_utf8():
            "Content-Transfer-Encoding: 8bit\n\n").encode("utf-8") + "Grüße".encode("latin-1") + b"\n"
     item = parse(raw, "shop")
     assert (item.subject, item.text.strip()) == ("Grüße aus Köln", "Grüße")
+
+
+
+@pytest.mark.parametrize("body, kind", [
+    ("Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=e\n\n--e\n"
+     "Content-Type: application/pgp-encrypted\n\nVersion: 1\n--e\nContent-Type: application/octet-stream;"
+     " name=encrypted.asc\n\n-----BEGIN PGP MESSAGE-----\nhQEMA\n-----END PGP MESSAGE-----\n--e--\n", "OpenPGP"),
+    ("Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\n"
+     "Content-Transfer-Encoding: base64\n\nMIAGCSqGSIb3DQEHA6CAMIACAQAx\n", "S/MIME"),
+])
+def test_encrypted_mail_is_named_to_the_agent_not_shown_empty(store, body, kind):
+    raw = ("From: Ann <ann@example.com>\nSubject: Secret\nMIME-Version: 1.0\n" + body).encode()
+    m = store.message(store.ingest(parse(raw, "shop")).message_id)
+    assert f"This message is encrypted ({kind})" in m.meta["new_text"]
+    assert m.attachments  # the encrypted data is kept for a mail client that holds the key
+    assert store.customer(m.customer_id).waiting_since is not None

@@ -157,6 +157,9 @@ class _Body:
         return self._declared or self.guessed
 
 
+_ENCRYPTED = {"multipart/encrypted": "OpenPGP"}
+
+
 def _walk(part: Message, out: _Body, depth: int = 0) -> None:
     if depth > 30:  # hostile nesting
         return
@@ -164,6 +167,11 @@ def _walk(part: Message, out: _Body, depth: int = 0) -> None:
     if ctype in ("message/rfc822", "message/global"):  # compat32 calls these multipart
         _attach(part, "message/rfc822", out, depth)
         return
+    if ctype in _ENCRYPTED or (ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime")
+                               and "signed" not in str(mime.param(part, "smime-type") or "")):
+        # nothing here can read it; say so, rather than show an empty message
+        out.notes.append(f"This message is encrypted ({_ENCRYPTED.get(ctype, 'S/MIME')}); its content cannot be"
+                         " read here. The encrypted part is attached.")
     if part.is_multipart():
         children = part.get_payload()
         if not isinstance(children, list):
