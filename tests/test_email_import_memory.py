@@ -53,3 +53,18 @@ def test_a_60_mb_attachment_imports_in_bounded_memory(tmp_path):
         assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
     assert not list((db.parent / "o.db.files" / "spool").iterdir())  # nothing left behind
     store.close()
+
+
+def test_an_mbox_is_scanned_in_chunks_not_mapped(tmp_path, monkeypatch):
+    """A 1 GB mbox is read in pieces to find its messages; "From " lines that straddle
+    two pieces are found all the same, and each message reads back whole."""
+    from connectors.email import bulk
+
+    monkeypatch.setattr(bulk, "SCAN_CHUNK", 7)  # every "From " line straddles a piece boundary somewhere
+    mbox = tmp_path / "big.mbox"
+    mails = [b"From jane@roe.example Mon Nov 30 00:00:00 2026\nSubject: order %d\n\nline %d\n>From here\n\n" % (i, i)
+             for i in range(40)]
+    mbox.write_bytes(b"".join(mails))
+    tasks = bulk.mbox_tasks(mbox)
+    assert [bulk.read_task(t)[0] for t in tasks] == [b"Subject: order %d\n\nline %d\nFrom here\n" % (i, i)
+                                                    for i in range(40)]

@@ -7,7 +7,6 @@ bytes when there is none), so importing twice adds nothing.
 """
 from __future__ import annotations
 
-import mmap
 import multiprocessing
 import os
 import re
@@ -21,7 +20,6 @@ from connectors.email.parse import parse
 from connectors.email.spool import parse_spooled
 
 Task = tuple  # ("file", path) | ("mbox", path, offset, length)
-_FROM_LINE = re.compile(rb"^From ", re.M)
 _ESCAPED_FROM = re.compile(rb"^>(>*From )", re.M)
 
 
@@ -67,6 +65,25 @@ def maildir_tasks(root: Path, all_folders: bool = False) -> list[Task]:
     return tasks
 
 
+SCAN_CHUNK = 8 << 20  # bytes read at a time while looking for "From " lines
+
+
+def _from_lines(path: Path) -> list[int]:
+    """Offsets of the lines that start with "From ", read in chunks: a 1 GB mbox is
+    never in memory (nor mapped: mapped pages count as the process's memory)."""
+    starts, offset, tail = [], 0, b"\n"  # the file's start counts as a line start
+    with open(path, "rb") as f:
+        while chunk := f.read(SCAN_CHUNK):
+            data = tail + chunk  # the last bytes of the previous chunk: a match may straddle
+            at = data.find(b"\nFrom ")
+            while at >= 0:
+                starts.append(offset - len(tail) + at + 1)
+                at = data.find(b"\nFrom ", at + 1)
+            tail = data[-6:]
+            offset += len(chunk)
+    return sorted(set(starts))
+
+
 def mbox_tasks(path: Path) -> list[Task]:
     """(offset, length) of each message: it starts after a "From " line and ends
     before the next one (the classic mbox format, as Python's `mailbox` reads it)."""
@@ -77,15 +94,16 @@ def mbox_tasks(path: Path) -> list[Task]:
     size = path.stat().st_size
     if size == 0:
         return []
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        starts = [match.start() for match in _FROM_LINE.finditer(m)]
-        if not starts or starts[0] != 0:
-            raise ValueError(f"{path}: not an mbox file (it must start with a 'From ' line)")
-        tasks = []
+    starts = _from_lines(path)
+    if not starts or starts[0] != 0:
+        raise ValueError(f"{path}: not an mbox file (it must start with a 'From ' line)")
+    tasks, name = [], str(path)  # one path string shared by every task of a big mbox
+    with open(path, "rb") as f:
         for i, start in enumerate(starts):
-            body = m.find(b"\n", start) + 1 or size
+            f.seek(start)
+            body = start + len(f.readline(1 << 16))  # the message starts after its "From " line
             end = starts[i + 1] if i + 1 < len(starts) else size
-            tasks.append(("mbox", str(path), body, max(0, end - body)))
+            tasks.append(("mbox", name, body, max(0, end - body)))
     return tasks
 
 
