@@ -112,28 +112,22 @@ class FactsMixin:
         customers') fact events that were not undone. The current value is not
         repeated."""
         current = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (customer_id,))}
-        seen: list[tuple[float, str, dict]] = []
+        seen: list[tuple[str, dict]] = []  # (key, entry)
         for ev in self.events(customer_id, limit=limit, kind="fact") + self.events(customer_id, limit=limit,
                                                                                   kind="fact_seen"):
             if ev.undone:
                 continue
             d = ev.data
-            if ev.kind == "fact_seen":
-                seen.append((d.get("said_at") or ev.at, d["key"], {"value": d["value"], "actor": ev.actor,
-                             "at": d.get("said_at") or ev.at, "channel": d.get("channel"),
-                             "message_id": d.get("message_id")}))
-                continue
-            if d.get("new") is not None:
-                seen.append((d.get("said_at") or ev.at, d["key"], {"value": d["new"], "actor": ev.actor,
-                             "at": d.get("said_at") or ev.at, "channel": d.get("channel"),
-                             "message_id": d.get("message_id")}))
-            if d.get("old") is not None:  # covers values set before any event recorded them
+            said = {"actor": ev.actor, "at": d.get("said_at") or ev.at, "channel": d.get("channel"),
+                    "message_id": d.get("message_id")}
+            value = d.get("value") if ev.kind == "fact_seen" else d.get("new")
+            if value is not None:
+                seen.append((d["key"], {"value": value, **said}))
+            if ev.kind == "fact" and d.get("old") is not None:  # covers values set before any event recorded them
                 src = d.get("old_source") or {}
-                seen.append((src.get("at") or 0, d["key"], {"value": d["old"], "actor": src.get("actor"),
-                             "at": src.get("at"), "channel": src.get("channel"),
-                             "message_id": src.get("message_id")}))
+                seen.append((d["key"], {"value": d["old"], **{k: src.get(k) for k in SOURCE}}))
         out: dict[str, list[dict]] = {}
-        for _, key, entry in sorted(seen, key=lambda x: -(x[0] or 0)):
+        for key, entry in sorted(seen, key=lambda x: -(x[1]["at"] or 0)):
             if entry["value"] == current.get(key) or any(e["value"] == entry["value"] for e in out.get(key, [])):
                 continue
             out.setdefault(key, []).append(entry)
