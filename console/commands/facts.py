@@ -43,7 +43,10 @@ def source_text(src: dict | None, now: float) -> str:
         where = f"set by {cell(src['actor'], 20)}"
     else:
         return ""
-    return f"{where}, {format_age(max(0.0, now - src['at']))} ago" if src.get("at") else where
+    if not src.get("at"):
+        return where
+    age = format_age(max(0.0, now - src["at"]))
+    return f"{where}, {'just now' if age == 'now' else age + ' ago'}"
 
 
 def fact_rows(store, customer_id: int) -> list[dict]:

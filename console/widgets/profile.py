@@ -60,7 +60,8 @@ class ProfileView(Static):
             where = (CHANNEL_NAME.get(src["channel"], src["channel"]) if src.get("channel")
                      else f"by {one_line(src['actor'], 20)}" if src.get("actor") else "")
             if where:
-                age = f", {format_age(max(0.0, now - src['at']))} ago" if src.get("at") else ""
+                age = format_age(max(0.0, now - src["at"])) if src.get("at") else ""
+                age = f", {'just now' if age == 'now' else age + ' ago'}" if age else ""
                 line.append(f" · {where}{age}", muted)
             out.append(line)
             earlier = self.earlier.get(key) or []
