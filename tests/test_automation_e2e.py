@@ -202,7 +202,7 @@ command = "{collect(fast_out)}"
         assert sorted(r["message"]["text"].strip() for r in collected(fast_out)) == ["first question",
                                                                                        "second question"]
         # the slow hook's second run waits in its own queue, visibly
-        listing = desk.run("hooks", "list").stdout
+        listing = desk.run("hooks").stdout
         assert "[slow]: running 1" in listing and "1 queued" in listing, listing
         assert "[fast]: idle" in listing
         log = (tmp_path / "hooks.log").read_text()

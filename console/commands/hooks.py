@@ -1,5 +1,6 @@
-"""`omnidesk hooks list` and `omnidesk hooks test EVENT`: see the configured
-hooks and try them with a real payload, without waiting for a real event."""
+"""`omnidesk hooks [list]` and `omnidesk hooks test EVENT`: see the configured
+hooks with their queues (running, waiting), and try them with a real payload,
+without waiting for a real event."""
 from __future__ import annotations
 
 from console.commands.common import UserError
@@ -8,7 +9,8 @@ from console.commands.common import UserError
 def register(sub, parents) -> None:
     p = sub.add_parser("hooks", parents=parents, help="commands run on events: list them, or try one",
                        description="Hooks are [[hook]] tables in config.toml; runs are logged in hooks.log next to the store.")
-    hsub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    p.set_defaults(func=cmd_list)  # bare `omnidesk hooks`: the list with the queues
+    hsub = p.add_subparsers(dest="hooks_command", metavar="ACTION")
     hsub.add_parser("list", parents=parents, help="the configured hooks and their queues (running, waiting)"
                     ).set_defaults(func=cmd_list)
     t = hsub.add_parser("test", parents=parents, help="run the hooks for EVENT now, with a payload from the store")
