@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.timefmt import format_age
+from store.timefmt import format_age
 from store.models import Message
 
 NAMES = {"email": "e-mail", "telegram": "Telegram", "slack": "Slack"}

@@ -10,7 +10,7 @@ from rich.style import Style
 from rich.text import Text
 
 from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
-from console.timefmt import WhenError, format_clock, parse_when
+from store.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge
 from console.widgets.safe_text import one_line
 from store import Store, StoreError

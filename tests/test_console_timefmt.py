@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from console.timefmt import WhenError, format_age, format_clock, parse_when
+from store.timefmt import WhenError, format_age, format_clock, parse_when
 
 UTC = timezone.utc
 # Wednesday 2026-11-25 15:30 UTC

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from console.timefmt import format_clock
+from store.timefmt import format_clock
 from console.widgets.badges import badge, color
 from console.widgets.safe_text import one_line
 from store.models import SearchHit

@@ -16,7 +16,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from console.timefmt import format_age
+from store.timefmt import format_age
 from console.widgets.badges import CHANNEL_NAME
 from console.widgets.safe_text import one_line
 from store.models import Customer, Message

@@ -10,7 +10,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from console.timefmt import format_age, format_clock
+from store.timefmt import format_age, format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.safe_text import one_line
 from store.models import Customer, MergeSuggestion

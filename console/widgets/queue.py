@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console import keymap
-from console.timefmt import format_age
+from store.timefmt import format_age
 from console.widgets.badges import badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line

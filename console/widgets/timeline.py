@@ -23,7 +23,7 @@ from textual.strip import Strip
 from connectors.formatting import plain_text
 from console import keymap, sentences
 from console.handoff import channel_switches
-from console.timefmt import format_clock
+from store.timefmt import format_clock
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import clean, one_line, safe
