@@ -51,7 +51,9 @@ class StatsMixin:
     def engagement(self, customer_id: int, gap_cap: float = 600.0) -> dict:
         """Time engaged in the current case across every channel: the gaps between
         consecutive messages (either way), each counted up to `gap_cap` seconds,
-        so a day of silence is not "engagement" but a long back-and-forth is."""
+        so a day of silence is not "engagement" but a long back-and-forth is.
+        Returns {"seconds": float, "messages": int, "channels": sorted [str],
+        "since": unix seconds the case started, or None}."""
         since = self.case_start(customer_id)
         rows = self.q("SELECT sent_at, channel FROM messages WHERE customer_id=? AND direction IN ('in','out')"
                       " AND sent_at > ? AND json_extract(coalesce(meta, '{}'), '$.auto') IS NULL ORDER BY sent_at, id",
