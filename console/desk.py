@@ -351,6 +351,18 @@ class DeskScreen(Screen):
     def _pick_template(self) -> None:
         self.reply.pick_template()
 
+    @on(Composer.EditExternally)
+    def _edit_externally(self) -> None:
+        self.reply.edit_externally()
+
+    @on(Composer.PickAttachment)
+    def _pick_attachment(self) -> None:
+        self.reply.pick_attachment()
+
+    @on(Composer.AskCc)
+    def _ask_cc(self) -> None:
+        self.reply.ask_cc()
+
     @on(Composer.Leave)
     def _leave(self) -> None:
         self.reply.leave()

@@ -89,6 +89,10 @@ ACTIONS: list[Action] = [
     Action("composer", "preview", "preview", "Preview as sent", show=True),
     Action("composer", "note_mode", "note_mode", "Reply / note"),
     Action("composer", "leave", "leave", "Leave the composer"),
+    # priority: the text area's own ctrl+e (end of line; `end` does that too) must not win
+    Action("composer", "edit", "edit_externally", "Edit in $VISUAL / $EDITOR", priority=True),
+    Action("composer", "attach", "attach", "Attach a file"),
+    Action("composer", "cc", "cc", "Cc (e-mail)"),
 ]
 BY_ID = {a.id: a for a in ACTIONS}
 

@@ -13,11 +13,14 @@ from rich.style import Style
 from rich.text import Text
 
 from connectors.limits import over_limit
-from console.screens.pickers import ConfirmScreen, PickerScreen, PromptScreen
+from pathlib import Path
+
+from console.screens.pickers import ConfirmScreen, PathSuggester, PickerScreen, PromptScreen
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.composer import Composer
 from console.widgets.outgoing import list_templates, outgoing, preview, render_template
 from console.widgets.safe_text import one_line
+from connectors.limits import file_too_big, read_attachment
 from store import Store
 
 if TYPE_CHECKING:
@@ -61,11 +64,24 @@ class Reply:
             self._queue(event, out)
 
     def _queue(self, event: Composer.Send, out) -> None:
-        agent = self.app.agent
+        agent, channel = self.app.agent, out.channel
+        store_cap = self.app.setting("attachments", "max_bytes", None)
 
         def fn(s: Store):
+            # read and checked here, in the worker: a big file never stalls the screen, and a
+            # reply its channel would refuse is never queued (ValueError: the toast says why)
+            files = []
+            for path in event.attachments:
+                try:
+                    files.append(read_attachment(path))
+                except OSError as e:
+                    raise ValueError(f"cannot attach {path}: {e.strerror or e}") from None
+                why = file_too_big(channel, files[-1].filename, len(files[-1].data), store_cap)
+                if why:
+                    raise ValueError(f"not sent: {why}")
             return s.queue_reply(event.customer_id, out.source, agent, identity_id=event.identity_id,
-                                 subject=out.subject or event.subject)
+                                 subject=out.subject or event.subject, attachments=files,
+                                 meta={"cc": list(event.cc)} if event.cc and channel == "email" else None)
         self.desk.write(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent(move_on=True))
 
     def _sent(self, move_on: bool = False) -> None:
@@ -80,6 +96,78 @@ class Reply:
         desk = self.desk
         desk.timeline.focus() if desk.current is not None else desk.queue.focus()
         desk.live.presence_changed()
+
+    # -- the external editor, attachments, Cc ------------------------------------------------
+    def edit_externally(self) -> None:
+        """The reply in $VISUAL / $EDITOR (the console steps aside meanwhile); what
+        is saved comes back into the composer."""
+        import os
+        import shlex
+        import subprocess
+        import tempfile
+
+        composer = self.desk.composer
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, path = tempfile.mkstemp(prefix="omnidesk-reply-", suffix=".md")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(composer.area.text)
+            try:
+                with self.app.suspend():
+                    done = subprocess.run([*shlex.split(editor), path])
+            except Exception as e:  # no terminal to hand over (headless), or no such editor
+                self.app.notify(f"cannot run the editor {editor!r}: {e}", severity="error")
+                return
+            if done.returncode != 0:
+                self.app.notify(f"{editor} exited with status {done.returncode}: the text is unchanged",
+                                severity="warning")
+                return
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        composer.set_text(text.removesuffix("\n"))
+        composer.area.focus()
+
+    def pick_attachment(self) -> None:
+        if self.desk.need_customer() is None:
+            return
+        composer = self.desk.composer
+        channel = composer.channel
+        store_cap = self.app.setting("attachments", "max_bytes", None)
+
+        def check(text: str) -> str | None:
+            import os
+
+            path = os.path.expanduser(text.strip())
+            if not os.path.isfile(path):
+                return "no such file" if not os.path.exists(path) else "not a file"
+            return file_too_big(channel, os.path.basename(path), os.path.getsize(path), store_cap)
+        self.app.push_screen(PromptScreen("Attach a file", placeholder="~/Downloads/invoice.pdf",
+                                          help="→ completes the path · enter attaches · esc cancels",
+                                          check=check, suggester=PathSuggester()),
+                             lambda path: path and composer.add_attachment(str(Path(path.strip()).expanduser())))
+
+    def ask_cc(self) -> None:
+        if self.desk.need_customer() is None:
+            return
+        composer = self.desk.composer
+        if composer.channel != "email":
+            self.app.notify("Cc is for e-mail replies: switch the channel first (ctrl+o).", severity="warning")
+            return
+
+        def addresses(text: str) -> list[str]:
+            return [a.strip() for a in text.replace(";", ",").split(",") if a.strip()]
+
+        def check(text: str) -> str | None:
+            bad = [a for a in addresses(text) if "@" not in a or " " in a or "<" in a]
+            return f"not an e-mail address: {bad[0]}" if bad else None
+        self.app.push_screen(PromptScreen("Cc", value=", ".join(composer.cc), placeholder="ann@example.com",
+                                          help="addresses separated by commas; empty removes the Cc", check=check),
+                             lambda text: text is not None and composer.set_cc(addresses(text)))
 
     # -- the channel ---------------------------------------------------------------------
     def pick_channel(self) -> None:

@@ -100,3 +100,32 @@ def test_init_asks_for_the_agents_name(tmp_path):
     finally:
         t.close()
     assert tomllib.loads(cfg.read_text())["agent"]["name"] == "Tess Ng"
+
+
+def test_ctrl_e_edits_the_reply_in_the_editor(tmp_path, clock):
+    """The console steps aside for $EDITOR and takes back what was saved."""
+    db = tmp_path / "omnidesk.db"
+    ids = seed(db, clock)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TZ": "UTC",
+           "TERM": "xterm-256color", "USER": "tess", "VISUAL": "", "EDITOR": "sed -i s/draft/edited/"}
+    t = Tmux(f"{shlex.quote(str(OMNIDESK))} --db {shlex.quote(str(db))}", env)
+    try:
+        t.wait_for("Дмитрий Орлов", "open · 5")
+        t.keys("j", "j", "Enter")
+        t.wait_for("vase photo.jpg")
+        t.keys("r")
+        time.sleep(0.5)  # a loaded CI box: let the composer take focus before typing into it
+        t.keys("my draft reply", literal=True)
+        t.wait_for("my draft reply")
+        t.keys("C-e")
+        t.wait_for("my edited reply")
+        t.keys("C-s")
+        t.wait_for("queued")
+        s = Store(db)
+        assert s.timeline(ids["jane"])[-1].text == "my edited reply"
+        s.close()
+        t.keys("Escape")
+        t.keys("q")
+        t.wait_for("EXIT=0")
+    finally:
+        t.close()

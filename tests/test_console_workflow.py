@@ -240,3 +240,50 @@ async def test_after_a_merge_the_timeline_redraws_whole(db_path, clock, tmp_path
         timeline = [line[30:] for line in screen_text(app).splitlines()[:17]]
         header = next(line for line in timeline if "Jane Roe <jane@roe.example>" in line)
         assert header.rstrip(" │").endswith("12:13")  # laid out again for the new width: not "12:1"
+
+
+# -- compose like a terminal user (issue 16.6) ---------------------------------------------
+async def test_attach_a_file_with_path_completion_and_cc_on_e_mail(db_path, clock, tmp_path, ids):
+    from connectors.email.compose import compose
+
+    folder = tmp_path / "outbox files"
+    folder.mkdir()
+    (folder / "invoice-1039.pdf").write_bytes(b"%PDF-1.4 " + b"x" * 3000)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", *"Invoice attached.", "ctrl+f")
+        await until(pilot, lambda: "Attach a file" in screen_text(app))
+        await pilot.press(*f"{folder}/inv")
+        await pilot.pause(0.3)
+        await pilot.press("right")  # takes the completion
+        await until(pilot, lambda: app.screen.query_one("Input").value == f"{folder}/invoice-1039.pdf")
+        await pilot.press("enter")
+        await until(pilot, lambda: "📎 invoice-1039.pdf" in screen_text(app))
+        await pilot.press("ctrl+b", *"billing@li.example", "enter")
+        await until(pilot, lambda: "cc billing@li.example" in screen_text(app))
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    [out] = s.claim_due()
+    msg, _ = compose(out, {"from_address": "help@shop.example"})
+    assert msg["Cc"] == "billing@li.example" and msg["Subject"] == "Re: Shipping"
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["invoice-1039.pdf"]
+    s.close()
+
+
+async def test_a_file_over_the_channels_limit_is_refused_before_sending(db_path, clock, tmp_path, ids):
+    big = tmp_path / "screen recording.mp4"
+    with open(big, "wb") as f:
+        f.truncate(51 * 1024 * 1024)  # Telegram takes 50 MB
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["dmitry"])
+        await pilot.press("r", *"the recording", "ctrl+f", *str(big), "enter")
+        await until(pilot, lambda: "screen recording.mp4 is 51.0 MB; telegram takes files up to 50.0 MB"
+                    in screen_text(app))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "📎" not in screen_text(app)

@@ -1,6 +1,7 @@
 """Small modal screens: a prompt, a fuzzy picker, a confirmation."""
 from __future__ import annotations
 
+import os
 import re
 
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
+from textual.suggester import Suggester
 from textual.widgets.option_list import Option
 
 from console.widgets.safe_text import safe
@@ -24,14 +26,15 @@ class PromptScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
     def __init__(self, title: str, placeholder: str = "", value: str = "", help: str = "",
-                 check: Callable[[str], str | None] | None = None):
+                 check: Callable[[str], str | None] | None = None, suggester: Suggester | None = None):
         super().__init__()
         self.title_text, self.placeholder, self.value, self.help_text, self.check = title, placeholder, value, help, check
+        self.suggester = suggester  # completion shown greyed after the text; → takes it
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input", suggester=self.suggester)
             yield Static(self.help_text, classes="dialog-help", id="prompt-help")
 
     @on(Input.Changed)
@@ -70,6 +73,27 @@ def rank(query: str, labels: list[str]) -> list[int]:
     fuzzy = {i: score for _, score, i in process.extract(query, labels, scorer=fuzz.WRatio, limit=50, score_cutoff=40)}
     found = [i for i, label in enumerate(labels) if i in fuzzy or how(label) < 3]
     return sorted(found, key=lambda i: (how(labels[i]), -fuzzy.get(i, 0), i))
+
+
+class PathSuggester(Suggester):
+    """Completes a file path as a shell does: the rest of the only entry (or of
+    what all entries share) that starts with what was typed; folders end in /."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        folder, _, prefix = value.rpartition("/")
+        base = os.path.expanduser(folder + "/" if folder or value.startswith("/") else ".")
+        try:
+            names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(base)
+                           if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith(".")))
+        except OSError:
+            return None
+        if not names:
+            return None
+        common = os.path.commonprefix(names)
+        return value + common[len(prefix):] if len(common) > len(prefix) else None
 
 
 class PickerScreen(ModalScreen[Any]):

@@ -28,13 +28,27 @@ class Composer(Vertical):
     BINDINGS = keymap.bindings("composer")
 
     class Send(Message):
-        def __init__(self, customer_id: int, text: str, identity_id: int | None, mode: str, subject: str | None) -> None:
+        """Send (or add as a note) `text`; `attachments` are local file paths, `cc` e-mail addresses."""
+
+        def __init__(self, customer_id: int, text: str, identity_id: int | None, mode: str, subject: str | None,
+                     attachments: tuple[str, ...] = (), cc: tuple[str, ...] = ()) -> None:
             super().__init__()
             self.customer_id = customer_id
             self.text = text
             self.identity_id = identity_id
             self.mode = mode
             self.subject = subject
+            self.attachments = attachments
+            self.cc = cc
+
+    class EditExternally(Message):
+        """The agent wants to write the reply in $VISUAL / $EDITOR."""
+
+    class PickAttachment(Message):
+        """The agent wants to attach a file."""
+
+    class AskCc(Message):
+        """The agent wants to set who gets a copy (e-mail)."""
 
     class PickChannel(Message):
         """The agent wants to choose the channel to reply on."""
@@ -63,6 +77,10 @@ class Composer(Vertical):
         # unsent text per customer, so moving through the queue never loses a draft:
         # customer id -> (text, mode, subject, identity id)
         self.drafts: dict[int, tuple[str, str, str | None, int | None]] = {}
+        self.attachments: list[str] = []  # local files going with the reply
+        self.cc: list[str] = []  # e-mail copy-to addresses
+        # attachments and Cc of kept drafts: customer id -> (attachments, cc)
+        self.draft_extras: dict[int, tuple[list[str], list[str]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -105,6 +123,7 @@ class Composer(Vertical):
                 self.mode = mode
                 self.set_class(mode == "note", "-note")
             self.subject = subject
+            self.attachments, self.cc = self.draft_extras.pop(customer.id, ([], [])) if customer else ([], [])
             if self.area.text != text:
                 self.area.text = text
         self.refresh_bar()
@@ -114,6 +133,8 @@ class Composer(Vertical):
         if self.customer is not None and self.area.text.strip():
             chosen = self.identity.id if self._chosen and self.identity else None
             self.drafts[self.customer.id] = (self.area.text, self.mode, self.subject, chosen)
+            if self.attachments or self.cc:
+                self.draft_extras[self.customer.id] = (list(self.attachments), list(self.cc))
 
     def draft_customers(self) -> set[int]:
         """Customers with unsent text: kept drafts and the one being written to."""
@@ -146,6 +167,23 @@ class Composer(Vertical):
     def clear(self) -> None:
         self.area.text = ""
         self.subject = None
+        self.attachments, self.cc = [], []
+        self.refresh_bar()
+        self.update_preview()
+
+    def add_attachment(self, path: str) -> None:
+        if path not in self.attachments:
+            self.attachments.append(path)
+        self.refresh_bar()
+
+    def set_cc(self, addresses: list[str]) -> None:
+        self.cc = list(addresses)
+        self.refresh_bar()
+
+    def set_text(self, text: str) -> None:
+        """Replace the whole text (it came back from the external editor)."""
+        self.area.text = text
+        self.area.move_cursor(self.area.document.end)
         self.update_preview()
 
     def refresh_bar(self) -> None:
@@ -168,6 +206,13 @@ class Composer(Vertical):
                 t.append(" ▾", "dim")
             if self.subject and i.channel == "email":
                 t.append(f" · {one_line(self.subject, 40)}", "dim")
+            if self.cc and i.channel == "email":
+                t.append(f" · cc {one_line(', '.join(self.cc), 40)}", "dim")
+        if self.attachments and self.mode == "reply":
+            from pathlib import Path
+
+            names = [one_line(Path(p).name, 30) for p in self.attachments]
+            t.append(" · 📎 " + names[0] + (f" +{len(names) - 1}" if len(names) > 1 else ""), "bold")
         km = getattr(self.app, "keymap", None) or {}
         hints = [("composer.send", "send"), ("composer.switch_channel", "channel"), ("composer.template", "template"),
                  ("composer.preview", "preview"), ("composer.note_mode", "note")]
@@ -218,7 +263,16 @@ class Composer(Vertical):
             self.app.notify("Nothing to send: write something first.", severity="warning")
             return
         self.post_message(self.Send(self.customer.id, text, self.identity.id if self.identity else None,
-                                    self.mode, self.subject))
+                                    self.mode, self.subject, tuple(self.attachments), tuple(self.cc)))
+
+    def action_edit_externally(self) -> None:
+        self.post_message(self.EditExternally())
+
+    def action_attach(self) -> None:
+        self.post_message(self.PickAttachment())
+
+    def action_cc(self) -> None:
+        self.post_message(self.AskCc())
 
     def action_switch_channel(self) -> None:
         self.post_message(self.PickChannel())
