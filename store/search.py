@@ -193,7 +193,8 @@ def snippet(text: str, terms: list[str], width: int = 100) -> str:
 # address or handle starts with it (both indexed; identities of merged customers point at
 # the customer they were merged into).
 _SENDER_SQL = ("SELECT rowid FROM customers_fts WHERE customers_fts MATCH ?"
-               " UNION SELECT customer_id FROM identities WHERE channel IN ('email', 'telegram', 'slack')"
+               " UNION SELECT customer_id FROM identities WHERE channel IN ("
+               + ", ".join(f"'{c}'" for c in CHANNELS) + ")"  # the index on (channel, address) serves
                " AND address >= ? AND address < ?"
                " UNION SELECT customer_id FROM identities WHERE handle >= ? AND handle < ? AND handle != ''")
 

@@ -194,3 +194,27 @@ def test_merges_are_followed_to_the_survivor_in_one_place(store, make_inbound):
     store.merge(b, a, "ann")
     store.merge(c, b, "ann")
     assert store.live_id(a) == c and store.find_customer("a@x.io") == c
+
+
+def test_one_word_one_place():
+    """Channels are listed once (store/terms.py), terminal text is cleaned by one
+    sanitizer (store/text.py), durations are parsed by one module (store/timefmt.py)."""
+    import re
+
+    channels = re.compile(r"""\(\s*["']email["'],\s*["']telegram["'],\s*["']slack["']\s*\)""")
+    sanitizer = re.compile(r"isprintable\(\) else")  # the hand-rolled "c if c.isprintable() else ..." kind
+    units = re.compile(r"""["']h["']\s*:\s*3600""")  # a table of duration units
+    found = {"channels": [], "sanitizer": [], "units": []}
+    for pkg in ("console", "connectors", "store"):
+        for p in (ROOT / pkg).rglob("*.py"):
+            rel = str(p.relative_to(ROOT))
+            if "sandbox" in rel:
+                continue
+            text = p.read_text(encoding="utf-8")
+            if channels.search(text) and rel != "store/terms.py":
+                found["channels"].append(rel)
+            if sanitizer.search(text) and rel != "store/text.py":
+                found["sanitizer"].append(rel)
+            if units.search(text) and rel != "store/timefmt.py":
+                found["units"].append(rel)
+    assert found == {"channels": [], "sanitizer": [], "units": []}
