@@ -77,3 +77,10 @@ def inbound(channel="telegram", address="1001", text="hello", *, account="main",
 @pytest.fixture
 def make_inbound():
     return inbound
+
+
+# The shared fixtures of tests/support, available to every test module without an import:
+# real servers (Dovecot, an SMTP sink, the Telegram and Slack sandboxes) and a real-time store.
+from tests.support.chat import live_store, slack, tg  # noqa: E402,F401
+from tests.support.dovecot import dovecot  # noqa: E402,F401
+from tests.support.smtp import smtp_sink  # noqa: E402,F401
