@@ -69,7 +69,7 @@ def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
 
 async def settle(pilot, rounds: int = 2) -> None:
     """Let the console finish what a key started (workers, background reads)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a loaded machine: reads can take seconds
     for _ in range(rounds):
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
@@ -206,13 +206,18 @@ async def test_template_by_fuzzy_name_with_prompts(db_path, clock, tmp_path, ids
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await open_customer(pilot, ids["jane"])
+        from console.screens.pickers import PickerScreen, PromptScreen
+
         await pilot.press("r", "ctrl+t")
-        await settle(pilot)
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen))  # type only once it is up
         await pilot.press(*"ordr stat", "enter")  # fuzzy: order-status
-        await settle(pilot)
+        asked = None
         for value in ("1042", "shipped today", "https://track.example/1042"):
+            # each prompt comes after the template was rendered in the background: wait for a new one
+            await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not asked)
+            asked = app.screen
             await pilot.press(*value, "enter")
-            await settle(pilot)
+        await until(pilot, lambda: "https://track.example/1042" in app.composer.area.text)
         text = app.composer.area.text
         assert "1042" in text and "shipped today" in text and "https://track.example/1042" in text
         assert app.composer.show_preview
