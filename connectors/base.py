@@ -6,8 +6,7 @@ The engine owns the loop, the store, backoff and the lease.
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from store.errors import OmnideskError
@@ -29,13 +28,6 @@ class Batch:
     items: list[InboundMessage]
     cursor: dict[str, str]
     more: bool = False  # True when the connector has more waiting right now
-
-
-@dataclass
-class Health:
-    state: str = OK  # ok | retrying | failed
-    detail: str = ""
-    since: float = field(default_factory=time.time)
 
 
 class ConnectorError(OmnideskError):

@@ -6,7 +6,6 @@ names where to get them (an env var, a command, or the keyring).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -82,10 +81,6 @@ class Config:
             return getattr(getattr(self.settings, section), key)
         except AttributeError:
             raise KeyError(f"{section}.{key}") from None
-
-    @property
-    def sections(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(getattr(self.settings, name)) for name in SECTIONS}
 
     @property
     def agent(self) -> str:

@@ -6,7 +6,7 @@ table name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from store.terms import CHANNELS, STATUSES  # noqa: F401  (defined once, in store/terms.py)
@@ -100,9 +100,6 @@ class Customer:
     fact_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     identities: list[Identity] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class Attachment:
@@ -143,9 +140,6 @@ class Message:
     attempts: int = 0
     uncertain: bool = False  # failed, but it may have been delivered: the agent checks before a retry
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class Event:
@@ -156,9 +150,6 @@ class Event:
     customer_id: int | None
     data: dict[str, Any]
     undone: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -206,9 +197,6 @@ class QueueRow:
     channels: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class SearchHit:
@@ -219,9 +207,6 @@ class SearchHit:
     sent_at: float | None
     snippet: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class MergeSuggestion:
@@ -229,6 +214,3 @@ class MergeSuggestion:
     other_id: int
     score: float
     evidence: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)

@@ -31,7 +31,7 @@ import secrets
 import tomllib
 import unicodedata
 import urllib.parse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -103,9 +103,6 @@ class Rendered:
     text: str  # plain-text rendition (e-mail text/plain; a terminal preview for chat)
     html: str | None = None  # e-mail HTML alternative
     template: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- parsing -------------------------------------------------------------------

@@ -18,7 +18,7 @@ def run_in_process(*args: str, stdin: str = "", env: dict[str, str] | None = Non
 
     out, err = io.StringIO(), io.StringIO()
     old_stdin, old_env = sys.stdin, {k: os.environ.get(k) for k in (env or {})}
-    sys.stdin = io.StringIO(stdin)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")  # with .buffer, as a real stdin
     os.environ.update(env or {})
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
