@@ -114,11 +114,12 @@ def read_task(task: Task) -> tuple[bytes, float]:
             return f.read(), os.fstat(f.fileno()).st_mtime
     _, path, offset, length = task
     with open(path, "rb") as f:
+        if length >= 2:  # the blank line that separates mbox messages is not part of the mail
+            f.seek(offset + length - 2)  # (looked at first: slicing it off would copy a big mail)
+            length -= f.read(2) == b"\n\n"
         f.seek(offset)
         raw = f.read(length)
         mtime = os.fstat(f.fileno()).st_mtime
-    if raw.endswith(b"\n\n"):  # the blank line that separates mbox messages
-        raw = raw[:-1]
     # mbox writers escape body lines starting "From " as ">From " (and, in mboxrd,
     # ">From " as ">>From "): one ">" comes off again
     return _ESCAPED_FROM.sub(rb"\1", raw), mtime
