@@ -67,9 +67,9 @@ def read_body(message: str | None, what: str) -> str:
         return message
     if sys.stdin.isatty():
         print(f"Type the {what}; end with Ctrl-D:", file=sys.stderr)
-    data = sys.stdin.buffer.read()
+    raw = getattr(sys.stdin, "buffer", None)  # bytes, so bad UTF-8 is named; a text stream when embedded
     try:
-        text = data.decode("utf-8")
+        text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
     except UnicodeDecodeError as e:
         raise UserError(utf8_problem("stdin", e)) from None
     if not text.strip():
