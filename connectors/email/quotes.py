@@ -76,34 +76,28 @@ MAX_TRIES = 200  # candidate lines examined per message
 LONGEST_HEADER = 400  # characters; the library's patterns backtrack badly on long lines (hostile mail)
 
 
-_COLON_LINE = re.compile(r"^([^:\n]{1,47}):", re.M)  # a line with a colon near its start
-_RULE_LINE = re.compile(r"^(?:> ?)*-{5}", re.M)
-
-
 def _candidates(key_line, lines: list[str]) -> list[tuple[int, bool]]:
     """(line index, is an attribution verb) where a reply header may be: a line
     that starts like a header block, or one holding "wrote:" in some language.
-    Cheap tests first (regex scans and substring search in C, a word before a
-    colon), so the slow many-language patterns run on a handful of lines."""
+    Cheap tests first (a word before an early colon, substring search in C), so
+    the slow many-language patterns run on a handful of lines."""
     found: dict[int, bool] = {}
-    joined = "\n".join(lines)
-    starts = [0, *accumulate(len(line) + 1 for line in lines)]
-    for m in _COLON_LINE.finditer(joined):
-        word = m.group(1).lstrip("> *\t").rstrip()
-        if 0 < len(word) <= 24 and word.replace(" ", "").isalpha():
-            i = bisect_right(starts, m.start()) - 1
-            if key_line.match(lines[i]):
+    for i, line in enumerate(lines):
+        colon = line.find(":", 0, 48)
+        if colon > 0:
+            word = line[:colon].lstrip("> *\t").rstrip()
+            if 0 < len(word) <= 24 and word.replace(" ", "").isalpha() and key_line.match(line):
                 found[i] = False
-    for m in _RULE_LINE.finditer(joined):
-        i = bisect_right(starts, m.start()) - 1
-        if key_line.match(lines[i].lstrip("> ")):
+        elif line.startswith(("-----", ">-----", "> -----")) and key_line.match(line.lstrip("> ")):
             found[i] = False
-    low = joined.lower()
-    for w in WROTE:
-        at = low.find(w)
-        while at >= 0 and len(found) <= MAX_TRIES:
-            found.setdefault(bisect_right(starts, at) - 1, True)
-            at = low.find(w, at + 1)
+    low = "\n".join(lines).lower()
+    if any(w in low for w in WROTE):
+        starts = [0, *accumulate(len(line) + 1 for line in lines)]
+        for w in WROTE:
+            at = low.find(w)
+            while at >= 0 and len(found) <= MAX_TRIES:
+                found.setdefault(bisect_right(starts, at) - 1, True)
+                at = low.find(w, at + 1)
     return sorted(found.items())
 
 
