@@ -57,13 +57,16 @@ def _opt(type_, default, help, **kw) -> Any:
 
 
 def _login_name() -> str:
-    """Who runs this process: with a shared store each login is its own agent."""
+    """Who runs this process ($USER, else the user database): with a shared store
+    each login is its own agent."""
+    if os.environ.get("USER"):
+        return os.environ["USER"]
     try:
         import pwd
 
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
-        return os.environ.get("USER", "agent")
+        return "agent"
 
 
 # -- the fixed sections, typed ------------------------------------------------------
