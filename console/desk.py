@@ -68,6 +68,7 @@ class DeskScreen(Screen):
         self.current: Customer | None = None  # the open customer
         self.engaged: dict | None = None  # time engaged in the open customer's case
         self.notes: list = []  # the open customer's newest notes (store.models.Message)
+        self.moved_from: int | None = None  # the customer move_on() left (u can still undo there)
         self.show_profile: bool | None = None  # None: automatic by width
         self._open_token = 0
         self._loaded_count = TIMELINE_PAGE
@@ -156,12 +157,12 @@ class DeskScreen(Screen):
     def write(self, fn: Callable[[Store], Any], *, done: str | Callable[[Any], str] | None = None,
               then: Callable[[Any], None] | None = None) -> None:
         """Run a store write in a worker, then refresh what is on screen; `done`
-        is the toast (or makes it from the result), `then(result)` runs first."""
+        is the toast (or makes it from the result), `then(result)` runs before it."""
         def finished(result) -> None:
-            if then is not None:
-                then(result)
             self.live.seen_own_write()
             self.refresh_all(follow=False)
+            if then is not None:  # after the re-read is asked for: `then` may select someone else
+                then(result)
             if done:
                 self.app.notify(done(result) if callable(done) else done)
         self.reader.run(fn, finished, group="write")
@@ -195,9 +196,16 @@ class DeskScreen(Screen):
             if customer_id is None:
                 self.app.notify("Nobody else is waiting.", timeout=3)
             elif self.current is None or self.current.id == done_with:  # the agent has not moved on already
-                self.queue.select_customer(customer_id)
-                self.open_customer(customer_id, focus=True)
+                self.select_and_open(customer_id)
+                self.moved_from = done_with
         self.reader.run(read, show, group="next")
+
+    def select_and_open(self, customer_id: int) -> None:
+        """Select `customer_id` in the queue and open them. The queue is read again
+        first: after a write the rows it holds are stale, and moving the cursor over
+        them would highlight (and so open) whoever was at that place before."""
+        self.queue.reload(keep_customer=customer_id)
+        self.open_customer(customer_id, focus=True)
 
     def need_customer(self) -> Customer | None:
         """The open customer, or None after telling the agent to open one."""
@@ -295,6 +303,7 @@ class DeskScreen(Screen):
 
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
+        self.moved_from = None  # the agent chose whom to open: u is about them now
         if self._preview_timer is not None:  # a pending preview of a highlighted row would
             self._preview_timer.stop()       # reopen it later and pull focus from the composer
             self._preview_timer = None

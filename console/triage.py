@@ -208,10 +208,22 @@ class Triage:
         last action at all when nobody is open)."""
         agent = self.agent
         cid = self.desk.current.id if self.desk.current is not None else None
+        # done/snooze/send moved on to the next customer: until the agent does something
+        # here, u still means "take back what I just did" to the one they left
+        left = self.desk.moved_from if cid is not None else None
 
         def fn(s: Store):
-            return self._undone(s, s.undo(agent, customer_id=cid))
-        self.desk.write(fn, done=lambda said: said)
+            target = cid
+            if left is not None and not s.recent_actions(agent, cid, limit=1):
+                target = left
+            return target, self._undone(s, s.undo(agent, customer_id=target))
+
+        def then(result) -> None:
+            target, _ = result
+            if target != cid and target is not None:  # back to the customer the undo was for
+                self.desk.moved_from = None
+                self.desk.select_and_open(target)
+        self.desk.write(fn, done=lambda result: result[1], then=then)
 
     def undo_event(self, event_id: int) -> None:
         agent = self.agent

@@ -287,3 +287,16 @@ async def test_a_file_over_the_channels_limit_is_refused_before_sending(db_path,
         await pilot.press("escape")
         await settle(pilot)
         assert "📎" not in screen_text(app)
+
+
+async def test_u_right_after_done_takes_it_back_although_the_next_customer_opened(db_path, clock, tmp_path, ids):
+    """The toast says "u undoes": it must, even though done moved on to the next customer."""
+    app = make_app(db_path, clock, tmp_path, next_after_done=True)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("d")
+        await until(pilot, lambda: app.current.id == ids["dmitry"])
+        await pilot.press("u")
+        await until(pilot, lambda: "undid “marked done” for Bob Li" in flat(app) and app.current.id == ids["bob"])
+        assert app.current.status == "open"
