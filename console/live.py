@@ -88,7 +88,7 @@ class Live:
         try:
             m = store.message(newest)
             who = store.customer(m.customer_id).name
-            text = f"{badge(m.channel)} {one_line(who, 30)}: {one_line(m.text, 60)}"
+            text = f"{badge(m.channel)} {one_line(who, 24)}: {one_line(m.text, 44)}"  # two lines at most
         except StoreError:
             text = "new message"
         self.last_inbound = newest
