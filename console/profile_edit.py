@@ -12,6 +12,7 @@ from rich.text import Text
 
 from console.screens.pickers import PickerScreen, PromptScreen
 from console.widgets.safe_text import one_line
+from store.facts import key_problem
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
@@ -21,7 +22,7 @@ def _check_pair(text: str) -> str | None:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
         return "type KEY=VALUE, like order_number=5521"
-    return None
+    return key_problem(key)
 
 
 class ProfileEdit:

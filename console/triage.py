@@ -93,7 +93,8 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
-        self.desk.write(lambda s: s.set_status(cid, "done", agent), done="marked done · u undoes",
+        who = one_line(customer.name, 40) or f"#{cid}"  # the toast outlives the view: say whom
+        self.desk.write(lambda s: s.set_status(cid, "done", agent), done=f"{who} marked done · u undoes",
                         then=lambda _: self.desk.move_on())
 
     def status(self) -> None:
@@ -101,6 +102,7 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
+        who = one_line(customer.name, 40) or f"#{cid}"
         items = [(Text("open"), "open"), (Text("pending (we wait on the customer)"), "pending"),
                  (Text("snoozed …"), "snoozed"), (Text("done"), "done")]
 
@@ -108,7 +110,7 @@ class Triage:
             if status == "snoozed":
                 self.snooze()
             elif status:
-                self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"status {status}",
+                self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"{who}: status {status}" + (" · u undoes" if status == "done" else ""),
                                 then=lambda _: status == "done" and self.desk.move_on())
         self.app.push_screen(PickerScreen("Set status", items), chosen)
 
@@ -117,6 +119,7 @@ class Triage:
         if customer is None:
             return
         cid, agent, clock = customer.id, self.agent, self.app.clock
+        who = one_line(customer.name, 40) or f"#{cid}"
 
         def check(text: str) -> str | None:
             try:
@@ -130,7 +133,7 @@ class Triage:
                 return
             until = parse_when(text, clock())
             self.desk.write(lambda s: s.snooze(cid, until, agent),
-                            done=f"snoozed until {format_clock(until, clock())} · u undoes",
+                            done=f"{who} snoozed until {format_clock(until, clock())} · u undoes",
                             then=lambda _: self.desk.move_on())
         self.app.push_screen(PromptScreen("Snooze until", placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
                                           help="2h, 30m, 1d, tomorrow 9:00, mon 9:00, 17:30", check=check), chosen)

@@ -38,6 +38,21 @@ def clean_text(text: str, cap: int) -> str:
     return line if len(line) <= cap else line[: cap - 1] + "…"
 
 
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is no good as a new fact name typed by an agent, or None. Names are
+    letters, digits, _ and -, starting with a letter: what templates ({{ key }}) and
+    search (fact:KEY=VALUE) can spell. (The store itself still takes the spellings
+    older versions and rules wrote, like "Order number".)"""
+    key = key.strip()
+    if _KEY.fullmatch(key) and len(key) <= MAX_KEY:
+        return None
+    return (f"{clean_text(key, MAX_KEY)!r}: a fact name is letters, digits, _ and -, starting with a letter,"
+            f" at most {MAX_KEY} characters (like order_number)")
+
+
 def clean_key(key: str) -> str:
     key = clean_text(key, MAX_KEY)
     if not key or "=" in key:

@@ -297,6 +297,19 @@ async def test_u_right_after_done_takes_it_back_although_the_next_customer_opene
         await open_customer(pilot, ids["bob"])
         await pilot.press("d")
         await until(pilot, lambda: app.current.id == ids["dmitry"])
+        assert "Bob Li marked done · u undoes" in flat(app)  # the toast says whom: Dmitry is in view now
         await pilot.press("u")
         await until(pilot, lambda: "undid “marked done” for Bob Li" in flat(app) and app.current.id == ids["bob"])
+        assert app.current.status == "open"
+
+
+async def test_u_right_after_snooze_names_and_goes_back_to_the_snoozed_customer(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path, next_after_done=True)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("s", *"2h", "enter")
+        await until(pilot, lambda: app.current.id != ids["jane"] and "Jane Roe snoozed until" in flat(app))
+        await pilot.press("u")
+        await until(pilot, lambda: "undid “snoozed” for Jane Roe" in flat(app) and app.current.id == ids["jane"])
         assert app.current.status == "open"

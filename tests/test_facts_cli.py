@@ -41,6 +41,14 @@ def test_set_change_remove_and_undo_from_the_cli(db_path):
     assert {f["key"]: f["value"] for f in ok_json(db_path, "fact", "4242")["facts"]}["plan"] == "gold"  # all or none
 
 
+def test_a_fact_name_templates_and_search_could_not_spell_is_refused(db_path):
+    _seed(db_path)
+    bad = omnidesk(db_path, "fact", "4242", "plan=silver", "bad key=1")
+    assert bad.returncode == 1 and "'bad key': a fact name is letters, digits, _ and -" in bad.stderr
+    assert {f["key"] for f in ok_json(db_path, "fact", "4242")["facts"]} == {"order_number"}  # nothing set
+    assert ok_json(db_path, "fact", "4242", "plan-2=gold")["facts"][1]["key"] == "plan-2"
+
+
 def test_show_customers_and_search_carry_the_facts_and_their_source(db_path):
     r = _seed(db_path)
     show = ok_json(db_path, "show", str(r.customer_id))

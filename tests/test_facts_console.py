@@ -79,3 +79,21 @@ async def test_edit_facts_and_name_from_the_console_and_undo(db_path, clock, tmp
         kinds = [e.kind for e in s.events(cid, limit=20) if e.actor == "alice"]
         assert kinds.count("fact") == 3 and kinds.count("rename") == 1 and kinds.count("undo") == 2
     s.close()
+
+
+async def test_a_fact_name_with_a_space_is_refused_in_the_console(db_path, clock, tmp_path):
+    cid = seed(db_path, clock)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press(*"add", "enter", *"bad key=1", "enter")
+        await until(pilot, lambda: "a fact name is letters, digits, _ and -" in screen_text(app))
+        assert "Add a fact" in screen_text(app)  # the prompt stays open to fix the name
+        await pilot.press("escape")
+        await settle(pilot)
+    s = Store(db_path, clock=clock)
+    assert s.customer(cid).facts == {"order_number": "5521"}
+    s.close()

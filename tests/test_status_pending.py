@@ -45,6 +45,9 @@ def test_the_old_word_is_accepted_with_a_note(tmp_path):
     s.close()
     rc, out, err = run_in_process("status", "--help")
     assert "{open,pending,done}" in out and "waiting" not in out.split("positional")[1]
+    rc, out, err = run_in_process("--db", str(db), "status", str(jane), "closed")
+    assert rc == 2 and "invalid choice: 'closed' (choose from 'open', 'pending', 'done')" in err
+    assert "waiting" not in err  # the error offers what the usage shows, not the old word
 
 
 def test_an_old_rules_file_saying_waiting_sets_pending(tmp_path, store):

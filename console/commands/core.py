@@ -2,6 +2,7 @@
 assign, merge, split, undo, retry, customers, events, suggest."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -56,7 +57,7 @@ def register(sub, parents) -> None:
 
     p = add("status", cmd_status, "set status: open, pending (we wait on the customer), done")
     p.add_argument("customer")
-    p.add_argument("status", choices=[*SETTABLE_STATUSES, *OLD_STATUS_WORDS], metavar="{open,pending,done}")
+    p.add_argument("status", type=status_word, metavar="{" + ",".join(SETTABLE_STATUSES) + "}")
 
     p = add("snooze", cmd_snooze, "hide a customer until a time (2h, 30m, tomorrow 9:00, 2026-12-01 09:00)")
     p.add_argument("customer")
@@ -248,6 +249,15 @@ def cmd_tag(args, ctx) -> int:
     tags = s.customer(cid).tags
     ctx.emit({"customer_id": cid, "tags": tags}, "tags: " + (", ".join(tags) or "(none)"))
     return 0
+
+
+def status_word(text: str) -> str:
+    """argparse type for `status`: the settable statuses, and the old words quietly
+    (cmd_status explains them); an error lists only what the usage shows."""
+    if text in SETTABLE_STATUSES or text in OLD_STATUS_WORDS:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(map(repr, SETTABLE_STATUSES))})")
 
 
 def cmd_status(args, ctx) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from console.commands.common import UserError, cell, jsonable
+from store.facts import key_problem
 
 
 def register(sub, parents) -> None:
@@ -78,6 +79,8 @@ def _pairs(pairs: list[str]) -> list[tuple[str, str]]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"{pair!r}: expected KEY=VALUE (like order_number=5521); remove a fact with -r KEY")
+        if problem := key_problem(key):  # templates and search could not name it
+            raise UserError(problem)
         out.append((key, value))
     return out
 
