@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from store.terms import CHANNELS  # noqa: E402  (the one list)
@@ -106,12 +107,19 @@ class StatsScreen(ModalScreen[None]):
     def _load(self, since: float) -> None:
         from store import Store
 
+        worker = get_current_worker()
         s = Store(self.store_path, clock=self.clock)
         try:
             data = s.stats(since)
         finally:
             s.close()
-        self.app.call_from_thread(self.show, data)
+        self.app.call_from_thread(self._loaded, worker, data)
+
+    def _loaded(self, worker: Worker, data: dict) -> None:
+        # a newer period's load cancelled this one, or the screen was closed while it ran:
+        # its figures would overwrite the newer ones under the newer title
+        if not worker.is_cancelled and self in self.app.screen_stack:
+            self.show(data)
 
     def show(self, data: dict) -> None:
         self.data = data
