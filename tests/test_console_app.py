@@ -1,9 +1,11 @@
 """The console driven like a person would: keys in, screen and store out."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from connectors.config import validate
 from console import keymap
@@ -72,14 +74,23 @@ async def settle(pilot, rounds: int = 2) -> None:
     deadline = time.monotonic() + 30  # a loaded machine: reads can take seconds
     for _ in range(rounds):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        await workers_done(pilot.app)
         while pilot.app.busy() and time.monotonic() < deadline:
             await pilot.pause(0.02)
-            await pilot.app.workers.wait_for_complete()
+            await workers_done(pilot.app)
     await pilot.pause()
 
 
-async def until(pilot, condition, timeout: float = 15.0) -> None:
+async def workers_done(app) -> None:
+    """Wait for the workers running now. A newer read of the same group cancels
+    an older one (its result is dropped): that is an end too, not an error
+    (`workers.wait_for_complete()` raises WorkerCancelled for it)."""
+    for worker in list(app.workers):
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
+            await worker.wait()
+
+
+async def until(pilot, condition, timeout: float = 30.0) -> None:
     """Wait until the screen shows what a person would wait for."""
     deadline = time.monotonic() + timeout
     while not condition():
