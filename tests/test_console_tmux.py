@@ -36,7 +36,7 @@ class Tmux:
         if keys[-1] == "Escape":  # a lone ESC must not merge with the next key into alt+key
             time.sleep(0.4)
 
-    def wait_for(self, *texts: str, timeout: float = 15.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 60.0) -> str:
         """Wait for one screen that shows all of `texts` (a capture may catch a half-drawn frame)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -45,6 +45,19 @@ class Tmux:
                 return screen
             time.sleep(0.1)
         raise AssertionError(f"{texts!r} never appeared together; the screen was:\n{self.screen()}")
+
+    def wait_for_composer(self, timeout: float = 60.0) -> str:
+        """Wait until the composer has opened (it grows from its bar to a writing area), so
+        typed text goes into it and not, as keys, to the timeline it was opened from."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            lines = screen.rstrip("\n").splitlines()
+            bar = [n for n, line in enumerate(lines) if "reply via" in line]
+            if bar and len(lines) - 1 - bar[-1] > 4:  # closed, only the status bar is 4 lines below it
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"the composer never opened; the screen was:\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
@@ -64,7 +77,7 @@ def test_omnidesk_console_in_tmux(tmp_path, clock):
         # the attachment line, the sender and the folded quote: Jane's timeline is open
         t.wait_for("vase photo.jpg", "Jane Roe <jane@roe.example>", "quoted lines folded")
         t.keys("r")
-        time.sleep(0.5)  # a loaded CI box: let the composer take focus before typing into it
+        t.wait_for_composer()
         t.keys("Hello from tmux", literal=True)
         t.keys("C-s")
         t.wait_for("queued")
@@ -114,7 +127,7 @@ def test_ctrl_e_edits_the_reply_in_the_editor(tmp_path, clock):
         t.keys("j", "j", "Enter")
         t.wait_for("vase photo.jpg")
         t.keys("r")
-        time.sleep(0.5)  # a loaded CI box: let the composer take focus before typing into it
+        t.wait_for_composer()
         t.keys("my draft reply", literal=True)
         t.wait_for("my draft reply")
         t.keys("C-e")
