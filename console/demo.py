@@ -28,7 +28,15 @@ from connectors import config as config_mod
 from connectors.sandbox.slack import SlackSandbox
 from connectors.sandbox.telegram import TelegramSandbox
 
-BANNER = "DEMO: simulated customers on loopback servers; nothing leaves this machine"
+def cli_hint(db_path: Path) -> str:
+    """How to point the CLI at the demo's store, to paste into another terminal."""
+    return f"OMNIDESK_DB={shlex.quote(str(db_path))} omnidesk queue"
+
+
+def banner(db_path: Path) -> str:
+    """The console's banner in the demo: what this is, and where its store is (the
+    README's tour says to try the CLI on it while the demo runs)."""
+    return f"DEMO: simulated customers, nothing leaves this machine · CLI: {cli_hint(db_path)}"
 SHOP = ("Teapot Shop", "support@teapot-shop.example")
 TOKEN_ENV = {"telegram": "OMNIDESK_DEMO_TELEGRAM_TOKEN", "slack": "OMNIDESK_DEMO_SLACK_TOKEN",
              "slack_app": "OMNIDESK_DEMO_SLACK_APP_TOKEN"}

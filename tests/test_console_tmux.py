@@ -142,3 +142,35 @@ def test_ctrl_e_edits_the_reply_in_the_editor(tmp_path, clock):
         t.wait_for("EXIT=0")
     finally:
         t.close()
+
+
+def test_the_demo_says_where_its_store_is_so_the_cli_can_be_tried(tmp_path):
+    """The README's tour says to try the CLI on the demo: the demo names its store."""
+    import os
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="od-", dir="/tmp"))  # a TMPDIR as short as a user's
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TZ": "UTC",
+           "TERM": "xterm-256color", "USER": "tess", "TMPDIR": str(short)}
+    t = Tmux(f"{shlex.quote(str(OMNIDESK))} demo --speed 5", env, size=(80, 24))
+    try:
+        t.wait_for("DEMO", "omnidesk queue", timeout=60)
+        [db] = short.glob("omnidesk-demo-*/omnidesk.db")
+        assert f"OMNIDESK_DB={db} omnidesk queue" in t.screen()  # the banner, while it runs, at 80 columns
+        deadline = time.monotonic() + 60
+        while True:  # the hint, run as given in another terminal, shows the demo's customers
+            proc = subprocess.run([str(OMNIDESK), "queue"], env={**os.environ, **env, "OMNIDESK_DB": str(db)},
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            if "Nobody is waiting" not in proc.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert "Nobody is waiting" not in proc.stdout
+        t.keys("q")
+        screen = t.wait_for("EXIT=0", timeout=30)
+        flat = screen.replace("\n", "")  # the terminal wraps long lines
+        assert f"omnidesk demo: the store is {db}" in flat and "stopped; its store and files" in flat
+        assert not db.exists()
+    finally:
+        t.close()
+        shutil.rmtree(short, ignore_errors=True)

@@ -21,7 +21,7 @@ def register(sub, parents) -> None:
 
 
 def cmd_demo(args, ctx) -> int:
-    from console.demo import BANNER, DemoWorld
+    from console.demo import DemoWorld, banner, cli_hint
 
     from console.commands.common import log_to_file
 
@@ -35,9 +35,13 @@ def cmd_demo(args, ctx) -> int:
             return _headless(world, config, args.seconds)
         from console.app import OmnideskApp
 
-        app = OmnideskApp(world.db_path, config, config.agent, banner=BANNER)
+        # said before the console takes the screen (it is there again after quitting) and in its banner
+        print(f"omnidesk demo: the store is {world.db_path}\n"
+              f"  try the CLI in another terminal while the demo runs: {cli_hint(world.db_path)}", flush=True)
+        app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path))
         app.title = "omnidesk demo"
         app.run()
+        print(f"omnidesk demo: stopped; its store and files ({world.root}) are deleted.", flush=True)
         return 0
     except OSError as e:
         raise UserError(f"the demo could not start: {e}") from None
