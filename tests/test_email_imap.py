@@ -57,7 +57,7 @@ def connector(server, **extra):
     return build("support", options)
 
 
-def wait_until(check, timeout=10.0, step=0.02):
+def wait_until(check, timeout=30.0, step=0.02):  # generous: a loaded CI box
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -245,7 +245,7 @@ def test_idle_brings_new_mail_within_two_seconds(dovecot, store, db):
         for i in range(3):
             dovecot.deliver("support", customer_mail("Jane <jane@example.com>", f"ping {i}", "hi", f"idle{i}@x.org"))
             t0 = time.monotonic()
-            wait_until(lambda: len(store.search(f"ping {i}")) > 0, timeout=5, step=0.01)
+            wait_until(lambda: len(store.search(f"ping {i}")) > 0, timeout=30, step=0.01)
             latencies.append(time.monotonic() - t0)
             time.sleep(0.2)
     finally:
@@ -274,7 +274,7 @@ def test_server_down_is_retrying_health_and_sync_recovers(dovecot, store, db):
     try:
         wait_until(lambda: store.health().get("email:support", {}).get("state") == OK)
         dovecot.stop()
-        wait_until(lambda: store.health()["email:support"]["state"] == RETRYING, timeout=10)
+        wait_until(lambda: store.health()["email:support"]["state"] == RETRYING)
         assert "127.0.0.1" in store.health()["email:support"]["detail"]
         dovecot.start()
         dovecot.deliver("support", customer_mail("Jane <jane@example.com>", "back", "are you there?", "down1@x.org"))

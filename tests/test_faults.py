@@ -144,7 +144,7 @@ def test_a_thread_that_stops_anyway_is_reported_in_health(tmp_path, db_path):
         wait_until(lambda: s.health().get("sync", {}).get("detail") == "3/3 threads alive")
         channel.fail_next = [_Fatal()]
         write_server(server, 1, start=2)
-        wait_until(lambda: s.health()["sync"]["state"] == "failed", 10)
+        wait_until(lambda: s.health()["sync"]["state"] == "failed")
         assert s.health()["sync"]["detail"] == "2/3 threads alive: poll telegram:fake stopped"
         assert engine.live_health()["sync"]["state"] == "failed"
         doctor = subprocess.run([OMNIDESK, "--db", str(db_path), "doctor"], capture_output=True, text=True,
@@ -167,7 +167,7 @@ def test_a_hanging_thread_is_reported_in_health(tmp_path, db_path):
     try:
         wait_until(lambda: s.health().get("sync", {}).get("detail") == "3/3 threads alive")
         engine.stuck_after = 0.0  # every loop turn is now "late"
-        wait_until(lambda: s.health()["sync"]["state"] == "failed", 10)
+        wait_until(lambda: s.health()["sync"]["state"] == "failed")
         assert "stuck for" in s.health()["sync"]["detail"]
     finally:
         engine.stop()

@@ -55,7 +55,7 @@ class SmtpSink:
             self.messages.append(item)
             self._cond.notify_all()
 
-    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, count: int = 1, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.messages) < count:
