@@ -453,17 +453,18 @@ async def test_confirm_step_before_sending(db_path, clock, tmp_path, ids):
         await settle(pilot)
         await open_customer(pilot, ids["carol"])
         await pilot.press("r", *"Looking into it now", "ctrl+s")
-        await settle(pilot)
-        text = screen_text(app)
-        assert "Send this reply via Slack U123?" in text and "as sent on Slack" in text
+        # the question and the reply as it will be sent (rendered in the background)
+        await until(pilot, lambda: "Send this reply via Slack U123?" in screen_text(app)
+                    and "as sent on Slack" in screen_text(app))
         await pilot.press("n")  # no: nothing queued, the text stays
-        await settle(pilot)
+        await until(pilot, lambda: "Send this reply via" not in screen_text(app))
         s = Store(db_path, clock=clock)
         assert s.timeline(ids["carol"])[-1].direction == "in"
         assert app.composer.area.text == "Looking into it now"
-        await pilot.press("ctrl+s", "y")
-        await settle(pilot, 3)
-        assert s.timeline(ids["carol"])[-1].direction == "out"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "Send this reply via Slack U123?" in screen_text(app))
+        await pilot.press("y")
+        await until(pilot, lambda: s.timeline(ids["carol"])[-1].direction == "out")  # queued
         s.close()
 
 
@@ -551,8 +552,9 @@ async def test_long_history_loads_older_messages(db_path, clock, tmp_path, ids):
         await open_customer(pilot, ids["dmitry"])
         assert len([i for i in app.timeline.items if i.kind == "message"]) == 150
         await pilot.press("g")
-        await settle(pilot, 3)
-        assert "old message 0" in "\n".join(i.obj.text for i in app.timeline.items if i.kind == "message")
+        # the top reached, the older ones load in the background: wait for the oldest to arrive
+        await until(pilot, lambda: "old message 0" in "\n".join(i.obj.text for i in app.timeline.items
+                                                                  if i.kind == "message"))
         assert "older messages" not in screen_text(app)
 
 
