@@ -211,7 +211,7 @@ def load(user: Path | None | bool = None) -> dict[str, str]:
     `user=False` skips the user's file."""
     keymap = defaults()
     if user is not False:
-        path = Path(user) if user else user_path()
+        path = Path(user) if isinstance(user, (str, Path)) else user_path()
         if path.exists():
             overrides = load_file(path)
             keymap.update(overrides)

@@ -104,8 +104,8 @@ def parse_when(text: str, now: float, tz: tzinfo | None = None) -> float:
         except WhenError:
             raise WhenError(f"{raw!r}: the time must be in the future") from None
 
-    word, _, rest = text.partition(" ")
-    rest = rest.removeprefix("at ").strip() or None
+    word, _, after = text.partition(" ")
+    rest = after.removeprefix("at ").strip() or None
     if word in ("today", "tonight"):
         when = _at(base, rest or ("18:00" if word == "tonight" else None))
     elif word == "tomorrow":

@@ -56,6 +56,8 @@ def _headless(world, config, seconds: float | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     engine = build_engine(world.db_path, config)
+    if engine is None:  # the demo writes its own config with every channel: cannot happen
+        raise RuntimeError("the demo config has no channels")
     engine.start()
     print(json.dumps({"demo": True, "dir": str(world.root), "db": str(world.db_path),
                       "config": str(world.config_path), "note": "Ctrl-C or SIGTERM stops and deletes it"}), flush=True)

@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 # Well-known providers: the e-mail domain is enough to fill in the servers.
 # (imap host, smtp host, smtp port, smtp security, advice, other options to set)
-GMAIL = ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
+Preset = tuple[str, str, int, str, str, dict[str, str]]
+GMAIL: Preset = ("imap.gmail.com", "smtp.gmail.com", 465, "tls",
          "Gmail needs an app password: Google Account > Security > App passwords",
          {"sent_folder": ""})  # Gmail keeps a copy of sent mail by itself
-OUTLOOK = ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
+OUTLOOK: Preset = ("outlook.office365.com", "smtp.office365.com", 587, "starttls",
            "Outlook.com may need an app password if two-step verification is on", {})
 PROVIDERS = {
     "gmail.com": GMAIL,
@@ -143,7 +144,7 @@ def _email_account(address: str, imap: str | None, smtp: str | None, pw_env: str
                    pw_cmd: str | None) -> tuple[dict, str]:
     domain = address.rsplit("@", 1)[-1].lower()
     preset = PROVIDERS.get(domain)
-    values = {"username": address, "from_address": address,
+    values: dict[str, str | int] = {"username": address, "from_address": address,
               "imap_host": imap or (preset[0] if preset else f"imap.{domain}")}
     values["smtp_host"] = smtp or (preset[1] if preset else f"smtp.{domain}")
     if preset:
