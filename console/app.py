@@ -199,7 +199,9 @@ class OmnideskApp(App):
             self.push_screen(StatsScreen(self.store_path, clock=self.clock))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" (a cramped side panel that esc does not close) would
+        # sit next to ours ("Keys and help", the help screen): only ours is offered
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         for action in keymap_mod.ACTIONS:
             if action.context == "global" and action.name in ("command_palette", "quit"):
                 continue

@@ -10,6 +10,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from connectors.config import validate
 from console import keymap
 from console.app import OmnideskApp
+from console.screens.help import HelpScreen
 from store import Store
 from store.models import AttachmentIn, InboundMessage, Sender
 
@@ -402,6 +403,21 @@ async def test_command_palette_lists_every_action(db_path, clock, tmp_path, ids)
                 assert action.description in titles, action.id
         await pilot.press("ctrl+p", *"snooze")
         await until(pilot, lambda: "Snooze until" in screen_text(app))
+
+
+async def test_the_palette_offers_one_keys_entry_ours(db_path, clock, tmp_path, ids):
+    """Textual's own "Keys" (a side panel esc does not close) is not offered next to ours."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"keys")
+        await until(pilot, lambda: "Keys and help" in screen_text(app))
+        assert "Show help for the focused widget" not in screen_text(app)
+        assert [c.title for c in app.get_system_commands(app.screen)].count("Keys") == 0
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and "esc closes" in screen_text(app))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
 
 async def test_help_screen_is_generated_from_the_live_keymap(db_path, clock, tmp_path, ids):
