@@ -24,6 +24,9 @@ from textual.worker import Worker, get_current_worker
 from store import Store, StoreError
 
 
+MAX_IDLE = 2  # warm connections kept between reads (each holds up to 16 MB of page cache)
+
+
 class StoreReader:
     """Thread workers on `node`, each with a pooled Store made by `opener`."""
 
@@ -46,10 +49,11 @@ class StoreReader:
             yield s
         finally:
             with self._lock:
-                if self._closed:
-                    s.close()
-                else:
+                keep = not self._closed and len(self._idle) < MAX_IDLE
+                if keep:
                     self._idle.append(s)
+            if not keep:  # a burst of reads opened more than stay useful: their caches go
+                s.close()
 
     def run(self, fn: Callable[[Store], Any], done: Callable[[Any], None] | None = None, *,
             group: str = "read", exclusive: bool = False,
