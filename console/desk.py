@@ -356,6 +356,10 @@ class DeskScreen(Screen):
     def _pick_channel(self) -> None:
         self.reply.pick_channel()
 
+    @on(Composer.ChannelChanged)
+    def _channel_changed(self) -> None:
+        self.reply.adapt_template()
+
     @on(Composer.PickTemplate)
     def _pick_template(self) -> None:
         self.reply.pick_template()

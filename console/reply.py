@@ -17,7 +17,7 @@ from pathlib import Path
 
 from console.screens.pickers import ConfirmScreen, PathSuggester, PickerScreen, PromptScreen
 from console.widgets.badges import CHANNEL_NAME, badge, color
-from console.widgets.composer import Composer
+from console.widgets.composer import Composer, InsertedTemplate
 from console.widgets.outgoing import list_templates, outgoing, preview, render_template
 from console.widgets.safe_text import one_line
 from connectors.limits import file_too_big, read_attachment
@@ -47,6 +47,9 @@ class Reply:
         ident = self.desk.composer.identity
         if ident is None:
             self.app.notify("This customer has no channel to reply on.", severity="error")
+            return
+        if self.desk.composer.template_stale():  # never another channel's version: adapt it first
+            self.adapt_template()
             return
         try:
             out = self.make_outgoing(event.customer_id, event.text, ident.channel, event.subject)
@@ -235,7 +238,8 @@ class Reply:
                 self._ask_values(name, list(error.missing), values)
             else:  # a template error names the template and the problem
                 app.notify(str(error), severity="error", timeout=8)
-        self.desk.reader.run(render, self._template_ready, group="template", failed=failed)
+        self.desk.reader.run(render, lambda result: self._template_ready(result, values), group="template",
+                             failed=failed)
 
     def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
         key, label = missing[0]
@@ -252,9 +256,68 @@ class Reply:
                                           help=f"{len(missing)} value{'s' if len(missing) > 1 else ''} to fill"),
                              answered)
 
-    def _template_ready(self, result) -> None:
+    def _template_ready(self, result, values: dict[str, str] | None = None) -> None:
         rendered, subject = result
         composer = self.desk.composer
-        composer.insert_text(rendered.source, subject)
+        before, after = composer.insert_text(rendered.source, subject)
+        composer.template = InsertedTemplate(rendered.template or "", rendered.channel,
+                                             rendered.source.strip("\n"), dict(values or {}), before, after)
         if not composer.show_preview:
             composer.action_preview()
+
+    # -- a channel switch with a template in the reply -----------------------------------
+    def adapt_template(self) -> None:
+        """The reply's template was rendered for another channel: put the current
+        channel's version in its place. Untouched, it is swapped at once; edited,
+        the agent chooses between the new version (their edits to it are lost) and
+        their text as it is (then it is theirs, not the template's)."""
+        composer = self.desk.composer
+        old = composer.template
+        if not composer.template_stale() or old is None:
+            return
+        channel, cid = composer.channel, composer.customer.id
+        was, now = CHANNEL_NAME.get(old.channel, old.channel), CHANNEL_NAME.get(channel, channel)
+        text = composer.area.text
+        at = text.find(old.source)
+        if at >= 0:
+            self._rerender(old, channel, cid, (at, at + len(old.source)),
+                           f"{old.name} rewritten for {now}: check the preview")
+            return
+        if text.startswith(old.before) and text.endswith(old.after) and len(old.before) + len(old.after) <= len(text):
+            region, lost = (len(old.before), len(text) - len(old.after)), "your changes to it are lost"
+        else:  # edited around it too: where it is cannot be told apart, so the whole reply goes
+            region, lost = (0, len(text)), "the whole reply is replaced"
+        question = (f"The {old.name} template in this reply was written for {was} and you edited it. "
+                    f"Replace it with its {now} version? ({lost})")
+        body = Text(f"n keeps your text as it is: it then goes to {now} exactly as the preview shows "
+                    f"(with the {was} greeting and sign-off, if you kept them).", style="dim")
+
+        def answered(yes: bool) -> None:
+            if composer.template is not old:  # the reply changed meanwhile: ask again on send
+                return
+            if yes:
+                self._rerender(old, channel, cid, region, f"{old.name} replaced by its {now} version")
+            else:
+                composer.template = None  # the agent's own text now
+                self.app.notify(f"Kept as written: it goes to {now} as the preview shows.")
+        self.app.push_screen(ConfirmScreen(question, body), answered)
+
+    def _rerender(self, old: InsertedTemplate, channel: str, cid: int, region: tuple[int, int],
+                  done: str) -> None:
+        app = self.app
+
+        def render(s: Store):
+            return render_template(s, cid, old.name, channel, app.agent, app.config, old.values)
+
+        def ready(rendered) -> None:
+            composer = self.desk.composer
+            if composer.template is not old or composer.customer is None or composer.customer.id != cid:
+                return  # the reply moved on meanwhile
+            new = InsertedTemplate(old.name, channel, rendered.source.strip("\n"), dict(old.values),
+                                   old.before, old.after)
+            composer.replace_template(new, region)
+            app.notify(done)
+
+        def failed(error: Exception) -> None:
+            app.notify(f"cannot rewrite {old.name} for {channel}: {error}", severity="error", timeout=8)
+        self.desk.reader.run(render, ready, group="template", failed=failed)

@@ -206,6 +206,8 @@ class SearchHit:
     channel: str
     sent_at: float | None
     snippet: str
+    direction: str = ""  # "in" (the customer wrote), "out" (our reply); "" for a customer hit
+    author: str = ""  # the agent who wrote an "out" message
 
 
 @dataclass

@@ -243,7 +243,8 @@ class SearchMixin:
             if parsed.fact and len(where) == len(customer_where):  # the customers themselves first
                 hits += self._fact_hits(parsed.fact[0], customer_where, customer_params, limit)
             rows = self.q(
-                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted"
+                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
+                " m.direction, m.author"
                 f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
                 " ORDER BY m.sent_at DESC LIMIT ?",
                 (*params, limit),
@@ -263,7 +264,8 @@ class SearchMixin:
             narrowed = len(customer_where) > 1 or parsed.sender
             rank = "" if narrowed else ", messages_fts.rank AS r"
             rows = self.q(
-                f"SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted{rank}"
+                f"SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
+                f" m.direction, m.author{rank}"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN customers c ON c.id = m.customer_id"
                 f" WHERE messages_fts MATCH ? AND {' AND '.join(where)} ORDER BY messages_fts.rowid DESC LIMIT ?",
                 (expr, *params, limit if narrowed else RANKED_AMONG),
@@ -274,7 +276,7 @@ class SearchMixin:
             # kept and found (an agent may need what was said), but never passed off as current
             mark = "(deleted by the customer) " if r["deleted"] else ""
             hits.append(SearchHit(r["id"], r["customer_id"], r["name"], r["channel"], r["sent_at"],
-                                  mark + snippet(text, parsed.terms)))
+                                  mark + snippet(text, parsed.terms), r["direction"] or "", r["author"] or ""))
         return hits[:limit]
 
     def _sender_params(self, who: str) -> list:

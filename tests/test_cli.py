@@ -65,6 +65,8 @@ def test_reply_from_stdin_and_flag(db_path, seeded):
     assert data["state"] == "queued" and data["channel"] == "email" and data["subject"] == "Re: Order #1042"
     data = ok_json(db_path, "reply", "@bob", "-m", "Invoice attached")
     assert data["channel"] == "slack" and data["author"] == "alex"
+    said = omnidesk(db_path, "reply", "@bob", "-m", "And the receipt").stdout
+    assert f"to Bob Li (#{seeded['bob']}) via Slack" in said  # who, not the reference typed
     assert [r["name"] for r in ok_json(db_path, "queue")] == ["Jane"]
     proc = omnidesk(db_path, "reply", "@bob", "--channel", "telegram", "-m", "x")
     assert proc.returncode == 1 and "no telegram identity" in proc.stderr
@@ -141,6 +143,17 @@ def test_search_and_customers(db_path, seeded):
     assert [c["name"] for c in ok_json(db_path, "customers")] == ["Jane Roe", "Jane", "Bob Li"]
     assert [c["name"] for c in ok_json(db_path, "customers", "bob")] == ["Bob Li"]
     assert "No matches." in omnidesk(db_path, "search", "zebra").stdout
+
+
+def test_our_reply_shows_and_is_found_as_sent_and_as_ours(db_path, seeded):
+    ok_json(db_path, "reply", "jane@roe.com", "-m", "I've issued a refund of **€25.00** for the teapot")
+    shown = omnidesk(db_path, "show", "jane@roe.com").stdout
+    assert "I've issued a refund of *€25.00* for the teapot" in shown and "**" not in shown  # as its text/plain
+    found = omnidesk(db_path, "search", "refund").stdout
+    assert "€25.00" in found and "**" not in found
+    assert "you → Jane Roe" in found  # ours, not passed off as Jane's words
+    hit = ok_json(db_path, "search", "refund")[0]
+    assert hit["direction"] == "out" and hit["author"] == "alex"
 
 
 def test_retry_failed_reply(db_path, seeded):

@@ -207,7 +207,11 @@ async def test_preview_shows_what_each_channel_gets(db_path, clock, tmp_path, id
         await open_customer(pilot, ids["jane"])
         await pilot.press("r", *"It is **done** <b>x</b>", "ctrl+r")
         await until(pilot, lambda: "as sent on Telegram" in screen_text(app))
-        assert "It is <b>done</b> &lt;b&gt;x&lt;/b&gt;" in screen_text(app)  # Telegram HTML, the agent's <b> escaped
+        # Telegram HTML drawn as the app shows it: "done" bold, no tags; the agent's own <b> stays text
+        assert "It is done <b>x</b>" in screen_text(app)
+        assert "<b>done</b>" not in screen_text(app) and "&lt;" not in screen_text(app)
+        line = next(s for s in app.screen._compositor.render_strips() if "It is done" in s.text)
+        assert any(seg.text.strip() == "done" and seg.style and seg.style.bold for seg in line)
         app.composer.set_identity(next(i.id for i in app.current.identities if i.channel == "email"))
         await until(pilot, lambda: "as sent on e-mail" in screen_text(app))
         assert "It is *done* <b>x</b>" in screen_text(app)
@@ -582,6 +586,23 @@ async def test_a_banner_stays_on_screen_when_given(db_path, clock, tmp_path, ids
         await pilot.press("j", "enter")
         await settle(pilot)
         assert "DEMO: simulated customers [bold]only[/bold]" in screen_text(app)
+
+
+async def test_search_labels_our_reply_as_ours_and_shows_it_as_sent(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.queue_reply(ids["bob"], "Yes, we ship to **Norway** in 3 days", "alice")
+    s.queue_reply(ids["bob"], "Norway shipping is **free** this week", "bea")
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"norway")
+        await until(pilot, lambda: len(getattr(app.screen, "hits", None) or []) == 3)
+        rows = [line for line in screen_text(app).splitlines() if "Norway" in line]
+        assert any("you → Bob Li" in r and "Yes, we ship to *Norway* in 3 days" in r for r in rows)
+        assert any("bea → Bob Li" in r and "is *free* this week" in r for r in rows)  # a colleague's, by name
+        assert any("Bob Li" in r and "→" not in r and "Do you ship" in r for r in rows)  # his own words
+        assert not [r for r in rows if "**" in r]
 
 
 async def test_our_reply_shows_as_read_not_as_markdown(db_path, clock, tmp_path, ids):

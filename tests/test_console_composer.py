@@ -103,3 +103,83 @@ async def test_a_template_keeps_the_thread_subject(db_path, clock, tmp_path, ids
     s = Store(db_path, clock=clock)
     assert s.timeline(ids["bob"])[-1].subject == "Re: Shipping"
     s.close()
+
+
+async def _pick_channel(pilot, app, channel: str) -> None:
+    from console.screens.pickers import PickerScreen
+
+    await pilot.press("ctrl+o")
+    await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+    await pilot.press(*{"email": "mail", "telegram": "telegram"}[channel], "enter")
+    await until(pilot, lambda: app.composer.channel == channel)
+
+
+async def _insert_refund(pilot, app) -> None:
+    from console.screens.pickers import PickerScreen, PromptScreen
+
+    await pilot.press("ctrl+t")
+    await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+    await pilot.press(*"refund", "enter")
+    asked = None
+    for value in ("EUR 25.00", "1042", "5"):  # asked in the order the text uses them
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not asked)
+        asked = app.screen
+        await pilot.press(*value, "enter")
+    await until(pilot, lambda: "1042" in app.composer.area.text)
+
+
+async def test_a_template_follows_a_channel_switch_and_what_is_sent_is_the_new_channels(db_path, clock, tmp_path, ids):
+    """Inserted on e-mail (greeting, sign-off), switched to Telegram, sent: the
+    customer gets the template's Telegram text, exactly as the preview showed."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r")
+        await _pick_channel(pilot, app, "email")
+        await _insert_refund(pilot, app)
+        assert "Best regards" in app.composer.area.text  # the e-mail version, sign-off included
+        await _pick_channel(pilot, app, "telegram")
+        await until(pilot, lambda: "Best regards" not in app.composer.area.text)
+        text = app.composer.area.text
+        assert "Hello Jane" not in text and text.startswith("Hi Jane!")
+        assert "Done: I've refunded **EUR 25.00** for order **1042**" in text
+        await until(pilot, lambda: "as sent on Telegram" in screen_text(app))
+        assert "Best regards" not in screen_text(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    last = s.timeline(ids["jane"])[-1]
+    assert last.channel == "telegram" and "Done: I've refunded" in last.text
+    assert "Best regards" not in last.text and "Hello Jane" not in last.text
+    s.close()
+
+
+async def test_an_edited_template_asks_before_a_channel_switch_rewrites_it(db_path, clock, tmp_path, ids):
+    from console.screens.pickers import ConfirmScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"Sorry about the vase.")
+        await _pick_channel(pilot, app, "email")
+        await _insert_refund(pilot, app)
+        app.composer.area.text = app.composer.area.text.replace("Sorry again", "So sorry again")
+        await settle(pilot)
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+        await pilot.press(*"telegram", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "written for e-mail" in screen_text(app).lower()
+        await pilot.press("y")
+        await until(pilot, lambda: "Best regards" not in app.composer.area.text)
+        text = app.composer.area.text
+        assert text.startswith("Sorry about the vase.\nHi Jane!")  # the agent's own line stays
+        assert "So sorry again" not in text and "Done: I've refunded" in text
+        await pilot.press("ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    last = s.timeline(ids["jane"])[-1]
+    assert last.channel == "telegram" and "Best regards" not in last.text
+    s.close()

@@ -38,3 +38,21 @@ def test_the_readme_map_of_the_house_names_files_that_exist():
     assert names and names <= files, f"README map names missing files: {sorted(names - files)}"
     for package in re.findall(r"^([a-z]+)/ ", block, flags=re.M):
         assert (ROOT / package).is_dir(), package
+
+
+def test_the_readme_template_commands_fill_every_value_the_starter_templates_ask_for():
+    """A newcomer copies these: each must render on every channel with only its --set values."""
+    import shlex
+
+    from connectors.desk import templates as tpl
+
+    text = README.replace("\\\n", " ").replace("\n--", " --")
+    commands = re.findall(r"omnidesk (?:reply \S+ --template|templates render) [^`\n]+", text)
+    assert len(commands) >= 2
+    for command in commands:
+        words = shlex.split(command)
+        name = words[words.index("--template") + 1] if "--template" in words else words[3]
+        values = dict(w.split("=", 1) for i, w in enumerate(words) if i and words[i - 1] == "--set")
+        for channel in tpl.CHANNELS:  # no facts: the example customer may have none
+            context = tpl.context_for("Jane Roe", "Alex Morgan", channel, None, values)
+            tpl.render(name, channel, context, directory=tpl.STARTER_DIR)  # MissingValues names what the README lacks

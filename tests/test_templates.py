@@ -388,6 +388,13 @@ def test_cli_list_reports_a_broken_file(cli_home):
     done = _cli(cli_home, "templates", "list")
     assert done.returncode == 1 and "oops.md: front matter is not valid TOML" in done.stderr
     assert "refund" in done.stdout
+    assert "1 broken template file(s) not listed: oops" in done.stdout  # the list says it is not all
+    for good in (cli_home / "conf" / "templates").glob("*.md"):
+        if good.stem != "oops":
+            good.unlink()
+    done = _cli(cli_home, "templates", "list")  # only the broken one: never "No templates"
+    assert done.returncode == 1 and "No usable templates" in done.stdout and "oops" in done.stdout
+    assert "No templates in" not in done.stdout
 
 
 def test_channels_config_example_is_valid_and_shows_the_defaults():

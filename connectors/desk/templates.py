@@ -164,9 +164,11 @@ def templates_dir(config: Config | None = None) -> Path:
     return (config.base_dir if config else config_dir()) / "templates"
 
 
-def list_templates(directory: Path | None = None, errors: list[str] | None = None) -> list[Template]:
+def list_templates(directory: Path | None = None, errors: list[str] | None = None,
+                   broken: list[str] | None = None) -> list[Template]:
     """Every template in `directory`. A broken file raises TemplateError, unless
-    `errors` is given: then its message goes there and the others are still listed."""
+    `errors` is given: then its message goes there (and its name to `broken`)
+    and the others are still listed."""
     directory = Path(directory) if directory else templates_dir()
     if not directory.is_dir():
         return []
@@ -178,6 +180,8 @@ def list_templates(directory: Path | None = None, errors: list[str] | None = Non
             if errors is None:
                 raise
             errors.append(str(e))
+            if broken is not None:
+                broken.append(p.stem)
     return out
 
 

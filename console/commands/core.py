@@ -8,6 +8,7 @@ import time
 
 from console.commands.common import UserError, age, cell, iso, jsonable, plural, read_body, values
 from store.terms import CHANNELS, OLD_STATUS_WORDS, QUEUE_FILTERS, SETTABLE_STATUSES, QueueFilter
+from store.text import clean
 
 
 def register(sub, parents) -> None:
@@ -168,6 +169,10 @@ def cmd_show(args, ctx) -> int:
                 head += f"  {cell(m.subject, 60)}"
             out.append(head)
             body = m.meta.get("new_text") or m.text
+            if m.direction == "out":  # the agent wrote Markdown: show what was sent, as read
+                from connectors.formatting import plain_text
+
+                body = plain_text(body or "")
             for line in (body or "").splitlines()[:20]:
                 out.append("    " + cell(line, 100))
             for a in m.attachments:
@@ -184,8 +189,11 @@ def cmd_search(args, ctx) -> int:
     def human(hits):
         if not hits:
             return "No matches."
+        from console.widgets.hits import hit_label, hit_snippet
+
         return "\n".join(
-            f"{h.customer_id:>6}  {h.channel or '-':<8}  {cell(h.customer_name, 20):<20}  {cell(h.snippet, 80)}"
+            f"{h.customer_id:>6}  {h.channel or '-':<8}  {cell(hit_label(h, ctx.agent), 20):<20}"
+            f"  {cell(hit_snippet(h), 80)}"
             for h in hits
         )
 
@@ -230,7 +238,11 @@ def cmd_reply(args, ctx) -> int:
     message_id = s.queue_reply(cid, rendered.source, ctx.agent, identity_id=ident.id, subject=subject,
                                attachments=attachments, meta={"cc": cc} if cc else None)
     m = s.message(message_id)
-    ctx.emit(m, f"queued reply #{m.id} to {args.customer} via {m.channel} (`omnidesk sync` sends it)")
+    from store.terms import Channel
+
+    who = s.customer(cid).name or args.customer
+    via = Channel(m.channel).label if m.channel in {c.value for c in Channel} else m.channel
+    ctx.emit(m, clean(f"queued reply #{m.id} to {who} (#{cid}) via {via} (`omnidesk sync` sends it)", tab=None))
     return 0
 
 

@@ -34,15 +34,20 @@ def cmd_list(args, ctx) -> int:
 
     directory = tpl.templates_dir(ctx.config)
     errors: list[str] = []
+    bad: list[str] = []
     items = [{"name": t.name, "description": t.description, "subject": t.subject,
               "channels_overridden": sorted(t.overrides), "variables": t.variables(),
-              "prompts": t.prompts, "path": str(t.path)} for t in tpl.list_templates(directory, errors)]
+              "prompts": t.prompts, "path": str(t.path)} for t in tpl.list_templates(directory, errors, bad)]
 
     def human(items):
+        broken = f"{len(errors)} broken template file(s) not listed: {', '.join(bad)} (why: below)" if errors else ""
         if not items:
+            if errors:
+                return f"No usable templates in {directory}; {broken}."
             return f"No templates in {directory} (`omnidesk templates install` adds the starter set)."
         width = max(len(i["name"]) for i in items)
-        return "\n".join(f"{i['name']:<{width}}  {i['description']}" for i in items)
+        lines = [f"{i['name']:<{width}}  {i['description']}" for i in items]
+        return "\n".join(lines + ([f"({broken})"] if broken else []))
 
     ctx.emit(items, human)
     for error in errors:  # the good ones are listed; a broken file is named, and the exit status says so

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from store.timefmt import format_clock
 from console.widgets.badges import badge, color
+from console.widgets.hits import hit_label, hit_snippet
 from console.widgets.safe_text import one_line
 from store.models import SearchHit
 
@@ -77,9 +78,9 @@ class SearchScreen(ModalScreen[SearchHit | None]):
         for h in hits:
             t = Text(end="", no_wrap=True, overflow="ellipsis")
             t.append(f"{badge(h.channel)} ", Style(color=color(h.channel), bold=True))
-            t.append(one_line(h.customer_name, 24), Style(bold=True))
+            t.append(one_line(hit_label(h, getattr(self.app, "agent", "")), 36), Style(bold=True))
             t.append(f"  {format_clock(h.sent_at, now)}  ", Style(dim=True))
-            snippet = one_line(h.snippet, 300)
+            snippet = one_line(hit_snippet(h), 300)
             # «» mark the matched words in store snippets: show them highlighted, literally safe
             for n, piece in enumerate(snippet.replace("»", "«").split("«")):
                 t.append(piece, Style(bold=True, color="yellow") if n % 2 else None)

@@ -1,6 +1,8 @@
 """The composer: reply (or note) to the selected customer on any of their channels."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +15,19 @@ from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.outgoing import preview
 from console.widgets.safe_text import one_line
 from store.models import Customer, Identity
+
+
+@dataclass
+class InsertedTemplate:
+    """A template put into the reply: rendered for `channel` as `source`. Each
+    channel has its own adaptation (e-mail's greeting and sign-off, chat's short
+    form), so a channel switch re-renders it: never another channel's version sent."""
+    name: str
+    channel: str
+    source: str
+    values: dict[str, str] = field(default_factory=dict)
+    before: str = ""  # the reply's text around it when it went in: where it is after edits
+    after: str = ""
 
 
 class ReplyArea(TextArea):
@@ -56,6 +71,9 @@ class Composer(Vertical):
     class PickTemplate(Message):
         """The agent wants a template inserted at the cursor."""
 
+    class ChannelChanged(Message):
+        """The reply's channel changed while it holds a template rendered for another one."""
+
     class Leave(Message):
         """The agent is done with the composer for now (the draft stays)."""
 
@@ -81,6 +99,8 @@ class Composer(Vertical):
         self.cc: list[str] = []  # e-mail copy-to addresses
         # attachments and Cc of kept drafts: customer id -> (attachments, cc)
         self.draft_extras: dict[int, tuple[list[str], list[str]]] = {}
+        self.template: InsertedTemplate | None = None  # the template in the reply, if any
+        self.draft_templates: dict[int, InsertedTemplate] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -104,6 +124,7 @@ class Composer(Vertical):
         """Show `customer` (again). `identity_id`: the channel to answer on unless
         the agent picked one (their newest message's, usually)."""
         changed = customer is None or self.customer is None or customer.id != self.customer.id
+        before = self.channel
         if changed:
             self._keep_draft()
         self.customer = customer
@@ -124,10 +145,12 @@ class Composer(Vertical):
                 self.set_class(mode == "note", "-note")
             self.subject = subject
             self.attachments, self.cc = self.draft_extras.pop(customer.id, ([], [])) if customer else ([], [])
+            self.template = self.draft_templates.pop(customer.id, None) if customer else None
             if self.area.text != text:
                 self.area.text = text
         self.refresh_bar()
         self.update_preview()
+        self._check_template(before)
 
     def _keep_draft(self) -> None:
         if self.customer is not None and self.area.text.strip():
@@ -135,6 +158,8 @@ class Composer(Vertical):
             self.drafts[self.customer.id] = (self.area.text, self.mode, self.subject, chosen)
             if self.attachments or self.cc:
                 self.draft_extras[self.customer.id] = (list(self.attachments), list(self.cc))
+            if self.template is not None:
+                self.draft_templates[self.customer.id] = self.template
 
     def draft_customers(self) -> set[int]:
         """Customers with unsent text: kept drafts and the one being written to."""
@@ -144,28 +169,54 @@ class Composer(Vertical):
         return ids
 
     def set_identity(self, identity_id: int) -> None:
+        before = self.channel
         if self.customer:
             self.identity = next((i for i in self.customer.identities if i.id == identity_id), self.identity)
             self._chosen = True
         self.refresh_bar()
         self.update_preview()
+        self._check_template(before)
 
-    def insert_text(self, text: str, subject: str | None = None) -> None:
+    def template_stale(self) -> bool:
+        """The reply holds a template rendered for another channel than the current one."""
+        return (self.template is not None and self.mode == "reply" and bool(self.channel)
+                and self.template.channel != self.channel)
+
+    def _check_template(self, before: str) -> None:
+        if self.channel != before and self.template_stale():
+            self.post_message(self.ChannelChanged())
+
+    def insert_text(self, text: str, subject: str | None = None) -> tuple[str, str]:
         """Put `text` at the cursor on lines of its own (never glued to what is
-        there); `subject` replaces the subject when given."""
+        there); `subject` replaces the subject when given. Returns the reply's
+        text before and after what went in."""
         area = self.area
         row, column = area.cursor_location
         line = area.document.get_line(row)
         before = "\n" if line[:column].strip() else ""
         after = "\n" if line[column:].strip() else ""
+        start = area.document.get_index_from_location((row, column))
         area.insert(before + text.strip("\n") + after)
+        end = area.document.get_index_from_location(area.cursor_location)
         if subject:
             self.subject = subject
         area.focus()
         self.update_preview()
+        full = area.text
+        return full[:start] + before, after + full[end:]
+
+    def replace_template(self, new: InsertedTemplate, region: tuple[int, int]) -> None:
+        """Put `new` where the old template's text is (`region`: start, end offsets)."""
+        text = self.area.text
+        start, end = region
+        self.area.text = text[:start] + new.source + text[end:]
+        self.area.move_cursor(self.area.document.get_location_from_index(start + len(new.source)))
+        self.template = new
+        self.update_preview()
 
     def clear(self) -> None:
         self.area.text = ""
+        self.template = None
         self.subject = None
         self.attachments, self.cc = [], []
         self.refresh_bar()

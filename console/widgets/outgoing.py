@@ -50,12 +50,14 @@ def outgoing(store, customer_id: int | None, text: str, channel: str, agent: str
 
 
 def preview(out: Outgoing | None, error: str | None = None) -> Text:
-    """A renderable of exactly what will be sent (markup shown literally)."""
+    """A renderable of exactly what will be sent: Telegram's HTML as the app shows it,
+    e-mail's text/plain and Slack's mrkdwn literally."""
     if error:
         return Text(f"cannot preview: {error}", style="red")
     if out is None or not out.source.strip():
         return Text("Nothing to send yet.", style="dim italic")
-    what = {"email": "e-mail (plain text shown; an HTML part goes too)", "telegram": "Telegram (HTML)",
+    what = {"email": "e-mail (plain text shown; an HTML part goes too)",
+            "telegram": "Telegram (as the customer's app shows it)",
             "slack": "Slack (mrkdwn)"}.get(out.channel, out.channel)
     head = Text(f"as sent on {what}", style="dim")
     if len(out.parts) > 1:
@@ -66,7 +68,12 @@ def preview(out: Outgoing | None, error: str | None = None) -> Text:
     for n, part in enumerate(out.parts, 1):
         if len(out.parts) > 1:
             items.append(Text(f"── message {n}/{len(out.parts)} ──", style="dim"))
-        items.append(safe(part))
+        if out.channel == "telegram":  # the HTML we send, drawn as Telegram draws it
+            from console.widgets.telegram_view import telegram_text
+
+            items.append(telegram_text(part))
+        else:
+            items.append(safe(part))
     return Text("\n").join(items)
 
 
