@@ -441,6 +441,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=0, help="omnidesk parser processes (default: all cores)")
     ap.add_argument("--idle", type=int, default=0, help="IDLE latency samples against a local Dovecot (0: skip)")
     ap.add_argument("--rounds", type=int, default=3, help="runs per tool; the best is reported (shared machines are noisy)")
+    ap.add_argument("--skip", default="", help="contenders to leave out, comma-separated (notmuch, mu)")
     ap.add_argument("--memory", action="store_true", help="measure peak memory instead (60 MB attachment, big mbox)")
     ap.add_argument("--mbox-gb", type=float, default=1.0, help="size of the generated mbox for --memory (0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -487,6 +488,7 @@ def main() -> int:
         contenders = [("omnidesk", lambda w: run_omnidesk(source, w, args.jobs or None)),
                       ("notmuch", lambda w: run_notmuch(maildir, w, files)),
                       ("mu", lambda w: run_mu(maildir, w, files))]
+        contenders = [c for c in contenders if c[0] not in args.skip.split(",")]
         if generated:
             contenders.append(("generated", lambda w: run_omnidesk(generated, w, args.jobs or None,
                                                                    f", {args.generated} generated mails")))
