@@ -270,13 +270,27 @@ class Triage:
         self.app.push_screen(PickerScreen(f"Filter the queue (now: {self.desk.source.describe()})", items),
                              self._filter_chosen)
 
+    def _pick_tag(self, counts: list[tuple[str, int]]) -> None:
+        """The tags in use, most used first, with how many customers have each."""
+        if not counts:
+            self.app.notify("No customer has a tag yet (t tags the one in view).", severity="warning")
+            return
+        items = []
+        for tag, n in counts:
+            label = Text("#" + one_line(tag, 40), end="")
+            label.append(f"  {n}", "dim")
+            items.append((label, tag))
+        now = self.desk.source.title()
+        self.app.push_screen(PickerScreen(f"Show customers tagged (together with {now})", items,
+                                          placeholder="type to filter"),
+                             lambda tag: tag and self._filter_chosen(("tag", tag)))
+
     def _filter_chosen(self, choice) -> None:
         if not choice:
             return
         kind, value = choice
         if kind == "tag" and value is None:
-            self.app.push_screen(PromptScreen("Show customers tagged", placeholder="vip"),
-                                 lambda tag: tag and self._filter_chosen(("tag", tag.strip())))
+            self.desk.reader.run(lambda s: s.tag_counts(), self._pick_tag, group="tags")
             return
         if kind == "filter":
             self.desk.set_filter(filter=value)

@@ -261,6 +261,12 @@ class CustomersMixin:
                 return self.log_event("tag", actor, customer_id, tag=tag, **extra)
         return None
 
+    def tag_counts(self, limit: int = 200) -> list[tuple[str, int]]:
+        """[(tag, how many customers have it)], most used first: the tags in use."""
+        return [(r[0], r[1]) for r in self.q(
+            "SELECT t.tag, count(*) FROM tags t JOIN customers c ON c.id = t.customer_id"
+            " WHERE c.merged_into IS NULL GROUP BY t.tag ORDER BY count(*) DESC, t.tag LIMIT ?", (limit,))]
+
     def untag(self, customer_id: int, tag: str, actor: str) -> int | None:
         """Remove a tag; returns the event id, or None if they did not have it."""
         with self.tx():

@@ -184,6 +184,9 @@ async def test_the_profile_shows_notes(db_path, clock, tmp_path, ids):
 
 
 async def test_a_header_with_several_filters_stays_readable_at_80_columns(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.tag(ids["carol"], "vip", "alice")
+    s.close()
     app = make_app(db_path, clock, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -191,10 +194,32 @@ async def test_a_header_with_several_filters_stays_readable_at_80_columns(db_pat
             await pilot.press("f", *choice, "enter")
             await settle(pilot)
         await pilot.press("f", *"tag", "enter")
-        await settle(pilot)
+        await until(pilot, lambda: "#vip  1" in screen_text(app))  # the tags in use are offered
         await pilot.press(*"vip", "enter")
         await settle(pilot)
-        assert "╭─ waiting · sl · #vip · 0 ─" in screen_text(app)
+        assert "╭─ waiting + sl + #vip · 1 ─" in screen_text(app)  # + : the filters combine
+
+
+async def test_an_empty_queue_says_which_filters_hide_customers_and_how_to_clear_them(db_path, clock, tmp_path, ids):
+    s = Store(db_path, clock=clock)
+    s.tag(ids["bob"], "invoice", "alice")  # Bob is open, not pending
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f", *"pending", "enter")
+        await settle(pilot)
+        await pilot.press("f", *"tag", "enter")
+        await until(pilot, lambda: "#invoice  1" in screen_text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: "pending + #invoice · 0" in screen_text(app))
+        text = screen_text(app)
+        for line in ("Nothing here. Filters:", "pending + #invoice", "f → clear channel and tag", "shows all pending."):
+            assert f"│  {line}" in text
+        await pilot.press("f", *"clear channel", "enter")
+        await until(pilot, lambda: "╭─ pending · 0 ─" in screen_text(app))
+        await pilot.press("f", *"all", "enter")
+        await until(pilot, lambda: "Bob Li" in screen_text(app))
 
 
 async def test_toasts_are_short_and_never_cover_the_composer_at_80x24(db_path, clock, tmp_path, ids):

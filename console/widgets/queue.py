@@ -60,13 +60,23 @@ class QueueSource:
         return self.store.queue_position(customer_id, self.filter, **self.kw)
 
     def title(self) -> str:
-        """The short form for the queue's border: "waiting · tg · #vip" fits 80 columns."""
+        """The short form for the queue's border: "waiting + tg + #vip" fits 80 columns;
+        the + says the filters combine (a customer must match all of them)."""
         parts = [self.filter]
         if self.channel:
             parts.append(badge(self.channel))
         if self.tag:
             parts.append("#" + one_line(self.tag, 12))
-        return " · ".join(parts)
+        return " + ".join(parts)
+
+    def empty_lines(self) -> dict[int, str]:
+        """What an empty queue says, by line: with a channel or tag on top of the
+        filter, which filters hide customers and how to clear them."""
+        if not (self.channel or self.tag):
+            return {1: "Nothing here.", 3: "New messages show up here", 4: "as they arrive; f changes",
+                    5: f"the filter ({self.filter})."}
+        return {1: "Nothing here. Filters:", 2: self.title(), 4: "f → clear channel and tag",
+                5: f"shows all {self.filter}."}
 
     def describe(self) -> str:
         parts = [self.filter]
@@ -298,7 +308,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         width = self.scrollable_content_region.width or self.size.width
         base = self._base
         if self.total == 0:
-            lines = {1: "Nothing here.", 3: "New messages show up here", 4: "as they arrive; f changes", 5: "the filter."}
+            lines = self.source.empty_lines()
             if y in lines:
                 text = Text("  " + lines[y], style=self._style("queue--empty"))
                 return Strip(list(text.render(self.app.console))).adjust_cell_length(width).apply_style(base)
