@@ -309,10 +309,17 @@ class Reply:
         def render(s: Store):
             return render_template(s, cid, old.name, channel, app.agent, app.config, old.values)
 
+        text = self.desk.composer.area.text  # the region is an offset into this text
+
         def ready(rendered) -> None:
             composer = self.desk.composer
-            if composer.template is not old or composer.customer is None or composer.customer.id != cid:
-                return  # the reply moved on meanwhile
+            if (composer.template is not old or composer.customer is None or composer.customer.id != cid
+                    or composer.channel != channel):
+                return  # the reply moved on meanwhile (a new channel asks again)
+            if composer.area.text != text:  # typed into meanwhile: the offsets no longer hold
+                app.notify(f"The reply changed while {old.name} was being rewritten: switch the channel "
+                           f"again (ctrl+o) or send; it is rewritten first.", severity="warning")
+                return
             new = InsertedTemplate(old.name, channel, rendered.source.strip("\n"), dict(old.values),
                                    old.before, old.after)
             composer.replace_template(new, region)

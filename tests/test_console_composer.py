@@ -183,3 +183,28 @@ async def test_an_edited_template_asks_before_a_channel_switch_rewrites_it(db_pa
     last = s.timeline(ids["jane"])[-1]
     assert last.channel == "telegram" and "Best regards" not in last.text
     s.close()
+
+
+async def test_send_never_takes_a_template_rendered_for_another_channel(db_path, clock, tmp_path, ids):
+    """Whatever moved the channel (a refresh following the customer, a key pressed
+    before the rewrite arrived), send rewrites first and sends nothing stale."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r")
+        await _pick_channel(pilot, app, "email")
+        await _insert_refund(pilot, app)
+        # the channel moves under the composer without the switch's rewrite having run
+        app.composer.identity = next(i for i in app.current.identities if i.channel == "telegram")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "Best regards" not in app.composer.area.text)
+        s = Store(db_path, clock=clock)
+        assert s.timeline(ids["jane"])[-1].direction == "in"  # nothing went out yet
+        s.close()
+        await pilot.press("ctrl+s")  # now the Telegram version, as the preview shows
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    last = s.timeline(ids["jane"])[-1]
+    assert last.channel == "telegram" and last.text.startswith("Hi Jane!") and "Best regards" not in last.text
+    s.close()
