@@ -11,6 +11,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
@@ -62,13 +63,24 @@ class Context:
         if self._store is None:
             from store import Store
 
+            new = not self.db_path.exists()
             self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"),
                                 busy_seconds=self.config.get("store", "busy_timeout"),
                                 group=self.config.get("store", "group") or None)
+            if new:  # a mistyped OMNIDESK_DB would otherwise look like an empty desk
+                print(f"omnidesk: note: created a new, empty store at {self.db_path}"
+                      " (--db or OMNIDESK_DB chooses another)", file=sys.stderr)
         return self._store
 
     def customer(self, ref: str) -> int:
-        return self.store.find_customer(ref)
+        from store import StoreError
+
+        try:
+            return self.store.find_customer(ref)
+        except StoreError as e:
+            if str(e).startswith("no customer matches"):
+                raise UserError(f"{e}; `omnidesk customers {shlex.quote(ref)}` finds part of a name") from None
+            raise
 
     def emit(self, data: Any, human: str | Callable[[Any], str] | None = None) -> None:
         if self.json:

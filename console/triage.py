@@ -201,10 +201,18 @@ class Triage:
         items = [(Text(f"{badge(i.channel)} {one_line(i.address, 50)}"
                        + (f" @{one_line(i.handle, 30)}" if i.handle else "")), i.id)
                  for i in customer.identities]
-        self.app.push_screen(PickerScreen("Split which identity out into its own customer?", items),
-                             lambda iid: iid and self.desk.write(
-                                 lambda s: s.split(iid, agent),
-                                 done=lambda r: f"split out as customer #{r[1]} · u undoes"))
+        def chosen(iid) -> None:
+            if not iid:
+                return
+            identity = next(i for i in customer.identities if i.id == iid)
+            # as merge does: moving messages between customers is asked twice
+            self.app.push_screen(ConfirmScreen(
+                f"Split {badge(identity.channel)} {one_line(identity.address, 40)} out of"
+                f" #{customer.id} {one_line(customer.name, 30)}?",
+                Text("That identity and its messages become a customer of their own. u undoes.")),
+                lambda yes: yes and self.desk.write(lambda s: s.split(iid, agent),
+                                                    done=lambda r: f"split out as customer #{r[1]} · u undoes"))
+        self.app.push_screen(PickerScreen("Split which identity out into its own customer?", items), chosen)
 
     def undo(self) -> None:
         """Take back the agent's last action on the customer in view (or their

@@ -41,7 +41,8 @@ _QUEUE_ORDER = "c.priority DESC, coalesce(c.waiting_since, 9e18), c.id"
 class CustomersMixin:
     # -- lookup -----------------------------------------------------------
     def find_customer(self, ref: str | int) -> int:
-        """Resolve an id, e-mail address, Telegram @handle or Slack user to a customer id."""
+        """Resolve an id, e-mail address, Telegram @handle, Slack user or the exact
+        name a customer writes under (their display name) to a customer id."""
         ref = str(ref).strip()
         channel, sep, rest = ref.partition(":")
         if not sep or channel not in CHANNELS:
@@ -75,7 +76,8 @@ class CustomersMixin:
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
             cid = ids[0] if ids else None
         if cid is None:
-            raise StoreError(f"no customer matches {ref!r} (try an id, an e-mail address, @handle or Slack user id)")
+            raise StoreError(f"no customer matches {ref!r} (try an id, an e-mail address, @handle, Slack user id"
+                             " or the name they write under, like 'Marco Rossi')")
         return self.live_id(cid)
 
     def live_id(self, customer_id: int) -> int:

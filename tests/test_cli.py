@@ -289,3 +289,20 @@ def test_reply_with_attachments_and_cc_checked_before_queueing(db_path, seeded, 
     s = Store(db_path)
     assert [m.text for m in s.timeline(seeded["jane"]) if m.direction == "out"] == ["Invoice attached."]
     s.close()
+
+
+def test_a_customer_by_name_and_an_error_that_says_names_work(db_path, seeded):
+    assert ok_json(db_path, "show", "Bob Li")["customer"]["id"] == seeded["bob"]
+    proc = omnidesk(db_path, "show", "marco")
+    assert proc.returncode == 1
+    assert "or the name they write under" in proc.stderr and "`omnidesk customers marco` finds part of a name" in proc.stderr
+
+
+def test_a_new_store_is_said_once_on_stderr(tmp_path):
+    db = tmp_path / "nowhere" / "typo.db"
+    first = subprocess.run([str(OMNIDESK), "queue"], env={**os.environ, "OMNIDESK_DB": str(db),
+                                                           "XDG_CONFIG_HOME": str(tmp_path / "cfg")},
+                           capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and f"created a new, empty store at {db}" in first.stderr
+    again = omnidesk(db, "queue")
+    assert again.returncode == 0 and "created" not in again.stderr

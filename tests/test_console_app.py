@@ -283,14 +283,23 @@ async def test_merge_then_undo(db_path, clock, tmp_path, ids):
 
 async def test_split_an_identity_out(db_path, clock, tmp_path, ids):
     app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(pilot)
         await open_customer(pilot, ids["jane"])
         await pilot.press("x")
         await settle(pilot)
         await pilot.press(*"1001", "enter")
+        await until(pilot, lambda: "Split tg 1001 out of" in screen_text(app))  # asked first, as merge is
+        await pilot.press("n")
         await settle(pilot, 3)
         s = Store(db_path, clock=clock)
+        assert s.find_customer("telegram:1001") == ids["jane"]
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press(*"1001", "enter")
+        await until(pilot, lambda: "Split tg 1001 out of" in screen_text(app))
+        await pilot.press("y")
+        await until(pilot, lambda: "split out as customer" in screen_text(app))
         assert s.find_customer("telegram:1001") != ids["jane"]
         s.close()
 
