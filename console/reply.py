@@ -306,12 +306,18 @@ class Reply:
                   done: str) -> None:
         app = self.app
 
+        identity = self.desk.composer.identity
+
         def render(s: Store):
-            return render_template(s, cid, old.name, channel, app.agent, app.config, old.values)
+            rendered = render_template(s, cid, old.name, channel, app.agent, app.config, old.values)
+            # as on insert: a template's own subject only starts a new e-mail conversation
+            in_thread = identity is None or s.last_inbound(identity.id) is not None
+            return rendered, None if in_thread else rendered.subject
 
         text = self.desk.composer.area.text  # the region is an offset into this text
 
-        def ready(rendered) -> None:
+        def ready(result) -> None:
+            rendered, subject = result
             composer = self.desk.composer
             if (composer.template is not old or composer.customer is None or composer.customer.id != cid
                     or composer.channel != channel):
@@ -323,6 +329,9 @@ class Reply:
             new = InsertedTemplate(old.name, channel, rendered.source.strip("\n"), dict(old.values),
                                    old.before, old.after)
             composer.replace_template(new, region)
+            if subject and not composer.subject:
+                composer.subject = subject
+                composer.refresh_bar()
             app.notify(done)
 
         def failed(error: Exception) -> None:
