@@ -25,6 +25,15 @@ def automation(tmp_path, hooks, **data):
     return Automation(cfg, rules_path=tmp_path / "rules.toml", log_path=tmp_path / "hooks.log", timer_every=0)
 
 
+@pytest.fixture
+def gate(tmp_path):
+    """A file the tests' hook commands wait for. Made at teardown whatever happened, so
+    a failed test does not leave its shell loops polling for it for ever."""
+    path = tmp_path / "gate"
+    yield path
+    path.touch()
+
+
 def attach_to(store, auto):
     store.claim_new()
     store.on_ingest[:] = [lambda results: auto.on_ingest(store, results)]
@@ -195,8 +204,8 @@ def test_hooks_test_runs_them_now_with_a_real_payload(db_path, clock, tmp_path, 
 
 
 # -- each hook its own queue -----------------------------------------------------------------------
-def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path):
-    gate, slow_log, fast = tmp_path / "gate", tmp_path / "slow.log", tmp_path / "fast"
+def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path, gate):
+    slow_log, fast = tmp_path / "slow.log", tmp_path / "fast"
     wait_gate = f"echo start >> {slow_log}; while [ ! -e {gate} ]; do sleep 0.02; done"
     auto = automation(tmp_path, [{"on": "message_received", "command": wait_gate, "name": "slow", "timeout": 60},
                                  {"on": "message_received", "command": wait_gate, "name": "pair", "timeout": 60,
@@ -220,8 +229,8 @@ def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path):
     assert sum("[slow] ok" in x for x in done) == 3 and sum("[pair] ok" in x for x in done) == 3
 
 
-def test_queued_runs_survive_a_stop_and_run_at_the_next_start(store, clock, tmp_path, db_path):
-    gate, out = tmp_path / "gate", tmp_path / "out"
+def test_queued_runs_survive_a_stop_and_run_at_the_next_start(store, clock, tmp_path, db_path, gate):
+    out = tmp_path / "out"
     hooks = [{"on": "status_changed", "name": "ticket", "timeout": 60,
               "command": f"while [ ! -e {gate} ]; do sleep 0.02; done; {collect(out)}"}]
     auto = automation(tmp_path, hooks, automation={"hook_grace": 0.1})
