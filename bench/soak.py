@@ -31,6 +31,7 @@ import email.utils
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -283,6 +284,10 @@ smtp_username = "-"
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.stop_servers()
+        if report == 0:  # a missed target keeps the store and sync.log for a look
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            print(f"soak: kept {self.root} (the store and sync.log)")
         return report
 
     def drain(self, timeout: float = 180.0) -> None:
