@@ -122,6 +122,8 @@ class DeskScreen(Screen):
         gc.set_threshold(20_000, 50, 100)
 
     def update_titles(self) -> None:
+        # no customer open: the composer would only take rows (4 at 80x24) from the queue
+        self.set_class(self.current is None, "-nobody")
         self.queue_pane.border_title = f"{self.source.title()} · {self.queue.total:,}"
         if self.current is not None:
             channels = " ".join(badge(ch) for ch in self.current.channels)

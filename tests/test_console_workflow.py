@@ -348,3 +348,29 @@ async def test_u_right_after_snooze_names_and_goes_back_to_the_snoozed_customer(
         await pilot.press("u")
         await until(pilot, lambda: "undid “snoozed” for Jane Roe" in flat(app) and app.current.id == ids["jane"])
         assert app.current.status == "open"
+
+
+async def test_at_80x24_no_composer_until_a_customer_is_open_and_the_main_keys_fit(tmp_path, clock):
+    db_path = tmp_path / "o.db"
+    s = Store(db_path, clock=clock)
+    for name in ("email:demo", "slack:demo", "telegram:demo"):
+        s.set_health(name, "ok")
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await until(pilot, lambda: "waiting 0" in screen_text(app))
+        status = screen_text(app).splitlines()[-1]
+        for hint in ("? keys", "/ search", "r reply", "^p commands"):  # healthy channels make room for them
+            assert hint in status, status
+        assert "● 3 ok" in status
+        assert "No customer selected" not in screen_text(app) and app.composer.region.height == 0
+        s = Store(db_path, clock=clock)
+        from tests.test_console_app import NOW
+        from store.models import InboundMessage, Sender
+        cid = s.ingest(InboundMessage("email", "main", "m1", Sender("email", "ann@x.example", "Ann"), "hello",
+                                      NOW - 60)).customer_id
+        s.close()
+        await until(pilot, lambda: "Ann" in screen_text(app))
+        await open_customer(pilot, cid)
+        await until(pilot, lambda: app.composer.region.height > 0)  # a customer to answer: the composer is there
