@@ -74,3 +74,26 @@ async def test_stats_screen_shows_figures_and_plots(db_path, clock, size):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, StatsScreen)
+
+
+async def test_at_80_columns_no_legend_on_the_bars_and_toasts_leave_the_headings_alone(db_path, clock, tmp_path):
+    from tests.test_console_app import make_app
+
+    s = Store(db_path, clock=clock)
+    build(s, clock)
+    s.close()
+    clock.now = END
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        app.notify("Carol Diaz: is the API down? getting 502s on every call since this morning", title="New message")
+        await pilot.pause(0.3)
+        lines = screen_text(app).splitlines()
+        assert "New message" in screen_text(app)
+        assert any("first  first  reply" in line for line in lines)  # the column headings are not covered
+        assert any(line.split()[:3] == ["in", "out", "auto"] for line in lines if line.strip())
+        assert "Messages: in | out" in screen_text(app)  # the title says which bar is which: no legend box
+        assert not [line for line in lines if "██ in " in line or "██ p50" in line]

@@ -130,10 +130,10 @@ class StatsScreen(ModalScreen[None]):
         volume = self.query_one("#plot-volume", PlotextPlot)
         p = volume.plt
         p.clear_data()
-        p.multiple_bar(list(CHANNELS), [[ch[c]["messages_in"] for c in CHANNELS], [ch[c]["messages_out"] for c in CHANNELS]],
-                       labels=["in", "out"])
+        # no legend (labels=): plotext draws it over the bars; the title says which bar is which
+        p.multiple_bar(list(CHANNELS), [[ch[c]["messages_in"] for c in CHANNELS], [ch[c]["messages_out"] for c in CHANNELS]])
         _from_zero(p, [ch[c][k] for c in CHANNELS for k in ("messages_in", "messages_out")])
-        p.title("Messages")
+        p.title("Messages: in | out")
         volume.refresh()
 
         times = self.query_one("#plot-times", PlotextPlot)
@@ -141,10 +141,9 @@ class StatsScreen(ModalScreen[None]):
         p.clear_data()
         minutes = lambda v: round(v / 60, 1) if v is not None else 0  # noqa: E731
         p.multiple_bar(list(CHANNELS), [[minutes(ch[c]["first_response_p50"]) for c in CHANNELS],
-                                        [minutes(ch[c]["first_response_p90"]) for c in CHANNELS]],
-                       labels=["p50", "p90"])
+                                        [minutes(ch[c]["first_response_p90"]) for c in CHANNELS]])
         _from_zero(p, [minutes(ch[c][k]) for c in CHANNELS for k in ("first_response_p50", "first_response_p90")])
-        p.title("First response (minutes)")
+        p.title("First response, min: p50 | p90")
         times.refresh()
 
         hours = self.query_one("#plot-hours", PlotextPlot)
