@@ -166,6 +166,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     def reload_in_background(self, follow: bool = True) -> None:
         """Like reload, with the counting and the first page read off the UI thread."""
         before_id = self.selected_id_if_loaded
+        asked = (self.cursor, self._generation)
 
         def fn(src: QueueSource):
             total = src.count()
@@ -173,7 +174,15 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             index = position if position is not None else min(self.cursor, max(0, total - 1))
             number = index // PAGE
             return total, position, {number: src.page(number * PAGE, PAGE)}
-        self._submit(fn, lambda r: self._apply_reload(before_id, *r), group="queue-reload", exclusive=True)
+
+        def done(result) -> None:
+            if (self.cursor, self._generation) != asked:
+                # the agent moved (or the queue was read again) while this read ran: applied, it
+                # would put the cursor back on the customer selected when it was asked for
+                self.reload_in_background(follow)
+                return
+            self._apply_reload(before_id, *result)
+        self._submit(fn, done, group="queue-reload", exclusive=True)
 
     def _apply_reload(self, before_id, total, position, pages) -> None:
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
