@@ -97,3 +97,22 @@ async def test_a_fact_name_with_a_space_is_refused_in_the_console(db_path, clock
     s = Store(db_path, clock=clock)
     assert s.customer(cid).facts == {"order_number": "5521"}
     s.close()
+
+
+async def test_keys_typed_fast_into_the_edit_dialogs_do_not_crash_the_console(db_path, clock, tmp_path):
+    """e, enter, enter as one burst: the picker answered once and is on its way out when
+    the second enter reaches it; answering again popped a screen too many (a crash)."""
+    from textual import events
+
+    cid = seed(db_path, clock)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        for key, char in (("e", "e"), ("enter", "\r"), ("enter", "\r")):
+            app.post_message(events.Key(key, char))  # no pause between: a terminal's burst
+        await settle(pilot, 4)
+        assert app.is_running and "Name" in screen_text(app)  # the name prompt is open, the console alive
+        await pilot.press("escape")
+        await settle(pilot)
+    assert app.return_code in (None, 0)

@@ -20,7 +20,21 @@ from textual.widgets.option_list import Option
 from console.widgets.safe_text import safe
 
 
-class PromptScreen(ModalScreen[str | None]):
+class _Once:
+    """Answers once. Keys typed fast (e, enter, a name, enter) reach a dialog that has
+    answered but is not yet gone: a second answer would pop a screen twice (the
+    console crashed) or act on a stale choice; it is ignored."""
+
+    _answered = False
+
+    def answer_once(self, value) -> None:
+        if self._answered:
+            return
+        self._answered = True
+        self.dismiss(value)  # type: ignore[attr-defined]
+
+
+class PromptScreen(_Once, ModalScreen[str | None]):
     """Ask for one line of text. `check(text)` returns an error or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
@@ -44,17 +58,35 @@ class PromptScreen(ModalScreen[str | None]):
             self.query_one("#prompt-help", Static).update(
                 Text(error, style="red") if error else Text(self.help_text, style="dim"))
 
+    def on_key(self, event) -> None:
+        """Keys typed before the input has focus (the dialog is still opening, as when
+        "e", enter and a name are typed fast) go into it, not astray."""
+        field = self.query_one("#prompt-input", Input)
+        if self.focused is field:
+            return
+        if event.is_printable and event.character:
+            field.insert_text_at_cursor(event.character)
+        elif event.key == "enter":
+            self._submit(field.value)
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
+        self._submit(event.value)
+
+    def _submit(self, value: str) -> None:
         if self.check:
-            error = self.check(event.value)
+            error = self.check(value)
             if error:
                 self.query_one("#prompt-help", Static).update(Text(error, style="red"))
                 return
-        self.dismiss(event.value)
+        self.answer_once(value)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer_once(None)
 
 
 def rank(query: str, labels: list[str]) -> list[int]:
@@ -96,7 +128,7 @@ class PathSuggester(Suggester):
         return value + common[len(prefix):] if len(common) > len(prefix) else None
 
 
-class PickerScreen(ModalScreen[Any]):
+class PickerScreen(_Once, ModalScreen[Any]):
     """Choose one of many, filtering by fuzzy match on the typed text.
 
     `items` is a list of (label, value); `search(query)` (run in a thread)
@@ -169,18 +201,18 @@ class PickerScreen(ModalScreen[Any]):
         if ol.highlighted is not None and ol.highlighted < len(self.shown):
             value = self.shown[ol.highlighted][1]
             if value is not None:
-                self.dismiss(value)
+                self.answer_once(value)
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_index < len(self.shown) and self.shown[event.option_index][1] is not None:
-            self.dismiss(self.shown[event.option_index][1])
+            self.answer_once(self.shown[event.option_index][1])
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer_once(None)
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(_Once, ModalScreen[bool]):
     BINDINGS = [
         Binding("y,enter", "answer(True)", "Yes", show=False),
         Binding("n,escape", "answer(False)", "No", show=False),
@@ -198,4 +230,4 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(self.yes, classes="dialog-help")
 
     def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+        self.answer_once(yes)
