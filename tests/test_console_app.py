@@ -126,8 +126,9 @@ async def test_queue_longest_wait_first_and_open_customer(db_path, clock, tmp_pa
         names = [app.queue.row(i).name for i in range(app.queue.total)]
         assert names == ["Дмитрий Орлов", "Bob Li", "Jane Roe", "Carol Diaz", "Jane Roe"]
         await pilot.press("j", "j", "enter")
-        await settle(pilot)
-        assert app.current.id == ids["jane"]
+        # on screen, then the timeline takes focus (a moment after it is drawn)
+        await until(pilot, lambda: app.current is not None and app.current.id == ids["jane"]
+                    and app.focused is app.timeline)
         channels = [i.obj.channel for i in app.timeline.items if i.kind == "message"]
         assert channels == ["email", "telegram"]  # both channels, one timeline
         text = screen_text(app)

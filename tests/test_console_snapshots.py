@@ -39,7 +39,8 @@ async def _open_jane(pilot):
     await settle(pilot)
     app.queue.select_customer(3)
     await pilot.press("enter")
-    await until(pilot, lambda: app.current is not None and app.current.id == 3)
+    # drawn, and the timeline has taken focus (a moment later; the focus shows in the borders)
+    await until(pilot, lambda: app.current is not None and app.current.id == 3 and app.focused is app.timeline)
 
 
 def test_open_customer_80x24(snap_compare, app):
