@@ -59,13 +59,20 @@ async def test_the_reply_channel_follows_the_customer_until_the_agent_picks_one(
 
 
 async def _insert_order_status(pilot, values) -> None:
+    """Type into the template picker and each value's prompt once that screen is up (the
+    prompts follow a background render: keys typed before would land elsewhere)."""
+    from console.screens.pickers import PickerScreen, PromptScreen
+
+    app = pilot.app
     await pilot.press("ctrl+t")
-    await settle(pilot)
+    await until(pilot, lambda: isinstance(app.screen, PickerScreen))
     await pilot.press(*"order-status", "enter")
-    await settle(pilot)
+    asked = None
     for value in values:
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not asked)
+        asked = app.screen
         await pilot.press(*value, "enter")
-        await settle(pilot)
+    await until(pilot, lambda: not isinstance(app.screen, PromptScreen))
 
 
 async def test_a_template_goes_in_at_the_cursor_on_its_own_lines_with_values_as_typed(db_path, clock, tmp_path, ids):
