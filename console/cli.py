@@ -63,7 +63,10 @@ class Context:
         if self._store is None:
             from store import Store
 
-            new = not self.db_path.exists()
+            try:
+                new = not self.db_path.exists()
+            except OSError:  # a folder we may not enter: opening the store says so, in its words
+                new = False
             self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"),
                                 busy_seconds=self.config.get("store", "busy_timeout"),
                                 group=self.config.get("store", "group") or None)
