@@ -12,7 +12,7 @@ has seen). Every `thread_scan_seconds` history is read `thread_days` back, so a
 reply to an old thread shows as its parent's newer `latest_reply`: one call per
 200 messages of a conversation instead of one per thread. The `t:` cursors live
 in the store with the others (a restart forgets nothing) until a thread has been
-quiet for `thread_days`.
+quiet for `thread_days`. (Polling and thread tracking: connectors/slack_threads.py.)
 
 What the agent sees of each message subtype: a person's message, file_share,
 thread_broadcast (a thread reply, marked `broadcast`) and me_message (`/me …`)
@@ -20,7 +20,8 @@ are kept; bot_message, other apps' bot users, channel_join/leave, tombstones
 and other system subtypes are not messages from a customer and are skipped
 (a tombstone marks its message deleted). A shared message is shown quoted with
 its author, never as the sharer's words; link previews (unfurls) are not shown
-and are not edits. Text is made readable by connectors/markup.py.
+and are not edits. Text is made readable by connectors/markup.py. (Converting
+messages, users and files: connectors/slack_messages.py.)
 
 Why the polling interval: conversations.history and conversations.replies are
 Tier 3, about 50 calls a minute per workspace for an internal (custom) app. A
@@ -41,15 +42,12 @@ ingest makes the overlap harmless.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import queue
 import socket
 import threading
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError, SlackClientError
@@ -60,21 +58,16 @@ from connectors.secrets import resolve_secret
 from connectors.schema import SLACK_OPTIONS, ConfigError, Option
 from connectors.formatting import slack_parts
 from connectors.markup import slack_text
-from store.models import AttachmentIn, InboundMessage, OutboundMessage, Receipt, Sender
+from connectors.slack_threads import HOT_SECONDS, SlackThreads
+from store.models import InboundMessage, OutboundMessage, Receipt, Sender
 
 log = logging.getLogger("omnidesk.slack")
 
-TYPES = "im,mpim,private_channel,public_channel"
-KEEP_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                "not_allowed_token_type", "missing_scope", "no_permission"}
 # Errors about one conversation or message: the reply fails, the channel stays healthy.
 MESSAGE_ERRORS = {"channel_not_found", "is_archived", "not_in_channel", "msg_too_long", "no_text",
                   "cannot_dm_bot", "user_not_found", "user_disabled", "restricted_action"}
-HOT_SECONDS = 3600
-RESCAN_WINDOW = 86400.0  # the rescan re-reads the last day of each conversation
-CONVERSATIONS_REFRESH = 60.0
-USER_CACHE_SECONDS = 3600.0
 
 OPTIONS: dict[str, Option] = SLACK_OPTIONS  # declared in connectors/schema.py
 
@@ -115,11 +108,7 @@ def plain_text(text: str) -> str:
     return slack_text(text)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
-class SlackConnector(BaseConnector):
+class SlackConnector(SlackThreads, BaseConnector):
     channel = "slack"
 
     def __init__(self, account: str, token: str, *, app_token: str | None = None,
@@ -323,179 +312,6 @@ class SlackConnector(BaseConnector):
             if time.monotonic() >= deadline:
                 return
 
-    # -- polling -------------------------------------------------------------------------------
-    def _conversations(self) -> dict[str, str]:
-        with self._lock:
-            if self._convs and time.time() - self._convs_at < CONVERSATIONS_REFRESH:
-                return dict(self._convs)
-        found: dict[str, str] = {}
-        names: dict[str, str] = {}
-        page = None
-        while True:
-            r = self._api("users_conversations", types=TYPES, exclude_archived=True, limit=200, cursor=page)
-            for c in r.get("channels", []):
-                found[c["id"]] = ("im" if c.get("is_im") else "mpim" if c.get("is_mpim")
-                                  else "group" if c.get("is_private") else "channel")
-                if c.get("name"):
-                    names[c["id"]] = c["name"]
-            page = (r.get("response_metadata") or {}).get("next_cursor")
-            if not page:
-                break
-        with self._lock:
-            self._convs, self._convs_at = found, time.time()
-            self._conv_names.update(names)
-        return dict(found)
-
-    def _pages(self, method: str, **kw) -> list[dict]:
-        out, page = [], None
-        while True:
-            r = self._api(method, limit=200, cursor=page, **kw)
-            self._calls += 1  # each page counts against Tier 3
-            out.extend(r.get("messages", []))
-            page = (r.get("response_metadata") or {}).get("next_cursor")
-            if not page or not r.get("has_more", True):
-                return out
-
-    def _poll(self, cursor: dict, new: dict, items: list) -> None:
-        """Read everything new since `cursor` into `items` and `new`.
-
-        Each conversation's history is read from its cursor; at a rescan from a day
-        back (edits, deletions, new replies to recent threads) and at a thread scan
-        from `thread_days` back, so a reply to a thread of any age within that is
-        found by its parent's `latest_reply`. Threads with new replies are read from
-        their own cursor (`t:<channel>:<thread ts>` = the newest reply read, kept in
-        the store with the other cursors); threads active within the day are read
-        whole at a rescan, for edits and deletions of replies."""
-        convs = self._conversations()
-        now = time.time()
-        rescan = now - self._last_rescan >= self.rescan_seconds
-        thread_scan = now - self._last_thread_scan >= self.thread_scan_seconds
-        horizon = now - self.thread_seconds
-        threads: dict[tuple[str, str], bool] = {}  # (channel, thread ts) -> read it whole
-        starts: dict[tuple[str, str], str] = {}  # threads without a cursor: read from here
-        for cid, ctype in convs.items():
-            key = f"c:{cid}"
-            first = not cursor.get(key)
-            oldest = cursor.get(key) or f"{now - self.backfill_seconds:.6f}"
-            # f:<channel>: since when replies in this conversation are ours to read (its backfill,
-            # or when this version first read it), so a thread seen for the first time never
-            # brings back replies from before that
-            floor = cursor.get(f"f:{cid}") or (oldest if first else f"{now:.6f}")
-            new[f"f:{cid}"] = floor
-            window = float(oldest)
-            if rescan:
-                window = min(window, now - RESCAN_WINDOW)
-            if thread_scan or first:
-                window = min(window, horizon)
-            try:
-                msgs = self._pages("conversations_history", channel=cid, oldest=f"{window:.6f}")
-            except ConnectorError as e:
-                if "not_in_channel" in str(e) or "channel_not_found" in str(e):
-                    continue  # left since the last refresh
-                raise
-            msgs.sort(key=lambda m: float(m["ts"]))
-            latest = oldest
-            for m in msgs:
-                ts = m["ts"]
-                if float(ts) > float(oldest):
-                    item = self._message_item(cid, ctype, m)
-                    if item:
-                        items.append(item)
-                    latest = ts
-                elif m.get("subtype") == "tombstone":  # deleted, replies kept
-                    items.append(self._delete_item(cid, ts))
-                else:
-                    self._check_edit(cid, ctype, m, cursor, new, items)
-                last_reply = m.get("latest_reply")
-                if not last_reply:
-                    continue
-                seen = cursor.get(f"t:{cid}:{ts}") or max(ts, floor, key=float)
-                if float(last_reply) > float(seen):
-                    threads.setdefault((cid, ts), False)
-                    starts[(cid, ts)] = seen
-            if float(window) < float(oldest):
-                self._check_deletions(cid, window, {m["ts"] for m in msgs}, items)
-            self._known.setdefault(cid, set()).update(m["ts"] for m in msgs)
-            new[key] = latest
-        if rescan:
-            self._last_rescan = now
-        if thread_scan:
-            self._last_thread_scan = now
-        with self._lock:  # hot threads: answered by us lately
-            self._hot = {k: until for k, until in self._hot.items() if until > now}
-            for k in self._hot:
-                if k[0] in convs:
-                    threads.setdefault(k, False)
-        for key, value in cursor.items():
-            if not key.startswith("t:"):
-                continue
-            cid, thread_ts = key[2:].split(":", 1)
-            last = float(value or 0)
-            if last < horizon:
-                new[key] = ""  # over: the store forgets it
-                self._reread_at.pop(key, None)
-            elif cid in convs and last > now - HOT_SECONDS:
-                threads.setdefault((cid, thread_ts), False)  # a reply within the hour: every poll
-            if cid in convs and rescan and last > now - RESCAN_WINDOW and self._reread_at.get(key, 0) <= now:
-                # whole, for edits and deletions of replies: every rescan within the hour of the
-                # last reply, then less often (every N rescans N hours after), to spare the budget
-                threads[(cid, thread_ts)] = True
-                self._reread_at[key] = now + self.rescan_seconds * max(1.0, (now - last) / 3600)
-        for (cid, thread_ts), whole in sorted(threads.items()):
-            self._poll_thread(cid, convs[cid], thread_ts, cursor, new, items, whole, starts.get((cid, thread_ts)))
-
-    def _poll_thread(self, cid: str, ctype: str, thread_ts: str, cursor: dict, new: dict, items: list,
-                     whole: bool = False, start: str | None = None) -> None:
-        """Read a thread's new replies (after `start` if it has no cursor yet); `whole`:
-        all of it, applying edits and deletions of replies read before (by this
-        process: Slack lists no deleted replies)."""
-        key = f"t:{cid}:{thread_ts}"
-        seen = cursor.get(key) or start or thread_ts
-        try:
-            msgs = self._pages("conversations_replies", channel=cid, ts=thread_ts, oldest=thread_ts if whole else seen)
-        except ConnectorError as e:
-            if "thread_not_found" in str(e):
-                return
-            raise
-        latest, present = seen, set()
-        for m in sorted(msgs, key=lambda m: float(m["ts"])):
-            ts = m["ts"]
-            if ts == thread_ts:
-                continue
-            present.add(ts)
-            if float(ts) > float(seen):
-                item = self._message_item(cid, ctype, m)
-                latest = max(latest, ts, key=float)
-            elif m.get("edited"):  # the store ignores an edit it has already applied
-                item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(m["edited"]["ts"]),
-                                          download=False)
-            else:
-                item = None
-            if item:
-                items.append(item)
-        known = self._known_replies.setdefault((cid, thread_ts), set())
-        if whole:
-            items.extend(self._delete_item(cid, ts) for ts in sorted(known - present, key=float))
-            known.clear()
-        known.update(present)
-        new[key] = latest
-
-    def _check_edit(self, cid: str, ctype: str, m: dict, cursor: dict, new: dict, items: list) -> None:
-        edited = (m.get("edited") or {}).get("ts")
-        key = f"e:{cid}"
-        if edited and float(edited) > float(new.get(key) or cursor.get(key) or 0):
-            item = self._message_item(cid, ctype, m, kind="edit", edited_at=float(edited), download=False)
-            if item:
-                items.append(item)
-            new[key] = max(edited, new.get(key) or "0", key=float)
-
-    def _check_deletions(self, cid: str, since: float, present: set[str], items: list) -> None:
-        known = self._known.get(cid, set())
-        for ts in sorted(known):
-            if float(ts) > since and ts not in present:
-                items.append(self._delete_item(cid, ts))
-        self._known[cid] = {ts for ts in known if float(ts) > since and ts in present}
-
     # -- Socket Mode events ----------------------------------------------------------------------
     def _on_event(self, event: dict, epoch: int, new: dict, items: list) -> None:
         if event.get("type") == "member_joined_channel" and self._me and event.get("user") == self._me[0]:
@@ -527,147 +343,6 @@ class SlackConnector(BaseConnector):
                 new[key] = max(new.get(key) or "0", item.meta["ts"], key=float)
         if item:
             items.append(item)
-
-    # -- converting ----------------------------------------------------------------------------------
-    def _user(self, user_id: str, profile: dict | None = None) -> tuple[Sender, bool]:
-        """The person behind a user id, and whether it is a bot user. `profile` is
-        the message's `user_profile` (Slack Connect users from other workspaces,
-        whom users.info may not know)."""
-        with self._lock:
-            hit = self._users.get(user_id)
-        if hit and time.time() - hit[0] < USER_CACHE_SECONDS:
-            return hit[1], hit[2]
-        try:
-            u = self._api("users_info", user=user_id).get("user") or {}
-        except ConnectorError as e:
-            if e.retry_after is not None or isinstance(e, PermanentError) or "user_not" not in str(e):
-                raise
-            u = {"profile": profile or {}, "name": (profile or {}).get("name")}  # external or deleted
-        p = u.get("profile") or {}
-        name = (p.get("real_name") or u.get("real_name") or p.get("display_name") or u.get("name") or user_id)
-        email = p.get("email")  # absent without the users:read.email scope, or hidden by the person
-        sender = Sender("slack", user_id, name, u.get("name") or "", emails=(email,) if email else ())
-        is_bot = bool(u.get("is_bot")) or user_id == "USLACKBOT"
-        with self._lock:
-            self._users[user_id] = (time.time(), sender, is_bot)
-        return sender, is_bot
-
-    def _sender(self, user_id: str) -> Sender:
-        return self._user(user_id)[0]
-
-    def _user_name(self, user_id: str) -> str | None:
-        # a rate limit or outage raises: the poll is retried, rather than a mention kept as an id for good
-        sender = self._sender(user_id)
-        return sender.display_name if sender.display_name != user_id else None
-
-    def _channel_name(self, cid: str) -> str | None:
-        with self._lock:
-            return self._conv_names.get(cid)
-
-    def _text(self, m: dict) -> str:
-        """What the person wrote, readable, plus what they shared (quoted, with its author)."""
-        text = slack_text(m.get("text", ""), self._user_name, self._channel_name)
-        if m.get("subtype") == "me_message":
-            text = f"/me {text}"
-        for a in m.get("attachments") or ():
-            if a.get("is_share") or a.get("is_msg_unfurl"):  # someone's message shared: their words, not these
-                author = a.get("author_name") or a.get("author_subname") or (
-                    self._user_name(a["author_id"]) if a.get("author_id") else None) or "someone"
-                body = slack_text(a.get("text") or a.get("fallback") or "", self._user_name, self._channel_name)
-                quoted = "\n".join("> " + line for line in body.split("\n"))
-                where = f" ({a['from_url']})" if a.get("from_url") else ""
-                text = "\n".join(filter(None, [text, f"[shared a message from {author}{where}]", quoted]))
-            elif not (a.get("from_url") or a.get("original_url")):  # link previews repeat the text's URL
-                parts = [a.get("pretext"), a.get("title"), a.get("text") or a.get("fallback")]
-                body = " · ".join(slack_text(p, self._user_name, self._channel_name) for p in parts if p)
-                if body:
-                    text = "\n".join(filter(None, [text, f"[attachment: {body}]"]))
-        return text
-
-    def _message_item(self, cid: str, ctype: str, m: dict, *, kind: str = "message", edited_at: float | None = None,
-                      download: bool = True) -> InboundMessage | None:
-        """A person's message as an inbound item; None for what is not one: our own
-        posts, other apps' bots, joins and leaves, tombstones and other system subtypes."""
-        user = m.get("user")
-        if m.get("subtype") not in KEEP_SUBTYPES or not user or (self._me and user == self._me[0]):
-            return None
-        sender, is_bot = self._user(user, m.get("user_profile"))
-        if is_bot:  # another app's bot user (a person's message through an app keeps its person)
-            return None
-        ts = m["ts"]
-        thread_ts = m.get("thread_ts") if m.get("thread_ts") not in (None, ts) else None
-        text = self._text(m)
-        meta: dict = {"channel": cid, "ts": ts, "channel_type": ctype}
-        if thread_ts:
-            meta["thread_ts"] = thread_ts
-        if m.get("subtype") == "thread_broadcast":
-            meta["broadcast"] = True  # a thread reply also sent to the channel
-        team = m.get("user_team") or (m.get("user_profile") or {}).get("team")
-        if team and self._team and team != self._team:
-            meta["external_team"] = team  # Slack Connect: a person from another workspace
-        if edited_at is not None:
-            meta["edited_at"] = edited_at
-        attachments: list[AttachmentIn] = []
-        if m.get("files"):  # an edit carries the same notes but downloads nothing again
-            notes = self._download_files(m["files"], attachments, meta, download)
-            text = "\n".join(filter(None, [text, *notes]))
-        return InboundMessage(
-            channel="slack", account=self.account, external_id=f"{cid}:{ts}", sender=sender,
-            text=text, sent_at=float(ts), thread_key=f"{cid}:{thread_ts}" if thread_ts else cid,
-            reply_to=f"{cid}:{thread_ts}" if thread_ts else None, attachments=attachments,
-            raw=json.dumps(m, ensure_ascii=False).encode("utf-8"), meta=meta, kind=kind)
-
-    def _delete_item(self, cid: str, ts: str, previous: dict | None = None) -> InboundMessage:
-        user = (previous or {}).get("user") or ""
-        return InboundMessage(channel="slack", account=self.account, external_id=f"{cid}:{ts}",
-                              sender=Sender("slack", user), text="", sent_at=float(ts or 0),
-                              meta={"channel": cid, "ts": ts}, kind="delete")
-
-    def _download_files(self, files: list[dict], attachments: list, meta: dict, download: bool) -> list[str]:
-        notes = []
-        for f in files:
-            if download and f.get("file_access") == "check_file_info":
-                f = self._api("files_info", file=f["id"]).get("file") or f
-            name = f.get("name") or f.get("title") or f.get("id") or "file"
-            size = int(f.get("size") or 0)
-            url = f.get("url_private_download") or f.get("url_private")
-            problem = None
-            if size > self.max_download_bytes:
-                problem = f"{_mb(size)}: not downloaded, larger than the {_mb(self.max_download_bytes)} limit"
-            elif not url or f.get("mode") in ("tombstone", "hidden_by_limit"):
-                problem = "not available from Slack"
-            elif download:
-                data, problem = self._fetch_file(url)
-                if data is not None:
-                    attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", data))
-            if problem:
-                attachments.append(AttachmentIn(name, f.get("mimetype") or "application/octet-stream", None, size=size))
-                notes.append(f"[{name}, {problem}]")
-                meta.setdefault("skipped_files", []).append({"filename": name, "size": size, "id": f.get("id")})
-        return notes
-
-    def _fetch_file(self, url: str) -> tuple[bytes | None, str | None]:
-        host = urllib.parse.urlsplit(url).hostname or ""
-        api_host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        if host != api_host and not (host == "slack.com" or host.endswith((".slack.com", ".slack-edge.com"))):
-            return None, f"not downloaded: unexpected file host {host}"
-        req = urllib.request.Request(url)
-        req.add_unredirected_header("Authorization", f"Bearer {self._token}")  # never sent on to a redirect
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                if resp.headers.get_content_type() == "text/html":
-                    return None, "not downloaded: Slack sent its sign-in page (the app needs the files:read scope)"
-                data = resp.read(self.max_download_bytes + 1)
-        except urllib.error.HTTPError as e:
-            if e.code == 429 or e.code >= 500:
-                raise ConnectorError(f"Slack file download failed ({e.code})",
-                                     retry_after=float(e.headers.get("Retry-After") or 0) or None) from None
-            return None, f"not downloaded: HTTP {e.code}"
-        except (urllib.error.URLError, OSError) as e:
-            raise ConnectorError(f"cannot reach Slack for a file: {type(e).__name__}") from None
-        if len(data) > self.max_download_bytes:
-            return None, f"not downloaded, larger than the {_mb(self.max_download_bytes)} limit"
-        return data, None
 
     # -- outbound -------------------------------------------------------------------------------------
     def send(self, message: OutboundMessage) -> Receipt:
