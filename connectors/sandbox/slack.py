@@ -5,7 +5,8 @@ info, users.conversations, users.info (profile e-mail), chat.postMessage,
 files.getUploadURLExternal + the upload URL + files.completeUploadExternal
 (what `files_upload_v2` calls), authenticated file downloads, and
 apps.connections.open returning a ws:// URL on this same server where events
-arrive in Socket Mode envelopes that the client acks.
+arrive in Socket Mode envelopes that the client acks. (Socket Mode: slack_socket.py;
+stored files, uploads and downloads: slack_files.py, both beside this module.)
 
     with SlackSandbox() as slack:
         client = WebClient(slack.bot_token, base_url=slack.api_url)
@@ -20,7 +21,6 @@ an HTML login page, as on Slack.
 """
 from __future__ import annotations
 
-import asyncio
 import bisect
 import itertools
 import json
@@ -29,9 +29,11 @@ import time
 import uuid
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from connectors.sandbox._server import LoopbackServer, read_params
+from connectors.sandbox.slack_files import SlackFiles
+from connectors.sandbox.slack_socket import SlackSocketMode
 
 MAX_TEXT = 40_000
 TYPES = {"im": "is_im", "mpim": "is_mpim", "public_channel": "public", "private_channel": "private"}
@@ -43,7 +45,7 @@ class SlackError(Exception):
         self.error = error
 
 
-class SlackSandbox(LoopbackServer):
+class SlackSandbox(SlackSocketMode, SlackFiles, LoopbackServer):
     def __init__(self, bot_token: str = "xoxb-sandbox-bot-token", app_token: str = "xapp-1-sandbox-app-token",
                  host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
@@ -83,11 +85,6 @@ class SlackSandbox(LoopbackServer):
         """Answer 429 (Retry-After) once `method` is called more than `per_minute` times a minute."""
         with self.lock:
             self.limits[method] = (per_minute, [])
-
-    @property
-    def connected_sockets(self) -> int:
-        with self.lock:
-            return sum(1 for ws in self._sockets if not ws.closed)
 
     # -- the workspace ---------------------------------------------------------------------
     def user(self, user_id: str, name: str, real_name: str = "", email: str | None = None,
@@ -275,48 +272,9 @@ class SlackSandbox(LoopbackServer):
             msgs.append(msg)
         self._event(channel, dict(msg))
 
-    def _add_file(self, name: str, mimetype: str, data: bytes, user: str) -> dict:
-        fid = f"F{next(self._ids):08d}"
-        url = f"{self.url}/files-pri/{self.team_id}-{fid}/{name}"
-        f = {"id": fid, "created": int(time.time()), "name": name, "title": name, "mimetype": mimetype,
-             "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary", "user": user, "size": len(data),
-             "url_private": url, "url_private_download": url + "?download=1", "is_external": False,
-             "mode": "hosted"}
-        self.files[fid] = {"meta": f, "data": bytes(data)}
-        return dict(f)
-
-    # -- Socket Mode push -----------------------------------------------------------------------------
-    def _event(self, channel: str, event: dict) -> None:
-        conv = self.conversations[channel]
-        if not conv["is_member"]:
-            return
-        event = {**event, "channel": channel, "event_ts": event.get("ts"), "channel_type": self.channel_type(conv)}
-        envelope = {"envelope_id": str(uuid.uuid4()), "type": "events_api", "accepts_response_payload": False,
-                    "retry_attempt": 0, "retry_reason": "",
-                    "payload": {"token": "verification-token", "team_id": self.team_id, "api_app_id": "A0SANDBOX",
-                                "event": event, "type": "event_callback", "event_id": f"Ev{next(self._ids):08d}",
-                                "event_time": int(time.time())}}
-        live = [ws for ws in self._sockets if not ws.closed]
-        if not live:
-            self.dropped_events.append(envelope)
-            return
-        self.envelopes.append(envelope)
-        ws = live[len(self.envelopes) % len(live)]  # each envelope goes to one connection
-        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(ws.send_str(json.dumps(envelope))))
-
-    def drop_sockets(self) -> None:
-        """Close every Socket Mode connection (the client should reconnect)."""
-        async def close_all():
-            for ws in list(self._sockets):
-                await ws.close()
-        asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(5)
-
     # -- reading what the bot did ------------------------------------------------------------------------
     def wait_sent(self, n: int = 1, timeout: float = 30.0) -> list[dict]:
         return self.wait_for(lambda: list(self.sent) if len(self.sent) >= n else None, timeout)
-
-    def wait_acked(self, n: int, timeout: float = 30.0) -> set[str]:
-        return self.wait_for(lambda: set(self.acked) if len(self.acked) >= n else None, timeout)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -380,9 +338,6 @@ class SlackSandbox(LoopbackServer):
     def _m_auth_test(self, p):
         return {"url": f"{self.url}/", "team": "Sandbox", "user": "omnidesk", "team_id": self.team_id,
                 "user_id": "U0BOT", "bot_id": "B0BOT", "is_enterprise_install": False}
-
-    def _m_apps_connections_open(self, p):
-        return {"url": f"ws://{self.host}:{self.port}/link/?ticket={uuid.uuid4()}&app_id=A0SANDBOX"}
 
     @staticmethod
     def _page(items: list, p: dict, default: int = 100) -> tuple[list, str]:
@@ -522,60 +477,3 @@ class SlackSandbox(LoopbackServer):
         if f is None:
             raise SlackError("file_not_found")
         return {"file": dict(f["meta"])}
-
-    # -- uploads, downloads, the socket --------------------------------------------------------------------
-    async def _upload(self, request: web.Request) -> web.Response:
-        fid = request.match_info["fid"]
-        data = await request.read()
-        with self.lock:
-            f = self.files.get(fid)
-            if f is None:
-                return web.Response(status=404, text="not found")
-            f["data"] = data
-        return web.Response(text=f"OK - {len(data)}")
-
-    async def _download(self, request: web.Request) -> web.Response:
-        fid = request.match_info["key"].rsplit("-", 1)[-1]
-        auth = request.headers.get("Authorization", "")
-        with self.lock:
-            self.record("file download", {"file": fid, "authorized": auth == f"Bearer {self.bot_token}"})
-            f = self.files.get(fid)
-            ok = auth == f"Bearer {self.bot_token}" and self.bot_token in self.valid_tokens
-        if not ok:  # Slack answers an unauthenticated download with its sign-in page
-            return web.Response(text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>",
-                                content_type="text/html")
-        if f is None or f["data"] is None:
-            return web.Response(status=404, text="file not found")
-        return web.Response(body=f["data"], content_type=f["meta"].get("mimetype") or "application/octet-stream")
-
-    async def _socket(self, request: web.Request) -> web.StreamResponse:
-        if not request.query.get("ticket"):
-            return web.Response(status=401, text="missing ticket")
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        with self.lock:
-            self._sockets.append(ws)
-            count = len([s for s in self._sockets if not s.closed])
-        await ws.send_str(json.dumps({"type": "hello", "num_connections": count,
-                                      "debug_info": {"host": "sandbox", "approximate_connection_time": 18060},
-                                      "connection_info": {"app_id": "A0SANDBOX"}}))
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    try:
-                        body = json.loads(msg.data)
-                    except ValueError:
-                        continue
-                    if isinstance(body, dict) and body.get("envelope_id"):
-                        with self.lock:
-                            self.acked.add(body["envelope_id"])
-                        self.changed()
-        finally:
-            with self.lock:
-                if ws in self._sockets:
-                    self._sockets.remove(ws)
-        return ws
-
-    async def on_stop(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close()
