@@ -12,7 +12,8 @@ Guarantees:
 - a batch's rows and its cursor are committed in one transaction, so a crash
   at any point loses nothing and doubles nothing (at-least-once fetch,
   exactly-once rows);
-- errors back off exponentially with jitter and show up as channel health;
+- errors back off exponentially with jitter and show up as channel health
+  (connectors/failures.py);
 - a reply is sent at most once: it is retried only when the channel showed it
   was not delivered (refused connection, 429, an error answer); after a timeout
   or a dropped connection it is failed as "may have been delivered" for the
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -31,32 +31,14 @@ from typing import Callable
 
 from connectors.base import (FAILED, OK, RETRYING, ConnectorError, PermanentError, RejectedError,
                              UncertainError)
+from connectors.failures import backoff, describe
 from store import Store
 from store.db import store_problem
 
 log = logging.getLogger("omnidesk.engine")
 
 
-def backoff(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential backoff with jitter (half to full of the capped delay)."""
-    delay = min(cap, base * 2 ** max(0, failures - 1))
-    return delay * random.uniform(0.5, 1.0)
-
-
 ENGINE = "sync"  # the health row of the engine itself (its threads)
-
-
-def _describe(exc: BaseException, connector=None) -> str:
-    """One line for health and the outbox; the connector's secrets scrubbed out
-    (a library exception may carry a token in a URL)."""
-    problem = store_problem(exc)
-    if problem:
-        return problem
-    text = str(exc).strip() or type(exc).__name__
-    scrub = getattr(connector, "scrub", None)
-    if scrub is not None:
-        text = scrub(text)
-    return " ".join(text.split())[:300]
 
 
 class Engine:
@@ -128,7 +110,7 @@ class Engine:
                 failures = 0
             except Exception as e:
                 failures += 1
-                self._faults[name] = _describe(e)
+                self._faults[name] = describe(e)
                 log.exception("%s stopped; restarting it", name)
             self._beat(name)
             self.stop_event.wait(backoff(failures, 1.0, 60.0) if failures else 0.1)
@@ -206,7 +188,7 @@ class Engine:
             try:
                 s.set_health(name, state, detail)
             except Exception as e:
-                log.warning("cannot write health of %s: %s", name, _describe(e))
+                log.warning("cannot write health of %s: %s", name, describe(e))
                 return
             self._health[name] = (state, detail)
 
@@ -232,14 +214,14 @@ class Engine:
                 except Exception as e:
                     # The store is locked or full: nobody else can take the lease either,
                     # so keep what we had until it would have expired.
-                    self._faults["lease"] = _describe(e)
+                    self._faults["lease"] = describe(e)
                     log.warning("lease: %s", self._faults["lease"])
                     held = self.has_lease.is_set() and time.monotonic() - renewed < self.lease_seconds
                 if held and not self.has_lease.is_set():
                     try:
                         n = s.recover_interrupted(exclude=set(self._sending))
                     except Exception as e:
-                        self._faults["lease"] = _describe(e)
+                        self._faults["lease"] = describe(e)
                         n, held = 0, False  # try again next turn; no polling before that
                     if n:
                         log.warning("%d replies were interrupted mid-send and are marked 'may have been delivered'", n)
@@ -295,7 +277,7 @@ class Engine:
                         connector.wait(self.poll_interval, self.stop_event)
                 except PermanentError as e:
                     failures += 1
-                    detail = _describe(e, connector)
+                    detail = describe(e, connector)
                     self._set_health(s, connector.name, FAILED, detail)
                     log.error("%s: %s", connector.name, detail)
                     self.stop_event.wait(min(self.permanent_retry, backoff(failures, 5.0, self.permanent_retry)))
@@ -308,7 +290,7 @@ class Engine:
                         self._faults[name] = problem
                     elif not isinstance(e, ConnectorError):
                         log.exception("%s: unexpected error", connector.name)
-                    detail = f"{problem or _describe(e, connector)}; retrying in {delay:.0f}s"
+                    detail = f"{problem or describe(e, connector)}; retrying in {delay:.0f}s"
                     self._set_health(s, connector.name, RETRYING, detail, write=not problem)
                     self.stop_event.wait(delay)
         finally:
@@ -332,7 +314,7 @@ class Engine:
                     self._faults.pop("outbox", None)
                 except Exception as e:
                     failures += 1
-                    self._faults["outbox"] = _describe(e)
+                    self._faults["outbox"] = describe(e)
                     if store_problem(e, self.store_path):
                         log.warning("outbox: %s", self._faults["outbox"])
                     else:
@@ -380,32 +362,32 @@ class Engine:
         try:
             receipt = connector.send(out)
         except RejectedError as e:  # this message only; the channel is fine
-            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
-            note("failed", _describe(e, connector))
+            self._record(s.mark_failed, out.outbox_id, describe(e, connector), None)
+            note("failed", describe(e, connector))
             return
         except PermanentError as e:
-            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None)
-            self._set_health(s, connector.name, FAILED, _describe(e, connector))
-            note("failed", _describe(e, connector))
+            self._record(s.mark_failed, out.outbox_id, describe(e, connector), None)
+            self._set_health(s, connector.name, FAILED, describe(e, connector))
+            note("failed", describe(e, connector))
             return
         except UncertainError as e:  # it went out and no answer came: never a blind retry
-            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
-            note("uncertain", _describe(e, connector))
+            self._record(s.mark_failed, out.outbox_id, describe(e, connector), None, uncertain=True)
+            note("uncertain", describe(e, connector))
             return
         except ConnectorError as e:  # the channel showed it was not delivered: retry
             if out.attempts >= self.max_attempts:
-                error = f"{_describe(e, connector)} (after {out.attempts} attempts)"
+                error = f"{describe(e, connector)} (after {out.attempts} attempts)"
                 self._record(s.mark_failed, out.outbox_id, error, None)
                 note("failed", error)
             else:
                 delay = e.retry_after or backoff(out.attempts, 2.0, 600.0)
-                self._record(s.mark_failed, out.outbox_id, _describe(e, connector), self.clock() + delay)
-                note("retrying", f"{_describe(e, connector)}; next try in {delay:.0f}s")
+                self._record(s.mark_failed, out.outbox_id, describe(e, connector), self.clock() + delay)
+                note("retrying", f"{describe(e, connector)}; next try in {delay:.0f}s")
             return
         except Exception as e:  # we cannot tell whether it went out
             log.exception("%s: unexpected error while sending", connector.name)
-            self._record(s.mark_failed, out.outbox_id, _describe(e, connector), None, uncertain=True)
-            note("uncertain", _describe(e, connector))
+            self._record(s.mark_failed, out.outbox_id, describe(e, connector), None, uncertain=True)
+            note("uncertain", describe(e, connector))
             return
         self._record(s.mark_sent, out.outbox_id, receipt)
         note("sent")
@@ -423,7 +405,7 @@ class Engine:
                 return
             except Exception as e:
                 failures += 1
-                self._faults["outbox"] = _describe(e)
+                self._faults["outbox"] = describe(e)
                 log.warning("outbox: cannot record a send yet: %s", self._faults["outbox"])
                 self._beat("outbox")
                 if self.stop_event.wait(backoff(failures, 0.5, 30.0)):
@@ -457,10 +439,10 @@ class Engine:
                             break
                     self._set_health(s, connector.name, OK)
                 except PermanentError as e:
-                    self._set_health(s, connector.name, FAILED, _describe(e, connector))
+                    self._set_health(s, connector.name, FAILED, describe(e, connector))
                 except Exception as e:
                     problem = store_problem(e, self.store_path)
-                    self._set_health(s, connector.name, RETRYING, problem or _describe(e, connector),
+                    self._set_health(s, connector.name, RETRYING, problem or describe(e, connector),
                                      write=not problem)
             self.flush_outbox(s)
             for hook in self.tick_hooks:
@@ -480,7 +462,7 @@ class Engine:
                 try:
                     s.release_lease(self.holder)
                 except Exception as e:  # it expires by itself
-                    log.warning("cannot release the lease: %s", _describe(e))
+                    log.warning("cannot release the lease: %s", describe(e))
             self.has_lease.clear()
             s.close()
         return counts
@@ -492,7 +474,7 @@ class Engine:
                 try:
                     held = s.acquire_lease(self.holder, self.lease_seconds)
                 except Exception as e:  # locked: nobody else can take it meanwhile
-                    log.warning("lease: %s", _describe(e))
+                    log.warning("lease: %s", describe(e))
                     continue
                 if not held:
                     log.warning("lost the polling lease to another process")
