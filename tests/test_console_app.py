@@ -1,124 +1,30 @@
 """The console driven like a person would: keys in, screen and store out."""
 from __future__ import annotations
 
-import contextlib
-import time
-
 import pytest
-from textual.worker import WorkerCancelled, WorkerFailed
 
 from connectors.config import validate
 from console import keymap
 from console.app import OmnideskApp
-from console.screens.help import HelpScreen
 from store import Store
-from store.models import AttachmentIn, InboundMessage, Sender
-
-NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+from store.models import InboundMessage, Sender
+from tests.support.console import (  # noqa: F401 (fixtures and helpers)
+    NOW,
+    _utc,
+    anyio_backend,
+    ids,
+    make_app,
+    open_customer,
+    screen_text,
+    seed,
+    settle,
+    until,
+    workers_done,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    time.tzset()
-
-
-def seed(path, clock) -> dict[str, int]:
-    """A small deterministic store: five customers on three channels."""
-    s = Store(path, clock=clock)
-    n = iter(range(1, 10_000))
-
-    def msg(ch, addr, text, ago, name="", handle="", emails=(), **kw):
-        return s.ingest(InboundMessage(ch, "main", f"m{next(n)}", Sender(ch, addr, name, handle, tuple(emails)),
-                                       text, NOW - ago, **kw))
-
-    d = msg("telegram", "2002", "спасибо! all good now", 26 * 3600, "Дмитрий Орлов")
-    b = msg("email", "bob@li.example", "Do you ship to Norway? [bold red]cheap[/] \x1b[31mRED\x1b[0m\x1b]0;pwned\x07 ok",
-            3 * 3600, "Bob Li", subject="Shipping")
-    j = msg("email", "jane@roe.example",
-            "Hello,\n\nmy order #1042 arrived broken. The vase is in pieces.\n\n"
-            "On Mon, Sep 14 2026, Shop <shop@example.com> wrote:\n> Your order has shipped.\n> Thanks!",
-            7200, "Jane Roe", subject="Order #1042 arrived broken",
-            meta={"new_text": "Hello,\n\nmy order #1042 arrived broken. The vase is in pieces."})
-    msg("telegram", "1001", "here is a photo of the vase", 720, "Jane Roe", "janeroe", emails=["jane@roe.example"],
-        attachments=[AttachmentIn("vase photo.jpg", "image/jpeg", b"\xff\xd8" + b"x" * 2000)])
-    c = msg("slack", "U123", "is the API down? getting 502s", 300, "Carol Diaz", "carol")
-    r = msg("slack", "U999", "any update on my vase?", 100, "Jane Roe", "jroe")
-    s.close()
-    return {"dmitry": d.customer_id, "bob": b.customer_id, "jane": j.customer_id, "carol": c.customer_id,
-            "jane_slack": r.customer_id}
-
-
-def make_app(db_path, clock, tmp_path, **kw) -> OmnideskApp:
-    cfg = validate({"agent": {"name": "alice"},
-                    "attachments": {"save_dir": str(tmp_path / "saved"), "open_command": "true"},
-                    "console": {"confirm_send": kw.pop("confirm_send", False), "bell": kw.pop("bell", False),
-                                # on in tests/test_console_workflow.py; here a test stays with its customer
-                                "next_after_done": kw.pop("next_after_done", False)},
-                    **({"targets": kw.pop("targets")} if "targets" in kw else {})})
-    return OmnideskApp(db_path, cfg, "alice", clock=clock, cursor_blink=False, start_engine=kw.pop("start_engine", False),
-                       keymap=kw.pop("keymap", None) or keymap.load(False), poll_interval=kw.pop("poll_interval", 0.1),
-                       **kw)
-
-
-async def settle(pilot, rounds: int = 2) -> None:
-    """Let the console finish what a key started (workers, background reads)."""
-    deadline = time.monotonic() + 30  # a loaded machine: reads can take seconds
-    for _ in range(rounds):
-        await pilot.pause()
-        await workers_done(pilot.app)
-        while pilot.app.busy() and time.monotonic() < deadline:
-            await pilot.pause(0.02)
-            await workers_done(pilot.app)
-    await pilot.pause()
-
-
-async def workers_done(app) -> None:
-    """Wait for the workers running now. A newer read of the same group cancels
-    an older one (its result is dropped): that is an end too, not an error
-    (`workers.wait_for_complete()` raises WorkerCancelled for it)."""
-    for worker in list(app.workers):
-        with contextlib.suppress(WorkerCancelled, WorkerFailed):
-            await worker.wait()
-
-
-async def until(pilot, condition, timeout: float = 30.0) -> None:
-    """Wait until the screen shows what a person would wait for."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the console")
-        await pilot.pause(0.05)
-    await settle(pilot)
-
-
-def screen_text(app) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-@pytest.fixture
-def ids(db_path, clock):
-    return seed(db_path, clock)
-
-
-async def open_customer(pilot, cid):
-    app = pilot.app
-    app.queue.focus()
-    assert app.queue.select_customer(cid)
-    await pilot.press("enter")
-    await until(pilot, lambda: app.current is not None and app.current.id == cid and app.focused is app.timeline)
-
-
-# -- tests ---------------------------------------------------------------------------
 async def test_queue_longest_wait_first_and_open_customer(db_path, clock, tmp_path, ids):
     app = make_app(db_path, clock, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -407,76 +313,6 @@ async def test_save_attachment(db_path, clock, tmp_path, ids):
         assert (tmp_path / "saved" / "vase photo (1).jpg").exists()
 
 
-async def test_command_palette_lists_every_action(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        for action in keymap.ACTIONS:
-            if action.name not in ("command_palette", "quit"):
-                assert action.description in titles, action.id
-        await pilot.press("ctrl+p", *"snooze")
-        await until(pilot, lambda: "Snooze until" in screen_text(app))
-
-
-async def test_the_palette_offers_one_keys_entry_ours(db_path, clock, tmp_path, ids):
-    """Textual's own "Keys" (a side panel esc does not close) is not offered next to ours."""
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+p", *"keys")
-        await until(pilot, lambda: "Keys and help" in screen_text(app))
-        assert "Show help for the focused widget" not in screen_text(app)
-        assert [c.title for c in app.get_system_commands(app.screen)].count("Keys") == 0
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and "esc closes" in screen_text(app))
-        await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
-
-
-async def test_help_screen_is_generated_from_the_live_keymap(db_path, clock, tmp_path, ids):
-    live = keymap.load(False)
-    live["queue.down"] = "ctrl+j,down"
-    app = make_app(db_path, clock, tmp_path, keymap=live)
-    async with app.run_test(size=(120, 50)) as pilot:  # tall enough to show the queue keys under the global ones
-        await settle(pilot)
-        await pilot.press("ctrl+j")
-        assert app.queue.cursor == 1
-        await pilot.press("j")  # no longer bound in the queue
-        assert app.queue.cursor == 1
-        await pilot.press("question_mark")
-        await settle(pilot)
-        text = screen_text(app)
-        assert "^j / ↓" in text and "queue.down" in text
-
-
-async def test_engine_starts_and_stops_with_the_app(db_path, clock, tmp_path, ids):
-    from connectors.engine import Engine
-
-    made = []
-
-    def factory(path, config, agent):
-        made.append(Engine(path, [], holder="console-test", lease_seconds=5))
-        return made[-1]
-
-    app = make_app(db_path, clock, tmp_path, engine_factory=factory, start_engine=True)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        assert app.engine is made[0] and made[0].threads
-    assert made[0].threads == [] and made[0].stop_event.is_set()
-
-
-async def test_narrow_terminal_collapses_panes(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        assert not app.query_one("#profile-pane").display
-        assert app.query_one("#queue-pane").outer_size.width == 30
-        await pilot.press("p")
-        await settle(pilot)
-        assert app.query_one("#profile-pane").display
-
-
 async def test_confirm_step_before_sending(db_path, clock, tmp_path, ids):
     app = make_app(db_path, clock, tmp_path, confirm_send=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -629,133 +465,3 @@ async def test_our_reply_shows_as_read_not_as_markdown(db_path, clock, tmp_path,
         timeline = [line.split("││")[1] for line in text.splitlines() if line.count("││") == 2]
         assert not [line for line in timeline if "**" in line or "](" in line]
         assert "you: **Sorry**" in text  # the queue says the last word was ours
-
-
-async def test_stats_key_opens_the_stats_screen_and_escape_closes_it(db_path, clock, tmp_path, ids):
-    from console.screens.stats import StatsScreen
-
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("D")
-        await until(pilot, lambda: "Stats — last 7 days" in screen_text(app))
-        text = screen_text(app)
-        rows = {words[0]: words for words in map(str.split, text.splitlines())
-                if len(words) > 1 and words[0] in ("email", "telegram", "slack", "all") and words[1].isdigit()}
-        # in, out, auto ... waiting: Bob and Jane by e-mail; Dmitry and Jane on Telegram; Carol and Jane on Slack
-        assert rows["email"][:4] == ["email", "2", "0", "0"]
-        assert rows["telegram"][:4] == ["telegram", "2", "0", "0"]
-        assert rows["slack"][:4] == ["slack", "2", "0", "0"]
-        assert rows["all"][:4] == ["all", "6", "0", "0"]
-        assert "Inbound by hour of day" in text
-        await pilot.press("d")  # the console's keys do not reach the customer behind the screen
-        await settle(pilot)
-        assert isinstance(app.screen, StatsScreen)
-        s = Store(db_path, clock=clock)
-        assert all(s.customer(cid).status == "open" for cid in ids.values())
-        s.close()
-        await pilot.press("escape")
-        await settle(pilot)
-        assert not isinstance(app.screen, StatsScreen)
-        assert "Stats —" not in screen_text(app) and "Jane Roe" in screen_text(app)
-        # the command palette lists it too
-        await pilot.press("ctrl+p", *"stats per")
-        await until(pilot, lambda: "Stats per channel" in screen_text(app))
-        await pilot.press("enter")
-        await until(pilot, lambda: "Stats — last 7 days" in screen_text(app))
-        await pilot.press("escape")
-        await settle(pilot)
-        # and the help screen
-        await pilot.press("question_mark")
-        await settle(pilot)
-        help_line = next(line for line in screen_text(app).splitlines() if "global.stats" in line)
-        assert "D" in help_line and "Stats per channel" in help_line
-
-
-def _queue_right(app, name: str) -> str:
-    """A customer's first line in the queue (the left pane): name, badge and time."""
-    return next(line.split("│")[1].strip() for line in screen_text(app).splitlines()
-                if line.startswith("│") and name in line.split("│")[1])
-
-
-async def test_queue_counts_down_to_the_waiting_time_target(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path, targets={"email": "4h", "chat": "15m"})
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        text = screen_text(app)
-        assert "1h00m left" in _queue_right(app, "Bob Li")  # e-mail, 3h of 4h
-        assert "25h45m over" in _queue_right(app, "Дмитрий Орлов")  # Telegram, 26h of 15m
-        assert "10m left" in _queue_right(app, "Carol Diaz")  # Slack, 5m of 15m
-        assert "13m left" in text  # Jane on Slack, 100s of 15m
-        styles = {seg.text.strip(): seg.style for y in range(app.queue.size.height)
-                  for seg in app.queue.render_line(y) if seg.text.strip()}
-        overdue, soon, due = (app.queue.get_component_rich_style(c) for c in
-                              ("queue--overdue", "queue--due-soon", "queue--due"))
-        assert styles["25h45m over"].color == overdue.color and styles["25h45m over"].bold
-        assert styles["1h00m left"].color == due.color  # exactly a quarter left: not yet a warning
-        clock.advance(2 * 60)  # Bob: 58m of 4h left, under a quarter
-
-        def styles_now() -> dict:
-            return {seg.text.strip(): seg.style for y in range(app.queue.size.height)
-                    for seg in app.queue.render_line(y) if seg.text.strip()}
-        await until(pilot, lambda: "58m left" in styles_now())
-        assert styles_now()["58m left"].color == soon.color
-
-
-async def test_queue_without_targets_shows_the_age(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path, targets={"email": "4h"})
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        assert "1h00m left" in _queue_right(app, "Bob Li")
-        right = _queue_right(app, "Carol Diaz")  # Slack has no target here
-        assert right.endswith("5m") and "left" not in right and "over" not in right
-
-
-async def test_a_breach_while_open_is_told_once(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path, targets={"chat": "15m"}, bell=True)
-    bells = []
-    app.bell = lambda: bells.append(1)
-    async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(pilot)
-
-        def told() -> list[str]:
-            return [n.message for n in app._notifications if n.title == "Waiting-time target missed"]
-
-        async def a_check_since(at: float) -> None:
-            """Wait until a breach check started at or after `at` (console clock) has finished:
-            only then can "nothing was told" be true for the right reason."""
-            live = app.desk.live
-            await until(pilot, lambda: live._breach_checked_at >= at and not live._breach_checking)
-        # Dmitry and Jane (Telegram) were overdue before the console opened: not news
-        await a_check_since(clock())
-        assert told() == [] and bells == []
-        clock.advance(11 * 60)  # Carol (Slack, 5m) goes past 15m; Jane on Slack (100s) not yet
-        await until(pilot, lambda: told())
-        assert told() == ["sl Carol Diaz has waited past the 15m target"]
-        assert "Waiting-time target missed" in screen_text(app)
-        assert bells == [1]
-        assert "over" in _queue_right(app, "Carol Diaz")
-        # the engine records the same breach later: no second toast
-        s = Store(db_path, clock=clock)
-        carol = s.customer(ids["carol"])
-        assert s.record_breach(carol.id, carol.waiting_since, "slack", 900, 1)
-        s.close()
-        clock.advance(20)
-        await a_check_since(clock())
-        assert len(told()) == 1
-        clock.advance(3 * 60)  # now Jane on Slack too
-        await until(pilot, lambda: len(told()) == 2)
-        assert told()[1] == "sl Jane Roe has waited past the 15m target"
-        clock.advance(60)
-        await a_check_since(clock())
-        assert len(told()) == 2 and bells == [1, 1]
-
-
-async def test_profile_shows_time_engaged_in_this_case(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await open_customer(pilot, ids["jane"])
-        text = " ".join(line.split("│")[-2].strip() for line in screen_text(app).splitlines() if line.count("│") >= 4)
-        # e-mail 2h ago, Telegram 12m ago: one gap, counted up to 10 minutes
-        assert "this case: 2 messages on email, telegram, 10m engaged" in " ".join(text.split())

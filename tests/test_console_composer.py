@@ -5,7 +5,7 @@ import pytest
 
 from store import Store
 from store.models import InboundMessage, Sender
-from tests.test_console_app import ids, make_app, open_customer, screen_text, settle, until  # noqa: F401
+from tests.support.console import ids, make_app, open_customer, screen_text, settle, until  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ import pytest
 
 from connectors.email.parse import parse
 from store import Store
-from tests.test_console_app import _utc, anyio_backend, make_app, open_customer, screen_text, settle  # noqa: F401
+from tests.support.console import _utc, anyio_backend, make_app, open_customer, screen_text, settle  # noqa: F401
 from tests.test_email_cases import case, reply
 
 pytestmark = pytest.mark.anyio

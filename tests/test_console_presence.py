@@ -14,7 +14,7 @@ from console import keymap
 from console.app import OmnideskApp
 from console.presence import PROCESS
 from store import Store
-from tests.test_console_app import open_customer, screen_text, seed, settle, until
+from tests.support.console import open_customer, screen_text, seed, settle, until
 
 pytestmark = pytest.mark.anyio
 

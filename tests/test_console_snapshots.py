@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-from tests.test_console_app import make_app, screen_text, seed, settle, until
+from tests.support.console import make_app, screen_text, seed, settle, until
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

@@ -68,7 +68,7 @@ def anyio_backend():
 async def test_hostile_message_in_the_console(db_path, clock, tmp_path):
     from store import Store
     from store.models import AttachmentIn, InboundMessage, Sender
-    from tests.test_console_app import make_app, screen_text, settle
+    from tests.support.console import make_app, screen_text, settle
 
     s = Store(db_path, clock=clock)
     s.ingest(InboundMessage(
@@ -100,7 +100,7 @@ async def test_hostile_message_in_the_console(db_path, clock, tmp_path):
 async def test_new_message_toast_shows_markup_literally(db_path, clock, tmp_path):
     from store import Store
     from store.models import InboundMessage, Sender
-    from tests.test_console_app import make_app, screen_text, settle, until
+    from tests.support.console import make_app, screen_text, settle, until
 
     Store(db_path, clock=clock).close()
     app = make_app(db_path, clock, tmp_path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from store import Store
-from tests.test_console_app import seed
+from tests.support.console import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 OMNIDESK = Path(sys.executable).parent / "omnidesk"

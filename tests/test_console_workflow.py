@@ -7,7 +7,7 @@ import time
 import pytest
 
 from store import Store
-from tests.test_console_app import ids, make_app, open_customer, screen_text, settle, until  # noqa: F401
+from tests.support.console import ids, make_app, open_customer, screen_text, settle, until  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -366,7 +366,7 @@ async def test_at_80x24_no_composer_until_a_customer_is_open_and_the_main_keys_f
         assert "● 3 ok" in status
         assert "No customer selected" not in screen_text(app) and app.composer.region.height == 0
         s = Store(db_path, clock=clock)
-        from tests.test_console_app import NOW
+        from tests.support.console import NOW
         from store.models import InboundMessage, Sender
         cid = s.ingest(InboundMessage("email", "main", "m1", Sender("email", "ann@x.example", "Ann"), "hello",
                                       NOW - 60)).customer_id

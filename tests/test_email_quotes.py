@@ -9,7 +9,7 @@ from connectors.email.parse import parse
 from connectors.email.quotes import fold, split_reply
 from console.cli import main
 from store import Store
-from tests.test_console_app import make_app, open_customer, screen_text, settle
+from tests.support.console import make_app, open_customer, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 

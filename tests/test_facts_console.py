@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from store import Store
-from tests.test_console_app import NOW, _utc, anyio_backend, make_app, open_customer, screen_text, settle, until  # noqa: F401
+from tests.support.console import NOW, _utc, anyio_backend, make_app, open_customer, screen_text, settle, until  # noqa: F401
 from store.models import InboundMessage, Sender
 
 pytestmark = pytest.mark.anyio

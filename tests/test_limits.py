@@ -10,7 +10,7 @@ import pytest
 
 from connectors.limits import over_limit
 from store import Store
-from tests.test_console_app import _utc, anyio_backend, ids, make_app, open_customer, screen_text, settle  # noqa: F401
+from tests.support.console import _utc, anyio_backend, ids, make_app, open_customer, screen_text, settle  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 OMNIDESK = str(Path(sys.executable).parent / "omnidesk")

@@ -9,31 +9,12 @@ import pytest
 
 from connectors import config as config_mod
 from connectors.desk import rules as rules_mod
-from connectors.desk.automation import Automation
 from connectors.config import ConfigError
 from store import StoreError
 from console.cli import main
 from tests.conftest import inbound
 
-T_MON_1000 = 1_789_984_800.0  # Monday 2026-09-21 10:00 UTC
-T_SAT_1000 = T_MON_1000 + 5 * 86400
-
-
-def make_auto(tmp_path, rules_toml: str, **kw) -> Automation:
-    path = tmp_path / "rules.toml"
-    path.write_text(textwrap.dedent(rules_toml))
-    config = config_mod.validate(kw.pop("config_data", {}), tmp_path / "config.toml")
-    return Automation(config, rules_path=path, timer_every=0, log_path=tmp_path / "hooks.log", **kw)
-
-
-def ingest(store, auto, *items):
-    """Store messages the way the engine does, with the automation attached."""
-    store.on_ingest[:] = [lambda results: auto.on_ingest(store, results)]
-    return store.ingest_batch(list(items))
-
-
-def rule_events(store, rule=None):
-    return [e for e in store.events(limit=500, kind="rule") if rule is None or e.data["rule"] == rule]
+from tests.support.rules import T_MON_1000, T_SAT_1000, ingest, make_auto, rule_events  # noqa: F401
 
 
 # -- conditions ------------------------------------------------------------------------------------
@@ -316,93 +297,6 @@ def test_a_rule_sees_each_message_once_even_with_two_automations_on_one_store(st
     auto.tick(store)
     other.close()
     assert len(rule_events(store)) == 2
-
-
-# -- timer rules ----------------------------------------------------------------------------------------
-def test_timer_rule_fires_once_per_wait(store, clock, tmp_path):
-    auto = make_auto(tmp_path, """
-        [[rule]]
-        name = "slow chat"
-        when = { channel = "telegram", waiting_over = "30m" }
-        then = { priority = 2, tag = "slow" }
-    """)
-    assert auto.rules.rules[0].on == "timer"  # a waiting_* condition makes it a timer rule
-    store.claim_new()
-    [r] = ingest(store, auto, inbound(sent_at=clock.now))
-    clock.advance(29 * 60)
-    auto.tick(store)
-    assert rule_events(store) == []
-    clock.advance(2 * 60)
-    auto.tick(store)
-    auto.tick(store)
-    assert len(rule_events(store, "slow chat")) == 1
-    store.set_priority(r.customer_id, 0, "ann")  # the agent lowers it again: the rule must not fight back
-    clock.advance(3600)
-    auto.tick(store)
-    assert len(rule_events(store)) == 1 and store.customer(r.customer_id).priority == 0
-    # answered, then a new wait: fires again, once
-    store.queue_reply(r.customer_id, "hi", "ann")
-    clock.advance(60)
-    ingest(store, auto, inbound(sent_at=clock.now))
-    clock.advance(31 * 60)
-    auto.tick(store)
-    auto.tick(store)
-    assert len(rule_events(store, "slow chat")) == 2
-
-
-def test_timer_snooze_does_not_refire_when_the_snooze_ends(store, clock, tmp_path):
-    auto = make_auto(tmp_path, """
-        [[rule]]
-        name = "park"
-        when = { waiting_over = "1h" }
-        then = { snooze = "1h" }
-    """)
-    store.claim_new()
-    [r] = ingest(store, auto, inbound(sent_at=clock.now))
-    clock.advance(3601)
-    auto.tick(store)
-    assert store.customer(r.customer_id).status == "snoozed"
-    clock.advance(3601)
-    store.wake_snoozed()
-    auto.tick(store)
-    assert store.customer(r.customer_id).status == "open" and len(rule_events(store)) == 1
-
-
-def test_engaged_customers_get_escalated_by_a_timer_rule(store, clock, tmp_path):
-    auto = make_auto(tmp_path, """
-        [[rule]]
-        name = "bounced around"
-        on = "timer"
-        when = { engaged_over = "25m" }
-        then = { priority = 3 }
-    """)
-    store.claim_new()
-    start = clock.now
-    for i, channel in enumerate(["telegram", "email", "telegram", "email"]):
-        clock.now = start + i * 600
-        addr = "77" if channel == "telegram" else "e@x.example"
-        ingest(store, auto, inbound(channel=channel, address=addr, emails=("e@x.example",) if channel == "telegram" else (),
-                                    sent_at=clock.now))
-        if i < 3:
-            clock.now += 300
-            store.queue_reply(store.find_customer("77"), "let me check", "ann")
-    cid = store.find_customer("77")
-    assert store.engagement(cid)["seconds"] == 6 * 300  # seven messages over two channels, 5 minutes apart
-    auto.tick(store)
-    assert store.customer(cid).priority == 3
-
-
-def test_a_long_queue_is_covered_in_turns_when_a_pass_runs_out_of_time(store, clock, tmp_path):
-    auto = make_auto(tmp_path, '[[rule]]\nname = "late"\nwhen = { waiting_over = "1h" }\nthen = { tag = "late" }\n')
-    auto.timer_budget = 0  # one customer per pass
-    store.claim_new()
-    ingest(store, auto, *(inbound(address=str(n), sent_at=clock.now) for n in range(3)))
-    clock.advance(3601)
-    fired = []
-    for _ in range(3):
-        auto.tick(store)
-        fired.append(len(rule_events(store)))
-    assert fired == [1, 2, 3]
 
 
 # -- rules.toml errors ------------------------------------------------------------------------------------

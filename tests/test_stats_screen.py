@@ -9,7 +9,7 @@ from textual_plotext import PlotextPlot
 
 from console.screens.stats import StatsScreen
 from store import Store
-from tests.test_console_app import workers_done
+from tests.support.console import workers_done
 from tests.test_stats import END, build
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +77,7 @@ async def test_stats_screen_shows_figures_and_plots(db_path, clock, size):
 
 
 async def test_at_80_columns_no_legend_on_the_bars_and_toasts_leave_the_headings_alone(db_path, clock, tmp_path):
-    from tests.test_console_app import make_app
+    from tests.support.console import make_app
 
     s = Store(db_path, clock=clock)
     build(s, clock)
