@@ -1,7 +1,6 @@
 """The stats screen: the figures and three plots, computed off the UI thread."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from textual.app import App
@@ -9,23 +8,10 @@ from textual_plotext import PlotextPlot
 
 from console.screens.stats import StatsScreen
 from store import Store
-from tests.support.console import workers_done
+from tests.support.console import _utc, anyio_backend, workers_done  # noqa: F401 (fixtures)
 from tests.test_stats import END, build
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    time.tzset()
 
 
 class Host(App):
