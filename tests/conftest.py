@@ -46,11 +46,58 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "omnidesk.db"
 
 
+# -- the store's backend ------------------------------------------------------------------
+# A test runs on SQLite unless its module (or the test) is marked `both_backends`: then it
+# runs twice, as [sqlite] and [postgresql]. A test about the SQLite file itself (modes, WAL,
+# locks, a read-only file, disk full) is marked `sqlite_only("why")` and runs once.
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    if "store_backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("both_backends") is None:
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+        return
+    metafunc.parametrize("store_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def store(db_path, clock):
-    s = Store(db_path, clock=clock)
-    yield s
-    s.close()
+def store_backend(request) -> str:
+    """"sqlite" or "postgresql": the backend of this test's store."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store_location(request, store_backend, db_path) -> str:
+    """Where this test's store lives, as `--db`/OMNIDESK_DB/Store() take it: a SQLite file
+    path in tmp_path, or the URL of a fresh PostgreSQL database."""
+    if store_backend == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return str(db_path)
+
+
+@pytest.fixture
+def make_store(store_location, clock):
+    """Open (another) Store on this test's location: make_store(**Store kwargs); every store
+    opened so is closed at teardown."""
+    opened = []
+
+    def make(location=None, **kw):
+        kw.setdefault("clock", clock)
+        s = Store(location or store_location, **kw)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(make_store):
+    return make_store()
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +131,4 @@ def make_inbound():
 from tests.support.chat import live_store, slack, tg  # noqa: E402,F401
 from tests.support.dovecot import dovecot  # noqa: E402,F401
 from tests.support.smtp import smtp_sink  # noqa: E402,F401
+from tests.support.postgres import pg_server, pg_url  # noqa: E402,F401

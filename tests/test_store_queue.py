@@ -4,6 +4,8 @@ import pytest
 from store import StoreError
 from store.models import Receipt
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_queue_orders_by_longest_wait_and_priority(store, make_inbound):
     late = store.ingest(make_inbound("telegram", "1", "late", sent_at=300.0))
