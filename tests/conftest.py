@@ -79,6 +79,28 @@ def store_location(request, store_backend, db_path) -> str:
 
 
 @pytest.fixture
+def new_store_location(request, store_backend, tmp_path):
+    """new_store_location(name, migrated=True): another store location on this test's
+    backend, for tests that need two stores (or a database the Store never opened:
+    migrated=False; a SQLite file is always new)."""
+    made = []
+
+    def make(name: str, migrated: bool = True) -> str:
+        if store_backend != "postgresql":
+            return str(tmp_path / f"{name}.db")
+        server = request.getfixturevalue("pg_server")
+        if server.backend_missing:
+            pytest.skip(server.backend_missing)
+        database = server.create_database(template=TEMPLATE if migrated else "template0")
+        made.append((server, database))
+        return server.url(database)
+
+    yield make
+    for server, database in made:
+        server.drop_database(database)
+
+
+@pytest.fixture
 def make_store(store_location, clock):
     """Open (another) Store on this test's location: make_store(**Store kwargs); every store
     opened so is closed at teardown."""
@@ -131,4 +153,4 @@ def make_inbound():
 from tests.support.chat import live_store, slack, tg  # noqa: E402,F401
 from tests.support.dovecot import dovecot  # noqa: E402,F401
 from tests.support.smtp import smtp_sink  # noqa: E402,F401
-from tests.support.postgres import pg_server, pg_url  # noqa: E402,F401
+from tests.support.postgres import TEMPLATE, pg_server, pg_url  # noqa: E402,F401

@@ -13,6 +13,8 @@ from store import Store
 from tests.support.fake_channel import FileChannel, write_server
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.both_backends
+
 
 def wait_for(predicate, timeout=30.0, interval=0.02):  # generous: a loaded CI box
     deadline = time.monotonic() + timeout
@@ -23,46 +25,46 @@ def wait_for(predicate, timeout=30.0, interval=0.02):  # generous: a loaded CI b
     return False
 
 
-def count(db_path):
-    s = Store(db_path)
+def count(store_location):
+    s = Store(store_location)
     try:
         return tuple(s.q1("SELECT count(*), count(DISTINCT external_id) FROM messages"))
     finally:
         s.close()
 
 
-def test_killed_mid_sync_loses_and_doubles_nothing(tmp_path, db_path):
+def test_killed_mid_sync_loses_and_doubles_nothing(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     write_server(server, 600)
-    Store(db_path).close()
+    Store(store_location).close()
     for attempt in range(3):  # kill -9 at three different points of the stream
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_channel", str(db_path), str(server)],
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_channel", str(store_location), str(server)],
                                 cwd=ROOT, stdout=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"started"
         target = 150 * (attempt + 1)
-        assert wait_for(lambda: count(db_path)[0] >= target, timeout=30)
+        assert wait_for(lambda: count(store_location)[0] >= target, timeout=30)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        rows, distinct = count(db_path)
+        rows, distinct = count(store_location)
         assert rows == distinct  # never a double
-        s = Store(db_path)
+        s = Store(store_location)
         assert int(s.load_cursor("telegram:fake").get("offset", 0)) == rows  # cursor never ahead of rows
         s.close()
     # restart and finish: everything exactly once (after the dead holder's lease expires)
     time.sleep(2.1)
-    engine = Engine(db_path, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
+    engine = Engine(store_location, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
     engine.run_once()
-    assert count(db_path) == (600, 600)
+    assert count(store_location) == (600, 600)
 
 
-def test_errors_back_off_show_as_health_and_recover(tmp_path, db_path):
+def test_errors_back_off_show_as_health_and_recover(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     write_server(server, 3)
     channel = FileChannel(server)
     # the server refuses until the test has seen "retrying" (a loaded box may not look within a backoff)
     channel.fail_next = [ConnectorError("connection refused") for _ in range(50)]
-    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
-    s = Store(db_path)
+    engine = Engine(store_location, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(store_location)
     engine.start()
     try:
         assert wait_for(lambda: s.health().get("telegram:fake", {}).get("state") == "retrying")
@@ -87,13 +89,13 @@ def test_backoff_grows_with_jitter_and_caps():
     assert len({round(backoff(5), 6) for _ in range(20)}) > 1  # jitter
 
 
-def test_two_engines_one_store_only_one_polls(tmp_path, db_path):
+def test_two_engines_one_store_only_one_polls(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     write_server(server, 5)
     a, b = FileChannel(server), FileChannel(server)
     # a long lease: a holder starved of CPU for a moment on a loaded box must not lose it (stop() releases it)
-    ea = Engine(db_path, [a], poll_interval=0.05, lease_seconds=15, holder="console-a")
-    eb = Engine(db_path, [b], poll_interval=0.05, lease_seconds=15, holder="console-b")
+    ea = Engine(store_location, [a], poll_interval=0.05, lease_seconds=15, holder="console-a")
+    eb = Engine(store_location, [b], poll_interval=0.05, lease_seconds=15, holder="console-b")
     ea.start()
     try:
         assert wait_for(lambda: a.fetches > 2)
@@ -105,16 +107,16 @@ def test_two_engines_one_store_only_one_polls(tmp_path, db_path):
     finally:
         ea.stop()
         eb.stop()
-    assert count(db_path) == (5, 5)
+    assert count(store_location) == (5, 5)
 
 
-def test_outbox_sends_retries_then_fails_keeping_text(tmp_path, db_path):
+def test_outbox_sends_retries_then_fails_keeping_text(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     write_server(server, 1)
     channel = FileChannel(server)
-    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2, max_attempts=2)
+    engine = Engine(store_location, [channel], poll_interval=0.05, lease_seconds=2, max_attempts=2)
     engine.run_once()
-    s = Store(db_path)
+    s = Store(store_location)
     cid = s.find_customer("1000")
     ok = s.queue_reply(cid, "first reply", "alex")
     engine.run_once()
@@ -147,19 +149,19 @@ def test_omnidesk_sync_without_channels_says_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_omnidesk_sync_stops_cleanly_on_signal(tmp_path, sig):
+def test_omnidesk_sync_stops_cleanly_on_signal(tmp_path, store_location, sig):
     """`omnidesk sync` against the demo's loopback channels: SIGTERM or Ctrl-C
     stops it with exit 0 and every stored row complete."""
     from console.demo import DemoWorld
 
     world = DemoWorld(speed=8, root=tmp_path / "world").start()
-    db = tmp_path / "sync.db"
+    db = store_location
     try:
         proc = subprocess.Popen([sys.executable, "-m", "console.cli", "--db", str(db), "--config",
                                  str(world.config_path), "sync"], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         assert "channel(s)" in proc.stdout.readline()
-        assert wait_for(lambda: db.exists() and count(db)[0] >= 4, timeout=30)
+        assert wait_for(lambda: count(db)[0] >= 4, timeout=30)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
@@ -175,14 +177,14 @@ def test_omnidesk_sync_stops_cleanly_on_signal(tmp_path, sig):
         world.stop()
 
 
-def test_a_rejected_reply_fails_alone_and_a_bad_token_clears_when_polling_works(tmp_path, db_path):
+def test_a_rejected_reply_fails_alone_and_a_bad_token_clears_when_polling_works(tmp_path, store_location):
     from connectors.base import RejectedError
 
     server = tmp_path / "server.jsonl"
     write_server(server, 1)
     channel = FileChannel(server)
-    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
-    s = Store(db_path)
+    engine = Engine(store_location, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(store_location)
     engine.start()
     try:
         assert wait_for(lambda: s.q1("SELECT count(*) FROM messages")[0] == 1)
@@ -205,7 +207,7 @@ def test_a_rejected_reply_fails_alone_and_a_bad_token_clears_when_polling_works(
         s.close()
 
 
-def test_an_unexpected_error_carrying_a_secret_is_scrubbed_from_health(tmp_path, db_path):
+def test_an_unexpected_error_carrying_a_secret_is_scrubbed_from_health(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     write_server(server, 1)
 
@@ -215,8 +217,8 @@ def test_an_unexpected_error_carrying_a_secret_is_scrubbed_from_health(tmp_path,
 
     channel = Leaky(server)
     channel.fail_next = [RuntimeError("GET https://api.example/bot123:SECRET/getUpdates failed")]
-    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
-    s = Store(db_path)
+    engine = Engine(store_location, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(store_location)
     engine.start()
     try:
         assert wait_for(lambda: s.health().get("telegram:fake", {}).get("state") == "retrying")

@@ -8,6 +8,8 @@ import pytest
 from store import StoreError
 from tests.conftest import inbound
 
+pytestmark = pytest.mark.both_backends
+
 
 def _customer(store, text="hi", **kw):
     r = store.ingest(inbound(text=text, **kw))

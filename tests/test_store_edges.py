@@ -4,6 +4,8 @@ import pytest
 from store import StoreError
 from store.models import Receipt
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_replies_for_a_removed_account_do_not_block_the_others(store, make_inbound):
     old = store.ingest(make_inbound("telegram", "1", "hi", account="old"))

@@ -3,6 +3,8 @@ import pytest
 
 from store import StoreError
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_same_email_links_across_channels(store, make_inbound):
     a = store.ingest(make_inbound("email", "Jane Roe <JANE@Example.com>", "order 1042", name="Jane Roe"))

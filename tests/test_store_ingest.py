@@ -7,6 +7,8 @@ import pytest
 from store import Store
 from store.models import AttachmentIn
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_same_message_twice_is_one_row(store, make_inbound):
     item = make_inbound(text="where is my order?", external_id="tg-1")
@@ -76,13 +78,14 @@ def test_attachments_are_stored_by_hash_with_safe_names(store, make_inbound):
     assert a.path.startswith(str(store.files.root))
 
 
-def test_oversized_attachment_keeps_metadata_not_content(db_path, make_inbound):
-    s = Store(db_path, max_attachment_bytes=10)
+def test_oversized_attachment_keeps_metadata_not_content(make_store, make_inbound):
+    s = make_store(max_attachment_bytes=10)
     r = s.ingest(make_inbound(attachments=[AttachmentIn("big.bin", "application/octet-stream", b"x" * 11)]))
     a = s.message(r.message_id).attachments[0]
     assert a.size == 11 and a.path is None
 
 
+@pytest.mark.sqlite_only("the mode of the SQLite file")
 def test_database_file_is_private(store, db_path):
     assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
 
@@ -123,7 +126,7 @@ def test_a_reused_message_id_inside_one_big_batch_keeps_both(store, make_inbound
                                                                                         "order 2 shipped"]
 
 
-def test_bulk_path_gives_the_same_store_as_one_by_one(tmp_path, make_inbound, clock):
+def test_bulk_path_gives_the_same_store_as_one_by_one(make_store, new_store_location, make_inbound, clock):
     """The set-based batch path must be an optimisation only."""
     import random
 
@@ -137,7 +140,7 @@ def test_bulk_path_gives_the_same_store_as_one_by_one(tmp_path, make_inbound, cl
         backlog = {"backlog": True} if channel == "email" and rng.random() < 0.4 else {}  # old mail on a first read
         items.append(make_inbound(channel, address, f"m{n}", name=f"C{who}", emails=emails, meta=backlog,
                                   sent_at=clock.now + rng.randrange(-5000, 5000), external_id=f"e{n % 280}"))
-    stores = [Store(tmp_path / "one.db", clock=clock), Store(tmp_path / "bulk.db", clock=clock)]
+    stores = [make_store(new_store_location("one")), make_store(new_store_location("bulk"))]
     for cid in (1, 2):  # some customers were answered before the batch arrives
         for s in stores:
             s.ingest(make_inbound("email", f"c{cid}@x.io", "earlier", sent_at=clock.now - 9000, external_id=f"p{cid}"))
@@ -176,7 +179,8 @@ def store_snapshot(s):
             s.search("C3"))
 
 
-def test_bulk_path_matches_one_by_one_when_evidence_joins_customers(tmp_path, make_inbound, clock):
+def test_bulk_path_matches_one_by_one_when_evidence_joins_customers(make_store, new_store_location, make_inbound,
+                                                                   clock):
     """Senders whose evidence joins two customers, whose name changes, or whose
     phone number links them, inside one batch and across batches, with one pair
     an agent split earlier: the bulk path must end in exactly the same store."""
@@ -200,7 +204,7 @@ def test_bulk_path_matches_one_by_one_when_evidence_joins_customers(tmp_path, ma
         item.sent_at = clock.now + rng.randrange(-5000, 5000)
         item.external_id = f"e{n}"
         items.append(item)
-    stores = [Store(tmp_path / "one.db", clock=clock), Store(tmp_path / "bulk.db", clock=clock)]
+    stores = [make_store(new_store_location("one")), make_store(new_store_location("bulk"))]
     for s in stores:  # an agent split c7's phone identity off before: auto-link must keep them apart
         s.ingest(make_inbound("email", "c7@x.io", "first", name="C7", external_id="p1"))
         s.ingest(make_inbound("telegram", "7", "first", name="C7", phones=("+442079460007",), external_id="p2"))
