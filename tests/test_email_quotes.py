@@ -91,3 +91,30 @@ async def test_console_folds_crlf_and_lf_mail_the_same(db_path, clock, tmp_path)
         text = screen_text(app)
         assert text.count("the lid is cracked") == 2  # unfolded, each mail shows its new text once, not twice
         assert text.count("Your order 1042 has shipped") == 2 and text.count("Best regards,") == 2
+
+
+HEADER_BLOCKS = [
+    "Thanks!\nFrom: Shop <support@shop.test>\nSent: Monday\nTo: Jane\nSubject: Order",
+    "ok\n> From: Shop <support@shop.test>\n> Sent: Monday\n> To: Jane",
+    "Danke\n**Von:** Shop\n**Gesendet:** Montag\n**An:** Jane",
+    "tak\nxx-----Oprindelig meddelelse-----\nFra: Shop\nSendt: mandag\nTil: Jane",  # mid-line separator
+    "tak\n------OPRINDELIG MEDDELELSE-----\nFra: Shop\nSendt: mandag",
+    "hi\n-----Original Message-----\nFrom: a\nnothing else",
+    "Od: Shop\nno second key line",  # Polish needs one key line only
+    "merci\nDe : Shop\nEnvoyé : lundi\nÀ : Jane",
+    "From: not a header block, one key line only\nand prose after it",
+    "no header here at all\njust text: with colons\n\n",
+]
+
+
+def test_header_block_search_tries_line_starts_only_and_finds_what_the_pattern_finds():
+    """The header-block pattern is tried only where a match can begin (a line start, a
+    line end, a Danish separator): the same match as the library pattern's own search."""
+    from connectors.email.quotes import _LineAnchored, _regexes
+
+    block = _regexes()[1]
+    assert isinstance(block, _LineAnchored)  # the library's patterns still begin as expected
+    for window in HEADER_BLOCKS + [w.replace("\n", "\n\n") for w in HEADER_BLOCKS]:
+        fast, slow = block.search(window), block.pattern.search(window)
+        assert (fast and (fast.span(), fast.group(0))) == (slow and (slow.span(), slow.group(0))), window
+    assert block.search(HEADER_BLOCKS[3]).group(0).startswith("-----Oprindelig")

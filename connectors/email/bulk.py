@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from connectors.email.maildir import is_maildir
-from connectors.email.parse import parse
+from connectors.email.parse import parse, warm
 from connectors.email.spool import parse_spooled
 
 Task = tuple  # ("file", path) | ("mbox", path, offset, length)
@@ -219,6 +219,8 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
     method = "fork" if "fork" in methods and threading.active_count() == 1 else \
         "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
+    if method == "fork":
+        warm()  # loaded once here rather than once in every worker
     init = (str(store.path), str(store.files.root), store.files.max_bytes)
     with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
         for part in pool.imap_unordered(_worker_chunk, ((c, account, own) for c in chunks)):

@@ -111,9 +111,12 @@ def decode_words(value: str) -> str:
     return "".join(out)
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def clean_text(text: str) -> str:
     """Drop NULs and C0/C1 controls except newline and tab; they can only harm."""
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", "", text)
+    return _CONTROLS.sub("", text)
 
 
 def _codec(charset: str | None) -> str | None:

@@ -20,8 +20,6 @@ from email.policy import compat32
 
 MAX_DEPTH = 20
 _BARE_CR = re.compile(rb"\r(?!\n)")
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_LINES = re.compile(r"(?<=\n)")  # split after each line end, keeping it
 _FIELD = re.compile(r"[\041-\071\073-\176]+:")  # a header field name and its colon
 _PADDING = re.compile(rb"(--)?[ \t]*(\r\n|\n)?")  # after "--boundary": close mark, transport padding
 _PARAM = re.compile(r';\s*([\w.-]+)\s*=\s*(?:"([^"\\]*)"|([^\s;"]+))')
@@ -99,15 +97,17 @@ def _headers(raw: bytes) -> tuple[Message, bytes] | None:
     the stdlib's feedparser reads a header block; None where it would note a defect."""
     if raw.startswith((b"\n", b"\r\n")):
         return None  # no header block at all: rare, stdlib
-    m = _BLANK_LINE.search(raw)
-    if m is None:
+    # the first blank line (LF or CRLF), found with bytes.find (a regex tries every byte)
+    lf = raw.find(b"\n\n")
+    crlf = raw.find(b"\n\r\n", 0, lf + 1 if lf >= 0 else len(raw))
+    at = crlf if crlf >= 0 else lf  # the line end of the last header line
+    if at < 0:
         return None
-    head_end = m.start() + (2 if raw[m.start()] == 13 else 1)  # keep the last header line's line end
+    body_start = at + (2 if raw[at + 1] == 10 else 3)
     msg = Message(policy=compat32)
     field: list[str] = []
-    for i, line in enumerate(_LINES.split(raw[:head_end].decode("ascii", "surrogateescape"))):
-        if not line:
-            continue
+    for i, line in enumerate(raw[:at].decode("ascii", "surrogateescape").split("\n")):
+        line += "\n"  # each line keeps its line end, as the feedparser gives it
         if line[0] in " \t":  # folded continuation
             if not field:
                 return None
@@ -124,7 +124,7 @@ def _headers(raw: bytes) -> tuple[Message, bytes] | None:
         field = [line]
     if field:
         msg.set_raw(*compat32.header_source_parse(field))
-    return msg, raw[m.end():]
+    return msg, raw[body_start:]
 
 
 def _entity(raw: bytes, depth: int) -> Message | None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from bisect import bisect_right
-from itertools import accumulate
 from functools import lru_cache
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs")
@@ -64,7 +62,41 @@ def _regexes():
     keys = [m.group(1) for w in words("from_header") for m in [re.search(r"\[\* \]\*\(\?:(.*?)\):", w)] if m]
     key_line = re.compile(rf"{quoted}[* ]*(?:{'|'.join(keys)})\s?:|-+ ?original message|-+ ?oprindelig", re.IGNORECASE)
     _SENT_FROM_STARTS.update(w.lstrip("(?:")[:3].lower() for w in "|".join(words("sent_from")).split("|"))
+    if all(w.startswith(_LINE_ANCHORED) for w in words("from_header") + [f"({GENERIC_MAIL_SEPARATOR})"]):
+        block = _LineAnchored(block)
     return wrote, block, key_line, signature_line
+
+
+# How each of the library's header-block patterns begins: at a line start (^), at a line
+# end (\n), or (Danish) at "-----Oprindelig meddelelse-----" before a line end.
+_LINE_START = "(?:(?:^|\\n|\\n(?:> ?)*)"
+_LINE_ANCHORED = ("(^", "(" + _LINE_START + "[", "(" + _LINE_START + "?-----Oprindelig meddelelse-----\\n)?" + _LINE_START)
+_DANISH_SEPARATOR = re.compile("-----Oprindelig meddelelse-----\n", re.IGNORECASE)
+
+
+class _LineAnchored:
+    """`search` for a pattern whose matches can only begin where _LINE_ANCHORED says:
+    the same match as the pattern's own search (the leftmost), found by trying only
+    those places. re.search tries every character, and the block pattern's eleven
+    alternatives cost ~1 us a character: a third of quote separation on real mail."""
+
+    def __init__(self, pattern: re.Pattern):
+        self.pattern = pattern
+
+    def search(self, text: str) -> re.Match | None:
+        starts = [0]
+        at = text.find("\n")
+        while at >= 0:
+            starts += (at, at + 1)
+            at = text.find("\n", at + 1)
+        if "-----" in text:
+            starts = sorted({*starts, *(m.start() for m in _DANISH_SEPARATOR.finditer(text))})
+        match = self.pattern.match
+        for start in starts:
+            m = match(text, start)
+            if m:
+                return m
+        return None
 
 
 # The verbs that end an attribution line in LANGUAGES ("On <date>, <name> wrote:"), lower case.
@@ -91,13 +123,13 @@ def _candidates(key_line, lines: list[str]) -> list[tuple[int, bool]]:
         elif line.startswith(("-----", ">-----", "> -----")) and key_line.match(line.lstrip("> ")):
             found[i] = False
     low = "\n".join(lines).lower()
-    if any(w in low for w in WROTE):
-        starts = [0, *accumulate(len(line) + 1 for line in lines)]
-        for w in WROTE:
-            at = low.find(w)
-            while at >= 0 and len(found) <= MAX_TRIES:
-                found.setdefault(bisect_right(starts, at) - 1, True)
-                at = low.find(w, at + 1)
+    for w in WROTE:
+        at, line, counted = low.find(w), 0, 0
+        while at >= 0 and len(found) <= MAX_TRIES:
+            line += low.count("\n", counted, at)  # the line `at` is on (lower() may change lengths)
+            counted = at
+            found.setdefault(line, True)
+            at = low.find(w, at + 1)
     return sorted(found.items())
 
 
@@ -166,14 +198,15 @@ def split_reply(text: str) -> Reply:
 def _split(text: str) -> Reply:
     regexes = _regexes()
     lines = text[:SCAN_LIMIT].split("\n")
-    cut = _header_line(regexes, [line.strip() for line in lines])
-    if cut is not None:
-        if any(line.strip() for line in lines[:cut]):  # a header on top means bottom-posting: keep all
-            lines = lines[:cut]
+    stripped = [line.strip() for line in lines]
+    cut = _header_line(regexes, stripped)
+    if cut is not None and any(stripped[:cut]):  # a header on top means bottom-posting: keep all
+        lines, stripped = lines[:cut], stripped[:cut]
     if _QUOTED_ANY.search(text):
         lines = _drop_quote_blocks(lines)
+        stripped = [line.strip() for line in lines]
     signature = ""
-    cut = _signature_line(regexes[3], [line.strip() for line in lines])
+    cut = _signature_line(regexes[3], stripped)
     if cut is not None:
         signature = "\n".join(lines[cut:]).strip()
         lines = lines[:cut]
