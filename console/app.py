@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from console import keymap as keymap_mod
 from console.desk import APP_ACTIONS, DeskScreen
+from console.keyhold import KeyHold
 from console.screens.help import HelpScreen
-from console.screens.pickers import ConfirmScreen
+from console.screens.pickers import ConfirmScreen, Dialog
 from console.screens.stats import StatsScreen
 from console.triage import CHANNELS, FILTERS
 from console.widgets.badges import CHANNEL_NAME
@@ -61,6 +63,7 @@ class OmnideskApp(App):
         self.keymap = keymap if keymap is not None else keymap_mod.load(keymap_mod.user_path(config))
         self.store = Store(self.store_path, clock=clock, **self._store_options())
         self.first_paint_at: float | None = None
+        self.keys = KeyHold(self)  # keys typed between two dialogs wait for the next one
         self._warnings: list[str] = []  # said once the screen is up
         try:
             self.targets = Targets.from_config(config)
@@ -114,6 +117,29 @@ class OmnideskApp(App):
         except Exception:
             pass
 
+    # -- keys typed ahead across dialogs (console/keyhold.py) --------------------------
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if self.keys.take(event):  # an earlier key, or a dialog chain, is still at work
+                return
+            self.keys.sent()
+        await super().on_event(event)
+
+    def push_screen(self, screen, callback=None, wait_for_dismiss: bool = False, **kw):
+        """A dialog holds the keys typed until it is ready for them; its answer
+        holds them until its callback has run (which may open the next dialog)."""
+        if not isinstance(screen, Dialog):
+            return super().push_screen(screen, callback, wait_for_dismiss, **kw)
+        self.keys.hold()  # released by the dialog once its input has focus
+
+        def answered(result):
+            try:
+                if callback is not None:
+                    return callback(result)
+            finally:
+                self.keys.release()  # held since the dialog answered (Dialog.answer_once)
+        return super().push_screen(screen, answered, wait_for_dismiss, **kw)
+
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
         """Toasts never interpret markup: they often quote customers (names, text, errors)."""
@@ -163,8 +189,8 @@ class OmnideskApp(App):
         return self.desk.live.engine
 
     def busy(self) -> bool:
-        """Reads in flight or workers running (tests and the benchmark wait for these)."""
-        return self.desk.busy() or any(w.is_running for w in self.workers)
+        """Reads in flight, workers running or typed keys held (tests and the benchmark wait for these)."""
+        return self.desk.busy() or any(w.is_running for w in self.workers) or self.keys.holding
 
     def make_outgoing(self, customer_id: int, text: str, channel: str, subject: str | None = None):
         """The reply exactly as it will be queued and sent on `channel`."""

@@ -57,20 +57,29 @@ class StoreReader:
 
     def run(self, fn: Callable[[Store], Any], done: Callable[[Any], None] | None = None, *,
             group: str = "read", exclusive: bool = False,
-            failed: Callable[[Exception], None] | None = None) -> Worker:
+            failed: Callable[[Exception], None] | None = None, hold_keys: bool = False) -> Worker:
         """Run `fn(store)` in a worker, then `done(result)` on the UI thread.
         An error calls `failed(error)` there instead (default: an error toast
-        with the store's message)."""
+        with the store's message). `hold_keys`: what comes next may be a dialog
+        (a prompt for a template's values): keys typed meanwhile wait for it
+        (console/keyhold.py)."""
         app = self.node.app
+        keys = getattr(app, "keys", None) if hold_keys else None
+        if keys is not None:
+            keys.hold()
 
         def finish(worker: Worker, result: Any, error: Exception | None) -> None:
             self._pending.discard(worker)
-            if worker.is_cancelled:  # a newer run of the group took its place
-                return
-            if error is not None:
-                (failed or self._tell)(error)
-            elif done is not None:
-                done(result)
+            try:
+                if worker.is_cancelled:  # a newer run of the group took its place
+                    return
+                if error is not None:
+                    (failed or self._tell)(error)
+                elif done is not None:
+                    done(result)
+            finally:
+                if keys is not None:
+                    keys.release()
 
         def work() -> None:
             worker = get_current_worker()

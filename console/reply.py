@@ -239,7 +239,7 @@ class Reply:
             else:  # a template error names the template and the problem
                 app.notify(str(error), severity="error", timeout=8)
         self.desk.reader.run(render, lambda result: self._template_ready(result, values), group="template",
-                             failed=failed)
+                             failed=failed, hold_keys=True)  # keys typed meanwhile go to the prompt or the reply
 
     def _ask_values(self, name: str, missing: list[tuple[str, str]], values: dict[str, str]) -> None:
         key, label = missing[0]

@@ -268,7 +268,7 @@ class Triage:
             self.app.push_screen(PickerScreen("Recent actions: enter undoes the one chosen", items,
                                               placeholder="type to filter"),
                                  lambda event_id: event_id and self.undo_event(event_id))
-        self.desk.reader.run(read, show, group="recent")
+        self.desk.reader.run(read, show, group="recent", hold_keys=True)  # typed ahead: for the picker
 
     # -- the queue's filter ---------------------------------------------------------
     def filter(self) -> None:
@@ -298,7 +298,7 @@ class Triage:
             return
         kind, value = choice
         if kind == "tag" and value is None:
-            self.desk.reader.run(lambda s: s.tag_counts(), self._pick_tag, group="tags")
+            self.desk.reader.run(lambda s: s.tag_counts(), self._pick_tag, group="tags", hold_keys=True)
             return
         if kind == "filter":
             self.desk.set_filter(filter=value)

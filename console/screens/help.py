@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console import keymap
+from console.screens.pickers import Dialog
 
 TITLES = {"global": "Everywhere", "queue": "Queue", "timeline": "Timeline", "composer": "Composer"}
 
@@ -30,7 +31,7 @@ def help_table(live: dict[str, str]) -> Table:
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog, ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", show=False)]
 
     def __init__(self, live: dict[str, str], user_file: str = ""):
@@ -47,4 +48,4 @@ class HelpScreen(ModalScreen[None]):
                               "ctrl+p lists every action · esc closes", style="dim"), classes="dialog-help")
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.answer_once(None)

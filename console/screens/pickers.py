@@ -20,21 +20,48 @@ from textual.widgets.option_list import Option
 from console.widgets.safe_text import safe
 
 
-class _Once:
-    """Answers once. Keys typed fast (e, enter, a name, enter) reach a dialog that has
-    answered but is not yet gone: a second answer would pop a screen twice (the
-    console crashed) or act on a stale choice; it is ignored."""
+class Dialog:
+    """A small modal screen that answers once, and takes the keys typed ahead.
+
+    Keys typed while it opens are held by the app (console/keyhold.py) until its
+    input has focus, then given to it; keys typed after it answered are held until
+    the callback has run, so they reach the next dialog of a chain (picker, then
+    prompt) or the screen below, never the wrong one. A second answer (keys
+    reaching a dialog that answered but is not yet gone) is ignored: it would pop
+    a screen twice or act on a stale choice."""
 
     _answered = False
+    _ready = False
+
+    # (Textual calls each class's own handler along the MRO: no super() calls here)
+    def _on_mount(self) -> None:
+        field = next(iter(self.query(Input)), None)  # type: ignore[attr-defined]
+        if field is not None:
+            field.focus()
+        self.call_after_refresh(self._take_keys)  # type: ignore[attr-defined]
+
+    def _take_keys(self) -> None:
+        if not self._ready:
+            self._ready = True
+            keys = getattr(self.app, "keys", None)  # type: ignore[attr-defined]
+            if keys is not None:
+                keys.release()
+
+    def _on_unmount(self) -> None:
+        self._take_keys()  # gone before it was ready: never keep the keys held
 
     def answer_once(self, value) -> None:
         if self._answered:
             return
         self._answered = True
+        keys = getattr(self.app, "keys", None)  # type: ignore[attr-defined]
+        if keys is not None:
+            keys.hold()  # until the callback has run (the app's push_screen releases it)
         self.dismiss(value)  # type: ignore[attr-defined]
 
 
-class PromptScreen(_Once, ModalScreen[str | None]):
+
+class PromptScreen(Dialog, ModalScreen[str | None]):
     """Ask for one line of text. `check(text)` returns an error or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
@@ -128,7 +155,7 @@ class PathSuggester(Suggester):
         return value + common[len(prefix):] if len(common) > len(prefix) else None
 
 
-class PickerScreen(_Once, ModalScreen[Any]):
+class PickerScreen(Dialog, ModalScreen[Any]):
     """Choose one of many, filtering by fuzzy match on the typed text.
 
     `items` is a list of (label, value); `search(query)` (run in a thread)
@@ -148,6 +175,10 @@ class PickerScreen(_Once, ModalScreen[Any]):
         self.search_at_start = search_at_start
         self.title_text, self.items, self.search_fn, self.placeholder, self.help_text = title, items, search, placeholder, help
         self.shown: list[tuple[str | Text, Any]] = list(items)
+        self._searches = 0  # searches running
+        self._asked = 0
+        self._newest: tuple[int, list] = (0, [])  # (which search, its results)
+        self._enter_waiting = False  # enter typed before the list showed what was typed
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog picker"):
@@ -182,13 +213,31 @@ class PickerScreen(_Once, ModalScreen[Any]):
         labels = [label.plain if isinstance(label, Text) else str(label) for label, _ in self.items]
         self._fill([self.items[i] for i in rank(query, labels)])
 
-    @work(thread=True, exclusive=True, group="picker-search")
     def _search(self, query: str) -> None:
+        self._searches += 1
+        self._asked += 1
+        self._run_search(query, self._asked)
+
+    @work(thread=True, group="picker-search")
+    def _run_search(self, query: str, seq: int) -> None:
         try:
             items = self.search_fn(query)
         except Exception as e:  # show the problem, keep the picker usable
             items = [(Text(f"{e}", style="red"), None)]
-        self.app.call_from_thread(self._fill, items)
+        self.app.call_from_thread(self._searched, seq, items)
+
+    def _searched(self, seq: int, items) -> None:
+        # searches may finish in any order: once none is running, the newest one's
+        # results are shown (never an older query's over a newer one's)
+        self._searches -= 1
+        if seq > self._newest[0]:
+            self._newest = (seq, items)
+        if self._searches:
+            return
+        self._fill(self._newest[1])
+        if self._enter_waiting:  # "ann", enter typed fast: choose from what "ann" found
+            self._enter_waiting = False
+            self._submitted()
 
     def action_move(self, delta: int) -> None:
         ol = self.query_one(OptionList)
@@ -197,6 +246,9 @@ class PickerScreen(_Once, ModalScreen[Any]):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
+        if self._searches:  # the list does not show the typed text's results yet: wait for them
+            self._enter_waiting = True
+            return
         ol = self.query_one(OptionList)
         if ol.highlighted is not None and ol.highlighted < len(self.shown):
             value = self.shown[ol.highlighted][1]
@@ -212,7 +264,7 @@ class PickerScreen(_Once, ModalScreen[Any]):
         self.answer_once(None)
 
 
-class ConfirmScreen(_Once, ModalScreen[bool]):
+class ConfirmScreen(Dialog, ModalScreen[bool]):
     BINDINGS = [
         Binding("y,enter", "answer(True)", "Yes", show=False),
         Binding("n,escape", "answer(False)", "No", show=False),

@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.timefmt import format_clock
+from console.screens.pickers import Dialog
 from console.widgets.badges import badge, color
 from console.widgets.hits import hit_label, hit_snippet
 from console.widgets.safe_text import one_line
@@ -23,7 +24,7 @@ from store.models import SearchHit
 HELP = "words · channel:telegram · from:jane · tag:vip · status:open · before:2026-11-01 · after:…   enter opens"
 
 
-class SearchScreen(ModalScreen[SearchHit | None]):
+class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("down", "move(1)", show=False),
@@ -104,12 +105,12 @@ class SearchScreen(ModalScreen[SearchHit | None]):
     def _submitted(self) -> None:
         ol = self.query_one(OptionList)
         if ol.highlighted is not None and ol.highlighted < len(self.hits):
-            self.dismiss(self.hits[ol.highlighted])
+            self.answer_once(self.hits[ol.highlighted])
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_index < len(self.hits):
-            self.dismiss(self.hits[event.option_index])
+            self.answer_once(self.hits[event.option_index])
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer_once(None)

@@ -98,6 +98,22 @@ async def until(pilot, condition, timeout: float = 30.0) -> None:
     await settle(pilot)
 
 
+def type_fast(pilot, *keys: str) -> None:
+    """Every key at once, as a terminal delivers a fast typist's burst: no waiting
+    for the console between keys (Pilot's press waits for it to go idle after each).
+    A key is a Textual key name ("enter", "ctrl+t") or one character."""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    app = pilot.app
+    for key in keys:
+        char = key if len(key) == 1 else None
+        name = key if len(key) > 1 or key.isalnum() else _character_to_key(key)
+        event = events.Key(name, char)
+        event.set_sender(app)  # as the driver's are
+        app.post_message(event)
+
+
 def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 

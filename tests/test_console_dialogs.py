@@ -1,0 +1,99 @@
+"""Keys typed fast across a chain of dialogs (picker, then prompt; template, then its
+value prompts; status, then snooze; merge search, then confirm) reach the dialog
+they were meant for, in order: none is lost, none runs a main-screen binding.
+Each test types its whole sequence in one burst (tests/support/console.py
+`type_fast`: no waiting for the console between keys), then checks the result."""
+from __future__ import annotations
+
+import pytest
+
+from console.screens.pickers import Dialog
+from store import Store
+from tests.support.console import NOW, ids, make_app, open_customer, settle, type_fast, until  # noqa: F401
+
+pytestmark = pytest.mark.anyio
+
+
+def _calm(app) -> bool:
+    """No dialog up, no keys held, nothing running: the burst has been typed out."""
+    return not isinstance(app.screen, Dialog) and not app.keys.holding and not app.busy()
+
+
+async def test_a_new_name_typed_fast_through_picker_and_prompt_arrives_whole(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        # e: the edit picker; enter: its first line, the name; the new name; enter
+        type_fast(pilot, "e", "enter", *"Robert Li", "enter")
+        await until(pilot, lambda: _calm(app) and app.current.name == "Robert Li")
+        assert app.focused is app.timeline  # nothing typed ran a main-screen binding (no 'R'etry, 'L', 'i'...)
+        assert app.current.status == "open" and not app.current.tags
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["bob"]).name == "Robert Li"
+    s.close()
+
+
+async def test_a_fact_typed_fast_then_a_main_screen_key_goes_where_it_belongs(db_path, clock, tmp_path, ids):
+    """Keys typed after a chain ends reach the main screen (t: tag), in order, once
+    the dialogs have taken theirs."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        type_fast(pilot, "e", *"add", "enter", *"plan=gold", "enter", "t", *"vip", "enter")
+        await until(pilot, lambda: _calm(app) and app.current.facts.get("plan") == "gold" and "vip" in app.current.tags)
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["carol"]).facts["plan"] == "gold" and s.customer(ids["carol"]).tags == ["vip"]
+    s.close()
+
+
+async def test_a_template_and_its_values_typed_fast_then_more_text(db_path, clock, tmp_path, ids):
+    """The value prompts open after a background render: keys typed meanwhile wait for
+    them, and what is typed after the last value goes into the reply after the template."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        type_fast(pilot, "r", "ctrl+t", *"order-status", "enter", *"A-1042", "enter", *"shipped today", "enter",
+                  *"https://t.example/1", "enter", *"Cheers")
+        await until(pilot, lambda: _calm(app) and app.composer.area.text.endswith("Cheers"))
+        text = app.composer.area.text
+        assert "Order **A-1042**: shipped today." in text and "https://t.example/1" in text
+        assert app.focused is app.composer.area
+
+
+async def test_status_then_snooze_typed_fast(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        type_fast(pilot, "S", *"snoo", "enter", *"2h", "enter")
+        await until(pilot, lambda: _calm(app) and app.current.status == "snoozed")
+        assert app.current.snoozed_until == NOW + 7200
+
+
+async def test_merge_search_and_confirm_typed_fast_merge_the_customer_typed(db_path, clock, tmp_path, ids):
+    """The merge picker searches in the background: enter typed before the results of
+    "carol" are shown waits for them (it would have merged whoever was listed first)."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        type_fast(pilot, "m", *"Carol", "enter", "y")
+        await until(pilot, lambda: _calm(app) and len(app.current.identities) == 2)
+    s = Store(db_path, clock=clock)
+    assert {i.address for i in s.customer(ids["bob"]).identities} == {"bob@li.example", "U123"}
+    s.close()
+
+
+async def test_cc_and_attachment_typed_fast(db_path, clock, tmp_path, ids):
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(b"%PDF-1.4 tiny")
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        type_fast(pilot, "r", "ctrl+b", *"ann@example.com", "enter", "ctrl+f", *str(invoice), "enter", *"See attached")
+        await until(pilot, lambda: _calm(app) and app.composer.area.text == "See attached")
+        assert app.composer.cc == ["ann@example.com"] and app.composer.attachments == [str(invoice)]
