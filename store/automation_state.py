@@ -77,9 +77,9 @@ class AutomationStateMixin:
             if cap is not None and self.q1("SELECT count(*) FROM hook_runs WHERE hook=? AND state='queued'",
                                            (hook,))[0] >= cap:
                 return None
-            return self.conn.execute(
+            return self.insert_id(
                 "INSERT INTO hook_runs(hook, kind, command, timeout, payload, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (hook, kind, command, timeout, dumps(payload), self.clock())).lastrowid
+                (hook, kind, command, timeout, dumps(payload), self.clock()))
 
     def hook_backlog(self, hook: str) -> dict:
         """One hook's queue: {"queued", "running", "running_since"} (cheap: by index)."""
@@ -122,7 +122,7 @@ class AutomationStateMixin:
 
         with self.tx():
             rows = [dict(r) for r in self.q("SELECT id, hook, kind, attempts, holder, started_at, timeout FROM hook_runs"
-                                            " WHERE state='running' AND holder IS NOT ? ORDER BY id", (holder,))]
+                                            " WHERE state='running' AND holder IS DISTINCT FROM ? ORDER BY id", (holder,))]
             now = self.clock()
             gone = [r for r in rows if not _alive((r["holder"] or "").rpartition(":")[0])
                     or (r["started_at"] or 0) + r["timeout"] + slack < now]
@@ -147,7 +147,7 @@ class AutomationStateMixin:
         """True the first time (rule, customer, period) is claimed, False after."""
         with self.tx():
             return self.conn.execute(
-                "INSERT OR IGNORE INTO rule_fires(rule, customer_id, period, at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO rule_fires(rule, customer_id, period, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (rule, customer_id, period, self.clock())).rowcount == 1
 
     def rule_fired(self, rule: str, customer_id: int, period: str) -> bool:
@@ -221,7 +221,7 @@ class AutomationStateMixin:
         event. Returns the event id, or None if it was already recorded."""
         with self.tx():
             if not self.conn.execute(
-                    "INSERT OR IGNORE INTO breaches(customer_id, waiting_since, channel, target, at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO breaches(customer_id, waiting_since, channel, target, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (customer_id, waiting_since, channel, target, self.clock())).rowcount:
                 return None
             if raise_priority:
@@ -235,8 +235,10 @@ class AutomationStateMixin:
         """Record that a satisfaction question went out to the customer (now, on `channel`, as `message_id`); it
         replaces an earlier open one."""
         with self.tx():
-            self.conn.execute("INSERT OR REPLACE INTO surveys(customer_id, asked_at, channel, message_id, open)"
-                              " VALUES (?, ?, ?, ?, 1)", (customer_id, self.clock(), channel, message_id))
+            self.conn.execute("INSERT INTO surveys(customer_id, asked_at, channel, message_id, open)"
+                              " VALUES (?, ?, ?, ?, 1) ON CONFLICT(customer_id) DO UPDATE SET asked_at=excluded.asked_at,"
+                              " channel=excluded.channel, message_id=excluded.message_id, open=excluded.open",
+                              (customer_id, self.clock(), channel, message_id))
 
     def pending_survey(self, customer_id: int) -> dict | None:
         """The open satisfaction question for this customer as a dict (customer_id, asked_at: unix seconds,

@@ -29,7 +29,9 @@ def like_escape(text: str) -> str:
 
 # Old mail found on a first read (connectors/email/backlog.py) never waits and is never
 # unread; nor does mail written by machines (vacation replies, delivery reports).
-NOT_BACKLOG = ("(coalesce(json_extract(meta, '$.backlog'), 0) = 0 AND coalesce(json_extract(meta, '$.auto_reply'), 0) = 0"
+# (A flag compared as text, CAST(... AS TEXT) = '0': the one form SQLite and PostgreSQL both accept.)
+NOT_BACKLOG = ("(coalesce(CAST(json_extract(meta, '$.backlog') AS TEXT), '0') = '0'"
+               " AND coalesce(CAST(json_extract(meta, '$.auto_reply') AS TEXT), '0') = '0'"
                " AND json_extract(meta, '$.bounce') IS NULL)")
 # The customer's newest reply that left the outbox's hands failed (no later reply was sent).
 _LAST_REPLY_FAILED = ("EXISTS (SELECT 1 FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.customer_id = c.id"
@@ -129,8 +131,10 @@ class CustomersMixin:
         if query:
             rows = self.q(
                 "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id=c.id"
-                " WHERE c.merged_into IS NULL AND (c.name LIKE :q ESCAPE '\\' OR i.address LIKE :q ESCAPE '\\'"
-                " OR i.handle LIKE :q ESCAPE '\\' OR i.display_name LIKE :q ESCAPE '\\') ORDER BY c.id LIMIT :l OFFSET :o",
+                # lower() both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+                " WHERE c.merged_into IS NULL AND (lower(c.name) LIKE lower(:q) ESCAPE '\\'"
+                " OR lower(i.address) LIKE lower(:q) ESCAPE '\\' OR lower(i.handle) LIKE lower(:q) ESCAPE '\\'"
+                " OR lower(i.display_name) LIKE lower(:q) ESCAPE '\\') ORDER BY c.id LIMIT :l OFFSET :o",
                 {"q": f"%{like_escape(query)}%", "l": limit, "o": offset},
             )
         else:
@@ -259,7 +263,7 @@ class CustomersMixin:
         if not tag:
             raise StoreError("a tag cannot be empty")
         with self.tx():
-            if self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (customer_id, tag)).rowcount:
+            if self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (customer_id, tag)).rowcount:
                 return self.log_event("tag", actor, customer_id, tag=tag, **extra)
         return None
 
@@ -306,6 +310,7 @@ class CustomersMixin:
             if old == name:
                 return None
             self.conn.execute("UPDATE customers SET name=? WHERE id=?", (name, customer_id))
+            self.reindex_customer(customer_id)
             return self.log_event("rename", actor, customer_id, old=old, new=name)
 
     def add_note(self, customer_id: int, text: str, author: str) -> int:
@@ -331,7 +336,7 @@ class CustomersMixin:
                  last_inbound_at = (SELECT max(sent_at) FROM messages WHERE customer_id=:id AND direction='in'),
                  last_outbound_at = (SELECT max(m.sent_at) FROM messages m LEFT JOIN outbox o ON o.message_id=m.id
                                      WHERE m.customer_id=:id AND m.direction='out' AND coalesce(o.state,'sent') != 'failed'
-                                     AND coalesce(json_extract(m.meta, '$.auto'), 0) = 0),  -- an auto-ack answers nobody
+                                     AND coalesce(CAST(json_extract(m.meta, '$.auto') AS TEXT), '0') = '0'),  -- an auto-ack answers nobody
                  last_channel = (SELECT channel FROM messages WHERE customer_id=:id AND direction='in'
                                  ORDER BY sent_at DESC, id DESC LIMIT 1)
                WHERE id=:id""",

@@ -1,4 +1,5 @@
-"""Opening the SQLite file: pragmas, file mode, migrations, transactions."""
+"""Opening the store: a SQLite file (pragmas, file mode) or a PostgreSQL database
+(store/postgres.py); migrations, transactions, the inserts that feed search."""
 from __future__ import annotations
 
 import errno
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 
 from store import schema
 from store.errors import OmnideskError
-from store.fts import fts_text
+from store.fts import fts_text, tsvector
 
 
 BLOB_CHUNK = 1 << 20  # bytes: raw sources larger than this are written in pieces of this size
@@ -102,14 +103,27 @@ def _create_private(path: Path, access: Access) -> None:
     access.create(path)
 
 
-def _refuse_url(path: str) -> None:
-    """A database URL (`postgresql://...`) must never become a file of that name in the
-    current directory; only SQLite files are supported stores."""
-    # pathlib turns "postgresql://h/db" into "postgresql:/h/db", so match one slash too
-    url = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", path)
-    if url:
-        raise StoreError(f"{url.group(1)}://...: database URLs are not supported; the store is a SQLite "
-                         "file path (e.g. ~/.local/share/omnidesk/omnidesk.db)")
+def store_url(location: str | os.PathLike) -> str | None:
+    """The PostgreSQL URL `location` is, or None for a file path. Any other URL
+    (sqlite://, mysql://, ...) is refused: it must never become a file of that name."""
+    text = os.fspath(location) if not isinstance(location, str) else location
+    url = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", text)
+    if not url:
+        return None
+    scheme = url.group(1).lower()
+    if scheme in ("postgresql", "postgres"):
+        if not text[url.end():].startswith("/"):  # pathlib made "postgresql://h/db" into "postgresql:/h/db"
+            raise StoreError(f"{scheme}:/...: a PostgreSQL URL starts {scheme}:// (postgresql://user@host:port/db)")
+        return text
+    raise StoreError(f"{scheme}://...: not a supported store; give a SQLite file path (e.g."
+                     " ~/.local/share/omnidesk/omnidesk.db) or a PostgreSQL URL (postgresql://user@host:port/db)")
+
+
+def default_files_dir() -> Path:
+    """Where the attachments of a store given by URL go (it has no file to put them beside)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("omnidesk")) / "attachments"
 
 
 def store_problem(exc: BaseException, path: str | os.PathLike | None = None) -> str | None:
@@ -118,6 +132,8 @@ def store_problem(exc: BaseException, path: str | os.PathLike | None = None) -> 
     a problem of the store file itself."""
     if not isinstance(exc, sqlite3.Error):
         return None
+    if getattr(exc, "problem", None):  # PostgreSQL (store/postgres.py)
+        return exc.problem
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc).lower()
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in text:
@@ -144,15 +160,25 @@ def _disk_full(path) -> bool:
 
 
 class Database:
-    """One connection to the store file. Use one per thread.
+    """One connection to the store: a SQLite file path or a postgresql:// URL. Use one per thread.
 
-    Raises StoreError when the path is a URL, or the file cannot be opened or migrated."""
+    `password`: for a PostgreSQL URL, resolved by the caller from a secret source
+    (libpq's PGPASSFILE and service files work without it); never stored or shown.
+    Raises StoreError when the location is another kind of URL, or the store cannot be
+    opened (the server refuses, authentication fails, ...) or migrated."""
 
     def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536, busy_seconds: float = 30.0,
-                 group: str | None = None):
-        _refuse_url(str(path))
-        self.path = Path(path)
+                 group: str | None = None, password: str | None = None):
         self.clock = clock
+        self._depth = 0
+        self._lock = threading.RLock()
+        self.url = store_url(path)
+        self.pg = self.url is not None
+        if self.pg:
+            self._open_postgres(self.url, password, busy_seconds)
+            self.migrate()
+            return
+        self.path = Path(path)
         self.access = _access_of(self.path, group)
         # A store its owner made read-only opens read-only: reading works, writing says why.
         self.read_only = str(path) != ":memory:" and _read_only(self.path)
@@ -180,9 +206,24 @@ class Database:
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                 why = "disk full"
             raise StoreError(f"{self.path}: cannot open the store: {why or getattr(e, 'strerror', None) or e}") from None
-        self._depth = 0
-        self._lock = threading.RLock()
         self.migrate()
+
+    def _open_postgres(self, url: str, password: str | None, busy_seconds: float) -> None:
+        from store import postgres
+
+        self.path = url  # what messages and worker processes name the store by (never holds a password we were given)
+        self.access = Access()
+        self.read_only = False
+        try:
+            self.conn = postgres.connect(url, password)
+        except postgres.ConnectError as e:
+            raise StoreError(str(e)) from None
+        # waiting for the write lock is bounded as SQLite's busy timeout is
+        self.conn.execute(f"SET lock_timeout = {int(busy_seconds * 1000)}")
+        self._backend_pid = self.conn.raw.info.backend_pid
+        self._changes = 0
+        self.conn.execute(f"LISTEN {postgres.CHANGES}")
+
 
     def _enable_wal(self) -> None:
         """Switching a new file to WAL takes an exclusive lock, and SQLite answers
@@ -200,7 +241,11 @@ class Database:
     # -- schema ---------------------------------------------------------
     @property
     def version(self) -> int:
-        """The schema version of the open file (PRAGMA user_version: migrations applied)."""
+        """The schema version of the open store (SQLite: PRAGMA user_version, the migrations applied)."""
+        if self.pg:
+            from store import schema_pg
+
+            return schema_pg.version(self.conn)
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self, target: int | None = None) -> None:
@@ -214,6 +259,12 @@ class Database:
         if self.read_only:
             raise StoreError(f"{self.path}: the store is read-only and its schema (v{self.version}) needs an upgrade"
                              f" to v{target}; make it writable once (chmod u+w) so omnidesk can upgrade it")
+        if self.pg:
+            from store import schema_pg
+
+            with self.tx():
+                schema_pg.migrate(self.conn, target)
+            return
         with self.tx():
             for number in range(self.version, target):
                 step = schema.MIGRATIONS[number]
@@ -244,7 +295,7 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             self._depth = 1
             try:
                 yield self.conn
@@ -255,6 +306,8 @@ class Database:
                 raise
             self._depth = 0
             try:
+                if self.pg:  # live updates: other connections see a change (data_version)
+                    self.conn.execute("NOTIFY omnidesk_changes")
                 self.conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT (disk full, I/O error) leaves the transaction open, and
@@ -266,17 +319,40 @@ class Database:
                         pass
                 raise
 
+    def _begin(self) -> None:
+        """SQLite: BEGIN IMMEDIATE takes the file's write lock. PostgreSQL: a transaction-scoped
+        advisory lock gives the same one writer at a time, which identity linking, merges and
+        ingest dedupe rely on (released at COMMIT or ROLLBACK)."""
+        if not self.pg:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        from store.postgres import WRITE_LOCK
+
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def insert_id(self, sql: str, params: Any = ()) -> int:
+        """Run an INSERT and return the new row's id (SQLite: lastrowid; PostgreSQL: RETURNING id)."""
+        if self.pg:
+            return self.conn.execute(sql + " RETURNING id", params).fetchone()[0]
+        return self.conn.execute(sql, params).lastrowid
+
     # -- the two inserts that also feed full-text search ----------------------------
     def insert_message(self, **cols: Any) -> int:
         """Insert a messages row and index it for search (no trigger: see schema v3)."""
         raw = cols.get("raw")
         if raw is not None and len(raw) > BLOB_CHUNK:
             cols["raw"] = None  # written below in pieces
+        if raw is not None and len(raw) > BLOB_CHUNK and self.pg:
+            cols["raw"] = raw  # bound whole: PostgreSQL has no incremental blob I/O
         names = ", ".join(cols)
         marks = ", ".join("?" * len(cols))
-        message_id = self.conn.execute(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values())).lastrowid
-        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
-                          (message_id, fts_text(cols.get("subject")), fts_text(cols.get("text", ""))))
+        message_id = self.insert_id(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values()))
+        self.index_messages([(message_id, cols.get("subject"), cols.get("text", ""))])
         if raw is not None and cols["raw"] is None:
             self._write_raw(message_id, raw)
         return message_id
@@ -293,10 +369,53 @@ class Database:
     def insert_customer(self, name: str) -> int:
         """A new customer row named `name` (indexed for search); returns its id. Inside a transaction of the
         caller."""
-        customer_id = self.conn.execute("INSERT INTO customers(name, created_at) VALUES (?, ?)",
-                                        (name, self.clock())).lastrowid
-        self.conn.execute("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)", (customer_id, fts_text(name)))
+        customer_id = self.insert_id("INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, self.clock()))
+        self.index_customers([(customer_id, name)])
         return customer_id
+
+    # -- the search index ---------------------------------------------------------------
+    def index_messages(self, rows: list[tuple[int, str | None, str | None]]) -> None:
+        """Index new messages for search: rows of (id, subject, text)."""
+        if self.pg:
+            self.conn.executemany("INSERT INTO messages_fts(id, doc) VALUES (?, CAST(? AS tsvector))",
+                                  [(i, tsvector(subject, text)) for i, subject, text in rows])
+        elif len(rows) == 1:  # one-by-one ingest: the common case, kept as cheap as before
+            i, subject, text = rows[0]
+            self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
+                              (i, fts_text(subject), fts_text(text)))
+        else:
+            self.conn.executemany("INSERT INTO messages_fts(rowid, subject, text) VALUES (?, ?, ?)",
+                                  [(i, fts_text(subject), fts_text(text)) for i, subject, text in rows])
+
+    def index_customers(self, rows: list[tuple[int, str]]) -> None:
+        """Index new customers' names for search: rows of (id, name)."""
+        if self.pg:
+            self.conn.executemany("INSERT INTO customers_fts(id, doc) VALUES (?, CAST(? AS tsvector))",
+                                  [(i, tsvector(name)) for i, name in rows])
+        else:
+            self.conn.executemany("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)",
+                                  [(i, fts_text(name)) for i, name in rows])
+
+    def reindex_message(self, message_id: int) -> None:
+        """After a message's subject or text changed (SQLite's triggers do this themselves)."""
+        if self.pg:
+            row = self.conn.execute("SELECT subject, text FROM messages WHERE id = ?", (message_id,)).fetchone()
+            self.conn.execute("UPDATE messages_fts SET doc = CAST(? AS tsvector) WHERE id = ?",
+                              (tsvector(row[0], row[1]), message_id))
+
+    def reindex_customer(self, customer_id: int) -> None:
+        """After a customer's name changed (SQLite's triggers do this themselves)."""
+        if self.pg:
+            row = self.conn.execute("SELECT name FROM customers WHERE id = ?", (customer_id,)).fetchone()
+            self.conn.execute("UPDATE customers_fts SET doc = CAST(? AS tsvector) WHERE id = ?",
+                              (tsvector(row[0]), customer_id))
+
+    def ids_taken(self, table: str) -> None:
+        """After rows were inserted with ids of our choosing (a bulk batch hands them out as
+        SQLite does): PostgreSQL's id sequence moves past them."""
+        if self.pg:
+            self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                              f" (SELECT coalesce(max(id), 0) + 1 FROM {table}), false)")
 
     def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         """Run a read inside the store; rows as sqlite3.Row. For the store's own modules: public methods return
@@ -308,7 +427,15 @@ class Database:
         return self.conn.execute(sql, params).fetchone()
 
     def data_version(self) -> int:
-        """Changes when another connection commits: cheap change detection."""
+        """Changes when another connection commits: cheap change detection. SQLite: PRAGMA
+        data_version; PostgreSQL: the count of other connections' commits heard (LISTEN/NOTIFY)."""
+        if self.pg:
+            with self._lock:
+                # (notes that came in during other statements wait in psycopg's backlog)
+                for note in self.conn.raw.notifies(timeout=0):
+                    if note.pid != self._backend_pid:  # our own commits do not count, as with SQLite
+                        self._changes += 1
+            return self._changes
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:

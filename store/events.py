@@ -14,10 +14,10 @@ class EventsMixin:
     def log_event(self, kind: str, actor: str, customer_id: int | None, **data) -> int:
         """Append an event (who did what to whom, with `data` as JSON) inside the caller's transaction; returns
         its id."""
-        event_id = self.conn.execute(
+        event_id = self.insert_id(
             "INSERT INTO events(at, actor, kind, customer_id, data) VALUES (?, ?, ?, ?, ?)",
             (self.clock(), actor, kind, customer_id, dumps(data)),
-        ).lastrowid
+        )
         self._pending_events.append(event_id)
         return event_id
 

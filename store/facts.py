@@ -88,8 +88,8 @@ class FactsMixin:
             if value is None:
                 self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (customer_id, key))
             else:
-                self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
-                                  " VALUES (?, ?, ?, ?, ?, ?, ?)", (customer_id, key, value, actor, at, channel, message_id))
+                self.conn.execute("INSERT INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                                  " VALUES (?, ?, ?, ?, ?, ?, ?)" + UPSERT_FACT, (customer_id, key, value, actor, at, channel, message_id))
             extra = {"rule": rule} if rule else {}
             return self.log_event("fact", actor, customer_id, key=key, old=old["value"] if old else None, new=value,
                                   old_source={k: old[k] for k in SOURCE} if old else None,
@@ -159,8 +159,8 @@ class FactsMixin:
             self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (ev.customer_id, d["key"]))
         else:
             src = d.get("old_source") or {}
-            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
-                              " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?)" + UPSERT_FACT,
                               (ev.customer_id, d["key"], d["old"], *(src.get(k) for k in SOURCE)))
 
     def customers_with_fact(self, key: str, value: str | None = None) -> list[int]:
@@ -207,4 +207,7 @@ def fact_key(key: str) -> str:
 
 
 # fact_key in SQL, for the common spellings (spaces, dashes and dots become _)
+# INSERT ... VALUES (...) + UPSERT_FACT: a fact replaces the customer's value for its key
+UPSERT_FACT = (" ON CONFLICT(customer_id, key) DO UPDATE SET value=excluded.value, actor=excluded.actor, at=excluded.at,"
+               " channel=excluded.channel, message_id=excluded.message_id")
 FACT_KEY_SQL = "replace(replace(replace(lower(trim(f.key)), ' ', '_'), '-', '_'), '.', '_')"

@@ -30,3 +30,85 @@ def fts_text(text: str | None) -> str | None:
     if not text or not isinstance(text, str) or not _NEEDS.search(text):
         return text
     return _CJK_CHAR.sub(r" \1 ", text.translate(_FOLDS))
+
+
+# -- PostgreSQL: the same words, as a tsvector and tsquery built here ----------------------
+# PostgreSQL's own parser splits text otherwise than SQLite's unicode61 (an e-mail address
+# or a-hyphenated-word stays one token there) and folds no accents in the 'simple'
+# configuration. So the store tokenizes in Python the way unicode61 does (letters and
+# digits; underscore and punctuation separate), on fts_text()'s output, with Latin
+# accents folded (café -> cafe) and case folded, and hands PostgreSQL the finished
+# tsvector / tsquery text (cast, never parsed by a text search configuration). Both
+# backends then find the same words.
+import unicodedata  # noqa: E402
+
+_WORD = re.compile(r"[^\W_]+")
+MAX_POSITION = 16383  # PostgreSQL's largest tsvector position
+MAX_POSITIONS = 256  # positions kept per word (PostgreSQL keeps no more)
+MAX_LEXEME = 500  # characters; longer "words" (a base64 run) are not searchable anyway
+MAX_DOC = 900_000  # bytes of tsvector text: PostgreSQL refuses a tsvector over 1 MB
+
+
+class _LatinBase(dict):
+    """str.translate table: a Latin letter with diacritics to its base letter (é -> e),
+    as unicode61's remove_diacritics does; other scripts keep their letters (й stays й)."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        parts = unicodedata.normalize("NFD", ch)
+        base = ch
+        if len(parts) > 1 and ord(parts[0]) < 0x250 and all(unicodedata.combining(p) for p in parts[1:]):
+            base = parts[0]
+        elif unicodedata.category(ch) == "Mn" and code < 0x370:  # a combining accent left loose
+            base = ""
+        self[code] = base
+        return base
+
+
+_LATIN_BASE = _LatinBase()
+
+
+def words(text: str | None) -> list[str]:
+    """The index's words of `text`, in order: what unicode61 (remove_diacritics 2) would
+    make of fts_text(text)."""
+    if not text:
+        return []
+    folded = fts_text(text)
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFC", folded).translate(_LATIN_BASE)
+    return _WORD.findall(folded.lower())
+
+
+def tsvector(*columns: str | None) -> str:
+    """The tsvector text of a row's columns (subject, text): each word with its positions;
+    a gap between columns, so a phrase never runs from one into the next (as in FTS5)."""
+    positions: dict[str, list[int]] = {}
+    at = 0
+    size = 0
+    for column in columns:
+        for w in words(column):
+            at += 1
+            if len(w) > MAX_LEXEME:
+                continue
+            seen = positions.get(w)
+            if seen is None:
+                size += len(w.encode()) + 8
+                if size > MAX_DOC:
+                    continue
+                positions[w] = seen = []
+            if len(seen) < MAX_POSITIONS:
+                seen.append(min(at, MAX_POSITION))
+        at += 1
+    return " ".join(f"'{w}':{','.join(map(str, p))}" for w, p in positions.items())
+
+
+def tsquery_phrase(text: str, prefix: bool = False) -> str:
+    """A search term as tsquery text: its words adjacent in order (`<->`), the last a prefix
+    (`:*`) when asked; "" when the term has no word."""
+    ws = [w for w in words(text) if len(w) <= MAX_LEXEME]
+    if not ws:
+        return ""
+    parts = [f"'{w}'" for w in ws]
+    if prefix:
+        parts[-1] += ":*"
+    return parts[0] if len(parts) == 1 else "(" + " <-> ".join(parts) + ")"

@@ -11,7 +11,6 @@ import re
 
 
 from store.db import dumps, in_chunks
-from store.fts import fts_text
 from typing import NamedTuple
 
 from store.models import Sender
@@ -111,7 +110,7 @@ class IdentityMixin:
                 new = keys - have
                 if new:
                     self.conn.executemany(
-                        "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                        "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         [(identity_id, k) for k in new],
                     )
                     customer_id = self._link_by_keys(customer_id, new)
@@ -125,14 +124,14 @@ class IdentityMixin:
         new_customer = customer_id is None
         if new_customer:
             customer_id = self.insert_customer(_customer_name(sender, address))
-        identity_id = self.conn.execute(
+        identity_id = self.insert_id(
             "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (customer_id, sender.channel, address, sender.display_name, sender.handle, account, now),
-        ).lastrowid
+        )
         if keys:
             self.conn.executemany(
-                "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(identity_id, k) for k in keys],
             )
             if len(owners) > 1:  # the new evidence joins customers that were apart
@@ -266,8 +265,8 @@ class IdentityMixin:
         marks = ",".join("?" * len(others))
         return self.q1(
             "SELECT 1 FROM events WHERE kind='split' AND undone_by IS NULL AND ("
-            f"(customer_id=? AND json_extract(data, '$.new_customer') IN ({marks})) OR "
-            f"(json_extract(data, '$.new_customer')=? AND customer_id IN ({marks}))) LIMIT 1",
+            f"(customer_id=? AND CAST(json_extract(data, '$.new_customer') AS INTEGER) IN ({marks})) OR "
+            f"(CAST(json_extract(data, '$.new_customer') AS INTEGER)=? AND customer_id IN ({marks}))) LIMIT 1",
             (customer_id, *others, customer_id, *others),
         ) is not None
 
@@ -287,7 +286,7 @@ class IdentityMixin:
         with self.tx():
             row = self.q1("SELECT customer_id FROM identities WHERE id=?", (identity_id,))
             self.conn.executemany(
-                "INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)",
+                "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(identity_id, k) for k in sender_keys],
             )
             return self._link_by_keys(row["customer_id"], sender_keys) if sender_keys else row["customer_id"]
@@ -332,11 +331,14 @@ class _NewIdentities:
     def flush(self) -> None:
         conn = self.store.conn
         conn.executemany("INSERT INTO customers(id, name, created_at) VALUES (?, ?, ?)", self.customers)
-        conn.executemany("INSERT INTO customers_fts(rowid, name) VALUES (?, ?)",
-                         [(c[0], fts_text(c[1])) for c in self.customers])
+        self.store.index_customers([(c[0], c[1]) for c in self.customers])
         conn.executemany("INSERT INTO identities(id, customer_id, channel, address, display_name, handle, account,"
                          " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.identities)
-        conn.executemany("INSERT OR IGNORE INTO identity_keys(identity_id, key) VALUES (?, ?)", self.keys)
+        if self.customers:
+            self.store.ids_taken("customers")
+        if self.identities:
+            self.store.ids_taken("identities")
+        conn.executemany("INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING", self.keys)
         self.customers, self.identities, self.keys = [], [], []
 
 

@@ -50,7 +50,7 @@ _NOTE_INBOUND_REOPEN = "UPDATE customers SET status = 'open', snoozed_until = NU
 _NOTE_BACKLOG = """UPDATE customers SET
      last_channel = CASE WHEN :t >= coalesce(last_inbound_at, 0) THEN :ch ELSE last_channel END,
      last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
-     status = CASE WHEN :new THEN 'done' ELSE status END
+     status = CASE WHEN :new = 1 THEN 'done' ELSE status END
    WHERE id = :id"""
 
 
@@ -278,7 +278,7 @@ class IngestMixin:
             if row is None or row[0] is None:
                 continue
             live = self.q1("SELECT 1 FROM messages WHERE customer_id=? AND direction='in' AND sent_at >= ?"
-                           " AND coalesce(json_extract(meta, '$.imported'), 0) = 0 LIMIT 1", (cid, row[0]))
+                           " AND coalesce(CAST(json_extract(meta, '$.imported') AS TEXT), '0') = '0' LIMIT 1", (cid, row[0]))
             if live is None:
                 out.add(cid)
         return out
@@ -336,8 +336,13 @@ class IngestMixin:
 
     def _index_new(self, before: int, new: list, items: list[InboundMessage], created: set[int]) -> None:
         """Search index, customer queue fields and attachments for a bulk batch's new rows."""
-        self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, fts_text(subject), fts_text(text) FROM messages"
-                          " WHERE id > ?", (before,))
+        if self.pg:  # the folding is Python's: index from the items (new rows are distinct ids of them)
+            text_of = {(item.channel, item.account, item.external_id): item for item in items}
+            self.index_messages([(r.id, text_of[(r.channel, r.account, r.external_id)].subject,
+                                  _clip(text_of[(r.channel, r.account, r.external_id)].text)) for r in new])
+        else:
+            self.conn.execute("INSERT INTO messages_fts(rowid, subject, text) SELECT id, fts_text(subject),"
+                              " fts_text(text) FROM messages WHERE id > ?", (before,))
         backlog = {(item.channel, item.account, item.external_id) for item in items if item.meta.get("backlog")}
         self._note_inbound_batch(new, backlog, created)
         with_files = [item for item in items if item.attachments]
@@ -408,6 +413,7 @@ class IngestMixin:
             "UPDATE messages SET text=?, html=?, edited_at=?, previous_texts=? WHERE id=?",
             (item.text, item.html, item.meta.get("edited_at", self.clock()), dumps(previous), row["id"]),
         )
+        self.reindex_message(row["id"])
         return IngestResult(row["id"], row["customer_id"], row["identity_id"])
 
     def _apply_delete(self, item: InboundMessage) -> IngestResult | None:

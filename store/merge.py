@@ -10,6 +10,7 @@ import unicodedata
 
 from store.customers import NOT_BACKLOG
 from store.db import StoreError
+from store.facts import UPSERT_FACT
 from store.models import MergeSuggestion
 
 UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename")
@@ -66,10 +67,11 @@ class MergeMixin:
             self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (target, source))
             self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (target, source))
             for tag in source_tags:
-                self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (target, tag))
+                self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (target, tag))
             self.conn.execute("DELETE FROM tags WHERE customer_id=?", (source,))
-            self.conn.execute("INSERT OR IGNORE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
-                              " SELECT ?, key, value, actor, at, channel, message_id FROM facts WHERE customer_id=?",
+            self.conn.execute("INSERT INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                              " SELECT ?, key, value, actor, at, channel, message_id FROM facts WHERE customer_id=?"
+                              " ON CONFLICT DO NOTHING",
                               (target, source))
             self.conn.execute("DELETE FROM facts WHERE customer_id=?", (source,))
             self.conn.execute(
@@ -205,14 +207,14 @@ class MergeMixin:
         for tag in d["tags_added"]:
             self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (target, tag))
         for tag in d["source_tags"]:
-            self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))
+            self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (source, tag))
         for key in d["facts_added"]:
             self.conn.execute("DELETE FROM facts WHERE customer_id=? AND key=?", (target, key))
         sources = d.get("source_fact_sources") or {}
         for key, value in d["source_facts"].items():
             src = sources.get(key) or {}
-            self.conn.execute("INSERT OR REPLACE INTO facts(customer_id, key, value, actor, at, channel, message_id)"
-                              " VALUES (?, ?, ?, ?, ?, ?, ?)", (source, key, value, src.get("actor"), src.get("at"),
+            self.conn.execute("INSERT INTO facts(customer_id, key, value, actor, at, channel, message_id)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?)" + UPSERT_FACT, (source, key, value, src.get("actor"), src.get("at"),
                                                                 src.get("channel"), src.get("message_id")))
         s = d["source_state"]
         self.conn.execute(
@@ -240,7 +242,7 @@ class MergeMixin:
         self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (source, new_id))
         self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (source, new_id))
         for tag in [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (new_id,))]:
-            self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (source, tag))
+            self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (source, tag))
         self.conn.execute("DELETE FROM tags WHERE customer_id=?", (new_id,))
         self.conn.execute("UPDATE customers SET merged_into=?, status='done', waiting_since=NULL WHERE id=?", (source, new_id))
         self.recompute(source)
@@ -255,7 +257,7 @@ class MergeMixin:
         self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (ev.customer_id, ev.data["tag"]))
 
     def _undo_untag(self, ev) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO tags(customer_id, tag) VALUES (?, ?)", (ev.customer_id, ev.data["tag"]))
+        self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (ev.customer_id, ev.data["tag"]))
 
     def _undo_assign(self, ev) -> None:
         self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (ev.data["old"], ev.customer_id))
@@ -265,6 +267,7 @@ class MergeMixin:
 
     def _undo_rename(self, ev) -> None:
         self.conn.execute("UPDATE customers SET name=? WHERE id=?", (ev.data["old"], ev.customer_id))
+        self.reindex_customer(ev.customer_id)
 
     def _undo_note(self, ev) -> None:
         self.conn.execute("DELETE FROM messages WHERE id=? AND direction='note'", (ev.data["message_id"],))
@@ -278,9 +281,9 @@ class MergeMixin:
         equal to an e-mail's local part.
         """
         rows = self.q(
-            "SELECT c.id, c.name, group_concat(i.channel || ' ' || i.address || ' ' || i.handle, char(10)) ids"
+            "SELECT c.id, c.name, group_concat(i.channel || ' ' || i.address || ' ' || i.handle, ?) ids"
             " FROM customers c JOIN identities i ON i.customer_id = c.id WHERE c.merged_into IS NULL"
-            " GROUP BY c.id ORDER BY c.id LIMIT 20000"
+            " GROUP BY c.id ORDER BY c.id LIMIT 20000", ("\n",)
         )
         people = []
         for r in rows:

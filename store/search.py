@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from store.db import StoreError
 from store.facts import FACT_KEY_SQL, fact_key
-from store.fts import fts_text
+from store.fts import fts_text, tsquery_phrase
 from store.models import SearchHit
 from store.terms import CHANNELS, OLD_STATUS_WORDS, STATUSES
 
@@ -149,6 +149,35 @@ def fts_expression(parsed: ParsedQuery | list[str]) -> str:
     return expr
 
 
+NOTHING = "'\ufffd'"  # a tsquery no row matches: U+FFFD is never part of an indexed word
+
+
+def tsquery(parsed: ParsedQuery) -> str:
+    """fts_expression for PostgreSQL: the same words as tsquery text (store/fts.py makes
+    both sides' words): `&` between groups, `|` within, `& !` for excluded terms, `<->`
+    inside phrases, `:*` on the last word typed. Empty when no word is wanted."""
+    if not parsed.groups:
+        return ""
+    last = parsed.groups[-1][-1]
+    parts = []
+    for group in parsed.groups:
+        terms = [q for q in (tsquery_phrase(t.text, parsed.prefix and t is last) for t in group) if q]
+        if not terms:
+            return NOTHING  # a term without any word: matches nothing, as its FTS5 phrase does not
+        parts.append(terms[0] if len(terms) == 1 else "(" + " | ".join(terms) + ")")
+    expr = " & ".join(parts)
+    for term in parsed.excluded:
+        q = tsquery_phrase(term.text)
+        if q:
+            expr += f" & !{q}"
+    return expr
+
+
+def excluded_tsquery(parsed: ParsedQuery) -> str:
+    """Any of the excluded terms, as tsquery text ("" if none has a word)."""
+    return " | ".join(q for q in (tsquery_phrase(t.text) for t in parsed.excluded) if q)
+
+
 RANKED_AMONG = 1000  # best-ranked among the newest matches: bm25 over every match of a common word is slow
 
 
@@ -199,10 +228,18 @@ _SENDER_SQL = ("SELECT rowid FROM customers_fts WHERE customers_fts MATCH ?"
                " UNION SELECT customer_id FROM identities WHERE handle >= ? AND handle < ? AND handle != ''")
 
 
+# The same statements on PostgreSQL: the index tables hold a tsvector `doc` (store/fts.py)
+# matched by a tsquery (`tsquery` above); rank is ts_rank normalized by document length,
+# larger is better (FTS5's bm25 rank: smaller is better).
+_SENDER_SQL_PG = _SENDER_SQL.replace("SELECT rowid FROM customers_fts WHERE customers_fts MATCH ?",
+                                     "SELECT id FROM customers_fts WHERE doc @@ CAST(? AS tsquery)")
+
+
 class SearchMixin:
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Customers by name and messages matching `query`, best first."""
         parsed = parse_query(query)
+        pg = self.pg
         customer_where, customer_params = ["c.merged_into IS NULL"], []
         if parsed.tag:
             customer_where.append("c.id IN (SELECT customer_id FROM tags WHERE tag = ?)")
@@ -223,7 +260,7 @@ class SearchMixin:
         if parsed.sender == ME:
             where.append("m.direction = 'out'")
         elif parsed.sender:
-            where.append("m.direction = 'in' AND m.customer_id IN (" + _SENDER_SQL + ")")
+            where.append("m.direction = 'in' AND m.customer_id IN (" + (_SENDER_SQL_PG if pg else _SENDER_SQL) + ")")
             params += self._sender_params(parsed.sender)
         if parsed.before is not None:
             where.append("m.sent_at < ?")
@@ -231,13 +268,17 @@ class SearchMixin:
         if parsed.after is not None:
             where.append("m.sent_at >= ?")
             params.append(parsed.after)
-        expr = fts_expression(parsed)
+        expr = tsquery(parsed) if pg else fts_expression(parsed)
         hits: list[SearchHit] = []
         if not expr:
             if len(where) == 1:
                 raise StoreError("empty search: give words or a filter such as channel:telegram"
                                  + (" (-word only leaves words out)" if parsed.excluded else ""))
-            if parsed.excluded:
+            if parsed.excluded and pg:
+                if excluded_tsquery(parsed):
+                    where.append("m.id NOT IN (SELECT id FROM messages_fts WHERE doc @@ CAST(? AS tsquery))")
+                    params.append(excluded_tsquery(parsed))
+            elif parsed.excluded:
                 where.append("m.id NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
                 params.append(" OR ".join(_quote(t) for t in parsed.excluded))
             if parsed.fact and len(where) == len(customer_where):  # the customers themselves first
@@ -251,23 +292,37 @@ class SearchMixin:
             )
         else:
             if not any((parsed.channel, parsed.sender, parsed.before, parsed.after)):
-                for r in self.q(
-                    "SELECT c.id, c.name, c.last_channel, c.last_inbound_at FROM customers_fts JOIN customers c"
-                    f" ON c.id = customers_fts.rowid WHERE customers_fts MATCH ? AND {' AND '.join(customer_where)}"
-                    " ORDER BY rank LIMIT ?",
-                    (expr, *customer_params, limit),
-                ):
+                if pg:
+                    sql = ("SELECT c.id, c.name, c.last_channel, c.last_inbound_at FROM customers_fts f JOIN customers c"
+                           f" ON c.id = f.id WHERE f.doc @@ CAST(? AS tsquery) AND {' AND '.join(customer_where)}"
+                           " ORDER BY ts_rank(f.doc, CAST(? AS tsquery), 1) DESC, c.id LIMIT ?")
+                    args = (expr, *customer_params, expr, limit)
+                else:
+                    sql = ("SELECT c.id, c.name, c.last_channel, c.last_inbound_at FROM customers_fts JOIN customers c"
+                           f" ON c.id = customers_fts.rowid WHERE customers_fts MATCH ? AND {' AND '.join(customer_where)}"
+                           " ORDER BY rank LIMIT ?")
+                    args = (expr, *customer_params, limit)
+                for r in self.q(sql, args):
                     hits.append(SearchHit(None, r["id"], r["name"], r["last_channel"] or "", r["last_inbound_at"],
                                           f"customer: {r['name']}"))
             # A filter on who wrote (from:, tag:, status:, fact:) keeps few of the matches: collecting
             # RANKED_AMONG of them meant reading 30-80k index rows. Filtered results come newest first.
             narrowed = len(customer_where) > 1 or parsed.sender
-            rank = "" if narrowed else ", messages_fts.rank AS r"
+            if pg:
+                rank = "" if narrowed else ", -ts_rank(f.doc, CAST(?1 AS tsquery), 1) AS r"
+                match = "f.doc @@ CAST(?1 AS tsquery)"  # (?1: the query, given once, used twice)
+                index = "messages_fts f JOIN messages m ON m.id = f.id"
+                newest = "f.id DESC"
+            else:
+                rank = "" if narrowed else ", messages_fts.rank AS r"
+                match = "messages_fts MATCH ?"
+                index = "messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+                newest = "messages_fts.rowid DESC"
             rows = self.q(
                 f"SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
                 f" m.direction, m.author{rank}"
-                " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN customers c ON c.id = m.customer_id"
-                f" WHERE messages_fts MATCH ? AND {' AND '.join(where)} ORDER BY messages_fts.rowid DESC LIMIT ?",
+                f" FROM {index} JOIN customers c ON c.id = m.customer_id"
+                f" WHERE {match} AND {' AND '.join(where)} ORDER BY {newest} LIMIT ?",
                 (expr, *params, limit if narrowed else RANKED_AMONG),
             )
             rows = rows if narrowed else sorted(rows, key=lambda r: r["r"])[:limit]

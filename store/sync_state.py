@@ -81,7 +81,8 @@ class SyncStateMixin:
                 info = {"customer": customer_id, "activity": activity}
                 if process:
                     info["process"] = process
-                self.conn.execute("INSERT OR REPLACE INTO leases(name, holder, heartbeat) VALUES (?, ?, ?)",
+                self.conn.execute("INSERT INTO leases(name, holder, heartbeat) VALUES (?, ?, ?)"
+                                  " ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, heartbeat=excluded.heartbeat",
                                   (name, dumps(info), self.clock()))
 
     def presence(self, customer_id: int, exclude: str | None = None, ttl: float = PRESENCE_TTL) -> list[tuple[str, str]]:

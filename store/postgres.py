@@ -1,0 +1,333 @@
+"""The store on PostgreSQL: a connection from a URL, and an adapter that gives the
+store's modules the part of the sqlite3 API they use.
+
+The store's SQL is written once, with `?` (and `?N`, `:name`) placeholders, in forms
+both databases accept; the adapter turns placeholders into PostgreSQL's `$N` (cached
+per statement) and gives rows that answer to an index and a column name, as
+sqlite3.Row does. What SQLite has and PostgreSQL lacks as a function (scalar max/min,
+json_extract, printf, group_concat, the NOCASE collation) is defined in the database
+by store/schema_pg.py, so the same statement runs on both.
+
+Secrets: the password comes from the caller (resolved from the config's secret
+sources) or from libpq's own sources (PGPASSFILE, service files); it never appears in
+an error message (URLs are scrubbed).
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import urllib.parse
+from typing import Any, Iterator
+
+from store.errors import OmnideskError
+
+SCHEMES = ("postgresql", "postgres")
+CHANGES = "omnidesk_changes"  # the LISTEN/NOTIFY channel a committing write transaction notifies
+WRITE_LOCK = 0x6F6D6E6964657368  # pg_advisory_xact_lock key: one writer at a time, as on SQLite ("omnidesh")
+
+
+class ConnectError(OmnideskError):
+    """The database cannot be reached or opened; the message in plain words, without a password."""
+
+
+class PgOperationalError(sqlite3.OperationalError):
+    """The server went away or refused a statement for a reason of its own (not our SQL).
+    A sqlite3.OperationalError, so the callers that handle a troubled store handle this
+    too; `problem` says it in plain words."""
+
+    def __init__(self, message: str, problem: str):
+        super().__init__(message)
+        self.problem = problem
+
+
+# -- URLs and secrets -------------------------------------------------------------------
+def scrub(text: str, password: str | None = None) -> str:
+    """`text` without any password: `user:secret@` in URLs, `password=...` in conninfo
+    strings, and `password` itself wherever it appears."""
+    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", str(text))
+    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def where(url: str) -> str:
+    """"user@host:port/db" of a URL for messages (never the password); libpq's
+    defaults (PGHOST, PGPORT, ...) where the URL leaves a part out."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return scrub(url)
+    import os
+
+    host = info.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = info.get("port") or os.environ.get("PGPORT") or "5432"
+    db = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
+    user = info.get("user") or os.environ.get("PGUSER") or ""
+    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _plain(e: Exception, url: str, password: str | None) -> str:
+    """A connection failure in plain words, naming host, port and database."""
+    text = scrub(str(e), password).strip()
+    low = text.lower()
+    at = where(url)
+    if "connection refused" in low or "could not connect" in low and "no such file" in low:
+        return f"PostgreSQL at {at}: connection refused (is the server running and listening there?)"
+    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low:
+        return (f"PostgreSQL at {at}: authentication failed (the password comes from [store] password_env,"
+                " password_command or password_keyring, or from PGPASSFILE or a service file)")
+    if "does not exist" in low and "database" in low:
+        return f"PostgreSQL at {at}: the database does not exist (create it first, e.g. createdb)"
+    if "timeout" in low or "timed out" in low:
+        return f"PostgreSQL at {at}: no answer (connection timed out)"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return f"PostgreSQL at {at}: cannot connect: {first}"
+
+
+# -- rows -------------------------------------------------------------------------------
+class Row:
+    """A result row by index or by column name (case-insensitive), like sqlite3.Row."""
+
+    __slots__ = ("_values", "_names")
+
+    def __init__(self, values, names: dict[str, int]):
+        self._values = values
+        self._names = names
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._values[self._names[key.lower()]]
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator:
+        return iter(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Row) and tuple(self._values) == tuple(other._values) and self._names == other._names
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values))
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._names, self._values))!r})"
+
+
+def _row_factory(cursor):
+    desc = cursor.description
+    if desc is None:
+        return tuple
+    names: dict[str, int] = {}
+    for i, col in enumerate(desc):
+        names.setdefault(col.name.lower(), i)  # the first of two same-named columns, as sqlite3.Row
+    return lambda values: Row(values, names)
+
+
+# -- placeholders -----------------------------------------------------------------------
+_PLACES = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?(\d*)|(?<![:\w]):([A-Za-z_]\w*)")
+_cache: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+
+def translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    """The statement with `$N` placeholders, and the parameter names in $N order when it
+    used `:name` ones (None for positional). Quoted text and comments are left alone."""
+    done = _cache.get(sql)
+    if done is not None:
+        return done
+    names: list[str] = []
+    top = 0
+
+    def place(m: re.Match) -> str:
+        nonlocal top
+        number, name = m.group(1), m.group(2)
+        if name is not None:
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+        if number is None:
+            return m.group(0)
+        n = int(number) if number else top + 1  # SQLite: a bare ? is the largest number so far + 1
+        top = max(top, n)
+        return f"${n}"
+
+    done = (_PLACES.sub(place, sql), tuple(names) if names else None)
+    if len(_cache) < 4096:
+        _cache[sql] = done
+    return done
+
+
+def _params(names: tuple[str, ...] | None, params: Any) -> Any:
+    if names is None:
+        return params
+    return [params[n] for n in names]
+
+
+# -- the connection -----------------------------------------------------------------------
+class PgCursor:
+    """cursor() of the adapter: execute/executemany with translation; `row_factory = None`
+    gives plain tuples, as on sqlite3."""
+
+    def __init__(self, conn: "PgConnection"):
+        self._conn = conn
+        self._cur = conn.raw.cursor()
+
+    @property
+    def row_factory(self):
+        return self._cur.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory) -> None:
+        from psycopg.rows import tuple_row
+
+        self._cur.row_factory = factory or tuple_row
+
+    def execute(self, sql: str, params: Any = ()):
+        text, names = translate(sql)
+        with self._conn.errors():
+            return self._cur.execute(text, _params(names, params))
+
+    def executemany(self, sql: str, seq) -> None:
+        text, names = translate(sql)
+        with self._conn.errors():
+            self._cur.executemany(text, [_params(names, p) for p in seq])
+
+
+class PgConnection:
+    """What the store uses of sqlite3.Connection, on a psycopg 3 connection in autocommit
+    mode (the store sends BEGIN and COMMIT itself, as it does on SQLite)."""
+
+    def __init__(self, raw, url: str, password: str | None = None):
+        self.raw = raw
+        self.url = url
+        self._password = password
+
+    def execute(self, sql: str, params: Any = ()):
+        text, names = translate(sql)
+        with self.errors():
+            return self.raw.execute(text, _params(names, params))
+
+    def executemany(self, sql: str, seq) -> None:
+        text, names = translate(sql)
+        with self.errors():
+            self.raw.cursor().executemany(text, [_params(names, p) for p in seq])
+
+    def cursor(self) -> PgCursor:
+        return PgCursor(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def errors(self):
+        return _Errors(self)
+
+
+class _Errors:
+    """Turns psycopg's errors into sqlite3's classes (the store and its callers catch
+    those), with passwords scrubbed from the message."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: PgConnection):
+        self.conn = conn
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None:
+            return False
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            return False
+        message = scrub(str(exc), self.conn._password)
+        if isinstance(exc, psycopg.IntegrityError):
+            raise sqlite3.IntegrityError(message) from exc
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+            closed = self.conn.raw.closed
+            problem = (f"lost the connection to PostgreSQL at {where(self.conn.url)}" if closed
+                       else f"PostgreSQL at {where(self.conn.url)}: {message.splitlines()[0] if message else 'error'}")
+            raise PgOperationalError(message, problem) from exc
+        return False
+
+
+def _adapt(raw) -> None:
+    """Types as the store expects them from sqlite3: numeric (sum() of integers) as int
+    or float, never Decimal; True/False as 1/0; text without NUL (PostgreSQL refuses it)."""
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.types.string import StrDumperUnknown
+
+    class NumericLoader(Loader):
+        def load(self, data):
+            text = bytes(data)
+            if b"." in text or b"e" in text or b"N" in text:
+                return float(text)
+            return int(text)
+
+    class BoolAsInt(Dumper):
+        oid = raw.adapters.types["int8"].oid
+
+        def dump(self, obj):
+            return b"1" if obj else b"0"
+
+    class NoNul(StrDumperUnknown):
+        def dump(self, obj):
+            if "\x00" in obj:
+                obj = obj.replace("\x00", "\ufffd")
+            return super().dump(obj)
+
+    raw.adapters.register_loader("numeric", NumericLoader)
+    raw.adapters.register_dumper(bool, BoolAsInt)
+    raw.adapters.register_dumper(str, NoNul)
+
+
+def connect(url: str, password: str | None = None, *, timeout: float = 10.0) -> PgConnection:
+    """A connection to the database at `url` (postgresql://user@host:port/db?sslmode=...).
+
+    Raises ConnectError in plain words when the server refuses the connection,
+    authentication fails or the database is missing; never with the password."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ConnectError("PostgreSQL stores need psycopg: pip install 'psycopg[binary]'") from None
+    kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "cursor_factory": psycopg.RawCursor,
+                              "application_name": "omnidesk"}
+    if "connect_timeout" not in url:
+        kwargs["connect_timeout"] = max(1, int(timeout))
+    if password:
+        kwargs["password"] = password
+    try:
+        raw = psycopg.connect(url, **kwargs)
+    except psycopg.Error as e:
+        raise ConnectError(_plain(e, url, password)) from None
+    except Exception as e:  # a malformed URL (psycopg.ProgrammingError is a psycopg.Error; this is the rest)
+        raise ConnectError(f"{scrub(url, password)}: not a PostgreSQL URL: {scrub(str(e), password)}") from None
+    _adapt(raw)
+    return PgConnection(raw, url, password)
+
+
+def is_url(location: str) -> bool:
+    """Does `location` look like a URL (scheme://...) rather than a file path?"""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", location) is not None
+
+
+def scheme(location: str) -> str:
+    return urllib.parse.urlsplit(location).scheme.lower()
+
+
+__all__ = ["ConnectError", "connect", "scrub", "where", "translate", "Row", "PgConnection", "PgOperationalError", "SCHEMES",
+           "CHANGES", "WRITE_LOCK", "OmnideskError"]
