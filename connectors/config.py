@@ -7,11 +7,14 @@ names where to get them (an env var, a command, or the keyring).
 from __future__ import annotations
 
 import math
+import os
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from connectors import paths
 from connectors.paths import APP, config_dir, data_dir, default_config_path, default_db_path
 from connectors.secrets import resolve_secret
 from connectors.schema import (ACCOUNT_SECTIONS, FREEFORM_SECTIONS, REQUIRED, SECTION_TYPES, SECTIONS, ConfigError,
@@ -20,7 +23,7 @@ from store.text import utf8_problem
 
 __all__ = ["APP", "ACCOUNT_SECTIONS", "Config", "ConfigError", "FREEFORM", "Option", "REQUIRED", "SECTIONS",
            "Settings", "config_dir", "data_dir", "default_config_path", "default_db_path", "load",
-           "resolve_secret", "secret_options", "validate", "validate_table"]
+           "resolve_secret", "secret_options", "store_location", "store_options", "validate", "validate_table"]
 
 # The free-form sections and the function that checks each (its owner's). Each is imported
 # when its section is in the file: a config without [[hook]] never loads the hook runner.
@@ -151,7 +154,39 @@ def validate(data: dict[str, Any], path: Path | None = None) -> Config:
         if name in data:
             check(data[name])
             cfg.extra[name] = data[name]
+    _check_store_url(cfg.settings.store.url)
     return cfg
+
+
+def _check_store_url(url: str) -> None:
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not url.startswith(f"{parts.scheme}://"):
+        raise ConfigError(f"store.url: expected postgresql://user@host:port/db, got {parts.scheme or url!r}"
+                          " (a SQLite store is a path: --db or OMNIDESK_DB)")
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ConfigError("store.url: holds a password; secrets are never written in the file: use"
+                          " password_env, password_command or password_keyring (or libpq's PGPASSFILE)")
+
+
+def store_location(cfg: "Config", value=None):
+    """The store: `value` (--db), else OMNIDESK_DB, else [store] url, else the default file."""
+    if value or os.environ.get("OMNIDESK_DB") or not cfg.settings.store.url:
+        return paths.store_location(value)
+    return cfg.settings.store.url
+
+
+def store_options(cfg: "Config") -> dict[str, Any]:
+    """Store() keyword arguments from [store]: the write-lock wait, the sharing group and,
+    for PostgreSQL, the password from its secret source (fetched only when one is set)."""
+    s = cfg.settings.store
+    options: dict[str, Any] = {"busy_seconds": s.busy_timeout, "group": s.group or None}
+    password = resolve_secret({"password_env": s.password_env, "password_command": s.password_command,
+                               "password_keyring": s.password_keyring}, "password", "store")
+    if password:
+        options["password"] = password
+    return options
 
 
 def load(path: Path | None = None) -> Config:

@@ -4,6 +4,7 @@ demo all start their engine here, so the engine itself never imports the desk's 
 from __future__ import annotations
 
 from connectors import registry
+from connectors.config import store_options
 from connectors.desk import automation
 from connectors.engine import Engine
 
@@ -18,9 +19,7 @@ def build_engine(store_path, cfg) -> "Engine | None":
         store_path, connectors,
         poll_interval=cfg.get("sync", "poll_interval"), lease_seconds=cfg.get("sync", "lease_seconds"),
         max_attempts=cfg.get("sync", "max_attempts"),
-        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes"),
-                       "busy_seconds": cfg.get("store", "busy_timeout"),
-                       "group": cfg.get("store", "group") or None},
+        store_options={"max_attachment_bytes": cfg.get("attachments", "max_bytes"), **store_options(cfg)},
     )
     automation.attach(engine, cfg)
     return engine

@@ -91,6 +91,11 @@ class StoreSettings:
                                minimum=0.1, maximum=3600)
     group: str = _opt(str, "", "Unix group that shares the store (read and write), e.g. 'support'; "
                                "empty: private to you")
+    url: str = _opt(str, "", "a PostgreSQL store shared by several machines: postgresql://user@host:port/db"
+                             " (sslmode=... as libpq takes it; no password here); --db and OMNIDESK_DB override it")
+    password_env: str = _opt(str, None, "environment variable holding the PostgreSQL password")
+    password_command: str = _opt(str, None, "command that prints the PostgreSQL password (e.g. `pass show ...`)")
+    password_keyring: str = _opt(str, None, "keyring entry 'service/username' holding the PostgreSQL password")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from console.widgets.safe_text import one_line
 from console.widgets.statusbar import StatusBar
 from console.widgets.timeline import TimelineView
 from connectors.desk.targets import Targets
+from connectors.paths import is_url
 from store import Store
 
 STYLES = Path(__file__).parent / "styles"
@@ -52,7 +53,7 @@ class OmnideskApp(App):
                  banner: str | None = None):
         super().__init__()
         self.banner = banner  # e.g. the demo says so, always visible
-        self.store_path = Path(store_path)
+        self.store_path = store_path if is_url(store_path) else Path(store_path)  # a URL stays whole
         self.config = config
         self.agent = agent or (config.agent if config is not None else os.environ.get("USER", "agent"))
         self.clock = clock
@@ -91,6 +92,10 @@ class OmnideskApp(App):
         max_bytes = self.setting("attachments", "max_bytes", None)
         if max_bytes:
             options["max_attachment_bytes"] = max_bytes
+        if self.setting("store", "url", None) is not None:  # a real config: the PostgreSQL password, if set
+            from connectors.config import store_options
+
+            options["password"] = store_options(self.config).get("password")
         return options
 
     def worker_store(self) -> Store:

@@ -36,10 +36,26 @@ class Context:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.json = getattr(args, "json", False)
-        self.db_path = Path(args.db) if args.db else paths.default_db_path()
+        self._db_path = paths.store_location(args.db) if args.db else None
         self.config_path = Path(args.config) if args.config else paths.default_config_path()
         self._config = None
         self._store = None
+
+    @property
+    def db_path(self):
+        """The store: --db, else OMNIDESK_DB, else the config's [store] url, else the default file
+        (a Path; a URL stays a str)."""
+        if self._db_path is None:
+            from connectors import config as config_mod
+
+            location = paths.store_location(None)
+            if not os.environ.get("OMNIDESK_DB") and self.config_path.exists():
+                try:
+                    location = config_mod.store_location(self.config)
+                except OmnideskError:  # a broken config: the command says so when it reads it
+                    pass
+            self._db_path = location
+        return self._db_path
 
     @property
     def config(self):
@@ -63,13 +79,14 @@ class Context:
         if self._store is None:
             from store import Store
 
+            from connectors.config import store_options
+
             try:
-                new = not self.db_path.exists()
+                new = isinstance(self.db_path, Path) and not self.db_path.exists()
             except OSError:  # a folder we may not enter: opening the store says so, in its words
                 new = False
             self._store = Store(self.db_path, max_attachment_bytes=self.config.get("attachments", "max_bytes"),
-                                busy_seconds=self.config.get("store", "busy_timeout"),
-                                group=self.config.get("store", "group") or None)
+                                **store_options(self.config))
             if new:  # a mistyped OMNIDESK_DB would otherwise look like an empty desk
                 print(f"omnidesk: note: created a new, empty store at {self.db_path}"
                       " (--db or OMNIDESK_DB chooses another)", file=sys.stderr)
@@ -179,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except sqlite3.OperationalError as e:  # e.g. the store stayed locked by another process
         from store.db import store_problem
+        from store.postgres import scrub
 
-        print(f"omnidesk: error: {ctx.db_path}: {store_problem(e, ctx.db_path) or e}", file=sys.stderr)
+        print(f"omnidesk: error: {scrub(str(ctx.db_path))}: {store_problem(e, ctx.db_path) or scrub(str(e))}",
+              file=sys.stderr)
         return 1
     except BrokenPipeError:  # `omnidesk ... | head` stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush

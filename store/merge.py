@@ -53,11 +53,12 @@ class MergeMixin:
                     raise StoreError(f"no customer with id {cid}")
                 if row[0] is not None:
                     raise StoreError(f"customer {cid} was already merged into {row[0]}")
-            identities = [r[0] for r in self.q("SELECT id FROM identities WHERE customer_id=?", (source,))]
-            loose = [r[0] for r in self.q("SELECT id FROM messages WHERE customer_id=? AND identity_id IS NULL", (source,))]
-            source_tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (source,))]
+            identities = [r[0] for r in self.q("SELECT id FROM identities WHERE customer_id=? ORDER BY id", (source,))]
+            loose = [r[0] for r in self.q("SELECT id FROM messages WHERE customer_id=? AND identity_id IS NULL ORDER BY id",
+                                             (source,))]
+            source_tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (source,))]
             target_tags = {r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (target,))}
-            source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=?", (source,))}
+            source_facts = {r[0]: r[1] for r in self.q("SELECT key, value FROM facts WHERE customer_id=? ORDER BY key", (source,))}
             source_fact_sources = self.fact_sources(source)
             target_facts = {r[0] for r in self.q("SELECT key FROM facts WHERE customer_id=?", (target,))}
             state = dict(self.q1("SELECT status, snoozed_until, assignee, priority, name FROM customers WHERE id=?", (source,)))
@@ -241,7 +242,7 @@ class MergeMixin:
         # every identity there now: the split one, and any that auto-linked to it since
         self.conn.execute("UPDATE identities SET customer_id=? WHERE customer_id=?", (source, new_id))
         self.conn.execute("UPDATE messages SET customer_id=? WHERE customer_id=?", (source, new_id))
-        for tag in [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=?", (new_id,))]:
+        for tag in [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (new_id,))]:
             self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (source, tag))
         self.conn.execute("DELETE FROM tags WHERE customer_id=?", (new_id,))
         self.conn.execute("UPDATE customers SET merged_into=?, status='done', waiting_since=NULL WHERE id=?", (source, new_id))

@@ -103,7 +103,9 @@ def run_console(args, ctx) -> int:
     from console.app import run
     from console.commands.common import log_to_file
 
-    log_to_file(ctx.db_path.parent / "omnidesk.log")
+    from connectors.paths import beside_store
+
+    log_to_file(beside_store(ctx.db_path, "omnidesk.log"))
     return run(ctx) or 0
 
 

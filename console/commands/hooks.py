@@ -22,7 +22,9 @@ def register(sub, parents) -> None:
 def _runner(ctx):
     from connectors.desk.hooks import HookRunner
 
-    return HookRunner.from_config(ctx.config, ctx.db_path.parent / "hooks.log")
+    from connectors.paths import beside_store
+
+    return HookRunner.from_config(ctx.config, beside_store(ctx.db_path, "hooks.log"))
 
 
 def cmd_list(args, ctx) -> int:
