@@ -1,6 +1,7 @@
 """Generate a realistic omnidesk store for benchmarks, through the store's own API.
 
     python bench/gen_store.py /tmp/bench.db --customers 100000 --messages 1000000
+    python bench/gen_store.py postgresql://me@localhost/bench   # an empty PostgreSQL database
 
 Customers write on e-mail, Telegram and Slack (some on two channels, linked by
 their e-mail address); e-mails carry quoted history; about a third of the
@@ -60,7 +61,7 @@ def sender(p: dict, channel: str) -> Sender:
     return Sender("slack", p["slack"], p["name"], p["name"].split()[0].lower(), emails=(p["email"],))
 
 
-def generate(path: Path, customers: int, messages: int, seed: int = 7, batch: int = 5000, quiet: bool = False) -> dict:
+def generate(path: Path | str, customers: int, messages: int, seed: int = 7, batch: int = 5000, quiet: bool = False) -> dict:
     rng = random.Random(seed)
     store = Store(path)
     people = make_people(rng, customers)
@@ -113,10 +114,15 @@ def generate(path: Path, customers: int, messages: int, seed: int = 7, batch: in
         for cid in ids[len(ids) // 2: len(ids) // 2 + len(ids) // 5]:
             store.set_status(cid, "done", "bob")
     total_s = time.perf_counter() - start
-    store.conn.execute("PRAGMA optimize")
+    pg = getattr(store, "pg", False)
+    if pg:
+        size = store.q1("SELECT pg_database_size(current_database())")[0]
+    else:
+        store.conn.execute("PRAGMA optimize")
+        size = Path(path).stat().st_size
     store.close()
     stats = {"customers": len(ids), "messages": done, "ingest_s": round(ingest_s, 1), "total_s": round(total_s, 1),
-             "rate_per_s": round(done / ingest_s), "size_mb": round(path.stat().st_size / 1e6)}
+             "rate_per_s": round(done / ingest_s), "size_mb": round(size / 1e6)}
     if not quiet:
         print(file=sys.stderr)
     return stats
@@ -124,12 +130,12 @@ def generate(path: Path, customers: int, messages: int, seed: int = 7, batch: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("path", type=Path)
+    ap.add_argument("path", help="a new SQLite file, or the URL of an empty PostgreSQL database")
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    if args.path.exists():
+    if "://" not in args.path and Path(args.path).exists():
         sys.exit(f"{args.path} exists; pick a new path")
     stats = generate(args.path, args.customers, args.messages, args.seed)
     for k, v in stats.items():

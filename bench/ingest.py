@@ -1,6 +1,7 @@
 """Ingest benchmark: synthetic chat-sized messages through the real ingest path.
 
     python bench/ingest.py [--messages 100000] [--customers 10000] [--live 10000] [--batch 2000] [--runs 3]
+                           [--postgres auto|URL|none]
 
 Bulk: `Store.ingest_batch` in batches of 2,000 (a connector catching up hands
 over what it fetched; smaller batches cost more per message: 200 per batch,
@@ -10,6 +11,10 @@ quiet connector does). Identity resolution, auto-linking by e-mail and FTS
 indexing are all included. Targets: bulk >= 20,000 msg/s, live >= 2,000 msg/s.
 The machine's speed wanders by some 10% from run to run: the bulk figure is the
 median of several runs, each into a new store, and every run is printed.
+
+The same runs go to PostgreSQL in the same process (bench/pg.py: a throwaway server
+with default durability, or `--postgres URL`): target there at least half of SQLite's
+bulk rate.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ def make_messages(n: int, customers: int, seed: int, prefix: str) -> list[Inboun
     return list(iter_messages(n, customers, seed, prefix))
 
 
-def bulk_run(path: Path, args) -> float:
+def bulk_run(path: Path | str, args) -> float:
     """Seconds spent in ingest_batch for the whole synthetic set, into a new store."""
     store = Store(path)
     # Each batch is built just before it is stored and dropped after, as a
@@ -75,9 +80,46 @@ def bulk_run(path: Path, args) -> float:
         start = time.perf_counter()
         store.ingest_batch(batch, "bench:bulk", {"offset": str(offset)})
         seconds += time.perf_counter() - start
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if not getattr(store, "pg", False):
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return seconds
+
+
+def measure(new_location, size_of, args) -> dict:
+    """Bulk runs (each into a new store), then the live run and a search on the last one."""
+    runs = []
+    for _ in range(args.runs):
+        location = new_location()
+        runs.append(bulk_run(location, args))
+    size = size_of(location)
+    store = Store(location)  # the live run goes on top of the last bulk store
+    live = make_messages(args.live, args.customers, 2, "l")
+    start = time.perf_counter()
+    for item in live:
+        store.ingest(item)
+    live_s = time.perf_counter() - start
+    customers = store.q1("SELECT count(*) FROM customers WHERE merged_into IS NULL")[0]
+    rows = store.q1("SELECT count(*) FROM messages")[0]
+    start = time.perf_counter()
+    hits = store.search("refund broken")
+    search_ms = (time.perf_counter() - start) * 1000
+    store.close()
+    return {"runs": runs, "bulk_s": statistics.median(runs), "live_s": live_s, "size": size, "customers": customers,
+            "rows": rows, "hits": len(hits), "search_ms": search_ms}
+
+
+def report(name: str, r: dict, args, bulk_target: float) -> None:
+    spread = ", ".join(f"{args.messages / s:,.0f}" for s in r["runs"])
+    print(f"{name}")
+    print(f"  bulk import : {args.messages:,} messages in {r['bulk_s']:.2f} s = {args.messages / r['bulk_s']:,.0f}"
+          f" msg/s median of {args.runs} runs ({spread}) (target {bulk_target:,.0f})")
+    print(f"  live ingest : {args.live:,} messages in {r['live_s']:.2f} s = {args.live / r['live_s']:,.0f} msg/s"
+          " (target 2,000)")
+    print(f"  database    : {r['size'] / 1e6:.1f} MB for {args.messages:,} messages"
+          f" ({r['size'] / args.messages:.0f} bytes/msg)")
+    print(f"  store holds : {r['rows']:,} messages, {r['customers']:,} customers (e-mail + Slack auto-linked), "
+          f"search 'refund broken' {r['hits']} hits in {r['search_ms']:.1f} ms")
 
 
 def main() -> None:
@@ -87,38 +129,26 @@ def main() -> None:
     ap.add_argument("--live", type=int, default=10_000, help="messages for the one-by-one run")
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=3, help="bulk runs, each into a new store (the median is reported)")
+    ap.add_argument("--postgres", default="auto", help="auto (a throwaway server, the default), a server URL whose"
+                    " user may CREATE DATABASE, or none")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        runs = []
-        for run in range(args.runs):
-            path = Path(tmp) / f"bench{run}.db"
-            runs.append(bulk_run(path, args))
-        size = os.path.getsize(path)
-        store = Store(path)  # the live run goes on top of the last bulk store
+        paths = (Path(tmp) / f"bench{n}.db" for n in itertools.count())
+        sqlite = measure(lambda: next(paths), os.path.getsize, args)
+    report("SQLite", sqlite, args, 20_000)
+    if args.postgres == "none":
+        return
+    from bench.pg import BenchPostgres
 
-        live = make_messages(args.live, args.customers, 2, "l")
-        start = time.perf_counter()
-        for item in live:
-            store.ingest(item)
-        live_s = time.perf_counter() - start
-
-        customers = store.q1("SELECT count(*) FROM customers WHERE merged_into IS NULL")[0]
-        rows = store.q1("SELECT count(*) FROM messages")[0]
-        start = time.perf_counter()
-        hits = store.search("refund broken")
-        search_ms = (time.perf_counter() - start) * 1000
-        store.close()
-
-    bulk_s = statistics.median(runs)
-    spread = ", ".join(f"{args.messages / s:,.0f}" for s in runs)
-    print(f"bulk import : {args.messages:,} messages in {bulk_s:.2f} s = {args.messages / bulk_s:,.0f} msg/s median"
-          f" of {args.runs} runs ({spread}) (target 20,000)")
-    print(f"live ingest : {args.live:,} messages in {live_s:.2f} s = {args.live / live_s:,.0f} msg/s (target 2,000)")
-    print(f"database    : {size / 1e6:.1f} MB for {args.messages:,} messages ({size / args.messages:.0f} bytes/msg)")
-    print(f"store holds : {rows:,} messages, {customers:,} customers (e-mail + Slack auto-linked), "
-          f"search 'refund broken' {len(hits)} hits in {search_ms:.1f} ms")
-
+    with BenchPostgres(args.postgres) as pg:
+        print(f"(PostgreSQL: {pg.describe()})", flush=True)
+        postgres = measure(pg.new_database, pg.size_bytes, args)
+    half = args.messages / sqlite["bulk_s"] / 2
+    report("PostgreSQL", postgres, args, half)
+    ratio = sqlite["bulk_s"] / postgres["bulk_s"]
+    print(f"PostgreSQL bulk import is {ratio:.0%} of SQLite's rate (target at least 50%):"
+          f" {'ok' if ratio >= 0.5 else 'MISSED'}")
 
 if __name__ == "__main__":
     main()
