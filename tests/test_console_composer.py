@@ -215,3 +215,26 @@ async def test_send_never_takes_a_template_rendered_for_another_channel(db_path,
     last = s.timeline(ids["jane"])[-1]
     assert last.channel == "telegram" and last.text.startswith("Hi Jane!") and "Best regards" not in last.text
     s.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_composer_key_hint_is_on_screen_while_writing(db_path, clock, tmp_path, ids, size):
+    """At 80x24 the hints take two lines rather than lose the last ones (^r preview was
+    cut, ^n note and the rest were off screen); a note shows the keys a note has."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", *"hello")
+        await settle(pilot)
+        shown = screen_text(app)
+        for hint in ("^s send", "^o channel", "^t template", "^r preview", "^n note", "^e editor", "^f attach",
+                     "^b cc", "esc leave"):
+            assert hint in shown, hint
+        assert max(len(line.rstrip()) for line in shown.splitlines()) <= size[0]
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        shown = screen_text(app)
+        for hint in ("^s add note", "^n reply", "^e editor", "esc leave"):
+            assert hint in shown, hint
+        assert "^o channel" not in shown  # nothing about sending while writing a note

@@ -110,6 +110,7 @@ class Composer(Vertical):
             yield area
             with VerticalScroll(id="preview-pane"):
                 yield Static("", id="preview")
+        yield Static("", id="composer-keys")  # while writing: every key the composer has
 
     @property
     def area(self) -> ReplyArea:
@@ -264,16 +265,45 @@ class Composer(Vertical):
 
             names = [one_line(Path(p).name, 30) for p in self.attachments]
             t.append(" · 📎 " + names[0] + (f" +{len(names) - 1}" if len(names) > 1 else ""), "bold")
-        km = getattr(self.app, "keymap", None) or {}
-        hints = [("composer.send", "send"), ("composer.switch_channel", "channel"), ("composer.template", "template"),
-                 ("composer.preview", "preview"), ("composer.note_mode", "note")]
-        t.append("   ")
-        for binding_id, label in hints:
-            keys = km.get(binding_id)
-            if keys:
-                t.append(keymap.display(keys.split(",")[0]), "bold")
-                t.append(f" {label}  ", "dim")
         bar.update(t, layout=False)
+        self.refresh_keys()
+
+    def key_hints(self) -> list[tuple[str, str]]:
+        """(key as shown, what it does) for the composer's keys that apply now:
+        Cc only on e-mail, none of the sending ones while writing a note."""
+        km = getattr(self.app, "keymap", None) or {}
+        if self.mode == "note":
+            wanted = [("composer.send", "add note"), ("composer.note_mode", "reply"), ("composer.edit", "editor"),
+                      ("composer.leave", "leave")]
+        else:
+            wanted = [("composer.send", "send"), ("composer.switch_channel", "channel"),
+                      ("composer.template", "template"), ("composer.preview", "preview"),
+                      ("composer.note_mode", "note"), ("composer.edit", "editor"), ("composer.attach", "attach")]
+            if self.channel == "email":
+                wanted.append(("composer.cc", "cc"))
+            wanted.append(("composer.leave", "leave"))
+        return [(keymap.display(km[i].split(",")[0]), label) for i, label in wanted if km.get(i)]
+
+    def refresh_keys(self) -> None:
+        """The hints, on as many lines as the width needs (two at 80 columns), never
+        cut and never split between a key and its word."""
+        width = max(20, self.size.width - 2) if self.size.width else 118
+        lines: list[Text] = [Text(end="", no_wrap=True)]
+        for key, label in self.key_hints():
+            item = Text(end="", no_wrap=True)
+            item.append(key, "bold")
+            item.append(f" {label}", "dim")
+            line = lines[-1]
+            if line.cell_len and line.cell_len + 2 + item.cell_len > width:
+                line = Text(end="", no_wrap=True)
+                lines.append(line)
+            if line.cell_len:
+                line.append("  ")
+            line.append_text(item)
+        self.query_one("#composer-keys", Static).update(Text("\n").join(lines))
+
+    def on_resize(self) -> None:
+        self.refresh_keys()
 
     def update_preview(self) -> None:
         pane = self.query_one("#preview-pane")
