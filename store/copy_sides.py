@@ -130,13 +130,6 @@ def index(store, table: str, columns: list[str], rows: list[tuple]) -> None:
         return
     at = [columns.index(c) for c in ("id", *SEARCH_INDEXED[table])]
     picked = [tuple(r[i] for i in at) for r in rows]
-    if not hasattr(store, "index_messages"):  # a store before the PostgreSQL backend: SQLite's FTS5
-        from store.fts import fts_text
-
-        names = SEARCH_INDEXED[table]
-        store.conn.executemany(f"INSERT INTO {table}_fts(rowid, {', '.join(names)}) VALUES (?{', ?' * len(names)})",
-                               [(r[0], *(fts_text(v) for v in r[1:])) for r in picked])
-        return
     if table == "messages":
         store.index_messages(picked)
     else:

@@ -35,7 +35,10 @@ def _is_url(location: str) -> bool:
     return "://" in location
 
 
-def _open(location: str, *, must_exist: bool):
+def _open(location: str, ctx, *, must_exist: bool):
+    """A Store on SRC or DEST. The [store] settings apply to both, its password source
+    (password_env/_command/_keyring) to a postgresql:// one; libpq's PGPASSFILE works too."""
+    from connectors.config import store_options
     from store import Store
 
     if not _is_url(location):
@@ -43,7 +46,7 @@ def _open(location: str, *, must_exist: bool):
         if must_exist and not path.is_file():
             raise UserError(f"{location}: no such store file")
         location = str(path)
-    return Store(location)
+    return Store(location, **store_options(ctx.config))
 
 
 class _Bar:
@@ -93,9 +96,9 @@ def run_copy(args, ctx) -> int:
 
     if args.source == args.dest:
         raise UserError("SRC and DEST are the same store")
-    source = _open(args.source, must_exist=True)
+    source = _open(args.source, ctx, must_exist=True)
     try:
-        dest = _open(args.dest, must_exist=False)
+        dest = _open(args.dest, ctx, must_exist=False)
         bar = _Bar(sys.stderr)
         try:
             result = copy_store(source, dest, bar, batch=max(1, args.batch))
