@@ -282,8 +282,10 @@ class Database:
 
     # -- transactions -----------------------------------------------------
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT; nested calls join the outer transaction."""
+    def tx(self, write_lock: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; nested calls join the outer transaction. On PostgreSQL
+        `write_lock=False` skips the store-wide write lock, for a transaction that guards its
+        rows itself (the outbox claim: FOR UPDATE SKIP LOCKED)."""
         if self.read_only:
             raise StoreError(f"{self.path}: the store is read-only (its file mode); reading works, but this"
                              " changes it: make it writable (chmod u+w) to do that")
@@ -295,7 +297,7 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self._begin()
+            self._begin(write_lock)
             self._depth = 1
             try:
                 yield self.conn
@@ -319,7 +321,7 @@ class Database:
                         pass
                 raise
 
-    def _begin(self) -> None:
+    def _begin(self, write_lock: bool = True) -> None:
         """SQLite: BEGIN IMMEDIATE takes the file's write lock. PostgreSQL: a transaction-scoped
         advisory lock gives the same one writer at a time, which identity linking, merges and
         ingest dedupe rely on (released at COMMIT or ROLLBACK)."""
@@ -329,6 +331,8 @@ class Database:
         from store.postgres import WRITE_LOCK
 
         self.conn.execute("BEGIN")
+        if not write_lock:
+            return
         try:
             self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         except BaseException:

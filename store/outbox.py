@@ -141,10 +141,13 @@ class OutboxMixin:
             where += f" AND m.channel || ':' || m.account IN ({','.join('?' * len(accounts))})"
             params += sorted(accounts)
         out = []
-        with self.tx():
+        # PostgreSQL: several senders claim at once, each skipping the replies another holds
+        # (row locks instead of the store-wide write lock); SQLite has one writer anyway.
+        with self.tx(write_lock=not self.pg):
             rows = self.q(
                 "SELECT o.id oid, o.attempts, o.parts, m.* FROM outbox o JOIN messages m ON m.id=o.message_id"
-                f" WHERE {where} ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                f" WHERE {where} ORDER BY o.next_attempt_at, o.id LIMIT ?"
+                + (" FOR UPDATE OF o SKIP LOCKED" if self.pg else ""),
                 (*params, limit),
             )
             for row in rows:

@@ -287,7 +287,7 @@ class SearchMixin:
                 "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
                 " m.direction, m.author"
                 f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
-                " ORDER BY m.sent_at DESC LIMIT ?",
+                " ORDER BY m.sent_at DESC, m.id DESC LIMIT ?",  # (ties: newest id first on both backends)
                 (*params, limit),
             )
         else:
@@ -337,12 +337,13 @@ class SearchMixin:
     def _sender_params(self, who: str) -> list:
         """Parameters for _SENDER_SQL: `who` as a name word (prefix), an address or a handle (prefix)."""
         low = who.lower().lstrip("@")
-        return [_quote(Term(who), prefix=True), low, low + "\U0010ffff", low, low + "\U0010ffff"]
+        name = (tsquery_phrase(who, prefix=True) or NOTHING) if self.pg else _quote(Term(who), prefix=True)
+        return [name, low, low + "\U0010ffff", low, low + "\U0010ffff"]
 
     def _fact_hits(self, key: str, where: list[str], params: list, limit: int) -> list[SearchHit]:
         rows = self.q(
             f"SELECT c.id, c.name, c.last_channel, c.last_inbound_at, f.key, f.value FROM customers c"
             f" JOIN facts f ON f.customer_id = c.id AND {FACT_KEY_SQL} = ? WHERE {' AND '.join(where)}"
-            " ORDER BY c.last_inbound_at DESC LIMIT ?", (key, *params, limit))
+            " ORDER BY c.last_inbound_at DESC NULLS LAST, c.id DESC LIMIT ?", (key, *params, limit))
         return [SearchHit(None, r["id"], r["name"], r["last_channel"] or "", r["last_inbound_at"],
                           f"customer: {r['name']} · {r['key']} {r['value']}") for r in rows]
