@@ -21,7 +21,7 @@ _SURROGATE = re.compile("[\udc80-\udcff]")  # raw 8-bit bytes, surrogate-escaped
 
 
 def has_8bit(value: str | None) -> bool:
-    return bool(value) and _SURROGATE.search(value) is not None
+    return bool(value) and not value.isascii() and _SURROGATE.search(value) is not None
 
 
 def header(msg: Message, name: str) -> str | None:
@@ -112,10 +112,15 @@ def decode_words(value: str) -> str:
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ASCII_CONTROLS = bytes([*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f])
 
 
 def clean_text(text: str) -> str:
     """Drop NULs and C0/C1 controls except newline and tab; they can only harm."""
+    if text.isascii():  # most text: bytes.translate is ~20x faster than the regex
+        data = text.encode("ascii")
+        kept = data.translate(None, _ASCII_CONTROLS)
+        return text if len(kept) == len(data) else kept.decode("ascii")
     return _CONTROLS.sub("", text)
 
 

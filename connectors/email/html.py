@@ -13,7 +13,6 @@ import re
 
 HTML_LIMIT = 2_000_000  # characters of HTML turned into text
 _BLANK_RUN = re.compile(r"\n{3,}")
-_TRAILING = re.compile(r"[ \t\u00a0]+\n")
 
 
 def html_to_text(html: str) -> str:
@@ -26,5 +25,7 @@ def html_to_text(html: str) -> str:
                                   alt_texts=False, links=True, form_fields=False, noscript=False)
     except Exception:  # the parser refused the markup: strip tags instead
         text = re.sub(r"<[^>]*>", " ", html)
-    text = _TRAILING.sub("\n", text.replace("\r\n", "\n"))
+    lines = text.replace("\r\n", "\n").split("\n")
+    last = lines.pop()  # trailing blanks go from every line that ends in a line break
+    text = "\n".join([line.rstrip(" \t\u00a0") for line in lines] + [last])
     return _BLANK_RUN.sub("\n\n", text).strip()
