@@ -1,6 +1,7 @@
 """E-mail import speed, compared with notmuch and mu on the same input; memory; IDLE latency.
 
     .venv/bin/python bench/email_import.py [PATH] [--generated N] [--count 20000] [--jobs N] [--json]
+    .venv/bin/python bench/email_import.py PATH --baseline /tmp/wt-old   # before/after in the same rounds
     .venv/bin/python bench/email_import.py --memory        # a 60 MB attachment; a 1 GB mbox
 
 PATH is a Maildir (root with sub-folders, as mbsync/offlineimap keep it), an
@@ -19,7 +20,19 @@ omnidesk's figure is parse + store + full-text index + attachments written to
 disk, in the import's processes (CPU of the pool workers included), to
 committed rows. `notmuch new` and `mu index` index the same files (an mbox is
 first unpacked to a Maildir for them, untimed). The page cache is warmed for
-all three first. Peak memory is the largest import process's.
+all three first, and omnidesk's modules are compiled to bytecode first, as
+`pip install` leaves them (a shell with PYTHONDONTWRITEBYTECODE=1 would
+otherwise compile ~70 modules from source on every start: 0.2 s of CPU).
+Peak memory is the largest import process's.
+
+Mail the store does not take again is counted: "N stored, M duplicates by
+Message-ID" (the same Message-ID with the same subject and text: a corpus
+that holds one mail in two folders), and mails that share a Message-ID but
+differ, which the store keeps (under the id plus a content hash).
+
+`--baseline DIR` also runs omnidesk from another source tree (a git worktree
+at the commit to compare with) in the same interleaved rounds, on the same
+installed libraries: a before/after that load on a shared machine hits alike.
 
 Figures: see README.md ("Performance"), measured with this script.
 """
@@ -95,12 +108,21 @@ MEASURE = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]
            " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def omnidesk_import(source: Path, db: Path, jobs: int | None, config: Path | None = None) -> tuple[dict, float]:
-    """`omnidesk import` in a process of its own: (its JSON report, peak RSS in MB)."""
+def compile_bytecode(tree: Path) -> None:
+    """omnidesk's modules compiled as `pip install` compiles them (untimed)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(tree / p) for p in ("console", "connectors", "store"))],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def omnidesk_import(source: Path, db: Path, jobs: int | None, config: Path | None = None,
+                    tree: Path | None = None) -> tuple[dict, float]:
+    """`omnidesk import` in a process of its own: (its JSON report, peak RSS in MB).
+    `tree`: run omnidesk's code from that source tree instead of the installed one."""
     exe = shutil.which("omnidesk", path=os.path.dirname(sys.executable)) or "omnidesk"
     cmd = [exe, "--db", str(db), *(["--config", str(config)] if config else []), "--json", "import",
            "mbox" if source.is_file() else "maildir", str(source), "--jobs", str(jobs or os.cpu_count())]
-    done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
+    done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, env=env)
     lines = done.stdout.strip().splitlines()
     try:
         return json.loads("\n".join(lines[:-1])), int(lines[-1]) / 1024
@@ -108,11 +130,50 @@ def omnidesk_import(source: Path, db: Path, jobs: int | None, config: Path | Non
         raise RuntimeError(f"omnidesk import failed: {done.stderr[-500:]}") from None
 
 
-def run_omnidesk(source: Path, work: Path, jobs: int | None, label: str = "") -> dict:
+def duplicates(source: Path) -> dict:
+    """Mails that share a Message-ID with an earlier one (`shared`), and mails without
+    one whose bytes repeat an earlier one's (`same_bytes`): what an import may skip."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    from connectors.email.bulk import maildir_tasks, mbox_tasks, read_task
+    from connectors.email.parse import bare_id, raw_id
+
+    ids, hashes, shared, same_bytes = set(), set(), 0, 0
+    tasks = mbox_tasks(source) if source.is_file() else maildir_tasks(source)
+    for task in tasks:
+        raw = read_task(task)[0]
+        ident = bare_id(BytesHeaderParser(policy=compat32).parsebytes(raw).get("Message-ID"))
+        if ident:
+            shared += ident in ids
+            ids.add(ident)
+        else:
+            same_bytes += raw_id(raw) in hashes
+            hashes.add(raw_id(raw))
+    return {"shared": shared, "same_bytes": same_bytes}
+
+
+def stored_note(report: dict, dups: dict | None) -> str:
+    """'6168 stored, 126 duplicates by Message-ID (88 mails share a Message-ID but differ: kept)'."""
+    note = f"{report['added']} stored"
+    skipped = report["messages"] - report["added"]
+    if dups is None or not skipped:
+        return note + (f", {skipped} already there" if skipped else "")
+    by_id = skipped - dups["same_bytes"]
+    note += f", {by_id} duplicates by Message-ID"
+    if dups["same_bytes"]:
+        note += f", {dups['same_bytes']} byte-identical copies without one"
+    if dups["shared"] > by_id:
+        note += f" ({dups['shared'] - by_id} mails share a Message-ID but differ: kept)"
+    return note
+
+
+def run_omnidesk(source: Path, work: Path, jobs: int | None, label: str = "", tree: Path | None = None,
+                 dups: dict | None = None) -> dict:
     from store import Store
 
     t0, c0 = time.perf_counter(), cpu_seconds()
-    report, peak = omnidesk_import(source, work / "omnidesk.db", jobs)
+    report, peak = omnidesk_import(source, work / "omnidesk.db", jobs, tree=tree)
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     store = Store(work / "omnidesk.db")
     t1 = time.perf_counter()
@@ -122,7 +183,7 @@ def run_omnidesk(source: Path, work: Path, jobs: int | None, label: str = "") ->
     seen = report["messages"]
     return {"tool": f"omnidesk import ({jobs or os.cpu_count()} procs){label}", "messages": seen, "peak_mb": peak,
             "seconds": elapsed, "rate": seen / elapsed, "added": report["added"], "cpu": cpu,
-            "note": f"{report['added']} stored, peak {peak:.0f} MB; search 'refund': {hits} hits in {search_ms:.0f} ms"}
+            "note": f"{stored_note(report, dups)}, peak {peak:.0f} MB; search 'refund': {hits} hits in {search_ms:.0f} ms"}
 
 
 def run_notmuch(maildir: Path, work: Path, count: int) -> dict:
@@ -258,6 +319,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=0, help="omnidesk parser processes (default: all cores)")
     ap.add_argument("--idle", type=int, default=0, help="IDLE latency samples against a local Dovecot (0: skip)")
     ap.add_argument("--rounds", type=int, default=3, help="runs per tool; the best is reported (shared machines are noisy)")
+    ap.add_argument("--baseline", type=Path, help="also run omnidesk from this source tree (before/after, same rounds)")
     ap.add_argument("--skip", default="", help="contenders to leave out, comma-separated (notmuch, mu)")
     ap.add_argument("--memory", action="store_true", help="measure peak memory instead (60 MB attachment, big mbox)")
     ap.add_argument("--mbox-gb", type=float, default=1.0, help="size of the generated mbox for --memory (0: skip)")
@@ -267,6 +329,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="odbench"))
     try:
         if args.memory:
+            compile_bytecode(ROOT)
             report = memory(work, args.jobs or None, args.mbox_gb)
             if args.json:
                 print(json.dumps(report, indent=2))
@@ -302,10 +365,17 @@ def main() -> int:
         from connectors.email.bulk import maildir_tasks
 
         files = len(maildir_tasks(maildir))
-        contenders = [("omnidesk", lambda w: run_omnidesk(source, w, args.jobs or None)),
+        compile_bytecode(ROOT)
+        dups = duplicates(source)
+        contenders = [("omnidesk", lambda w: run_omnidesk(source, w, args.jobs or None, dups=dups)),
                       ("notmuch", lambda w: run_notmuch(maildir, w, files)),
                       ("mu", lambda w: run_mu(maildir, w, files))]
         contenders = [c for c in contenders if c[0] not in args.skip.split(",")]
+        if args.baseline:
+            baseline = args.baseline.resolve()
+            compile_bytecode(baseline)
+            contenders.insert(0, ("baseline", lambda w: run_omnidesk(source, w, args.jobs or None,
+                                                                     f", baseline {baseline.name}", baseline, dups)))
         if generated:
             contenders.append(("generated", lambda w: run_omnidesk(generated, w, args.jobs or None,
                                                                    f", {args.generated} generated mails")))
