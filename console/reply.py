@@ -259,9 +259,12 @@ class Reply:
     def _template_ready(self, result, values: dict[str, str] | None = None) -> None:
         rendered, subject = result
         composer = self.desk.composer
-        before, after = composer.insert_text(rendered.source, subject)
+        # the values as typed (no Markdown backslashes); the composer turns them back into
+        # their Markdown for the preview and the send (Composer.markdown)
+        composer.literals.update(rendered.literals)
+        before, after = composer.insert_text(rendered.shown, subject)
         composer.template = InsertedTemplate(rendered.template or "", rendered.channel,
-                                             rendered.source.strip("\n"), dict(values or {}), before, after)
+                                             rendered.shown.strip("\n"), dict(values or {}), before, after)
         if not composer.show_preview:
             composer.action_preview()
 
@@ -326,7 +329,8 @@ class Reply:
                 app.notify(f"The reply changed while {old.name} was being rewritten: switch the channel "
                            f"again (ctrl+o) or send; it is rewritten first.", severity="warning")
                 return
-            new = InsertedTemplate(old.name, channel, rendered.source.strip("\n"), dict(old.values),
+            composer.literals.update(rendered.literals)
+            new = InsertedTemplate(old.name, channel, rendered.shown.strip("\n"), dict(old.values),
                                    old.before, old.after)
             composer.replace_template(new, region)
             if subject and not composer.subject:

@@ -464,4 +464,4 @@ async def test_our_reply_shows_as_read_not_as_markdown(db_path, clock, tmp_path,
         assert "- retry now" in text
         timeline = [line.split("││")[1] for line in text.splitlines() if line.count("││") == 2]
         assert not [line for line in timeline if "**" in line or "](" in line]
-        assert "you: **Sorry**" in text  # the queue says the last word was ours
+        assert "you: *Sorry*, it is" in text  # the queue says the last word was ours, as read (as the timeline)

@@ -103,6 +103,15 @@ class Rendered:
     text: str  # plain-text rendition (e-mail text/plain; a terminal preview for chat)
     html: str | None = None  # e-mail HTML alternative
     template: str | None = None
+    # For an editor (the console's composer): `source` with the values as typed, and the
+    # Markdown each such value stands for in `source` (shown -> Markdown; only those
+    # that differ, e.g. "*urgent*" -> "\\*urgent\\*"). None: the same as `source`.
+    display: str | None = None
+    literals: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return self.source if self.display is None else self.display
 
 
 # -- parsing -------------------------------------------------------------------
@@ -360,10 +369,23 @@ def _encode(value: str, kind: str) -> str:
     return "\n".join(_isolate(line) for line in escape_markdown(value).split("\n"))
 
 
+def _as_typed(value: str) -> str:
+    """A value as the agent reads it in the composer: what `_encode` makes of it, minus
+    the backslashes (same lines, same isolation)."""
+    return "\n".join(_isolate(line.strip()) for line in _clean(value).splitlines())
+
+
 def fill(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | None = None,
          plain: bool = False) -> str:
     """Substitute every placeholder in one pass. `plain` (the Subject) takes values
     as one line of text; otherwise the text is Markdown and values are made inert."""
+    return fill_shown(text, ctx, where, prompts, plain)[0]
+
+
+def fill_shown(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | None = None,
+               plain: bool = False) -> tuple[str, str, dict[str, str]]:
+    """`fill`, plus the text with each value as typed and {value as typed: its Markdown}
+    for the values whose Markdown differs (they carry backslashes)."""
     _check_syntax(text, where)
     matches = list(_VAR.finditer(text))
     missing = [(m.group(1), (prompts or {}).get(m.group(1), "")) for m in matches
@@ -380,16 +402,35 @@ def fill(text: str, ctx: dict[str, str], where: str, prompts: dict[str, str] | N
     marked = "".join(out).replace("\\{{", "{{")
     kinds = {} if plain else _contexts(marked, mark)
 
-    def value(i: int) -> str:
+    literals: dict[str, str] = {}
+
+    def value(i: int, shown: bool = False) -> str:
         m = matches[i]
         v = ctx.get(m.group(1)) or ""
         if not v.strip():
             return m.group(2)  # the template author's fallback: trusted, used as written
         if plain:
             return _isolate(" ".join(_clean(v).split()))  # a Subject is one line: no header injection
-        return _encode(v, kinds.get(i, "text"))
+        md = _encode(v, kinds.get(i, "text"))
+        if not shown or kinds.get(i, "text") != "text":
+            return md  # a code span's or a link's form is what is shown too
+        typed = _as_typed(v)
+        if typed != md:
+            literals[typed] = md
+        return typed
 
-    return re.sub(mark + r"(\d+)Z", lambda m: value(int(m.group(1))), marked)
+    source = re.sub(mark + r"(\d+)Z", lambda m: value(int(m.group(1))), marked)
+    shown = re.sub(mark + r"(\d+)Z", lambda m: value(int(m.group(1)), shown=True), marked)
+    return source, shown, literals
+
+
+def to_markdown(text: str, literals: dict[str, str]) -> str:
+    """An editor's text back into Markdown: each value still there as typed (a key of
+    `literals`) becomes its Markdown again, so it is sent as typed, never as markup."""
+    if not literals:
+        return text
+    keys = sorted(literals, key=len, reverse=True)  # the longest first; one pass, no re-matching
+    return re.sub("|".join(re.escape(k) for k in keys), lambda m: literals[m.group(0)], text)
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -429,7 +470,7 @@ def render(template: str | Template, channel: str, context: dict[str, str], *,
     missing: list[tuple[str, str]] = []
     subject = None
     try:
-        source = fill(source_t, ctx, t.name, t.prompts)
+        source, shown, literals = fill_shown(source_t, ctx, t.name, t.prompts)
     except MissingValues as e:
         missing += e.missing
     if channel == "email" and t.subject:
@@ -439,7 +480,9 @@ def render(template: str | Template, channel: str, context: dict[str, str], *,
             missing += e.missing
     if missing:  # all of them at once, so the agent fills everything in one go
         raise MissingValues(t.name, list(dict.fromkeys(missing)))
-    return finish(channel, source, subject, t.name)
+    rendered = finish(channel, source, subject, t.name)
+    rendered.display, rendered.literals = shown, literals
+    return rendered
 
 
 def preview(md_text: str, channel: str, context: dict[str, str] | None = None, *,

@@ -24,7 +24,7 @@ class InsertedTemplate:
     form), so a channel switch re-renders it: never another channel's version sent."""
     name: str
     channel: str
-    source: str
+    source: str  # as shown in the composer: values as typed
     values: dict[str, str] = field(default_factory=dict)
     before: str = ""  # the reply's text around it when it went in: where it is after edits
     after: str = ""
@@ -101,6 +101,10 @@ class Composer(Vertical):
         self.draft_extras: dict[int, tuple[list[str], list[str]]] = {}
         self.template: InsertedTemplate | None = None  # the template in the reply, if any
         self.draft_templates: dict[int, InsertedTemplate] = {}
+        # values typed into template prompts, shown as typed -> the Markdown they stand for
+        # ("*urgent*" -> "\\*urgent\\*"): sent as typed, never read as markup
+        self.literals: dict[str, str] = {}
+        self.draft_literals: dict[int, dict[str, str]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -147,6 +151,7 @@ class Composer(Vertical):
             self.subject = subject
             self.attachments, self.cc = self.draft_extras.pop(customer.id, ([], [])) if customer else ([], [])
             self.template = self.draft_templates.pop(customer.id, None) if customer else None
+            self.literals = self.draft_literals.pop(customer.id, {}) if customer else {}
             if self.area.text != text:
                 self.area.text = text
         self.refresh_bar()
@@ -161,6 +166,8 @@ class Composer(Vertical):
                 self.draft_extras[self.customer.id] = (list(self.attachments), list(self.cc))
             if self.template is not None:
                 self.draft_templates[self.customer.id] = self.template
+            if self.literals:
+                self.draft_literals[self.customer.id] = dict(self.literals)
 
     def draft_customers(self) -> set[int]:
         """Customers with unsent text: kept drafts and the one being written to."""
@@ -215,9 +222,20 @@ class Composer(Vertical):
         self.template = new
         self.update_preview()
 
+    def markdown(self) -> str:
+        """The reply as Markdown, what is previewed and sent: the text, with each template
+        value still there as typed turned into its Markdown (it stays literal)."""
+        text = self.area.text
+        if not self.literals:
+            return text
+        from connectors.desk.templates import to_markdown
+
+        return to_markdown(text, self.literals)
+
     def clear(self) -> None:
         self.area.text = ""
         self.template = None
+        self.literals = {}
         self.subject = None
         self.attachments, self.cc = [], []
         self.refresh_bar()
@@ -320,7 +338,7 @@ class Composer(Vertical):
         try:
             if self.outgoing is None:
                 raise RuntimeError("no preview without a store")
-            out = self.outgoing(self.customer.id, self.area.text, self.channel, self.subject)
+            out = self.outgoing(self.customer.id, self.markdown(), self.channel, self.subject)
         except Exception as e:  # a formatting problem is shown, never fatal
             target.update(preview(None, f"{type(e).__name__}: {e}"))
             return
@@ -343,7 +361,9 @@ class Composer(Vertical):
         if not text.strip():
             self.app.notify("Nothing to send: write something first.", severity="warning")
             return
-        self.post_message(self.Send(self.customer.id, text, self.identity.id if self.identity else None,
+        # a note is kept as written (shown as is, never formatted); a reply goes as Markdown
+        self.post_message(self.Send(self.customer.id, self.markdown() if self.mode == "reply" else text,
+                                    self.identity.id if self.identity else None,
                                     self.mode, self.subject, tuple(self.attachments), tuple(self.cc)))
 
     def action_edit_externally(self) -> None:

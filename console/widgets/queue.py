@@ -35,6 +35,19 @@ MAX_PAGES = 24
 ROW_HEIGHT = 2
 
 
+def readable_preview(preview: str) -> str:
+    """A row's last message as read. Our replies are stored as Markdown (what the
+    connectors format): "you: ..." shows them without markup or backslashes, as the
+    timeline does."""
+    for lead in ("reply may not have arrived — ", "reply failed — ", ""):
+        if preview.startswith(lead + "you: "):
+            from connectors.formatting import plain_text
+
+            cut = len(lead) + len("you: ")
+            return preview[:cut] + " ".join(plain_text(preview[cut:]).split())
+    return preview
+
+
 class QueueSource:
     """Where the rows come from: one store, one filter."""
 
@@ -391,7 +404,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             tags = " ".join(f"#{one_line(t, 16)}" for t in row.tags[:3])
             if tags:
                 text.append(tags + " ", self._style("queue--tag"))
-            text.append(one_line(row.preview, 200), self._style("queue--preview"))
+            text.append(one_line(readable_preview(row.preview), 200), self._style("queue--preview"))
             text.truncate(width, overflow="ellipsis")
         segments = list(text.render(self.app.console))
         style = base
