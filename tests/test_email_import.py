@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import json
 import mailbox
+import os
+import pty
+import re
 import shutil
+import subprocess
 
 import pytest
 
 from console.cli import main
 from store import Store
 from tests.conftest import CORPORA
+from tests.support.cli import OMNIDESK
 
 EMLS = sorted(CORPORA.rglob("*.eml"))
 
@@ -211,3 +216,35 @@ def test_done_also_closes_a_known_customer_made_to_wait_by_old_mail_only(capsys,
     assert store.customer(known).status == "done"
     assert store.customer(live).status == "open"  # a live message waits whatever the import brought
     store.close()
+
+
+def test_import_on_a_terminal_shows_progress(tmp_path):
+    """A big mbox takes minutes: on a terminal the import draws a progress bar with
+    the count of messages done (issue 19.3); piped, it prints only the summary."""
+    mbox = tmp_path / "big.mbox"
+    with open(mbox, "wb") as f:
+        for i in range(1200):
+            f.write(f"From x@y Mon Nov 30 00:00:00 2026\nFrom: C{i} <c{i}@ex.org>\nMessage-ID: <m{i}@ex.org>\n"
+                    f"Subject: order {i}\n\nwhere is order {i}?\n\n".encode())
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    proc = subprocess.Popen([str(OMNIDESK), "--db", str(tmp_path / "o.db"), "import", "mbox", str(mbox), "--jobs", "2"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:  # until the command exits and the terminal closes
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: no writer left
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait() == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+    assert "importing" in screen and "1200/1200" in screen and "msg/s" in screen
+    assert "imported 1,200 new of 1,200 messages" in screen
+    piped = subprocess.run([str(OMNIDESK), "--db", str(tmp_path / "p.db"), "import", "mbox", str(mbox)],
+                           capture_output=True, text=True)
+    assert "importing" not in piped.stderr + piped.stdout and "imported 1,200 new" in piped.stdout

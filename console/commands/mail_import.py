@@ -6,6 +6,7 @@ keyed by Message-ID, or by their bytes when they have none).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -46,16 +47,17 @@ def run(args, ctx) -> int:
     if not path.exists():
         raise UserError(f"{path}: no such file or directory")
     account = pick_account(ctx, args.account)
+    quiet = ctx.json or not sys.stderr.isatty()
     try:
-        tasks = bulk.mbox_tasks(path) if args.format == "mbox" else bulk.maildir_tasks(path, args.all_folders)
+        with _finding(path, quiet):
+            tasks = bulk.mbox_tasks(path) if args.format == "mbox" else bulk.maildir_tasks(path, args.all_folders)
     except (OSError, ValueError) as e:
         raise UserError(str(e)) from None
     if args.format == "maildir" and not tasks and not (path / "cur").is_dir():
         raise UserError(f"{path}: no Maildir here (expected cur/ and new/ folders)")
     store = ctx.store
     before = store.queue_count("all")
-    stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args,
-                               quiet=ctx.json or not sys.stderr.isatty())
+    stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args, quiet=quiet)
     if args.done:
         # the customers the import created, and those it made wait (nothing newer is unanswered)
         for customer_id in sorted(stats.new_customers | store.waiting_on_imported_mail_only(stats.touched)):
@@ -76,6 +78,15 @@ def own_address(ctx, account: str) -> str:
     options = ctx.config.accounts.get("email", {}).get(account, {})
     address = options.get("from_address") or options.get("username") or ""
     return address.lower() if "@" in address else ""
+
+
+def _finding(path: Path, quiet: bool):
+    """A spinner while the mail is found (a 1 GB mbox is read once for its "From " lines first)."""
+    if quiet:
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(f"finding the messages in {path.name} …")
 
 
 def _run_with_progress(store, tasks, account, own, args, quiet: bool):
