@@ -82,11 +82,25 @@ def words(text: str | None) -> list[str]:
 def tsvector(*columns: str | None) -> str:
     """The tsvector text of a row's columns (subject, text): each word with its positions;
     a gap between columns, so a phrase never runs from one into the next (as in FTS5)."""
-    positions: dict[str, list[int]] = {}
+    split = [words(column) for column in columns]
+    if sum(map(len, split)) < 1000:  # the common case: no limit can be reached
+        positions: dict[str, list[int]] = {}
+        at = 1
+        for ws in split:
+            for w in ws:
+                seen = positions.get(w)
+                if seen is not None:
+                    seen.append(at)
+                elif len(w) <= MAX_LEXEME:
+                    positions[w] = [at]
+                at += 1
+            at += 1
+        return " ".join([f"'{w}':{','.join(map(str, p))}" for w, p in positions.items()])
+    positions = {}
     at = 0
     size = 0
-    for column in columns:
-        for w in words(column):
+    for ws in split:
+        for w in ws:
             at += 1
             if len(w) > MAX_LEXEME:
                 continue

@@ -310,6 +310,8 @@ class IngestMixin:
         exactly this batch."""
         now = self.clock()
         before = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+        if self.pg:
+            self.fresh_statistics(before + len(items))
         resolved, moved = self.resolve_senders([(item.sender, item.account) for item in items])
         created = {r.customer_id for r in resolved if r.new_customer}
         customer_of = {r.identity_id: r.customer_id for r in resolved}

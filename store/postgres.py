@@ -164,6 +164,45 @@ def translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
     return done
 
 
+# executemany of `INSERT INTO t(cols) VALUES (...)` [ON CONFLICT ...]: one statement of many
+# rows per chunk (psycopg pipelines one statement per row, some 60 µs of Python each).
+_INSERT_VALUES = re.compile(r"(\s*INSERT\s+INTO\s+[\w.]+\s*\([^)]*\)\s*VALUES\s*)(\([^;]*?\))(\s*(?:ON\s+CONFLICT.*)?)$",
+                            re.S | re.I)
+_DOLLAR = re.compile(r"\$(\d+)")
+MAX_PARAMS = 32767  # per statement (PostgreSQL's protocol allows 65535)
+_many: dict[tuple[str, int], str | None] = {}
+
+
+def _rows_statement(text: str, width: int, rows: int) -> str | None:
+    """`text` (translated, one row of `width` parameters) for `rows` rows at once, or None
+    when it is not a plain INSERT ... VALUES."""
+    key = (text, rows)
+    if key in _many:
+        return _many[key]
+    m = _INSERT_VALUES.fullmatch(text)
+    out = None
+    # (not ON CONFLICT DO UPDATE: two rows of one statement may not update the same row)
+    if m and not re.search(r"\bSELECT\b|\bRETURNING\b|\bDO\s+UPDATE\b", m.group(2) + m.group(3), re.I):
+        tuples = [_DOLLAR.sub(lambda d, base=i * width: f"${int(d.group(1)) + base}", m.group(2)) for i in range(rows)]
+        out = m.group(1) + ", ".join(tuples) + m.group(3)
+    if len(_many) < 1024:
+        _many[key] = out
+    return out
+
+
+def _many_rows(conn_or_cursor, text: str, seq: list) -> bool:
+    """Run executemany `text` over `seq` as multi-row INSERTs; False if it is not one."""
+    width = len(seq[0])
+    if len(seq) < 4 or width == 0 or _rows_statement(text, width, 1) is None:
+        return False
+    chunk = max(1, min(1000, MAX_PARAMS // width))
+    for at in range(0, len(seq), chunk):
+        part = seq[at:at + chunk]
+        flat = [v for row in part for v in row]
+        conn_or_cursor.execute(_rows_statement(text, width, len(part)), flat)
+    return True
+
+
 def _params(names: tuple[str, ...] | None, params: Any) -> Any:
     if names is None:
         return params
@@ -196,8 +235,12 @@ class PgCursor:
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
+        rows = [_params(names, p) for p in seq]
         with self._conn.errors():
-            self._cur.executemany(text, [_params(names, p) for p in seq])
+            if len(rows) == 1:
+                self._cur.execute(text, rows[0])
+            elif rows and not _many_rows(self._cur, text, rows):
+                self._cur.executemany(text, rows)
 
 
 class PgConnection:
@@ -216,8 +259,17 @@ class PgConnection:
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
+        rows = [_params(names, p) for p in seq]
         with self.errors():
-            self.raw.cursor().executemany(text, [_params(names, p) for p in seq])
+            if len(rows) == 1:  # (psycopg's executemany sets up a pipeline even for one)
+                self.raw.execute(text, rows[0])
+            elif rows and not _many_rows(self.raw, text, rows):
+                self.raw.cursor().executemany(text, rows)
+
+    def script(self, sql: str) -> None:
+        """Statements without parameters in one round trip (`BEGIN; SELECT ...`)."""
+        with self.errors():
+            self.raw.execute(sql)
 
     def cursor(self) -> PgCursor:
         return PgCursor(self)
