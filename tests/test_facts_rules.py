@@ -17,6 +17,8 @@ from tests.conftest import inbound
 from tests.support.chat import wait_until
 from tests.test_rules import ingest, make_auto
 
+pytestmark = pytest.mark.both_backends
+
 ORDER = r'''
 [[fact]]
 name = "order_number"
@@ -103,27 +105,27 @@ def test_rules_see_the_fact_captured_from_the_same_message(store, tmp_path):
     assert store.customer(r.customer_id).tags == ["order"]
 
 
-def test_rules_test_lists_what_fact_rules_would_capture(db_path, clock, capsys):
+def test_rules_test_lists_what_fact_rules_would_capture(store_location, clock, capsys):
     from store import Store
 
     rules_file = config_mod.config_dir() / "rules.toml"
     rules_file.parent.mkdir(parents=True, exist_ok=True)
     rules_file.write_text(ORDER)
-    s = Store(db_path, clock=clock)
+    s = Store(store_location, clock=clock)
     s.ingest(inbound(text="order 5521\x1b[2J please", name="Eve", sent_at=clock.now - 3600))
     s.ingest(inbound(address="2", text="hello", sent_at=clock.now - 3600))
     s.close()
-    assert main(["--db", str(db_path), "rules", "test", "--since", "2026-01-01"]) == 0
+    assert main(["--db", str(store_location), "rules", "test", "--since", "2026-01-01"]) == 0
     out = capsys.readouterr().out
     assert "#1 Eve" in out and "captures order_number = 5521" in out and "\x1b" not in out
     assert "Would fire: fact order_number ×1" in out
-    assert main(["--db", str(db_path), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
+    assert main(["--db", str(store_location), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
     [hit] = json.loads(capsys.readouterr().out)
     assert hit["fact"] == {"name": "order_number", "value": "5521", "current": None}
-    s = Store(db_path, clock=clock)
+    s = Store(store_location, clock=clock)
     assert s.customer(1).facts == {}  # a dry run
     s.close()
-    assert main(["--db", str(db_path), "rules", "list"]) == 0
+    assert main(["--db", str(store_location), "rules", "list"]) == 0
     assert "fact order_number  [any channel]" in capsys.readouterr().out
 
 

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from connectors import paths
+
 from connectors import config as config_mod
 from connectors.desk.automation import Automation, attach
 from connectors.config import ConfigError
@@ -18,6 +20,8 @@ from store import Store
 from tests.conftest import inbound
 from tests.support.chat import wait_until
 from tests.support.fake_channel import FileChannel
+
+pytestmark = pytest.mark.both_backends
 
 
 def automation(tmp_path, hooks, **data):
@@ -111,12 +115,12 @@ def test_a_slow_hook_is_killed_at_its_timeout_and_never_blocks_ingest(store, clo
         os.kill(int(pidfile.read_text()), 0)
 
 
-def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, clock, tmp_path, db_path):
+def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, clock, tmp_path, store_location):
     out = tmp_path / "events"
     auto = automation(tmp_path, [{"on": ["status_changed", "customers_merged", "reply_sent"], "command": collect(out)}])
     attach_to(store, auto)
     store.ingest_batch([inbound(), inbound(address="2")])
-    other = Store(db_path, clock=clock)  # e.g. the console or the CLI, another connection
+    other = Store(store_location, clock=clock)  # e.g. the console or the CLI, another connection
     other.set_status(1, "done", "ann")
     other.merge(1, 2, "ann", evidence=["same person"])
     mid = other.queue_reply(1, "Thanks!", "ann")
@@ -153,7 +157,7 @@ def test_wrong_hooks_are_clear_errors(tmp_path, hooks, message):
     assert message in str(e.value)
 
 
-def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
+def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, store_location):
     server = tmp_path / "server.jsonl"
     server.write_text("".join(json.dumps({"from": str(500 + i), "name": f"C{i}", "text": text, "at": time.time()}) + "\n"
                               for i, text in enumerate(["hello", "I want a refund", "refund now!!"])))
@@ -162,35 +166,35 @@ def test_the_real_engine_runs_rules_and_hooks_at_ingest(tmp_path, db_path):
     out = tmp_path / "received"
     cfg = config_mod.validate({"hook": [{"on": "message_received", "command": collect(out)}]},
                               tmp_path / "config.toml")
-    Store(db_path).close()
-    engine = Engine(db_path, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
+    Store(store_location).close()
+    engine = Engine(store_location, [FileChannel(server)], poll_interval=0.05, lease_seconds=2)
     auto = attach(engine, cfg)
     engine.run_once()
     assert auto.hooks.wait(10)
-    s = Store(db_path)
+    s = Store(store_location)
     tagged = sorted(c.name for c in s.customers() if "refund" in c.tags)
     assert tagged == ["C1", "C2"] and all(c.assignee == "alice" for c in s.customers() if "refund" in c.tags)
     assert sorted(e.data["rule"] for e in s.events(kind="rule")) == ["refunds", "refunds"]
     s.close()
     assert sorted(e["message"]["text"] for e in collected(out)) == ["I want a refund", "hello", "refund now!!"]
-    assert (db_path.parent / "hooks.log").exists()
+    assert paths.beside_store(store_location, "hooks.log").exists()  # next to a store file, else the data dir
     # a second run sees nothing new and does nothing twice
     engine.run_once()
     assert auto.hooks.wait(10)
     assert len(collected(out)) == 3
 
 
-def test_hooks_test_runs_them_now_with_a_real_payload(db_path, clock, tmp_path, capsys):
+def test_hooks_test_runs_them_now_with_a_real_payload(store_location, clock, tmp_path, capsys):
     from console.cli import main
 
     out = tmp_path / "got"
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(f'[[hook]]\non = "message_received"\ncommand = "cat > {out}"\n'
                         f'[[hook]]\non = "message_received"\ncommand = "exit 4"\nname = "broken"\n')
-    s = Store(db_path, clock=clock)
+    s = Store(store_location, clock=clock)
     s.ingest(inbound(name="Ann", text="hi there"))
     s.close()
-    base = ["--db", str(db_path), "--config", str(cfg_path), "hooks"]
+    base = ["--db", str(store_location), "--config", str(cfg_path), "hooks"]
     assert main([*base, "list"]) == 0
     listing = capsys.readouterr().out
     assert f"message_received: cat > {out}  (timeout 10s, 1 at a time)" in listing and "[broken]: idle" in listing
@@ -229,7 +233,7 @@ def test_each_hook_has_its_own_queue_and_concurrency(store, clock, tmp_path, gat
     assert sum("[slow] ok" in x for x in done) == 3 and sum("[pair] ok" in x for x in done) == 3
 
 
-def test_queued_runs_survive_a_stop_and_run_at_the_next_start(store, clock, tmp_path, db_path, gate):
+def test_queued_runs_survive_a_stop_and_run_at_the_next_start(store, clock, tmp_path, store_location, gate):
     out = tmp_path / "out"
     hooks = [{"on": "status_changed", "name": "ticket", "timeout": 60,
               "command": f"while [ ! -e {gate} ]; do sleep 0.02; done; {collect(out)}"}]
@@ -274,18 +278,18 @@ def test_a_run_left_running_by_a_dead_process_is_queued_again(store, clock, tmp_
     assert sorted(e["customer"]["id"] for e in collected(out)) == [0, 1, 2]
 
 
-def test_two_processes_pumping_at_once_handle_each_event_once(tmp_path, db_path, clock):
+def test_two_processes_pumping_at_once_handle_each_event_once(tmp_path, store_location, clock):
     import threading
 
     out = tmp_path / "out"
     hooks = [{"on": "status_changed", "command": collect(out), "name": "h", "concurrency": 4}]
-    setup = Store(db_path, clock=clock)
+    setup = Store(store_location, clock=clock)
     setup.ingest_batch([inbound(address=str(n)) for n in range(40)])
     for cid in range(1, 41):
         setup.set_status(cid, "done", "ann")
     setup.close()
     autos = [automation(tmp_path, hooks) for _ in range(2)]
-    stores = [Store(db_path, clock=clock) for _ in range(2)]
+    stores = [Store(store_location, clock=clock) for _ in range(2)]
     threads = [threading.Thread(target=a.pump, args=(s,)) for a, s in zip(autos, stores)]
     for t in threads:
         t.start()

@@ -16,6 +16,8 @@ from tests.conftest import inbound
 
 from tests.support.rules import T_MON_1000, T_SAT_1000, ingest, make_auto, rule_events  # noqa: F401
 
+pytestmark = pytest.mark.both_backends
+
 
 # -- conditions ------------------------------------------------------------------------------------
 def _tag_vip(s, cid):
@@ -286,11 +288,11 @@ def test_imported_history_is_not_triaged(store, clock, tmp_path):
     assert store.customer(old.customer_id).tags == [] and store.customer(new.customer_id).tags == ["x"]
 
 
-def test_a_rule_sees_each_message_once_even_with_two_automations_on_one_store(store, clock, tmp_path, db_path):
+def test_a_rule_sees_each_message_once_even_with_two_automations_on_one_store(store, clock, tmp_path, store_location):
     from store import Store
 
     auto = make_auto(tmp_path, '[[rule]]\nname = "count"\nthen = { tag = "x" }\n')
-    other = Store(db_path, clock=clock)
+    other = Store(store_location, clock=clock)
     store.claim_new()
     ingest(store, auto, inbound(), inbound(address="2"))
     auto.tick(other)
@@ -359,7 +361,7 @@ def test_edited_rules_are_picked_up_and_a_broken_edit_keeps_the_old_ones(store, 
 
 
 # -- omnidesk rules list / test ----------------------------------------------------------------------------
-def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, capsys):
+def test_rules_test_shows_what_would_happen_and_changes_nothing(store_location, clock, capsys):
     from store import Store
 
     rules_file = config_mod.config_dir() / "rules.toml"
@@ -374,7 +376,7 @@ def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, 
         when = { waiting_over = "1h" }
         then = { priority = 2 }
     """))
-    s = Store(db_path, clock=clock)
+    s = Store(store_location, clock=clock)
     s.ingest(inbound(text="I need a refund", name="Eve\x1b[2J\x1b]0;pwned\x07", sent_at=clock.now - 7200))
     s.ingest(inbound(address="2", text="hello", sent_at=clock.now - 7200))
     from connectors.desk.automation import wait_period
@@ -382,29 +384,29 @@ def test_rules_test_shows_what_would_happen_and_changes_nothing(db_path, clock, 
     s.claim_rule_fire("slow", 2, wait_period(s.customer(2)))  # already fired for #2 in this wait
     before = (s.events(limit=100), s.customer(1).tags, s.outbox())
     s.close()
-    assert main(["--db", str(db_path), "rules", "test", "--since", "2026-01-01"]) == 0
+    assert main(["--db", str(store_location), "rules", "test", "--since", "2026-01-01"]) == 0
     out = capsys.readouterr().out
     assert "refunds -> tag refund; assign alice" in out and "\x1b" not in out and "\x07" not in out
     assert "waiting now: slow -> priority 2" in out
     assert "(already fired in this wait)" in out
     assert "Would fire: refunds ×1, slow ×1" in out and "Already fired (not again): slow ×1" in out
-    assert main(["--db", str(db_path), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
+    assert main(["--db", str(store_location), "--json", "rules", "test", "--since", "2026-01-01"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert [(h["rule"], h["customer_id"]) for h in hits] == [("refunds", 1), ("slow", 1), ("slow", 2)]
     assert hits[0]["at"] == "2026-09-21T12:13:20Z" and hits[0]["actions"] == ["tag refund", "assign alice"]
-    s = Store(db_path, clock=clock)
+    s = Store(store_location, clock=clock)
     assert (s.events(limit=100), s.customer(1).tags, s.outbox()) == before
     s.close()
-    assert main(["--db", str(db_path), "rules", "list"]) == 0
+    assert main(["--db", str(store_location), "rules", "list"]) == 0
     out = capsys.readouterr().out
     assert "1. refunds  [message]" in out and "2. slow  [timer]" in out and 'waiting_over="1h"' in out
 
 
-def test_rules_test_reports_a_broken_file_with_the_rule_name(db_path, capsys):
+def test_rules_test_reports_a_broken_file_with_the_rule_name(store_location, capsys):
     rules_file = config_mod.config_dir() / "rules.toml"
     rules_file.parent.mkdir(parents=True, exist_ok=True)
     rules_file.write_text('[[rule]]\nname = "bad one"\nwhen = { text = "[" }\nthen = { tag = "x" }\n')
-    assert main(["--db", str(db_path), "rules", "test"]) == 1
+    assert main(["--db", str(store_location), "rules", "test"]) == 1
     assert "rule 'bad one': when.text: not a valid regular expression" in capsys.readouterr().err
 
 
@@ -421,7 +423,7 @@ def test_the_example_rules_file_is_all_comments_and_its_rules_are_valid(tmp_path
                                                        ("escalate long chats", "timer")]
 
 
-def test_the_real_engine_sends_the_acknowledgement_once(tmp_path, db_path):
+def test_the_real_engine_sends_the_acknowledgement_once(tmp_path, store_location):
     import time
 
     from connectors.desk.automation import attach
@@ -435,13 +437,13 @@ def test_the_real_engine_sends_the_acknowledgement_once(tmp_path, db_path):
     server.write_text("".join(json.dumps({"from": "900", "name": "Eve", "text": t, "at": time.time()}) + "\n"
                               for t in ("hello?", "anyone there?")))
     cfg = config_mod.validate({}, tmp_path / "config.toml")
-    Store(db_path).close()
+    Store(store_location).close()
     channel = FileChannel(server)
-    engine = Engine(db_path, [channel], poll_interval=0.05, lease_seconds=2)
+    engine = Engine(store_location, [channel], poll_interval=0.05, lease_seconds=2)
     attach(engine, cfg)
     engine.run_once()
     assert [m.text for m in channel.sent] == ["Hi Eve!\n\nGot it! We answer within a day."]
-    s = Store(db_path)
+    s = Store(store_location)
     [row] = s.queue("waiting")
     assert row.name == "Eve" and row.unread == 2  # still waiting for a person
     s.close()

@@ -2,8 +2,12 @@
 covered in turns."""
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import inbound
 from tests.support.rules import T_MON_1000, T_SAT_1000, ingest, make_auto, rule_events  # noqa: F401
+
+pytestmark = pytest.mark.both_backends
 
 
 # -- timer rules ----------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from store.models import Receipt
 from tests.conftest import inbound
 from tests.support.chat import slack, tg  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.mark.parametrize("text,score", [
     ("5/5", 5), ("4 out of 5", 4), ("3 of 5", 3), ("5 stars!", 5), ("4,0/5", 4), ("5️⃣", 5),
@@ -135,7 +137,7 @@ def test_a_reply_in_the_slack_thread_the_question_was_posted_in_counts(store, cl
     assert ev.data["score"] == 5
 
 
-def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, db_path, tmp_path):
+def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, store_location, tmp_path):
     """python-telegram-bot against the loopback Bot API, the engine and the automation."""
     from connectors.desk.automation import attach
     from connectors.engine import Engine
@@ -144,11 +146,11 @@ def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, d
 
     templates.install_starter_templates(tmp_path / "templates")
     cfg = config_mod.validate({"satisfaction": {"template": "closing"}}, tmp_path / "config.toml")
-    Store(db_path).close()
+    Store(store_location).close()
     conn = telegram_connector(tg)
-    engine = Engine(db_path, [conn], poll_interval=0.5, lease_seconds=3)
+    engine = Engine(store_location, [conn], poll_interval=0.5, lease_seconds=3)
     attach(engine, cfg, rules_path=tmp_path / "rules.toml")
-    s = Store(db_path)
+    s = Store(store_location)
     jane = tg.user(1001, "Jane", "Roe")
     engine.start()
     try:
@@ -168,7 +170,7 @@ def test_real_telegram_a_reply_to_the_question_after_a_chat_message_counts(tg, d
     s.close()
 
 
-def test_real_slack_a_reply_in_the_thread_the_question_went_to_counts(slack, db_path, tmp_path):
+def test_real_slack_a_reply_in_the_thread_the_question_went_to_counts(slack, store_location, tmp_path):
     """slack_sdk against the loopback Slack server: in a channel the question goes into the
     customer's thread, and a later reply there with stars is the answer."""
     from connectors.desk.automation import attach
@@ -178,11 +180,11 @@ def test_real_slack_a_reply_in_the_thread_the_question_went_to_counts(slack, db_
 
     templates.install_starter_templates(tmp_path / "templates")
     cfg = config_mod.validate({"satisfaction": {"template": "closing"}}, tmp_path / "config.toml")
-    Store(db_path).close()
+    Store(store_location).close()
     conn = slack_connector(slack, poll_seconds=0, calls_per_minute=100_000)
-    engine = Engine(db_path, [conn], poll_interval=0.3, lease_seconds=3)
+    engine = Engine(store_location, [conn], poll_interval=0.3, lease_seconds=3)
     attach(engine, cfg, rules_path=tmp_path / "rules.toml")
-    s = Store(db_path)
+    s = Store(store_location)
     jane = slack.user("U100", "jane", "Jane Roe")
     ch = slack.channel("support", [jane])
     asked = slack.post(jane, ch, "is the blue one in stock?")

@@ -19,6 +19,8 @@ from store.models import Receipt
 from store.stats import percentile
 from tests.conftest import inbound
 
+pytestmark = pytest.mark.both_backends  # the stats are SQL over the whole store: both backends
+
 T0 = 1_789_999_200.0  # Monday 2026-09-21 14:00 UTC
 ADDR = {"A": ("telegram", "10"), "B": ("email", "b@x.example"), "C": ("slack", "U3"), "D": ("telegram", "40"),
         "E": ("telegram", "50"), "F": ("email", "f@x.example")}
@@ -174,11 +176,11 @@ def test_no_question_without_an_answer_from_a_person_and_other_replies_drop_it(s
 
 # -- omnidesk stats ------------------------------------------------------------------------------------------
 @pytest.fixture
-def stats_db(db_path, clock):
-    s = Store(db_path, clock=clock)
+def stats_db(store_location, clock):
+    s = Store(store_location, clock=clock)
     build(s, clock)
     s.close()
-    return db_path
+    return store_location
 
 
 ARGS = ["--since", "2026-09-21T14:00:00+00:00", "--until", "2026-09-22T00:00:00+00:00"]
@@ -212,11 +214,11 @@ def test_stats_command_rejects_a_bad_since(stats_db, capsys):
     assert "--since 'last tuesday': expected a span like 7d" in capsys.readouterr().err
 
 
-def test_stats_command_sums_up_satisfaction(db_path, clock, tmp_path, capsys):
-    s = Store(db_path, clock=clock)
+def test_stats_command_sums_up_satisfaction(store_location, clock, tmp_path, capsys):
+    s = Store(store_location, clock=clock)
     for n, score in enumerate([5, 4, 2], 1):
         s.ingest(inbound(address=str(n), sent_at=clock.now))
         s.record_rating(n, 1, "telegram", score, str(score))
     s.close()
-    assert main(["--db", str(db_path), "stats", "--since", "2026-01-01", "--until", "2026-12-31"]) == 0
+    assert main(["--db", str(store_location), "stats", "--since", "2026-01-01", "--until", "2026-12-31"]) == 0
     assert "Satisfaction: 3.7 of 5 from 3 answers (67% rated 4 or 5)" in capsys.readouterr().out

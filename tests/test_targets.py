@@ -12,6 +12,8 @@ from connectors.config import ConfigError
 from connectors.desk.targets import BreachWatch, Targets, target_for, time_left
 from tests.conftest import inbound
 
+pytestmark = pytest.mark.both_backends
+
 
 def config(tmp_path, **data):
     return config_mod.validate(data, tmp_path / "config.toml")

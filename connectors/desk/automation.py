@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
+from connectors import paths
 from connectors.schema import ConfigError
 from store.text import plural
 
@@ -485,7 +486,8 @@ def attach(engine, config: Config | None = None, **kw) -> Automation:
     """Hook the automation into an engine (before engine.start()): handled at
     ingest and on the engine's timer; `engine.stop()` stops the hooks (with
     their grace) and `engine.run_once()` waits for them."""
-    kw.setdefault("log_path", Path(engine.store_path).parent / "hooks.log")
+    # next to a store file; for a store given by URL in the data folder (never a file named "postgresql:")
+    kw.setdefault("log_path", paths.beside_store(engine.store_path, "hooks.log"))
     auto = Automation(config, **kw)
     engine.tick_hooks.append(auto.tick)
     engine.stop_hooks.append(auto.close)
