@@ -203,22 +203,34 @@ class OmnideskApp(App):
 
     # -- on every screen ----------------------------------------------------------------
     async def action_quit(self) -> None:
-        """Quit; with unsent drafts (they live only in this console), ask first."""
-        drafts = sorted(self._desk.composer.draft_customers()) if self._desk is not None else []
-        if not drafts:
+        """Quit once every draft is kept in the store; if they cannot be (a read-only
+        store), ask first: those drafts are lost when the console closes."""
+        if self._desk is None:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        self._desk.drafts.flush(then=self._quit_when_kept)
+
+    def _quit_when_kept(self, kept: bool) -> None:
+        desk = self._desk
+        unsaved = sorted(desk.drafts.unsaved()) if desk is not None and not kept else []
+        if not unsaved:
             self.exit()
             return
         if isinstance(self.screen, ConfirmScreen):
             return
         names = []
-        for cid in drafts[:5]:
+        for cid in unsaved[:5]:
             try:
                 names.append(one_line(self.store.customer(cid).name or f"#{cid}", 30))
             except Exception:
                 names.append(f"#{cid}")
-        more = f" and {len(drafts) - 5} more" if len(drafts) > 5 else ""
-        self.push_screen(ConfirmScreen(f"Quit with {len(drafts)} unsent draft{'s' if len(drafts) > 1 else ''}?",
-                                       f"Drafts to {', '.join(names)}{more} are lost when the console closes.",
+        more = f" and {len(unsaved) - 5} more" if len(unsaved) > 5 else ""
+        n = len(unsaved)
+        self.push_screen(ConfirmScreen(f"Quit with {n} unsent draft{'s' if n > 1 else ''} not kept?",
+                                       f"They could not be kept ({desk.drafts.error}). Drafts to {', '.join(names)}"
+                                       f"{more} are lost when the console closes.",
                                        yes="y: quit anyway    n / esc: stay"),
                          lambda yes: yes and self.exit())
 

@@ -31,6 +31,7 @@ from textual.widgets import Static
 
 from console import keymap as keymap_mod
 from console.attachments import Attachments
+from console.drafts import DraftKeeper
 from console.live import Live
 from console.profile_edit import ProfileEdit
 from console.reader import StoreReader
@@ -65,6 +66,7 @@ class DeskScreen(Screen):
         self.reply = Reply(self)
         self.attachments = Attachments(self)
         self.profile_edit = ProfileEdit(self)
+        self.drafts = DraftKeeper(self)
         self.current: Customer | None = None  # the open customer
         self.engaged: dict | None = None  # time engaged in the open customer's case
         self.notes: list = []  # the open customer's newest notes (store.models.Message)
@@ -102,6 +104,7 @@ class DeskScreen(Screen):
 
     def on_mount(self) -> None:
         self.queue.reload(follow=False)
+        self.drafts.load()
         self.update_titles()
         self.queue.focus()
         self.live.start()
@@ -251,7 +254,7 @@ class DeskScreen(Screen):
         from store import StoreError
 
         customer_id = s.live_id(customer_id)
-        if mark_read:
+        if mark_read and not getattr(s, "read_only", False):  # a read-only store still opens customers
             s.mark_read(customer_id)
         customer = s.customer(customer_id)
         limit = max(TIMELINE_PAGE, known)
@@ -348,6 +351,11 @@ class DeskScreen(Screen):
     @on(Composer.Typing)
     def _typing(self) -> None:
         self.live.presence_changed()
+        self.queue.set_drafts(self.composer.draft_customers())
+
+    @on(Composer.Edited)
+    def _edited(self, event: Composer.Edited) -> None:
+        self.drafts.changed(event.customer_id)
         self.queue.set_drafts(self.composer.draft_customers())
 
     @on(Composer.Send)

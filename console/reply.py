@@ -41,8 +41,11 @@ class Reply:
     def send(self, event: Composer.Send) -> None:
         agent = self.app.agent
         if event.mode == "note":
-            self.desk.write(lambda s: s.add_note(event.customer_id, event.text, agent), done="note added",
-                            then=lambda _: self._sent())
+            def note(s: Store):
+                with s.tx():  # the draft goes with the note it became
+                    s.add_note(event.customer_id, event.text, agent)
+                    s.delete_draft(agent, event.customer_id)
+            self.desk.write(note, done="note added", then=lambda _: self._sent(event.customer_id))
             return
         ident = self.desk.composer.identity
         if ident is None:
@@ -82,13 +85,22 @@ class Reply:
                 why = file_too_big(channel, files[-1].filename, len(files[-1].data), store_cap)
                 if why:
                     raise ValueError(f"not sent: {why}")
-            return s.queue_reply(event.customer_id, out.source, agent, identity_id=event.identity_id,
-                                 subject=out.subject or event.subject, attachments=files,
-                                 meta={"cc": list(event.cc)} if event.cc and channel == "email" else None)
-        self.desk.write(fn, done=lambda mid: f"reply #{mid} queued", then=lambda _: self._sent(move_on=True))
+            with s.tx():  # the draft goes with the reply it became
+                mid = s.queue_reply(event.customer_id, out.source, agent, identity_id=event.identity_id,
+                                    subject=out.subject or event.subject, attachments=files,
+                                    meta={"cc": list(event.cc)} if event.cc and channel == "email" else None)
+                s.delete_draft(agent, event.customer_id)
+            return mid
+        self.desk.write(fn, done=lambda mid: f"reply #{mid} queued",
+                        then=lambda _: self._sent(event.customer_id, move_on=True))
 
-    def _sent(self, move_on: bool = False) -> None:
-        self.desk.composer.clear()
+    def _sent(self, customer_id: int, move_on: bool = False) -> None:
+        self.desk.drafts.forget(customer_id)
+        composer = self.desk.composer
+        if composer.customer is None or composer.customer.id != customer_id:
+            composer.drafts.pop(customer_id, None)  # the agent moved on meanwhile: theirs stays
+            return
+        composer.clear()
         self.desk.live.presence_changed()  # the composer is empty: "viewing" again
         self.desk.live.wake_outbox()
         self.desk.timeline.focus()

@@ -11,6 +11,7 @@ from store.attachments import DEFAULT_MAX_BYTES, AttachmentStore
 from store.automation_state import AutomationStateMixin
 from store.customers import CustomersMixin
 from store.db import Database, StoreError, default_files_dir
+from store.drafts import DraftsMixin
 from store.events import EventsMixin
 from store.facts import FactsMixin
 from store.identity import IdentityMixin
@@ -24,7 +25,7 @@ from store.timeline import TimelineMixin
 
 
 class Store(Database, IdentityMixin, IngestMixin, CustomersMixin, FactsMixin, EventsMixin, MergeMixin, OutboxMixin,
-            SearchMixin, TimelineMixin, SyncStateMixin, StatsMixin, AutomationStateMixin):
+            SearchMixin, TimelineMixin, SyncStateMixin, StatsMixin, AutomationStateMixin, DraftsMixin):
     def __init__(self, path, *, clock=time.time, attachments_dir: str | Path | None = None,
                  max_attachment_bytes: int = DEFAULT_MAX_BYTES, cache_kb: int = 65536, busy_seconds: float = 30.0,
                  group: str | None = None, password: str | None = None):

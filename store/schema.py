@@ -368,6 +368,24 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     DROP INDEX facts_value;
     CREATE INDEX facts_value ON facts(value COLLATE NOCASE);
     """,
+    # 14: drafts outlive the console (store/drafts.py): one per agent and customer, with the
+    # files to attach and the Cc (JSON lists) and the template values kept as typed (JSON).
+    """
+    CREATE TABLE drafts (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        agent TEXT NOT NULL,
+        text TEXT NOT NULL,
+        mode TEXT NOT NULL DEFAULT 'reply' CHECK (mode IN ('reply','note')),
+        subject TEXT,
+        identity_id INTEGER,
+        attachments TEXT,
+        cc TEXT,
+        literals TEXT,
+        updated_at REAL NOT NULL,
+        UNIQUE (agent, customer_id)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -96,32 +96,6 @@ async def test_moving_on_can_be_turned_off(db_path, clock, tmp_path, ids):
         assert app.current.id == ids["bob"] and app.current.status == "done"
 
 
-async def test_a_draft_is_marked_in_the_queue_and_quitting_with_it_asks(db_path, clock, tmp_path, ids):
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await open_customer(pilot, ids["carol"])
-        assert "✎" not in row_line(app, "Carol Diaz")
-        await pilot.press("r", *"Looking into the 502s", "escape")
-        await open_customer(pilot, ids["bob"])
-        await until(pilot, lambda: "✎" in row_line(app, "Carol Diaz"))
-        assert "✎" not in row_line(app, "Bob Li")
-        await pilot.press("q")
-        await until(pilot, lambda: "Quit with 1 unsent draft?" in screen_text(app))
-        assert "Drafts to Carol Diaz are lost" in flat(app)
-        await pilot.press("n")  # stay: the draft is still there
-        await settle(pilot)
-        assert app.is_running
-        await open_customer(pilot, ids["carol"])
-        assert app.composer.area.text == "Looking into the 502s"
-        app.queue.focus()
-        await pilot.press("q")
-        await until(pilot, lambda: "Quit with 1 unsent draft?" in screen_text(app))
-        await pilot.press("y")
-        await until_closed(app)
-        assert app.return_code == 0
-
-
 async def test_quitting_without_drafts_does_not_ask(db_path, clock, tmp_path, ids):
     app = make_app(db_path, clock, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -14,6 +14,7 @@ from console import keymap
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.outgoing import preview
 from console.widgets.safe_text import one_line
+from store.drafts import Draft
 from store.models import Customer, Identity
 
 
@@ -80,6 +81,13 @@ class Composer(Vertical):
     class Typing(Message):
         """The text changed (presence: this agent is replying)."""
 
+    class Edited(Message):
+        """The draft to `customer_id` changed (text, channel, attachments, Cc, note or reply): keep it."""
+
+        def __init__(self, customer_id: int) -> None:
+            super().__init__()
+            self.customer_id = customer_id
+
     def __init__(self, cursor_blink: bool = True, outgoing=None, **kw):
         """`outgoing(customer_id, text, channel, subject)` renders the preview."""
         super().__init__(**kw)
@@ -92,19 +100,16 @@ class Composer(Vertical):
         self._cursor_blink = cursor_blink
         self._preview_timer = None
         self._chosen = False  # the agent picked the channel: a refresh must not change it
-        # unsent text per customer, so moving through the queue never loses a draft:
-        # customer id -> (text, mode, subject, identity id)
-        self.drafts: dict[int, tuple[str, str, str | None, int | None]] = {}
+        # the drafts to customers not in view, so moving through the queue never loses one
+        # (the store keeps them too: console/drafts.py); customer id -> Draft
+        self.drafts: dict[int, Draft] = {}
         self.attachments: list[str] = []  # local files going with the reply
         self.cc: list[str] = []  # e-mail copy-to addresses
-        # attachments and Cc of kept drafts: customer id -> (attachments, cc)
-        self.draft_extras: dict[int, tuple[list[str], list[str]]] = {}
         self.template: InsertedTemplate | None = None  # the template in the reply, if any
         self.draft_templates: dict[int, InsertedTemplate] = {}
         # values typed into template prompts, shown as typed -> the Markdown they stand for
         # ("*urgent*" -> "\\*urgent\\*"): sent as typed, never read as markup
         self.literals: dict[str, str] = {}
-        self.draft_literals: dict[int, dict[str, str]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -135,23 +140,23 @@ class Composer(Vertical):
         self.customer = customer
         draft = self.drafts.pop(customer.id, None) if changed and customer is not None else None
         if changed:
-            self._chosen = draft is not None and draft[3] is not None
+            self._chosen = draft is not None and draft.identity_id is not None
         if customer is None:
             self.identity = None
         elif (changed or not self._chosen or self.identity is None
               or self.identity.id not in {i.id for i in customer.identities}):
-            wanted = draft[3] if draft and draft[3] is not None else identity_id
+            wanted = draft.identity_id if draft and draft.identity_id is not None else identity_id
             self.identity = next((i for i in customer.identities if i.id == wanted),
                                  customer.identities[0] if customer.identities else None)
         if changed:
-            text, mode, subject = (draft[0], draft[1], draft[2]) if draft else ("", "reply", None)
-            if self.mode != mode:
-                self.mode = mode
-                self.set_class(mode == "note", "-note")
-            self.subject = subject
-            self.attachments, self.cc = self.draft_extras.pop(customer.id, ([], [])) if customer else ([], [])
+            draft = draft or Draft(customer.id if customer else 0, "")
+            text = draft.text
+            if self.mode != draft.mode:
+                self.mode = draft.mode
+                self.set_class(draft.mode == "note", "-note")
+            self.subject = draft.subject
+            self.attachments, self.cc, self.literals = list(draft.attachments), list(draft.cc), dict(draft.literals)
             self.template = self.draft_templates.pop(customer.id, None) if customer else None
-            self.literals = self.draft_literals.pop(customer.id, {}) if customer else {}
             if self.area.text != text:
                 self.area.text = text
         self.refresh_bar()
@@ -159,22 +164,38 @@ class Composer(Vertical):
         self._check_template(before)
 
     def _keep_draft(self) -> None:
-        if self.customer is not None and self.area.text.strip():
-            chosen = self.identity.id if self._chosen and self.identity else None
-            self.drafts[self.customer.id] = (self.area.text, self.mode, self.subject, chosen)
-            if self.attachments or self.cc:
-                self.draft_extras[self.customer.id] = (list(self.attachments), list(self.cc))
+        draft = self.draft_for(self.customer.id) if self.customer is not None else None
+        if draft is not None:
+            self.drafts[draft.customer_id] = draft
             if self.template is not None:
-                self.draft_templates[self.customer.id] = self.template
-            if self.literals:
-                self.draft_literals[self.customer.id] = dict(self.literals)
+                self.draft_templates[draft.customer_id] = self.template
+
+    def draft_for(self, customer_id: int) -> Draft | None:
+        """The unsent draft to `customer_id` (in view or kept), None if there is none."""
+        if self.customer is None or self.customer.id != customer_id:
+            return self.drafts.get(customer_id)
+        if not self.area.text.strip() and not self.attachments:
+            return None
+        return Draft(customer_id, self.area.text, self.mode, self.subject,
+                     self.identity.id if self._chosen and self.identity else None,
+                     list(self.attachments), list(self.cc), dict(self.literals))
+
+    def load_drafts(self, drafts: list[Draft]) -> None:
+        """Drafts kept from an earlier session (the one in view, if any, stays as it is)."""
+        for d in drafts:
+            if self.customer is None or d.customer_id != self.customer.id:
+                self.drafts.setdefault(d.customer_id, d)
 
     def draft_customers(self) -> set[int]:
         """Customers with unsent text: kept drafts and the one being written to."""
         ids = set(self.drafts)
-        if self.customer is not None and self.area.text.strip():
+        if self.customer is not None and self.draft_for(self.customer.id) is not None:
             ids.add(self.customer.id)
         return ids
+
+    def _edited(self) -> None:
+        if self.customer is not None:
+            self.post_message(self.Edited(self.customer.id))
 
     def set_identity(self, identity_id: int) -> None:
         before = self.channel
@@ -184,6 +205,7 @@ class Composer(Vertical):
         self.refresh_bar()
         self.update_preview()
         self._check_template(before)
+        self._edited()
 
     def template_stale(self) -> bool:
         """The reply holds a template rendered for another channel than the current one."""
@@ -240,15 +262,18 @@ class Composer(Vertical):
         self.attachments, self.cc = [], []
         self.refresh_bar()
         self.update_preview()
+        self._edited()
 
     def add_attachment(self, path: str) -> None:
         if path not in self.attachments:
             self.attachments.append(path)
         self.refresh_bar()
+        self._edited()
 
     def set_cc(self, addresses: list[str]) -> None:
         self.cc = list(addresses)
         self.refresh_bar()
+        self._edited()
 
     def set_text(self, text: str) -> None:
         """Replace the whole text (it came back from the external editor)."""
@@ -347,6 +372,7 @@ class Composer(Vertical):
     # -- events ------------------------------------------------------------------
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         self.post_message(self.Typing())
+        self._edited()
         if self.show_preview:
             if self._preview_timer is not None:
                 self._preview_timer.stop()
@@ -390,6 +416,7 @@ class Composer(Vertical):
         self.set_class(self.mode == "note", "-note")
         self.refresh_bar()
         self.update_preview()
+        self._edited()
 
     def action_leave(self) -> None:
         self.post_message(self.Leave())
