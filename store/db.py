@@ -219,10 +219,9 @@ class Database:
         except postgres.ConnectError as e:
             raise StoreError(str(e)) from None
         # waiting for the write lock is bounded as SQLite's busy timeout is
-        self.conn.execute(f"SET lock_timeout = {int(busy_seconds * 1000)}")
+        self.conn.script(f"SET lock_timeout = {int(busy_seconds * 1000)}; LISTEN {postgres.CHANGES}")
         self._backend_pid = self.conn.raw.info.backend_pid
         self._changes = 0
-        self.conn.execute(f"LISTEN {postgres.CHANGES}")
 
 
     def _enable_wal(self) -> None:

@@ -14,8 +14,11 @@ an error message (URLs are scrubbed).
 """
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import sqlite3
+import threading
 import urllib.parse
 from typing import Any, Iterator
 
@@ -247,10 +250,11 @@ class PgConnection:
     """What the store uses of sqlite3.Connection, on a psycopg 3 connection in autocommit
     mode (the store sends BEGIN and COMMIT itself, as it does on SQLite)."""
 
-    def __init__(self, raw, url: str, password: str | None = None):
+    def __init__(self, raw, url: str, password: str | None = None, pool=None):
         self.raw = raw
         self.url = url
         self._password = password
+        self._pool = pool
 
     def execute(self, sql: str, params: Any = ()):
         text, names = translate(sql)
@@ -281,7 +285,12 @@ class PgConnection:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
-        self.raw.close()
+        """Back to the pool (a broken or busy connection is closed by it)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            _give_back(pool, self.raw)
+        elif not self.raw.closed:
+            self.raw.close()
 
     def errors(self):
         return _Errors(self)
@@ -347,29 +356,110 @@ def _adapt(raw) -> None:
     raw.adapters.register_dumper(str, NoNul)
 
 
-def connect(url: str, password: str | None = None, *, timeout: float = 10.0) -> PgConnection:
-    """A connection to the database at `url` (postgresql://user@host:port/db?sslmode=...).
+def _kwargs(url: str, password: str | None, timeout: float) -> dict[str, Any]:
+    import psycopg
 
-    Raises ConnectError in plain words when the server refuses the connection,
-    authentication fails or the database is missing; never with the password."""
-    try:
-        import psycopg
-    except ImportError:
-        raise ConnectError("PostgreSQL stores need psycopg: pip install 'psycopg[binary]'") from None
     kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "cursor_factory": psycopg.RawCursor,
                               "application_name": "omnidesk"}
     if "connect_timeout" not in url:
         kwargs["connect_timeout"] = max(1, int(timeout))
     if password:
         kwargs["password"] = password
+    return kwargs
+
+
+def _direct(url: str, password: str | None, timeout: float):
+    """One new psycopg connection, or ConnectError in plain words."""
     try:
-        raw = psycopg.connect(url, **kwargs)
+        import psycopg
+    except ImportError:
+        raise ConnectError("PostgreSQL stores need psycopg: pip install 'psycopg[binary]'") from None
+    try:
+        raw = psycopg.connect(url, **_kwargs(url, password, timeout))
     except psycopg.Error as e:
         raise ConnectError(_plain(e, url, password)) from None
     except Exception as e:  # a malformed URL (psycopg.ProgrammingError is a psycopg.Error; this is the rest)
         raise ConnectError(f"{scrub(url, password)}: not a PostgreSQL URL: {scrub(str(e), password)}") from None
     _adapt(raw)
-    return PgConnection(raw, url, password)
+    return raw
+
+
+# -- the pool: one per process and database ------------------------------------------------
+# A console opens a Store for each background read and the engine one per thread: with
+# the pool those reuse connections (no new login each time). Keyed by process id too: a
+# forked worker (the mail import's) must never share its parent's connections. A pool
+# lives while any of its connections is out (the console's own store keeps it); the
+# last one returned closes it, so nothing keeps reconnecting to a database in the
+# background once no store uses it.
+POOL_SIZE = 20  # connections per process and database at most (the server's default limit is 100)
+_pools: dict[tuple, Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _reset(raw) -> None:
+    """A connection back in the pool: no LISTEN, no notes left for the next user."""
+    raw.execute("UNLISTEN *")
+    for _ in raw.notifies(timeout=0):
+        pass
+
+
+def _pool(url: str, password: str | None, timeout: float):
+    key = (os.getpid(), url, password)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+
+            _direct(url, password, timeout).close()  # a refusal, in plain words, before any pool retries it
+            pool = ConnectionPool(url, kwargs=_kwargs(url, password, timeout), min_size=1, max_size=POOL_SIZE,
+                                  configure=_adapt, reset=_reset, check=ConnectionPool.check_connection,
+                                  timeout=timeout, name="omnidesk", open=True, num_workers=1)
+            pool.omnidesk_out = 0
+            _pools[key] = pool
+        pool.omnidesk_out += 1
+    return pool
+
+
+def _give_back(pool, raw) -> None:
+    with _pools_lock:
+        pool.omnidesk_out -= 1
+        last = pool.omnidesk_out == 0
+        if last:
+            for key, p in list(_pools.items()):
+                if p is pool:
+                    del _pools[key]
+    if pool.closed:
+        raw.close()
+        return
+    pool.putconn(raw)
+    if last:
+        pool.close(timeout=1)
+
+
+@atexit.register
+def _close_pools() -> None:
+    for key, pool in list(_pools.items()):
+        if key[0] == os.getpid():
+            pool.close(timeout=1)
+    _pools.clear()
+
+
+def connect(url: str, password: str | None = None, *, timeout: float = 10.0) -> PgConnection:
+    """A connection to the database at `url` (postgresql://user@host:port/db?sslmode=...),
+    from this process's pool for that database; PgConnection.close() gives it back.
+
+    Raises ConnectError in plain words when the server refuses the connection,
+    authentication fails or the database is missing; never with the password."""
+    pool = _pool(url, password, timeout)
+    try:
+        raw = pool.getconn()
+    except Exception as e:  # the pool's timeout: say why the server answers no
+        with _pools_lock:
+            pool.omnidesk_out -= 1
+        _direct(url, password, timeout).close()
+        raise ConnectError(f"PostgreSQL at {where(url)}: no connection within {timeout:g} s"
+                           f" ({POOL_SIZE} in use by this process?): {scrub(str(e), password)}") from None
+    return PgConnection(raw, url, password, pool)
 
 
 def is_url(location: str) -> bool:
