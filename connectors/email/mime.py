@@ -21,6 +21,7 @@ from email.policy import compat32
 MAX_DEPTH = 20
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _FIELD = re.compile(r"[\041-\071\073-\176]+:")  # a header field name and its colon
+_HEADER_FIELD = re.compile(r"([\041-\071\073-\176]+):([^\n]*\n(?:[ \t][^\n]*\n)*)")  # with its continuations
 _PADDING = re.compile(rb"(--)?[ \t]*(\r\n|\n)?")  # after "--boundary": close mark, transport padding
 _PARAM = re.compile(r';\s*([\w.-]+)\s*=\s*(?:"([^"\\]*)"|([^\s;"]+))')
 
@@ -104,26 +105,20 @@ def _headers(raw: bytes) -> tuple[Message, bytes] | None:
     if at < 0:
         return None
     body_start = at + (2 if raw[at + 1] == 10 else 3)
+    text = raw[:at + 1].decode("ascii", "surrogateescape")  # every header line with its line end
     msg = Message(policy=compat32)
-    field: list[str] = []
-    for i, line in enumerate(raw[:at].decode("ascii", "surrogateescape").split("\n")):
-        line += "\n"  # each line keeps its line end, as the feedparser gives it
-        if line[0] in " \t":  # folded continuation
-            if not field:
-                return None
-            field.append(line)
-            continue
-        if field:
-            msg.set_raw(*compat32.header_source_parse(field))
-        if not _FIELD.match(line):
-            if i == 0 and line.startswith("From "):  # mbox envelope line
-                msg.set_unixfrom(line.rstrip("\r\n"))
-                field = []
-                continue
-            return None
-        field = [line]
-    if field:
-        msg.set_raw(*compat32.header_source_parse(field))
+    pos = 0
+    if text.startswith("From "):  # an mbox envelope line (a header name has no space)
+        pos = text.find("\n") + 1
+        msg.set_unixfrom(text[:pos].rstrip("\r\n"))
+    while pos < len(text):
+        m = _HEADER_FIELD.match(text, pos)
+        if m is None:
+            return None  # not a header line (or a continuation with nothing to continue): the stdlib's case
+        # as compat32.header_source_parse: the name before the first colon; the value after it with
+        # its continuation lines, leading blanks and the last line end removed
+        msg.set_raw(m.group(1), m.group(2).lstrip(" \t").rstrip("\r\n"))
+        pos = m.end()
     return msg, raw[body_start:]
 
 
