@@ -256,10 +256,12 @@ class PgConnection:
         self._password = password
         self._pool = pool
 
-    def execute(self, sql: str, params: Any = ()):
+    def execute(self, sql: str, params: Any = (), prepare: bool | None = None):
+        """`prepare`: psycopg's (None: prepared once used 5 times; False: never, so every
+        execution is planned for its own parameters)."""
         text, names = translate(sql)
         with self.errors():
-            return self.raw.execute(text, _params(names, params))
+            return self.raw.execute(text, _params(names, params), prepare=prepare)
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
