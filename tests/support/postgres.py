@@ -91,6 +91,7 @@ class PostgresServer:
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.guard: subprocess.Popen | None = None
         self._names = itertools.count(1)
+        self._conn = None  # the kept admin connection (_admin)
         if os.geteuid() == 0:
             user = pwd.getpwnam(SUPERUSER)
             os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -130,6 +131,9 @@ class PostgresServer:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the server and remove its directory (the guard does both)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         guard, self.guard = self.guard, None
         if guard is None:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -164,14 +168,27 @@ class PostgresServer:
         return run.stdout
 
     def create_database(self, name: str | None = None, template: str = TEMPLATE) -> str:
-        """A new database copied from `template` (an empty one by default); its name."""
+        """A new database copied from `template` (the migrated one by default); its name.
+        FILE_COPY: without fsync, copying the template's files is ~2x faster than WAL_LOG."""
         name = name or f"t{os.getpid()}_{next(self._names)}"
-        self.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return name
 
     def drop_database(self, name: str) -> None:
         """Drop `name`, ending any connection still open to it (a store a test left open)."""
-        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, statement: str) -> None:
+        """A statement on one kept connection (psycopg; psql where it is missing): a test's
+        database costs no process start."""
+        try:
+            import psycopg
+        except ImportError:
+            self.sql(statement)
+            return
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url("postgres"), autocommit=True)
+        self._conn.execute(statement)
 
     def refresh_template(self, prepare) -> None:
         """Recreate the template database and run `prepare(url)` on it (e.g. migrate it), so
