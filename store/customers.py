@@ -244,6 +244,13 @@ class CustomersMixin:
             raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         if status == "snoozed" and until is None:
             raise StoreError("snoozed needs a time to wake up (use snooze)")
+        if status == "snoozed":  # checked before anything is written: an absurd time would outlive any undo
+            from store.timefmt import WhenError, check_future
+
+            try:
+                until = check_future(until, self.clock())
+            except WhenError as e:
+                raise StoreError(f"cannot snooze until then: {e}") from None
         with self.tx():
             old = self.q1("SELECT status, snoozed_until FROM customers WHERE id=?", (customer_id,))
             if old is None:

@@ -12,16 +12,23 @@ Shared by the console, the CLI and the desk's config ([targets], rules):
 
 All times are unix seconds (float); errors are `WhenError` (a ValueError) whose
 message says what is expected.
+
+Bounds: a duration is at most MAX_SPAN (5 years) and a time we parse lies at most
+MAX_SPAN ahead ("99999999999d" or "9999-01-01" is refused with a WhenError, nothing
+changes). The formatters never raise: a stored value that is not a usable time (absurd,
+nan, inf, text) is rendered plainly, e.g. "unix 8.64e+15", so one odd row never breaks
+an event log, a timeline or JSON output.
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from store.errors import OmnideskError
 
 __all__ = ["parse_duration", "parse_when", "parse_since", "format_age", "format_clock", "format_duration",
-           "format_iso", "WhenError"]
+           "format_iso", "WhenError", "MAX_SPAN", "check_future"]
 
 
 class WhenError(OmnideskError, ValueError):
@@ -32,11 +39,16 @@ _UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
           "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
           "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
           "d": 86400, "day": 86400, "days": 86400,
-          "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800}
+          "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
+          "y": 31_536_000, "yr": 31_536_000, "year": 31_536_000, "years": 31_536_000}
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
 _CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$")
 DEFAULT_HOUR = 9
+# How far ahead anyone plans a customer: snoozes, reminders, targets, rule delays. Beyond
+# it a value is a typo (99999999999d), and far beyond it datetime cannot even show it.
+MAX_SPAN = 5 * 365 * 86400.0
+MAX_SPAN_WORDS = "5 years"
 HELP = "expected a duration like 2h, 30m, 1d, 1h30m, or a time like tomorrow 9:00, mon 9:00, 17:30, 2026-12-01 9:00"
 
 
@@ -52,11 +64,23 @@ def parse_duration(text: str) -> float:
     total = 0.0
     for number, unit in parts:
         if unit not in _UNITS:
-            raise WhenError(f"{raw!r}: unknown unit {unit!r}; expected s, m, h, d or w")
+            raise WhenError(f"{raw!r}: unknown unit {unit!r}; expected s, m, h, d, w or y")
         total += float(number) * _UNITS[unit]
     if total <= 0:
         raise WhenError(f"the duration must be more than zero, got {raw!r}")
+    if total > MAX_SPAN:
+        raise WhenError(f"{raw!r} is too long: at most {MAX_SPAN_WORDS}")
     return total
+
+
+def check_future(until: object, now: float) -> float:
+    """`until` (unix seconds) if it is a usable time after `now` and at most MAX_SPAN ahead;
+    WhenError otherwise. The store checks every wake-up time with this before writing it."""
+    if isinstance(until, bool) or not isinstance(until, (int, float)) or not math.isfinite(until):
+        raise WhenError(f"not a time: {until!r}")
+    if until - now > MAX_SPAN:
+        raise WhenError(f"{format_iso(until)} is too far ahead: at most {MAX_SPAN_WORDS}")
+    return float(until)
 
 
 def _clock(text: str) -> tuple[int, int]:
@@ -101,7 +125,9 @@ def parse_when(text: str, now: float, tz: tzinfo | None = None) -> float:
                 raise WhenError(f"{raw!r}: unknown unit {unit!r}; {HELP}")
         try:
             return now + parse_duration(text)
-        except WhenError:
+        except WhenError as e:
+            if "too long" in str(e):
+                raise WhenError(f"{raw!r} is too far ahead: at most {MAX_SPAN_WORDS}") from None
             raise WhenError(f"{raw!r}: the time must be in the future") from None
 
     word, _, after = text.partition(" ")
@@ -128,13 +154,41 @@ def parse_when(text: str, now: float, tz: tzinfo | None = None) -> float:
         raise WhenError(f"{raw!r}: {HELP}")
     if when.timestamp() <= now:
         raise WhenError(f"{raw!r} is in the past")
+    if when.timestamp() - now > MAX_SPAN:
+        raise WhenError(f"{raw!r} is too far ahead: at most {MAX_SPAN_WORDS}")
     return when.timestamp()
+
+
+def _number(ts: object) -> float | None:
+    """A stored time as a float, or None if it is not a finite number."""
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return None
+    return float(ts)
+
+
+def _plain(ts: object) -> str:
+    """An unusable stored time, shown as what it is."""
+    n = _number(ts)
+    return f"unix {n:.6g}" if n is not None else f"not a time ({str(ts)[:40]})"
+
+
+def _datetime(ts: object, tz: tzinfo | None = None) -> datetime | None:
+    """unix seconds -> an aware datetime (local time unless `tz`), None when out of datetime's range."""
+    n = _number(ts)
+    if n is None:
+        return None
+    try:
+        return datetime.fromtimestamp(n, tz) if tz else datetime.fromtimestamp(n).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def format_age(seconds: float | None) -> str:
     """A short age: now, 45s, 12m, 3h, 2d, 5w, 1y ("in 2h" for the future)."""
     if seconds is None:
         return ""
+    if _number(seconds) is None:
+        return "?"
     if seconds < 0:
         return "in " + format_age(-seconds)
     s = int(seconds)
@@ -150,8 +204,9 @@ def format_clock(ts: float | None, now: float, tz: tzinfo | None = None) -> str:
     """14:02 today, `Mon 14:02` within a week, `Nov 25 14:02` this year, else the full date."""
     if ts is None:
         return ""
-    t = datetime.fromtimestamp(ts, tz) if tz else datetime.fromtimestamp(ts).astimezone()
-    n = datetime.fromtimestamp(now, tz) if tz else datetime.fromtimestamp(now).astimezone()
+    t, n = _datetime(ts, tz), _datetime(now, tz)
+    if t is None or n is None:
+        return _plain(ts)
     if t.date() == n.date():
         return t.strftime("%H:%M")
     if abs((n - t).days) < 7:
@@ -171,7 +226,7 @@ def parse_since(text: str, now: float) -> float:
         pass
     try:
         return datetime.fromisoformat(t).timestamp()  # naive: local time
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise WhenError(f"{text!r}: expected a span like 7d, 24h, 2w or a date like 2026-11-01") from None
 
 
@@ -179,6 +234,8 @@ def format_duration(seconds: float | None) -> str:
     """A span for tables: 45s, 12m, 12m30s, 3h05m, 2d04h ("-" for None)."""
     if seconds is None:
         return "-"
+    if _number(seconds) is None:
+        return "?"
     s = int(round(seconds))
     if s < 60:
         return f"{s}s"
@@ -190,5 +247,9 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_iso(ts: float) -> str:
-    """Unix seconds -> ISO 8601 UTC to the second: "2026-11-30T03:23:12Z" (the CLI's JSON times)."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """Unix seconds -> ISO 8601 UTC to the second: "2026-11-30T03:23:12Z" (the CLI's JSON times);
+    a value no calendar can show comes back plainly ("unix 8.64e+15")."""
+    t = _datetime(ts, timezone.utc)
+    if t is None:
+        return _plain(ts)
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
