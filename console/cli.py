@@ -29,7 +29,7 @@ __all__ = ["Context", "UserError", "build_parser", "jsonable", "log_to_file", "m
 # (heavy ones inside the command's function), so parsing the command line loads no channel
 # library and no Textual: `omnidesk queue` imports only what the queue needs.
 COMMAND_MODULES = ["core", "sync", "setup", "keys", "demo", "mail_import", "templates", "rules", "stats", "hooks",
-                   "facts", "store_copy"]
+                   "facts", "store_copy", "caseload"]
 
 
 class Context:

@@ -63,6 +63,8 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
         text = f"{who} set priority {_value(d.get('new'))}"
     elif k == "rename":
         text = f"{who} renamed {_value(d.get('old'), 30)!r} to {_value(d.get('new'), 30)!r}"
+    elif k == "address":
+        text = f"{who} added address {_value(d.get('address'), 60)}"
     elif k == "fact":
         key = _value(d.get("key"), 20)
         if d.get("new") is None:

@@ -99,11 +99,14 @@ class CustomersMixin:
         row = self.q1("SELECT * FROM customers WHERE id=?", (customer_id,))
         if row is None:
             raise StoreError(f"no customer with id {customer_id}")
+        # "customer since": their first message, when it is older than the row (imported history)
+        first = self.q1("SELECT min(sent_at) FROM messages WHERE customer_id=?", (customer_id,))
+        since = min(row["created_at"], first[0]) if first and first[0] is not None else row["created_at"]
         c = Customer(
             id=row["id"], name=row["name"], status=row["status"], snoozed_until=row["snoozed_until"],
             assignee=row["assignee"], priority=row["priority"], waiting_since=row["waiting_since"],
             last_inbound_at=row["last_inbound_at"], last_outbound_at=row["last_outbound_at"],
-            last_channel=row["last_channel"], unread=row["unread"], created_at=row["created_at"],
+            last_channel=row["last_channel"], unread=row["unread"], created_at=since,
         )
         c.tags = [r[0] for r in self.q("SELECT tag FROM tags WHERE customer_id=? ORDER BY tag", (customer_id,))]
         rows = self.q("SELECT key, value, actor, at, channel, message_id FROM facts WHERE customer_id=? ORDER BY key",
@@ -260,6 +263,28 @@ class CustomersMixin:
             return self.log_event("status", actor, customer_id, old=old["status"], old_until=old["snoozed_until"],
                                   new=status, until=until, **extra)
 
+    def quiet_since(self, before: float) -> list[int]:
+        """Open (waiting or not) and pending customers with no message either way
+        since `before` (unix seconds), oldest first: conversations gone quiet."""
+        return [r[0] for r in self.q(
+            "SELECT id FROM customers WHERE merged_into IS NULL AND status IN ('open', 'pending')"
+            " AND max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)) < ?"
+            " ORDER BY max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)), id", (before,))]
+
+    def set_status_many(self, customer_ids: list[int], status: str, actor: str) -> list[int]:
+        """set_status for each customer (those who have it already are left alone)
+        in one transaction, as one batch: undoing any of its events undoes all.
+        Returns the event ids."""
+        import uuid
+
+        batch, events = uuid.uuid4().hex[:16], []
+        with self.tx():
+            for cid in customer_ids:
+                row = self.q1("SELECT status FROM customers WHERE id=?", (cid,))
+                if row is not None and row[0] != status:
+                    events.append(self.set_status(cid, status, actor, batch=batch, batch_size=len(customer_ids)))
+        return events
+
     def snooze(self, customer_id: int, until: float, actor: str) -> int:
         """Hide the customer until `until` (unix seconds); the queue shows them again then. Returns the event id."""
         return self.set_status(customer_id, "snoozed", actor, until=until)
@@ -319,6 +344,39 @@ class CustomersMixin:
             self.conn.execute("UPDATE customers SET name=? WHERE id=?", (name, customer_id))
             self.reindex_customer(customer_id)
             return self.log_event("rename", actor, customer_id, old=old, new=name)
+
+    def add_address(self, customer_id: int, address: str, actor: str, channel: str = "email") -> int:
+        """Give a customer an e-mail address to reply to (one whose mail came without a
+        usable sender, or a second address): a new identity, logged as an undoable
+        'address' event (returned). Replies then go to it. StoreError for an address
+        that is not one, or that is already another customer's (merge them instead)."""
+        from store.outbox import usable_address
+
+        if channel != "email":
+            raise StoreError("only e-mail addresses can be added by hand; chat users are found when they write")
+        addr = normalize_email(address or "")
+        if not addr or not usable_address(channel, addr) or "." not in addr.rpartition("@")[2]:
+            raise StoreError(f"{(address or '').strip()[:80]!r} is not an e-mail address")
+        with self.tx():
+            cid = self.live_id(customer_id)
+            if self.q1("SELECT 1 FROM customers WHERE id=?", (cid,)) is None:
+                raise StoreError(f"no customer with id {customer_id}")
+            owners = {self.live_id(r[0]) for r in self.q(
+                "SELECT i.customer_id FROM identities i WHERE i.channel=? AND i.address=? UNION"
+                " SELECT i.customer_id FROM identity_keys k JOIN identities i ON i.id=k.identity_id WHERE k.key=?",
+                (channel, addr, f"email:{addr}"))}
+            if cid in owners:
+                raise StoreError(f"{addr} is already an address of #{cid}")
+            if owners:
+                other = min(owners)
+                raise StoreError(f"{addr} belongs to customer #{other}; to join them: omnidesk merge {cid} {other}")
+            account = self.q1("SELECT account FROM identities WHERE customer_id=? AND channel=? ORDER BY id DESC",
+                              (cid, channel))
+            identity_id = self.insert_id(
+                "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
+                " VALUES (?, ?, ?, '', '', ?, ?)", (cid, channel, addr, account[0] if account else "", self.clock()))
+            self.conn.execute("INSERT INTO identity_keys(identity_id, key) VALUES (?, ?)", (identity_id, f"email:{addr}"))
+            return self.log_event("address", actor, cid, identity=identity_id, address=addr, channel=channel)
 
     def add_note(self, customer_id: int, text: str, author: str) -> int:
         """Add an internal note (never sent) to the customer's timeline; returns its message id. StoreError if

@@ -268,6 +268,15 @@ class IngestMixin:
         self.recompute(customer_id)
         return IngestResult(message_id, customer_id, identity_id, new_customer=new_customer)
 
+    def customers_of_messages(self, channel: str, account: str, external_ids) -> set[int]:
+        """The (live) customers whose timelines hold these inbound messages."""
+        out: set[int] = set()
+        for chunk, marks in in_chunks(sorted(external_ids)):
+            out.update(self.live_id(r[0]) for r in self.q(
+                f"SELECT DISTINCT customer_id FROM messages WHERE channel=? AND account=? AND direction='in'"
+                f" AND external_id IN ({marks})", (channel, account, *chunk)))
+        return out
+
     def waiting_on_imported_mail_only(self, customer_ids) -> set[int]:
         """Of `customer_ids`, those who wait only because of imported history
         (meta "imported"): no unanswered message of theirs arrived live."""

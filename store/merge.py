@@ -13,7 +13,7 @@ from store.db import StoreError
 from store.facts import UPSERT_FACT
 from store.models import MergeSuggestion
 
-UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename")
+UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename", "address")
 FINAL = ("reply", "retry")  # actions that cannot be taken back: a bare `undo` stops at them
 
 
@@ -173,9 +173,15 @@ class MergeMixin:
                 raise StoreError(f"event {event_id} ({ev.kind}) cannot be undone")
             if ev.kind in ("merge", "split"):
                 self._check_no_later_regrouping(ev)
-            getattr(self, f"_undo_{ev.kind}")(ev)
-            undo_id = self.log_event("undo", actor, ev.customer_id, event=event_id, undone_kind=ev.kind)
-            self.conn.execute("UPDATE events SET undone_by=? WHERE id=?", (undo_id, event_id))
+            batch = [ev]
+            if ev.data.get("batch"):  # one action on many customers (omnidesk done --older-than): undone whole
+                batch = [self.event(r[0]) for r in self.q(
+                    "SELECT id FROM events WHERE kind=? AND undone_by IS NULL"
+                    " AND CAST(json_extract(data, '$.batch') AS TEXT) = ? ORDER BY id", (ev.kind, ev.data["batch"]))]
+            for one in batch:
+                getattr(self, f"_undo_{one.kind}")(one)
+                undo_id = self.log_event("undo", actor, one.customer_id, event=one.id, undone_kind=one.kind)
+                self.conn.execute("UPDATE events SET undone_by=? WHERE id=?", (undo_id, one.id))
             return event_id
 
     @staticmethod
@@ -253,6 +259,13 @@ class MergeMixin:
     def _undo_status(self, ev) -> None:
         self.conn.execute("UPDATE customers SET status=?, snoozed_until=? WHERE id=?",
                           (ev.data["old"], ev.data.get("old_until"), ev.customer_id))
+
+    def _undo_address(self, ev) -> None:
+        identity = ev.data["identity"]
+        if self.q1("SELECT 1 FROM messages WHERE identity_id=? LIMIT 1", (identity,)):
+            raise StoreError(f"{ev.data.get('address')} has messages now; to move it out: omnidesk split {identity}")
+        self.conn.execute("DELETE FROM identity_keys WHERE identity_id=?", (identity,))
+        self.conn.execute("DELETE FROM identities WHERE id=?", (identity,))
 
     def _undo_tag(self, ev) -> None:
         self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (ev.customer_id, ev.data["tag"]))

@@ -43,6 +43,13 @@ def usable_address(channel: str, address: str | None) -> bool:
     return bool(at and local and domain) and not domain.lower().rstrip(".").endswith("invalid")
 
 
+def no_address_message(customer_id: int, channel: str) -> str:
+    """Why a reply cannot go out: short (a console toast at 80 columns) and with the way out."""
+    if channel == "email":
+        return f"no e-mail address for #{customer_id}; add one: omnidesk identity add {customer_id} ADDRESS"
+    return f"no {channel} address for #{customer_id}; reply on another channel"
+
+
 def reply_subject(subject: str | None) -> str | None:
     """One "Re: " in front of the base subject: "AW: Re: AW: Lieferung" -> "Re: Lieferung"."""
     base = base_subject(subject)
@@ -73,6 +80,8 @@ class OutboxMixin:
         )
         if not rows:
             raise StoreError(f"customer {customer_id} has no channel to reply on")
+        # an address nobody can receive at (mail without a sender) only when there is no other
+        rows = sorted(rows, key=lambda r: not usable_address(r["channel"], r["address"]))
         if channel is None:
             return self._identity(rows[0])
         for row in rows:
@@ -98,14 +107,14 @@ class OutboxMixin:
         with self.tx():
             ident = self.pick_identity(customer_id, channel, identity_id)
             if not usable_address(ident.channel, ident.address):
-                raise StoreError(f"customer {customer_id}: no usable {ident.channel} address to reply to"
-                                 f" ({ident.address or 'none'}: the message came without a valid sender);"
-                                 " add their address or reply on another channel")
+                raise StoreError(no_address_message(customer_id, ident.channel))
             parent = self.q1(
                 "SELECT * FROM messages WHERE customer_id=? AND identity_id=? AND direction='in'"
                 " ORDER BY sent_at DESC, id DESC LIMIT 1",
                 (ident.customer_id, ident.id),
-            )
+            ) or self.q1(  # an address added by hand: it answers their last mail on that channel
+                "SELECT * FROM messages WHERE customer_id=? AND channel=? AND direction='in'"
+                " ORDER BY sent_at DESC, id DESC LIMIT 1", (ident.customer_id, ident.channel))
             now = self.clock()
             if ident.channel == "email" and subject is None and parent is not None:
                 subject = reply_subject(parent["subject"])

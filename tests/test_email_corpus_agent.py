@@ -182,7 +182,7 @@ def seen_by_agent(store, name: str):
     item = parse((CORPORA / "mime-edge" / name).read_bytes(), "shop")
     m = store.message(store.ingest(item).message_id)
     ident = next(i for i in store.customer(m.customer_id).identities if i.id == m.identity_id)
-    address = None if ident.address == "unknown-sender@invalid" else ident.address
+    address = None if ident.address.endswith("@invalid") else ident.address
     shown = m.meta.get("new_text") if m.meta.get("new_text") is not None else m.text
     forwarded = [f.get("subject", "") for f in m.meta.get("forwarded", [])]
     return m.subject or "", address, shown, [a.filename for a in m.attachments], forwarded

@@ -179,7 +179,8 @@ def test_our_sent_mail_is_filed_as_our_replies_and_waiting_counts_from_the_last_
     config = tmp_path / "c.toml"
     config.write_text('[email.shop]\nbackend = "maildir"\nmaildir = "/unused"\nfrom_address = "support@shop.test"\n')
     db = str(tmp_path / "o.db")
-    code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "mbox", str(tmp_path / "all.mbox"))
+    code, data = run(capsys, "--db", db, "--config", str(config), "--json", "import", "mbox", str(tmp_path / "all.mbox"),
+                         "--backlog-days", "0")  # 2024 mail waits as if new
     assert code == 0 and (data["added"], data["ours"]) == (6, 3)
     store = Store(db)
     ann, bob, cleo = (store.find_customer(f"{n}@example.com") for n in ("ann", "bob", "cleo"))
@@ -211,7 +212,7 @@ def test_done_also_closes_a_known_customer_made_to_wait_by_old_mail_only(capsys,
         box.add(f"From: {who} <{who}@example.com>\nMessage-ID: <h{n}@x>\nDate: Mon, 0{n + 1} Jan 2024 10:00:00 +0000\n"
                 f"\nold question {n}\n".encode())
     box.flush()
-    assert run(capsys, "--db", str(db), "--json", "import", "mbox", str(path), "--done")[0] == 0
+    assert run(capsys, "--db", str(db), "--json", "import", "mbox", str(path), "--done", "--backlog-days", "0")[0] == 0
     assert store.customer(known).waiting_since is not None  # the old mail is unanswered, but closed
     assert store.customer(known).status == "done"
     assert store.customer(live).status == "open"  # a live message waits whatever the import brought

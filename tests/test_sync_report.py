@@ -74,6 +74,6 @@ def test_sync_once_reports_sent_retrying_and_failed_replies_and_exits_1(desk, tg
 
 def test_a_reply_to_a_message_without_a_usable_sender_is_refused(store, make_inbound, desk):
     r = store.ingest(make_inbound("email", "unknown-sender@invalid", "no From header here", name="Unknown sender"))
-    with pytest.raises(StoreError, match="no usable email address to reply to"):
+    with pytest.raises(StoreError, match="no e-mail address for #"):
         store.queue_reply(r.customer_id, "hello?", "alex")
     assert store.outbox() == []

@@ -7,6 +7,7 @@ bytes when there is none), so importing twice adds nothing.
 """
 from __future__ import annotations
 
+import email.utils
 import multiprocessing
 import os
 import re
@@ -31,6 +32,7 @@ class ImportStats:
     ours: int = 0  # sent by us (a Sent folder): filed as our replies
     new_customers: set = field(default_factory=set)  # customers the import created
     touched: set = field(default_factory=set)  # customers the import added mail to
+    ids: set = field(default_factory=set)  # external ids of every message read (stored now or before)
 
     @property
     def skipped(self) -> int:
@@ -107,46 +109,73 @@ def mbox_tasks(path: Path) -> list[Task]:
     return tasks
 
 
+_MAILDIR_TIME = re.compile(r"(\d{9,10})\.")  # Maildir file names start with the delivery time
+
+
+def _delivered(line: bytes) -> float | None:
+    """The time on an mbox "From sender Mon Dec 10 12:00:00 2012" line (UTC when it names no zone)."""
+    parts = line.decode("ascii", "replace").split(None, 2)
+    try:
+        parsed = email.utils.parsedate_tz(parts[2]) if len(parts) == 3 else None
+        return None if parsed is None else float(email.utils.mktime_tz((*parsed[:9], parsed[9] or 0)))
+    except (ValueError, OverflowError):
+        return None
+
+
 def read_task(task: Task) -> tuple[bytes, float]:
-    """(raw bytes, a fallback time) for one task."""
+    """(raw bytes, a fallback time) for one task. The fallback is the time the
+    mail was delivered, for a message without Date and Received headers: the
+    Maildir file name's time, the mbox "From " line's, else the file's mtime."""
     if task[0] == "file":
         with open(task[1], "rb") as f:
-            return f.read(), os.fstat(f.fileno()).st_mtime
+            raw, mtime = f.read(), os.fstat(f.fileno()).st_mtime
+        named = _MAILDIR_TIME.match(os.path.basename(task[1]))
+        return raw, float(named[1]) if named and 0 < int(named[1]) <= mtime else mtime
     _, path, offset, length = task
     with open(path, "rb") as f:
+        start = max(0, offset - 512)
+        f.seek(start)
+        from_line = f.read(offset - start).rstrip(b"\r\n").rpartition(b"\n")[2]
         if length >= 2:  # the blank line that separates mbox messages is not part of the mail
             f.seek(offset + length - 2)  # (looked at first: slicing it off would copy a big mail)
             length -= f.read(2) == b"\n\n"
         f.seek(offset)
         raw = f.read(length)
-        mtime = os.fstat(f.fileno()).st_mtime
+        mtime = _delivered(from_line) or os.fstat(f.fileno()).st_mtime
     # mbox writers escape body lines starting "From " as ">From " (and, in mboxrd,
     # ">From " as ">>From "): one ">" comes off again
     return _ESCAPED_FROM.sub(rb"\1", raw), mtime
 
 
-def _parse_one(task: Task, account: str, own: str = "", spool_dir: Path | None = None):
+def _parse_one(task: Task, account: str, own: str = "", spool_dir: Path | None = None, history_before: float = 0.0):
     try:
         raw, mtime = read_task(task)
     except OSError:
         return None  # vanished meanwhile (a mail syncer moved it)
     if spool_dir is None:
-        return parse(raw, account, fallback_time=mtime, meta={"imported": True}, own_address=own)
-    return parse_spooled(raw, account, spool_dir, fallback_time=mtime, meta={"imported": True}, own_address=own)
+        item = parse(raw, account, fallback_time=mtime, meta={"imported": True}, own_address=own)
+    else:
+        item = parse_spooled(raw, account, spool_dir, fallback_time=mtime, meta={"imported": True}, own_address=own)
+    if item.sent_at < history_before:  # old history: stored, but nobody waits for it (connectors/email/backlog.py)
+        item.meta["backlog"] = True
+    return item
 
 
 BATCH_BYTES = 32 << 20  # raw bytes held before they are stored: memory stays bounded with big mail
 
 
-def _import_chunk(store, tasks: list[Task], account: str, own: str = "") -> ImportStats:
+def _import_chunk(store, tasks: list[Task], account: str, own: str = "", history_before: float = 0.0) -> ImportStats:
     """Parse a chunk, then store it in one transaction (or several, when the
     chunk holds more than BATCH_BYTES of mail). Mail from `own` (our address:
-    a Sent folder) is filed as our replies in its customers' timelines."""
+    a Sent folder) is filed as our replies in its customers' timelines; mail
+    sent before `history_before` (unix seconds) is history that waits for nobody."""
     stats, items, held = ImportStats(), [], 0
     spool_dir = store.files.spool_dir()
     for task in tasks:
-        item = _parse_one(task, account, own, spool_dir)
+        item = _parse_one(task, account, own, spool_dir, history_before)
         stats.seen += 1
+        if item is not None:
+            stats.ids.add(item.external_id)
         if item is not None and own and item.sender.address == own:
             stats.ours += 1
             item.meta["ours"] = True
@@ -183,13 +212,16 @@ def _worker_init(path: str, files_root: str, max_bytes: int) -> None:
     _worker_store = Store(path, attachments_dir=files_root, max_attachment_bytes=max_bytes)
 
 
-def _worker_chunk(job: tuple[list[Task], str, str]) -> ImportStats:
+def _worker_chunk(job: tuple[list[Task], str, str, float]) -> ImportStats:
     return _import_chunk(_worker_store, *job)
 
 
 def import_into(store, tasks: list[Task], account: str, *, own: str = "", workers: int | None = None,
-                chunk: int = 200, on_progress: Callable[[int], None] | None = None) -> ImportStats:
+                chunk: int = 200, on_progress: Callable[[int], None] | None = None,
+                history_before: float = 0.0) -> ImportStats:
     """Import `tasks` into `store`'s database on `workers` processes (default: all cores).
+    Mail sent before `history_before` (unix seconds; 0: none) is stored as
+    history (meta "backlog"): it opens no wait, and its new senders start done.
 
     Each worker parses a chunk and writes it itself through its own store
     connection: SQLite lets one write at a time, but the others keep parsing
@@ -207,12 +239,13 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
         total.ours += part.ours
         total.new_customers |= part.new_customers
         total.touched |= part.touched
+        total.ids |= part.ids
         if on_progress:
             on_progress(part.seen)
 
     if workers <= 1 or len(chunks) < 2:
         for c in chunks:
-            add(_import_chunk(store, c, account, own))
+            add(_import_chunk(store, c, account, own, history_before))
         return total
     # fork starts workers fastest, but is only safe while this process has a single thread
     methods = multiprocessing.get_all_start_methods()
@@ -223,7 +256,7 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
         warm()  # loaded once here rather than once in every worker
     init = (str(store.path), str(store.files.root), store.files.max_bytes)
     with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
-        for part in pool.imap_unordered(_worker_chunk, ((c, account, own) for c in chunks)):
+        for part in pool.imap_unordered(_worker_chunk, ((c, account, own, history_before) for c in chunks)):
             add(part)
         pool.close()
         pool.join()

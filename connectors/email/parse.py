@@ -345,12 +345,21 @@ def _charset_hint(msg: Message) -> str | None:
         return None
 
 
-def _sender(who: Person | None = None, heads: dict[str, str] | None = None) -> Sender:
+def _sender(who: Person | None = None, heads: dict[str, str] | None = None, thread: str = "") -> Sender:
     if who is None:
         who = person(heads or {})
     if who.address:
         return Sender(CHANNEL, who.address, clean_text(who.name).strip(' "\''))
-    return Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender")
+    return unknown_sender(thread)
+
+
+def unknown_sender(thread: str) -> Sender:
+    """A mail that names no usable address (no From, Sender, Reply-To or
+    Return-Path): one customer per conversation (`thread`: its root id), so
+    unrelated people never share a timeline. The .invalid domain keeps any
+    reply from being sent until the agent adds their real address."""
+    key = hashlib.sha256(thread.encode("utf-8", "replace")).hexdigest()[:12] if thread else "sender"
+    return Sender(CHANNEL, f"unknown-{key}@invalid", "Unknown sender")
 
 
 def thread_key(own_id: str, references: list[str], in_reply_to: list[str], subject: str) -> str:
@@ -386,7 +395,7 @@ def parse(raw: bytes, account: str, *, fallback_time: float | None = None, meta:
     except Exception as e:  # the agent sees the note; the raw bytes are kept
         return InboundMessage(
             channel=CHANNEL, account=account, external_id=raw_id(raw),
-            sender=Sender(CHANNEL, "unknown-sender@invalid", "Unknown sender"),
+            sender=unknown_sender(raw_id(raw)),
             text="[This message could not be read; its original source is kept.]",
             sent_at=fallback_time, raw=raw, parse_error=f"{type(e).__name__}: {e}"[:500], meta=dict(meta or {}),
         )
@@ -450,16 +459,17 @@ def _parse(raw: bytes, account: str, fallback_time: float, meta: dict, own_addre
     if not text and not body.attachments and problems:
         # nothing readable came out of a broken message
         return parse_failed(raw, account, fallback_time, meta, "no readable body: " + ", ".join(problems[:5]))
+    thread = thread_key(own_id, references, in_reply_to, subject)
     return InboundMessage(
         channel=CHANNEL,
         account=account,
         external_id=own_id,
-        sender=_sender(who),
+        sender=_sender(who, thread=thread),
         text=text,
         sent_at=_date(msg, heads, fallback_time),
         subject=subject or None,
         html=html,
-        thread_key=thread_key(own_id, references, in_reply_to, subject),
+        thread_key=thread,
         reply_to=(in_reply_to or references[-1:] or [None])[0],
         attachments=body.attachments,
         raw=raw,
@@ -472,7 +482,7 @@ def parse_failed(raw: bytes, account: str, fallback_time: float, meta: dict, why
     heads = raw_headers(msg)
     message_id = bare_id(heads.get("message-id"))
     return InboundMessage(
-        channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(heads=heads),
+        channel=CHANNEL, account=account, external_id=message_id or raw_id(raw), sender=_sender(heads=heads, thread=message_id or raw_id(raw)),
         text="[This message could not be read; its original source is kept.]",
         sent_at=_date(msg, heads, fallback_time), subject=decode_header(heads.get("subject")) or None,
         thread_key=message_id or raw_id(raw), raw=raw, parse_error=why[:500],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 
 from console.commands.common import UserError, plural
@@ -23,7 +24,11 @@ def register(sub, parents) -> None:
     p.add_argument("--jobs", type=int, default=0, help="parser processes (default: all cores)")
     p.add_argument("--all-folders", action="store_true", help="also read trash, spam and drafts folders")
     p.add_argument("--done", action="store_true",
-                   help="mark the customers of imported mail done, so old history does not fill the queue")
+                   help="mark the customers of this mailbox done (also when it was imported before):"
+                        " none of its mail waits for an answer")
+    p.add_argument("--backlog-days", type=int, metavar="DAYS",
+                   help="mail older than this is history: stored and searchable, but it does not wait for an"
+                        " answer (default: the account's backlog_days, 14; 0: all imported mail waits)")
     p.set_defaults(func=run)
 
 
@@ -57,10 +62,18 @@ def run(args, ctx) -> int:
         raise UserError(f"{path}: no Maildir here (expected cur/ and new/ folders)")
     store = ctx.store
     before = store.queue_count("all")
-    stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args, quiet=quiet)
+    days = args.backlog_days if args.backlog_days is not None else \
+        ctx.config.accounts.get("email", {}).get(account, {}).get("backlog_days", 14)
+    if days < 0:
+        raise UserError("--backlog-days: expected 0 or more days")
+    history_before = time.time() - days * 86400 if days else 0.0
+    stats = _run_with_progress(store, tasks, account, own_address(ctx, account), args, quiet=quiet,
+                               history_before=history_before)
     if args.done:
-        # the customers the import created, and those it made wait (nothing newer is unanswered)
-        for customer_id in sorted(stats.new_customers | store.waiting_on_imported_mail_only(stats.touched)):
+        # the customers the import created, and those whose mail in this mailbox (imported now or
+        # before) is what they wait on (nothing newer is unanswered)
+        mine = stats.touched | store.customers_of_messages("email", account, stats.ids)
+        for customer_id in sorted(stats.new_customers | store.waiting_on_imported_mail_only(mine)):
             if store.customer(customer_id).status != "done":
                 store.set_status(customer_id, "done", ctx.agent, reason="import")
     data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
@@ -89,11 +102,12 @@ def _finding(path: Path, quiet: bool):
     return Console(stderr=True).status(f"finding the messages in {path.name} …")
 
 
-def _run_with_progress(store, tasks, account, own, args, quiet: bool):
+def _run_with_progress(store, tasks, account, own, args, quiet: bool, history_before: float = 0.0):
     from connectors.email import bulk
 
     if quiet:
-        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None)
+        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None,
+                                history_before=history_before)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -108,4 +122,5 @@ def _run_with_progress(store, tasks, account, own, args, quiet: bool):
             rate = f"{done / task.elapsed:,.0f} msg/s" if task.elapsed else ""
             progress.update(bar, advance=n, rate=rate)
 
-        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None, on_progress=advance)
+        return bulk.import_into(store, tasks, account, own=own, workers=args.jobs or None, on_progress=advance,
+                                history_before=history_before)
