@@ -23,8 +23,6 @@ Guarantees:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from typing import Callable
@@ -49,7 +47,9 @@ class Engine:
         self.store_path = store_path
         self.connectors = list(connectors)
         self.by_name = {c.name: c for c in self.connectors}
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        from connectors.lease import guess_program, holder_id
+
+        self.holder = holder or holder_id(guess_program(), self)  # names program, user and start (in words)
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -422,7 +422,11 @@ class Engine:
         if not s.acquire_lease(self.holder, self.lease_seconds):
             holder = s.lease_holder()
             s.close()
-            raise ConnectorError(f"another omnidesk ({holder[0] if holder else '?'}) holds the polling lease")
+            from connectors.lease import describe as describe_holder
+
+            who = describe_holder(holder[0], holder[1]) if holder else "another omnidesk"
+            raise ConnectorError(f"{who} already polls this store and sends its replies (it holds the polling"
+                                 f" lease); nothing to do while it runs: quit it first to run a pass here")
         self.has_lease.set()
         done = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(done,), name="omnidesk lease heartbeat", daemon=True)

@@ -72,7 +72,9 @@ class Context:
 
     @property
     def agent(self) -> str:
-        return self.args.agent or self.config.agent
+        """Who acts: --agent, else OMNIDESK_AGENT, else the config's [agent] name (the console
+        signs with the same name, so `undo` works across the console and the CLI)."""
+        return self.args.agent or os.environ.get("OMNIDESK_AGENT", "").strip() or self.config.agent
 
     @property
     def store(self):
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--db", default=argparse.SUPPRESS, help="store file (env OMNIDESK_DB)")
     common.add_argument("--config", default=argparse.SUPPRESS, help="config file (env OMNIDESK_CONFIG)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-    common.add_argument("--agent", default=argparse.SUPPRESS, help="act as this agent (default: config [agent] name)")
+    common.add_argument("--agent", default=argparse.SUPPRESS, help="act as this agent (env OMNIDESK_AGENT; default: config [agent] name, as the console)")
     parser = argparse.ArgumentParser(
         prog="omnidesk", parents=[common],
         description="One terminal console for every customer channel. Without a command, opens the console.",

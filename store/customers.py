@@ -77,10 +77,36 @@ class CustomersMixin:
             if len(ids) > 1:
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
             cid = ids[0] if ids else None
+            if cid is None and not channel and rest.strip():
+                cid = self._customer_by_name(rest.strip())
         if cid is None:
             raise StoreError(f"no customer matches {ref!r} (try an id, an e-mail address, @handle, Slack user id"
                              " or the name they write under, like 'Marco Rossi')")
         return self.live_id(cid)
+
+    def _customer_by_name(self, text: str) -> int | None:
+        """The one customer whose name matches `text` ignoring case: the whole name, else the
+        start of the name or of a word in it, else any part. None if nobody; StoreError naming
+        them when several match equally well."""
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.q("SELECT id, name FROM customers WHERE merged_into IS NULL AND lower(name) LIKE ? ESCAPE '\\'"
+                      " ORDER BY CASE WHEN lower(name) = ? THEN 0 ELSE 1 END, id LIMIT 50", (pattern, text.lower()))
+        want = text.casefold()
+
+        def rank(name: str) -> int:
+            name = (name or "").casefold()
+            if name == want:
+                return 0
+            if name.startswith(want) or any(w.startswith(want) for w in name.split()):
+                return 1
+            return 2 if want in name else 3
+
+        ranked = sorted((rank(r["name"]), r["id"], r["name"]) for r in rows)
+        best = [r for r in ranked if r[0] == ranked[0][0] and r[0] < 3] if ranked else []
+        if len(best) > 1:
+            shown = ", ".join(f"#{i} {n}" for _, i, n in best[:8]) + (", ..." if len(best) > 8 else "")
+            raise StoreError(f"{text!r} matches several customers: {shown}; use an id or more of the name")
+        return best[0][1] if best else None
 
     def live_id(self, customer_id: int) -> int:
         """Follow merges to the customer that holds the history now (the id itself if it was

@@ -81,3 +81,85 @@ def test_a_stored_absurd_time_never_breaks_events_show_or_queue(store_location, 
     # and it can be undone, after which everything still reads
     assert omnidesk(store_location, "undo", "--customer", "zoe@example.com", "--agent", "Alex Morgan").returncode == 0
     assert installed(store_location, "events").returncode == 0
+
+
+# -- 14. the CLI as the console's agent, names, who sends, the lease in words ------------------
+
+@pytest.fixture
+def config(tmp_path):
+    """A config like the demo's: a named agent and one (Maildir) channel."""
+    inbox = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (inbox / sub).mkdir(parents=True)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[agent]\nname = "Alex Morgan"\n\n[email.shop]\nbackend = "maildir"\nmaildir = "{inbox}"\n'
+                    f'from_address = "support@shop.test"\nsendmail_command = "/bin/true"\n')
+    return path
+
+
+def test_the_cli_acts_as_the_configured_agent_so_undo_works_across_console_and_cli(store_location, desk, config):
+    s = Store(store_location)
+    s.tag(desk.zoe, "vip", "Alex Morgan")  # what the console does with the same config
+    s.close()
+    proc = omnidesk(store_location, "--config", str(config), "undo", "--customer", "zoe@example.com")
+    assert proc.returncode == 0, proc.stderr
+    assert "(tag) for Zoë Müller" in proc.stdout
+    ok_json(store_location, "--config", str(config), "status", "jane@roe.com", "done")
+    assert ok_json(store_location, "events", "--limit", "1")[0]["actor"] == "Alex Morgan"
+    # OMNIDESK_AGENT acts as someone else, and --agent beats both
+    ok_json(store_location, "--config", str(config), "tag", "jane@roe.com", "x", env={"OMNIDESK_AGENT": "Sam"})
+    assert ok_json(store_location, "events", "--limit", "1")[0]["actor"] == "Sam"
+
+
+def test_nothing_to_undo_says_whose_action_it_is(store_location, desk):
+    s = Store(store_location)
+    s.tag(desk.zoe, "vip", "Alex Morgan")
+    s.close()
+    proc = omnidesk(store_location, "--agent", "you", "undo", "--customer", "zoe@example.com")
+    assert proc.returncode == 1
+    assert "nothing to undo" in proc.stderr and "is Alex Morgan's (event 1, tag)" in proc.stderr
+    assert "`omnidesk undo 1` takes it back" in proc.stderr
+
+
+def test_a_customer_by_part_of_the_name(store_location, desk):
+    assert ok_json(store_location, "show", "jane")["customer"]["id"] == desk.jane
+    assert ok_json(store_location, "show", "JANE ROE")["customer"]["id"] == desk.jane
+    assert ok_json(store_location, "show", "müller")["customer"]["id"] == desk.zoe
+    assert ok_json(store_location, "reply", "roe", "-m", "Sorry!")["customer_id"] == desk.jane
+    s = Store(store_location)
+    other = s.ingest(inbound("email", "jane@doe.com", "hello", name="Jane Doe", sent_at=T0 + 120)).customer_id
+    s.close()
+    proc = omnidesk(store_location, "show", "jane")
+    assert proc.returncode == 1
+    assert f"'jane' matches several customers: #{desk.jane} Jane Roe, #{other} Jane Doe" in proc.stderr
+    assert ok_json(store_location, "show", "jane doe")["customer"]["id"] == other  # the whole name wins
+    proc = omnidesk(store_location, "show", "nobody")
+    assert proc.returncode == 1 and "no customer matches 'nobody'" in proc.stderr
+
+
+def test_reply_says_who_will_send_it(store_location, desk):
+    said = omnidesk(store_location, "reply", "jane", "-m", "On its way").stdout
+    assert "nothing is sending now: `omnidesk sync --once` or the console sends it" in said
+    from connectors.lease import holder_id
+
+    s = Store(store_location)
+    assert s.acquire_lease(holder_id("console"), 30)  # as the open console's engine does
+    s.close()
+    said = omnidesk(store_location, "reply", "jane", "-m", "Tracking: 123").stdout
+    assert "(the open console sends it (the console of user " in said and "`omnidesk sync`" not in said
+
+
+def test_sync_once_beside_a_console_says_who_polls_in_words(store_location, desk, config):
+    import getpass
+    import socket
+
+    from connectors.lease import holder_id
+
+    s = Store(store_location)
+    assert s.acquire_lease(holder_id("console"), 30)
+    s.close()
+    proc = installed(store_location, "--config", str(config), "sync", "--once")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (f"the console of user {getpass.getuser()} on {socket.gethostname()} (pid {os.getpid()}, running since"
+            in proc.stderr)
+    assert "already polls this store and sends its replies" in proc.stderr and "quit it first" in proc.stderr

@@ -34,7 +34,7 @@ def register(sub, parents) -> None:
     p.add_argument("query", nargs="+")
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("reply", cmd_reply, "queue a reply (body from -m or stdin); `omnidesk sync` sends it")
+    p = add("reply", cmd_reply, "queue a reply (body from -m or stdin); the open console or `omnidesk sync` sends it")
     p.add_argument("customer")
     p.add_argument("-m", "--message", help="reply text (Markdown); default: read stdin")
     p.add_argument("--channel", choices=CHANNELS, help="default: the channel they used last")
@@ -244,8 +244,23 @@ def cmd_reply(args, ctx) -> int:
 
     who = s.customer(cid).name or args.customer
     via = Channel(m.channel).label if m.channel in {c.value for c in Channel} else m.channel
-    ctx.emit(m, clean(f"queued reply #{m.id} to {who} (#{cid}) via {via} (`omnidesk sync` sends it)", tab=None))
+    ctx.emit(m, clean(f"queued reply #{m.id} to {who} (#{cid}) via {via} ({_who_sends(s)})", tab=None))
     return 0
+
+
+def _who_sends(s) -> str:
+    """Who will send a queued reply: the process holding the polling lease now, if any."""
+    from connectors.lease import FRESH, describe, program
+
+    holder = s.lease_holder()
+    if holder is None or time.time() - holder[1] > FRESH:
+        return "nothing is sending now: `omnidesk sync --once` or the console sends it"
+    prog = program(holder[0])
+    if prog in ("console", "demo"):
+        return f"the open console sends it ({describe(holder[0], holder[1])})"
+    if prog == "sync":
+        return "the running `omnidesk sync` sends it"
+    return f"{describe(holder[0], holder[1])} sends it"
 
 
 def cmd_note(args, ctx) -> int:
@@ -328,11 +343,31 @@ def cmd_undo(args, ctx) -> int:
     if args.event is not None and args.customer:
         raise UserError("give an event id or --customer, not both")
     cid = ctx.customer(args.customer) if args.customer else None
-    event_id = ctx.store.undo(ctx.agent, args.event, customer_id=cid)
+    from store import StoreError
+
+    try:
+        event_id = ctx.store.undo(ctx.agent, args.event, customer_id=cid)
+    except StoreError as e:
+        if not str(e).startswith("nothing to undo"):
+            raise
+        raise UserError(f"{e} by {ctx.agent}{_others_last_action(ctx, cid)}") from None
     ev = ctx.store.event(event_id)
     who = ctx.store.customer(ev.customer_id).name if ev.customer_id else ""
     ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {cell(who, 40)}" if who else ""))
     return 0
+
+
+def _others_last_action(ctx, cid: int | None) -> str:
+    """When we have nothing to undo, whose action there is (signed by another name, such as
+    the console's configured agent) and how to take it back."""
+    from store.merge import UNDOABLE
+
+    for e in ctx.store.events(cid, limit=50):
+        if e.kind in UNDOABLE and not e.undone and e.actor != ctx.agent:
+            return (f"; the last undoable action{' there' if cid else ''} is {e.actor}'s (event {e.id}, {e.kind}):"
+                    f" `omnidesk undo {e.id}` takes it back; to act as {e.actor} everywhere set [agent] name"
+                    f" in the config, OMNIDESK_AGENT or --agent")
+    return ""
 
 
 def cmd_retry(args, ctx) -> int:

@@ -21,7 +21,9 @@ def register(sub, parents) -> None:
 
 
 def cmd_demo(args, ctx) -> int:
-    from console.demo import DemoWorld, banner, cli_hint
+    import shlex
+
+    from console.demo import DemoWorld, banner
 
     from console.commands.common import log_to_file
 
@@ -36,8 +38,13 @@ def cmd_demo(args, ctx) -> int:
         from console.app import OmnideskApp
 
         # said before the console takes the screen (it is there again after quitting) and in its banner
+        # with the demo's config too, so the CLI signs as the demo's agent (undo works across both)
+        # and finds its templates
         print(f"omnidesk demo: the store is {world.db_path}\n"
-              f"  try the CLI in another terminal while the demo runs: {cli_hint(world.db_path)}", flush=True)
+              f"  try the CLI in another terminal while the demo runs:\n"
+              f"    export OMNIDESK_DB={shlex.quote(str(world.db_path))}"
+              f" OMNIDESK_CONFIG={shlex.quote(str(world.config_path))}\n"
+              f"    omnidesk queue", flush=True)
         app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path))
         app.title = "omnidesk demo"
         app.run()

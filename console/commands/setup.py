@@ -294,11 +294,14 @@ def _check_sync(s) -> dict:
     if holder is None or time.time() - holder[1] > 120:
         return {"channel": "sync", "ok": True, "fix": "",
                 "detail": "not running now (the console or `omnidesk sync` runs it)"}
+    from connectors.lease import describe
+
+    who = describe(holder[0], holder[1])
     if row and row["state"] != "ok":
-        return {"channel": "sync", "ok": False, "detail": f"{holder[0]}: {row['detail']}",
+        return {"channel": "sync", "ok": False, "detail": f"{who}: {row['detail']}",
                 "fix": "restart `omnidesk sync` (or the console) and look at its log"}
     return {"channel": "sync", "ok": True, "fix": "",
-            "detail": f"running in {holder[0]}" + (f", {row['detail']}" if row else "")}
+            "detail": f"running in {who}" + (f", {row['detail']}" if row else "")}
 
 
 def cmd_doctor(args, ctx) -> int:
