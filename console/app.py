@@ -11,8 +11,10 @@ processes (the sync engine, other agents) are noticed by polling
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -38,6 +40,7 @@ from connectors.paths import is_url
 from store import Store
 
 STYLES = Path(__file__).parent / "styles"
+log = logging.getLogger("omnidesk.console")
 
 
 class OmnideskApp(App):
@@ -121,6 +124,26 @@ class OmnideskApp(App):
             self.store.close()
         except Exception:
             pass
+
+    # -- an unexpected error --------------------------------------------------------------
+    crash: str | None = None  # what `run` tells the terminal after an unexpected error
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug in a key's action must not cost the agent their drafts: before Textual
+        closes the console, every draft is written to the store (on this thread: no
+        worker may run again) and the traceback goes to the log (omnidesk.log)."""
+        if self.crash is None:
+            kept = "no draft to keep"
+            try:
+                if self._desk is not None:
+                    n = self._desk.drafts.keep_now()
+                    kept = f"{n} draft{'s' if n != 1 else ''} kept" if n else kept
+            except Exception as e:  # the store itself failing: say so, the traceback still goes to the log
+                kept = f"drafts NOT kept: {type(e).__name__}: {e}"
+            log.error("the console stopped on an unexpected error (%s)\n%s", kept,
+                      "".join(traceback.format_exception(error)).rstrip())
+            self.crash = f"the console stopped on an unexpected error ({type(error).__name__}); {kept}"
+        super()._handle_exception(error)
 
     # -- keys typed ahead across dialogs (console/keyhold.py) --------------------------
     async def on_event(self, event: events.Event) -> None:
@@ -281,6 +304,14 @@ def run(ctx) -> int:
         raise UserError(str(e)) from None
     app = OmnideskApp(ctx.db_path, ctx.config, ctx.agent, keymap=keys)
     app.run()
+    if app.crash:
+        import sys
+
+        from connectors.paths import beside_store
+
+        print(f"omnidesk: {app.crash}. The details are in {beside_store(ctx.db_path, 'omnidesk.log')}; "
+              f"please report it.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -106,6 +106,28 @@ class DraftKeeper:
             self._answer(False)
         self.desk.reader.run(write, done, group="drafts", failed=failed)
 
+    def keep_now(self) -> int:
+        """Write every draft that differs from the store's at once, on this thread:
+        the console is going down (an unexpected error) and no worker may finish.
+        Returns how many were written; raises what the store raises."""
+        composer = self.desk.composer
+        candidates = set(self.dirty) | set(composer.drafts) | set(self.saved)
+        if composer.customer is not None:
+            candidates.add(composer.customer.id)
+        s, agent, n = self.app.store, self.app.agent, 0
+        for cid in sorted(candidates):
+            draft = composer.draft_for(cid)
+            if _same(draft, self.saved.get(cid)) and cid not in self.dirty:
+                continue
+            if draft is None:
+                s.delete_draft(agent, cid)
+            else:
+                s.save_draft(agent, draft)
+                n += 1
+            self.saved[cid] = draft
+        self.dirty.clear()
+        return n
+
     def _answer(self, ok: bool) -> None:
         waiters, self._waiters = self._waiters, []
         for then in waiters:

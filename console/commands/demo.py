@@ -48,6 +48,9 @@ def cmd_demo(args, ctx) -> int:
         app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path))
         app.title = "omnidesk demo"
         app.run()
+        if app.crash:
+            print(f"omnidesk demo: {app.crash}; the traceback is in {world.root / 'omnidesk.log'}, "
+                  f"deleted with the demo (run it again to look at it while it runs).", flush=True)
         print(f"omnidesk demo: stopped; its store and files ({world.root}) are deleted.", flush=True)
         return 0
     except OSError as e:

@@ -39,6 +39,14 @@ class ReplyArea(TextArea):
     ReplyArea:focus { border: none; }
     """
 
+    def _recompute_cursor_offset(self) -> None:
+        # Undoing an edit that added lines (a template, a paste) shortens the document
+        # before the cursor is moved back, and the scrollbar hiding meanwhile asks where
+        # that cursor is on screen: Textual raised ValueError (line out of bounds) and the
+        # console died. The location is clamped for that look-up only; the undo then puts
+        # the cursor where it was (Textualize/textual#6686, fix proposed in #6687).
+        self._cursor_offset = self.wrapped_document.location_to_offset(self.clamp_visitable(self.cursor_location))
+
 
 class Composer(Vertical):
     BINDINGS = keymap.bindings("composer")
@@ -237,9 +245,9 @@ class Composer(Vertical):
 
     def replace_template(self, new: InsertedTemplate, region: tuple[int, int]) -> None:
         """Put `new` where the old template's text is (`region`: start, end offsets)."""
-        text = self.area.text
         start, end = region
-        self.area.text = text[:start] + new.source + text[end:]
+        document = self.area.document  # an edit, not a new text: ctrl+z brings the old version back
+        self.area.replace(new.source, document.get_location_from_index(start), document.get_location_from_index(end))
         self.area.move_cursor(self.area.document.get_location_from_index(start + len(new.source)))
         self.template = new
         self.update_preview()
@@ -277,7 +285,7 @@ class Composer(Vertical):
 
     def set_text(self, text: str) -> None:
         """Replace the whole text (it came back from the external editor)."""
-        self.area.text = text
+        self.area.replace(text, (0, 0), self.area.document.end)  # an edit: ctrl+z brings the old text back
         self.area.move_cursor(self.area.document.end)
         self.update_preview()
 
