@@ -104,6 +104,9 @@ class MergeMixin:
             if count < 2:
                 raise StoreError(f"identity {identity_id} is the customer's only identity; nothing to split")
             name = ident["display_name"] or (f"@{ident['handle']}" if ident["handle"] else ident["address"])
+            # what the split may change on the customer, so that undo puts it back exactly
+            before = dict(self.q1("SELECT status, snoozed_until, unread, waiting_since FROM customers WHERE id=?",
+                                  (source,)))
             unread_ids = self._unread_by(source)
             new_id = self.insert_customer(name)
             self.conn.execute("UPDATE identities SET customer_id=? WHERE id=?", (new_id, identity_id))
@@ -115,7 +118,8 @@ class MergeMixin:
             self._keep_read(source, len(unread_ids) - moved)
             self._keep_read(new_id, moved)
             self._reopen_if_waiting(new_id)
-            event_id = self.log_event("split", actor, source, identity=identity_id, new_customer=new_id)
+            event_id = self.log_event("split", actor, source, identity=identity_id, new_customer=new_id,
+                                      source_state=before)
             return event_id, new_id
 
     def _unread_by(self, customer_id: int) -> list[int]:
@@ -254,7 +258,15 @@ class MergeMixin:
         self.conn.execute("UPDATE customers SET merged_into=?, status='done', waiting_since=NULL WHERE id=?", (source, new_id))
         self.recompute(source)
         self._keep_read(source, unread)
-        self._reopen_if_waiting(source)
+        before = ev.data.get("source_state")
+        news = self.q1("SELECT 1 FROM messages WHERE customer_id=? AND direction='in' AND received_at > ? LIMIT 1",
+                       (source, ev.at))
+        if before and news is None:  # nothing came in since: the customer as it was (a done case stays done)
+            self.conn.execute("UPDATE customers SET status=?, snoozed_until=?, unread=?, waiting_since=? WHERE id=?",
+                              (before["status"], before["snoozed_until"], before["unread"], before["waiting_since"],
+                               source))
+        else:  # a message that came in while split is unanswered, whatever the old status said
+            self._reopen_if_waiting(source)
 
     def _undo_status(self, ev) -> None:
         self.conn.execute("UPDATE customers SET status=?, snoozed_until=? WHERE id=?",

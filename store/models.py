@@ -139,6 +139,7 @@ class Message:
     error: str | None = None
     attempts: int = 0
     uncertain: bool = False  # failed, but it may have been delivered: the agent checks before a retry
+    delivered_at: float | None = None  # when the channel took it (a retry's time, not the queueing); None until sent
 
 
 @dataclass

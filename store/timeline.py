@@ -22,12 +22,13 @@ class TimelineMixin:
         if "state" in row.keys() and row["state"] is not None:
             m.state, m.error, m.attempts = row["state"], row["last_error"], row["attempts"]
             m.uncertain = bool(row["uncertain"])
+            m.delivered_at = row["delivered_at"] if m.state == "sent" else None
         return m
 
     _SELECT = ("SELECT m.id, m.customer_id, m.identity_id, m.channel, m.account, m.direction, m.external_id,"
                " m.thread_key, m.subject, m.text, m.html, m.sent_at, m.author, m.reply_to, m.parse_error,"
                " m.edited_at, m.previous_texts, m.deleted, m.meta, o.state, o.last_error, o.attempts,"
-               " o.uncertain FROM messages m LEFT JOIN outbox o ON o.message_id = m.id")
+               " o.uncertain, o.sent_at AS delivered_at FROM messages m LEFT JOIN outbox o ON o.message_id = m.id")
 
     def message(self, message_id: int) -> Message:
         """One message with its attachments. StoreError if there is no such id."""

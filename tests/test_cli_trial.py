@@ -3,6 +3,7 @@ through the installed `omnidesk` command on a real store."""
 import json
 import os
 import subprocess
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -163,3 +164,120 @@ def test_sync_once_beside_a_console_says_who_polls_in_words(store_location, desk
     assert (f"the console of user {getpass.getuser()} on {socket.gethostname()} (pid {os.getpid()}, running since"
             in proc.stderr)
     assert "already polls this store and sends its replies" in proc.stderr and "quit it first" in proc.stderr
+
+
+# -- 10. show never cuts what was written ------------------------------------------------------
+
+LONG = ("So sorry about this: the replacement teapot ships today by express, tracking follows, and there is"
+        " no need to return the old one — keep it for the garden, with our apologies.")
+
+
+def test_show_keeps_every_word_when_piped_and_wraps_on_a_terminal(store_location, desk):
+    s = Store(store_location)
+    s.ingest(inbound("email", "jane@roe.com", LONG + "\n" + "\n".join(f"line {n}" for n in range(1, 31)),
+                     name="Jane Roe", subject="Teapot " + "very " * 30 + "broken", sent_at=T0 + 120))
+    s.add_note(desk.jane, "Note: " + LONG, "Alex Morgan")
+    s.close()
+    ok_json(store_location, "reply", "jane", "-m", LONG)
+    piped = installed(store_location, "show", "jane").stdout
+    assert piped.count(LONG) == 3 and "…" not in piped  # theirs, our note, our reply: whole lines
+    assert "line 30" in piped and "very " * 30 + "broken" in piped
+
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(OMNIDESK), "--db", str(store_location), "show", "jane"], stdout=slave,
+                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "60"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert proc.returncode == 0
+    body = [line for line in screen.splitlines() if line.startswith("    ")]
+    assert body and max(len(line) for line in body) <= 60
+    words = " ".join(" ".join(line.split()) for line in body)
+    assert "no need to return the old one — keep it for the garden, with our apologies." in words
+    assert "…" not in screen
+
+
+def test_show_says_waiting_only_for_customers_who_wait(store_location, desk):
+    assert "waiting " in installed(store_location, "show", "jane").stdout
+    for status in ("done", "pending"):
+        ok_json(store_location, "status", "jane", status)
+        out = installed(store_location, "show", "jane").stdout
+        assert f"[{status}]" in out and "waiting" not in out
+    ok_json(store_location, "snooze", "jane", "tomorrow 9:00")
+    out = installed(store_location, "show", "jane").stdout
+    assert "snoozed until " in out and "waiting" not in out
+
+
+# -- 11. undoing a split puts the customer back exactly ----------------------------------------
+
+@pytest.mark.parametrize("status", ["done", "pending", "snoozed"])
+def test_undoing_a_split_restores_the_status(store_location, desk, status):
+    s = Store(store_location)
+    s.ingest(inbound("telegram", "4242", "any news?", name="Jane", handle="janeroe", sent_at=T0 + 600))
+    s.close()
+    ok_json(store_location, "merge", "jane@roe.com", "@janeroe")
+    if status == "snoozed":
+        until = ok_json(store_location, "snooze", "jane@roe.com", "tomorrow 9:00")["snoozed_until"]
+    else:
+        ok_json(store_location, "status", "jane@roe.com", status)
+    before = ok_json(store_location, "show", "jane@roe.com")["customer"]
+    telegram = [i for i in before["identities"] if i["channel"] == "telegram"][0]["id"]
+    ok_json(store_location, "split", str(telegram))
+    ok_json(store_location, "undo")
+    after = ok_json(store_location, "show", "jane@roe.com")["customer"]
+    assert after["status"] == status and after["snoozed_until"] == before["snoozed_until"]
+    assert after["waiting_since"] == before["waiting_since"] and after["unread"] == before["unread"]
+    if status == "snoozed":
+        assert after["snoozed_until"] == until
+    assert desk.jane not in [r["customer_id"] for r in ok_json(store_location, "queue")]
+    assert "waiting" not in installed(store_location, "show", "jane@roe.com").stdout
+
+
+def test_undoing_a_split_after_new_mail_puts_them_in_the_queue(store_location, desk):
+    s = Store(store_location)
+    s.ingest(inbound("telegram", "4242", "any news?", name="Jane", handle="janeroe", sent_at=T0 + 600))
+    s.close()
+    ok_json(store_location, "merge", "jane@roe.com", "@janeroe")
+    ok_json(store_location, "status", "jane@roe.com", "done")
+    customer = ok_json(store_location, "show", "jane@roe.com")["customer"]
+    telegram = [i for i in customer["identities"] if i["channel"] == "telegram"][0]["id"]
+    ok_json(store_location, "split", str(telegram))
+    s = Store(store_location, clock=lambda: time.time() + 5)  # after the split
+    s.ingest(inbound("email", "jane@roe.com", "Hello again?", name="Jane Roe", sent_at=T0 + 900))
+    s.close()
+    ok_json(store_location, "undo")
+    assert ok_json(store_location, "show", "jane@roe.com")["customer"]["status"] == "open"
+
+
+# -- 15. smaller ones ---------------------------------------------------------------------------
+
+def test_a_retried_reply_shows_when_it_really_went_out(store_location, desk):
+    from store.models import Receipt
+
+    reply = ok_json(store_location, "reply", "jane", "-m", "Here it is")["id"]
+    clock = [time.time() + 60]
+    s = Store(store_location, clock=lambda: clock[0])
+    [out] = s.claim_due()
+    s.mark_failed(out.outbox_id, "connection refused", None)
+    s.retry(reply, "Alex Morgan")
+    clock[0] += 8 * 60  # it goes out eight minutes later
+    [out] = s.claim_due()
+    s.mark_sent(out.outbox_id, Receipt("x1"))
+    s.close()
+    from store.timefmt import format_iso
+
+    m = [m for m in ok_json(store_location, "show", "jane")["messages"] if m["id"] == reply][0]
+    assert m["state"] == "sent" and m["delivered_at"] == format_iso(clock[0])
+    assert f"(sent {format_iso(clock[0])})  #{reply}" in installed(store_location, "show", "jane").stdout

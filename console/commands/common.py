@@ -41,8 +41,8 @@ def jsonable(obj: Any, key: str = "") -> Any:
     return obj
 
 
-def cell(text: str | None, width: int) -> str:
-    """One line of (untrusted) text for a terminal table, cut to `width` characters."""
+def cell(text: str | None, width: int | None) -> str:
+    """One line of (untrusted) text for a terminal table, cut to `width` characters (None: never cut)."""
     return one_line(text or "", width)
 
 

@@ -144,8 +144,12 @@ def cmd_show(args, ctx) -> int:
     def human(_):
         c = customer
         out = [f"#{c.id} {cell(c.name, 60)}  [{c.status}]" + (f"  assigned to {c.assignee}" if c.assignee else "")]
-        if c.waiting_since:
+        if c.waiting_since and c.status == "open":  # pending/done/snoozed: nobody waits on us
             out.append(f"waiting {age(c.waiting_since)}")
+        elif c.status == "snoozed" and c.snoozed_until is not None:
+            from store.timefmt import format_clock
+
+            out.append(f"snoozed until {format_clock(c.snoozed_until, time.time())}")
         if engaged.get("messages"):
             from store.timefmt import format_age
 
@@ -165,24 +169,39 @@ def cmd_show(args, ctx) -> int:
             if m.id in switches:
                 out.append(f"  ⇄ {switches[m.id].describe()}")
             arrow = {"in": "<-", "out": "->", "note": "##"}[m.direction]
-            state = f" ({m.state}{': ' + cell(m.error, 120) if m.error else ''})" if m.state and m.state != "sent" else ""
+            state = f" ({m.state}{': ' + cell(m.error, None) if m.error else ''})" if m.state and m.state != "sent" else ""
+            if m.delivered_at is not None and m.delivered_at - m.sent_at >= 60:  # went out later (a retry)
+                state = f" (sent {iso(m.delivered_at)})"
             head = f"[{iso(m.sent_at)}] {arrow} {m.channel}{state}  #{m.id}"
             if m.subject:
-                head += f"  {cell(m.subject, 60)}"
+                head += f"  {cell(m.subject, None)}"
             out.append(head)
             body = m.meta.get("new_text") or m.text
             if m.direction == "out":  # the agent wrote Markdown: show what was sent, as read
                 from connectors.formatting import plain_text
 
                 body = plain_text(body or "")
-            for line in (body or "").splitlines()[:20]:
-                out.append("    " + cell(line, 100))
+            out += body_lines(body)
             for a in m.attachments:
                 out.append(f"    [attachment {a.id}: {cell(a.filename, 60)}, {a.size} bytes]")
         return "\n".join(out)
 
     ctx.emit(data, human)
     return 0
+
+
+def body_lines(body: str | None, indent: str = "    ") -> list[str]:
+    """A message's text for `show`, never cut: wrapped to the terminal on a TTY, whole lines
+    when piped (a script or `less` gets every word); terminal controls removed."""
+    import shutil
+    import textwrap
+
+    lines = clean(body or "").splitlines()
+    if not sys.stdout.isatty():
+        return [indent + line for line in lines]
+    width = max(20, shutil.get_terminal_size().columns - len(indent))
+    return [indent + part for line in lines
+            for part in (textwrap.wrap(line, width, break_on_hyphens=False, drop_whitespace=True) or [""])]
 
 
 def cmd_search(args, ctx) -> int:

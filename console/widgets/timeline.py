@@ -291,7 +291,8 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
             return t
         m: Message = item.obj
         left = Text(end="")
-        right = Text(format_clock(m.sent_at, now), style=self._style("timeline--meta"), end="")
+        # a reply shows when it went out (after a retry that is later than when it was written)
+        right = Text(format_clock(m.delivered_at or m.sent_at, now), style=self._style("timeline--meta"), end="")
         if m.direction == "note":
             left.append("note", self._style("timeline--note-label"))
             left.append(f" · {one_line(m.author or 'agent', 30)}", self._style("timeline--meta"))
