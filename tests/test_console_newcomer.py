@@ -75,3 +75,53 @@ async def test_an_unexpected_error_keeps_the_drafts_and_logs_its_traceback(db_pa
     text = log.read_text()
     assert "the console stopped on an unexpected error (2 drafts kept)" in text
     assert "Traceback" in text and "RuntimeError: a bug in undo" in text and ", in broken" in text
+
+
+# -- finding 1 (console part): absurd snoozes ----------------------------------------------
+async def test_an_absurd_snooze_at_the_prompt_is_refused_and_the_prompt_stays(db_path, clock, tmp_path, ids):
+    from console.screens.pickers import PromptScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"99999999999d", "enter")
+        await until(pilot, lambda: "too far ahead" in screen_text(app))
+        assert isinstance(app.screen, PromptScreen) and "at most 5 years" in screen_text(app)
+        await pilot.press(*["backspace"] * 12, *"2h", "enter")  # corrected: it snoozes
+        await until(pilot, lambda: app.screen is app.desk and "snoozed until" in screen_text(app))
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["bob"]).status == "snoozed"
+    s.close()
+
+
+async def test_odd_stored_times_render_as_text_never_a_traceback(db_path, clock, tmp_path, ids):
+    """A store written before snoozes were bounded (or by hand): the timeline, queue and
+    profile show such values plainly, at any size."""
+    absurd = clock() + 99999999999 * 86400.0
+    s = Store(db_path, clock=clock)
+    cid = ids["bob"]
+    with s.tx():
+        s.conn.execute("UPDATE customers SET status='snoozed', snoozed_until=? WHERE id=?", (absurd, cid))
+        s.log_event("status", "alice", cid, old="open", old_until=None, new="snoozed", until=absurd)
+        s.log_event("status", "alice", cid, old="open", old_until=None, new="snoozed", until="soon")
+        odd = s.log_event("tag", "alice", cid, tag="vip")
+        s.conn.execute("UPDATE events SET at=? WHERE id=?", (absurd, odd))
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.desk.set_filter(filter="snoozed")
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        await until(pilot, lambda: "snoozed until unix 8.64e+15" in screen_text(app))
+        text = screen_text(app)
+        assert "snoozed until not a time (soon)" in text and "unix 8.64e+15  you tagged vip" in text
+        assert "Do you ship" in text and "reply via  em  e-mail bob@li.example" in text
+        assert "zz?" in next(line for line in text.splitlines() if "│  Bob Li" in line)  # the queue row
+        await pilot.resize_terminal(80, 24)  # crashed in describe_event
+        await until(pilot, lambda: "Do you ship" in screen_text(app))
+        await pilot.press("r", *"still here")
+        await until(pilot, lambda: "still here" in screen_text(app))

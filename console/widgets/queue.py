@@ -10,6 +10,7 @@ waiting-time target ([targets] in config.toml), the time left or overdue
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from typing import Callable
@@ -22,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console import keymap
-from store.timefmt import format_age
+from store.timefmt import MAX_SPAN, format_age
 from console.widgets.badges import badge, color
 from console.widgets.styled_lines import StyledLines
 from console.widgets.safe_text import one_line
@@ -369,7 +370,9 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             for n, ch in enumerate(channels or [None]):
                 right.append(("" if n == 0 else " ") + badge(ch), Style(color=color(ch), bold=n == 0))
             if row.status == "snoozed" and row.snoozed_until:
-                right.append(f" zz{format_age(row.snoozed_until - now).removeprefix('in ')}",
+                # a stored wake-up no one could mean (beyond MAX_SPAN, not a number): "zz?", never a traceback
+                ahead = row.snoozed_until - now if isinstance(row.snoozed_until, (int, float)) else math.nan
+                right.append(f" zz{format_age(ahead).removeprefix('in ') if abs(ahead) <= MAX_SPAN else '?'}",
                              self._style("queue--age"))
             elif row.status == "done":
                 right.append("  done", self._style("queue--age"))
