@@ -170,6 +170,7 @@ class Database:
     def __init__(self, path: str | os.PathLike, *, clock=time.time, cache_kb: int = 65536, busy_seconds: float = 30.0,
                  group: str | None = None, password: str | None = None):
         self.clock = clock
+        self.password = password  # PostgreSQL: kept to open the same store again (import workers); never shown
         self._depth = 0
         self._lock = threading.RLock()
         self.url = store_url(path)
@@ -179,6 +180,7 @@ class Database:
             self.migrate()
             return
         self.path = Path(path)
+        self.location = str(path)
         self.access = _access_of(self.path, group)
         # A store its owner made read-only opens read-only: reading works, writing says why.
         self.read_only = str(path) != ":memory:" and _read_only(self.path)
@@ -211,7 +213,10 @@ class Database:
     def _open_postgres(self, url: str, password: str | None, busy_seconds: float) -> None:
         from store import postgres
 
-        self.path = url  # what messages and worker processes name the store by (never holds a password we were given)
+        from store.postgres import scrub
+
+        self.location = url  # opens this store again (Store(location, password=...))
+        self.path = scrub(url)  # what messages name the store by: never with a password
         self.access = Access()
         self.read_only = False
         try:

@@ -2,7 +2,8 @@
 
 `PRAGMA user_version` holds the number of migrations applied. A new database
 and one at any older version both end at the latest. Never edit a released
-migration; append a new one.
+migration; append a new one, and give it its PostgreSQL step in
+store/schema_pg.py STEPS (tests/test_store_postgres.py fails until it has one).
 """
 from __future__ import annotations
 

@@ -228,3 +228,31 @@ def test_search_gives_the_same_hits_on_both_backends(pg_url, tmp_path, clock, mo
         assert bool(lite) == (query != '"arrived never"'), query
     for s in stores:
         s.close()
+
+
+# -- the config: [store] url and its password ----------------------------------------------
+def _omnidesk(tmp_path, *args, env=None):
+    import os
+    import shutil
+
+    exe = shutil.which("omnidesk", path=os.path.dirname(sys.executable))
+    full = {k: v for k, v in os.environ.items() if k not in ("OMNIDESK_DB", "PGPASSWORD")}
+    full.update({"OMNIDESK_CONFIG": str(tmp_path / "config.toml"), "PGPASSFILE": str(tmp_path / "none"),
+                 "XDG_DATA_HOME": str(tmp_path / "data"), **(env or {})})
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=full, cwd=tmp_path, timeout=120)
+
+
+def test_store_url_in_the_config_with_its_password_from_the_environment(pw_role, tmp_path):
+    (tmp_path / "config.toml").write_text(f'[store]\nurl = "{pw_role}"\npassword_env = "DESK_DB_PASSWORD"\n')
+    done = _omnidesk(tmp_path, "--json", "queue", env={"DESK_DB_PASSWORD": "right-horse-battery"})
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    wrong = _omnidesk(tmp_path, "queue", env={"DESK_DB_PASSWORD": "wrong-secret-1234"})
+    assert wrong.returncode == 1 and "authentication failed" in wrong.stderr
+    assert "wrong-secret-1234" not in wrong.stderr + wrong.stdout and "Traceback" not in wrong.stderr
+    assert list(tmp_path.glob("*.db")) == []  # a URL never becomes a file
+
+
+def test_a_password_written_into_the_config_url_is_refused(tmp_path):
+    (tmp_path / "config.toml").write_text('[store]\nurl = "postgresql://alex:hunter22@db.example/desk"\n')
+    done = _omnidesk(tmp_path, "queue")
+    assert done.returncode == 1 and "password_env" in done.stderr and "hunter22" not in done.stderr

@@ -195,7 +195,7 @@ class HookRunner:
                 live = [t for t in self._workers.get(name, []) if t.is_alive()]
                 free = min(self.concurrency(name), MAX_CONCURRENCY) - len(live)
                 for _ in range(min(free, q["queued"])):
-                    t = threading.Thread(target=self._worker, args=(store.path, store.clock, name), daemon=True,
+                    t = threading.Thread(target=self._worker, args=(store, store.clock, name), daemon=True,
                                          name=f"omnidesk hook {name[:20]}")
                     t.start()
                     live.append(t)
@@ -203,11 +203,11 @@ class HookRunner:
                 self._workers[name] = live
         return started
 
-    def _worker(self, path, clock, name: str) -> None:
+    def _worker(self, store, clock, name: str) -> None:
         from store import Store  # a connection of its own, as every engine thread has
 
-        try:
-            s = Store(path, clock=clock)
+        try:  # (the same store: a SQLite path, or a PostgreSQL URL with its password)
+            s = Store(store.location, clock=clock, password=store.password)
         except Exception:
             log.exception("hook worker for %s: cannot open the store", name)
             return

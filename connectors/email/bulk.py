@@ -205,11 +205,11 @@ def _store(store, items: list, stats: ImportStats) -> None:
 _worker_store = None
 
 
-def _worker_init(path: str, files_root: str, max_bytes: int) -> None:
+def _worker_init(path: str, files_root: str, max_bytes: int, password: str | None = None) -> None:
     global _worker_store
     from store import Store
 
-    _worker_store = Store(path, attachments_dir=files_root, max_attachment_bytes=max_bytes)
+    _worker_store = Store(path, attachments_dir=files_root, max_attachment_bytes=max_bytes, password=password)
 
 
 def _worker_chunk(job: tuple[list[Task], str, str, float]) -> ImportStats:
@@ -254,7 +254,8 @@ def import_into(store, tasks: list[Task], account: str, *, own: str = "", worker
     ctx = multiprocessing.get_context(method)
     if method == "fork":
         warm()  # loaded once here rather than once in every worker
-    init = (str(store.path), str(store.files.root), store.files.max_bytes)
+    # (a PostgreSQL store's password goes to the workers through the pool's pipe, nowhere else)
+    init = (store.location, str(store.files.root), store.files.max_bytes, store.password)
     with ctx.Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=init) as pool:
         for part in pool.imap_unordered(_worker_chunk, ((c, account, own, history_before) for c in chunks)):
             add(part)
