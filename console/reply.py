@@ -59,15 +59,37 @@ class Reply:
         except Exception as e:  # e.g. a signature template with a missing value
             self.app.notify(f"cannot send: {e}", severity="error")
             return
-        over = over_limit(ident.channel, out.source)
+        files = self._attached_sizes(event.attachments)
+        over = over_limit(ident.channel, out.source, sum(size for _, size in files))
         if over or self.app.setting("console", "confirm_send", False):
             where = f"{CHANNEL_NAME.get(ident.channel, ident.channel)} {one_line(ident.address, 40)}"
-            question = f"This reply is long: {over}. Send it anyway?" if over else f"Send this reply via {where}?"
-            body = preview(out) if not over else Text(f"{out.source[:400]}…", style="dim")  # not 5 MB of widgets
+            big = "big" if files and ident.channel == "email" else "long"
+            question = f"This reply is {big}: {over}. Send it anyway?" if over else f"Send this reply via {where}?"
+            if not over:
+                body = preview(out)
+            elif big == "big":
+                body = Text("\n".join(f"📎 {one_line(name, 50)}  {size / 1024 / 1024:.1f} MB" for name, size in files)
+                            + "\nMany mail servers refuse mail this big; a link to the file is safer.", style="dim")
+            else:
+                body = Text(f"{out.source[:400]}…", style="dim")  # not 5 MB of widgets
             self.app.push_screen(ConfirmScreen(question, body),
                                  lambda yes: yes and self._queue(event, out))
         else:
             self._queue(event, out)
+
+    @staticmethod
+    def _attached_sizes(paths) -> list[tuple[str, int]]:
+        """(file name, bytes) of each attachment, as the disk says now (a file gone
+        meanwhile counts 0 here: queueing it then says it cannot be read)."""
+        import os
+
+        sizes = []
+        for path in paths:
+            try:
+                sizes.append((os.path.basename(path), os.path.getsize(os.path.expanduser(path))))
+            except OSError:
+                sizes.append((os.path.basename(path), 0))
+        return sizes
 
     def _queue(self, event: Composer.Send, out) -> None:
         agent, channel = self.app.agent, out.channel

@@ -125,3 +125,38 @@ async def test_odd_stored_times_render_as_text_never_a_traceback(db_path, clock,
         await until(pilot, lambda: "Do you ship" in screen_text(app))
         await pilot.press("r", *"still here")
         await until(pilot, lambda: "still here" in screen_text(app))
+
+
+# -- finding 5: an over-size e-mail asks first -----------------------------------------------
+async def test_an_email_over_the_size_limit_asks_first_naming_size_and_limit(db_path, clock, tmp_path, ids):
+    from console.screens.pickers import ConfirmScreen, PromptScreen
+
+    big = tmp_path / "catalogue.pdf"
+    big.write_bytes(b"%PDF" + b"x" * (12 * 1024 * 1024))
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", *"Here is our catalogue.", "ctrl+f")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*str(big), "enter")
+        await until(pilot, lambda: app.screen is app.desk and app.composer.attachments == [str(big)])
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        text = " ".join(screen_text(app).replace("│", " ").split())  # the dialog wraps its lines
+        assert "This reply is big: it is 12.0 MB; the limit for one e-mail is 10 MB. Send it anyway?" in text
+        assert "catalogue.pdf 12.0 MB" in text
+        await pilot.press("n")  # not sent: all of it still in the composer
+        await until(pilot, lambda: app.screen is app.desk)
+        assert app.composer.area.text == "Here is our catalogue." and app.composer.attachments == [str(big)]
+        s = Store(db_path, clock=clock)
+        assert [m for m in s.timeline(ids["bob"]) if m.direction == "out"] == []
+        s.close()
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: "queued" in screen_text(app) and not app.composer.area.text)
+    s = Store(db_path, clock=clock)
+    out = [m for m in s.timeline(ids["bob"]) if m.direction == "out"]
+    assert len(out) == 1 and out[0].attachments and out[0].attachments[0].filename == "catalogue.pdf"
+    s.close()
