@@ -43,6 +43,11 @@ def usable_address(channel: str, address: str | None) -> bool:
     return bool(at and local and domain) and not domain.lower().rstrip(".").endswith("invalid")
 
 
+# Not mail written by machines about our mail (connectors/email/reports.py)
+_WRITTEN_BY_A_PERSON = ("coalesce(CAST(json_extract(meta, '$.auto_reply') AS TEXT), '0') = '0'"
+                        " AND json_extract(meta, '$.bounce') IS NULL")
+
+
 def no_address_message(customer_id: int, channel: str) -> str:
     """Why a reply cannot go out: short (a console toast at 80 columns) and with the way out."""
     if channel == "email":
@@ -108,13 +113,15 @@ class OutboxMixin:
             ident = self.pick_identity(customer_id, channel, identity_id)
             if not usable_address(ident.channel, ident.address):
                 raise StoreError(no_address_message(customer_id, ident.channel))
-            parent = self.q1(
-                "SELECT * FROM messages WHERE customer_id=? AND identity_id=? AND direction='in'"
-                " ORDER BY sent_at DESC, id DESC LIMIT 1",
-                (ident.customer_id, ident.id),
-            ) or self.q1(  # an address added by hand: it answers their last mail on that channel
-                "SELECT * FROM messages WHERE customer_id=? AND channel=? AND direction='in'"
-                " ORDER BY sent_at DESC, id DESC LIMIT 1", (ident.customer_id, ident.channel))
+            # The message this answers: their last one written by a person (an out-of-office reply
+            # or a bounce must not give the subject "Re: Abwesenheitsnotiz: Re: ..."), on this
+            # identity; for an address added by hand, their last on the channel.
+            parent = None
+            for where, key in (("identity_id=?", ident.id), ("channel=?", ident.channel)):
+                for human in (_WRITTEN_BY_A_PERSON, "1=1"):
+                    parent = parent or self.q1(
+                        f"SELECT * FROM messages WHERE customer_id=? AND {where} AND direction='in' AND {human}"
+                        " ORDER BY sent_at DESC, id DESC LIMIT 1", (ident.customer_id, key))
             now = self.clock()
             if ident.channel == "email" and subject is None and parent is not None:
                 subject = reply_subject(parent["subject"])
@@ -241,8 +248,8 @@ class OutboxMixin:
         """Queue a failed reply again (attempts start over) and log a 'retry' event. StoreError if it is not a
         failed reply."""
         with self.tx():
-            row = self.q1("SELECT o.id, o.state, m.customer_id FROM outbox o JOIN messages m ON m.id=o.message_id"
-                          " WHERE o.message_id=?", (message_id,))
+            row = self.q1("SELECT o.id, o.state, o.uncertain, o.last_error, m.customer_id FROM outbox o"
+                          " JOIN messages m ON m.id=o.message_id WHERE o.message_id=?", (message_id,))
             if row is None:
                 raise StoreError(f"message {message_id} is not an outbound reply")
             if row["state"] != "failed":
@@ -256,12 +263,16 @@ class OutboxMixin:
     def mark_delivered(self, message_id: int, actor: str) -> None:
         """The agent checked: a reply marked "may have been delivered" did arrive."""
         with self.tx():
-            row = self.q1("SELECT o.id, o.state, m.customer_id FROM outbox o JOIN messages m ON m.id=o.message_id"
-                          " WHERE o.message_id=?", (message_id,))
+            row = self.q1("SELECT o.id, o.state, o.uncertain, o.last_error, m.customer_id FROM outbox o"
+                          " JOIN messages m ON m.id=o.message_id WHERE o.message_id=?", (message_id,))
             if row is None:
                 raise StoreError(f"message {message_id} is not an outbound reply")
             if row["state"] != "failed":
                 raise StoreError(f"reply {message_id} is {row['state']}, not failed")
+            if not row["uncertain"]:  # a bounce or a refusal: it is known not to have arrived
+                why = (row["last_error"] or "it was refused")[:200]
+                raise StoreError(f"reply {message_id} was not delivered ({why}); only a reply marked 'may have been"
+                                 f" delivered' can be marked sent. To send it again: omnidesk retry {message_id}")
             self.conn.execute("UPDATE outbox SET state='sent', sent_at=?, last_error=NULL, uncertain=0 WHERE id=?",
                               (self.clock(), row["id"]))
             self.recompute(row["customer_id"])
@@ -300,15 +311,24 @@ class OutboxMixin:
         the reason, and its customer waits again (the reply answered nobody).
         Runs inside the caller's transaction."""
         error = f"not delivered: {reason}"[:500]
-        row = self.q1("SELECT o.id, m.customer_id, o.state FROM outbox o JOIN messages m ON m.id=o.message_id"
-                      " WHERE o.message_id=?", (message_id,))
-        if row is None or row["state"] == "failed":
+        row = self.q1("SELECT o.id, m.customer_id, o.state, o.uncertain FROM outbox o JOIN messages m"
+                      " ON m.id=o.message_id WHERE o.message_id=?", (message_id,))
+        if row is None or (row["state"] == "failed" and not row["uncertain"]):
             return
-        self.conn.execute("UPDATE outbox SET state='failed', last_error=? WHERE id=?", (error, row["id"]))
+        # a report settles a "may have been delivered": it was not
+        self.conn.execute("UPDATE outbox SET state='failed', last_error=?, uncertain=0 WHERE id=?", (error, row["id"]))
         meta = loads(self.q1("SELECT meta FROM messages WHERE id=?", (message_id,))[0], {})
         meta["bounced"] = reason[:500]
         self.conn.execute("UPDATE messages SET meta=? WHERE id=?", (dumps(meta), message_id))
-        self.recompute(row["customer_id"])
-        self._reopen_if_waiting(row["customer_id"])
-        self.log_event("send_failed", "sync", row["customer_id"], message_id=message_id, error=error)
+        cid = row["customer_id"]
+        self.recompute(cid)
+        later = self.q1("SELECT 1 FROM messages m JOIN outbox o ON o.message_id=m.id WHERE m.customer_id=?"
+                        " AND m.id > ? AND m.direction='out' AND o.state != 'failed' LIMIT 1", (cid, message_id))
+        if later is None:  # our last word never reached them: theirs to answer again, whatever the status
+            # (pending or done, or an earlier reply answered their last message: they still wait on us)
+            sent = self.q1("SELECT sent_at FROM messages WHERE id=?", (message_id,))[0]
+            self.conn.execute("UPDATE customers SET status='open', snoozed_until=NULL,"
+                              " waiting_since=coalesce(waiting_since, ?) WHERE id=?", (sent, cid))
+        self._reopen_if_waiting(cid)
+        self.log_event("send_failed", "sync", cid, message_id=message_id, error=error)
 

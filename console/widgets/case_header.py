@@ -23,8 +23,11 @@ from store.models import Customer, Message
 
 
 def open_topic(customer: Customer, messages: list[Message]) -> Message | None:
-    """The customer's message that opened the case waiting now (else their latest)."""
+    """The customer's message that opened the case waiting now (else their latest).
+    Mail written by machines (an out-of-office reply, a bounce) is never the topic."""
     inbound = [m for m in messages if m.direction == "in" and not m.deleted]
+    human = [m for m in inbound if not (isinstance(m.meta, dict) and (m.meta.get("auto_reply") or m.meta.get("bounce")))]
+    inbound = human or inbound
     if not inbound:
         return None
     if customer.waiting_since is not None and customer.status == "open":
