@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from email.message import EmailMessage
 
@@ -19,6 +20,7 @@ from connectors.engine import Engine
 from store import Store
 from store.models import AttachmentIn
 from tests.conftest import ROOT
+from tests.support.dovecot import DOVECOT, Dovecot, require
 from tests.support.dovecot import dovecot  # noqa: F401 - fixture
 from tests.support.smtp import smtp_sink  # noqa: F401 - fixture
 
@@ -252,6 +254,68 @@ def test_idle_brings_new_mail_within_two_seconds(dovecot, store, db):
         engine.stop()
     print(f"IDLE latency (APPEND done -> row in store): {', '.join(f'{x:.3f}s' for x in latencies)}")
     assert max(latencies) < 30  # the poll interval is 60 s: only IDLE explains these (figures printed above)
+
+
+def delivering_client(dovecot, moment: str, mail: bytes):
+    """The real IMAPClient the connector uses, which delivers `mail` once, at `moment`
+    of the engine's first IDLE start, on its IDLE connection (the second one opened)."""
+    from imapclient import IMAPClient
+
+    opened, delivered = [], threading.Event()
+
+    class Client(IMAPClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def _deliver_at(self, now: str) -> None:
+            if now == moment and len(opened) > 1 and self is opened[1] and not delivered.is_set():
+                delivered.set()
+                dovecot.deliver("support", mail)
+
+        def select_folder(self, *args, **kwargs):
+            self._deliver_at("before the IDLE connection's SELECT")
+            return super().select_folder(*args, **kwargs)
+
+        def idle(self):
+            self._deliver_at("between SELECT and IDLE")
+            super().idle()
+            self._deliver_at("just after IDLE started")
+
+    return Client, delivered
+
+
+@pytest.fixture(params=["plain", "tls"])
+def plain_or_tls_dovecot(request):
+    require(DOVECOT, "dovecot-imapd")
+    server = Dovecot({"support": "s3cret-pw"}, tls=request.param == "tls")
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.mark.parametrize("moment", ["before the IDLE connection's SELECT", "between SELECT and IDLE",
+                                    "just after IDLE started"])
+def test_mail_arriving_while_idle_starts_comes_at_once(plain_or_tls_dovecot, store, db, monkeypatch, moment):
+    """A mail may land at any moment of IDLE's start. Between SELECT and IDLE, Dovecot
+    announces it right after "+ idling", in the same packet, where a plain idle_check
+    never looked: it waited for the next keepalive or the 60 s poll."""
+    import connectors.email.imap as imap_mod
+
+    server = plain_or_tls_dovecot
+    mail = customer_mail("Jane <jane@example.com>", "race window", "hi", "race@x.org")
+    client, delivered = delivering_client(server, moment, mail)
+    monkeypatch.setattr(imap_mod, "IMAPClient", client)
+    tls = {"imap_security": "tls", "imap_port": server.tls_port, "ca_file": str(server.cert)} if server.cert else {}
+    engine = Engine(db, [connector(server, **tls)], poll_interval=60.0)  # only IDLE can explain a fast arrival
+    engine.start()
+    try:
+        wait_until(delivered.is_set)
+        t0 = time.monotonic()
+        wait_until(lambda: store.search("race window"), timeout=30, step=0.01)
+        print(f"{moment}: {time.monotonic() - t0:.3f}s")
+    finally:
+        engine.stop()
 
 
 def test_wrong_password_is_failed_health_then_recovers(dovecot, store, db, monkeypatch, caplog):

@@ -12,6 +12,7 @@ runs on a second connection so a long IDLE never blocks a reply.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -271,9 +272,24 @@ class ImapConnector(BaseConnector):
         if seen is None or seen[0] != int(info[b"UIDVALIDITY"]) or (uidnext and int(uidnext) > seen[1] + 1):
             return  # mail arrived since the last fetch
         deadline = time.monotonic() + timeout
-        idler.idle()
+        try:
+            idler.idle()
+        except IMAPClientError as e:
+            if not _NEWS.search(str(e)):
+                raise
+            # news before "+ idling": imapclient gives up mid-command, so this connection's
+            # state is unknown; the mail is there, fetch it now and IDLE on a fresh one
+            _quietly(idler.shutdown)
+            self._idler = None
+            return
         early_empty = 0
         try:
+            if _unread(idler):
+                # Mail that came between our SELECT and IDLE is announced right after
+                # "+ idling", often in the same packet: imaplib then holds it in its read
+                # buffer, where idle_check's poll() cannot see it (it would wait for the
+                # next keepalive or the poll interval). Anything said: fetch now.
+                return
             while not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -351,6 +367,23 @@ def _text(e: BaseException, secret: str | None = None) -> str:
     if secret:
         text = text.replace(secret, "***")
     return " ".join(text.split())[:200] or type(e).__name__
+
+
+_NEWS = re.compile(r"\*\s+\d+\s+(EXISTS|RECENT)", re.I)  # an untagged "* 5 EXISTS" in imapclient's error text
+
+
+def _unread(client: IMAPClient) -> bool:
+    """Whether the server's words already wait in imaplib's read buffer (or in TLS's),
+    which poll() on the socket, and so idle_check, does not see. Never blocks."""
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))  # buffered bytes, else one non-blocking read
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def _quietly(fn) -> None:
