@@ -279,7 +279,12 @@ class Reply:
         key, label = missing[0]
 
         def answered(value):
-            if value is None:
+            if value is None:  # esc: back where the agent was (the reply), and saying so,
+                # so that the next key is not taken for a command (it is text there)
+                composer = self.desk.composer
+                who = one_line(composer.customer.name, 30) if composer.customer is not None else ""
+                self.app.notify(f"{name} not inserted · still writing to {who or 'them'} · esc leaves the reply",
+                                timeout=6)
                 return
             values[key] = value
             if len(missing) > 1:

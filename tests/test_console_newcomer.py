@@ -13,6 +13,13 @@ from tests.support.console import ids, make_app, open_customer, screen_text, set
 
 pytestmark = pytest.mark.anyio
 
+def toasts(app) -> str:
+    """The toasts on screen, each as one line (at 80 columns they wrap between panes)."""
+    from textual.widgets._toast import Toast
+
+    return "\n".join(" ".join(t.render().plain.split()) for t in app.screen.query(Toast))
+
+
 LONG = "this line is longer than the composer is wide, certainly at eighty columns, so it wraps"
 
 
@@ -160,3 +167,29 @@ async def test_an_email_over_the_size_limit_asks_first_naming_size_and_limit(db_
     out = [m for m in s.timeline(ids["bob"]) if m.direction == "out"]
     assert len(out) == 1 and out[0].attachments and out[0].attachments[0].filename == "catalogue.pdf"
     s.close()
+
+
+# -- finding 3: esc at a template's prompt -------------------------------------------------
+async def test_esc_at_a_template_prompt_returns_to_the_reply_and_says_so(db_path, clock, tmp_path, ids):
+    """Esc cancels the dialog and returns where the agent was (the reply, as in aerc or
+    neomutt): the toast says nothing was inserted and that keys are text there; esc then
+    leaves the reply, after which r starts it again."""
+    from console.screens.pickers import PromptScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", "ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+        await pilot.press(*"order-status", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        first = app.screen
+        await pilot.press(*"A-1042", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not first)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.desk and app.focused is app.composer.area)
+        assert "order-status not inserted · still writing to Bob Li · esc leaves the reply" in toasts(app)
+        assert "esc leave" in screen_text(app) and app.composer.area.text == ""  # the open composer says its keys
+        await pilot.press("escape", "r", *"Hi")
+        await until(pilot, lambda: app.composer.area.text == "Hi")
