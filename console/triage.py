@@ -14,6 +14,7 @@ from store.timefmt import WhenError, format_clock, parse_when
 from console.widgets.badges import CHANNEL_NAME, badge
 from console.widgets.safe_text import one_line
 from store import Store, StoreError
+from store.tags import parse_tags
 from store.merge import UNDOABLE
 from store.terms import CHANNELS, QueueFilter
 
@@ -73,8 +74,8 @@ class Triage:
         self.app.push_screen(PromptScreen(f"Tag {one_line(customer.name, 40)}", placeholder="vip, refund",
                                           help="several tags: separate with commas"),
                              lambda text: text and self.desk.write(
-                                 lambda s: [s.tag(cid, t.strip(), agent) for t in text.split(",") if t.strip()],
-                                 done=f"tagged {text}"))
+                                 lambda s: s.add_tags(cid, [text], agent),  # one action: one undo for all
+                                 done=lambda _: "tagged " + ", ".join("#" + t for t in parse_tags(text))))
 
     def untag(self) -> None:
         customer = self.desk.need_customer()

@@ -192,7 +192,13 @@ class CustomersMixin:
         if channel:
             where.append("EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND i.channel = ?)")
             params.append(channel)
-        if tag:
+        if tag:  # typed in any spelling: 'Address Change' finds address-change
+            from store.tags import TagError
+
+            try:
+                tag = self._tag_form(tag)
+            except TagError as e:
+                raise StoreError(str(e)) from None
             where.append("EXISTS (SELECT 1 FROM tags t WHERE t.customer_id = c.id AND t.tag = ?)")
             params.append(tag)
         return " AND ".join(where), params
@@ -316,14 +322,37 @@ class CustomersMixin:
         return self.set_status(customer_id, "snoozed", actor, until=until)
 
     def tag(self, customer_id: int, tag: str, actor: str, **extra) -> int | None:
-        """Add a tag; returns the event id, or None if they had it already. StoreError for an empty tag."""
-        tag = tag.strip()
-        if not tag:
+        """Add a tag (normalized: store/tags.py); returns the event id, or None if they had it already.
+        StoreError for an empty or unusable tag."""
+        return self.add_tags(customer_id, [tag], actor, **extra)
+
+    def add_tags(self, customer_id: int, tags: list[str], actor: str, **extra) -> int | None:
+        """Add several tags as one action (one 'tag' event, so one undo takes them all back); each
+        normalized ("#VIP" is "vip", "Address Change" is "address-change"; a string with commas is several
+        tags). Returns the event id, or None if they had them all. StoreError for an empty or unusable
+        tag (nothing is added)."""
+        from store.tags import TagError, parse_tags
+
+        try:
+            wanted = parse_tags(tags)  # "a, #B" is two tags; blanks between commas are skipped
+        except TagError as e:
+            raise StoreError(str(e)) from None
+        if not wanted:
             raise StoreError("a tag cannot be empty")
         with self.tx():
-            if self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (customer_id, tag)).rowcount:
-                return self.log_event("tag", actor, customer_id, tag=tag, **extra)
-        return None
+            added = [t for t in dict.fromkeys(wanted) if self.conn.execute(
+                "INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (customer_id, t)).rowcount]
+            if not added:
+                return None
+            # one tag: {"tag": t} as always; several: "tag" reads "a, b" and "tags" lists them
+            data = {"tag": ", ".join(added)} | ({"tags": added} if len(added) > 1 else {})
+            return self.log_event("tag", actor, customer_id, **data, **extra)
+
+    @staticmethod
+    def _tag_form(tag: str) -> str:
+        from store.tags import normalize_tag
+
+        return normalize_tag(tag)
 
     def tag_counts(self, limit: int = 200) -> list[tuple[str, int]]:
         """[(tag, how many customers have it)], most used first: the tags in use."""
@@ -332,11 +361,26 @@ class CustomersMixin:
             " WHERE c.merged_into IS NULL GROUP BY t.tag ORDER BY count(*) DESC, t.tag LIMIT ?", (limit,))]
 
     def untag(self, customer_id: int, tag: str, actor: str) -> int | None:
-        """Remove a tag; returns the event id, or None if they did not have it."""
+        """Remove a tag (given in any spelling: "#VIP" removes "vip"); returns the event id, or None if they
+        did not have it."""
+        return self.remove_tags(customer_id, [tag], actor)
+
+    def remove_tags(self, customer_id: int, tags: list[str], actor: str) -> int | None:
+        """Remove several tags as one action (one 'untag' event, one undo); returns the event id, or None if
+        they had none of them. StoreError for an unusable tag."""
+        from store.tags import TagError, parse_tags
+
+        try:
+            wanted = parse_tags(tags)
+        except TagError as e:
+            raise StoreError(str(e)) from None
         with self.tx():
-            if self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (customer_id, tag)).rowcount:
-                return self.log_event("untag", actor, customer_id, tag=tag)
-        return None
+            removed = [t for t in dict.fromkeys(wanted) if self.conn.execute(
+                "DELETE FROM tags WHERE customer_id=? AND tag=?", (customer_id, t)).rowcount]
+            if not removed:
+                return None
+            data = {"tag": ", ".join(removed)} | ({"tags": removed} if len(removed) > 1 else {})
+            return self.log_event("untag", actor, customer_id, **data)
 
     def assign(self, customer_id: int, assignee: str | None, actor: str, **extra) -> int:
         """Assign the customer to an agent (None: nobody); returns the event id."""

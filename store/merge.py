@@ -279,11 +279,28 @@ class MergeMixin:
         self.conn.execute("DELETE FROM identity_keys WHERE identity_id=?", (identity,))
         self.conn.execute("DELETE FROM identities WHERE id=?", (identity,))
 
-    def _undo_tag(self, ev) -> None:
-        self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (ev.customer_id, ev.data["tag"]))
+    @staticmethod
+    def _event_tags(ev) -> list[str]:
+        """The tags a tag/untag event names ("tags" when there were several), in their stored
+        form (an event from before tags were normalized says "#VIP")."""
+        from store.tags import TagError, normalize_tag
+
+        out = []
+        for tag in ev.data.get("tags") or [ev.data["tag"]]:
+            try:
+                out.append(normalize_tag(tag))
+            except TagError:
+                out.append(tag)
+        return out
+
+    def _undo_tag(self, ev) -> None:  # every tag the action added, in one undo
+        for tag in self._event_tags(ev):
+            self.conn.execute("DELETE FROM tags WHERE customer_id=? AND tag=?", (ev.customer_id, tag))
 
     def _undo_untag(self, ev) -> None:
-        self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (ev.customer_id, ev.data["tag"]))
+        for tag in self._event_tags(ev):
+            self.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                              (ev.customer_id, tag))
 
     def _undo_assign(self, ev) -> None:
         self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (ev.data["old"], ev.customer_id))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
+from store.tags import renormalize_stored_tags
+
 
 def _status_pending(conn: sqlite3.Connection) -> None:
     """12: the status for "we wait on the customer" is called 'pending' (it was 'waiting',
@@ -387,6 +389,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         UNIQUE (agent, customer_id)
     );
     """,
+    # 15: tags in one form, as Front and Help Scout treat them (store/tags.py): lower case,
+    # no leading '#', spaces as '-'; a customer's duplicates ("VIP", "#vip") become one.
+    renormalize_stored_tags,
 ]
 
 LATEST = len(MIGRATIONS)

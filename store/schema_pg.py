@@ -14,6 +14,10 @@ SQLite's BINARY does, whatever the database's locale.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from store.tags import renormalize_stored_tags
+
 BASE = 13
 
 # SQLite's functions the store's SQL uses, for PostgreSQL (so one statement runs on both):
@@ -270,7 +274,8 @@ CREATE INDEX hook_runs_queue ON hook_runs(hook, state, id);
 """
 
 # STEPS[n]: SQL taking a PostgreSQL store from version n to n + 1 (n >= BASE).
-STEPS: dict[int, str] = {
+# A step is SQL, or a function of the connection run inside the migrating transaction.
+STEPS: dict[int, str | Callable[[Any], None]] = {
     # 14 (store/schema.py): drafts outlive the console
     13: f"""
 CREATE TABLE drafts (
@@ -288,6 +293,8 @@ CREATE TABLE drafts (
     UNIQUE (agent, customer_id)
 );
 """,
+    # 15: tags in one form (store/tags.py); the same Python step as SQLite's
+    14: renormalize_stored_tags,
 }
 
 
@@ -322,6 +329,9 @@ def migrate(conn, target: int) -> None:
             conn.execute(statement)
         current = BASE
     for n in range(current, target):
-        for statement in statements(STEPS[n]):
+        step = STEPS[n]
+        if callable(step):
+            step(conn)
+        for statement in ([] if callable(step) else statements(step)):
             conn.execute(statement)
         conn.execute("UPDATE omnidesk_schema SET version = ?", (n + 1,))

@@ -108,8 +108,13 @@ def _filter(parsed: ParsedQuery, key: str, value: str) -> None:
         parsed.channel = value
     elif key == "from":
         parsed.sender = ME if value.lower() == ME else value
-    elif key == "tag":
-        parsed.tag = value
+    elif key == "tag":  # any spelling: tag:#VIP finds vip
+        from store.tags import TagError, normalize_tag
+
+        try:
+            parsed.tag = normalize_tag(value)
+        except TagError as e:
+            raise StoreError(f"tag:{value}: {e}") from None
     elif key == "status":
         value = OLD_STATUS_WORDS.get(value, value)  # status:waiting from before "pending"
         if value not in STATUSES:

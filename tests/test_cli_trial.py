@@ -281,3 +281,59 @@ def test_a_retried_reply_shows_when_it_really_went_out(store_location, desk):
     m = [m for m in ok_json(store_location, "show", "jane")["messages"] if m["id"] == reply][0]
     assert m["state"] == "sent" and m["delivered_at"] == format_iso(clock[0])
     assert f"(sent {format_iso(clock[0])})  #{reply}" in installed(store_location, "show", "jane").stdout
+
+
+# -- 8. tags: one spelling, whatever is typed ------------------------------------------------
+
+def test_tags_are_normalized_found_in_any_spelling_and_undone_together(store_location, desk):
+    said = omnidesk(store_location, "tag", "jane", "shipping,Address Change, #vip")
+    assert said.returncode == 0 and said.stdout.strip() == "tags: address-change, shipping, vip"
+    assert ok_json(store_location, "tag", "jane", "VIP", "#Shipping")["tags"] == ["address-change", "shipping", "vip"]
+    for query in ("tag:vip", "tag:#VIP", "tag:address-change"):
+        assert [h["customer_id"] for h in ok_json(store_location, "search", query)] == [desk.jane], query
+    for tag in ("address change", "Address-Change", "#VIP"):
+        assert [r["customer_id"] for r in ok_json(store_location, "queue", "--tag", tag)] == [desk.jane], tag
+    assert "tagged shipping, address-change, vip" in omnidesk(store_location, "events").stdout
+    # one undo takes back everything that one command added
+    proc = omnidesk(store_location, "undo")
+    assert proc.returncode == 0 and "(tag) for Jane Roe" in proc.stdout
+    assert ok_json(store_location, "show", "jane")["customer"]["tags"] == []
+    proc = omnidesk(store_location, "tag", "jane", " #  ")
+    assert proc.returncode == 1 and "a tag cannot be empty" in proc.stderr
+
+
+def test_removing_several_tags_is_one_action(store_location, desk):
+    ok_json(store_location, "tag", "jane", "a", "b", "c")
+    assert ok_json(store_location, "tag", "jane", "-r", "#A", "B")["tags"] == ["c"]
+    ok_json(store_location, "undo")
+    assert ok_json(store_location, "show", "jane")["customer"]["tags"] == ["a", "b", "c"]
+
+
+def test_a_rule_tags_in_the_same_form(tmp_path):
+    from connectors.desk.rules import parse_rules
+
+    [rule] = parse_rules({"rule": [{"name": "vip", "when": {"channel": "email", "tag": "#Shipping"}, "then": {"tag": ["#VIP", "Address Change"]}}]},
+                         tmp_path / "rules.toml").rules
+    assert rule.then["tag"] == ["vip", "address-change"] and rule.when["tag"] == ["shipping"]
+
+
+def test_the_migration_normalizes_stored_tags_and_merges_duplicates(store_location, store_backend, desk):
+    s = Store(store_location)
+    with s.tx():  # tags as an older omnidesk stored them
+        for tag in ("#vip", "VIP", "Address Change", "shipping"):
+            s.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?)", (desk.jane, tag))
+        s.conn.execute("INSERT INTO tags(customer_id, tag) VALUES (?, ?)", (desk.zoe, "#VIP"))
+        s.log_event("tag", "Alex Morgan", desk.zoe, tag="#VIP")
+        if store_backend == "postgresql":
+            s.conn.execute("UPDATE omnidesk_schema SET version = 14")
+    if store_backend == "sqlite":
+        s.conn.execute("PRAGMA user_version = 14")
+    s.close()
+    s = Store(store_location)  # opening migrates
+    assert s.customer(desk.jane).tags == ["address-change", "shipping", "vip"]
+    assert s.customer(desk.zoe).tags == ["vip"]
+    s.close()
+    assert [r["customer_id"] for r in ok_json(store_location, "queue", "--tag", "vip")] == [desk.zoe, desk.jane]
+    # the old event still undoes, in the new spelling
+    assert omnidesk(store_location, "undo", "1").returncode == 0
+    assert ok_json(store_location, "show", str(desk.zoe))["customer"]["tags"] == []

@@ -147,7 +147,7 @@ def test_actions_tag_priority_assign_status_each_an_event_with_the_rule_name(sto
     assert (c.tags, c.priority, c.assignee, c.status) == (["money", "refund"], 2, "alice", "pending")
     kinds = sorted((e.kind, e.data.get("tag") or e.data.get("new")) for e in store.events(r.customer_id, limit=50))
     assert kinds == [("assign", "alice"), ("priority", 2), ("rule", None), ("status", "pending"),
-                     ("tag", "money"), ("tag", "refund")]
+                     ("tag", "refund, money")]  # the rule's tags: one event, one undo
     assert all(e.data["rule"] == "refunds to alice" and e.actor == "rules" for e in store.events(r.customer_id, limit=50))
     assert rule_events(store)[0].data["actions"] == ["tag refund, money", "priority 2", "assign alice", "status pending"]
 

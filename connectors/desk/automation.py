@@ -372,8 +372,8 @@ class Automation:
         if "acknowledge" in t and c.waiting_since is not None and not _automatic(s.message):
             ack = self._render_ack(store, rule, s)
         with store.tx():  # a rule's actions land together or not at all
-            for tag in t.get("tag", []):
-                store.tag(c.id, tag, ACTOR, rule=name)
+            if t.get("tag"):  # one event for the rule's tags: one undo takes them back
+                store.add_tags(c.id, t["tag"], ACTOR, rule=name)
             if "priority" in t and t["priority"] != c.priority:
                 store.set_priority(c.id, t["priority"], ACTOR, rule=name)
             if "assign" in t and (t["assign"] or None) != c.assignee:

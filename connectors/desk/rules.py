@@ -167,6 +167,17 @@ def _strings(choices: tuple = ()):
     return parse
 
 
+def _tags(value, where):
+    """Tags as the store keeps them ("VIP", "#vip" -> "vip"), so a condition matches and an
+    action adds the same tag the console and the CLI do."""
+    from store.tags import TagError, normalize_tag
+
+    try:
+        return list(dict.fromkeys(normalize_tag(t) for t in _strings()(value, where)))
+    except TagError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def _regex(value, where):
     if not isinstance(value, str) or not value:
         raise _fail(where, "a regular expression (a string)", value)
@@ -247,7 +258,7 @@ CONDITIONS: dict[str, tuple[Callable, Callable]] = {
     "name": (_regex, lambda v, s: bool(v.search(_text(s.customer.name)))),
     "subject": (_regex, lambda v, s: s.message is not None and bool(v.search(_text(s.message.subject)))),
     "text": (_regex, lambda v, s: s.message is not None and bool(v.search(_text(s.message.text)))),
-    "tag": (_strings(), lambda v, s: all(t in s.customer.tags for t in v)),
+    "tag": (_tags, lambda v, s: all(t in s.customer.tags for t in v)),
     "not_tag": (_strings(), lambda v, s: not any(t in s.customer.tags for t in v)),
     "assigned": (_bool, lambda v, s: bool(s.customer.assignee) == v),
     "assignee": (_strings(), lambda v, s: s.customer.assignee in v),
@@ -295,7 +306,7 @@ def _command(value, where):
 
 
 ACTIONS: dict[str, Callable] = {
-    "tag": _strings(), "priority": _int, "assign": _agent, "snooze": parse_duration, "status": _status,
+    "tag": _tags, "priority": _int, "assign": _agent, "snooze": parse_duration, "status": _status,
     "acknowledge": _template,  # opt-in auto-acknowledgement: queue this template as a reply
     "hook": _command,
 }

@@ -51,7 +51,8 @@ def register(sub, parents) -> None:
     p.add_argument("customer")
     p.add_argument("-m", "--message", help="note text; default: read stdin")
 
-    p = add("tag", cmd_tag, "add tags (or remove with -r)")
+    p = add("tag", cmd_tag, "add tags (or remove with -r); case-insensitive: '#VIP' is vip, 'Address Change' is"
+                            " address-change")
     p.add_argument("customer")
     p.add_argument("tags", nargs="+")
     p.add_argument("-r", "--remove", action="store_true")
@@ -292,8 +293,8 @@ def cmd_note(args, ctx) -> int:
 def cmd_tag(args, ctx) -> int:
     s = ctx.store
     cid = ctx.customer(args.customer)
-    for tag in args.tags:
-        (s.untag if args.remove else s.tag)(cid, tag, ctx.agent)
+    # one action however many tags (one undo); "a,B, #c" and separate words alike (store/tags.py)
+    (s.remove_tags if args.remove else s.add_tags)(cid, args.tags, ctx.agent)
     tags = s.customer(cid).tags
     ctx.emit({"customer_id": cid, "tags": tags}, "tags: " + (", ".join(tags) or "(none)"))
     return 0
