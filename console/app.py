@@ -25,6 +25,7 @@ from textual.screen import Screen
 from console import keymap as keymap_mod
 from console.desk import APP_ACTIONS, DeskScreen
 from console.keyhold import KeyHold
+from console.palette import CommandsProvider
 from console.screens.help import HelpScreen
 from console.screens.pickers import ConfirmScreen, Dialog
 from console.screens.stats import StatsScreen
@@ -47,6 +48,7 @@ class OmnideskApp(App):
     CSS_PATH = [STYLES / "app.tcss"]
     TITLE = "omnidesk"
     BINDINGS = [b for b in keymap_mod.bindings("global") if b.id.split(".")[1] in APP_ACTIONS]
+    COMMANDS = {lambda: CommandsProvider}  # our ranking: a title starting with what is typed first
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (116, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 

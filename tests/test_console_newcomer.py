@@ -193,3 +193,24 @@ async def test_esc_at_a_template_prompt_returns_to_the_reply_and_says_so(db_path
         assert "esc leave" in screen_text(app) and app.composer.area.text == ""  # the open composer says its keys
         await pilot.press("escape", "r", *"Hi")
         await until(pilot, lambda: app.composer.area.text == "Hi")
+
+
+# -- finding 13: the console's quirks -----------------------------------------------------
+async def test_the_palette_runs_the_title_that_starts_with_what_was_typed(db_path, clock, tmp_path, ids):
+    """`stat` enter ran "Set status"; it opens "Stats per channel" (status is `status`)."""
+    from console.screens.stats import StatsScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"stat")
+        await until(pilot, lambda: "Stats per channel" in screen_text(app) and "Set status" in screen_text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StatsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.desk)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("ctrl+p", *"set st")
+        await until(pilot, lambda: "Set status" in screen_text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen) and "pending" in screen_text(app))
