@@ -126,3 +126,25 @@ def tsquery_phrase(text: str, prefix: bool = False) -> str:
     if prefix:
         parts[-1] += ":*"
     return parts[0] if len(parts) == 1 else "(" + " <-> ".join(parts) + ")"
+
+
+def bm25_doc(tsv: str) -> tuple[str, int]:
+    """A tsvector's text (its words are letters and digits only: tsvector() made it) and its
+    length in words, what FTS5's bm25 calls the row's size: each word has one position
+    more than it has commas."""
+    return tsv, tsv.count("':") + tsv.count(",")
+
+
+def phrase_count(doc: str, ws: list[str], prefix: bool) -> int:
+    """How often the phrase `ws` occurs in `doc` (tsvector text: its words at consecutive
+    positions; the last a prefix when `prefix`), as FTS5 counts a phrase's hits in a row."""
+    def places(w: str, last: bool) -> set[int]:
+        pattern = f"'{re.escape(w)}{'[^' + chr(39) + ']*' if last and prefix else ''}':([0-9,]+)"
+        return {int(p) for m in re.finditer(pattern, doc) for p in m.group(1).split(",")}
+
+    found = places(ws[0], len(ws) == 1)
+    for k, w in enumerate(ws[1:], 1):
+        found &= {p - k for p in places(w, k == len(ws) - 1)}
+        if not found:
+            return 0
+    return len(found)

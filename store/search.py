@@ -8,14 +8,17 @@ inside runs and common folds apply (store/fts.py).
 """
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from store.db import StoreError
 from store.facts import FACT_KEY_SQL, fact_key
-from store.fts import fts_text, tsquery_phrase
+from store.fts import bm25_doc, fts_text, phrase_count, tsquery_phrase, words
 from store.models import SearchHit
 from store.terms import CHANNELS, OLD_STATUS_WORDS, STATUSES
 
@@ -315,7 +318,7 @@ class SearchMixin:
             # RANKED_AMONG of them meant reading 30-80k index rows. Filtered results come newest first.
             narrowed = len(customer_where) > 1 or parsed.sender
             if pg:
-                rank = "" if narrowed else ", -ts_rank(f.doc, CAST(?1 AS tsquery), 1) AS r"
+                rank = "" if narrowed else ", CAST(f.doc AS text) AS doc"  # ranked below as FTS5 does
                 match = "f.doc @@ CAST(?1 AS tsquery)"  # (?1: the query, given once, used twice)
                 index = "messages_fts f JOIN messages m ON m.id = f.id"
                 newest = "f.id DESC"
@@ -330,7 +333,10 @@ class SearchMixin:
                    f" WHERE {match} AND {' AND '.join(where)} ORDER BY {newest} LIMIT ?")
             wanted = limit if narrowed else RANKED_AMONG
             rows = self._newest_matches(sql, expr, params, wanted) if pg else self._rows(sql, (expr, *params, wanted))
-            rows = rows if narrowed else sorted(rows, key=lambda r: r["r"])[:limit]
+            if pg and not narrowed:
+                rows = self._bm25(parsed, rows)[:limit]
+            else:
+                rows = rows if narrowed else sorted(rows, key=lambda r: r["r"])[:limit]
         for r in rows:
             text = (r["subject"] + " — " if r["subject"] else "") + (r["text"] or "")
             # kept and found (an agent may need what was said), but never passed off as current
@@ -355,6 +361,61 @@ class SearchMixin:
         with self.tx(write_lock=False):
             self.conn.script("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
             return self._rows(sql, (expr, *params, wanted))
+
+    def _bm25(self, parsed: ParsedQuery, rows: list) -> list:
+        """PostgreSQL: `rows` (with their tsvector text in "doc") best first by FTS5's bm25
+        (k1 1.2, b 0.75, both columns as one), so the order is SQLite's: the same phrases,
+        counted in the same words. The row count and the mean length come from the table
+        (all of it up to 5,000 rows, else a sample, kept ten minutes); how many rows hold
+        each phrase only matters with several phrases, and comes from the planner's
+        estimate on a big table."""
+        phrases = [(words(t.text), parsed.prefix and t is parsed.groups[-1][-1])
+                   for group in parsed.groups for t in group]
+        phrases = [(ws, prefix) for ws, prefix in phrases if ws]
+        docs = [bm25_doc(r["doc"]) for r in rows]
+        total, avgdl = self._fts_totals()
+        idf = [1.0] * len(phrases)
+        if len(phrases) > 1:
+            for i, (ws, prefix) in enumerate(phrases):
+                hits = self._phrase_rows(tsquery_phrase(" ".join(ws), prefix), total)
+                idf[i] = max(math.log((total - hits + 0.5) / (hits + 0.5)), 1e-6)
+        scores = []
+        for doc, length in docs:
+            score = 0.0
+            for (ws, prefix), weight in zip(phrases, idf):
+                f = phrase_count(doc, ws, prefix)
+                score += weight * (f * 2.2) / (f + 1.2 * (0.25 + 0.75 * length / avgdl))
+            scores.append(score)
+        order = sorted(range(len(rows)), key=lambda i: -scores[i])  # stable: newest first among equals
+        return [rows[i] for i in order]
+
+    def _fts_totals(self) -> tuple[int, float]:
+        cached = getattr(self, "_fts_cache", None)
+        if cached and cached[0] > time.monotonic() - 600:
+            return cached[1], cached[2]
+        total = self.conn.execute("SELECT count(*) FROM (SELECT 1 FROM messages_fts LIMIT 5001) x").fetchone()[0]
+        if total > 5000:
+            total = int(self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = CAST('messages_fts' AS regclass)"
+                                          ).fetchone()[0]) or total
+            sample = self.conn.execute("SELECT CAST(doc AS text) FROM messages_fts TABLESAMPLE SYSTEM (1)"
+                                       " LIMIT 5000").fetchall()
+        else:
+            sample = self.conn.execute("SELECT CAST(doc AS text) FROM messages_fts").fetchall()
+        lengths = [bm25_doc(r[0])[1] for r in sample]
+        avgdl = max(sum(lengths) / len(lengths), 1.0) if lengths else 1.0
+        if total > 5000:  # a sample is kept a while; an exact small table is read again next time
+            self._fts_cache = (time.monotonic(), total, avgdl)
+        return total, avgdl
+
+    def _phrase_rows(self, query: str, total: int) -> int:
+        """How many rows hold the phrase: counted on a small table, else the planner's estimate."""
+        if total <= 5000:
+            return self.conn.execute("SELECT count(*) FROM messages_fts WHERE doc @@ CAST(? AS tsquery)",
+                                     (query,)).fetchone()[0]
+        plan = self.conn.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM messages_fts WHERE doc @@ CAST(? AS tsquery)",
+                                 (query,), prepare=False).fetchone()[0]
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     def _rows(self, sql: str, params) -> list:
         """A search statement's rows. PostgreSQL plans it for the words at hand each time: a
