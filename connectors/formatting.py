@@ -437,8 +437,34 @@ def _pack(atoms: list, limit: int, measure: Callable[[str], int]) -> list[str]:
     return parts
 
 
+_LIST_OR_QUOTE = re.compile(r"^ {0,3}(?:>|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$))")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _typed_breaks(md: str) -> str:
+    """The agent's line breaks kept as breaks: a line typed right under a list item
+    or a quote, without indentation, is not glued into that item or quote (CommonMark's
+    "lazy continuation"): a blank line goes between, so it starts its own paragraph."""
+    out, fence, inside = [], "", False
+    for line in md.split("\n"):
+        mark = _FENCE.match(line)
+        if fence:
+            fence = "" if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= len(fence) else fence
+        elif mark:
+            fence, inside = mark.group(1), False
+        elif not line.strip():
+            inside = False
+        elif _LIST_OR_QUOTE.match(line):
+            inside = True
+        elif inside and not line[:1].isspace():
+            out.append("")
+            inside = False
+        out.append(line)
+    return "\n".join(out)
+
+
 def _render(md: str, style: _Style) -> list:
-    return _Renderer(style).render(md or "")
+    return _Renderer(style).render(_typed_breaks(md or ""))
 
 
 # -- public API -------------------------------------------------------------------
@@ -449,12 +475,40 @@ def plain_text(md: str) -> str:
     return "\n".join("-- " if line == "--" else line for line in lines).strip("\n")
 
 
+_LINE_PREFIX = re.compile(r"^([ \t]*(?:>[ \t]?)*(?:[-+*][ \t]+|\d{1,9}[.)][ \t]+|#{1,6}[ \t]+)?)(.*)$")
+
+
+def typed_text(md: str) -> str:
+    """The e-mail's text/plain: line for line what the agent typed (lists, quotes,
+    blank lines and indentation as they are), with only the inline marks made plain
+    as in `plain_text` (**a** -> *a*, [t](url) -> t <url>, \\* -> *); code as typed."""
+    out, fence = [], ""
+    for line in (md or "").replace("\r\n", "\n").split("\n"):
+        mark = _FENCE.match(line)
+        if fence or mark:
+            if fence and mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= len(fence):
+                fence = ""
+            elif not fence and mark:
+                fence = mark.group(1)
+            out.append(line.rstrip())
+            continue
+        prefix, rest = _LINE_PREFIX.match(line).groups()
+        if rest.strip() and prefix.strip(" \t") == "" and len(prefix.expandtabs(4)) >= 4:
+            out.append(line.rstrip())  # indented code: as typed
+            continue
+        shown = plain_text(rest).replace("\n", " ") if rest.strip() else ""
+        out.append((prefix + shown).rstrip() if shown.strip() != "--" else "-- ")
+    return "\n".join(out).strip("\n")
+
+
 def email_bodies(md: str) -> tuple[str, str]:
-    """(text/plain, text/html) for one Markdown body. Raw HTML in `md` is escaped."""
-    html = _MD.render(md or "")
+    """(text/plain, text/html) for one Markdown body. Raw HTML in `md` is escaped.
+    The text part keeps the agent's lines as typed (`typed_text`); the HTML part
+    keeps each typed line break a break."""
+    html = _MD.render(_typed_breaks(md or ""))
     doc = ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
            f'<body>\n{html}</body></html>\n')
-    return plain_text(md), doc
+    return typed_text(md), doc
 
 
 def telegram_parts(md: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
@@ -474,4 +528,4 @@ def parts_for(channel: str, md: str) -> list[str]:
         return telegram_parts(md)
     if channel == "slack":
         return slack_parts(md)
-    return [plain_text(md)]
+    return [typed_text(md)]

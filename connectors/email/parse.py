@@ -229,6 +229,39 @@ def _attach(part: Message, ctype: str, out: _Body, depth: int = 0) -> None:
 
 
 FORWARD_MARK = "---------- Forwarded message ----------"
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+):[ \t]*(.*)$")
+
+
+def _mend_headers(data: bytes) -> bytes | None:
+    """A forwarded mail whose header block was pasted by hand or by a broken tool:
+    folded lines that lost their indentation (a second `=?us-ascii?Q?...?=` line
+    of a Subject), a blank line inside the block. The stdlib then sees no From or
+    Subject and shows the rest as text, encoded words and all. Read leniently: a
+    line that is not `Name: value` continues the header before it, and a blank
+    line does not end the block while From and Subject are still to come. None
+    when that finds no From or Subject in the first 2,000 lines either."""
+    lines = data.replace(b"\r\n", b"\n").split(b"\n")
+    fields: list[list[bytes]] = []
+    i = 0
+    while i < len(lines) and i < 2000:
+        line = lines[i]
+        if not line.strip():
+            if not {b"from", b"subject"} <= {f[0].lower() for f in fields}:
+                i += 1  # not the end of the block while From and Subject are still to come
+                continue
+            break
+        found = _HEADER_LINE.match(line)
+        if found and not line[:1].isspace():
+            fields.append([found[1], found[2].strip()])
+        elif fields:
+            fields[-1][1] += b" " + line.strip()
+        else:
+            return None
+        i += 1
+    if not {b"from", b"subject"} & {name.lower() for name, _ in fields}:
+        return None
+    head = b"\n".join(name + b": " + value for name, value in fields)
+    return head + b"\n\n" + b"\n".join(lines[i + 1:])
 
 
 def _forwarded(part: Message, out: _Body, depth: int) -> None:
@@ -257,6 +290,11 @@ def _forwarded(part: Message, out: _Body, depth: int) -> None:
     except Exception:  # an unserializable tree: keep what the part held
         data = str(inner).encode("utf-8", "surrogateescape")
     heads = raw_headers(inner)
+    if not (heads.get("from") or heads.get("subject")):  # headers pasted with their folding lost
+        mended = _mend_headers(data)
+        if mended is not None:
+            inner = mime.parse(mended)
+            heads = raw_headers(inner)
     sub = _Body(inner)
     _walk(inner, sub, depth + 1)
     hint = sub.hint() if any(has_8bit(v) for v in heads.values()) else None
