@@ -287,15 +287,29 @@ class PgConnection:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
-        """Back to the pool (a broken or busy connection is closed by it)."""
+        """Back to the pool (a broken or busy connection is closed by it). The adapter is
+        unusable after, as a closed sqlite3 connection is: the connection is someone else's."""
+        raw, self.raw = self.raw, _CLOSED
+        if raw is _CLOSED:
+            return
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            _give_back(pool, self.raw)
-        elif not self.raw.closed:
-            self.raw.close()
+            _give_back(pool, raw)
+        elif not raw.closed:
+            raw.close()
 
     def errors(self):
         return _Errors(self)
+
+
+class _Closed:
+    closed = True
+
+    def __getattr__(self, name):
+        raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+
+_CLOSED = _Closed()
 
 
 class _Errors:
