@@ -120,6 +120,16 @@ class Context:
             self._store.close()
 
 
+def _version() -> str:
+    """The installed package's version (its metadata, as pip installed it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("omnidesk")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="store file (env OMNIDESK_DB)")
@@ -130,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="omnidesk", parents=[common],
         description="One terminal console for every customer channel. Without a command, opens the console.",
     )
+    parser.add_argument("--version", action="version", version=f"omnidesk {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

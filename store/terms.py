@@ -50,3 +50,11 @@ QUEUE_FILTERS: tuple[str, ...] = tuple(f.value for f in QueueFilter)
 SETTABLE_STATUSES: tuple[str, ...] = (Status.OPEN.value, Status.PENDING.value, Status.DONE.value)
 # Old words still understood where people type a status (CLI, rules.toml), with a note.
 OLD_STATUS_WORDS: dict[str, str] = {"waiting": Status.PENDING.value}
+# The kinds of event in the log (`omnidesk events --kind`): agents' actions, then what the
+# engine and automation record.
+EVENT_KINDS: tuple[str, ...] = (
+    "assign", "address", "fact", "mark_sent", "merge", "note", "priority", "rename", "reply", "retry", "split",
+    "status", "tag", "undo", "untag",
+    "auto_reply", "breach", "fact_seen", "hook_failed", "rule", "rule_error", "satisfaction", "send_failed",
+    "skipped", "survey",
+)

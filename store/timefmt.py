@@ -49,13 +49,16 @@ DEFAULT_HOUR = 9
 # it a value is a typo (99999999999d), and far beyond it datetime cannot even show it.
 MAX_SPAN = 5 * 365 * 86400.0
 MAX_SPAN_WORDS = "5 years"
+MAX_PAST = 100 * 365 * 86400.0  # how far back --since reaches (an archive from 1990 still counts)
 HELP = "expected a duration like 2h, 30m, 1d, 1h30m, or a time like tomorrow 9:00, mon 9:00, 17:30, 2026-12-01 9:00"
 
 
-def parse_duration(text: str) -> float:
-    """A span like "15m", "4h", "1h30m", "2 days", "90s" -> seconds (> 0).
+def parse_duration(text: str, limit: float | None = None) -> float:
+    """A span like "15m", "4h", "1h30m", "2 days", "90s" -> seconds (> 0, at most `limit`,
+    default MAX_SPAN).
 
-    Raises WhenError for anything else (a bare number, an unknown unit, zero)."""
+    Raises WhenError for anything else (a bare number, an unknown unit, zero, too long)."""
+    limit = MAX_SPAN if limit is None else limit
     raw = text
     text = " ".join(text.strip().lower().split()) if isinstance(text, str) else ""
     parts = _DURATION.findall(text)
@@ -68,8 +71,8 @@ def parse_duration(text: str) -> float:
         total += float(number) * _UNITS[unit]
     if total <= 0:
         raise WhenError(f"the duration must be more than zero, got {raw!r}")
-    if total > MAX_SPAN:
-        raise WhenError(f"{raw!r} is too long: at most {MAX_SPAN_WORDS}")
+    if total > limit:
+        raise WhenError(f"{raw!r} is too long: at most {MAX_SPAN_WORDS if limit == MAX_SPAN else format_duration(limit)}")
     return total
 
 
@@ -221,7 +224,7 @@ def parse_since(text: str, now: float) -> float:
     date-time in local time ("2026-11-01", "2026-11-01 09:00"). Raises WhenError."""
     t = (text or "").strip()
     try:
-        return now - parse_duration(t)
+        return now - parse_duration(t, MAX_PAST)  # looking back, history is older than any plan ahead
     except WhenError:
         pass
     try:

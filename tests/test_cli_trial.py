@@ -337,3 +337,45 @@ def test_the_migration_normalizes_stored_tags_and_merges_duplicates(store_locati
     # the old event still undoes, in the new spelling
     assert omnidesk(store_location, "undo", "1").returncode == 0
     assert ok_json(store_location, "show", str(desk.zoe))["customer"]["tags"] == []
+
+
+def test_stats_json_has_the_totals_over_every_channel(store_location, desk):
+    data = ok_json(store_location, "stats", "--since", "3650d")
+    total = data["channels"]["all"]
+    assert total["messages_in"] == sum(data["channels"][ch]["messages_in"] for ch in ("email", "telegram", "slack")) == 2
+    assert sum(data["hours"]["all"]) == 2
+
+
+def test_hooks_get_iso_times_beside_unix_seconds(store_location, desk, tmp_path):
+    out = tmp_path / "payload.json"
+    config = tmp_path / "hooks.toml"
+    config.write_text(f'[[hook]]\non = "message_received"\ncommand = "cat > {out}"\n')
+    proc = installed(store_location, "--config", str(config), "hooks", "test", "message_received", "--customer", "jane")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(out.read_text())
+    assert payload["message"]["sent_at"] == T0 + 60 and payload["message"]["sent_at_iso"] == "2026-09-21T14:14:20Z"
+    assert payload["customer"]["waiting_since_iso"] == "2026-09-21T14:14:20Z"
+    assert isinstance(payload["customer"]["waiting_since"], float)
+
+
+def test_events_kind_typo_names_the_kinds(store_location, desk):
+    proc = omnidesk(store_location, "events", "--kind", "bogus")
+    assert proc.returncode == 1 and "--kind 'bogus': not a kind of event" in proc.stderr
+    assert "status, survey, tag, undo, untag" in proc.stderr
+    ok_json(store_location, "tag", "jane", "vip")
+    assert [e["kind"] for e in ok_json(store_location, "events", "--kind", "tag")] == ["tag"]
+
+
+def test_doctor_counts_fact_rules_too(tmp_path, store_location):
+    (tmp_path / "rules.toml").write_text('[[fact]]\nname = "order_number"\npattern = \'order (\\d+)\'\n')
+    config = tmp_path / "config.toml"
+    config.write_text('[agent]\nname = "Alex Morgan"\n')
+    proc = installed(store_location, "--config", str(config), "doctor")
+    assert "0 rules (0 on the timer), 1 fact rule" in proc.stdout, proc.stdout
+
+
+def test_version_from_the_package_metadata():
+    from importlib.metadata import version
+
+    proc = subprocess.run([str(OMNIDESK), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"omnidesk {version('omnidesk')}"

@@ -119,7 +119,9 @@ def check_rules(config: Config | None = None) -> tuple[bool, str]:
     if not path.exists():
         return True, f"{path} does not exist (no rules)"
     timer = len(ruleset.for_("timer"))
-    return True, f"{path}: {plural(len(ruleset.rules), 'rule')} ({timer} on the timer)"
+    # both kinds count: [[rule]] tables (triage) and [[fact]] tables (facts read from messages)
+    return True, (f"{path}: {plural(len(ruleset.rules), 'rule')} ({timer} on the timer),"
+                  f" {plural(len(ruleset.facts), 'fact rule')}")
 
 
 def time_engaged(store, customer_id: int, gap_cap: float = ENGAGED_GAP) -> dict:
@@ -144,14 +146,24 @@ def _automatic(message) -> bool:
 
 
 # -- payloads (hooks get JSON on stdin) ----------------------------------------------------------
+def _iso(ts: float | None) -> str | None:
+    """A time for hooks in ISO 8601 UTC ("2026-11-30T06:31:00Z"), beside the unix seconds
+    older hooks read (each time field X has X_iso)."""
+    from store.timefmt import format_iso
+
+    return None if ts is None else format_iso(ts)
+
+
 def customer_json(c) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "status": c.status, "priority": c.priority, "assignee": c.assignee,
-            "tags": c.tags, "facts": c.facts, "waiting_since": c.waiting_since, "last_channel": c.last_channel}
+            "tags": c.tags, "facts": c.facts, "waiting_since": c.waiting_since,
+            "waiting_since_iso": _iso(c.waiting_since), "last_channel": c.last_channel}
 
 
 def message_json(m, identity=None) -> dict[str, Any]:
     out = {"id": m.id, "customer_id": m.customer_id, "channel": m.channel, "account": m.account,
-           "direction": m.direction, "subject": m.subject, "text": m.text, "sent_at": m.sent_at, "author": m.author}
+           "direction": m.direction, "subject": m.subject, "text": m.text, "sent_at": m.sent_at,
+           "sent_at_iso": _iso(m.sent_at), "author": m.author}
     if identity is not None:
         out["sender"] = {"address": identity.address, "handle": identity.handle, "name": identity.display_name}
     return out
@@ -309,7 +321,8 @@ class Automation:
                 skipped[ev.kind] = skipped.get(ev.kind, 0) + 1
             return
         if kind and self.hooks.wants(kind):
-            payload = {"id": ev.id, "kind": ev.kind, "actor": ev.actor, "at": ev.at, "data": ev.data}
+            payload = {"id": ev.id, "kind": ev.kind, "actor": ev.actor, "at": ev.at, "at_iso": _iso(ev.at),
+                       "data": ev.data}
             out = {"event_data": payload, "customer_id": ev.customer_id}
             if ev.customer_id is not None:
                 out["customer"] = customer_json(store.customer(ev.customer_id))

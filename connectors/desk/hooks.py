@@ -26,13 +26,15 @@ process groups are killed and the runs go back to the head of their queue
 (at most 3 tries in all), to run again at the next start. A queued run keeps
 the command it was queued with, even if config.toml changes meanwhile.
 
-What arrives on stdin (times are unix seconds):
+What arrives on stdin (each time twice: X in unix seconds, as hooks have always read it,
+and X_iso in ISO 8601 UTC, "2026-11-30T06:31:00Z"; None stays null):
     message_received, reply_sent:
         {"event": ..., "message": {id, customer_id, channel, account, direction, subject, text,
-                                   sent_at, author, sender?}, "customer": {id, name, status, ...}}
+                                   sent_at, sent_at_iso, author, sender?},
+         "customer": {id, name, status, ..., waiting_since, waiting_since_iso}}
     status_changed, target_breached, customers_merged, reply_failed, rule_fired, satisfaction:
         {"event": ..., "customer_id": N, "customer": {...},
-         "event_data": {id, kind, actor, at, data}}   # data as in `omnidesk events --json`
+         "event_data": {id, kind, actor, at, at_iso, data}}   # data's own times: unix seconds
     a rule's own `hook = "..."` action:
         {"event": "rule_fired", "rule": name, "customer": {...}, "message": {...}}
 """

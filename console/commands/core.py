@@ -92,7 +92,7 @@ def register(sub, parents) -> None:
 
     p = add("events", cmd_events, "the event log: who did what, when, to whom")
     p.add_argument("--customer")
-    p.add_argument("--kind")
+    p.add_argument("--kind", help="only this kind: status, tag, merge, reply, rule, ... (an unknown one lists them)")
     p.add_argument("--limit", type=int, default=50)
 
     p = add("suggest", cmd_suggest, "customers that are probably the same person, with the evidence")
@@ -415,6 +415,10 @@ def cmd_customers(args, ctx) -> int:
 
 
 def cmd_events(args, ctx) -> int:
+    from store.terms import EVENT_KINDS
+
+    if args.kind and args.kind not in EVENT_KINDS:  # "No events." would hide the typo
+        raise UserError(f"--kind {args.kind!r}: not a kind of event; the kinds are {', '.join(sorted(EVENT_KINDS))}")
     cid = ctx.customer(args.customer) if args.customer else None
     events = ctx.store.events(cid, limit=args.limit, kind=args.kind)
 
