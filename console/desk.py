@@ -242,9 +242,11 @@ class DeskScreen(Screen):
             # for: it shows the same customer, so it does what that open would have done
             _, focused_then, focus_message = opening
         self._opening = (customer_id, focused_then, focus_message)
+        # opened by the agent (enter, a search hit): what they type next is for this customer
+        # (r, j ...), so it waits until they are on screen with the focus on their timeline
         self.reader.run(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
                         lambda r: self._show_customer(token, *r, focus_message, keep_position, focused_then),
-                        group="customer")
+                        group="customer", hold_keys=focus)
 
     _opening: tuple[int, Any, int | None] | None = None  # (customer id, focus, focus message) on its way
 
@@ -299,7 +301,15 @@ class DeskScreen(Screen):
             self.live.refresh_status(presence_only=True)
         if focus is not False:  # `focus` is what had focus when the open was asked for
             before = focus  # once the customer is on screen (restyling for focus costs a frame)
-            self.set_timer(0.035, lambda: self.app.focused is before and self.app.screen is self and self.timeline.focus())
+            self.app.keys.hold()
+
+            def to_timeline() -> None:
+                try:
+                    if self.app.focused is before and self.app.screen is self:
+                        self.timeline.focus()
+                finally:
+                    self.app.keys.release()
+            self.set_timer(0.035, to_timeline)
 
     # -- what the widgets ask for -------------------------------------------------------
     @on(QueueView.Reloaded)

@@ -59,6 +59,8 @@ class DraftKeeper:
     def unsaved(self) -> list[int]:
         """Customers whose draft differs from what the store holds."""
         composer = self.desk.composer
+        if composer.closing:  # nothing to compare with (never taken for "emptied": that would delete)
+            return []
         return [cid for cid in self.dirty if not _same(composer.draft_for(cid), self.saved.get(cid))]
 
     def forget(self, customer_id: int) -> None:

@@ -63,7 +63,10 @@ class KeyHold:
     def _quiet(self) -> bool:
         """Nothing left to do for any widget on screen, nor for the app but keys."""
         app = self.app
-        if app._next_callbacks or any(not isinstance(m, (events.Key, events.Paste)) for m in _queued(app)):
+        # keys waiting at the app are typed ones (held as they come), unless they bubbled
+        # back up from a widget: then their bindings have yet to run
+        if app._next_callbacks or any(not isinstance(m, (events.Key, events.Paste)) or m.is_forwarded
+                                      for m in _queued(app)):
             return False
         for screen in app.screen_stack:
             for node in screen.walk_children(with_self=True):
@@ -104,4 +107,7 @@ def _busy(node) -> bool:
 
 
 def _queued(node) -> list:
-    return list(getattr(node._message_queue, "_queue", ()))
+    """The messages waiting at `node`, the one it has peeked at (taken off its queue to see
+    whether the next can replace it) first."""
+    pending = getattr(node, "_pending_message", None)
+    return ([pending] if pending is not None else []) + list(getattr(node._message_queue, "_queue", ()))

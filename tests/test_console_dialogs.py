@@ -97,3 +97,35 @@ async def test_cc_and_attachment_typed_fast(db_path, clock, tmp_path, ids):
         type_fast(pilot, "r", "ctrl+b", *"ann@example.com", "enter", "ctrl+f", *str(invoice), "enter", *"See attached")
         await until(pilot, lambda: _calm(app) and app.composer.area.text == "See attached")
         assert app.composer.cc == ["ann@example.com"] and app.composer.attachments == [str(invoice)]
+
+
+async def test_keys_typed_right_after_opening_a_customer_are_for_them(db_path, clock, tmp_path, ids):
+    """enter opens Carol (read in the background, here held up while the sync engine holds
+    the store's write lock): r and the reply typed at once go to her composer, not to Bob's,
+    who was open before."""
+    import sqlite3
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        app.queue.focus()
+        assert app.queue.select_customer(ids["carol"])
+        engine = sqlite3.connect(db_path, isolation_level=None)
+        engine.execute("BEGIN IMMEDIATE")  # opening marks her read: it waits for the lock
+        try:
+            type_fast(pilot, "enter", "r", *"Hi Carol, jk")
+            # (not `until`: it settles, and the console is busy until the lock goes)
+            for _ in range(1500):  # 30 s at most
+                if app.desk._opening is not None and app.desk.reader.busy():
+                    break
+                await pilot.pause(0.02)
+            await pilot.pause(0.3)  # a person's pause: the keys must still be waiting
+            assert app.keys.holding and app.current.id == ids["bob"] and app.composer.area.text == ""
+        finally:
+            engine.execute("COMMIT")
+            engine.close()
+        await until(pilot, lambda: _calm(app) and app.composer.area.text == "Hi Carol, jk")
+        assert app.current.id == ids["carol"] and app.composer.customer.id == ids["carol"]
+        assert app.queue.selected_id == ids["carol"]
+        assert app.composer.draft_for(ids["bob"]) is None  # nothing went to Bob

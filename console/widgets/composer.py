@@ -134,6 +134,11 @@ class Composer(Vertical):
         return self.query_one(ReplyArea)
 
     @property
+    def closing(self) -> bool:
+        """The console is closing: the text area is gone (what was typed cannot be read)."""
+        return not self.query(ReplyArea)
+
+    @property
     def channel(self) -> str:
         return self.identity.channel if self.identity else ""
 
@@ -182,9 +187,12 @@ class Composer(Vertical):
         """The unsent draft to `customer_id` (in view or kept), None if there is none."""
         if self.customer is None or self.customer.id != customer_id:
             return self.drafts.get(customer_id)
-        if not self.area.text.strip() and not self.attachments:
+        if self.closing:
             return None
-        return Draft(customer_id, self.area.text, self.mode, self.subject,
+        text = self.area.text
+        if not text.strip() and not self.attachments:
+            return None
+        return Draft(customer_id, text, self.mode, self.subject,
                      self.identity.id if self._chosen and self.identity else None,
                      list(self.attachments), list(self.cc), dict(self.literals))
 
