@@ -50,6 +50,8 @@ def age(ts: float | None) -> str:
     """How long ago `ts` (unix seconds) was: "12m", "3h"; "-" for None."""
     if ts is None:
         return "-"
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):  # an odd stored value: shown, never a crash
+        return "?"
     return format_age(time.time() - ts)
 
 
