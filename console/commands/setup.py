@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 
@@ -44,6 +45,9 @@ def register(sub, parents) -> None:
     p.add_argument("--email", metavar="ADDRESS", help="set up this e-mail address")
     p.add_argument("--imap-host")
     p.add_argument("--smtp-host")
+    p.add_argument("--maildir", metavar="PATH",
+                   help="read mail from this Maildir (kept by mbsync/offlineimap) instead of an IMAP server")
+    p.add_argument("--sendmail-command", metavar="CMD", help="with --maildir: the command that sends mail (msmtp -t)")
     p.add_argument("--password-env", metavar="VAR", help="e-mail password from this environment variable")
     p.add_argument("--password-command", metavar="CMD", help="e-mail password printed by this command")
     p.add_argument("--telegram-token-env", metavar="VAR", help="Telegram bot token from this environment variable")
@@ -157,6 +161,50 @@ def _email_account(address: str, imap: str | None, smtp: str | None, pw_env: str
     return values, (preset[4] if preset else "")
 
 
+def _default_sendmail() -> str:
+    return "msmtp -t" if shutil.which("msmtp") else "sendmail -t -oi"
+
+
+def _email_setup(args, address: str, interactive: bool) -> tuple[dict, str]:
+    """The [email.main] values: IMAP/SMTP (the servers guessed from the address,
+    shown for the person to confirm or change) or a Maildir with a send command."""
+    maildir = args.maildir
+    if interactive and not (maildir or args.imap_host or args.smtp_host):
+        print("Where does your mail live?\n"
+              "  1  an IMAP server, replies sent by SMTP (Gmail, Outlook, your provider)\n"
+              "  2  a local Maildir kept by mbsync or offlineimap, replies sent by a command such as msmtp")
+        if _ask("Choose 1 or 2", "1").strip() in ("2", "maildir"):
+            maildir = _ask("Maildir folder", "~/Mail")
+    if maildir:
+        command = args.sendmail_command or _default_sendmail()
+        if interactive and not args.sendmail_command:
+            command = _ask("Command that sends a mail given on its input", command)
+        return {"backend": "maildir", "maildir": maildir, "from_address": address,
+                "sendmail_command": command}, ""
+    values, note = _email_account(address, args.imap_host, args.smtp_host, args.password_env, args.password_command)
+    if interactive:  # guesses are shown, never silently used
+        if not args.imap_host:
+            values["imap_host"] = _ask("IMAP server (incoming mail)", str(values["imap_host"]))
+        if not args.smtp_host:
+            port = values.get("smtp_port")
+            values["smtp_host"] = _ask("SMTP server (outgoing mail" + (f", port {port}" if port else "") + ")",
+                                       str(values["smtp_host"]))
+    return values, note
+
+
+def user_keymap(defaults: str, where) -> str:
+    """The keymap init writes: the defaults, under a header that says this file is
+    the person's own (not "copy a table to ..." the very file they are reading)."""
+    head, sep, body = defaults.partition("\n\n")
+    rules = [line for line in head.splitlines() if line.startswith("#     ") or "Textual key names" in line
+             or "commas between" in line]
+    header = ["# Your omnidesk key bindings: " + str(where), "#",
+              "# Change any entry here; omnidesk reads this file when it starts. An entry you",
+              "# delete (or a table you leave out) keeps the default, which `omnidesk keys",
+              "# --defaults` lists. One table per context; each entry is", *rules]
+    return "\n".join(header) + sep + body
+
+
 def cmd_init(args, ctx) -> int:
     path = ctx.config_path
     if path.exists() and not args.force:
@@ -175,8 +223,7 @@ def cmd_init(args, ctx) -> int:
         answers["name"] = _ask("Your name, as customers see it (templates sign with it)", answers["name"])
     email_address = args.email or (interactive and _yes("Set up e-mail?") and _ask("E-mail address"))
     if email_address:
-        values, note = _email_account(email_address, args.imap_host, args.smtp_host, args.password_env,
-                                      args.password_command)
+        values, note = _email_setup(args, email_address, interactive)
         answers["accounts"]["email"] = values
         if note:
             notes.append(note)
@@ -231,7 +278,7 @@ def cmd_init(args, ctx) -> int:
     from console.keymap import default_path
 
     if not keymap_dest.exists():
-        shutil.copy(default_path(), keymap_dest)
+        keymap_dest.write_text(user_keymap(default_path().read_text(encoding="utf-8"), keymap_dest), encoding="utf-8")
     data = {"config": str(path), "templates": [str(p) for p in installed], "keymap": str(keymap_dest),
             "rules": str(rules) if rules else None,
             "channels": sorted(answers["accounts"]), "next": notes}
@@ -252,7 +299,31 @@ ADVICE = {
 }
 
 
+_UNSET = re.compile(r"\.(\w+)_env: environment variable (\S+) is not set")
+_SECRET_WORDS = {"password": "your mail password", "token": "the token", "app_token": "the app token (xapp-)",
+                 "signing_secret": "the signing secret"}
+
+
+def _secret_fix(detail: str) -> str | None:
+    """For a secret whose environment variable is not set: exactly what to do."""
+    unset = _UNSET.search(detail)
+    if unset is None:
+        return None
+    name, var = unset.groups()
+    what = _SECRET_WORDS.get(name, f"the {name.replace('_', ' ')}")
+    return (f"export {var}=... ({what}) in the shell that starts omnidesk, or take it from elsewhere in the"
+            f" config: {name}_command = \"pass show omnidesk/{name}\" or {name}_keyring = \"omnidesk/{name}\"")
+
+
 def _check_account(channel: str, account: str, options: dict, cfg) -> dict:
+    result = _probe_account(channel, account, options, cfg)
+    fix = None if result["ok"] else _secret_fix(result["detail"])
+    if fix:  # not a refusal by the server: nothing was tried without the secret
+        result["detail"], result["fix"] = result["detail"].removeprefix("refused: "), fix
+    return result
+
+
+def _probe_account(channel: str, account: str, options: dict, cfg) -> dict:
     from connectors import registry
 
     name = f"{channel}:{account}"
