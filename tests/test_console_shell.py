@@ -222,3 +222,18 @@ async def test_profile_shows_time_engaged_in_this_case(db_path, clock, tmp_path,
         text = " ".join(line.split("│")[-2].strip() for line in screen_text(app).splitlines() if line.count("│") >= 4)
         # e-mail 2h ago, Telegram 12m ago: one gap, counted up to 10 minutes
         assert "this case: 2 messages on email, telegram, 10m engaged" in " ".join(text.split())
+
+
+async def test_the_search_syntax_is_shown_whole_at_80x24(db_path, clock, tmp_path, ids):
+    """Each hint line of the search dialog fits at 80 columns (one long line wrapped
+    mid-item, ending in an ellipsis that read as cut)."""
+    from console.screens.search import KEYS, SYNTAX
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"vase")
+        await until(pilot, lambda: getattr(app.screen, "hits", None))
+        shown = screen_text(app)
+        for line in (*SYNTAX, f"3 results · {KEYS}"):
+            assert line in shown, line

@@ -21,7 +21,12 @@ from console.widgets.hits import hit_label, hit_snippet
 from console.widgets.safe_text import one_line
 from store.models import SearchHit
 
-HELP = "words · channel:telegram · from:jane · tag:vip · status:open · before:2026-11-01 · after:…   enter opens"
+# lines that fit the dialog at 80 columns, whole (one long line wrapped mid-item); the
+# last one is also where the number of results goes
+SYNTAX = ('words  "a phrase"  OR  -word  from:jane  from:me  channel:slack',
+          "tag:vip  status:open  before:2026-11-01  after:2026-10-01")
+KEYS = "enter opens · esc closes"
+HELP = "\n".join((*SYNTAX, KEYS))
 
 
 class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
@@ -93,8 +98,8 @@ class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
         if error:
             help_.update(Text(error, style="red"))
         elif self.query_one(Input).value.strip():
-            help_.update(Text(f"{len(hits)} result{'s' if len(hits) != 1 else ''}" + ("" if len(hits) < 50 else "+")
-                              + "   " + HELP, style="dim"))
+            count = f"{len(hits)} result{'s' if len(hits) != 1 else ''}" + ("" if len(hits) < 50 else "+")
+            help_.update(Text("\n".join((*SYNTAX, f"{count} · {KEYS}")), style="dim"))
 
     def action_move(self, delta: int) -> None:
         ol = self.query_one(OptionList)
