@@ -187,6 +187,7 @@ def excluded_tsquery(parsed: ParsedQuery) -> str:
 
 
 RANKED_AMONG = 1000
+EXACT_UP_TO = 5000  # PostgreSQL: bm25's row counts are exact up to this many messages, then sampled or estimated
 RECENT_WINDOW = 20_000  # PostgreSQL: messages searched newest first before the index is asked for all matches  # best-ranked among the newest matches: bm25 over every match of a common word is slow
 
 
@@ -377,7 +378,7 @@ class SearchMixin:
         idf = [1.0] * len(phrases)
         if len(phrases) > 1:
             for i, (ws, prefix) in enumerate(phrases):
-                hits = self._phrase_rows(tsquery_phrase(" ".join(ws), prefix), total)
+                hits = min(self._phrase_rows(tsquery_phrase(" ".join(ws), prefix), total), total)  # (an estimate)
                 idf[i] = max(math.log((total - hits + 0.5) / (hits + 0.5)), 1e-6)
         scores = []
         for doc, length in docs:
@@ -393,23 +394,25 @@ class SearchMixin:
         cached = getattr(self, "_fts_cache", None)
         if cached and cached[0] > time.monotonic() - 600:
             return cached[1], cached[2]
-        total = self.conn.execute("SELECT count(*) FROM (SELECT 1 FROM messages_fts LIMIT 5001) x").fetchone()[0]
-        if total > 5000:
-            total = int(self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = CAST('messages_fts' AS regclass)"
-                                          ).fetchone()[0]) or total
+        total = self.conn.execute("SELECT count(*) FROM (SELECT 1 FROM messages_fts LIMIT ?) x",
+                                  (EXACT_UP_TO + 1,)).fetchone()[0]
+        if total > EXACT_UP_TO:
+            # (the planner's row count: -1 before the first ANALYZE; more than EXACT_UP_TO in any case)
+            total = max(int(self.conn.execute("SELECT reltuples FROM pg_class"
+                                              " WHERE oid = CAST('messages_fts' AS regclass)").fetchone()[0]), total)
             sample = self.conn.execute("SELECT CAST(doc AS text) FROM messages_fts TABLESAMPLE SYSTEM (1)"
                                        " LIMIT 5000").fetchall()
         else:
             sample = self.conn.execute("SELECT CAST(doc AS text) FROM messages_fts").fetchall()
         lengths = [bm25_doc(r[0])[1] for r in sample]
         avgdl = max(sum(lengths) / len(lengths), 1.0) if lengths else 1.0
-        if total > 5000:  # a sample is kept a while; an exact small table is read again next time
+        if total > EXACT_UP_TO:  # a sample is kept a while; an exact small table is read again next time
             self._fts_cache = (time.monotonic(), total, avgdl)
         return total, avgdl
 
     def _phrase_rows(self, query: str, total: int) -> int:
         """How many rows hold the phrase: counted on a small table, else the planner's estimate."""
-        if total <= 5000:
+        if total <= EXACT_UP_TO:
             return self.conn.execute("SELECT count(*) FROM messages_fts WHERE doc @@ CAST(? AS tsquery)",
                                      (query,)).fetchone()[0]
         plan = self.conn.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM messages_fts WHERE doc @@ CAST(? AS tsquery)",

@@ -256,3 +256,22 @@ def test_a_password_written_into_the_config_url_is_refused(tmp_path):
     (tmp_path / "config.toml").write_text('[store]\nurl = "postgresql://alex:hunter22@db.example/desk"\n')
     done = _omnidesk(tmp_path, "queue")
     assert done.returncode == 1 and "password_env" in done.stderr and "hunter22" not in done.stderr
+
+
+def test_ranking_on_a_big_table_estimates_and_still_finds_the_same(pg_url, tmp_path, clock, monkeypatch):
+    """Past search.EXACT_UP_TO rows the row count, mean size and phrase counts are sampled or
+    estimated (here from the first row on): the hits stay those SQLite finds."""
+    from store import search
+
+    monkeypatch.setattr(search, "EXACT_UP_TO", 0)
+    stores = [Store(tmp_path / "o.db", clock=clock), Store(pg_url, clock=clock, attachments_dir=tmp_path / "f")]
+    for s in stores:
+        for n, (address, name, text, subject) in enumerate(PARITY_TEXTS):
+            s.ingest(InboundMessage(channel="email", account="shop", external_id=f"<p{n}@x>",
+                                    sender=Sender("email", address, name), text=text, subject=subject,
+                                    sent_at=1_790_000_000.0 + n * 3600))
+    for query in ("order OR refund", "arrived order", "teapot broken", "tracking"):
+        lite, pg = ({h.message_id for h in s.search(query)} for s in stores)
+        assert pg == lite and lite, query
+    for s in stores:
+        s.close()
