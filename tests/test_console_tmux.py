@@ -22,17 +22,20 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None or not OMNIDESK.exi
 
 
 class Tmux:
-    def __init__(self, command: str, env: dict[str, str], size=(100, 30)):
+    def __init__(self, command: str, env: dict[str, str], size=(100, 30), socket: str | None = None):
+        """`socket`: a tmux server of its own (tmux -L NAME), else the default one."""
         self.name = f"omnidesk-test-{uuid.uuid4().hex[:8]}"
+        self.tmux = ["tmux", *(["-L", socket] if socket else [])]
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
                         *env_args, f"{command}; echo EXIT=$?; sleep 60"], check=True)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True,
+                              text=True).stdout
 
     def keys(self, *keys: str, literal: bool = False) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True)
         if keys[-1] == "Escape":  # a lone ESC must not merge with the next key into alt+key
             time.sleep(0.4)
 
@@ -60,7 +63,7 @@ class Tmux:
         raise AssertionError(f"the composer never opened; the screen was:\n{self.screen()}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-session", "-t", self.name], capture_output=True)
 
 
 def test_omnidesk_console_in_tmux(tmp_path, clock):
@@ -174,3 +177,27 @@ def test_the_demo_says_where_its_store_is_so_the_cli_can_be_tried(tmp_path):
     finally:
         t.close()
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_keys_typed_ahead_in_a_real_terminal_reach_the_dialogs_they_were_typed_for(tmp_path, clock):
+    """A typist's burst in a real terminal: move to Bob, open him, edit his name (picker,
+    then prompt) and type the new name, all sent before the console has drawn any of it."""
+    db = tmp_path / "omnidesk.db"
+    ids = seed(db, clock)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"), "TZ": "UTC",
+           "TERM": "xterm-256color", "USER": "tess"}
+    t = Tmux(f"{shlex.quote(str(OMNIDESK))} --db {shlex.quote(str(db))}", env, size=(80, 24), socket="flow")
+    try:
+        t.wait_for("Дмитрий Орлов", "Bob Li", "open · 5")
+        t.keys("j", "Enter", "e", "Enter")
+        t.keys("Robert Li", literal=True)
+        t.keys("Enter")
+        t.wait_for("Robert Li", "renamed")
+        s = Store(db)
+        assert s.customer(ids["bob"]).name == "Robert Li"
+        assert s.customer(ids["dmitry"]).name == "Дмитрий Орлов" and not s.customer(ids["bob"]).tags
+        s.close()
+        t.keys("q")
+        t.wait_for("EXIT=0")
+    finally:
+        t.close()
