@@ -19,6 +19,7 @@ an `action_` here that calls the room it belongs to.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from typing import Any, Callable
@@ -53,8 +54,15 @@ TIMELINE_PAGE = 150
 APP_ACTIONS = ("quit", "help", "command_palette", "stats")  # bound on the App: they work on every screen
 
 
+# The timeline's keys that act on the customer shown work from the queue too (its cursor
+# shows someone: `z` there folds that timeline); the queue's own keys come first.
+TIMELINE_FROM_QUEUE = ("fold", "save_attachment", "open_attachment", "retry")
+
+
 class DeskScreen(Screen):
-    BINDINGS = [b for b in keymap_mod.bindings("global") if b.id.split(".")[1] not in APP_ACTIONS]
+    BINDINGS = [b for b in keymap_mod.bindings("global") if b.id.split(".")[1] not in APP_ACTIONS] + [
+        dataclasses.replace(b, action=f"on_timeline('{b.action}')", show=False)
+        for b in keymap_mod.bindings("timeline") if b.id.split(".")[1] in TIMELINE_FROM_QUEUE]
 
     def __init__(self) -> None:
         super().__init__()
@@ -165,7 +173,9 @@ class DeskScreen(Screen):
         is the toast (or makes it from the result), `then(result)` runs before it."""
         def finished(result) -> None:
             self.live.seen_own_write()
-            self.refresh_all(follow=False)
+            # the queue's cursor stays on the customer it was on, wherever the write sorts them
+            # (by place, the re-sorted queue put someone else under it, and then on screen)
+            self.refresh_all()
             if then is not None:  # after the re-read is asked for: `then` may select someone else
                 then(result)
             if done:
@@ -193,13 +203,22 @@ class DeskScreen(Screen):
         src, agent = self.source, self.app.agent
         queue = src.filter if src.filter == "mine" else "waiting"
 
-        def read(s: Store) -> int | None:
+        def read(s: Store) -> tuple[int | None, int]:
             rows = s.queue(queue, limit=5, agent=agent, channel=src.channel, tag=src.tag)
-            return next((r.customer_id for r in rows if r.customer_id != done_with and r.waiting_since), None)
+            found = next((r.customer_id for r in rows if r.customer_id != done_with and r.waiting_since), None)
+            # in `mine`, nobody of mine waiting is not nobody waiting: say how many others do
+            others = s.queue_count("waiting", agent=agent) if found is None and queue == "mine" else 0
+            return found, others
 
-        def show(customer_id: int | None) -> None:
+        def show(result: tuple[int | None, int]) -> None:
+            customer_id, others = result
             if customer_id is None:
-                self.app.notify("Nobody else is waiting.", timeout=3)
+                if queue == "mine":
+                    text = "Nobody else assigned to you is waiting" + (
+                        f"; {others} more in waiting (f changes the filter)." if others else ".")
+                else:
+                    text = "Nobody else is waiting" + (f" in {src.title()}." if src.channel or src.tag else ".")
+                self.app.notify(text, timeout=4)
             elif self.current is None or self.current.id == done_with:  # the agent has not moved on already
                 self.select_and_open(customer_id)
                 self.moved_from = done_with
@@ -460,6 +479,11 @@ class DeskScreen(Screen):
 
     def action_edit_profile(self) -> None:
         self.profile_edit.edit()
+
+    async def action_on_timeline(self, action: str) -> None:
+        """A timeline key typed elsewhere (the queue): it acts on the timeline shown."""
+        if self.need_customer() is not None:
+            await self.timeline.run_action(action)
 
     def action_focus_queue(self) -> None:
         self.queue.focus()

@@ -95,6 +95,9 @@ class Triage:
             return
         cid, agent = customer.id, self.agent
         who = one_line(customer.name, 40) or f"#{cid}"  # the toast outlives the view: say whom
+        if customer.status == "done":  # nothing to do: no second "marked done" in the log
+            self.app.notify(f"{who} is already done.")
+            return
         self.desk.write(lambda s: s.set_status(cid, "done", agent), done=f"{who} marked done · u undoes",
                         then=lambda _: self.desk.move_on())
 
@@ -110,6 +113,8 @@ class Triage:
         def chosen(status):
             if status == "snoozed":
                 self.snooze()
+            elif status and status == customer.status:
+                self.app.notify(f"{who} is already {status}.")
             elif status:
                 self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"{who}: status {status}" + (" · u undoes" if status == "done" else ""),
                                 then=lambda _: status == "done" and self.desk.move_on())
@@ -163,17 +168,25 @@ class Triage:
                 t.append(f"  {one_line(extra, 80)}", Style(dim=True))
             return t
 
+        def reach(c) -> str:  # what tells two "Doug Sauder"s apart: their addresses and handles
+            ids = ", ".join(f"{badge(i.channel)} {i.address}" + (f" @{i.handle}" if i.handle else "")
+                            for i in c.identities[:3])
+            return ids + (f" +{len(c.identities) - 3}" if len(c.identities) > 3 else "")
+
         def search(query: str):  # runs in the picker's worker
             with self.desk.reader.store() as s:
                 if not query:
-                    return [(label(sg.other_id, s.customer(sg.other_id).name, "; ".join(sg.evidence)),
-                             (sg.other_id, sg.evidence)) for sg in s.merge_suggestions(target.id, limit=10)]
+                    out = []
+                    for sg in s.merge_suggestions(target.id, limit=10):
+                        other = s.customer(sg.other_id)
+                        out.append((label(sg.other_id, other.name, f"{reach(other)} · {'; '.join(sg.evidence)}"),
+                                    (sg.other_id, sg.evidence)))
+                    return out
                 out = []
                 for c in s.customers(limit=30, query=query):
                     if c.id == target.id:
                         continue
-                    ids = ", ".join(f"{badge(i.channel)} {i.address}" for i in c.identities[:3])
-                    out.append((label(c.id, c.name, ids), (c.id, [])))
+                    out.append((label(c.id, c.name, reach(c)), (c.id, [])))
                 return out
 
         def chosen(value):
@@ -188,8 +201,8 @@ class Triage:
                                                     done=f"merged #{other_id} into #{target.id} · u undoes"))
         self.app.push_screen(PickerScreen(f"Merge into {one_line(target.name, 40)}: find the other customer", [],
                                           search=search, placeholder="name, e-mail, @handle",
-                                          help="suggested duplicates first; type to search everyone",
-                                          search_at_start=True), chosen)
+                                          help="suggested duplicates: ↓ to choose one · or type to search everyone",
+                                          search_at_start=True, preselect=False), chosen)
 
     def split(self) -> None:
         customer = self.desk.need_customer()

@@ -214,3 +214,98 @@ async def test_the_palette_runs_the_title_that_starts_with_what_was_typed(db_pat
         await until(pilot, lambda: "Set status" in screen_text(app))
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, PickerScreen) and "pending" in screen_text(app))
+
+
+async def test_the_merge_picker_shows_addresses_and_takes_only_what_was_chosen(db_path, clock, tmp_path, ids):
+    from textual.widgets import OptionList
+
+    from console.screens.pickers import ConfirmScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen) and f"#{ids['jane_slack']} Jane Roe" in screen_text(app))
+        picker = app.screen
+        assert "sl U999 @jroe" in screen_text(app)  # which Jane Roe: her address and handle
+        assert picker.query_one(OptionList).highlighted is None
+        await pilot.press("enter")  # nothing chosen: nothing happens
+        await settle(pilot)
+        assert app.screen is picker
+        await pilot.press("down", "enter")  # the first suggestion, as the agent saw it
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert f"Merge #{ids['jane_slack']} Jane Roe into #{ids['jane']} Jane Roe?" in screen_text(app)
+
+
+async def test_done_on_a_done_customer_says_so_and_logs_nothing(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("d")
+        await until(pilot, lambda: app.current.status == "done" and "Bob Li marked done" in toasts(app))
+        await pilot.press("d")
+        await until(pilot, lambda: "Bob Li is already done." in toasts(app))
+    s = Store(db_path, clock=clock)
+    assert [e.data.get("new") for e in s.events(ids["bob"]) if e.kind == "status"] == ["done"]
+    s.close()
+
+
+async def test_after_a_reply_the_queue_cursor_stays_on_the_same_customer(db_path, clock, tmp_path, ids):
+    """The reply re-sorts the queue (Bob no longer waits): the cursor moves with Bob, so
+    going back to the queue and acting hits Bob, the customer on screen, not whoever
+    took his old place."""
+    from console.screens.pickers import PromptScreen
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        before = app.queue.cursor
+        await pilot.press("r", *"Yes, we ship to Norway.", "ctrl+s")
+        await until(pilot, lambda: app.composer.area.text == "" and app.queue.cursor != before)
+        assert app.queue.selected_id == ids["bob"]  # moved down with him
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.focused is app.queue and app.current.id == ids["bob"]
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"norway", "enter")
+        await until(pilot, lambda: "norway" in app.current.tags)
+    s = Store(db_path, clock=clock)
+    assert s.customer(ids["bob"]).tags == ["norway"] and s.customer(ids["jane"]).tags == []
+    s.close()
+
+
+async def test_nobody_else_waiting_says_which_queue_it_means(db_path, clock, tmp_path, ids):
+    """In `mine`, done with the last of mine: the toast says others wait, not "nobody"."""
+    s = Store(db_path, clock=clock)
+    s.assign(ids["bob"], "alice", "alice")
+    s.close()
+    app = make_app(db_path, clock, tmp_path, next_after_done=True)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+        await pilot.press(*"mine", "enter")
+        await until(pilot, lambda: app.source.filter == "mine" and app.queue.total == 1)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("d")
+        await until(pilot, lambda: "Nobody else assigned to you is waiting" in toasts(app))
+        assert "Nobody else assigned to you is waiting; 4 more in waiting (f changes the filter)." in toasts(app)
+
+
+async def test_timeline_keys_act_on_the_customer_shown_while_the_queue_has_focus(db_path, clock, tmp_path, ids):
+    """The queue's cursor shows a customer: `w` (save the attachment) and `z` (fold) act
+    on that timeline without enter first."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.focused is app.queue
+        await pilot.press("j", "j")  # Jane Roe (her last message: a photo)
+        await until(pilot, lambda: app.current is not None and app.current.id == ids["jane"])
+        assert app.focused is app.queue
+        await pilot.press("w")
+        await until(pilot, lambda: (tmp_path / "saved" / "vase photo.jpg").exists())
+        assert app.focused is app.queue

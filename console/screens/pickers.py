@@ -170,9 +170,13 @@ class PickerScreen(Dialog, ModalScreen[Any]):
 
     def __init__(self, title: str, items: list[tuple[str | Text, Any]], *, placeholder: str = "type to filter",
                  search: Callable[[str], list[tuple[str | Text, Any]]] | None = None, help: str = "",
-                 search_at_start: bool = False):
+                 search_at_start: bool = False, preselect: bool = True):
+        """`preselect` False: nothing is highlighted until the agent moves or types (the
+        merge picker: enter must never take a suggestion the agent did not choose)."""
         super().__init__()
         self.search_at_start = search_at_start
+        self.preselect = preselect
+        self._query = ""
         self.title_text, self.items, self.search_fn, self.placeholder, self.help_text = title, items, search, placeholder, help
         self.shown: list[tuple[str | Text, Any]] = list(items)
         self._searches = 0  # searches running
@@ -198,12 +202,13 @@ class PickerScreen(Dialog, ModalScreen[Any]):
         ol = self.query_one(OptionList)
         ol.clear_options()
         ol.add_options([Option(label if isinstance(label, Text) else safe(label, single_line=True)) for label, _ in self.shown])
-        if self.shown:
+        if self.shown and (self.preselect or self._query):
             ol.highlighted = 0
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         query = event.value.strip()
+        self._query = query
         if self.search_fn is not None:
             self._search(query)
             return
@@ -242,7 +247,10 @@ class PickerScreen(Dialog, ModalScreen[Any]):
     def action_move(self, delta: int) -> None:
         ol = self.query_one(OptionList)
         if ol.option_count:
-            ol.highlighted = max(0, min(ol.option_count - 1, (ol.highlighted or 0) + delta))
+            if ol.highlighted is None:  # nothing chosen yet: down takes the first, up the last
+                ol.highlighted = 0 if delta > 0 else ol.option_count - 1
+            else:
+                ol.highlighted = max(0, min(ol.option_count - 1, ol.highlighted + delta))
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
