@@ -258,9 +258,11 @@ class Reply:
         identity = self.desk.composer.identity
         channel = identity.channel if identity else "email"
         values = dict(values or {})
+        # a reply already begun has its greeting ("Hi Bob, sure -"): the template goes in without its own
+        begun = bool(self.desk.composer.area.text.strip())
 
         def render(s: Store):
-            rendered = render_template(s, cid, name, channel, app.agent, app.config, values)
+            rendered = render_template(s, cid, name, channel, app.agent, app.config, values, greeting=not begun)
             # In an existing e-mail thread the subject stays "Re: <theirs>" so mail clients
             # keep threading (as `omnidesk reply --template` does); a template's own
             # subject only starts new conversations.
@@ -351,7 +353,8 @@ class Reply:
         identity = self.desk.composer.identity
 
         def render(s: Store):
-            rendered = render_template(s, cid, old.name, channel, app.agent, app.config, old.values)
+            rendered = render_template(s, cid, old.name, channel, app.agent, app.config, old.values,
+                                       greeting=not old.before.strip())  # as it went in: begun or not
             # as on insert: a template's own subject only starts a new e-mail conversation
             in_thread = identity is None or s.last_inbound(identity.id) is not None
             return rendered, None if in_thread else rendered.subject

@@ -460,13 +460,15 @@ def _compose(body_md: str, channel: str, settings: dict[str, str], greeting: boo
 
 
 def render(template: str | Template, channel: str, context: dict[str, str], *,
-           config: Config | None = None, directory: Path | None = None) -> Rendered:
+           config: Config | None = None, directory: Path | None = None, greeting: bool = True) -> Rendered:
     """Render a template (a name in the templates folder, or a parsed Template) for
-    `channel`: greeting, body, sign-off and (e-mail) signature, then the channel's form."""
+    `channel`: greeting, body, sign-off and (e-mail) signature, then the channel's form.
+    `greeting=False`: without the greeting (the template goes into a reply already begun)."""
     t = template if isinstance(template, Template) else load(template, directory or templates_dir(config))
     settings = channel_settings(channel, config)
     ctx = {**context, "channel": channel, "channel_name": CHANNEL_NAMES[channel]}
-    source_t = _compose(t.overrides.get(channel, t.body), channel, settings, t.greeting, t.sign_off)
+    source_t = _compose(t.overrides.get(channel, t.body), channel, settings, t.greeting if greeting else False,
+                        t.sign_off)
     missing: list[tuple[str, str]] = []
     subject = None
     try:
@@ -488,14 +490,33 @@ def render(template: str | Template, channel: str, context: dict[str, str], *,
 def preview(md_text: str, channel: str, context: dict[str, str] | None = None, *,
             config: Config | None = None, subject: str | None = None) -> Rendered:
     """Free text typed by the agent, exactly as it will be sent. The agent's own
-    words are not a template (no `{{ }}` substitution); e-mail adds the signature."""
+    words are not a template (no `{{ }}` substitution). E-mail adds the signature,
+    and the sign-off when [channels.email] sets one: every e-mail ends the same way,
+    typed or not, and only once (not when the text has it already, from a template
+    or typed, nor when its last line is the agent's name: they signed it)."""
     settings = channel_settings(channel, config)
-    sig = ""
+    ctx = {**(context or {}), "channel": channel, "channel_name": CHANNEL_NAMES[channel]}
+    sig = sign_off = ""
     if channel == "email" and settings.get("signature", "").strip():
-        sig = fill(settings["signature"], {**(context or {}), "channel": channel,
-                                           "channel_name": CHANNEL_NAMES[channel]}, "signature")
-    source = _compose(md_text, channel, {"signature": sig}, False, False)
+        sig = fill(settings["signature"], ctx, "signature")
+    user = ((config.extra.get("channels") if config else None) or {}).get(channel, {})
+    if channel == "email" and str(user.get("sign_off", "")).strip():
+        sign_off = fill(user["sign_off"], ctx, "sign_off")
+        if _signed(md_text, sign_off, ctx.get("agent", "")):
+            sign_off = ""
+    source = _compose(md_text, channel, {"signature": sig}, False, sign_off or False)
     return finish(channel, source, subject if channel == "email" else None)
+
+
+def _signed(text: str, sign_off: str, agent: str) -> bool:
+    """Does the reply end signed already: the sign-off in it, or the agent's name
+    (or first name) as its last line?"""
+    squash = " ".join
+    if squash(sign_off.replace("\\", "").split()) in squash(text.replace("\\", "").split()):
+        return True
+    last = next((line.strip().rstrip(".,!") for line in reversed(text.splitlines()) if line.strip()), "")
+    names = {agent.strip(), agent.strip().split(" ")[0]} - {""}
+    return bool(last) and last in names
 
 
 def customer_context(store, customer_id: int, channel: str, agent: str,
@@ -506,10 +527,10 @@ def customer_context(store, customer_id: int, channel: str, agent: str,
 
 def render_for_customer(store, customer_id: int, name: str, channel: str, agent: str,
                         values: dict[str, str] | None = None, *, config: Config | None = None,
-                        directory: Path | None = None) -> Rendered:
+                        directory: Path | None = None, greeting: bool = True) -> Rendered:
     """What `omnidesk reply --template` and `templates render` queue/show."""
     ctx = customer_context(store, customer_id, channel, agent, values)
-    return render(name, channel, ctx, config=config, directory=directory)
+    return render(name, channel, ctx, config=config, directory=directory, greeting=greeting)
 
 
 def preview_for_customer(store, customer_id: int, md_text: str, channel: str, agent: str, *,

@@ -108,9 +108,10 @@ def list_templates(config: Any) -> list[TemplateInfo]:
 
 
 def render_template(store, customer_id: int, name: str, channel: str, agent: str, config: Any,
-                    values: dict[str, str] | None = None):
-    """Rendered template (raises templates.MissingValues listing what to ask)."""
+                    values: dict[str, str] | None = None, greeting: bool = True):
+    """Rendered template (raises templates.MissingValues listing what to ask);
+    `greeting=False` for a reply already begun."""
     from connectors.desk import templates
 
     return templates.render_for_customer(store, customer_id, name, channel, agent, values or {}, config=config,
-                                         directory=templates_directory(config))
+                                         directory=templates_directory(config), greeting=greeting)
