@@ -263,9 +263,13 @@ class DeskScreen(Screen):
         self._opening = (customer_id, focused_then, focus_message)
         # opened by the agent (enter, a search hit): what they type next is for this customer
         # (r, j ...), so it waits until they are on screen with the focus on their timeline
+        def failed(error: Exception) -> None:
+            self.reader._tell(error)
+            if focus:  # never to the customer on screen what was typed for this one
+                self.app.keys.drop("the customer did not open")
         self.reader.run(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
                         lambda r: self._show_customer(token, *r, focus_message, keep_position, focused_then),
-                        group="customer", hold_keys=focus)
+                        group="customer", hold_keys=focus, failed=failed)
 
     _opening: tuple[int, Any, int | None] | None = None  # (customer id, focus, focus message) on its way
 

@@ -16,14 +16,16 @@ Textual gives a key to the widget focused when the key arrives; in a burst
 ("e", enter, "R", ...) all of them would go to the timeline before "e" had
 opened its picker.
 
-A hold that is never released (a bug) must not freeze the keyboard: after
-`LONGEST` seconds everything held is let go anyway.
+When the step they wait for fails (a customer that could not be opened) or a hold
+is never released (a bug), the keys held are dropped, and a toast says so: given to
+whatever is on screen instead, "r", a reply and ctrl+s could go to another customer.
+No hold lasts more than `LONGEST` seconds (longer than the store waits for a lock).
 """
 from __future__ import annotations
 
 from textual import events
 
-LONGEST = 10.0  # seconds; a safety net only: every hold is released when its step ends
+LONGEST = 40.0  # seconds; a safety net only: every hold is released when its step ends
 
 
 class KeyHold:
@@ -81,12 +83,19 @@ class KeyHold:
         self._held.append(event)
         return True
 
+    def drop(self, why: str) -> None:
+        """Forget the keys held so far (what they were typed for did not happen)."""
+        if self._held:
+            n = sum(1 for e in self._held if isinstance(e, events.Key))
+            self._held = []
+            self.app.notify(f"{n} key{'s' if n != 1 else ''} typed meanwhile dropped: {why}", severity="warning")
+
     def _give_up(self) -> None:
         self._timer = None
         if self._count:
-            self.app.log.warning(f"keys held for {LONGEST}s: let go")
+            self.app.log.warning(f"keys held for {LONGEST}s: dropped")
             self._count = 0
-            self._replay()
+            self.drop("the console was busy for too long")
 
     def _replay(self) -> None:
         if self._timer is not None:
