@@ -44,6 +44,7 @@ class DraftsMixin:
                  dumps(dict(draft.literals)) if draft.literals else None, self.clock()))
 
     def delete_draft(self, agent: str, customer_id: int) -> None:
+        """Remove `agent`'s draft to `customer_id`, if any (sent or emptied). Returns nothing."""
         with self.tx():
             self.conn.execute("DELETE FROM drafts WHERE agent=? AND customer_id=?", (agent, customer_id))
 
