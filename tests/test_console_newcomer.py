@@ -309,3 +309,27 @@ async def test_timeline_keys_act_on_the_customer_shown_while_the_queue_has_focus
         await pilot.press("w")
         await until(pilot, lambda: (tmp_path / "saved" / "vase photo.jpg").exists())
         assert app.focused is app.queue
+
+
+# -- finding 12: layout -----------------------------------------------------------------------
+DRAFT = "Thanks for asking about shipping: we ship to Norway every weekday, and parcels usually arrive within five days."
+
+
+async def test_an_unfocused_draft_reflows_when_the_terminal_is_resized(db_path, clock, tmp_path, ids):
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", *DRAFT, "escape")
+        await until(pilot, lambda: app.focused is app.timeline)
+        for size in ((80, 24), (100, 30), (80, 24), (120, 40)):
+            await pilot.resize_terminal(*size)
+            lines = []
+            await until(pilot, lambda: app.composer.area.size.width == size[0] - 2)
+
+            def shown() -> str:
+                lines[:] = [line.strip() for line in screen_text(app).splitlines()
+                            if line.startswith(" ") and not line.startswith(" reply via")][:-1]  # minus the status bar
+                return " ".join(" ".join(lines).split())
+            await until(pilot, lambda: DRAFT in shown())  # every word of it, on lines of the new width
+            assert all(len(line) <= size[0] - 2 for line in lines)

@@ -39,6 +39,11 @@ class ReplyArea(TextArea):
     ReplyArea:focus { border: none; }
     """
 
+    def on_resize(self) -> None:
+        # Textual re-wraps the text for the new width but, unfocused, kept showing the lines
+        # as wrapped for the old one (words cut off at 80 columns until focused): draw again
+        self.refresh()
+
     def _recompute_cursor_offset(self) -> None:
         # Undoing an edit that added lines (a template, a paste) shortens the document
         # before the cursor is moved back, and the scrollbar hiding meanwhile asks where
