@@ -275,3 +275,12 @@ def test_ranking_on_a_big_table_estimates_and_still_finds_the_same(pg_url, tmp_p
         assert pg == lite and lite, query
     for s in stores:
         s.close()
+
+
+def test_sslmode_is_libpqs(pg_url, tmp_path):
+    """sslmode and the certificate options go to libpq as written: the test server has no TLS,
+    so `disable` connects and `require` is refused in plain words."""
+    Store(pg_url + "?sslmode=disable", attachments_dir=tmp_path / "f").close()
+    with pytest.raises(StoreError) as refused:
+        Store(pg_url + "?sslmode=require", attachments_dir=tmp_path / "f")
+    assert "PostgreSQL at" in str(refused.value) and "SSL" in str(refused.value)
