@@ -359,9 +359,12 @@ class SearchMixin:
             return rows
         if self._depth:  # inside a caller's transaction: SET LOCAL would outlast this search
             return self._rows(sql, (expr, *params, wanted))
-        with self.tx(write_lock=False):
-            self.conn.script("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
-            return self._rows(sql, (expr, *params, wanted))
+        with self._lock:  # a read-only transaction of its own (tx() would NOTIFY other consoles at its end)
+            self.conn.script("BEGIN; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
+            try:
+                return self._rows(sql, (expr, *params, wanted))
+            finally:
+                self.conn.execute("ROLLBACK")
 
     def _bm25(self, parsed: ParsedQuery, rows: list) -> list:
         """PostgreSQL: `rows` (with their tsvector text in "doc") best first by FTS5's bm25

@@ -284,3 +284,21 @@ def test_sslmode_is_libpqs(pg_url, tmp_path):
     with pytest.raises(StoreError) as refused:
         Store(pg_url + "?sslmode=require", attachments_dir=tmp_path / "f")
     assert "PostgreSQL at" in str(refused.value) and "SSL" in str(refused.value)
+
+
+def test_searching_is_no_change_for_other_consoles(pg_url, tmp_path, monkeypatch):
+    """A search (here through the GIN index path, in a transaction of its own) notifies nobody."""
+    from store import search
+
+    monkeypatch.setattr(search, "RECENT_WINDOW", 0)
+    watcher = Store(pg_url, attachments_dir=tmp_path / "files")
+    searcher = Store(pg_url, attachments_dir=tmp_path / "files")
+    searcher.ingest(_item(1, "jane@x.io"))
+    wait_until(lambda: watcher.data_version() != 0, timeout=10, what="the ingest's notice")
+    seen = watcher.data_version()
+    assert [h.message_id for h in searcher.search("message")]
+    searcher.set_health("email:shop", "ok")  # a write after the search: its notice arrives after any the search sent
+    wait_until(lambda: watcher.data_version() != seen, timeout=10, what="the write's notice")
+    assert watcher.data_version() == seen + 1  # the write's alone
+    watcher.close()
+    searcher.close()
