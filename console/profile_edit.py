@@ -1,4 +1,4 @@
-"""Editing the open customer's name and facts (the `edit_profile` action, e).
+"""Editing the open customer's name, facts and e-mail address (the `edit_profile` action, e).
 
 A picker lists the name, each fact and "add a fact"; a prompt takes the new
 text. An empty value removes a fact. Every change is an event that u undoes,
@@ -25,6 +25,11 @@ def _check_pair(text: str) -> str | None:
     return key_problem(key)
 
 
+def _check_address(text: str) -> str | None:
+    local, at, domain = text.strip().rpartition("@")
+    return None if at and local and "." in domain and " " not in text.strip() else "type an address, like ann@example.com"
+
+
 class ProfileEdit:
     def __init__(self, desk: "DeskScreen"):
         self.desk = desk
@@ -43,6 +48,7 @@ class ProfileEdit:
             label.append(one_line(value, 60))
             items.append((label, ("fact", key)))
         items.append((Text("+ add a fact", style="bold"), ("add", None)))
+        items.append((Text("+ add an e-mail address", style="bold"), ("address", None)))
         self.app.push_screen(PickerScreen(f"Edit #{customer.id} {one_line(customer.name, 40)}", items,
                                           help="enter edits; an empty value removes a fact; u undoes"),
                              lambda choice: choice and self._chosen(customer, *choice))
@@ -62,6 +68,13 @@ class ProfileEdit:
                                 done=f"{'changed' if value else 'removed'} {one_line(key, 30)} · u undoes")
             self.app.push_screen(PromptScreen(f"{one_line(key, 40)} =", value=customer.facts.get(key, ""),
                                               help="empty removes this fact"), set_value)
+        elif kind == "address":  # replies go to it (mail that came without a usable sender)
+            self.app.push_screen(PromptScreen("E-mail address", placeholder="name@example.com",
+                                              help="replies to them go to this address; u undoes",
+                                              check=_check_address),
+                                 lambda text: text and text.strip() and self.desk.write(
+                                     lambda s: s.add_address(cid, text.strip(), agent),
+                                     done=f"replies go to {one_line(text.strip(), 40)} now · u undoes"))
         else:
             def add(text):
                 if not text:

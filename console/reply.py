@@ -51,6 +51,11 @@ class Reply:
         if ident is None:
             self.app.notify("This customer has no channel to reply on.", severity="error")
             return
+        from store.outbox import usable_address
+
+        if not usable_address(ident.channel, ident.address):  # their mail came without a sender
+            self.app.notify("No e-mail address for them: e → add an e-mail address", severity="error")
+            return
         if self.desk.composer.template_stale():  # never another channel's version: adapt it first
             self.adapt_template()
             return

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.support.console import anyio_backend  # noqa: F401 - fixture
+
 from store import Store
 from tests.support.cli import OMNIDESK
 
@@ -154,3 +156,38 @@ def test_mail_without_date_gets_its_delivery_time_and_customer_since_is_the_firs
     stats = json.loads(omnidesk(db, "--json", "stats").stdout)
     assert stats["channels"]["email"]["messages_in"] == 0  # not "arrived now": not in this week's figures
     assert "Zed" not in omnidesk(db, "queue").stdout
+
+
+@pytest.mark.anyio
+async def test_console_refuses_in_a_short_toast_and_e_adds_the_address(db_path, clock, tmp_path):
+    from connectors.email.parse import parse
+    from console.screens.pickers import PickerScreen, PromptScreen
+    from tests.support.console import make_app, open_customer, screen_text, settle, until
+
+    s = Store(db_path, clock=clock)
+    cid = s.ingest(parse(b"Message-ID: <n1@x>\nSubject: refund\n\nmy money back please", "shop")).customer_id
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, cid)
+        await pilot.press("r", *"Refunded today.", "ctrl+s")
+        toast = "No e-mail address for them: e → add an e-mail address"
+        await until(pilot, lambda: any(n.message == toast for n in app._notifications))
+        assert len(toast) <= 60  # whole in a toast at 80 columns
+        await pilot.press("escape")
+        await settle(pilot)
+        app.timeline.focus()
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+        await pilot.press(*"e-mail address", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"ann@example.com", "enter")
+        await until(pilot, lambda: app.composer.identity is not None and app.composer.identity.address == "ann@example.com")
+        await pilot.press("r", "ctrl+s")
+        await settle(pilot, 3)
+    s = Store(db_path, clock=clock)
+    [reply] = [m for m in s.timeline(cid) if m.direction == "out"]
+    assert reply.text == "Refunded today." and reply.subject == "Re: refund"
+    assert s.identities(cid)[-1].address == "ann@example.com"
+    s.close()
