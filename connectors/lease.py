@@ -7,7 +7,6 @@ holders are plain "host:pid:id" and are described as well as they can be.
 
     holder_id("sync")                     -> "vm:19143:7f6e…|sync|alex|1796020811"
     describe(holder, heartbeat, now)      -> "the console of user alex on vm (pid 19143, running since 06:31)"
-    program(holder)                       -> "console" | "sync" | "demo" | "" (unknown)
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ import time
 
 from store.timefmt import format_clock
 
-__all__ = ["holder_id", "describe", "program", "guess_program", "FRESH"]
+__all__ = ["holder_id", "describe", "guess_program", "FRESH"]
 
 FRESH = 120.0  # seconds: a heartbeat older than this is a poller that stopped (doctor's rule too)
 _WORDS = {"console": "the console", "demo": "the demo console", "sync": "`omnidesk sync`"}
@@ -54,11 +53,6 @@ def _parts(holder: str) -> tuple[str, str, str, str, float | None]:
     except ValueError:
         started = None
     return host, pid, program, user, started
-
-
-def program(holder: str | None) -> str:
-    """The holder's program ("console", "sync", "demo"), "" when the holder does not say."""
-    return _parts(holder or "")[2]
 
 
 def describe(holder: str, heartbeat: float | None = None, now: float | None = None) -> str:

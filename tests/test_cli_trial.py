@@ -140,14 +140,17 @@ def test_a_customer_by_part_of_the_name(store_location, desk):
 
 def test_reply_says_who_will_send_it(store_location, desk):
     said = omnidesk(store_location, "reply", "jane", "-m", "On its way").stdout
-    assert "nothing is sending now: `omnidesk sync --once` or the console sends it" in said
+    assert "via e-mail; nothing is sending now: `omnidesk sync --once` or the console sends it" in said
     from connectors.lease import holder_id
 
     s = Store(store_location)
     assert s.acquire_lease(holder_id("console"), 30)  # as the open console's engine does
     s.close()
     said = omnidesk(store_location, "reply", "jane", "-m", "Tracking: 123").stdout
-    assert "(the open console sends it (the console of user " in said and "`omnidesk sync`" not in said
+    import getpass
+
+    assert f"via e-mail; the console of user {getpass.getuser()} on " in said and " sends it" in said
+    assert "`omnidesk sync`" not in said
 
 
 def test_sync_once_beside_a_console_says_who_polls_in_words(store_location, desk, config):

@@ -264,23 +264,18 @@ def cmd_reply(args, ctx) -> int:
 
     who = s.customer(cid).name or args.customer
     via = Channel(m.channel).label if m.channel in {c.value for c in Channel} else m.channel
-    ctx.emit(m, clean(f"queued reply #{m.id} to {who} (#{cid}) via {via} ({_who_sends(s)})", tab=None))
+    ctx.emit(m, clean(f"queued reply #{m.id} to {who} (#{cid}) via {via}; {_who_sends(s)}", tab=None))
     return 0
 
 
 def _who_sends(s) -> str:
     """Who will send a queued reply: the process holding the polling lease now, if any."""
-    from connectors.lease import FRESH, describe, program
+    from connectors.lease import FRESH, describe
 
     holder = s.lease_holder()
     if holder is None or time.time() - holder[1] > FRESH:
         return "nothing is sending now: `omnidesk sync --once` or the console sends it"
-    prog = program(holder[0])
-    if prog in ("console", "demo"):
-        return f"the open console sends it ({describe(holder[0], holder[1])})"
-    if prog == "sync":
-        return "the running `omnidesk sync` sends it"
-    return f"{describe(holder[0], holder[1])} sends it"
+    return f"{describe(holder[0], holder[1])} sends it"  # "the console of user alex on vm (...)"
 
 
 def cmd_note(args, ctx) -> int:
