@@ -12,6 +12,8 @@ from tests.support.console import anyio_backend  # noqa: F401 - fixture
 
 from store import Store
 from tests.support.cli import OMNIDESK
+from tests.support.smtp import smtp_sink  # noqa: F401 - fixture
+from tests.test_email_bounce_flow import desk  # noqa: F401 - fixture
 
 NOW = time.time()
 
@@ -191,3 +193,13 @@ async def test_console_refuses_in_a_short_toast_and_e_adds_the_address(db_path, 
     assert reply.text == "Refunded today." and reply.subject == "Re: refund"
     assert s.identities(cid)[-1].address == "ann@example.com"
     s.close()
+
+
+def test_a_synced_maildir_mail_without_date_counts_from_its_delivery_time(desk):  # noqa: F811
+    """The Maildir backend (mbsync's copy: the file's mtime is when it was synced)."""
+    run = desk
+    name = "1355314122.M9P9.mailhost"
+    (run.inbox / "new" / name).write_text("From: Zed <zed@example.com>\nMessage-ID: <zz@x>\nSubject: hi\n\nno date\n")
+    run("sync", "--once")
+    shown = json.loads(run("--json", "show", "zed@example.com").stdout)
+    assert [m["sent_at"] for m in shown["messages"]] == ["2012-12-12T12:08:42Z"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from connectors.email.maildir import is_maildir
+from connectors.email.maildir import delivered_at, is_maildir
 from connectors.email.parse import parse, warm
 from connectors.email.spool import parse_spooled
 
@@ -109,9 +109,6 @@ def mbox_tasks(path: Path) -> list[Task]:
     return tasks
 
 
-_MAILDIR_TIME = re.compile(r"(\d{9,10})\.")  # Maildir file names start with the delivery time
-
-
 def _delivered(line: bytes) -> float | None:
     """The time on an mbox "From sender Mon Dec 10 12:00:00 2012" line (UTC when it names no zone)."""
     parts = line.decode("ascii", "replace").split(None, 2)
@@ -129,8 +126,7 @@ def read_task(task: Task) -> tuple[bytes, float]:
     if task[0] == "file":
         with open(task[1], "rb") as f:
             raw, mtime = f.read(), os.fstat(f.fileno()).st_mtime
-        named = _MAILDIR_TIME.match(os.path.basename(task[1]))
-        return raw, float(named[1]) if named and 0 < int(named[1]) <= mtime else mtime
+        return raw, delivered_at(os.path.basename(task[1]), mtime)
     _, path, offset, length = task
     with open(path, "rb") as f:
         start = max(0, offset - 512)

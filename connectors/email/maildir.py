@@ -69,6 +69,17 @@ def message_files(path: Path) -> list[tuple[int, str, Path]]:
     return out
 
 
+_DELIVERY_TIME = re.compile(r"(\d{9,10})\.")  # Maildir file names start with the delivery time
+
+
+def delivered_at(name: str, mtime: float) -> float:
+    """When a Maildir message was delivered, for mail without Date and Received
+    headers: the time its file name starts with (as delivery agents write it), else
+    the file's mtime (a copied or synced file's mtime is often just now)."""
+    named = _DELIVERY_TIME.match(name)
+    return float(named[1]) if named and 0 < int(named[1]) <= mtime else mtime
+
+
 def unique_name(name: str) -> str:
     """The part of a Maildir file name that survives flag changes."""
     return re.split(r"[:!]2,", name, maxsplit=1)[0]
@@ -151,7 +162,7 @@ class MaildirConnector(BaseConnector):
                     mtime = file.stat().st_mtime
                 except FileNotFoundError:
                     continue  # renamed meanwhile: it shows up under its new name
-                item = parse(raw, self.account, fallback_time=mtime,
+                item = parse(raw, self.account, fallback_time=delivered_at(name, mtime),
                              meta={"folder": folder, "maildir_key": unique_name(name)}, own_address=self._own)
                 if self._own and item.sender.address == self._own:
                     item.meta["ours"] = True  # our own mail: filed as our reply (once)
