@@ -168,9 +168,10 @@ class DeskScreen(Screen):
         return self.reader.busy()
 
     def write(self, fn: Callable[[Store], Any], *, done: str | Callable[[Any], str] | None = None,
-              then: Callable[[Any], None] | None = None) -> None:
-        """Run a store write in a worker, then refresh what is on screen; `done`
-        is the toast (or makes it from the result), `then(result)` runs before it."""
+              then: Callable[[Any], None] | None = None, moves_on: bool = False) -> None:
+        """Run a store write in a worker, then refresh what is on screen; `done` is the toast
+        (or makes it from the result), `then(result)` runs before it. `moves_on`: done, snooze
+        or a send, then the next customer opens (move_on): keys typed meanwhile are for them."""
         def finished(result) -> None:
             self.live.seen_own_write()
             # the queue's cursor stays on the customer it was on, wherever the write sorts them
@@ -180,7 +181,8 @@ class DeskScreen(Screen):
                 then(result)
             if done:
                 self.app.notify(done(result) if callable(done) else done)
-        self.reader.run(fn, finished, group="write")
+        self.reader.run(fn, finished, group="write",
+                        hold_keys=moves_on and self.app.setting("console", "next_after_done", True))
 
     def refresh_all(self, follow: bool = True) -> None:
         """Re-read what is on screen after a change (ours or someone else's)."""
@@ -222,7 +224,7 @@ class DeskScreen(Screen):
             elif self.current is None or self.current.id == done_with:  # the agent has not moved on already
                 self.select_and_open(customer_id)
                 self.moved_from = done_with
-        self.reader.run(read, show, group="next")
+        self.reader.run(read, show, group="next", hold_keys=True)  # typed ahead: for whoever opens next
 
     def select_and_open(self, customer_id: int) -> None:
         """Select `customer_id` in the queue and open them. The queue is read again
@@ -324,15 +326,9 @@ class DeskScreen(Screen):
             self.live.refresh_status(presence_only=True)
         if focus is not False:  # `focus` is what had focus when the open was asked for
             before = focus  # once the customer is on screen (restyling for focus costs a frame)
-            self.app.keys.hold()
-
-            def to_timeline() -> None:
-                try:
-                    if self.app.focused is before and self.app.screen is self:
-                        self.timeline.focus()
-                finally:
-                    self.app.keys.release()
-            self.set_timer(0.035, to_timeline)
+            self.app.keys.hold()  # keys typed meanwhile are for the timeline
+            self.set_timer(0.035, lambda: (self.app.focused is before and self.app.screen is self
+                                           and self.timeline.focus(), self.app.keys.release()))
 
     # -- what the widgets ask for -------------------------------------------------------
     @on(QueueView.Reloaded)

@@ -119,7 +119,7 @@ class Reply:
                 s.delete_draft(agent, event.customer_id)
             return mid
         self.desk.write(fn, done=lambda mid: f"reply #{mid} queued",
-                        then=lambda _: self._sent(event.customer_id, move_on=True))
+                        then=lambda _: self._sent(event.customer_id, move_on=True), moves_on=True)
 
     def _sent(self, customer_id: int, move_on: bool = False) -> None:
         self.desk.drafts.forget(customer_id)

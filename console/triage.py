@@ -99,7 +99,7 @@ class Triage:
             self.app.notify(f"{who} is already done.")
             return
         self.desk.write(lambda s: s.set_status(cid, "done", agent), done=f"{who} marked done · u undoes",
-                        then=lambda _: self.desk.move_on())
+                        then=lambda _: self.desk.move_on(), moves_on=True)
 
     def status(self) -> None:
         customer = self.desk.need_customer()
@@ -117,7 +117,7 @@ class Triage:
                 self.app.notify(f"{who} is already {status}.")
             elif status:
                 self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"{who}: status {status}" + (" · u undoes" if status == "done" else ""),
-                                then=lambda _: status == "done" and self.desk.move_on())
+                                then=lambda _: status == "done" and self.desk.move_on(), moves_on=status == "done")
         self.app.push_screen(PickerScreen("Set status", items), chosen)
 
     def snooze(self) -> None:
@@ -140,7 +140,7 @@ class Triage:
             until = parse_when(text, clock())
             self.desk.write(lambda s: s.snooze(cid, until, agent),
                             done=f"{who} snoozed until {format_clock(until, clock())} · u undoes",
-                            then=lambda _: self.desk.move_on())
+                            then=lambda _: self.desk.move_on(), moves_on=True)
         self.app.push_screen(PromptScreen("Snooze until", placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
                                           help="2h, 30m, 1d, tomorrow 9:00, mon 9:00, 17:30", check=check), chosen)
 

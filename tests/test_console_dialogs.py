@@ -129,3 +129,31 @@ async def test_keys_typed_right_after_opening_a_customer_are_for_them(db_path, c
         assert app.current.id == ids["carol"] and app.composer.customer.id == ids["carol"]
         assert app.queue.selected_id == ids["carol"]
         assert app.composer.draft_for(ids["bob"]) is None  # nothing went to Bob
+
+
+async def test_keys_typed_right_after_done_are_for_the_next_customer(db_path, clock, tmp_path, ids):
+    """d marks Bob done and opens whoever waits longest next (Дмитрий): r and a reply typed
+    at once are for that next customer, even while the store is busy (here locked by the
+    engine) and Bob is still on screen."""
+    import sqlite3
+
+    app = make_app(db_path, clock, tmp_path, next_after_done=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        engine = sqlite3.connect(db_path, isolation_level=None)
+        engine.execute("BEGIN IMMEDIATE")  # the done waits for the lock
+        try:
+            type_fast(pilot, "d", "r", *"Hello")
+            for _ in range(1500):  # 30 s at most (not `until`: it settles, busy until the lock goes)
+                if app.desk.reader.busy() and app.keys._held:
+                    break
+                await pilot.pause(0.02)
+            await pilot.pause(0.3)  # a person's pause: the keys must still be waiting
+            assert app.current.id == ids["bob"] and app.composer.area.text == ""
+        finally:
+            engine.execute("COMMIT")
+            engine.close()
+        await until(pilot, lambda: _calm(app) and app.composer.area.text == "Hello")
+        assert app.current.id == ids["dmitry"] and app.composer.customer.id == ids["dmitry"]
+        assert app.composer.draft_for(ids["bob"]) is None
