@@ -172,7 +172,10 @@ class OmnideskApp(App):
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
-        """Toasts never interpret markup: they often quote customers (names, text, errors)."""
+        """Toasts never interpret markup: they often quote customers (names, text, errors).
+        They cover part of the screen: news goes after 3 s, warnings and errors stay 6 s."""
+        if timeout is None:
+            timeout = 3 if severity == "information" else 6
         super().notify(one_line(message, 160) if not markup else message, title=title, severity=severity,
                        timeout=timeout, markup=markup)
 

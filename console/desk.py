@@ -147,6 +147,15 @@ class DeskScreen(Screen):
     def on_resize(self) -> None:
         self._apply_profile_visibility()
         self.call_after_refresh(self._sync_profile)
+        self.call_after_refresh(self._place_toasts)
+
+    def _place_toasts(self) -> None:
+        """Toasts start below the pane borders and, in the demo, below its banner (at 80
+        columns they covered the banner's OMNIDESK_DB path, the line to copy)."""
+        banner = self.query("#banner")
+        top = 1 + (banner.first().outer_size.height if banner else 0)
+        for rack in self.query("ToastRack"):
+            rack.styles.margin = (top, 0, 0, 0)
 
     def _sync_profile(self) -> None:
         if self.profile_visible() and self.current is not None and self.profile.customer is not self.current:

@@ -333,3 +333,36 @@ async def test_an_unfocused_draft_reflows_when_the_terminal_is_resized(db_path, 
                 return " ".join(" ".join(lines).split())
             await until(pilot, lambda: DRAFT in shown())  # every word of it, on lines of the new width
             assert all(len(line) <= size[0] - 2 for line in lines)
+
+
+async def test_at_80x24_the_open_composer_is_as_tall_as_its_text(db_path, clock, tmp_path, ids):
+    """The timeline had about 8 rows with the composer open: now the composer grows with
+    the reply (2 to 8 lines), so a short reply leaves the timeline 13."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await pilot.press("r", *"On its way!")
+        await until(pilot, lambda: "On its way!" in screen_text(app))
+        assert app.timeline.size.height >= 12 and "here is a photo of the vase" in screen_text(app)
+        await pilot.press(*["enter", "x"] * 10)  # a long reply: the composer grows, to a limit
+        await until(pilot, lambda: app.composer.area.size.height == 8)
+        assert app.timeline.size.height >= 6
+        await pilot.press("escape")  # left: small again
+        await until(pilot, lambda: app.timeline.size.height >= 13)
+
+
+async def test_toasts_leave_the_demo_banner_and_the_timeline_title_readable_at_80x24(db_path, clock, tmp_path, ids):
+    from console.demo import banner
+
+    store = tmp_path / "omnidesk-demo-k2x9q1ab" / "omnidesk.db"
+    app = make_app(db_path, clock, tmp_path, banner=banner(store))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        app.notify("Carol Diaz: is the API down? getting 502s on every call since this morning", title="New message")
+        await until(pilot, lambda: "New message" in toasts(app))
+        text = screen_text(app)
+        flat = "".join(text.split())  # the banner wraps at 80 columns
+        assert "".join(str(store).split()) in flat  # the path to copy is all there
+        assert "Jane Roe · tg em" in text or "Jane Roe · em tg" in text  # whom the timeline shows

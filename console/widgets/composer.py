@@ -372,6 +372,7 @@ class Composer(Vertical):
     def update_preview(self) -> None:
         pane = self.query_one("#preview-pane")
         pane.display = self.show_preview
+        self.set_class(self.show_preview, "-preview")
         if not self.show_preview:
             return
         target = self.query_one("#preview", Static)
