@@ -104,7 +104,9 @@ class CustomersMixin:
         ranked = sorted((rank(r["name"]), r["id"], r["name"]) for r in rows)
         best = [r for r in ranked if r[0] == ranked[0][0] and r[0] < 3] if ranked else []
         if len(best) > 1:
-            shown = ", ".join(f"#{i} {n}" for _, i, n in best[:8]) + (", ..." if len(best) > 8 else "")
+            from store.text import one_line  # names are customer text: inert on a terminal
+
+            shown = ", ".join(f"#{i} {one_line(n, 40)}" for _, i, n in best[:8]) + (", ..." if len(best) > 8 else "")
             raise StoreError(f"{text!r} matches several customers: {shown}; use an id or more of the name")
         return best[0][1] if best else None
 
