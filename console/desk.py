@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import time
 from typing import Any, Callable
 
@@ -51,6 +52,7 @@ from store import Store
 from store.models import Customer
 
 TIMELINE_PAGE = 150
+log = logging.getLogger("omnidesk.console")
 APP_ACTIONS = ("quit", "help", "command_palette", "stats")  # bound on the App: they work on every screen
 
 
@@ -304,7 +306,11 @@ class DeskScreen(Screen):
             identity_id = s.pick_identity(customer_id).id
         except StoreError:
             identity_id = None
-        engaged = time_engaged(s, customer_id)
+        try:  # a figure for the profile: one odd stored event must not keep the customer off screen
+            engaged = time_engaged(s, customer_id)
+        except Exception:
+            log.warning("time engaged not computed for customer %s", customer_id, exc_info=True)
+            engaged = None
         return customer, messages, events, identity_id, len(messages) >= limit, engaged, s.fact_history(customer_id)
 
     @staticmethod

@@ -114,6 +114,7 @@ async def test_odd_stored_times_render_as_text_never_a_traceback(db_path, clock,
         s.conn.execute("UPDATE customers SET status='snoozed', snoozed_until=? WHERE id=?", (absurd, cid))
         s.log_event("status", "alice", cid, old="open", old_until=None, new="snoozed", until=absurd)
         s.log_event("status", "alice", cid, old="open", old_until=None, new="snoozed", until="soon")
+        s.log_event("status", "alice", cid, old="open", new="snoozed", until=float("inf"))  # JSON: Infinity
         odd = s.log_event("tag", "alice", cid, tag="vip")
         s.conn.execute("UPDATE events SET at=? WHERE id=?", (absurd, odd))
     s.close()
@@ -126,6 +127,7 @@ async def test_odd_stored_times_render_as_text_never_a_traceback(db_path, clock,
         await until(pilot, lambda: "snoozed until unix 8.64e+15" in screen_text(app))
         text = screen_text(app)
         assert "snoozed until not a time (soon)" in text and "unix 8.64e+15  you tagged vip" in text
+        assert "snoozed until not a time (inf)" in text
         assert "Do you ship" in text and "reply via  em  e-mail bob@li.example" in text
         assert "zz?" in next(line for line in text.splitlines() if "│  Bob Li" in line)  # the queue row
         await pilot.resize_terminal(80, 24)  # crashed in describe_event
