@@ -107,3 +107,20 @@ def test_cli_replies_end_with_the_sign_off_once(tmp_path):
 
     assert reply("Yes, we ship to Norway.") == "Yes, we ship to Norway.\n\nCheers,\nAlex Morgan"
     assert reply("Yes.\n\nBest,\nAlex") == "Yes.\n\nBest,\nAlex"  # signed by hand: not signed twice
+
+
+def test_the_signature_goes_on_a_typed_cli_reply_once(tmp_path):
+    from tests.conftest import Clock
+    from tests.support.console import seed
+
+    db = tmp_path / "o.db"
+    bob = seed(db, Clock())["bob"]
+    config = tmp_path / "config.toml"
+    config.write_text('[agent]\nname = "Alex Morgan"\n\n[channels.email]\nsignature = "Bakers Teas, Main St 1"\n')
+    for text in ("Yes.", "Yes.\n\n-- \nBakers Teas, Main St 1"):
+        subprocess.run([str(OMNIDESK), "--db", str(db), "--config", str(config), "reply", str(bob), "-m", text],
+                       check=True, capture_output=True, timeout=60)
+        s = Store(db)
+        last = [m for m in s.timeline(bob) if m.direction == "out"][-1].text
+        s.close()
+        assert last == "Yes.\n\n-- \nBakers Teas, Main St 1"

@@ -497,7 +497,7 @@ def preview(md_text: str, channel: str, context: dict[str, str] | None = None, *
     settings = channel_settings(channel, config)
     ctx = {**(context or {}), "channel": channel, "channel_name": CHANNEL_NAMES[channel]}
     sig = sign_off = ""
-    if channel == "email" and settings.get("signature", "").strip():
+    if channel == "email" and settings.get("signature", "").strip() and "-- \n" not in md_text:  # not twice
         sig = fill(settings["signature"], ctx, "signature")
     user = ((config.extra.get("channels") if config else None) or {}).get(channel, {})
     if channel == "email" and str(user.get("sign_off", "")).strip():
