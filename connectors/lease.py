@@ -31,9 +31,20 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
+_VALUED = ("--db", "--config", "--agent")  # the CLI's options that take the next word as their value
+
+
 def guess_program(argv: list[str] | None = None) -> str:
-    """Which omnidesk program this process is, from its command line: "sync", "demo" or "console"."""
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    """Which omnidesk program this process is, from its command line: "sync", "demo" or "console".
+    `omnidesk --db URL sync` is sync too: an option's value is not the command."""
+    args, skip = [], False
+    for a in sys.argv[1:] if argv is None else argv:
+        if skip:
+            skip = False
+        elif a.startswith("-"):
+            skip = a in _VALUED
+        else:
+            args.append(a)
     return args[0] if args and args[0] in ("sync", "demo") else "console"
 
 

@@ -106,6 +106,7 @@ class TelegramSandbox(LoopbackServer):
         self._poll_generation = 0
         self._stopping = False
         self.webhook_url = ""  # set it to see how a bot with a webhook fails to poll
+        self.callers: list[tuple[str, str]] = []  # (method, token): which bot (process) asked, e.g. who polls
 
     # -- addresses for the client --------------------------------------------------
     @property
@@ -273,6 +274,8 @@ class TelegramSandbox(LoopbackServer):
         raw = await read_params(request)
         params = {k: (v if k in _STRING_FIELDS or not isinstance(v, str) else _json_or_str(v)) for k, v in raw.items()}
         self.record(method, {k: v for k, v in params.items() if not isinstance(v, tuple)})
+        with self.lock:
+            self.callers.append((method, request.match_info["token"]))
         if request.match_info["token"] not in self.valid_tokens:
             return self._error(401, "Unauthorized")
         fault = self.take_fault(method)
