@@ -249,3 +249,28 @@ def test_import_on_a_terminal_shows_progress(tmp_path):
     piped = subprocess.run([str(OMNIDESK), "--db", str(tmp_path / "p.db"), "import", "mbox", str(mbox)],
                            capture_output=True, text=True)
     assert "importing" not in piped.stderr + piped.stdout and "imported 1,200 new" in piped.stdout
+
+
+def test_mails_sharing_a_message_id_are_kept_unless_they_are_the_same_mail(capsys, tmp_path):
+    """A corpus holds one mail in two folders (a duplicate: stored once), and a mailer
+    reuses a Message-ID for a different mail (kept: nothing may be lost), on 2 processes."""
+    def mail(body: str, to: str = "support@shop.test") -> bytes:
+        return (f"From: Jane Roe <jane@roe.example>\nTo: {to}\nMessage-ID: <same@roe.example>\n"
+                f"Subject: order 1042\n\n{body}\n").encode()
+
+    root = tmp_path / "Mail"
+    for folder in ("INBOX", ".Archive"):
+        for sub in ("cur", "new", "tmp"):
+            (root / folder / sub).mkdir(parents=True)
+    (root / "INBOX" / "cur" / "1.a:2,S").write_bytes(mail("Where is my parcel?"))
+    (root / ".Archive" / "cur" / "2.a:2,S").write_bytes(mail("Where is my parcel?", to="help@shop.test"))  # a copy
+    (root / ".Archive" / "cur" / "3.a:2,S").write_bytes(mail("The lid is cracked, too."))  # another mail
+    for i in range(300):  # enough mail for more than one chunk, so both workers import
+        (root / "INBOX" / "cur" / f"x{i}.a:2,S").write_bytes(
+            f"From: c{i}@ex.org\nMessage-ID: <x{i}@ex.org>\nSubject: hi\n\nhello {i}\n".encode())
+    db = str(tmp_path / "o.db")
+    code, report = run(capsys, "--db", db, "--json", "import", "maildir", str(root), "--jobs", "2")
+    assert code == 0 and (report["messages"], report["added"], report["already_there"]) == (303, 302, 1)
+    store = Store(db)
+    for word in ("parcel", "cracked"):  # each mail once
+        assert len([hit for hit in store.search(word) if hit.message_id]) == 1, word
