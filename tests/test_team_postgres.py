@@ -62,6 +62,20 @@ def pollers(tg, since: int = 0) -> set[str]:
         return {token for method, token in tg.callers[since:] if method == "getUpdates"}
 
 
+def senders(tg) -> list[str]:
+    """The token of each sendMessage call, in order."""
+    with tg.lock:
+        return [token for method, token in tg.callers if method == "sendMessage"]
+
+
+def customer_named(url: str, name: str) -> int:
+    s = Store(url)
+    try:
+        return next(c.id for c in s.customers() if c.name == name)
+    finally:
+        s.close()
+
+
 def holder(url: str) -> str:
     s = Store(url)
     try:
@@ -89,7 +103,11 @@ async def seen_by_both(a, b, condition, what: str) -> None:
             if app.agent not in took and condition(app):
                 took[app.agent] = time.monotonic() - start
         return len(took) == 2
-    await until(a, check, timeout=60)
+    try:
+        await until(a, check, timeout=60)
+    except AssertionError:
+        raise AssertionError(f"{what}: only {sorted(took)} saw it; screens:\n" + "\n=====\n".join(
+            screen_text(app) for app in (a.app, b.app))) from None
     print(f"{what}: " + ", ".join(f"{agent} after {t:.2f}s" for agent, t in took.items()))
 
 
@@ -160,7 +178,15 @@ async def test_two_consoles_and_sync_on_one_postgres_database(pg_url, tg, tmp_pa
                 await b.press("d")
                 await seen_by(a, lambda: alice.desk.current.status == "done", "done set by bob")
 
-                # 5. while sync holds the lease, it alone polled the channel
+                # 5. a reply typed in alice's console goes out once, sent by sync (the lease holder)
+                ana_id = customer_named(pg_url, "Ana Lima")
+                await open_customer(a, ana_id)
+                await a.press("r", *"Hi Ana, how can we help?", "ctrl+s")
+                await until(a, lambda: len(tg.sent) >= 1)
+                assert [m["text"] for m in tg.sent] == ["Hi Ana, how can we help?"]
+                assert senders(tg) == [TOKENS["sync"]]
+
+                # while sync holds the lease, it alone polled the channel
                 assert "|sync|" in holder(pg_url)
                 assert pollers(tg) == {TOKENS["sync"]}
                 assert not alice.desk.live.engine.has_lease.is_set()
@@ -168,10 +194,12 @@ async def test_two_consoles_and_sync_on_one_postgres_database(pg_url, tg, tmp_pa
 
                 # 6. sync dies (-9) with a message waiting: one console takes over within the lease
                 # time and stores it once; the other never polls
-                tg.send_text(ana, "are you there?")
+                bea = tg.user(502, "Bea", "Kim")  # a new customer: a row of her own in both queues
+                tg.send_text(bea, "are you there?")
                 sync.send_signal(signal.SIGKILL)
                 sync.wait(30)
                 killed_at, mark = time.monotonic(), len(tg.callers)
+                assert "Traceback" not in (tmp_path / "sync.log").read_text()
                 engines = {"alice": alice.desk.live.engine, "bob": bob.desk.live.engine}
                 await until(a, lambda: any(e.has_lease.is_set() for e in engines.values()), timeout=60)
                 took = time.monotonic() - killed_at
@@ -180,13 +208,22 @@ async def test_two_consoles_and_sync_on_one_postgres_database(pg_url, tg, tmp_pa
                 print(f"after kill -9 of sync, {taker}'s console took the lease after {took:.2f}s"
                       f" (lease {LEASE:.0f}s)")
                 assert holder(pg_url) == engines[taker].holder
-                await seen_by_both(a, b, lambda app: "are you there?" in screen_text(app),
+                await until(a, lambda: stored(pg_url, "are you there?") >= 1, timeout=60)
+                await seen_by_both(a, b, lambda app: "Bea Kim" in screen_text(app)
+                                   and "are you there?" in screen_text(app),
                                    "message sent while sync died")
                 tg.send_text(ana, "after the takeover")
                 await until(a, lambda: stored(pg_url, "after the takeover") == 1)
                 assert pollers(tg, mark) == {TOKENS[taker]}
                 assert TOKENS[other] not in pollers(tg)
                 assert not engines[other].has_lease.is_set()
+                # a reply written in the other console goes out once, by the new holder
+                other_pilot = b if other == "bob" else a
+                await open_customer(other_pilot, ana_id)
+                await other_pilot.press("r", *f"{other} here: on it", "ctrl+s")
+                await until(a, lambda: len(tg.sent) >= 2)
+                assert [m["text"] for m in tg.sent] == ["Hi Ana, how can we help?", f"{other} here: on it"]
+                assert senders(tg) == [TOKENS["sync"], TOKENS[taker]]
                 s = Store(pg_url)
                 texts = [r[0] for r in s.q("SELECT text FROM messages WHERE direction='in' AND channel='telegram'"
                                            " AND text IN ('hello from Ana', 'are you there?', 'after the takeover')")]
