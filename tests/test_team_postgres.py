@@ -25,7 +25,7 @@ from console.screens.pickers import PromptScreen
 from store import Store
 from tests.conftest import ROOT
 from tests.support import postgres
-from tests.support.chat import tg  # noqa: F401
+from tests.support.chat import tg, wait_until  # noqa: F401
 from tests.support.console import open_customer, screen_text, seed, settle, until
 
 pytestmark = [
@@ -140,10 +140,9 @@ async def test_two_consoles_and_sync_on_one_postgres_database(pg_url, tg, tmp_pa
     sync = subprocess.Popen([OMNIDESK, "--db", pg_url, "--config", str(cfg_path), "sync"], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while "|sync|" not in holder(pg_url):  # before any console starts: sync is the poller
-            assert sync.poll() is None and time.monotonic() < deadline, (tmp_path / "sync.log").read_text()
-            time.sleep(0.05)
+        # before any console starts: sync is the poller (or it died: say why)
+        wait_until(lambda: sync.poll() is not None or "|sync|" in holder(pg_url), 60, what="sync to take the lease")
+        assert sync.poll() is None, (tmp_path / "sync.log").read_text()
         alice, bob = console(pg_url, tg, "alice"), console(pg_url, tg, "bob")
         async with bob.run_test(size=(120, 40)) as b:
             async with alice.run_test(size=(120, 40)) as a:
