@@ -492,7 +492,8 @@ def typed_text(md: str) -> str:
                 fence = mark.group(1)
             out.append(line.rstrip())
             continue
-        prefix, rest = _LINE_PREFIX.match(line).groups()
+        prefix_match = _LINE_PREFIX.match(line)
+        prefix, rest = prefix_match.groups() if prefix_match else ("", line)
         if rest.strip() and prefix.strip(" \t") == "" and len(prefix.expandtabs(4)) >= 4:
             out.append(line.rstrip())  # indented code: as typed
             continue

@@ -10,12 +10,15 @@ written, so opening customers writes nothing.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 from store import Store
 from store.drafts import Draft
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
+    from console.app import OmnideskApp
     from console.desk import DeskScreen
 
 DELAY = 1.0  # seconds after the last change
@@ -30,11 +33,11 @@ def _same(a: Draft | None, b: Draft | None) -> bool:
 class DraftKeeper:
     def __init__(self, desk: "DeskScreen"):
         self.desk = desk
-        self.app = desk.app
+        self.app = cast("OmnideskApp", desk.app)
         self.saved: dict[int, Draft | None] = {}  # what the store holds, as far as we know
         self.dirty: set[int] = set()
         self.error: str | None = None  # why the last save failed (a read-only store)
-        self._timer = None
+        self._timer: Timer | None = None
         self._saving = False
         self._waiters: list[Callable[[bool], None]] = []
 

@@ -103,7 +103,8 @@ class KeyHold:
             self._timer = None
         held, self._held = self._held, []
         for event in held:  # fresh events: the old ones were handled (stopped) once already
-            again = events.Paste(event.text) if isinstance(event, events.Paste) else events.Key(event.key, event.character)
+            again = (events.Paste(event.text) if isinstance(event, events.Paste)
+                     else events.Key(event.key, event.character))  # type: ignore[attr-defined]  # held: Key or Paste
             again.set_sender(self.app)  # as the driver's: from the app (else it stops bubbling at its sender)
             self.app.post_message(again)
 

@@ -73,7 +73,7 @@ def words(text: str | None) -> list[str]:
     make of fts_text(text)."""
     if not text:
         return []
-    folded = fts_text(text)
+    folded = fts_text(text) or ""
     if not folded.isascii():
         folded = unicodedata.normalize("NFC", folded).translate(_LATIN_BASE)
     return _WORD.findall(folded.lower())

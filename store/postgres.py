@@ -68,7 +68,7 @@ def where(url: str) -> str:
     host = info.get("host") or os.environ.get("PGHOST") or "localhost"
     port = info.get("port") or os.environ.get("PGPORT") or "5432"
     db = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
-    user = info.get("user") or os.environ.get("PGUSER") or ""
+    user = str(info.get("user") or os.environ.get("PGUSER") or "")
     return f"{user + '@' if user else ''}{host}:{port}/{db}"
 
 
@@ -430,9 +430,9 @@ def _pool(url: str, password: str | None, timeout: float):
             pool = ConnectionPool(url, kwargs=_kwargs(url, password, timeout), min_size=1, max_size=POOL_SIZE,
                                   configure=_adapt, reset=_reset, check=ConnectionPool.check_connection,
                                   timeout=timeout, name="omnidesk", open=True, num_workers=1)
-            pool.omnidesk_out = 0
+            pool.omnidesk_out = 0  # type: ignore[attr-defined]  # stores using it: closed when none is left
             _pools[key] = pool
-        pool.omnidesk_out += 1
+        pool.omnidesk_out += 1  # type: ignore[union-attr]
     return pool
 
 

@@ -124,11 +124,11 @@ def _candidates(key_line, lines: list[str]) -> list[tuple[int, bool]]:
             found[i] = False
     low = "\n".join(lines).lower()
     for w in WROTE:
-        at, line, counted = low.find(w), 0, 0
+        at, line_no, counted = low.find(w), 0, 0
         while at >= 0 and len(found) <= MAX_TRIES:
-            line += low.count("\n", counted, at)  # the line `at` is on (lower() may change lengths)
+            line_no += low.count("\n", counted, at)  # the line `at` is on (lower() may change lengths)
             counted = at
-            found.setdefault(line, True)
+            found.setdefault(line_no, True)
             at = low.find(w, at + 1)
     return sorted(found.items())
 

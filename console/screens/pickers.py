@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from rapidfuzz import fuzz, process
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -34,7 +34,7 @@ class Dialog:
     _ready = False
 
     # (Textual calls each class's own handler along the MRO: no super() calls here)
-    def _on_mount(self) -> None:
+    def _on_mount(self, event: events.Mount) -> None:
         field = next(iter(self.query(Input)), None)  # type: ignore[attr-defined]
         if field is not None:
             field.focus()
