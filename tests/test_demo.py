@@ -98,3 +98,17 @@ def test_demo_every_channel_in_and_out_then_clean_exit(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_cli_hint_names_a_command_that_runs_from_another_shell(tmp_path):
+    """Newcomer: `omnidesk queue` from a second terminal said "command not found" (the venv was
+    not activated). The demo's hint gives the full path then, the bare name when it is on PATH."""
+    exe = Path(sys.executable).with_name("omnidesk")
+    probe = ("import sys; sys.argv = [sys.argv[1]]\n"
+             "from console.commands.demo import _command; print(_command())")
+
+    def hint(path: str) -> str:
+        return subprocess.run([sys.executable, "-c", probe, str(exe)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PATH": path}, cwd=tmp_path).stdout.strip()
+    assert hint("/usr/bin:/bin") == str(exe)
+    assert hint(f"{exe.parent}:/usr/bin:/bin") == "omnidesk"

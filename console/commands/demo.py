@@ -9,6 +9,21 @@ import time
 from console.commands.common import UserError
 
 
+def _command() -> str:
+    """How to run this omnidesk from another shell: its bare name when that is on PATH,
+    else its full path (a venv that is not activated: `omnidesk` would be "command not found")."""
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    here = os.path.abspath(sys.argv[0])
+    found = shutil.which("omnidesk")
+    if os.path.basename(here) != "omnidesk" or (found and os.path.samefile(found, here)):
+        return "omnidesk"
+    return shlex.quote(here)
+
+
 def register(sub, parents) -> None:
     p = sub.add_parser("demo", parents=parents, help="try omnidesk with simulated customers (no accounts needed)",
                        description="Starts loopback Telegram and Slack servers, a local Maildir and SMTP server "
@@ -44,7 +59,7 @@ def cmd_demo(args, ctx) -> int:
               f"  try the CLI in another terminal while the demo runs:\n"
               f"    export OMNIDESK_DB={shlex.quote(str(world.db_path))}"
               f" OMNIDESK_CONFIG={shlex.quote(str(world.config_path))}\n"
-              f"    omnidesk queue", flush=True)
+              f"    {_command()} queue", flush=True)
         app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path))
         app.title = "omnidesk demo"
         app.run()
