@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from store.db import StoreError
 from store.facts import FACT_KEY_SQL, fact_key
-from store.fts import bm25_doc, fts_text, phrase_count, tsquery_phrase, words
+from store.fts import PhraseCounter, bm25_doc, fts_text, tsquery_phrase, words
 from store.models import SearchHit
 from store.terms import CHANNELS, OLD_STATUS_WORDS, STATUSES
 
@@ -245,6 +245,9 @@ _SENDER_SQL_PG = _SENDER_SQL.replace("SELECT rowid FROM customers_fts WHERE cust
                                      "SELECT id FROM customers_fts WHERE doc @@ CAST(? AS tsquery)")
 
 
+_HIT_COLUMNS = "m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted, m.direction, m.author"
+
+
 class SearchMixin:
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Customers by name and messages matching `query`, best first."""
@@ -328,14 +331,16 @@ class SearchMixin:
                 match = "messages_fts MATCH ?"
                 index = "messages_fts JOIN messages m ON m.id = messages_fts.rowid"
                 newest = "messages_fts.rowid DESC"
-            sql = (f"SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
-                   f" m.direction, m.author{rank}"
+            columns = _HIT_COLUMNS
+            if pg and not narrowed:  # only what ranking needs; the shown rows' columns come after
+                columns = "m.id"
+            sql = (f"SELECT {columns}{rank}"
                    f" FROM {index} JOIN customers c ON c.id = m.customer_id"
                    f" WHERE {match} AND {' AND '.join(where)} ORDER BY {newest} LIMIT ?")
             wanted = limit if narrowed else RANKED_AMONG
             rows = self._newest_matches(sql, expr, params, wanted) if pg else self._rows(sql, (expr, *params, wanted))
             if pg and not narrowed:
-                rows = self._bm25(parsed, rows)[:limit]
+                rows = self._hit_rows([r["id"] for r in self._bm25(parsed, rows)[:limit]])
             else:
                 rows = rows if narrowed else sorted(rows, key=lambda r: r["r"])[:limit]
         for r in rows:
@@ -384,14 +389,23 @@ class SearchMixin:
                 hits = min(self._phrase_rows(tsquery_phrase(" ".join(ws), prefix), total), total)  # (an estimate)
                 idf[i] = max(math.log((total - hits + 0.5) / (hits + 0.5)), 1e-6)
         scores = []
+        counters = [PhraseCounter(ws, prefix) for ws, prefix in phrases]
         for doc, length in docs:
             score = 0.0
-            for (ws, prefix), weight in zip(phrases, idf):
-                f = phrase_count(doc, ws, prefix)
+            for count, weight in zip(counters, idf):
+                f = count(doc)
                 score += weight * (f * 2.2) / (f + 1.2 * (0.25 + 0.75 * length / avgdl))
             scores.append(score)
         order = sorted(range(len(rows)), key=lambda i: -scores[i])  # stable: newest first among equals
         return [rows[i] for i in order]
+
+    def _hit_rows(self, ids: list[int]) -> list:
+        """PostgreSQL: the rows shown for these message ids, in this order."""
+        if not ids:
+            return []
+        found = {r["id"]: r for r in self._rows(f"SELECT {_HIT_COLUMNS} FROM messages m JOIN customers c"
+                                                 " ON c.id = m.customer_id WHERE m.id = ANY(?)", (ids,))}
+        return [found[i] for i in ids]
 
     def _fts_totals(self) -> tuple[int, float]:
         cached = getattr(self, "_fts_cache", None)
