@@ -207,13 +207,16 @@ PARITY_QUERIES = ["cafe", "café", "пришел", "пришёл", "strasse", "S
                   "小明", "lieferung", "channel:email -order", "tr-55", "tracking_number", "a"]
 
 
-@pytest.mark.parametrize("window", [None, 3])
-def test_search_gives_the_same_hits_on_both_backends(pg_url, tmp_path, clock, monkeypatch, window):
-    """window 3: PostgreSQL's newest-first pass sees 3 messages, so most queries go on to the index."""
+@pytest.mark.parametrize("window, walk", [(None, False), (3, False), (1, True)])
+def test_search_gives_the_same_hits_on_both_backends(pg_url, tmp_path, clock, monkeypatch, window, walk):
+    """window 3: PostgreSQL's newest-first pass sees 3 messages, so most queries go on to the index.
+    walk: it never goes to the index, but walks windows ever wider (1, 4, 16, ... messages)."""
     if window:
         from store import search
 
         monkeypatch.setattr(search, "RECENT_WINDOW", window)
+    if walk:
+        monkeypatch.setattr(search, "INDEX_UP_TO", 0)
     stores = [Store(tmp_path / "o.db", clock=clock), Store(pg_url, clock=clock, attachments_dir=tmp_path / "f")]
     for s in stores:
         for n, (address, name, text, subject) in enumerate(PARITY_TEXTS):
