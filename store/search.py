@@ -361,10 +361,10 @@ class SearchMixin:
         (index scans off, for this statement only), then sorted. (That way a common word costs ~0.3 us a message
         walked, not a sort of its hundreds of thousands of matches: 700 ms at 1M messages.)"""
         top = self.conn.execute("SELECT max(id) FROM messages_fts").fetchone()[0] or 0
-        recent = sql.replace(" ORDER BY f.id DESC", " AND f.id > ? ORDER BY f.id DESC")
-        window = RECENT_WINDOW
-        while True:
-            rows = self._rows(recent, (expr, *params, top - window, wanted))
+        recent = sql.replace(" ORDER BY f.id DESC", " AND f.id > ? AND f.id <= ? ORDER BY f.id DESC")
+        window, walked, rows = RECENT_WINDOW, 0, []
+        while True:  # each window walks only the messages the one before did not
+            rows += self._rows(recent, (expr, *params, top - window, top - walked, wanted - len(rows)))
             if len(rows) >= wanted or top <= window:
                 return rows
             if not window:
@@ -374,7 +374,7 @@ class SearchMixin:
             # estimate is no guide: it is far off for words AND-ed and for prefixes).
             if len(rows) * top < INDEX_UP_TO * window and window > RECENT_WINDOW:
                 break
-            window *= 4
+            walked, window = window, window * 4
         if self._depth:  # inside a caller's transaction: SET LOCAL would outlast this search
             return self._rows(sql, (expr, *params, wanted))
         with self._lock:  # a read-only transaction of its own (tx() would NOTIFY other consoles at its end)
