@@ -157,18 +157,13 @@ class OmnideskApp(App):
 
     def push_screen(self, screen, callback=None, wait_for_dismiss: bool = False, **kw):
         """A dialog holds the keys typed until it is ready for them; its answer
-        holds them until its callback has run (which may open the next dialog)."""
+        holds them until its callback has run (which may open the next dialog).
+        Both holds belong to the dialog (Dialog in console/screens/pickers.py), which
+        releases them on every way out: ready, answered, gone, or its callback failing."""
         if not isinstance(screen, Dialog):
             return super().push_screen(screen, callback, wait_for_dismiss, **kw)
-        self.keys.hold()  # released by the dialog once its input has focus
-
-        def answered(result):
-            try:
-                if callback is not None:
-                    return callback(result)
-            finally:
-                self.keys.release()  # held since the dialog answered (Dialog.answer_once)
-        return super().push_screen(screen, answered, wait_for_dismiss, **kw)
+        screen.opened(self.keys.hold(f"{type(screen).__name__} opening"), callback)
+        return super().push_screen(screen, None, wait_for_dismiss, **kw)
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:

@@ -34,6 +34,7 @@ from textual.widgets import Static
 from console import keymap as keymap_mod
 from console.attachments import Attachments
 from console.drafts import DraftKeeper
+from console.keyhold import later
 from console.live import Live
 from console.profile_edit import ProfileEdit
 from console.reader import StoreReader
@@ -341,9 +342,15 @@ class DeskScreen(Screen):
             self.live.refresh_status(presence_only=True)
         if focus is not False:  # `focus` is what had focus when the open was asked for
             before = focus  # once the customer is on screen (restyling for focus costs a frame)
-            self.app.keys.hold()  # keys typed meanwhile are for the timeline
-            self.set_timer(0.035, lambda: (self.app.focused is before and self.app.screen is self
-                                           and self.timeline.focus(), self.app.keys.release()))
+            hold = self.app.keys.hold("focus to the timeline")  # keys typed meanwhile are for the timeline
+
+            def focus_timeline() -> None:
+                try:
+                    if self.app.focused is before and self.app.screen is self:
+                        self.timeline.focus()
+                finally:
+                    hold.release()
+            later(self.app, 0.035, focus_timeline)  # (not set_timer: it may never fire under load)
 
     # -- what the widgets ask for -------------------------------------------------------
     @on(QueueView.Reloaded)

@@ -23,44 +23,74 @@ No hold lasts more than `LONGEST` seconds (longer than the store waits for a loc
 """
 from __future__ import annotations
 
+import asyncio
+from typing import Callable
+
 from textual import events
 
 LONGEST = 40.0  # seconds; a safety net only: every hold is released when its step ends
 
 
+def later(app, delay: float, fn: Callable[[], object]) -> None:
+    """`fn()` on the UI thread (as the app's next callback) after `delay` seconds, even on
+    a loaded machine. Textual's one-shot `set_timer` never fires when its task is
+    descheduled for longer than `delay` between the two clock reads that start it (it
+    "skips" the late tick, and a one-shot timer has no other): a 2 ms poll then stopped
+    for good at load 8-12, and the key in flight held every later key for 40 s."""
+    asyncio.get_running_loop().call_later(delay, app.call_next, fn)
+
+
+class Hold:
+    """One step in progress (a dialog opening, a read whose result may open one, a key in
+    flight). `release()` ends it; releasing again, or after the safety net gave up, does
+    nothing, so no step can end another's hold early."""
+
+    def __init__(self, keys: KeyHold, why: str) -> None:
+        self.keys, self.why = keys, why
+
+    def release(self) -> None:
+        self.keys._release(self)
+
+
 class KeyHold:
     def __init__(self, app) -> None:
         self.app = app
-        self._count = 0
+        self._holds: set[Hold] = set()
         self._held: list[events.Event] = []
         self._timer = None
 
     @property
     def holding(self) -> bool:
-        return self._count > 0
+        return bool(self._holds)
 
-    def hold(self) -> None:
-        """A step that may lead to a dialog has begun."""
-        self._count += 1
-        if self._count == 1 and self._timer is None:
+    def hold(self, why: str = "") -> Hold:
+        """A step that may lead to a dialog has begun: keys wait until its `release()`."""
+        hold = Hold(self, why)
+        self._holds.add(hold)
+        if self._timer is None:
             self._timer = self.app.set_timer(LONGEST, self._give_up)
+        return hold
 
-    def release(self) -> None:
+    def _release(self, hold: Hold) -> None:
         """The step has ended; when none is left, the held keys go out again."""
-        self._count = max(0, self._count - 1)
-        if self._count == 0:
+        if hold not in self._holds:
+            return
+        self._holds.discard(hold)
+        if not self._holds:
             self._replay()
 
     def sent(self) -> None:
         """A key was handed to the console: the next waits until it is quiet again."""
-        self.hold()
-        self.app.call_later(self._wait_quiet)
+        hold = self.hold("a key in flight")
+        self.app.call_later(self._wait_quiet, hold)
 
-    def _wait_quiet(self) -> None:
+    def _wait_quiet(self, hold: Hold) -> None:
+        if hold not in self._holds:  # the safety net gave up on it
+            return
         if self._quiet():
-            self.release()
+            hold.release()
         else:  # look again soon (a widget is still at work: layout, a mount, a callback)
-            self.app.set_timer(0.002, self._wait_quiet)
+            later(self.app, 0.002, lambda: self._wait_quiet(hold))
 
     def _quiet(self) -> bool:
         """Nothing left to do for any widget on screen, nor for the app but keys."""
@@ -78,7 +108,7 @@ class KeyHold:
 
     def take(self, event: events.Event) -> bool:
         """Keep `event` (a key or a paste) if keys are being held; True if kept."""
-        if self._count == 0 or not isinstance(event, (events.Key, events.Paste)):
+        if not self._holds or not isinstance(event, (events.Key, events.Paste)):
             return False
         self._held.append(event)
         return True
@@ -92,9 +122,9 @@ class KeyHold:
 
     def _give_up(self) -> None:
         self._timer = None
-        if self._count:
-            self.app.log.warning(f"keys held for {LONGEST}s: dropped")
-            self._count = 0
+        if self._holds:  # a bug: say which step never ended
+            self.app.log.warning(f"keys held for {LONGEST}s by {sorted(h.why for h in self._holds)}: dropped")
+            self._holds.clear()
             self.drop("the console was busy for too long")
 
     def _replay(self) -> None:
@@ -109,8 +139,9 @@ class KeyHold:
             self.app.post_message(again)
 
 
-# Textual keeps each widget's messages in an asyncio.Queue; a message being
-# handled still counts as unfinished until its handler returns.
+# Textual keeps each widget's messages in its own queue (textual._queue.Queue: a deque
+# `values`; older versions used an asyncio.Queue, `_queue`, where a message being handled
+# still counted as unfinished until its handler returned).
 def _busy(node) -> bool:
     queue = node._message_queue
     return bool(queue.qsize() or getattr(queue, "_unfinished_tasks", 0))
@@ -120,4 +151,6 @@ def _queued(node) -> list:
     """The messages waiting at `node`, the one it has peeked at (taken off its queue to see
     whether the next can replace it) first."""
     pending = getattr(node, "_pending_message", None)
-    return ([pending] if pending is not None else []) + list(getattr(node._message_queue, "_queue", ()))
+    queue = node._message_queue
+    waiting = getattr(queue, "values", None)
+    return ([pending] if pending is not None else []) + list(waiting if waiting is not None else getattr(queue, "_queue", ()))

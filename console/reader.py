@@ -65,8 +65,7 @@ class StoreReader:
         (console/keyhold.py)."""
         app = self.node.app
         keys = getattr(app, "keys", None) if hold_keys else None
-        if keys is not None:
-            keys.hold()
+        hold = keys.hold(f"read {group}") if keys is not None else None
 
         def finish(worker: Worker, result: Any, error: Exception | None) -> None:
             self._pending.discard(worker)
@@ -78,8 +77,8 @@ class StoreReader:
                 elif done is not None:
                     done(result)
             finally:
-                if keys is not None:
-                    keys.release()
+                if hold is not None:
+                    hold.release()
 
         def work() -> None:
             worker = get_current_worker()

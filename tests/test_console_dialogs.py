@@ -9,7 +9,7 @@ import pytest
 
 from console.screens.pickers import Dialog
 from store import Store
-from tests.support.console import NOW, ids, make_app, open_customer, settle, type_fast, until  # noqa: F401
+from tests.support.console import NOW, ids, make_app, open_customer, screen_text, settle, type_fast, until  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +157,30 @@ async def test_keys_typed_right_after_done_are_for_the_next_customer(db_path, cl
         await until(pilot, lambda: _calm(app) and app.composer.area.text == "Hello")
         assert app.current.id == ids["dmitry"] and app.composer.customer.id == ids["dmitry"]
         assert app.composer.draft_for(ids["bob"]) is None
+
+
+async def test_keys_go_on_when_the_console_is_descheduled_between_two_clock_reads(db_path, clock, tmp_path, ids,
+                                                                                   monkeypatch):
+    """On a loaded machine the console's process is taken off the CPU for milliseconds at
+    a time. Textual's one-shot timer reads the clock twice when it starts and never fires
+    if more than its delay passed in between: the 2 ms look for a quiet console after a
+    key was such a timer, so once in a while that key stayed "in flight" and every key
+    typed after it was held for 40 s, then dropped. Here every clock read of Textual's
+    timers comes 5 ms after the one before (a process descheduled each time)."""
+    import itertools
+
+    from textual import _time
+
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(b"%PDF-1.4 tiny")
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", "ctrl+f")
+        await until(pilot, lambda: "Attach a file" in screen_text(app))
+        real, late = _time.get_time, itertools.count(1)
+        monkeypatch.setattr(_time, "get_time", lambda: real() + 0.005 * next(late))
+        await pilot.press(*str(invoice), "enter", "ctrl+b", *"ann@example.com", "enter", *"See attached")
+        await until(pilot, lambda: _calm(app) and app.composer.area.text == "See attached", timeout=20)
+        assert app.composer.attachments == [str(invoice)] and app.composer.cc == ["ann@example.com"]

@@ -31,7 +31,12 @@ class Dialog:
     a screen twice or act on a stale choice."""
 
     _answered = False
-    _ready = False
+    _opening = None  # the app's key hold while the dialog opens (console/keyhold.py)
+    _callback: Callable[[Any], Any] | None = None
+
+    def opened(self, hold, callback: Callable[[Any], Any] | None) -> None:
+        """Pushed by the app: `hold` until ready, then `callback(answer)`."""
+        self._opening, self._callback = hold, callback
 
     # (Textual calls each class's own handler along the MRO: no super() calls here)
     def _on_mount(self, event: events.Mount) -> None:
@@ -41,11 +46,9 @@ class Dialog:
         self.call_after_refresh(self._take_keys)  # type: ignore[attr-defined]
 
     def _take_keys(self) -> None:
-        if not self._ready:
-            self._ready = True
-            keys = getattr(self.app, "keys", None)  # type: ignore[attr-defined]
-            if keys is not None:
-                keys.release()
+        """Ready (or answered, or gone): the keys held while it opened go on."""
+        if self._opening is not None:
+            self._opening.release()
 
     def _on_unmount(self) -> None:
         self._take_keys()  # gone before it was ready: never keep the keys held
@@ -55,10 +58,28 @@ class Dialog:
             return
         self._answered = True
         keys = getattr(self.app, "keys", None)  # type: ignore[attr-defined]
-        if keys is not None:
-            keys.hold()  # until the callback has run (the app's push_screen releases it)
-        self.dismiss(value)  # type: ignore[attr-defined]
+        # keys typed from now on wait until the callback has run (it may open the next dialog)
+        answering = keys.hold(f"{type(self).__name__} answered") if keys is not None else None
+        callback = self._callback
 
+        def run() -> None:
+            try:
+                if callback is not None:
+                    callback(value)
+            finally:
+                if answering is not None:
+                    answering.release()
+        try:
+            self._take_keys()
+            self.dismiss(value)  # type: ignore[attr-defined]
+        except BaseException:
+            if answering is not None:
+                answering.release()
+            raise
+        # The callback runs as the app's, not as the pusher's (Textual's way): a pusher
+        # that is gone by now (a closed screen or widget) would never run it, and the
+        # keys would stay held.
+        self.app.call_next(run)  # type: ignore[attr-defined]
 
 
 class PromptScreen(Dialog, ModalScreen[str | None]):
