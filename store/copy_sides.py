@@ -247,7 +247,9 @@ class PostgresSide(Side):
                 copy.write_row(row)
 
     def finish(self, tables: list[Table]) -> None:
-        """Each id sequence continues past the largest copied id."""
+        """Each id sequence continues past the largest copied id, and the planner gets the
+        tables' statistics (until autovacuum gets to a fresh copy, a search planned blind
+        took 1.5 s at 1M messages instead of 5 ms)."""
         for t in tables:
             if not t.int_key:
                 continue
@@ -255,6 +257,7 @@ class PostgresSide(Side):
             if seq:
                 self.execute(f"SELECT setval(?, coalesce(max({self.quote(t.key[0])}), 0) + 1, false)"
                              f" FROM {self.quote(t.name)}", (seq,))
+        self.execute("ANALYZE")  # (the store's database: its tables, and the search index built alongside)
 
 
 def open_side(store) -> Side:

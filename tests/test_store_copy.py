@@ -116,6 +116,16 @@ def test_the_copy_searches_like_the_original(source, make_store):
     assert searches(dest) == searches(source)
 
 
+def test_a_copy_into_postgresql_is_planned_by_its_statistics(source, pg_url, tmp_path):
+    """Searches on a fresh copy are planned by the copied rows' statistics, not blind."""
+    dest = Store(pg_url, attachments_dir=tmp_path / "pg-files")
+    assert copy_store(source, dest).ok
+    analyzed = dest.conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'messages_fts' AND attname = 'doc'"
+                                 ).fetchone()[0]
+    assert analyzed == 1
+    dest.close()
+
+
 def test_a_destination_with_other_data_is_refused(source, make_store, tmp_path):
     dest = make_store()
     dest.ingest(inbound("email", "someone@else.test", "not yours"))
