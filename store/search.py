@@ -13,6 +13,7 @@ import math
 import re
 import time
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -363,24 +364,35 @@ class SearchMixin:
         top = self.conn.execute("SELECT max(id) FROM messages_fts").fetchone()[0] or 0
         recent = sql.replace(" ORDER BY f.id DESC", " AND f.id > ? AND f.id <= ? ORDER BY f.id DESC")
         window, walked, rows = RECENT_WINDOW, 0, []
-        while True:  # each window walks only the messages the one before did not
-            rows += self._rows(recent, (expr, *params, top - window, top - walked, wanted - len(rows)))
-            if len(rows) >= wanted or top <= window:
-                return rows
-            if not window:
-                break
-            # Few at this window's rate: the index. But the newest messages may be unlike the
-            # rest (a day of replies), so a wider window is walked once before (the planner's
-            # estimate is no guide: it is far off for words AND-ed and for prefixes).
-            if len(rows) * top < INDEX_UP_TO * window and window > RECENT_WINDOW:
-                break
-            walked, window = window, window * 4
-        if self._depth:  # inside a caller's transaction: SET LOCAL would outlast this search
+        # (no parallel workers: starting them cost ~20 ms, walking a window 5-15 ms)
+        with self._settings("max_parallel_workers_per_gather = 0"):
+            while True:  # each window walks only the messages the one before did not
+                rows += self._rows(recent, (expr, *params, top - window, top - walked, wanted - len(rows)))
+                if len(rows) >= wanted or top <= window:
+                    return rows
+                if not window:
+                    break
+                # Few at this window's rate: the index. But the newest messages may be unlike the
+                # rest (a day of replies), so a wider window is walked once before (the planner's
+                # estimate is no guide: it is far off for words AND-ed and for prefixes).
+                if len(rows) * top < INDEX_UP_TO * window and window > RECENT_WINDOW:
+                    break
+                walked, window = window, window * 4
+        with self._settings("enable_indexscan = off", "enable_seqscan = off"):
             return self._rows(sql, (expr, *params, wanted))
-        with self._lock:  # a read-only transaction of its own (tx() would NOTIFY other consoles at its end)
-            self.conn.script("BEGIN; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
+
+    @contextmanager
+    def _settings(self, *settings: str):
+        """PostgreSQL: planner settings for the statements inside, in a read-only transaction
+        of its own (tx() would NOTIFY other consoles at its end); none inside a caller's
+        transaction, where SET LOCAL would outlast this search."""
+        if self._depth:
+            yield
+            return
+        with self._lock:
+            self.conn.script("BEGIN; " + "; ".join(f"SET LOCAL {s}" for s in settings))
             try:
-                return self._rows(sql, (expr, *params, wanted))
+                yield
             finally:
                 self.conn.execute("ROLLBACK")
 
