@@ -6,7 +6,7 @@ Between two dialogs (the picker has answered, the prompt it leads to is not up
 yet; a dialog is pushed but its input has no focus yet; a template's values are
 being looked up before their prompts open) those keys would reach the main
 screen and run its bindings, or be lost. So while anything of the kind is in
-progress the app holds them (`hold()` ... `release()`, counted: they nest), and
+progress the app holds them (`h = hold(why)` ... `h.release()`; several at once), and
 when nothing is left in progress posts them again: the next dialog, or the
 screen below when no dialog follows, gets them as if typed then.
 
