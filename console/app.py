@@ -152,7 +152,7 @@ class OmnideskApp(App):
         if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
             if self.keys.take(event):  # an earlier key, or a dialog chain, is still at work
                 return
-            self.keys.sent()
+            self.keys.sent(event)
         await super().on_event(event)
 
     def push_screen(self, screen, callback=None, wait_for_dismiss: bool = False, **kw):

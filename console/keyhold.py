@@ -58,6 +58,9 @@ class KeyHold:
         self._holds: set[Hold] = set()
         self._held: list[events.Event] = []
         self._timer = None
+        # the held key posted again and not yet handed out: keys arriving before it wait behind it
+        self._replaying: events.Event | None = None
+        self._replay_hold: Hold | None = None
 
     @property
     def holding(self) -> bool:
@@ -79,9 +82,14 @@ class KeyHold:
         if not self._holds:
             self._replay()
 
-    def sent(self) -> None:
+    def sent(self, event: events.Event | None = None) -> None:
         """A key was handed to the console: the next waits until it is quiet again."""
         hold = self.hold("a key in flight")
+        if event is not None and event is self._replaying:  # its turn came: the next held one waits for quiet
+            self._replaying = None
+            if self._replay_hold is not None:
+                self._replay_hold.release()
+                self._replay_hold = None
         self.app.call_later(self._wait_quiet, hold)
 
     def _wait_quiet(self, hold: Hold) -> None:
@@ -108,9 +116,11 @@ class KeyHold:
 
     def take(self, event: events.Event) -> bool:
         """Keep `event` (a key or a paste) if keys are being held; True if kept."""
-        if not self._holds or not isinstance(event, (events.Key, events.Paste)):
+        if not isinstance(event, (events.Key, events.Paste)) or event is self._replaying:
             return False
-        self._held.append(event)
+        if not self._holds and not self._held:
+            return False
+        self._held.append(event)  # in the order typed: behind the keys still to be replayed
         return True
 
     def drop(self, why: str) -> None:
@@ -125,18 +135,26 @@ class KeyHold:
         if self._holds:  # a bug: say which step never ended
             self.app.log.warning(f"keys held for {LONGEST}s by {sorted(h.why for h in self._holds)}: dropped")
             self._holds.clear()
+            self._replaying = self._replay_hold = None
             self.drop("the console was busy for too long")
 
     def _replay(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        held, self._held = self._held, []
-        for event in held:  # fresh events: the old ones were handled (stopped) once already
-            again = (events.Paste(event.text) if isinstance(event, events.Paste)
-                     else events.Key(event.key, event.character))  # type: ignore[attr-defined]  # held: Key or Paste
-            again.set_sender(self.app)  # as the driver's: from the app (else it stops bubbling at its sender)
-            self.app.post_message(again)
+        if not self._held:
+            return
+        # One at a time, under a hold: a key typed later that reaches the app's queue before
+        # this one is handled waits behind the rest (posting all at once let it jump ahead:
+        # "Hello" + ctrl+s in a burst sent "He").
+        event = self._held.pop(0)
+        # a fresh event: the old one was handled (stopped) once already
+        again = (events.Paste(event.text) if isinstance(event, events.Paste)
+                 else events.Key(event.key, event.character))  # type: ignore[attr-defined]  # held: Key or Paste
+        again.set_sender(self.app)  # as the driver's: from the app (else it stops bubbling at its sender)
+        self._replaying = again
+        self._replay_hold = self.hold("a held key replayed")
+        self.app.post_message(again)
 
 
 # Textual keeps each widget's messages in its own queue (textual._queue.Queue: a deque
