@@ -207,6 +207,17 @@ PARITY_QUERIES = ["cafe", "café", "пришел", "пришёл", "strasse", "S
                   "小明", "lieferung", "channel:email -order", "tr-55", "tracking_number", "a"]
 
 
+def _parity_stores(tmp_path, clock, pg_url) -> list:
+    """A SQLite and a PostgreSQL store holding the same PARITY_TEXTS mails."""
+    stores = [Store(tmp_path / "o.db", clock=clock), Store(pg_url, clock=clock, attachments_dir=tmp_path / "f")]
+    for s in stores:
+        for n, (address, name, text, subject) in enumerate(PARITY_TEXTS):
+            s.ingest(InboundMessage(channel="email", account="shop", external_id=f"<p{n}@x>",
+                                    sender=Sender("email", address, name), text=text, subject=subject,
+                                    sent_at=1_790_000_000.0 + n * 3600))
+    return stores
+
+
 @pytest.mark.parametrize("window, walk", [(None, False), (3, False), (1, True)])
 def test_search_gives_the_same_hits_on_both_backends(pg_url, tmp_path, clock, monkeypatch, window, walk):
     """window 3: PostgreSQL's newest-first pass sees 3 messages, so most queries go on to the index.
@@ -217,12 +228,8 @@ def test_search_gives_the_same_hits_on_both_backends(pg_url, tmp_path, clock, mo
         monkeypatch.setattr(search, "RECENT_WINDOW", window)
     if walk:
         monkeypatch.setattr(search, "INDEX_UP_TO", 0)
-    stores = [Store(tmp_path / "o.db", clock=clock), Store(pg_url, clock=clock, attachments_dir=tmp_path / "f")]
+    stores = _parity_stores(tmp_path, clock, pg_url)
     for s in stores:
-        for n, (address, name, text, subject) in enumerate(PARITY_TEXTS):
-            s.ingest(InboundMessage(channel="email", account="shop", external_id=f"<p{n}@x>",
-                                    sender=Sender("email", address, name), text=text, subject=subject,
-                                    sent_at=1_790_000_000.0 + n * 3600))
         s.queue_reply(1, "Your café order left today", "alex")
     for query in PARITY_QUERIES:
         lite, pg = ([(h.message_id, h.customer_id, h.snippet) for h in s.search(query)] for s in stores)
@@ -267,12 +274,7 @@ def test_ranking_on_a_big_table_estimates_and_still_finds_the_same(pg_url, tmp_p
     from store import search
 
     monkeypatch.setattr(search, "EXACT_UP_TO", 0)
-    stores = [Store(tmp_path / "o.db", clock=clock), Store(pg_url, clock=clock, attachments_dir=tmp_path / "f")]
-    for s in stores:
-        for n, (address, name, text, subject) in enumerate(PARITY_TEXTS):
-            s.ingest(InboundMessage(channel="email", account="shop", external_id=f"<p{n}@x>",
-                                    sender=Sender("email", address, name), text=text, subject=subject,
-                                    sent_at=1_790_000_000.0 + n * 3600))
+    stores = _parity_stores(tmp_path, clock, pg_url)
     for query in ("order OR refund", "arrived order", "teapot broken", "tracking"):
         lite, pg = ({h.message_id for h in s.search(query)} for s in stores)
         assert pg == lite and lite, query
