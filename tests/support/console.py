@@ -128,7 +128,15 @@ async def open_customer(pilot, cid):
     app.queue.focus()
     assert app.queue.select_customer(cid)
     await pilot.press("enter")
-    await until(pilot, lambda: app.current is not None and app.current.id == cid and app.focused is app.timeline)
+    try:
+        await until(pilot, lambda: app.current is not None and app.current.id == cid and app.focused is app.timeline)
+    except AssertionError:  # say what the console was doing instead (a rare failure must explain itself)
+        keys = app.keys
+        raise AssertionError(
+            f"customer {cid} did not open with the timeline focused: showing "
+            f"{app.current.id if app.current else None}, focus on {app.focused!r}, opening {app.desk._opening!r}, "
+            f"key holds {sorted(h.why for h in keys._holds)}, {len(keys._held)} keys held, "
+            f"workers {[(w.group, w.state.name) for w in app.workers]}\n{screen_text(app)}") from None
 
 
 # -- tests ---------------------------------------------------------------------------
