@@ -364,8 +364,11 @@ class SearchMixin:
         top = self.conn.execute("SELECT max(id) FROM messages_fts").fetchone()[0] or 0
         recent = sql.replace(" ORDER BY f.id DESC", " AND f.id > ? AND f.id <= ? ORDER BY f.id DESC")
         window, walked, rows = RECENT_WINDOW, 0, []
-        # (no parallel workers: starting them cost ~20 ms, walking a window 5-15 ms)
-        with self._settings("max_parallel_workers_per_gather = 0"):
+        # (no parallel workers: starting them cost ~20 ms, walking a window 5-15 ms. No merge
+        # join: when it guesses many matches in a wide window the planner pairs the walk with
+        # a backward read of every message id in it (132k for "broken vase" at 1M messages,
+        # 40 ms), where looking up the few rows found is what a LIMIT walk needs.)
+        with self._settings("max_parallel_workers_per_gather = 0", "enable_mergejoin = off"):
             while True:  # each window walks only the messages the one before did not
                 rows += self._rows(recent, (expr, *params, top - window, top - walked, wanted - len(rows)))
                 if len(rows) >= wanted or top <= window:
