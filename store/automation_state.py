@@ -13,6 +13,10 @@ from typing import Iterator
 from store.db import dumps, loads
 
 CURSOR = "automation"  # row name in the cursors table
+# A message that arrived as it was sent, not history brought in by an import or a first read.
+# (Flags compared as text: the one form SQLite and PostgreSQL both accept, see NOT_BACKLOG.)
+_LIVE = ("coalesce(CAST(json_extract(meta, '$.imported') AS TEXT), '0') = '0'"
+         " AND coalesce(CAST(json_extract(meta, '$.backlog') AS TEXT), '0') = '0'")
 MAX_HOOK_ATTEMPTS = 3  # a run cut off by shutdown is queued again, at most this many times in all
 
 
@@ -203,6 +207,30 @@ class AutomationStateMixin:
         else:
             row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in'"
                           " ORDER BY sent_at DESC, id DESC LIMIT 1", (customer_id,))
+        return row[0] if row else None
+
+    def last_arrived(self, direction: str = "in", customer_id: int | None = None) -> tuple[int, float] | None:
+        """(id, received_at) of the message that reached the store last, in `direction`
+        ("in" or "out"), of `customer_id` if given; deleted ones skipped; None if none.
+        Arrival order is the id, not a date: a Date header from 1993 or from next year
+        (imported mail, a wrong clock) says nothing about when the message came in.
+        History (`omnidesk import`, old mail found on a first read) came in all at once in
+        whatever order its files had, so a message that arrived live goes first; only a
+        store of history alone gives its last one. (Live messages are the newest ids as a
+        rule: the first query stops at once; the scan for none costs ~0.7 s at 1M.)"""
+        sql = "SELECT id, received_at FROM messages WHERE direction = ? AND deleted = 0"
+        params: tuple = (direction,)
+        if customer_id is not None:
+            sql += " AND customer_id = ?"
+            params += (customer_id,)
+        row = (self.q1(sql + f" AND {_LIVE} ORDER BY id DESC LIMIT 1", params)
+               or self.q1(sql + " ORDER BY id DESC LIMIT 1", params))
+        return (row[0], row[1]) if row else None
+
+    def received_at(self, message_id: int) -> float | None:
+        """When a message reached the store (unix seconds; imported history: its own date);
+        None if there is no such message."""
+        row = self.q1("SELECT received_at FROM messages WHERE id = ?", (message_id,))
         return row[0] if row else None
 
     # -- waiting-time targets -------------------------------------------------------------

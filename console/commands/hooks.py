@@ -3,7 +3,7 @@ hooks with their queues (running, waiting), and try them with a real payload,
 without waiting for a real event."""
 from __future__ import annotations
 
-from console.commands.common import UserError
+from console.commands.common import UserError, cell, iso
 
 
 def register(sub, parents) -> None:
@@ -15,7 +15,13 @@ def register(sub, parents) -> None:
                     ).set_defaults(func=cmd_list)
     t = hsub.add_parser("test", parents=parents, help="run the hooks for EVENT now, with a payload from the store")
     t.add_argument("event", help="message_received, reply_sent, status_changed, target_breached, ...")
-    t.add_argument("--customer", help="use this customer and their latest message (default: the latest message)")
+    which = t.add_mutually_exclusive_group()
+    which.add_argument("--customer", metavar="CUSTOMER",
+                       help="use the message from this customer (id, address, @handle or name) that arrived last")
+    which.add_argument("--message", metavar="ID", type=int, help="use this message")
+    t.epilog = ("Without --customer or --message the payload carries the message that reached omnidesk last"
+                " (a reply of ours for reply_sent and reply_failed), whatever date it carries; the first line"
+                " of the output says which one.")
     t.set_defaults(func=cmd_test)
 
 
@@ -62,6 +68,43 @@ def cmd_list(args, ctx) -> int:
     return 0
 
 
+# The events whose payload is one of our replies; the others get a customer's message.
+_REPLY_EVENTS = ("reply_sent", "reply_failed")
+
+
+def _sample(args, ctx) -> tuple[int | None, int | None]:
+    """(message id, customer id) for the test payload: the named message, else the message
+    (of the named customer, if any) that arrived last. Arrival order, not the Date a
+    message carries: imported mail from 1993 or a sender's clock set to next year would
+    otherwise pick the same wrong message every time."""
+    s = ctx.store
+    if args.message is not None:
+        return args.message, None  # (s.message() says "no message with id N" if there is none)
+    cid = ctx.customer(args.customer) if args.customer else None
+    direction = "out" if args.event in _REPLY_EVENTS else "in"
+    found = s.last_arrived(direction, cid)
+    return (found[0], cid) if found else (None, cid)
+
+
+def _imported(m) -> bool:
+    """Mail brought in by `omnidesk import`: the store keeps its own date as its arrival."""
+    return bool((m.meta or {}).get("imported"))
+
+
+def _describe(m, customer, received_at: float | None) -> str:
+    """One line for the agent: which message the hooks got, whose, where, when it came in."""
+    who = f"{cell(customer.name, 40)} (#{customer.id})"
+    what = f"reply #{m.id} to {who}" if m.direction == "out" else f"message #{m.id} from {who}"
+    when = "queued" if m.direction == "out" else "received"
+    if _imported(m):
+        when = f"imported history, dated {iso(m.sent_at)}"  # its arrival was the import: no time of its own
+    else:
+        when += f" {iso(received_at)}"
+        if received_at is not None and abs(m.sent_at - received_at) > 86400:  # a date far off is worth a word
+            when += f" (it is dated {iso(m.sent_at)})"
+    return f"sample: {what} on {m.channel}, {when}"
+
+
 def cmd_test(args, ctx) -> int:
     from connectors.desk.automation import customer_json, message_json
     from connectors.desk.hooks import EVENTS
@@ -72,22 +115,30 @@ def cmd_test(args, ctx) -> int:
     if not runner.wants(args.event):
         raise UserError(f"no hook runs on {args.event} (see `omnidesk hooks list`)")
     s = ctx.store
-    cid = ctx.customer(args.customer) if args.customer else None
-    if cid is None:
-        rows = s.queue("all", limit=1)
-        cid = rows[0].customer_id if rows else None
+    message_id, cid = _sample(args, ctx)
+    m = s.message(message_id) if message_id is not None else None
+    cid = m.customer_id if m is not None else cid
     payload: dict = {"test": True}
+    sample: dict = {"message_id": message_id, "customer_id": None}
     if cid is not None:
         customer = s.customer(cid)
         payload["customer"] = customer_json(customer)
-        last = s.last_inbound_id(cid)
-        if last:
-            m = s.message(last)
-            payload["message"] = message_json(m, next((i for i in customer.identities if i.id == m.identity_id), None))
+        sample.update(customer_id=customer.id, customer=customer.name)
+    if m is None:
+        said = ("sample: no message in the store yet; the payload has no customer or message" if cid is None else
+                f"sample: {cell(customer.name, 40)} (#{customer.id}) has no "
+                f"{'reply' if args.event in _REPLY_EVENTS else 'message'} yet; the payload has no message")
+    else:
+        received_at = s.received_at(m.id)
+        identity = next((i for i in customer.identities if i.id == m.identity_id), None)
+        payload["message"] = message_json(m, identity)
+        sample.update(channel=m.channel, direction=m.direction, received_at=received_at, sent_at=m.sent_at,
+                      imported=_imported(m))
+        said = _describe(m, customer, received_at)
     n = runner.fire(args.event, payload)
     longest = max(h["timeout"] for h in runner.hooks)
     runner.wait(longest + 5)
     runner.close()
     lines = list(runner.recent)
-    ctx.emit({"ran": n, "log": lines}, "\n".join(lines))
+    ctx.emit({"ran": n, "sample": sample, "log": lines}, "\n".join([said, *lines]))
     return 0 if all(" ok in " in line for line in lines) else 1
