@@ -177,7 +177,7 @@ class Database:
         self.pg = self.url is not None
         if self.pg:
             self._open_postgres(self.url, password, busy_seconds)
-            self.migrate()
+            self._migrate_or_close()
             return
         self.path = Path(path)
         self.location = str(path)
@@ -207,8 +207,26 @@ class Database:
             why = store_problem(e, self.path) if isinstance(e, sqlite3.Error) else None
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                 why = "disk full"
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
             raise StoreError(f"{self.path}: cannot open the store: {why or getattr(e, 'strerror', None) or e}") from None
-        self.migrate()
+        self._migrate_or_close()
+
+    def _migrate_or_close(self) -> None:
+        """migrate(), and on any failure close the connection (a pooled PostgreSQL one
+        goes back: a store that did not open holds none) and say why as a StoreError."""
+        try:
+            self.migrate()
+        except StoreError:
+            self.close()
+            raise
+        except sqlite3.Error as e:
+            self.close()
+            why = store_problem(e, None if self.pg else self.path)
+            raise StoreError(f"{self.path}: cannot open the store: {why or e}") from None
+        except BaseException:
+            self.close()
+            raise
 
     def _open_postgres(self, url: str, password: str | None, busy_seconds: float) -> None:
         from store import postgres
@@ -223,8 +241,14 @@ class Database:
             self.conn = postgres.connect(url, password)
         except postgres.ConnectError as e:
             raise StoreError(str(e)) from None
-        # waiting for the write lock is bounded as SQLite's busy timeout is
-        self.conn.script(f"SET lock_timeout = {int(busy_seconds * 1000)}; LISTEN {postgres.CHANGES}")
+        try:
+            # waiting for the write lock is bounded as SQLite's busy timeout is
+            self.conn.script(f"SET lock_timeout = {int(busy_seconds * 1000)}; LISTEN {postgres.CHANGES}")
+        except BaseException as e:
+            self.conn.close()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{self.path}: cannot open the store: {store_problem(e) or e}") from None
+            raise
         self._backend_pid = self.conn.raw.info.backend_pid
         self._changes = 0
 

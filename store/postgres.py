@@ -47,7 +47,8 @@ class PgOperationalError(sqlite3.OperationalError):
 def scrub(text: str, password: str | None = None) -> str:
     """`text` without any password: `user:secret@` in URLs, `password=...` in conninfo
     strings, and `password` itself wherever it appears."""
-    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", str(text))
+    # up to the last '@': a password with an unescaped '@' (p@ss) is masked whole
+    text = re.sub(r"(://[^:/@\s]*):\S*@", r"\1:***@", str(text))
     text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
     if password:
         text = text.replace(password, "***")
@@ -65,11 +66,18 @@ def where(url: str) -> str:
         return scrub(url)
     import os
 
-    host = info.get("host") or os.environ.get("PGHOST") or "localhost"
+    # an unescaped '@' in the password leaves its tail in what libpq took for the host
+    host = (info.get("host") or os.environ.get("PGHOST") or "localhost").rpartition("@")[2]
     port = info.get("port") or os.environ.get("PGPORT") or "5432"
     db = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
     user = str(info.get("user") or os.environ.get("PGUSER") or "")
     return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _url_password(url: str) -> str | None:
+    """The password part of a postgresql:// URL as written (up to the authority's last '@')."""
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:(\S*)@", url)
+    return m.group(1) if m else None
 
 
 def _plain(e: Exception, url: str, password: str | None) -> str:
@@ -77,6 +85,9 @@ def _plain(e: Exception, url: str, password: str | None) -> str:
     text = scrub(str(e), password).strip()
     low = text.lower()
     at = where(url)
+    if "@" in (_url_password(url) or ""):  # libpq's message would name part of it as the host
+        return (f"PostgreSQL at {at}: cannot connect: the password in the URL holds an '@'; write it as %40,"
+                " or give the password through [store] password_env, password_command or password_keyring")
     if "connection refused" in low or "could not connect" in low and "no such file" in low:
         return f"PostgreSQL at {at}: connection refused (is the server running and listening there?)"
     if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low:
@@ -332,14 +343,21 @@ class _Errors:
         if not isinstance(exc, psycopg.Error):
             return False
         message = scrub(str(exc), self.conn._password)
-        if isinstance(exc, psycopg.IntegrityError):
-            raise sqlite3.IntegrityError(message) from exc
-        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+        if isinstance(exc, psycopg.OperationalError):
             closed = self.conn.raw.closed
             problem = (f"lost the connection to PostgreSQL at {where(self.conn.url)}" if closed
                        else f"PostgreSQL at {where(self.conn.url)}: {message.splitlines()[0] if message else 'error'}")
             raise PgOperationalError(message, problem) from exc
-        return False
+        # every other kind as sqlite3's class of the same DB-API name (callers catch sqlite3.Error)
+        for kind in _KINDS:
+            if isinstance(exc, getattr(psycopg, kind)):
+                raise getattr(sqlite3, kind)(message) from exc
+        raise sqlite3.Error(message) from exc
+
+
+# most specific first: DB-API names both modules share
+_KINDS = ("IntegrityError", "DataError", "ProgrammingError", "NotSupportedError", "InternalError", "DatabaseError",
+          "InterfaceError")
 
 
 def _adapt(raw) -> None:
@@ -423,10 +441,17 @@ def _pool(url: str, password: str | None, timeout: float):
     key = (os.getpid(), url, password)
     with _pools_lock:
         pool = _pools.get(key)
-        if pool is None:
-            from psycopg_pool import ConnectionPool
+        if pool is not None:
+            pool.omnidesk_out += 1
+            return pool
+    # A refusal, in plain words, before any pool retries it; outside the lock: a connect
+    # may take connect_timeout, and other threads' stores open and close meanwhile.
+    _direct(url, password, timeout).close()
+    from psycopg_pool import ConnectionPool
 
-            _direct(url, password, timeout).close()  # a refusal, in plain words, before any pool retries it
+    with _pools_lock:
+        pool = _pools.get(key)  # another thread may have made it meanwhile
+        if pool is None:
             pool = ConnectionPool(url, kwargs=_kwargs(url, password, timeout), min_size=1, max_size=POOL_SIZE,
                                   configure=_adapt, reset=_reset, check=ConnectionPool.check_connection,
                                   timeout=timeout, name="omnidesk", open=True, num_workers=1)
@@ -436,14 +461,21 @@ def _pool(url: str, password: str | None, timeout: float):
     return pool
 
 
-def _give_back(pool, raw) -> None:
+def _release(pool) -> bool:
+    """One store less uses `pool`; True when it was the last (the pool is then out of
+    `_pools` and the caller closes it)."""
     with _pools_lock:
         pool.omnidesk_out -= 1
-        last = pool.omnidesk_out == 0
-        if last:
-            for key, p in list(_pools.items()):
-                if p is pool:
-                    del _pools[key]
+        if pool.omnidesk_out:
+            return False
+        for key, p in list(_pools.items()):
+            if p is pool:
+                del _pools[key]
+    return True
+
+
+def _give_back(pool, raw) -> None:
+    last = _release(pool)
     if pool.closed:
         raw.close()
         return
@@ -470,8 +502,8 @@ def connect(url: str, password: str | None = None, *, timeout: float = 10.0) -> 
     try:
         raw = pool.getconn()
     except Exception as e:  # the pool's timeout: say why the server answers no
-        with _pools_lock:
-            pool.omnidesk_out -= 1
+        if _release(pool):  # nothing uses it: no worker reconnecting in the background
+            pool.close(timeout=1)
         _direct(url, password, timeout).close()
         raise ConnectError(f"PostgreSQL at {where(url)}: no connection within {timeout:g} s"
                            f" ({POOL_SIZE} in use by this process?): {scrub(str(e), password)}") from None
