@@ -155,11 +155,15 @@ def _check_destination(source: Side, dest: Side, tables: list[Table]) -> bool:
     if filled:
         what = ", ".join(f"{n} {name}" for name, n in filled[:3])
         raise CopyError(f"the destination is not empty ({what}); copy into a new, empty store")
-    for t in reversed(tables):  # before the progress table: interrupted here, a new start does it again
-        if not t.int_key:
-            dest.execute(f"DELETE FROM {dest.quote(t.name)}")
-    dest.execute(f"CREATE TABLE {PROGRESS_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    dest.execute(f"INSERT INTO {PROGRESS_TABLE}(name, value) VALUES (?, ?)", ("source", origin))
+    # One transaction: killed anywhere in it, the destination is as it was and the next run
+    # starts afresh. (IF NOT EXISTS: an empty progress table, as a crash of an older version
+    # between its CREATE and its INSERT left it, is a fresh start too.)
+    with dest.store.tx():
+        for t in reversed(tables):
+            if not t.int_key:
+                dest.execute(f"DELETE FROM {dest.quote(t.name)}")
+        dest.execute(f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        dest.execute(f"INSERT INTO {PROGRESS_TABLE}(name, value) VALUES (?, ?)", ("source", origin))
     return False
 
 

@@ -92,13 +92,14 @@ def report(result) -> str:
 
 
 def run_copy(args, ctx) -> int:
-    from store.copy import copy_store
+    from store.copy import copy_store, describe
 
     if args.source == args.dest:
         raise UserError("SRC and DEST are the same store")
     source = _open(args.source, ctx, must_exist=True)
     try:
         dest = _open(args.dest, ctx, must_exist=False)
+        where = describe(dest)  # never the password a URL may carry
         bar = _Bar(sys.stderr)
         try:
             result = copy_store(source, dest, bar, batch=max(1, args.batch))
@@ -121,6 +122,6 @@ def run_copy(args, ctx) -> int:
               " the source meanwhile? Start again into a new, empty store.", file=sys.stderr)
         return 1
     print(f"omnidesk: copied and verified {len(result.checks)} tables{' (resumed)' if result.resumed else ''}"
-          f"{f', {result.files_copied} attachment files' if result.files_copied else ''}: {args.dest}",
+          f"{f', {result.files_copied} attachment files' if result.files_copied else ''}: {where}",
           file=sys.stderr)
     return 0
