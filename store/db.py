@@ -291,6 +291,7 @@ class Database:
             from store import schema_pg
 
             with self.tx():
+                self.conn.flush()  # (the write lock held: the schema as the last migrator left it)
                 schema_pg.migrate(self.conn, target)
             return
         with self.tx():
@@ -362,12 +363,10 @@ class Database:
         if not write_lock:
             self.conn.execute("BEGIN")
             return
-        try:
-            self.conn.script(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        # (sent with the transaction's first statement, in the same round trip: the lock is
+        # still taken before anything of the transaction runs)
+        self.conn.later("BEGIN")
+        self.conn.later(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 
     def insert_id(self, sql: str, params: Any = ()) -> int:
         """Run an INSERT and return the new row's id (SQLite: lastrowid; PostgreSQL: RETURNING id)."""
@@ -386,7 +385,11 @@ class Database:
         names = ", ".join(cols)
         marks = ", ".join("?" * len(cols))
         message_id = self.insert_id(f"INSERT INTO messages({names}) VALUES ({marks})", tuple(cols.values()))
-        self.index_messages([(message_id, cols.get("subject"), cols.get("text", ""))])
+        if self.pg:  # (sent with the next statement: one round trip less per message)
+            self.conn.later("INSERT INTO messages_fts(id, doc) VALUES (?, CAST(? AS tsvector))",
+                            (message_id, tsvector(cols.get("subject"), cols.get("text", ""))))
+        else:
+            self.index_messages([(message_id, cols.get("subject"), cols.get("text", ""))])
         if raw is not None and cols["raw"] is None:
             self._write_raw(message_id, raw)
         return message_id
@@ -404,7 +407,11 @@ class Database:
         """A new customer row named `name` (indexed for search); returns its id. Inside a transaction of the
         caller."""
         customer_id = self.insert_id("INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, self.clock()))
-        self.index_customers([(customer_id, name)])
+        if self.pg:  # (sent with the next statement)
+            self.conn.later("INSERT INTO customers_fts(id, doc) VALUES (?, CAST(? AS tsvector))",
+                            (customer_id, tsvector(name)))
+        else:
+            self.index_customers([(customer_id, name)])
         return customer_id
 
     # -- the search index ---------------------------------------------------------------

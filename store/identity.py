@@ -78,6 +78,9 @@ def _customer_name(sender: Sender, address: str) -> str:
     return sender.display_name or (f"@{sender.handle}" if sender.handle else address)
 
 
+READ_IT = object()  # resolve_sender(known=...): not read yet, look it up
+
+
 class Resolved(NamedTuple):
     identity_id: int
     customer_id: int
@@ -85,13 +88,15 @@ class Resolved(NamedTuple):
 
 
 class IdentityMixin:
-    def resolve_sender(self, sender: Sender, account: str = "") -> Resolved:
-        """Find or create the identity for `sender` and its customer.
+    def resolve_sender(self, sender: Sender, account: str = "", known=READ_IT) -> Resolved:
+        """Find or create the identity for `sender` and its customer. `known`: its identities
+        row (id, customer_id, display_name, handle, account) or None for none, when the caller
+        has read it in this transaction already.
 
         Must run inside a transaction.
         """
         address = normalize_address(sender.channel, sender.address)
-        row = self.q1(
+        row = known if known is not READ_IT else self.q1(
             "SELECT id, customer_id, display_name, handle, account FROM identities WHERE channel=? AND address=?",
             (sender.channel, address),
         )
@@ -130,10 +135,12 @@ class IdentityMixin:
             (customer_id, sender.channel, address, sender.display_name, sender.handle, account, now),
         )
         if keys:
-            self.conn.executemany(
-                "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(identity_id, k) for k in keys],
-            )
+            insert = "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING"
+            if self.pg:  # (sent with the next statement)
+                for k in sorted(keys):
+                    self.conn.later(insert, (identity_id, k))
+            else:
+                self.conn.executemany(insert, [(identity_id, k) for k in keys])
             if len(owners) > 1:  # the new evidence joins customers that were apart
                 customer_id = self._link_by_keys(customer_id, keys)
         return Resolved(identity_id, customer_id, new_customer)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from store.db import BLOB_CHUNK, dumps, in_chunks, loads
-from store.identity import normalize_address
+from store.identity import READ_IT, normalize_address
 from store.models import InboundMessage, Sender
 
 MAX_TEXT = 1_000_000  # characters kept in `text`; the raw source keeps the rest
@@ -52,6 +52,15 @@ _NOTE_BACKLOG = """UPDATE customers SET
      last_inbound_at = max(coalesce(last_inbound_at, 0), :t),
      status = CASE WHEN :new = 1 THEN 'done' ELSE status END
    WHERE id = :id"""
+
+
+# PostgreSQL, one-by-one ingest: the stored message with this id (if any) and the sender's
+# identity (if any) in one statement; each is unique, so there is exactly one row.
+_STORED_AND_SENDER = (
+    "SELECT m.id IS NOT NULL AS stored, m.text AS m_text, m.subject AS m_subject,"
+    " i.id, i.customer_id, i.display_name, i.handle, i.account FROM (SELECT 1) one"
+    " LEFT JOIN messages m ON m.channel = ? AND m.account = ? AND m.external_id = ?"
+    " LEFT JOIN identities i ON i.channel = ? AND i.address = ?")
 
 
 def _machine(item: InboundMessage) -> bool:
@@ -160,17 +169,25 @@ class IngestMixin:
             return self._apply_delete(item)
         if item.meta.get("ours"):
             return self._file_ours(item)
-        existing = self.q1(
-            "SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
-            (item.channel, item.account, item.external_id),
-        )
+        known = READ_IT  # the sender's identities row, when read already
+        if self.pg and not _machine(item):
+            # one round trip for both lookups: is it stored, and who sent it (each at most one row)
+            both = self.q1(_STORED_AND_SENDER, (item.channel, item.account, item.external_id, item.sender.channel,
+                                                normalize_address(item.sender.channel, item.sender.address)))
+            existing = {"text": both["m_text"], "subject": both["m_subject"]} if both["stored"] else None
+            known = both if both["id"] is not None else None
+        else:
+            existing = self.q1(
+                "SELECT text, subject FROM messages WHERE channel=? AND account=? AND external_id=?",
+                (item.channel, item.account, item.external_id),
+            )
         if existing:
             return self._reused_id(item, existing)
         filed = self._file_machine_mail(item) if _machine(item) else None
         if filed is not None:
             identity_id, customer_id, new_customer = filed[:3]
         else:
-            identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account)
+            identity_id, customer_id, new_customer = self.resolve_sender(item.sender, item.account, known)
         now = _arrived(item, self.clock())
         text = _clip(item.text)
         message_id = self.insert_message(
@@ -294,7 +311,11 @@ class IngestMixin:
 
     def _note_inbound(self, customer_id: int, channel: str, sent_at: float, received_at: float) -> None:
         """An inbound message reopens the customer and starts (or keeps) the wait."""
-        self.conn.execute(_NOTE_INBOUND, {"t": sent_at, "r": received_at, "ch": channel, "id": customer_id})
+        note = {"t": sent_at, "r": received_at, "ch": channel, "id": customer_id}
+        if self.pg:  # (sent with the next statement, usually the COMMIT: one round trip less)
+            self.conn.later(_NOTE_INBOUND, note)
+        else:
+            self.conn.execute(_NOTE_INBOUND, note)
 
     def _reused_id(self, item: InboundMessage, existing) -> IngestResult | None:
         """Same external id as a stored message. Usually the same message again

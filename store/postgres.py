@@ -245,16 +245,20 @@ class PgCursor:
     def execute(self, sql: str, params: Any = ()):
         text, names = translate(sql)
         with self._conn.errors():
-            return self._cur.execute(text, _params(names, params))
+            return self._conn.send(lambda: self._cur.execute(text, _params(names, params)))
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
         rows = [_params(names, p) for p in seq]
-        with self._conn.errors():
+
+        def run() -> None:
             if len(rows) == 1:
                 self._cur.execute(text, rows[0])
             elif rows and not _many_rows(self._cur, text, rows):
                 self._cur.executemany(text, rows)
+
+        with self._conn.errors():
+            self._conn.send(run)
 
 
 class PgConnection:
@@ -266,27 +270,67 @@ class PgConnection:
         self.url = url
         self._password = password
         self._pool = pool
+        self._later: list[tuple[str, Any]] = []  # statements queued by later(), not sent yet
 
     def execute(self, sql: str, params: Any = (), prepare: bool | None = None):
         """`prepare`: psycopg's (None: prepared once used 5 times; False: never, so every
         execution is planned for its own parameters)."""
         text, names = translate(sql)
+        if sql == "ROLLBACK":  # what later() queued is dropped with the rest of the transaction
+            self._later.clear()
         with self.errors():
-            return self.raw.execute(text, _params(names, params), prepare=prepare)
+            return self.send(lambda: self.raw.execute(text, _params(names, params), prepare=prepare))
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
         rows = [_params(names, p) for p in seq]
-        with self.errors():
+
+        def run() -> None:
             if len(rows) == 1:  # (psycopg's executemany sets up a pipeline even for one)
                 self.raw.execute(text, rows[0])
             elif rows and not _many_rows(self.raw, text, rows):
                 self.raw.cursor().executemany(text, rows)
 
-    def script(self, sql: str) -> None:
-        """Statements without parameters in one round trip (`BEGIN; SELECT ...`)."""
         with self.errors():
-            self.raw.execute(sql)
+            self.send(run)
+
+    def script(self, sql: str) -> None:
+        """Statements without parameters in one round trip (`BEGIN; SELECT ...`; no `;`
+        inside a statement)."""
+        with self.errors():
+            if not self._later:
+                self.raw.execute(sql)
+                return
+            for statement in sql.split(";"):  # (one statement per query in a pipeline)
+                if statement.strip():
+                    self.later(statement.strip())
+            self.send(lambda: None)
+
+    def later(self, sql: str, params: Any = ()) -> None:
+        """Queue a statement whose outcome nobody reads at once (BEGIN, an INSERT without
+        RETURNING, an UPDATE); it goes to the server with the next statement sent, in one
+        round trip (a libpq pipeline), in order. Its error, if any, is raised by that next
+        statement, still inside the same transaction (which the caller then rolls back)."""
+        text, names = translate(sql)
+        self._later.append((text, _params(names, params)))
+
+    def flush(self) -> None:
+        """Send what later() queued now and wait for it. The statements after see the catalog
+        as it is then: within one pipeline the server keeps the catalog snapshot it took
+        before a lock wait (a migration must see the tables another process just made)."""
+        self.send(lambda: None)
+
+    def send(self, run):
+        """run() (which sends statements on `raw`), preceded by the queued ones in the same
+        round trip; its result."""
+        if not self._later:
+            return run()
+        pending, self._later = self._later, []
+        with self.raw.pipeline():
+            for text, params in pending:
+                self.raw.execute(text, params)
+            result = run()
+        return result
 
     def cursor(self) -> PgCursor:
         return PgCursor(self)
@@ -295,12 +339,13 @@ class PgConnection:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return bool(self._later) or self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
         """Back to the pool (a broken or busy connection is closed by it). The adapter is
         unusable after, as a closed sqlite3 connection is: the connection is someone else's."""
         raw, self.raw = self.raw, _CLOSED
+        self._later = []
         if raw is _CLOSED:
             return
         if self._pool is not None:
