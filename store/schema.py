@@ -392,6 +392,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 15: tags in one form, as Front and Help Scout treat them (store/tags.py): lower case,
     # no leading '#', spaces as '-'; a customer's duplicates ("VIP", "#vip") become one.
     renormalize_stored_tags,
+    # 16: PostgreSQL only (store/schema_pg.py: an index for from: search); nothing changes here.
+    "",
 ]
 
 LATEST = len(MIGRATIONS)

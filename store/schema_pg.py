@@ -295,6 +295,11 @@ CREATE TABLE drafts (
 """,
     # 15: tags in one form (store/tags.py); the same Python step as SQLite's
     14: renormalize_stored_tags,
+    # 16: from:NAME search reads a customer's inbound messages newest first from this index
+    # alone (an index-only scan), not from their rows scattered over the table (1M messages,
+    # 'from:jane': 2,052 customers, 15,017 messages: 25k buffers read, 15k of them from
+    # outside PostgreSQL's cache; now 17k, all in it). SQLite has no step (store/schema.py 16).
+    15: "CREATE INDEX messages_inbound ON messages(customer_id, sent_at, id) WHERE direction = 'in';",
 }
 
 

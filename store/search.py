@@ -298,13 +298,14 @@ class SearchMixin:
                 params.append(" OR ".join(_quote(t) for t in parsed.excluded))
             if parsed.fact and len(where) == len(customer_where):  # the customers themselves first
                 hits += self._fact_hits(parsed.fact[0], customer_where, customer_params, limit)
-            rows = self._rows(
-                "SELECT m.id, m.customer_id, c.name, m.channel, m.sent_at, m.subject, m.text, m.deleted,"
-                " m.direction, m.author"
-                f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
-                " ORDER BY m.sent_at DESC, m.id DESC LIMIT ?",  # (ties: newest id first on both backends)
-                (*params, limit),
-            )
+            newest = (f" FROM messages m JOIN customers c ON c.id = m.customer_id WHERE {' AND '.join(where)}"
+                      " ORDER BY m.sent_at DESC, m.id DESC LIMIT ?")  # (ties: newest id first on both backends)
+            if pg and parsed.sender and parsed.sender != ME:
+                # the newest ids from the index of inbound messages alone (schema_pg step 15), then
+                # the rows shown: the columns of every message of the sender's would be read first
+                rows = self._hit_rows([r["id"] for r in self._rows("SELECT m.id" + newest, (*params, limit))])
+            else:
+                rows = self._rows(f"SELECT {_HIT_COLUMNS}" + newest, (*params, limit))
         else:
             if not any((parsed.channel, parsed.sender, parsed.before, parsed.after)):
                 if pg:

@@ -202,7 +202,7 @@ PARITY_TEXTS = [
 ]
 PARITY_QUERIES = ["cafe", "café", "пришел", "пришёл", "strasse", "Straße", "发货", "订单", "発送", "1042", "order",
                   "ord", "order OR refund", "order -tracking", '"never arrived"', '"arrived never"', "teapot broken",
-                  "tracking", "number", "e-mail", "mail", "from:ann order", "from:Иван", "from:иван заказ", "from:me", "channel:email arrived",
+                  "tracking", "number", "e-mail", "mail", "from:ann order", "from:ann", "from:a", "from:Иван", "from:иван заказ", "from:me", "channel:email arrived",
                   "status:open arrived", "after:2026-09-21T18:00 order", "before:2026-09-21T18:00 order", "groß", "ann", "Иван",
                   "小明", "lieferung", "channel:email -order", "tr-55", "tracking_number", "a"]
 
