@@ -25,13 +25,53 @@ def module_for(channel: str) -> Any:
     return importlib.import_module(MODULES[channel])
 
 
-def build_all(cfg: Config) -> list[Any]:
-    """Build a connector for every configured account; ConfigError names a bad one."""
+def build_all(cfg: Config, *, strict: bool = True) -> list[Any]:
+    """Build a connector for every configured account. A bad one (its token's variable
+    unset, a password command failing): ConfigError naming it, or with `strict=False`
+    an UnavailableAccount in its place, so the others run and its health says why."""
+    from connectors.config import ConfigError
+
     out = []
     for channel, accounts in cfg.accounts.items():
         if not accounts:
             continue
         mod = module_for(channel)
         for account, options in accounts.items():
-            out.append(mod.build(account, options, cfg))
+            try:
+                out.append(mod.build(account, options, cfg))
+            except ConfigError as e:
+                if strict:
+                    raise
+                out.append(UnavailableAccount(channel, account, str(e)))
     return out
+
+
+class UnavailableAccount:
+    """An account the config names but that cannot be built yet (a newcomer still
+    waiting for a bot token). It fetches nothing and sends nothing; its health is
+    "failed" with the reason, and replies to it fail with that reason (`R` or
+    `omnidesk retry` sends them once it is set up and omnidesk restarted)."""
+
+    def __init__(self, channel: str, account: str, problem: str):
+        self.channel, self.account = channel, account
+        self.problem = f"not set up: {problem}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.channel}:{self.account}"
+
+    def fetch(self, cursor):
+        from connectors.base import PermanentError
+
+        raise PermanentError(self.problem)
+
+    def wait(self, timeout: float, stop) -> None:
+        stop.wait(timeout)
+
+    def send(self, message):
+        from connectors.base import PermanentError
+
+        raise PermanentError(self.problem)
+
+    def close(self) -> None:
+        pass

@@ -11,8 +11,10 @@ from connectors.engine import Engine
 
 def build_engine(store_path, cfg) -> "Engine | None":
     """The engine for every configured account, with the automation (rules,
-    targets, hooks) attached; None when no channel is configured."""
-    connectors = registry.build_all(cfg)
+    targets, hooks) attached; None when no channel is configured. An account that
+    cannot be built (an unset token variable) does not stop the others: it shows as
+    failed, with the reason, in health, the status bar and `sync --once`."""
+    connectors = registry.build_all(cfg, strict=False)
     if not connectors:
         return None
     engine = Engine(
