@@ -14,7 +14,12 @@ copy of the same source is refused.
 Verification reads every table on both sides in primary-key order and compares the
 row count and a SHA-256 over a canonical encoding of each row (numbers by value,
 strings and bytes length-prefixed), so two backends that store the same content give
-the same checksum. Attachment files (named by their SHA-256) are copied when the two
+the same checksum. The source's rows are checked as the destination can hold them:
+PostgreSQL text cannot hold NUL, so a NUL in SQLite text is copied as U+FFFD (as the
+PostgreSQL store keeps it on every write) and counted per table (`TableCheck.nul_replaced`).
+
+SRC is only read (store/copy_sides.py open_source); every database error names its
+side, SRC or DEST, and an error once the copy has begun says it can be resumed. Attachment files (named by their SHA-256) are copied when the two
 stores keep them in different directories.
 """
 from __future__ import annotations
@@ -27,11 +32,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from store.copy_sides import (BATCH_ROWS, PROGRESS_TABLE, CopyError, PostgresSide, Side, SqliteSide, Table,
-                              describe, open_side)
+from store.copy_sides import (BATCH_ROWS, PROGRESS_TABLE, CopyError, PostgresSide, Side, SideError, SqliteSide,
+                              Table, describe, open_side, open_source)
 
-__all__ = ["CopyError", "CopyResult", "TableCheck", "copy_store", "canonical_row", "open_side", "PostgresSide",
-           "SqliteSide"]
+__all__ = ["CopyError", "SideError", "CopyResult", "TableCheck", "copy_store", "canonical_row", "open_side",
+           "open_source", "describe", "PostgresSide", "SqliteSide"]
 
 Progress = Callable[[str, int, int], None]  # (table, rows copied so far, rows in the table)
 
@@ -41,8 +46,9 @@ class TableCheck:
     table: str
     source_rows: int
     dest_rows: int
-    source_sum: str
+    source_sum: str  # of the source's rows as the destination holds them (see hold())
     dest_sum: str
+    nul_replaced: int = 0  # text values of the source whose NUL the destination holds as U+FFFD
 
     @property
     def ok(self) -> bool:
@@ -96,6 +102,11 @@ def plan(source: Side, dest: Side) -> list[Table]:
     place in the destination with every one of its columns."""
     tables = source.tables()
     dest_tables = dest.tables()
+    lacking = sorted(set(dest_tables) - set(tables))
+    if lacking:  # a damaged store, or not omnidesk's: copying the rest would "verify" a partial store
+        raise CopyError(f"{source.role or 'the source'} {source.where} lacks table {lacking[0]}"
+                        f"{f' (and {len(lacking) - 1} more)' if len(lacking) > 1 else ''}: not a whole omnidesk"
+                        " store; nothing was copied")
     for t in tables.values():
         if t.name not in dest_tables:
             raise CopyError(f"table {t.name} of the source has no place in the destination (is it an older or newer"
@@ -142,7 +153,7 @@ def _converter(kind: str) -> Callable[[Any], Any]:
 def _check_destination(source: Side, dest: Side, tables: list[Table]) -> bool:
     """True when the destination is an unfinished copy of this source (resume); raises
     CopyError when it holds anything else."""
-    origin = describe(source.store)
+    origin = source.where
     progress = dest.progress()
     if progress:
         if progress.get("source") != origin:
@@ -158,7 +169,7 @@ def _check_destination(source: Side, dest: Side, tables: list[Table]) -> bool:
     # One transaction: killed anywhere in it, the destination is as it was and the next run
     # starts afresh. (IF NOT EXISTS: an empty progress table, as a crash of an older version
     # between its CREATE and its INSERT left it, is a fresh start too.)
-    with dest.store.tx():
+    with dest.tx():
         for t in reversed(tables):
             if not t.int_key:
                 dest.execute(f"DELETE FROM {dest.quote(t.name)}")
@@ -187,7 +198,7 @@ def copy_table(source: Side, dest: Side, table: Table, progress: Progress | None
                 continue
         out = []
         for r in rows:
-            values = [f(v) for f, v in zip(convert, r)]
+            values = [dest.hold(f(v)) for f, v in zip(convert, r)]
             for i in nulled:
                 values[i] = None
             out.append(tuple(values))
@@ -203,29 +214,34 @@ def copy_table(source: Side, dest: Side, table: Table, progress: Progress | None
     dest.insert(PROGRESS_TABLE, ["name", "value"], [(f"done:{table.name}", "1")])
 
 
-def checksum(side: Side, table: Table) -> tuple[int, str]:
-    """(rows, SHA-256 of the canonical rows in primary-key order) of one table."""
-    digest, rows = hashlib.sha256(), 0
+def checksum(side: Side, table: Table, held_by: Side | None = None) -> tuple[int, str, int]:
+    """(rows, SHA-256 of the canonical rows in primary-key order, values changed) of one
+    table; with `held_by`, of the rows as that side holds them (values it changes counted)."""
+    digest, rows, changed = hashlib.sha256(), 0, 0
     for batch in side.scan(table, table.columns):
         for r in batch:
+            if held_by is not None:
+                held = tuple(held_by.hold(v) for v in r)
+                changed += sum(a is not b for a, b in zip(r, held))
+                r = held
             digest.update(canonical_row(r))
         rows += len(batch)
-    return rows, digest.hexdigest()
+    return rows, digest.hexdigest(), changed
 
 
 def verify(source: Side, dest: Side, tables: list[Table]) -> list[TableCheck]:
     checks = []
     for t in tables:
-        rows, digest = checksum(source, t)
-        dest_rows, dest_digest = checksum(dest, t)
-        checks.append(TableCheck(t.name, rows, dest_rows, digest, dest_digest))
+        rows, digest, replaced = checksum(source, t, held_by=dest)
+        dest_rows, dest_digest, _ = checksum(dest, t)
+        checks.append(TableCheck(t.name, rows, dest_rows, digest, dest_digest, replaced))
     return checks
 
 
-def copy_files(source_store, dest_store, source: Side) -> tuple[int, list[str]]:
+def copy_files(source: Side, dest_store) -> tuple[int, list[str]]:
     """Attachment files the destination's directory lacks, copied (content checked by its
     SHA-256 name); (files copied, relative paths the source lacks)."""
-    src_root, dest_root = Path(source_store.files.root), Path(dest_store.files.root)
+    src_root, dest_root = source.files_root, Path(dest_store.files.root)
     if src_root.resolve() == dest_root.resolve():
         return 0, []
     copied, missing = 0, []
@@ -262,30 +278,38 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def copy_store(source_store, dest_store, progress: Progress | None = None, batch: int = BATCH_ROWS) -> CopyResult:
-    """Copy `source_store` into `dest_store` (both open Stores, the destination new or an
-    unfinished copy of the same source), `batch` rows per transaction, then verify. Raises CopyError when the copy
-    cannot start; a finished copy that differs is reported in the result (`ok` False)."""
-    if describe(source_store) == describe(dest_store):
-        raise CopyError("the source and the destination are the same store")
-    source, dest = open_side(source_store), open_side(dest_store)
+def copy_store(source, dest_store, progress: Progress | None = None, batch: int = BATCH_ROWS) -> CopyResult:
+    """Copy `source` (a Side from open_source, read-only; or an open Store) into `dest_store`
+    (an open Store, new or an unfinished copy of the same source), `batch` rows per
+    transaction, then verify. Raises CopyError when the copy cannot start, SideError
+    (naming SRC or DEST) when a side fails; a finished copy that differs is reported in
+    the result (`ok` False)."""
+    opened = not isinstance(source, Side)
+    if opened:
+        source = open_side(source, "SRC")
     try:
+        if source.where == describe(dest_store):
+            raise CopyError("SRC and DEST are the same store")
+        dest = open_side(dest_store, "DEST")
         tables = plan(source, dest)
         resumed = _check_destination(source, dest, tables)
-        done = dest.progress()
-        for t in tables:
-            if f"done:{t.name}" not in done:
-                copy_table(source, dest, t, progress, batch)
-            elif progress:
-                n = dest.count(t.name)
-                progress(t.name, n, n)
-        dest.finish(tables)
-        files_copied, files_missing = copy_files(source_store, dest_store, source)
-        checks = verify(source, dest, tables)
+        try:
+            done = dest.progress()
+            for t in tables:
+                if f"done:{t.name}" not in done:
+                    copy_table(source, dest, t, progress, batch)
+                elif progress:
+                    n = dest.count(t.name)
+                    progress(t.name, n, n)
+            dest.finish(tables)
+            files_copied, files_missing = copy_files(source, dest_store)
+            checks = verify(source, dest, tables)
+        except SideError as e:  # every committed batch stays in DEST, and the next run goes on from there
+            raise SideError(f"{e}; what was copied is kept: run the same command again to go on") from None
         result = CopyResult(checks, files_copied, files_missing, resumed)
         if result.ok:
             dest.execute(f"DROP TABLE {PROGRESS_TABLE}")
         return result
     finally:
-        source.close()
-        dest.close()
+        if opened:
+            source.close()

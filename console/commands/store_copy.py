@@ -3,11 +3,13 @@
     omnidesk store copy ~/.local/share/omnidesk/omnidesk.db postgresql://desk@db.example/omnidesk
     omnidesk store copy postgresql://desk@db.example/omnidesk backup.db
 
-SRC and DEST are each a SQLite file or a postgresql:// URL. DEST must be new (or an
-unfinished copy of the same SRC: run the command again and it goes on where it stopped).
-Every table is verified afterwards (row counts and content checksums); a difference is
-shown table by table and the command exits 1. Stop `omnidesk sync` and the consoles
-while copying: rows written meanwhile make the checksums differ.
+SRC and DEST are each a SQLite file or a postgresql:// URL. SRC is only read (opened
+read-only, never migrated): one that holds no omnidesk store, or a store of another
+schema version, is refused. DEST must be new (or an unfinished copy of the same SRC: run
+the command again and it goes on where it stopped). Every table is verified afterwards
+(row counts and content checksums); a difference is shown table by table and the command
+exits 1. Stop `omnidesk sync` and the consoles while copying: rows written meanwhile make
+the checksums differ. A failure is one line naming SRC or DEST; no message shows a password.
 """
 from __future__ import annotations
 
@@ -35,18 +37,28 @@ def _is_url(location: str) -> bool:
     return "://" in location
 
 
-def _open(location: str, ctx, *, must_exist: bool):
-    """A Store on SRC or DEST. The [store] settings apply to both, its password source
-    (password_env/_command/_keyring) to a postgresql:// one; libpq's PGPASSFILE works too."""
+def _open_source(location: str, ctx):
+    """SRC, read-only (store/copy_sides.py open_source). The [store] settings apply to SRC
+    and DEST, its password source (password_env/_command/_keyring) to a postgresql:// one;
+    libpq's PGPASSFILE works too."""
     from connectors.config import store_options
-    from store import Store
+    from store.copy import open_source
+
+    options = store_options(ctx.config)
+    return open_source(location, password=options.get("password"), busy_seconds=options["busy_seconds"])
+
+
+def _open_dest(location: str, ctx):
+    """A Store on DEST (created and migrated when new); a failure names DEST."""
+    from connectors.config import store_options
+    from store import Store, StoreError
 
     if not _is_url(location):
-        path = Path(location).expanduser()
-        if must_exist and not path.is_file():
-            raise UserError(f"{location}: no such store file")
-        location = str(path)
-    return Store(location, **store_options(ctx.config))
+        location = str(Path(location).expanduser())
+    try:
+        return Store(location, **store_options(ctx.config))
+    except StoreError as e:
+        raise UserError(f"DEST: {e}") from None
 
 
 class _Bar:
@@ -96,23 +108,31 @@ def run_copy(args, ctx) -> int:
 
     if args.source == args.dest:
         raise UserError("SRC and DEST are the same store")
-    source = _open(args.source, ctx, must_exist=True)
+    source = _open_source(args.source, ctx)
     try:
-        dest = _open(args.dest, ctx, must_exist=False)
+        dest = _open_dest(args.dest, ctx)
         where = describe(dest)  # never the password a URL may carry
         bar = _Bar(sys.stderr)
         try:
             result = copy_store(source, dest, bar, batch=max(1, args.batch))
         finally:
             bar.close()
-            dest.close()
+            try:
+                dest.close()
+            except Exception:  # (a connection already lost) the copy's own outcome is what to tell
+                pass
     finally:
         source.close()
     data = {"ok": result.ok, "resumed": result.resumed, "files_copied": result.files_copied,
             "files_missing": result.files_missing,
             "tables": [{"table": c.table, "source_rows": c.source_rows, "dest_rows": c.dest_rows,
-                        "source_sha256": c.source_sum, "dest_sha256": c.dest_sum, "ok": c.ok} for c in result.checks]}
+                        "source_sha256": c.source_sum, "dest_sha256": c.dest_sum, "nul_replaced": c.nul_replaced,
+                        "ok": c.ok} for c in result.checks]}
     ctx.emit(data, lambda _: report(result))
+    for c in result.checks:
+        if c.nul_replaced:  # PostgreSQL text cannot hold NUL (U+0000)
+            print(f"omnidesk: note: {c.table}: {c.nul_replaced} value{'s' if c.nul_replaced > 1 else ''} had NUL"
+                  " characters, stored as U+FFFD (PostgreSQL text cannot hold NUL)", file=sys.stderr)
     if result.files_missing:
         print(f"omnidesk: warning: {len(result.files_missing)} attachment file(s) missing in the source, not copied"
               f" (first: {result.files_missing[0]})", file=sys.stderr)
