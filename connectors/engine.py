@@ -207,15 +207,20 @@ class Engine:
         try:
             while not self.stop_event.is_set():
                 self._beat("lease")
+                store_trouble = None
                 try:
                     held = s.acquire_lease(self.holder, self.lease_seconds)
                     renewed = time.monotonic()
-                    self._faults.pop("lease", None)
+                    if self._faults.pop("lease", None) is not None:
+                        log.warning("lease: the store answers again")
                 except Exception as e:
-                    # The store is locked or full: nobody else can take the lease either,
-                    # so keep what we had until it would have expired.
-                    self._faults["lease"] = describe(e)
-                    log.warning("lease: %s", self._faults["lease"])
+                    # The store is locked or full, or its server away (a PostgreSQL store
+                    # reconnects by itself): nobody else can take the lease either, so keep
+                    # what we had until it would have expired.
+                    store_trouble = store_problem(e, self.store_path) or describe(e)
+                    if self._faults.get("lease") != store_trouble:  # said once, not every turn
+                        log.warning("lease: %s", store_trouble)
+                    self._faults["lease"] = store_trouble
                     held = self.has_lease.is_set() and time.monotonic() - renewed < self.lease_seconds
                 if held and not self.has_lease.is_set():
                     try:
@@ -229,8 +234,13 @@ class Engine:
                         self.has_lease.set()
                         self.outbox_wake.set()
                 elif not held and self.has_lease.is_set():
-                    log.warning("lost the polling lease to another process")
+                    if store_trouble:  # the truth: nobody took it; the store did not answer
+                        log.warning("lease: %s; polling and sending paused until the store answers", store_trouble)
+                    else:
+                        log.warning("lost the polling lease to another process")
                     self.has_lease.clear()
+                if store_trouble and not held:
+                    self._set_health(s, ENGINE, RETRYING, f"{store_trouble}; polling and sending paused", write=False)
                 if held and "lease" not in self._faults:
                     for hook in self.tick_hooks:
                         try:

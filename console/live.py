@@ -11,6 +11,7 @@ runs in a worker for the console's life.
 """
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from console import keymap as keymap_mod
@@ -19,6 +20,7 @@ from console.widgets.badges import badge
 from console.widgets.safe_text import one_line
 from connectors.desk.targets import Breach, BreachWatch, describe_time_left
 from store import Store, StoreError
+from store.db import store_problem
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
@@ -59,11 +61,22 @@ class Live:
 
     # -- the poll -------------------------------------------------------------------
     def poll(self) -> None:
-        store, clock = self.app.store, self.app.clock
+        """A store that does not answer now (locked, or its server away: PostgreSQL
+        reconnects by itself) is "not now": said in the status bar until it answers."""
         try:
-            version = store.data_version()
-        except Exception:
+            self._poll()
+        except (StoreError, sqlite3.Error) as e:
+            self._trouble(f"store: {store_problem(e) or e}")
             return
+        self._trouble("")
+
+    def _trouble(self, text: str) -> None:
+        if text != self.desk.status.trouble:
+            self.desk.status.set(trouble=text)
+
+    def _poll(self) -> None:
+        store, clock = self.app.store, self.app.clock
+        version = store.data_version()
         if version != self.version:
             self.version = version
             self.desk.refresh_all(follow=True)
@@ -81,7 +94,10 @@ class Live:
 
     def seen_own_write(self) -> None:
         """Our own write is on screen already: the poll need not re-read for it."""
-        self.version = self.app.store.data_version()
+        try:
+            self.version = self.app.store.data_version()
+        except (StoreError, sqlite3.Error):
+            pass  # the poll says so and re-reads when the store answers
 
     def _new_inbound(self, newest: int) -> None:
         store = self.app.store
@@ -89,7 +105,7 @@ class Live:
             m = store.message(newest)
             who = store.customer(m.customer_id).name
             text = f"{badge(m.channel)} {one_line(who, 24)}: {one_line(m.text, 44)}"  # two lines at most
-        except StoreError:
+        except (StoreError, sqlite3.Error):
             text = "new message"
         self.last_inbound = newest
         if self.app.setting("console", "bell", True):

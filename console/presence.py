@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,7 @@ class Presence:
         """The status bar's line about the other agents on `customer_id`."""
         try:
             others = self.app.store.presence(customer_id, exclude=self.app.agent)
-        except StoreError:
+        except (StoreError, sqlite3.Error):  # a locked store, a server away: no notice now
             return ""
         replying = [one_line(a, 20) for a, act in others if act == "replying"]
         viewing = [one_line(a, 20) for a, act in others if act != "replying"]

@@ -49,7 +49,8 @@ class StoreReader:
             yield s
         finally:
             with self._lock:
-                keep = not self._closed and len(self._idle) < MAX_IDLE
+                # a Store whose server connection went away is not kept for the next read
+                keep = not self._closed and len(self._idle) < MAX_IDLE and not s.connection_lost
                 if keep:
                     self._idle.append(s)
             if not keep:  # a burst of reads opened more than stay useful: their caches go

@@ -242,14 +242,15 @@ class Database:
         except postgres.ConnectError as e:
             raise StoreError(str(e)) from None
         try:
-            # waiting for the write lock is bounded as SQLite's busy timeout is
-            self.conn.script(f"SET lock_timeout = {int(busy_seconds * 1000)}; LISTEN {postgres.CHANGES}")
+            # waiting for the write lock is bounded as SQLite's busy timeout is (made again
+            # on a fresh connection when this one is lost: store/postgres.py PgConnection)
+            self.conn.session.append(f"SET lock_timeout = {int(busy_seconds * 1000)}")
+            self.conn.script(self.conn.session[0])
         except BaseException as e:
             self.conn.close()
             if isinstance(e, sqlite3.Error):
                 raise StoreError(f"{self.path}: cannot open the store: {store_problem(e) or e}") from None
             raise
-        self._backend_pid = self.conn.raw.info.backend_pid
         self._changes = 0
 
 
@@ -481,13 +482,25 @@ class Database:
         """Changes when another connection commits: cheap change detection. SQLite: PRAGMA
         data_version; PostgreSQL: the count of other connections' commits heard (LISTEN/NOTIFY)."""
         if self.pg:
+            from store.postgres import CHANGES
+
             with self._lock:
+                # Only a store asked for changes listens: notes pile up in every connection
+                # that listens (one per commit by anyone) until it reads them.
+                self.conn.listen(CHANGES)
                 # (notes that came in during other statements wait in psycopg's backlog)
-                for note in self.conn.raw.notifies(timeout=0):
-                    if note.pid != self._backend_pid:  # our own commits do not count, as with SQLite
+                for note in self.conn.notes():
+                    if note.pid != self.conn.raw.info.backend_pid:  # our own commits do not count, as with SQLite
                         self._changes += 1
-            return self._changes
+            # a fresh connection after a lost one missed the notes sent meanwhile: a change
+            return self._changes + self.conn.reconnects
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    @property
+    def connection_lost(self) -> bool:
+        """PostgreSQL: the connection to the server is gone (the next statement takes a
+        fresh one). A SQLite file has no connection to lose: False."""
+        return self.pg and self.conn.lost
 
     def close(self) -> None:
         """Close the connection (the Store cannot be used after)."""

@@ -232,6 +232,14 @@ class PgCursor:
         self._conn = conn
         self._cur = conn.raw.cursor()
 
+    def _on(self, raw):
+        """This cursor on `raw` (a fresh connection after a lost one gets a new cursor)."""
+        if self._cur.connection is not raw:
+            factory = self._cur.row_factory
+            self._cur = raw.cursor()
+            self._cur.row_factory = factory
+        return self._cur
+
     @property
     def row_factory(self):
         return self._cur.row_factory
@@ -244,33 +252,60 @@ class PgCursor:
 
     def execute(self, sql: str, params: Any = ()):
         text, names = translate(sql)
-        with self._conn.errors():
-            return self._conn.send(lambda: self._cur.execute(text, _params(names, params)))
+        return self._conn._run(text, lambda raw: self._on(raw).execute(text, _params(names, params)))
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
         rows = [_params(names, p) for p in seq]
 
-        def run() -> None:
+        def run(raw) -> None:
+            cur = self._on(raw)
             if len(rows) == 1:
-                self._cur.execute(text, rows[0])
-            elif rows and not _many_rows(self._cur, text, rows):
-                self._cur.executemany(text, rows)
+                cur.execute(text, rows[0])
+            elif rows and not _many_rows(cur, text, rows):
+                cur.executemany(text, rows)
+        self._conn._run(text, run)
 
-        with self._conn.errors():
-            self._conn.send(run)
+
+# Statements that change nothing (or only start a transaction): run again on a fresh
+# connection when the old one turned out to be gone. A write in autocommit might have
+# been done before the connection broke: it is not repeated (the store writes in
+# transactions anyway).
+_REPEATABLE = re.compile(r"\s*(SELECT|WITH|VALUES|SHOW|SET|LISTEN|UNLISTEN|BEGIN|EXPLAIN)\b", re.I)
+_COMMIT = re.compile(r"\s*(COMMIT|END)\b", re.I)
+
+
+def _commits(texts: list[str]) -> bool:
+    return any(_COMMIT.match(part) for text in texts for part in text.split(";"))
+RECONNECT_PAUSE = 2.0  # seconds between attempts to reconnect while the server stays away
 
 
 class PgConnection:
     """What the store uses of sqlite3.Connection, on a psycopg 3 connection in autocommit
-    mode (the store sends BEGIN and COMMIT itself, as it does on SQLite)."""
+    mode (the store sends BEGIN and COMMIT itself, as it does on SQLite).
 
-    def __init__(self, raw, url: str, password: str | None = None, pool=None):
+    A connection found gone (server restart, failover, pg_terminate_backend, an idle
+    connection a firewall dropped) is replaced by a fresh one from the pool, with the
+    session's settings (`session`) made again. What had not reached a transaction yet
+    runs again on it, once: a statement outside a transaction that changes nothing, or a
+    transaction's first round trip (BEGIN and what later() queued with it, no COMMIT). A
+    transaction under way when the connection went fails as a whole (PgOperationalError
+    "lost the connection ..., reconnecting", and every statement of it after) until its
+    ROLLBACK, so the caller's retry (as for a locked SQLite store) runs it again from the
+    start. `reconnects` counts the replacements (notes sent meanwhile were missed:
+    data_version counts them as changes)."""
+
+    def __init__(self, raw, url: str, password: str | None = None, pool=None, timeout: float = 10.0):
         self.raw = raw
         self.url = url
         self._password = password
         self._pool = pool
+        self._timeout = timeout
         self._later: list[tuple[str, Any]] = []  # statements queued by later(), not sent yet
+        self.session: list[str] = []  # run on every fresh connection first (SET lock_timeout, LISTEN)
+        self.reconnects = 0
+        self._lost: PgOperationalError | None = None  # the open transaction died with its connection
+        self._retry_at = 0.0
 
     def execute(self, sql: str, params: Any = (), prepare: bool | None = None):
         """`prepare`: psycopg's (None: prepared once used 5 times; False: never, so every
@@ -278,33 +313,32 @@ class PgConnection:
         text, names = translate(sql)
         if sql == "ROLLBACK":  # what later() queued is dropped with the rest of the transaction
             self._later.clear()
-        with self.errors():
-            return self.send(lambda: self.raw.execute(text, _params(names, params), prepare=prepare))
+            if self._lost is not None:
+                self._lost = None  # the server rolled it back when the connection went
+                return None
+        return self._run(text, lambda raw: raw.execute(text, _params(names, params), prepare=prepare))
 
     def executemany(self, sql: str, seq) -> None:
         text, names = translate(sql)
         rows = [_params(names, p) for p in seq]
 
-        def run() -> None:
+        def run(raw) -> None:
             if len(rows) == 1:  # (psycopg's executemany sets up a pipeline even for one)
-                self.raw.execute(text, rows[0])
-            elif rows and not _many_rows(self.raw, text, rows):
-                self.raw.cursor().executemany(text, rows)
-
-        with self.errors():
-            self.send(run)
+                raw.execute(text, rows[0])
+            elif rows and not _many_rows(raw, text, rows):
+                raw.cursor().executemany(text, rows)
+        self._run(text, run)
 
     def script(self, sql: str) -> None:
         """Statements without parameters in one round trip (`BEGIN; SELECT ...`; no `;`
         inside a statement)."""
-        with self.errors():
-            if not self._later:
-                self.raw.execute(sql)
-                return
-            for statement in sql.split(";"):  # (one statement per query in a pipeline)
-                if statement.strip():
-                    self.later(statement.strip())
-            self.send(lambda: None)
+        if not self._later:
+            self._run(sql, lambda raw: raw.execute(sql))
+            return
+        for statement in sql.split(";"):  # (one statement per query in a pipeline)
+            if statement.strip():
+                self.later(statement.strip())
+        self._run("", lambda raw: None)
 
     def later(self, sql: str, params: Any = ()) -> None:
         """Queue a statement whose outcome nobody reads at once (BEGIN, an INSERT without
@@ -318,7 +352,7 @@ class PgConnection:
         """Send what later() queued now and wait for it. The statements after see the catalog
         as it is then: within one pipeline the server keeps the catalog snapshot it took
         before a lock wait (a migration must see the tables another process just made)."""
-        self.send(lambda: None)
+        self._run("", lambda raw: None)
 
     def send(self, run):
         """run() (which sends statements on `raw`), preceded by the queued ones in the same
@@ -332,6 +366,17 @@ class PgConnection:
             result = run()
         return result
 
+    def notes(self) -> list:
+        """The notifications (LISTEN) that came in, without waiting."""
+        return self._run("SELECT", lambda raw: list(raw.notifies(timeout=0)))
+
+    def listen(self, channel: str) -> None:
+        """LISTEN on `channel`, now and on every fresh connection after."""
+        statement = f"LISTEN {channel}"
+        if statement not in self.session:
+            self.script(statement)
+            self.session.append(statement)
+
     def cursor(self) -> PgCursor:
         return PgCursor(self)
 
@@ -339,7 +384,85 @@ class PgConnection:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return bool(self._later) or self.raw.info.transaction_status != TransactionStatus.IDLE
+        if self._lost is not None or self._later:
+            return True  # (a lost one: until its ROLLBACK)
+        if self.raw.closed:
+            return False
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    @property
+    def lost(self) -> bool:
+        """The server connection is gone (the next statement reconnects)."""
+        return self.raw is not _CLOSED and self.raw.closed
+
+    # -- a connection that went away ---------------------------------------------------------
+    def _run(self, sql: str, work):
+        """`work(raw)` after what later() queued, in one round trip, errors translated; a
+        lost connection replaced (see the class)."""
+        from psycopg.pq import TransactionStatus
+
+        if self._lost is not None:
+            raise PgOperationalError(str(self._lost), self._lost.problem)
+        raw = self.raw
+        if raw is not _CLOSED and raw.closed:  # found gone by an earlier statement
+            self._reconnect()
+            with self.errors():
+                return self.send(lambda: work(self.raw))
+        pending = list(self._later)
+        server_idle = raw is not _CLOSED and raw.info.transaction_status == TransactionStatus.IDLE
+        try:
+            with self.errors():
+                return self.send(lambda: work(raw))
+        except PgOperationalError as e:
+            if raw is _CLOSED or not raw.closed or self._pool is None:
+                raise
+            e.problem = self._lost_problem()
+            texts = [text for text, _ in pending] + [sql]
+            starts = server_idle and re.match(r"\s*BEGIN\b", texts[0], re.I) is not None
+            # a transaction's first round trip (nothing of it ran before) may run again; one
+            # under way is lost; outside a transaction only what changes nothing runs again
+            again = (starts and not _commits(texts)) if pending else (server_idle and _REPEATABLE.match(sql))
+            if not again:
+                if starts or not server_idle:
+                    self._lost = e
+                raise
+            self._reconnect()
+            self._later = pending
+        with self.errors():
+            return self.send(lambda: work(self.raw))
+
+    def _lost_problem(self, why: str = "") -> str:
+        return f"lost the connection to PostgreSQL at {where(self.url)}, reconnecting" + (f": {why}" if why else "")
+
+    def _reconnect(self) -> None:
+        """A fresh connection from the pool in place of the lost one, its session set up;
+        PgOperationalError when the server is still away (tried again after RECONNECT_PAUSE)."""
+        import time
+
+        import psycopg
+
+        now = time.monotonic()
+        if now < self._retry_at:
+            problem = self._lost_problem("waiting for the server")
+            raise PgOperationalError(problem, problem)
+        try:
+            # quick and in plain words while the server is away (the pool would wait its timeout)
+            _direct(self.url, self._password, self._timeout).close()
+            fresh = self._pool.getconn(timeout=self._timeout)
+        except Exception as e:
+            self._retry_at = now + RECONNECT_PAUSE
+            why = str(e).partition(": ")[2] if isinstance(e, ConnectError) else scrub(str(e), self._password)
+            problem = self._lost_problem(why)
+            raise PgOperationalError(problem, problem) from None
+        old, self.raw = self.raw, fresh
+        self._pool.putconn(old)  # broken: the pool drops it
+        self.reconnects += 1
+        try:
+            for statement in self.session:
+                fresh.execute(statement)
+        except psycopg.Error as e:
+            problem = self._lost_problem(scrub(str(e), self._password).splitlines()[0])
+            raise PgOperationalError(problem, problem) from None
 
     def close(self) -> None:
         """Back to the pool (a broken or busy connection is closed by it). The adapter is
@@ -552,7 +675,7 @@ def connect(url: str, password: str | None = None, *, timeout: float = 10.0) -> 
         _direct(url, password, timeout).close()
         raise ConnectError(f"PostgreSQL at {where(url)}: no connection within {timeout:g} s"
                            f" ({POOL_SIZE} in use by this process?): {scrub(str(e), password)}") from None
-    return PgConnection(raw, url, password, pool)
+    return PgConnection(raw, url, password, pool, timeout)
 
 
 def is_url(location: str) -> bool:

@@ -127,3 +127,192 @@ def test_a_slow_connect_elsewhere_does_not_hold_up_other_stores(pg_url, tmp_path
     silent.close()
     wait_until(stuck_done.is_set, timeout=60, what="the silent server's connect to fail")
 
+
+
+# -- item 0: a dropped connection is taken up again ----------------------------------------
+def _db(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def drop_connections(pg_server, url: str) -> None:
+    """What a server restart, a failover or a firewall's idle timeout does to every
+    connection to the database: ended by the server (and gone before this returns)."""
+    import psycopg
+
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+        pids = [r[0] for r in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <>"
+                                            " pg_backend_pid()", (_db(url),))]
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+        wait_until(lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall(),
+                   timeout=30, what="the ended connections to go")
+
+
+def refuse_connections(pg_server, url: str, refuse: bool) -> None:
+    """The database takes no connections (as while its server is down), or takes them again."""
+    pg_server.sql(f'ALTER DATABASE "{_db(url)}" ALLOW_CONNECTIONS {"false" if refuse else "true"}')
+
+
+def _listening(s: Store) -> list[str]:
+    return [r[0] for r in s.conn.execute("SELECT pg_listening_channels()").fetchall()]
+
+
+def test_a_dropped_connection_is_taken_up_again_reads_writes_and_changes(pg_url, pg_server, tmp_path):
+    from store.models import InboundMessage, Sender
+
+    watcher = Store(pg_url, attachments_dir=tmp_path / "files")
+    seen = watcher.data_version()
+    drop_connections(pg_server, pg_url)
+    assert watcher.queue_count("waiting") == 0  # a read works at once, on a fresh connection
+    assert watcher.data_version() != seen  # notes may have been missed meanwhile: a change, re-read
+    seen = watcher.data_version()
+    drop_connections(pg_server, pg_url)
+    writer = Store(pg_url, attachments_dir=tmp_path / "files")
+    writer.ingest(InboundMessage("telegram", "main", "m1", Sender("telegram", "42", "Zed"), "hello?", 1_790_000_000.0))
+    wait_until(lambda: watcher.data_version() != seen, timeout=10, what="the other store's commit, heard again")
+    assert _listening(watcher) == ["omnidesk_changes"]
+    drop_connections(pg_server, pg_url)
+    watcher.set_health("email:shop", "ok")  # a write transaction: its BEGIN finds the connection gone and reconnects
+    assert watcher.health()["email:shop"]["state"] == "ok" and watcher.queue_count("waiting") == 1
+    watcher.close()
+    writer.close()
+
+
+def test_a_transaction_whose_connection_drops_fails_whole_and_runs_again(pg_url, pg_server, tmp_path):
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    with pytest.raises(sqlite3.OperationalError) as lost:
+        with s.tx():
+            s.conn.execute("UPDATE cursors SET value = 'half' WHERE connector = 'automation'")
+            drop_connections(pg_server, pg_url)
+            s.conn.execute("UPDATE cursors SET value = 'done' WHERE connector = 'automation'")
+    assert lost.value.problem.startswith("lost the connection to PostgreSQL at") and "reconnecting" in lost.value.problem
+    assert "half" not in [r[0] for r in s.conn.execute("SELECT value FROM cursors").fetchall()]  # nothing of it stayed
+    with s.tx():  # the caller's retry: the same transaction again, on a fresh connection
+        s.conn.execute("UPDATE cursors SET value = 'done' WHERE connector = 'automation'")
+    assert "done" in [r[0] for r in s.conn.execute("SELECT value FROM cursors").fetchall()]
+    s.close()
+
+
+def test_while_the_server_is_away_errors_say_so_then_the_store_works_again(pg_url, pg_server, tmp_path):
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    refuse_connections(pg_server, pg_url, True)
+    drop_connections(pg_server, pg_url)
+    with pytest.raises(sqlite3.OperationalError) as away:
+        s.queue_count("waiting")
+    assert away.value.problem.startswith(f"lost the connection to PostgreSQL at {postgres.where(pg_url)}, reconnecting")
+    assert s.connection_lost
+    refuse_connections(pg_server, pg_url, False)
+    assert wait_until(lambda: _answers(s), timeout=30, what="the store to answer again") == 1
+    s.close()
+
+
+def _answers(s: Store):
+    try:
+        return s.queue_count("waiting") + 1
+    except sqlite3.OperationalError:
+        return None
+
+
+# -- item 5: only a store that reads the notes listens -------------------------------------
+def test_only_a_store_asked_for_changes_listens(pg_url, tmp_path):
+    engine_like = Store(pg_url, attachments_dir=tmp_path / "files")
+    watcher = Store(pg_url, attachments_dir=tmp_path / "files")
+    watcher.data_version()
+    for n in range(50):
+        watcher.set_health("email:shop", f"ok {n}")
+    assert _listening(engine_like) == [] and _listening(watcher) == ["omnidesk_changes"]
+    assert not engine_like.conn.raw._notifies_backlog  # psycopg keeps nothing for it
+    watcher.close()
+    engine_like.close()
+
+
+# -- item 0 in the console and the sync engine -----------------------------------------------
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_console_outlives_a_dropped_connection_and_a_server_away(pg_url, pg_server, tmp_path, clock):
+    from store.models import InboundMessage, Sender
+    from tests.support.console import make_app, screen_text, seed, settle, until
+
+    seed(pg_url, clock)
+    app = make_app(pg_url, clock, tmp_path)
+
+    def someone_writes(address: str, name: str) -> None:  # another process: the sync engine, another agent
+        other = Store(pg_url, clock=clock, attachments_dir=tmp_path / "files")
+        other.ingest(InboundMessage("telegram", "main", f"m-{address}", Sender("telegram", address, name),
+                                    "hello, anyone?", clock()))
+        other.close()
+
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        assert "Zed Newcomer" not in screen_text(app)
+        drop_connections(pg_server, pg_url)
+        someone_writes("777", "Zed Newcomer")
+        await until(pilot, lambda: "Zed Newcomer" in screen_text(app))
+
+        refuse_connections(pg_server, pg_url, True)  # the server away for a while
+        drop_connections(pg_server, pg_url)
+        await until(pilot, lambda: "lost the connection to PostgreSQL" in screen_text(app))
+        assert app.is_running
+        app.queue.focus()  # reads in the background meanwhile fail (a toast), and their Stores are not kept
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert app.is_running and not [s for s in app.desk.reader._idle if s.connection_lost]
+        refuse_connections(pg_server, pg_url, False)
+        someone_writes("778", "Yola Later")
+        await until(pilot, lambda: "Yola Later" in screen_text(app) and "lost the connection" not in screen_text(app))
+        assert app.is_running and not [n for n in app._notifications if "unexpected" in n.message]
+
+
+def test_the_sync_engine_takes_up_lease_and_outbox_after_the_connection_drops(pg_url, pg_server, tmp_path, caplog):
+    import logging
+
+    from connectors.engine import ENGINE, Engine
+    from tests.support.fake_channel import FileChannel, write_server
+
+    server = tmp_path / "server.jsonl"
+    write_server(server, 1)
+    channel = FileChannel(server)
+    engine = Engine(pg_url, [channel], poll_interval=0.05, lease_seconds=2)
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    caplog.set_level(logging.WARNING, logger="omnidesk.engine")
+    engine.start()
+    try:
+        cid = wait_until(lambda: _find(s, "1000"), timeout=30, what="the first poll")
+        first = s.queue_reply(cid, "before the drop", "alex")
+        wait_until(lambda: s.message(first).state == "sent", timeout=30, what="the first reply sent")
+
+        drop_connections(pg_server, pg_url)  # every connection of the engine and of this test
+        second = s.queue_reply(cid, "after the drop", "alex")
+        wait_until(lambda: s.message(second).state == "sent", timeout=30, what="a reply sent after the drop")
+        write_server(server, 1, start=1)
+        wait_until(lambda: _find(s, "1001"), timeout=30, what="a poll after the drop")
+
+        refuse_connections(pg_server, pg_url, True)  # away for longer than the lease
+        drop_connections(pg_server, pg_url)
+        wait_until(lambda: not engine.has_lease.is_set(), timeout=30, what="polling paused")
+        assert engine.live_health()[ENGINE]["state"] == "retrying"
+        assert "lost the connection to PostgreSQL" in engine.live_health()[ENGINE]["detail"]
+        refuse_connections(pg_server, pg_url, False)
+        third = s.queue_reply(cid, "after the server came back", "alex")
+        wait_until(lambda: _answers(s) and s.message(third).state == "sent", timeout=60,
+                   what="a reply sent once the server is back")
+        lease = s.conn.execute("SELECT holder, heartbeat FROM leases").fetchone()
+        assert lease[0] == engine.holder
+        wait_until(lambda: s.conn.execute("SELECT heartbeat FROM leases").fetchone()[0] > lease[1], timeout=30,
+                   what="the lease renewed")
+    finally:
+        engine.stop()
+        s.close()
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "lost the connection to PostgreSQL at" in said and "to another process" not in said
+    assert [m.text for m in channel.sent] == ["before the drop", "after the drop", "after the server came back"]
+
+
+def _find(s: Store, ref: str) -> int | None:
+    try:
+        return s.find_customer(ref)
+    except StoreError:
+        return None

@@ -23,6 +23,7 @@ class StatusBar(Static):
         self.hints: list[tuple[str, str]] = []
         self.engine: str = ""
         self.setup_hint: str = ""  # what the agent must do before anything arrives ("run `omnidesk init`")
+        self.trouble: str = ""  # the store does not answer now ("store: lost the connection to PostgreSQL ...")
 
     def set(self, **kw) -> None:
         for k, v in kw.items():
@@ -35,6 +36,9 @@ class StatusBar(Static):
         left = Text(end="", no_wrap=True)
         if self.notice:
             left.append(f" ⚠ {one_line(self.notice, 80)} ", Style(bold=True, color="black", bgcolor="yellow"))
+            left.append("  ")
+        if self.trouble:
+            left.append(f" {one_line(self.trouble, 90)} ", Style(bold=True, color="white", bgcolor="red"))
             left.append("  ")
         if self.setup_hint:
             left.append(f" {one_line(self.setup_hint, 60)} ", Style(bold=True, color="black", bgcolor="yellow"))
