@@ -421,7 +421,8 @@ class PgConnection:
             starts = server_idle and re.match(r"\s*BEGIN\b", texts[0], re.I) is not None
             # a transaction's first round trip (nothing of it ran before) may run again; one
             # under way is lost; outside a transaction only what changes nothing runs again
-            again = (starts and not _commits(texts)) if pending else (server_idle and _REPEATABLE.match(sql))
+            again = (starts and not _commits(texts)) if pending else (server_idle and _REPEATABLE.match(sql)
+                                                                          and not _commits([sql]))
             if not again:
                 if starts or not server_idle:
                     self._lost = e
