@@ -7,7 +7,8 @@ Bulk: `Store.ingest_batch` in batches of 2,000 (a connector catching up hands
 over what it fetched; smaller batches cost more per message: 200 per batch,
 what each `import` worker stores at once while the others parse, gives about
 14,000 msg/s). Live: `Store.ingest`, one transaction per message (what a
-quiet connector does). Identity resolution, auto-linking by e-mail and FTS
+quiet connector does); on PostgreSQL the round trips per message are counted too
+(bench/pg.py RoundTrips). Identity resolution, auto-linking by e-mail and FTS
 indexing are all included. Targets: bulk >= 20,000 msg/s, live >= 2,000 msg/s.
 The machine's speed wanders by some 10% from run to run: the bulk figure is the
 median of several runs, each into a new store, and every run is printed.
@@ -19,6 +20,7 @@ bulk rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import random
@@ -95,10 +97,16 @@ def measure(new_location, size_of, args) -> dict:
     size = size_of(location)
     store = Store(location)  # the live run goes on top of the last bulk store
     live = make_messages(args.live, args.customers, 2, "l")
-    start = time.perf_counter()
-    for item in live:
-        store.ingest(item)
-    live_s = time.perf_counter() - start
+    trips = None
+    if getattr(store, "pg", False):
+        from bench.pg import RoundTrips
+
+        trips = RoundTrips()
+    with trips or contextlib.nullcontext():
+        start = time.perf_counter()
+        for item in live:
+            store.ingest(item)
+        live_s = time.perf_counter() - start
     customers = store.q1("SELECT count(*) FROM customers WHERE merged_into IS NULL")[0]
     rows = store.q1("SELECT count(*) FROM messages")[0]
     start = time.perf_counter()
@@ -106,7 +114,7 @@ def measure(new_location, size_of, args) -> dict:
     search_ms = (time.perf_counter() - start) * 1000
     store.close()
     return {"runs": runs, "bulk_s": statistics.median(runs), "live_s": live_s, "size": size, "customers": customers,
-            "rows": rows, "hits": len(hits), "search_ms": search_ms}
+            "rows": rows, "hits": len(hits), "search_ms": search_ms, "trips": trips.count / args.live if trips else None}
 
 
 def report(name: str, r: dict, args, bulk_target: float) -> None:
@@ -115,7 +123,7 @@ def report(name: str, r: dict, args, bulk_target: float) -> None:
     print(f"  bulk import : {args.messages:,} messages in {r['bulk_s']:.2f} s = {args.messages / r['bulk_s']:,.0f}"
           f" msg/s median of {args.runs} runs ({spread}) (target {bulk_target:,.0f})")
     print(f"  live ingest : {args.live:,} messages in {r['live_s']:.2f} s = {args.live / r['live_s']:,.0f} msg/s"
-          " (target 2,000)")
+          " (target 2,000)" + (f"; {r['trips']:.1f} round trips per message" if r["trips"] else ""))
     print(f"  database    : {r['size'] / 1e6:.1f} MB for {args.messages:,} messages"
           f" ({r['size'] / args.messages:.0f} bytes/msg)")
     print(f"  store holds : {r['rows']:,} messages, {r['customers']:,} customers (e-mail + Slack auto-linked), "
