@@ -184,3 +184,63 @@ async def test_keys_go_on_when_the_console_is_descheduled_between_two_clock_read
         await pilot.press(*str(invoice), "enter", "ctrl+b", *"ann@example.com", "enter", *"See attached")
         await until(pilot, lambda: _calm(app) and app.composer.area.text == "See attached", timeout=20)
         assert app.composer.attachments == [str(invoice)] and app.composer.cc == ["ann@example.com"]
+
+
+def _crowd(db_path, n: int = 20_000, text: str = "hello") -> None:
+    """`n` more customers (one e-mail each, newer than the seeded ones, so those stay at the
+    head of the queue): a name search then reads them all, tens of milliseconds or more,
+    longer on a loaded machine."""
+    from store.models import InboundMessage, Sender
+
+    s = Store(db_path)
+    for start in range(0, n, 5000):
+        s.ingest_batch([InboundMessage("email", "main", f"crowd{i}", Sender("email", f"person{i}@crowd.example",
+                                                                           f"Person {i}"), text, NOW - 60 + i / n)
+                        for i in range(start, min(n, start + 5000))])
+    s.close()
+
+
+async def test_merge_typed_fast_while_the_search_is_slow(db_path, clock, tmp_path, ids):
+    """m, a name, enter and y in one burst while the merge picker's search is still reading
+    a store of 20,000 customers: enter waits for what "Carol" finds, and the y typed after
+    it waits too (it is for the confirmation that follows, not the search box: "Caroly"
+    finds nobody and nothing is merged)."""
+    from textual.widgets import Input
+
+    from console.screens.pickers import PickerScreen
+
+    _crowd(db_path)
+    typed: list[str] = []  # what the merge picker's search box showed, change by change
+
+    def seen(message) -> None:
+        if isinstance(message, Input.Changed) and message.input.id == "picker-input":
+            typed.append(message.value)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        type_fast(pilot, "m", *"Carol", "enter", "y")
+        # (ends either way: merged, or the picker left waiting for more typing)
+        await until(pilot, lambda: (_calm(app) and len(app.current.identities) == 2)
+                    or (isinstance(app.screen, PickerScreen) and not app.busy()))
+        assert typed and typed[-1] == "Carol" and not any("y" in t for t in typed), (typed, screen_text(app))
+        assert _calm(app) and len(app.current.identities) == 2, screen_text(app)
+    s = Store(db_path, clock=clock)
+    assert {i.address for i in s.customer(ids["bob"]).identities} == {"bob@li.example", "U123"}
+    s.close()
+
+
+async def test_search_typed_fast_opens_a_hit_for_what_was_typed(db_path, clock, tmp_path, ids):
+    """/, words, enter, r and a reply in one burst, the store holding 20,000 messages about a
+    vase: enter opens the first hit for "vase photo" (Jane's Telegram photo), not a hit for
+    the "vase" typed before (someone in the crowd), however late its search ends; and r and
+    the reply wait for her to open."""
+    _crowd(db_path, text="my vase arrived broken")
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        type_fast(pilot, "/", *"vase photo", "enter", "r", *"Hi Jane")
+        await until(pilot, lambda: _calm(app) and app.composer.area.text == "Hi Jane")
+        assert app.current.id == ids["jane"] and app.composer.customer.id == ids["jane"]
+        assert app.composer.draft_for(ids["bob"]) is None

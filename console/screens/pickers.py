@@ -82,6 +82,70 @@ class Dialog:
         self.app.call_next(run)  # type: ignore[attr-defined]
 
 
+class Searching:
+    """For a dialog whose list a search in a worker thread fills as the agent types.
+
+    Searches may finish in any order: results are shown only when newer than those on
+    screen (never an older query's over a newer one's). Enter typed before the list
+    shows what was typed last waits for it ("ann", enter typed fast chooses from what
+    "ann" found, not from "a"'s list), and keys typed after that enter wait with it: the
+    "y" of m, "Carol", enter, y is for the confirmation that follows, not the search box.
+    They go on once the answer has been acted on (the confirmation is up), or to the
+    search box when enter found nothing to choose (as typed slowly), or when the dialog
+    closes."""
+
+    _asked = 0  # searches asked for: the newest one's number
+    _shown = 0  # the number of the search whose results are on screen
+    _enter_pending = False  # enter typed before the list showed what was typed last
+    _enter_hold = None  # the app's key hold meanwhile (console/keyhold.py)
+
+    def _asking(self) -> int:
+        """A search begins: its number."""
+        self._asked += 1
+        return self._asked
+
+    def _newer(self, seq: int) -> bool:
+        """Search `seq` has finished: True when its results are to be shown."""
+        if seq <= self._shown:
+            return False
+        self._shown = seq
+        return True
+
+    @property
+    def searching(self) -> bool:
+        """The list does not show what was typed last yet."""
+        return self._shown < self._asked
+
+    def _enter_waits(self) -> bool:
+        """Enter was typed: True when it must wait for the search running (keys held meanwhile)."""
+        if not self.searching:
+            return False
+        keys = getattr(self.app, "keys", None)  # type: ignore[attr-defined]
+        if self._enter_hold is None and keys is not None:
+            self._enter_hold = keys.hold(f"{type(self).__name__}: enter waits for the search")
+        self._enter_pending = True
+        return True
+
+    def _results_shown(self, enter: Callable[[], None]) -> None:
+        """Call after showing a search's results: an enter that waited for them runs now
+        (`enter()`: choose the highlighted line), then the keys typed after it go on."""
+        if self.searching or not self._enter_pending:
+            return
+        self._enter_pending = False
+        try:
+            enter()
+        finally:
+            self._stop_holding()
+
+    def _stop_holding(self) -> None:
+        hold, self._enter_hold = self._enter_hold, None
+        if hold is not None:
+            hold.release()
+
+    def _on_unmount(self) -> None:
+        self._stop_holding()  # closed while enter waited: never keep the keys held
+
+
 class PromptScreen(Dialog, ModalScreen[str | None]):
     """Ask for one line of text. `check(text)` returns an error or None."""
 
@@ -176,7 +240,7 @@ class PathSuggester(Suggester):
         return value + common[len(prefix):] if len(common) > len(prefix) else None
 
 
-class PickerScreen(Dialog, ModalScreen[Any]):
+class PickerScreen(Searching, Dialog, ModalScreen[Any]):
     """Choose one of many, filtering by fuzzy match on the typed text.
 
     `items` is a list of (label, value); `search(query)` (run in a thread)
@@ -200,10 +264,6 @@ class PickerScreen(Dialog, ModalScreen[Any]):
         self._query = ""
         self.title_text, self.items, self.search_fn, self.placeholder, self.help_text = title, items, search, placeholder, help
         self.shown: list[tuple[str | Text, Any]] = list(items)
-        self._searches = 0  # searches running
-        self._asked = 0
-        self._newest: tuple[int, list] = (0, [])  # (which search, its results)
-        self._enter_waiting = False  # enter typed before the list showed what was typed
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog picker"):
@@ -240,9 +300,7 @@ class PickerScreen(Dialog, ModalScreen[Any]):
         self._fill([self.items[i] for i in rank(query, labels)])
 
     def _search(self, query: str) -> None:
-        self._searches += 1
-        self._asked += 1
-        self._run_search(query, self._asked)
+        self._run_search(query, self._asking())
 
     @work(thread=True, group="picker-search")
     def _run_search(self, query: str, seq: int) -> None:
@@ -253,17 +311,9 @@ class PickerScreen(Dialog, ModalScreen[Any]):
         self.app.call_from_thread(self._searched, seq, items)
 
     def _searched(self, seq: int, items) -> None:
-        # searches may finish in any order: once none is running, the newest one's
-        # results are shown (never an older query's over a newer one's)
-        self._searches -= 1
-        if seq > self._newest[0]:
-            self._newest = (seq, items)
-        if self._searches:
-            return
-        self._fill(self._newest[1])
-        if self._enter_waiting:  # "ann", enter typed fast: choose from what "ann" found
-            self._enter_waiting = False
-            self._submitted()
+        if self._newer(seq):
+            self._fill(items)
+            self._results_shown(self._choose)  # "ann", enter typed fast: choose from what "ann" found
 
     def action_move(self, delta: int) -> None:
         ol = self.query_one(OptionList)
@@ -275,9 +325,10 @@ class PickerScreen(Dialog, ModalScreen[Any]):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
-        if self._searches:  # the list does not show the typed text's results yet: wait for them
-            self._enter_waiting = True
-            return
+        if not self._enter_waits():  # (else it chooses once the list shows what was typed)
+            self._choose()
+
+    def _choose(self) -> None:
         ol = self.query_one(OptionList)
         if ol.highlighted is not None and ol.highlighted < len(self.shown):
             value = self.shown[ol.highlighted][1]

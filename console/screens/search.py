@@ -15,7 +15,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.timefmt import format_clock
-from console.screens.pickers import Dialog
+from console.screens.pickers import Dialog, Searching
 from console.widgets.badges import badge, color
 from console.widgets.hits import hit_label, hit_snippet
 from console.widgets.safe_text import one_line
@@ -29,7 +29,7 @@ KEYS = "enter opens · esc closes"
 HELP = "\n".join((*SYNTAX, KEYS))
 
 
-class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
+class SearchScreen(Searching, Dialog, ModalScreen[SearchHit | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("down", "move(1)", show=False),
@@ -54,18 +54,20 @@ class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
 
     def on_mount(self) -> None:
         if self.query_text:
-            self._run(self.query_text)
+            self._run(self.query_text, self._asking())
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         query = event.value.strip()
         if len(query) >= 2 or ":" in query:
-            self._run(query)
-        elif not query:
-            self._show([], None)
+            self._run(query, self._asking())
+            return
+        self._newer(self._asking())  # too short to search: what still runs is for older text
+        if not query:
+            self._show_hits([], None)
 
     @work(thread=True, exclusive=True, group="search")
-    def _run(self, query: str) -> None:
+    def _run(self, query: str, seq: int) -> None:
         start = time.perf_counter()
         try:
             hits = self.run_search(query)
@@ -73,9 +75,14 @@ class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
         except Exception as e:  # StoreError: a bad filter, shown to the person typing
             hits, error = [], str(e)
         self.last_ms = (time.perf_counter() - start) * 1000
-        self.app.call_from_thread(self._show, hits, error)
+        self.app.call_from_thread(self._show, seq, hits, error)
 
-    def _show(self, hits: list[SearchHit], error: str | None) -> None:
+    def _show(self, seq: int, hits: list[SearchHit], error: str | None) -> None:
+        if self._newer(seq):  # (a search for older text may end last)
+            self._show_hits(hits, error)
+            self._results_shown(self._choose)  # "/", "refund", enter typed fast: the first hit for "refund"
+
+    def _show_hits(self, hits: list[SearchHit], error: str | None) -> None:
         self.hits = hits
         ol = self.query_one(OptionList)
         ol.clear_options()
@@ -108,6 +115,10 @@ class SearchScreen(Dialog, ModalScreen[SearchHit | None]):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
+        if not self._enter_waits():  # (else it opens a hit once the list shows what was typed)
+            self._choose()
+
+    def _choose(self) -> None:
         ol = self.query_one(OptionList)
         if ol.highlighted is not None and ol.highlighted < len(self.hits):
             self.answer_once(self.hits[ol.highlighted])
