@@ -349,6 +349,9 @@ class PostgresSide(Side):
 
     def _insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
         cols = ", ".join(self.quote(c) for c in columns)
+        # COPY goes on the raw connection: the transaction's BEGIN and write lock, which the
+        # store queues to go with its next statement (PgConnection.later), are sent first
+        self.conn.flush()
         with self.raw.cursor() as cur, cur.copy(f"COPY {self.quote(table)} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
