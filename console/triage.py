@@ -35,8 +35,8 @@ def describe_action(ev) -> str:
     if ev.kind == "assign":
         return f"assigned to {one_line(d['new'], 20)}" if d.get("new") else "unassigned"
     return {
-        "tag": lambda: f"tagged #{one_line(d.get('tag', ''), 20)}",
-        "untag": lambda: f"removed #{one_line(d.get('tag', ''), 20)}",
+        "tag": lambda: f"tagged {hashtags(d)}",
+        "untag": lambda: f"removed {hashtags(d)}",
         "merge": lambda: f"merged #{d.get('source')} in",
         "split": lambda: f"split out #{d.get('new_customer')}",
         "note": lambda: "added a note",
@@ -46,6 +46,20 @@ def describe_action(ev) -> str:
         "reply": lambda: "replied",
         "retry": lambda: "retried a reply",
     }.get(ev.kind, lambda: ev.kind)()
+
+
+def hashtags(data: dict) -> str:
+    """The tags of a tag/untag event as the queue and the toasts show them: "#bulk-order, #vip"
+    (several tags are one event: "tags" lists them, "tag" joins them in one string)."""
+    tags = data.get("tags") or [t.strip() for t in str(data.get("tag", "")).split(",") if t.strip()]
+    return ", ".join("#" + one_line(str(t), 20) for t in tags)
+
+
+def titled(action: str, customer, rest: str = "") -> Text:
+    """A dialog's title naming the customer it acts on ("Set status of Jane Roe"), as the
+    merge dialog does: a re-sorted queue or a move-on must never leave it unclear whom
+    the answer is for. A Text, so a name is never read as markup."""
+    return Text(f"{action} {one_line(customer.name, 40) or '#' + str(customer.id)}{rest}")
 
 
 def customer_name(s: Store, customer_id: int | None) -> str:
@@ -71,7 +85,7 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
-        self.app.push_screen(PromptScreen(f"Tag {one_line(customer.name, 40)}", placeholder="vip, refund",
+        self.app.push_screen(PromptScreen(titled("Tag", customer), placeholder="vip, refund",
                                           help="several tags: separate with commas"),
                              lambda text: text and self.desk.write(
                                  lambda s: s.add_tags(cid, [text], agent),  # one action: one undo for all
@@ -85,7 +99,7 @@ class Triage:
             self.app.notify("No tags to remove.", severity="warning")
             return
         cid, agent = customer.id, self.agent
-        self.app.push_screen(PickerScreen("Remove which tag?", [("#" + t, t) for t in customer.tags]),
+        self.app.push_screen(PickerScreen(titled("Remove a tag from", customer), [("#" + t, t) for t in customer.tags]),
                              lambda tag: tag and self.desk.write(lambda s: s.untag(cid, tag, agent),
                                                                  done=f"removed #{tag}"))
 
@@ -118,7 +132,7 @@ class Triage:
             elif status:
                 self.desk.write(lambda s: s.set_status(cid, status, agent), done=f"{who}: status {status}" + (" · u undoes" if status == "done" else ""),
                                 then=lambda _: status == "done" and self.desk.move_on(), moves_on=status == "done")
-        self.app.push_screen(PickerScreen("Set status", items), chosen)
+        self.app.push_screen(PickerScreen(titled("Set status of", customer), items), chosen)
 
     def snooze(self) -> None:
         customer = self.desk.need_customer()
@@ -141,7 +155,7 @@ class Triage:
             self.desk.write(lambda s: s.snooze(cid, until, agent),
                             done=f"{who} snoozed until {format_clock(until, clock())} · u undoes",
                             then=lambda _: self.desk.move_on(), moves_on=True)
-        self.app.push_screen(PromptScreen("Snooze until", placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
+        self.app.push_screen(PromptScreen(titled("Snooze", customer, " until"), placeholder="2h · 30m · tomorrow 9:00 · mon 9:00",
                                           help="2h, 30m, 1d, tomorrow 9:00, mon 9:00, 17:30", check=check), chosen)
 
     def assign(self) -> None:
@@ -149,7 +163,7 @@ class Triage:
         if customer is None:
             return
         cid, agent = customer.id, self.agent
-        self.app.push_screen(PromptScreen("Assign to", value=customer.assignee or agent,
+        self.app.push_screen(PromptScreen(titled("Assign", customer, " to"), value=customer.assignee or agent,
                                           help="an agent name; empty unassigns"),
                              lambda who: who is not None and self.desk.write(
                                  lambda s: s.assign(cid, who.strip() or None, agent),
