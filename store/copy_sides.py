@@ -274,15 +274,17 @@ class SqliteSide(Side):
 
 
 class PostgresSide(Side):
-    """Scans through a server-side cursor and inserts through COPY, on the store's own
-    psycopg connection (store.conn.raw), so the store's password is never needed here."""
+    """Scans through a server-side cursor and inserts through COPY, on the side's psycopg
+    connection (conn.raw), so the store's password is never needed here; their errors
+    are translated by Side.guard like every other statement's."""
 
     kind = "postgresql"
     collate = ' COLLATE "C"'
 
-    def __init__(self, conn, *args, **kw):
-        super().__init__(conn, *args, **kw)
-        self.raw = conn.raw
+    @property
+    def raw(self):
+        """The psycopg connection (asked each time: the adapter may have replaced a lost one)."""
+        return self.conn.raw
 
     def version(self) -> int:
         from store import schema_pg

@@ -343,3 +343,24 @@ def test_a_read_only_source_file_is_copied_and_not_changed(source, tmp_path):
     assert rc == 0, err
     assert digest(source) == before
     assert same_rows(source, str(tmp_path / "copy.db"))
+
+
+def test_a_locked_sqlite_dest_is_named_as_dest(source, tmp_path):
+    """Another process holds DEST's write lock for the whole run: the error names DEST's
+    file (it once named the configured store, neither SRC nor DEST)."""
+    dest = str(tmp_path / "dest.db")
+    Store(dest).close()
+    config = tmp_path / "config.toml"
+    config.write_text("[store]\nbusy_timeout = 0.5\n")
+    holder = sqlite3.connect(dest, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        rc, out, err = omnidesk("--config", str(config), "store", "copy", source, dest)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert rc == 1
+    assert err.strip().splitlines()[-1] == f"omnidesk: error: DEST {dest}: store locked by another process", err
+    rc, out, err = omnidesk("store", "copy", source, dest)  # the lock gone, the same command copies
+    assert rc == 0, err
+    assert same_rows(source, dest)
