@@ -7,6 +7,7 @@ from typing import Callable
 from store.db import StoreError, loads
 from store.identity import normalize_email
 from store.models import Customer, Identity, QueueRow
+from store.names import name_key
 from store.terms import CHANNELS, QUEUE_FILTERS, STATUSES
 
 # Queue filters (store/terms.py): "waiting" (the default) = open customers whose last inbound
@@ -68,11 +69,16 @@ class CustomersMixin:
             cid = ids[0] if ids else None
         else:
             handle = rest.lstrip("@")
-            params = (handle, handle.lower(), handle)
-            sql = "SELECT customer_id FROM identities WHERE (address=? OR lower(handle)=? OR display_name=?)"
-            if channel:
-                sql += " AND channel=?"
-                params += (channel,)
+            # three lookups, each by an index: address, handle (ASCII: lower() folds it alike on
+            # both backends) and display name (its name key, store/names.py)
+            channels = (channel,) if channel else CHANNELS  # (channel, address) is the index
+            only = " AND channel = ?" if channel else ""
+            sql = (f"SELECT customer_id FROM identities WHERE channel IN ({', '.join('?' * len(channels))})"
+                   " AND address = ?"
+                   f" UNION SELECT customer_id FROM identities WHERE lower(handle) = ? AND handle != ''{only}"
+                   f" UNION SELECT customer_id FROM identities WHERE name_key = ? AND name_key != ''{only}")
+            params = (*channels, handle, handle.lower(), *((channel,) if channel else ()),
+                      name_key(handle), *((channel,) if channel else ()))
             ids = sorted({r[0] for r in self.q(sql, params)})
             if len(ids) > 1:
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
@@ -85,30 +91,29 @@ class CustomersMixin:
         return self.live_id(cid)
 
     def _customer_by_name(self, text: str) -> int | None:
-        """The one customer whose name matches `text` ignoring case: the whole name, else the
-        start of the name or of a word in it, else any part. None if nobody; StoreError naming
-        them when several match equally well."""
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self.q("SELECT id, name FROM customers WHERE merged_into IS NULL AND lower(name) LIKE ? ESCAPE '\\'"
-                      " ORDER BY CASE WHEN lower(name) = ? THEN 0 ELSE 1 END, id LIMIT 50", (pattern, text.lower()))
-        want = text.casefold()
-
-        def rank(name: str) -> int:
-            name = (name or "").casefold()
-            if name == want:
-                return 0
-            if name.startswith(want) or any(w.startswith(want) for w in name.split()):
-                return 1
-            return 2 if want in name else 3
-
-        ranked = sorted((rank(r["name"]), r["id"], r["name"]) for r in rows)
-        best = [r for r in ranked if r[0] == ranked[0][0] and r[0] < 3] if ranked else []
+        """The one customer whose name matches `text` as names compare (store/names.py: any
+        case, accents as search folds them): the whole name, else the start of the name or
+        of a word in it, else any part. None if nobody; StoreError naming them when several
+        match equally well."""
+        want = name_key(text)
+        if not want:
+            return None
+        # the whole name: the index answers; else one pass over the keys (no per-row function)
+        rows = self.q("SELECT id, name, 0 AS rank FROM customers WHERE name_key = ? AND merged_into IS NULL"
+                      " ORDER BY id LIMIT 9", (want,))
+        if not rows:
+            part = like_escape(want)
+            rows = self.q("SELECT id, name, CASE WHEN name_key LIKE ? ESCAPE '\\' OR name_key LIKE ? ESCAPE '\\'"
+                          " THEN 1 ELSE 2 END AS rank FROM customers WHERE name_key LIKE ? ESCAPE '\\'"
+                          " AND merged_into IS NULL ORDER BY rank, id LIMIT 9",
+                          (part + "%", "% " + part + "%", "%" + part + "%"))
+        best = [r for r in rows if r["rank"] == rows[0]["rank"]] if rows else []
         if len(best) > 1:
             from store.text import one_line  # names are customer text: inert on a terminal
 
-            shown = ", ".join(f"#{i} {one_line(n, 40)}" for _, i, n in best[:8]) + (", ..." if len(best) > 8 else "")
+            shown = ", ".join(f"#{r['id']} {one_line(r['name'], 40)}" for r in best[:8]) + (", ..." if len(best) > 8 else "")
             raise StoreError(f"{text!r} matches several customers: {shown}; use an id or more of the name")
-        return best[0][1] if best else None
+        return best[0]["id"] if best else None
 
     def live_id(self, customer_id: int) -> int:
         """Follow merges to the customer that holds the history now (the id itself if it was
@@ -157,16 +162,18 @@ class CustomersMixin:
                         display_name=r["display_name"], handle=r["handle"], keys=keys, account=r["account"])
 
     def customers(self, limit: int = 100, offset: int = 0, query: str | None = None) -> list[Customer]:
-        """Customers (not merged away) by id, `limit` from `offset`; `query` matches name, address, handle or
-        display name (letters, not LIKE wildcards)."""
+        """Customers (not merged away) by id, `limit` from `offset`; `query` matches part of the name, an address,
+        handle or display name (letters, not LIKE wildcards; names in any case, store/names.py)."""
         if query:
+            # names by their keys (store/names.py); addresses and handles are ASCII identifiers,
+            # lower() on both sides folds them alike on both backends (PostgreSQL's LIKE minds case)
             rows = self.q(
-                "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id=c.id"
-                # lower() both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
-                " WHERE c.merged_into IS NULL AND (lower(c.name) LIKE lower(:q) ESCAPE '\\'"
-                " OR lower(i.address) LIKE lower(:q) ESCAPE '\\' OR lower(i.handle) LIKE lower(:q) ESCAPE '\\'"
-                " OR lower(i.display_name) LIKE lower(:q) ESCAPE '\\') ORDER BY c.id LIMIT :l OFFSET :o",
-                {"q": f"%{like_escape(query)}%", "l": limit, "o": offset},
+                # (walking customers by id, EXISTS per customer: a common word fills `limit` at once)
+                "SELECT id FROM customers c WHERE merged_into IS NULL AND (name_key LIKE :k ESCAPE '\\'"
+                " OR EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND (i.name_key LIKE :k ESCAPE '\\'"
+                " OR lower(i.address) LIKE lower(:q) ESCAPE '\\' OR lower(i.handle) LIKE lower(:q) ESCAPE '\\')))"
+                " ORDER BY id LIMIT :l OFFSET :o",
+                {"k": f"%{like_escape(name_key(query))}%", "q": f"%{like_escape(query)}%", "l": limit, "o": offset},
             )
         else:
             rows = self.q("SELECT id FROM customers WHERE merged_into IS NULL ORDER BY id LIMIT ? OFFSET ?", (limit, offset))
@@ -413,7 +420,7 @@ class CustomersMixin:
             old = row[0]
             if old == name:
                 return None
-            self.conn.execute("UPDATE customers SET name=? WHERE id=?", (name, customer_id))
+            self.conn.execute("UPDATE customers SET name=?, name_key=? WHERE id=?", (name, name_key(name), customer_id))
             self.reindex_customer(customer_id)
             return self.log_event("rename", actor, customer_id, old=old, new=name)
 

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from store import schema
 from store.errors import OmnideskError
 from store.fts import fts_text, tsvector
+from store.names import name_key
 
 
 BLOB_CHUNK = 1 << 20  # bytes: raw sources larger than this are written in pieces of this size
@@ -407,7 +408,8 @@ class Database:
     def insert_customer(self, name: str) -> int:
         """A new customer row named `name` (indexed for search); returns its id. Inside a transaction of the
         caller."""
-        customer_id = self.insert_id("INSERT INTO customers(name, created_at) VALUES (?, ?)", (name, self.clock()))
+        customer_id = self.insert_id("INSERT INTO customers(name, name_key, created_at) VALUES (?, ?, ?)",
+                                     (name, name_key(name), self.clock()))
         if self.pg:  # (sent with the next statement)
             self.conn.later("INSERT INTO customers_fts(id, doc) VALUES (?, CAST(? AS tsvector))",
                             (customer_id, tsvector(name)))

@@ -14,6 +14,7 @@ from store.db import dumps, in_chunks
 from typing import NamedTuple
 
 from store.models import Sender
+from store.names import name_key
 
 AUTO_LINK = "auto-link"
 
@@ -107,8 +108,8 @@ class IdentityMixin:
             handle = sender.handle or row["handle"]
             if (name, handle, account or row["account"]) != (row["display_name"], row["handle"], row["account"]):
                 self.conn.execute(
-                    "UPDATE identities SET display_name=?, handle=?, account=? WHERE id=?",
-                    (name, handle, account or row["account"], identity_id),
+                    "UPDATE identities SET display_name=?, name_key=?, handle=?, account=? WHERE id=?",
+                    (name, name_key(name), handle, account or row["account"], identity_id),
                 )
             if keys and (sender.emails or sender.phones):  # an e-mail identity's own key never changes
                 have = {r[0] for r in self.q("SELECT key FROM identity_keys WHERE identity_id=?", (identity_id,))}
@@ -130,9 +131,10 @@ class IdentityMixin:
         if new_customer:
             customer_id = self.insert_customer(_customer_name(sender, address))
         identity_id = self.insert_id(
-            "INSERT INTO identities(customer_id, channel, address, display_name, handle, account, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (customer_id, sender.channel, address, sender.display_name, sender.handle, account, now),
+            "INSERT INTO identities(customer_id, channel, address, display_name, name_key, handle, account, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (customer_id, sender.channel, address, sender.display_name, name_key(sender.display_name), sender.handle,
+             account, now),
         )
         if keys:
             insert = "INSERT INTO identity_keys(identity_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING"
@@ -326,10 +328,11 @@ class _NewIdentities:
         customer_id = owner
         if customer_id is None:
             customer_id, self.next_customer = self.next_customer, self.next_customer + 1
-            self.customers.append((customer_id, _customer_name(sender, address), now))
+            name = _customer_name(sender, address)
+            self.customers.append((customer_id, name, name_key(name), now))
         identity_id, self.next_identity = self.next_identity, self.next_identity + 1
         self.identities.append((identity_id, customer_id, sender.channel, address, sender.display_name,
-                                sender.handle, account, now))
+                                name_key(sender.display_name), sender.handle, account, now))
         self.keys += [(identity_id, k) for k in keys]
         for k in keys:
             self.owners[k].add(customer_id)
@@ -337,10 +340,10 @@ class _NewIdentities:
 
     def flush(self) -> None:
         conn = self.store.conn
-        conn.executemany("INSERT INTO customers(id, name, created_at) VALUES (?, ?, ?)", self.customers)
+        conn.executemany("INSERT INTO customers(id, name, name_key, created_at) VALUES (?, ?, ?, ?)", self.customers)
         self.store.index_customers([(c[0], c[1]) for c in self.customers])
-        conn.executemany("INSERT INTO identities(id, customer_id, channel, address, display_name, handle, account,"
-                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.identities)
+        conn.executemany("INSERT INTO identities(id, customer_id, channel, address, display_name, name_key, handle,"
+                         " account, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.identities)
         if self.customers:
             self.store.ids_taken("customers")
         if self.identities:

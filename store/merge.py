@@ -12,6 +12,7 @@ from store.customers import NOT_BACKLOG
 from store.db import StoreError
 from store.facts import UPSERT_FACT
 from store.models import MergeSuggestion
+from store.names import name_key
 
 UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename", "address")
 FINAL = ("reply", "retry")  # actions that cannot be taken back: a bare `undo` stops at them
@@ -309,7 +310,8 @@ class MergeMixin:
         self.conn.execute("UPDATE customers SET priority=? WHERE id=?", (ev.data["old"], ev.customer_id))
 
     def _undo_rename(self, ev) -> None:
-        self.conn.execute("UPDATE customers SET name=? WHERE id=?", (ev.data["old"], ev.customer_id))
+        self.conn.execute("UPDATE customers SET name=?, name_key=? WHERE id=?",
+                          (ev.data["old"], name_key(ev.data["old"]), ev.customer_id))
         self.reindex_customer(ev.customer_id)
 
     def _undo_note(self, ev) -> None:

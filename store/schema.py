@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
+from store.names import add_name_keys
 from store.tags import renormalize_stored_tags
 
 
@@ -394,6 +395,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     renormalize_stored_tags,
     # 16: PostgreSQL only (store/schema_pg.py: an index for from: search); nothing changes here.
     "",
+    # 17: names compare with Unicode case and the search folds (store/names.py): "émile" finds
+    # "ÉMILE"; a name_key column on customers (name) and identities (display name), filled here.
+    add_name_keys,
 ]
 
 LATEST = len(MIGRATIONS)

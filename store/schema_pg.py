@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from store.names import add_name_keys
 from store.tags import renormalize_stored_tags
 
 BASE = 13
@@ -299,7 +300,9 @@ CREATE TABLE drafts (
     # alone (an index-only scan), not from their rows scattered over the table (1M messages,
     # 'from:jane': 2,052 customers, 15,017 messages: 25k buffers read, 15k of them from
     # outside PostgreSQL's cache; now 17k, all in it). SQLite has no step (store/schema.py 16).
-    15: "CREATE INDEX messages_inbound ON messages(customer_id, sent_at, id) WHERE direction = 'in';",
+    15: "CREATE INDEX IF NOT EXISTS messages_inbound ON messages(customer_id, sent_at, id) WHERE direction = 'in';",
+    # 17: name keys (store/names.py); the same Python step as SQLite's
+    16: add_name_keys,
 }
 
 
