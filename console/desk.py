@@ -409,6 +409,13 @@ class DeskScreen(Screen):
         self.drafts.changed(event.customer_id)
         self.queue.set_drafts(self.composer.draft_customers())
 
+    @on(Composer.Discarded)
+    def _discarded(self, event: Composer.Discarded) -> None:
+        self.drafts.flush()  # gone from the store now, not a moment later
+        self.queue.set_drafts(self.composer.draft_customers())
+        self.live.presence_changed()  # nothing being written: "viewing" again
+        self.app.notify(f"Draft to {event.name} discarded · ctrl+z in the reply brings it back", timeout=6)
+
     @on(Composer.Send)
     def _send(self, event: Composer.Send) -> None:
         self.reply.send(event)

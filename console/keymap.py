@@ -93,6 +93,7 @@ ACTIONS: list[Action] = [
     Action("composer", "edit", "edit_externally", "Edit in $VISUAL / $EDITOR", priority=True),
     Action("composer", "attach", "attach", "Attach a file"),
     Action("composer", "cc", "cc", "Cc (e-mail)"),
+    Action("composer", "discard", "discard_draft", "Discard draft"),
 ]
 BY_ID = {a.id: a for a in ACTIONS}
 

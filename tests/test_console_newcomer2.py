@@ -16,6 +16,11 @@ def flat(app) -> str:
     return " ".join("".join(c if c not in "│╭╮╰╯▌▐▊▎" else " " for c in screen_text(app)).split())
 
 
+def row_line(app, name: str) -> str:
+    """The queue's row of `name` (not a pane title that names them)."""
+    return next(line for line in screen_text(app).splitlines() if 0 <= line.find(name) < 30 and "─" not in line)
+
+
 async def dialog_title(pilot, *keys: str) -> str:
     """Press `keys`, wait for the dialog they open, return its title; esc closes it."""
     app = pilot.app
@@ -61,3 +66,51 @@ async def test_recent_actions_show_every_tag_of_one_action_the_same_way(db_path,
         assert "tagged #bulk-order, #vip Carol Diaz" in flat(app)
         await pilot.press("enter")
         await until(pilot, lambda: "undid “tagged #bulk-order, #vip” for Carol Diaz" in flat(app))
+
+
+async def test_a_draft_reopened_with_r_takes_typing_at_its_end(db_path, clock, tmp_path, ids):
+    """Finding 33: `r` on a saved draft put the cursor at its start: new lines went above it."""
+    from store.drafts import Draft
+
+    s = Store(db_path, clock=clock)
+    s.save_draft("alice", Draft(ids["carol"], "Thanks, noted.\nMore soon."))
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        await pilot.press("r", "enter", *"line 2")
+        await until(pilot, lambda: app.composer.area.text.endswith("line 2"))
+        assert app.composer.area.text == "Thanks, noted.\nMore soon.\nline 2"
+
+
+async def test_discarding_a_draft_asks_nothing_forgets_it_and_ctrl_z_brings_it_back(db_path, clock, tmp_path, ids):
+    """Finding 33: there was no way to throw a draft away but Backspace until empty. ctrl+g
+    (and "Discard draft" in the palette) discards it, the store forgets it at once, the ✎
+    goes; ctrl+z in the empty reply brings back all of it (text and Cc)."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("r", *"A long answer", "enter", *"over two lines", "ctrl+b")
+        await until(pilot, lambda: isinstance(app.screen, Dialog))
+        await pilot.press(*"ann@li.example", "enter")
+        await until(pilot, lambda: app.composer.cc == ["ann@li.example"])
+        app.desk.drafts.flush()
+        await until(pilot, lambda: [d.text for d in Store(db_path, clock=clock).drafts("alice")]
+                    == ["A long answer\nover two lines"] and "✎" in row_line(app, "Bob Li"))
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: "Draft to Bob Li discarded" in flat(app))
+        assert app.composer.area.text == "" and app.composer.cc == [] and not isinstance(app.screen, Dialog)
+        await until(pilot, lambda: Store(db_path, clock=clock).drafts("alice") == [] and "✎" not in row_line(app, "Bob Li"))
+        await pilot.press("ctrl+z")
+        await until(pilot, lambda: app.composer.area.text == "A long answer\nover two lines")
+        assert app.composer.cc == ["ann@li.example"] and "Draft to Bob Li is back" in flat(app)
+        await pilot.press(*" ok")  # typing goes on at its end
+        await until(pilot, lambda: app.composer.area.text.endswith("lines ok"))
+
+        await pilot.press("escape", "ctrl+p", *"discard dr")  # the palette entry
+        await until(pilot, lambda: "Discard draft" in screen_text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.composer.area.text == "" and "✎" not in row_line(app, "Bob Li"))
+        await until(pilot, lambda: Store(db_path, clock=clock).drafts("alice") == [])

@@ -52,6 +52,12 @@ class ReplyArea(TextArea):
         # the cursor where it was (Textualize/textual#6686, fix proposed in #6687).
         self._cursor_offset = self.wrapped_document.location_to_offset(self.clamp_visitable(self.cursor_location))
 
+    def action_undo(self) -> None:
+        # ctrl+z right after "discard draft" brings the whole draft back (channel, Cc, files too)
+        composer = next((a for a in self.ancestors if isinstance(a, Composer)), None)
+        if composer is None or not composer.restore_discarded():
+            super().action_undo()
+
 
 class Composer(Vertical):
     BINDINGS = keymap.bindings("composer")
@@ -88,6 +94,14 @@ class Composer(Vertical):
     class ChannelChanged(Message):
         """The reply's channel changed while it holds a template rendered for another one."""
 
+    class Discarded(Message):
+        """The agent threw the draft to `customer_id` away: the store forgets it now."""
+
+        def __init__(self, customer_id: int, name: str) -> None:
+            super().__init__()
+            self.customer_id = customer_id
+            self.name = name
+
     class Leave(Message):
         """The agent is done with the composer for now (the draft stays)."""
 
@@ -123,6 +137,8 @@ class Composer(Vertical):
         # values typed into template prompts, shown as typed -> the Markdown they stand for
         # ("*urgent*" -> "\\*urgent\\*"): sent as typed, never read as markup
         self.literals: dict[str, str] = {}
+        # the draft just discarded, with its template: ctrl+z in the empty reply brings it back
+        self._discarded: tuple[Draft, InsertedTemplate | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-bar")
@@ -177,6 +193,9 @@ class Composer(Vertical):
             self.template = self.draft_templates.pop(customer.id, None) if customer else None
             if self.area.text != text:
                 self.area.text = text
+                # a draft reopened with `r` goes on where it ended: typing lands after the text
+                self.area.move_cursor(self.area.document.end)
+            self._discarded = None  # its ctrl+z was for the customer left
         self.refresh_bar()
         self.update_preview()
         self._check_template(before)
@@ -285,6 +304,43 @@ class Composer(Vertical):
         self.update_preview()
         self._edited()
 
+    def discard_draft(self) -> None:
+        """Throw the draft to the customer in view away (text, attachments, Cc): asked
+        nothing, as in Front or Gmail, and ctrl+z in the empty reply brings it back."""
+        if self.customer is None:
+            self.app.notify("Select a customer first.", severity="warning")
+            return
+        name = one_line(self.customer.name, 30) or f"#{self.customer.id}"
+        draft = self.draft_for(self.customer.id)
+        if draft is None:
+            self.app.notify(f"No draft to {name} to discard.", severity="warning")
+            return
+        self._discarded = (draft, self.template)
+        self.clear()
+        self.post_message(self.Discarded(self.customer.id, name))
+
+    def restore_discarded(self) -> bool:
+        """Put the draft just discarded back, if the reply is still empty; True if it did."""
+        if self._discarded is None or self.customer is None or self.area.text:
+            return False
+        draft, template = self._discarded
+        self._discarded = None
+        if draft.customer_id != self.customer.id:
+            return False
+        if self.mode != draft.mode:
+            self.mode = draft.mode
+            self.set_class(draft.mode == "note", "-note")
+        self.subject = draft.subject
+        self.attachments, self.cc, self.literals = list(draft.attachments), list(draft.cc), dict(draft.literals)
+        self.template = template
+        self.area.text = draft.text
+        self.area.move_cursor(self.area.document.end)
+        self.refresh_bar()
+        self.update_preview()
+        self._edited()
+        self.app.notify(f"Draft to {one_line(self.customer.name, 30) or '#' + str(self.customer.id)} is back.")
+        return True
+
     def add_attachment(self, path: str) -> None:
         if path not in self.attachments:
             self.attachments.append(path)
@@ -338,14 +394,14 @@ class Composer(Vertical):
         km = getattr(self.app, "keymap", None) or {}
         if self.mode == "note":
             wanted = [("composer.send", "add note"), ("composer.note_mode", "reply"), ("composer.edit", "editor"),
-                      ("composer.leave", "leave")]
+                      ("composer.discard", "discard"), ("composer.leave", "leave")]
         else:
             wanted = [("composer.send", "send"), ("composer.switch_channel", "channel"),
                       ("composer.template", "template"), ("composer.preview", "preview"),
                       ("composer.note_mode", "note"), ("composer.edit", "editor"), ("composer.attach", "attach")]
             if self.channel == "email":
                 wanted.append(("composer.cc", "cc"))
-            wanted.append(("composer.leave", "leave"))
+            wanted += [("composer.discard", "discard"), ("composer.leave", "leave")]
         return [(keymap.display(km[i].split(",")[0]), label) for i, label in wanted if km.get(i)]
 
     def refresh_keys(self) -> None:
@@ -439,6 +495,9 @@ class Composer(Vertical):
         self.refresh_bar()
         self.update_preview()
         self._edited()
+
+    def action_discard_draft(self) -> None:
+        self.discard_draft()
 
     def action_leave(self) -> None:
         self.post_message(self.Leave())
