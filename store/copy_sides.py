@@ -27,6 +27,7 @@ BACKEND_TABLES = {PROGRESS_TABLE, "omnidesk_schema"}
 # PostgreSQL's search index tables (a tsvector per row; SQLite's are FTS5 virtual tables): rebuilt
 SEARCH_TABLES = {"messages_fts", "customers_fts"}
 SEARCH_INDEXED = {"messages": ("subject", "text"), "customers": ("name",)}  # the columns the index sees
+READ_ONLY = "SET default_transaction_read_only = on"  # SRC's PostgreSQL session: nothing it runs can write
 
 
 class CopyError(StoreError):
@@ -305,6 +306,8 @@ class PostgresSide(Side):
         return super().problem(e)
 
     def _release(self) -> None:
+        if READ_ONLY in self.conn.session:
+            self.conn.session.remove(READ_ONLY)
         if not self.raw.closed:
             self.conn.script("RESET default_transaction_read_only")
 
@@ -402,7 +405,8 @@ def open_source(location: str, *, password: str | None = None, busy_seconds: flo
         side: Side = PostgresSide(conn, where, default_files_dir(), role="SRC", owned=True)
         try:
             with side.guard():
-                conn.script("SET default_transaction_read_only = on")
+                conn.script(READ_ONLY)
+            conn.session.append(READ_ONLY)  # made again on a connection that replaces a lost one
         except BaseException:
             side.close()
             raise
