@@ -398,6 +398,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 17: names compare with Unicode case and the search folds (store/names.py): "émile" finds
     # "ÉMILE"; a name_key column on customers (name) and identities (display name), filled here.
     add_name_keys,
+    # 18: PostgreSQL only (store/schema_pg.py: its printf('%.6f') as Python's); nothing changes here.
+    "",
 ]
 
 LATEST = len(MIGRATIONS)

@@ -24,8 +24,41 @@ BASE = 13
 # SQLite's functions the store's SQL uses, for PostgreSQL (so one statement runs on both):
 # max(a, b) / min(a, b) as scalars (NULL if either is NULL, as in SQLite), json_extract
 # for '$.key' paths (true/false as 1/0, as SQLite gives them), printf for the one format
-# the store uses ('%.6f': the float's shortest text rounded to 6 places, as SQLite),
-# group_concat(text, separator) and the NOCASE collation (case-insensitive equality).
+# the store uses ('%.6f', as Python's: PRINTF), group_concat(text, separator) and the
+# NOCASE collation (case-insensitive equality).
+#
+# printf('%.6f', x) exactly as Python's "%.6f" % x: the double's exact binary value (its bits:
+# mantissa * 2^p) times 10^6, rounded half to even to an integer, then the decimal point. (Rounding
+# the float's shortest text instead rounds twice: 1796539306.8586395 is 1796539306.85863947...,
+# Python .858639, that .858640; about 1 timestamp in 20. Python writes the periods
+# store/automation_state.py compares with this.) SQLite's own printf agrees but on exact ties
+# (x.xxxxxx5 exactly, 64 values per second), which it rounds half up.
+PRINTF = r"""
+CREATE OR REPLACE FUNCTION printf(format text, x double precision) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT replace(format, '%.6f', CASE
+        WHEN x = 'NaN'::float8 THEN 'nan'
+        WHEN x = 'Infinity'::float8 THEN 'inf'
+        WHEN x = '-Infinity'::float8 THEN '-inf'
+        ELSE (
+            SELECT sign || div(q, 1000000)::text || '.' || lpad(mod(q, 1000000)::text, 6, '0')
+              FROM (SELECT sign, CASE
+                        WHEN p >= 0 THEN mant * trim_scale(power(2::numeric, p)) * 1000000
+                        ELSE div(n, d) + CASE WHEN 2 * mod(n, d) > d THEN 1
+                                              WHEN 2 * mod(n, d) = d THEN mod(div(n, d), 2)
+                                              ELSE 0 END
+                    END AS q
+                      FROM (SELECT sign, mant, p, mant * 1000000 AS n, trim_scale(power(2::numeric, -p)) AS d
+                              FROM (SELECT CASE WHEN bits < 0 THEN '-' ELSE '' END AS sign,
+                                           CAST(CASE WHEN e = 0 THEN m ELSE m + 4503599627370496 END AS numeric) AS mant,
+                                           CASE WHEN e = 0 THEN -1074 ELSE e - 1075 END AS p
+                                      FROM (SELECT bits, (bits >> 52) & 2047 AS e, bits & 4503599627370495 AS m
+                                              FROM (SELECT CAST(CAST(('x' || encode(float8send(x), 'hex')) AS bit(64))
+                                                                AS bigint) AS bits) b) f) g) h) i)
+    END)
+$$;
+"""
+
 COMPAT = r"""
 CREATE FUNCTION max(a double precision, b double precision) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT CASE WHEN a >= b THEN a WHEN b > a THEN b END';
@@ -41,16 +74,13 @@ CREATE FUNCTION json_extract(doc text, path text) RETURNS text
                                 WHEN 'null' THEN NULL ELSE v #>> '{}' END
       FROM (SELECT CAST(doc AS jsonb) #> string_to_array(substr(path, 3), '.') AS v) j
 $$;
-CREATE FUNCTION printf(format text, x double precision) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(format, '%.6f', CAST(round(CAST(CAST(x AS text) AS numeric), 6) AS text))
-$$;
+{PRINTF}
 CREATE FUNCTION group_concat_step(acc text, value text, sep text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
     'SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value ELSE acc || sep || value END';
 CREATE AGGREGATE group_concat(text, text) (SFUNC = group_concat_step, STYPE = text);
 CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-"""
+""".replace("{PRINTF}", PRINTF.strip())
 
 _T = 'text COLLATE "C"'
 
@@ -303,6 +333,9 @@ CREATE TABLE drafts (
     15: "CREATE INDEX IF NOT EXISTS messages_inbound ON messages(customer_id, sent_at, id) WHERE direction = 'in';",
     # 17: name keys (store/names.py); the same Python step as SQLite's
     16: add_name_keys,
+    # 18: printf('%.6f') as Python's (PRINTF): the timer rules' "already fired" filter compared
+    # differently formatted periods for ~5% of customers. SQLite has no step (store/schema.py 18).
+    17: PRINTF,
 }
 
 

@@ -316,3 +316,55 @@ def _find(s: Store, ref: str) -> int | None:
         return s.find_customer(ref)
     except StoreError:
         return None
+
+
+# -- item 7: printf('%.6f') as Python's ------------------------------------------------------
+def test_printf_formats_a_float_exactly_as_python(pg_url, tmp_path):
+    import random
+    import struct
+
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    rng = random.Random(7)
+    values = [1_796_539_306.8586395, 1_796_539_306.0078125, 0.0078125, -0.0, -1e-9, 5e-324, 1e22, 2.0 ** 53]
+    values += [1_790_000_000 + rng.random() * 1e7 for _ in range(2000)]  # timestamps: 1 in 20 differed
+    values += [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(300)]
+    values = [v for v in values if v == v and abs(v) != float("inf")]
+    got = [r[0] for r in s.conn.execute("SELECT printf('wait:%.6f', v) FROM unnest(CAST(? AS float8[])) v",
+                                        (values,)).fetchall()]
+    assert [g for g, v in zip(got, values) if g != "wait:%.6f" % v] == []
+    s.close()
+
+
+@pytest.mark.both_backends
+def test_a_timer_rule_that_fired_leaves_the_customer_out_of_the_next_look(store_location, tmp_path):
+    """The periods the rules write (Python's "%.6f") and the store's filter agree, whatever
+    the waiting time's last digits (1796539306.8586395 rounded twice on PostgreSQL)."""
+    from connectors.desk.automation import wait_period
+    from store.models import InboundMessage, Sender
+
+    times = [1_796_539_306.8586395, 1_796_539_307.1234565, 1_796_539_308.0000005]
+    s = Store(store_location, attachments_dir=tmp_path / "files", clock=lambda: times[-1] + 3600)
+    ids = [s.ingest(InboundMessage("telegram", "main", f"m{n}", Sender("telegram", str(n), f"C{n}"), "hi", t)).customer_id
+           for n, t in enumerate(times)]
+    for cid, t in zip(ids, times):
+        s.conn.execute("UPDATE customers SET waiting_since = ? WHERE id = ?", (t, cid))
+    assert sorted(s.waiting_customers(60, rules=["nudge"])) == sorted(ids)
+    for cid in ids:
+        assert s.claim_rule_fire("nudge", cid, wait_period(s.customer(cid)))
+    assert s.waiting_customers(60, rules=["nudge"]) == []
+    s.close()
+
+
+def test_an_older_store_gets_the_exact_printf_when_it_opens(pg_url, tmp_path):
+    from store import schema
+
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    s.conn.execute("""CREATE OR REPLACE FUNCTION printf(format text, x double precision) RETURNS text
+        LANGUAGE sql IMMUTABLE AS $$ SELECT replace(format, '%.6f', CAST(round(CAST(CAST(x AS text) AS numeric), 6)
+        AS text)) $$""")  # the function of schema v17 and before
+    s.conn.execute("UPDATE omnidesk_schema SET version = 17")
+    s.close()
+    s = Store(pg_url, attachments_dir=tmp_path / "files")
+    assert s.version == schema.LATEST
+    assert s.conn.execute("SELECT printf('%.6f', ?)", (1_796_539_306.8586395,)).fetchone()[0] == "1796539306.858639"
+    s.close()
