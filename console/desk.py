@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -86,6 +86,9 @@ class DeskScreen(Screen):
         self._open_token = 0
         self._loaded_count = TIMELINE_PAGE
         self._preview_timer = None
+        # while the customer under the queue's cursor is on the way, keys for them wait
+        self._preview_hold = None
+        self._preview_for: int | None = None
         # widgets are kept by reference: callbacks from workers may land while a modal
         # is on top or while the app shuts down, and must not depend on a DOM query
         self.queue = QueueView(self.source, clock=app.clock, targets=app.targets, reader=self.reader, id="queue")
@@ -279,8 +282,11 @@ class DeskScreen(Screen):
         # (r, j ...), so it waits until they are on screen with the focus on their timeline
         def failed(error: Exception) -> None:
             self.reader._tell(error)
-            if focus:  # never to the customer on screen what was typed for this one
+            previewed = self._preview_hold is not None and self._preview_timer is None
+            if focus or previewed:  # never to the customer on screen what was typed for this one
                 self.app.keys.drop("the customer did not open")
+            if previewed:
+                self._cancel_preview()
         self.reader.run(lambda s: self._load_customer(s, customer_id, focus_message, known, mark_read),
                         lambda r: self._show_customer(token, *r, focus_message, keep_position, focused_then),
                         group="customer", hold_keys=focus, failed=failed)
@@ -324,6 +330,8 @@ class DeskScreen(Screen):
         if token != self._open_token:
             return  # a newer open is on its way
         self._opening = None
+        if self._preview_hold is not None and self._preview_timer is None:  # the row's customer is here
+            self._cancel_preview()
         changed = self.current is None or self.current.id != customer.id
         self.current = customer
         self.engaged = engaged
@@ -360,18 +368,48 @@ class DeskScreen(Screen):
     @on(QueueView.Opened)
     def _queue_opened(self, event: QueueView.Opened) -> None:
         self.moved_from = None  # the agent chose whom to open: u is about them now
-        if self._preview_timer is not None:  # a pending preview of a highlighted row would
-            self._preview_timer.stop()       # reopen it later and pull focus from the composer
-            self._preview_timer = None
-        self.open_customer(event.customer_id, focus=True)
+        self.open_customer(event.customer_id, focus=True)  # (holds the keys typed meanwhile itself)
+        # a pending preview of a highlighted row would reopen it later and pull focus from the composer
+        self._cancel_preview()
 
     @on(QueueView.Highlighted)
     def _queue_highlighted(self, event: QueueView.Highlighted) -> None:
-        if event.customer_id is not None and (self.current is None or self.current.id != event.customer_id):
-            if self._preview_timer is not None:
-                self._preview_timer.stop()
-            cid = event.customer_id
-            self._preview_timer = self.set_timer(0.2, lambda: self.open_customer(cid, mark_read=False))
+        """The cursor moved to another row: that customer shows a moment later (moving
+        on through the queue opens no one on the way). Keys typed meanwhile (e, d, m, t)
+        are for them, so they wait until they are shown, and hurry the opening; moving
+        on (j, k, g ...) goes past at once."""
+        self._cancel_preview()
+        cid = event.customer_id
+        if cid is None or (self.current is not None and self.current.id == cid):
+            return
+        self._preview_for = cid
+        self._preview_hold = self.app.keys.hold("the customer under the cursor", passes=self._moves_in_queue,
+                                                hurry=lambda: self._preview_now(cid))
+        self._preview_timer = self.set_timer(0.2, lambda: self._preview_now(cid))
+
+    def _preview_now(self, cid: int) -> None:
+        if self._preview_for != cid or self._preview_timer is None:
+            return  # opened already, or the cursor moved on
+        self._preview_timer.stop()
+        self._preview_timer = None
+        self.open_customer(cid, mark_read=False)
+
+    def _cancel_preview(self) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+            self._preview_timer = None
+        hold, self._preview_hold, self._preview_for = self._preview_hold, None, None
+        if hold is not None:
+            hold.release()
+
+    def _moves_in_queue(self, event) -> bool:
+        """A key that moves the queue's cursor (the keymap's queue.down, up, ...)."""
+        if self.app.focused is not self.queue or not isinstance(event, events.Key):
+            return False
+        keymap = self.app.keymap
+        keys = {k for i in ("down", "up", "page_down", "page_up", "first", "last")
+                for k in keymap.get(f"queue.{i}", "").split(",") if k}
+        return event.key in keys or (event.character is not None and event.character in keys)
 
     @on(TimelineView.Back)
     def _back(self) -> None:

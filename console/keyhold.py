@@ -43,10 +43,15 @@ def later(app, delay: float, fn: Callable[[], object]) -> None:
 class Hold:
     """One step in progress (a dialog opening, a read whose result may open one, a key in
     flight). `release()` ends it; releasing again, or after the safety net gave up, does
-    nothing, so no step can end another's hold early."""
+    nothing, so no step can end another's hold early.
 
-    def __init__(self, keys: KeyHold, why: str) -> None:
-        self.keys, self.why = keys, why
+    A hold may let some keys past (`passes(event)`: moving on in the queue while the
+    customer under the cursor is still on the way) and be told to hurry (`hurry()`) when
+    a key it does not let past has to wait for it."""
+
+    def __init__(self, keys: KeyHold, why: str, passes: Callable[[events.Event], bool] | None = None,
+                 hurry: Callable[[], object] | None = None) -> None:
+        self.keys, self.why, self.passes, self.hurry = keys, why, passes, hurry
 
     def release(self) -> None:
         self.keys._release(self)
@@ -66,9 +71,12 @@ class KeyHold:
     def holding(self) -> bool:
         return bool(self._holds)
 
-    def hold(self, why: str = "") -> Hold:
-        """A step that may lead to a dialog has begun: keys wait until its `release()`."""
-        hold = Hold(self, why)
+    def hold(self, why: str = "", *, passes: Callable[[events.Event], bool] | None = None,
+             hurry: Callable[[], object] | None = None) -> Hold:
+        """A step that may lead to a dialog has begun: keys wait until its `release()`
+        (those `passes` lets past go on at once, while no key waits; a key that waits calls
+        `hurry()`)."""
+        hold = Hold(self, why, passes, hurry)
         self._holds.add(hold)
         if self._timer is None:
             self._timer = self.app.set_timer(LONGEST, self._give_up)
@@ -81,6 +89,19 @@ class KeyHold:
         self._holds.discard(hold)
         if not self._holds:
             self._replay()
+        elif self._held and all(h.passes for h in self._holds):  # only holds that let some keys past
+            if self._lets_past(self._held[0]):
+                self._replay()
+            else:
+                self._hurry()
+
+    def _lets_past(self, event: events.Event) -> bool:
+        return all(h.passes is not None and h.passes(event) for h in self._holds)
+
+    def _hurry(self) -> None:
+        for h in list(self._holds):
+            if h.hurry is not None:
+                h.hurry()
 
     def sent(self, event: events.Event | None = None) -> None:
         """A key was handed to the console: the next waits until it is quiet again."""
@@ -120,7 +141,10 @@ class KeyHold:
             return False
         if not self._holds and not self._held:
             return False
+        if not self._held and self._lets_past(event):  # e.g. j, j, j down the queue: no need to wait
+            return False
         self._held.append(event)  # in the order typed: behind the keys still to be replayed
+        self._hurry()
         return True
 
     def drop(self, why: str) -> None:
