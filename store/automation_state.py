@@ -200,18 +200,16 @@ class AutomationStateMixin:
             return message_id
 
     def last_inbound_id(self, customer_id: int, channel: str | None = None) -> int | None:
-        """The customer's latest inbound message (on `channel`, if given)."""
-        if channel is not None:
-            row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in' AND channel=?"
-                          " ORDER BY sent_at DESC, id DESC LIMIT 1", (customer_id, channel))
-        else:
-            row = self.q1("SELECT id FROM messages WHERE customer_id=? AND direction='in'"
-                          " ORDER BY sent_at DESC, id DESC LIMIT 1", (customer_id,))
-        return row[0] if row else None
+        """The customer's latest inbound message (on `channel`, if given): the one that
+        arrived last (see last_arrived), not the one with the latest date."""
+        found = self.last_arrived("in", customer_id, channel=channel)
+        return found[0] if found else None
 
-    def last_arrived(self, direction: str = "in", customer_id: int | None = None) -> tuple[int, float] | None:
+    def last_arrived(self, direction: str = "in", customer_id: int | None = None, *,
+                     channel: str | None = None) -> tuple[int, float] | None:
         """(id, received_at) of the message that reached the store last, in `direction`
-        ("in" or "out"), of `customer_id` if given; deleted ones skipped; None if none.
+        ("in" or "out"), of `customer_id` and on `channel` if given; deleted ones skipped;
+        None if none.
         Arrival order is the id, not a date: a Date header from 1993 or from next year
         (imported mail, a wrong clock) says nothing about when the message came in.
         History (`omnidesk import`, old mail found on a first read) came in all at once in
@@ -223,6 +221,9 @@ class AutomationStateMixin:
         if customer_id is not None:
             sql += " AND customer_id = ?"
             params += (customer_id,)
+        if channel is not None:
+            sql += " AND channel = ?"
+            params += (channel,)
         row = (self.q1(sql + f" AND {_LIVE} ORDER BY id DESC LIMIT 1", params)
                or self.q1(sql + " ORDER BY id DESC LIMIT 1", params))
         return (row[0], row[1]) if row else None

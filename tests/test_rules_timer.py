@@ -95,3 +95,21 @@ def test_a_long_queue_is_covered_in_turns_when_a_pass_runs_out_of_time(store, cl
         auto.tick(store)
         fired.append(len(rule_events(store)))
     assert fired == [1, 2, 3]
+
+
+def test_a_timer_rule_reads_the_message_that_arrived_last_not_the_latest_dated(store, clock, tmp_path):
+    """The customer's latest words are the message that came in last: a mail whose Date is an
+    hour behind (a sender's clock) is still what they wrote last."""
+    auto = make_auto(tmp_path, """
+        [[rule]]
+        name = "refund waits"
+        when = { text = "refund", waiting_over = "30m" }
+        then = { tag = "refund" }
+    """)
+    store.claim_new()
+    [r] = ingest(store, auto, inbound("email", "jane@example.com", "where is my parcel?", sent_at=clock.now))
+    clock.advance(60)
+    ingest(store, auto, inbound("email", "jane@example.com", "I want a refund", sent_at=clock.now - 3600))
+    clock.advance(31 * 60)
+    auto.tick(store)
+    assert len(rule_events(store, "refund waits")) == 1 and store.customer(r.customer_id).tags == ["refund"]
