@@ -39,7 +39,8 @@ def register(sub, parents) -> None:
     p.add_argument("-m", "--message", help="reply text (Markdown); default: read stdin")
     p.add_argument("--channel", choices=CHANNELS, help="default: the channel they used last")
     p.add_argument("--identity", type=int, help="reply to this identity id")
-    p.add_argument("--template", help="render this template instead of -m/stdin")
+    p.add_argument("--template", help="render this template; with -m, the text comes first and the template"
+                                      " follows on its own line (as the console inserts one into a reply begun)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="template value")
     p.add_argument("--subject", help="e-mail subject (default: Re: their subject)")
     p.add_argument("--force", action="store_true",
@@ -231,7 +232,15 @@ def cmd_reply(args, ctx) -> int:
     cid = ctx.customer(args.customer)
     ident = s.pick_identity(cid, args.channel, args.identity)
     channel = ident.channel
-    if args.template:
+    if args.template and args.message is not None and args.message.strip():
+        # Text and a template together: as the console puts a template into a reply already begun,
+        # the text first, the template (without its own greeting) on its own line after it; never
+        # a word dropped. The whole is adapted once, so the signature and sign-off come only once.
+        part = render_for_customer(s, cid, args.template, channel, ctx.agent, values(args.set), config=ctx.config,
+                                   greeting=False)
+        rendered = preview_for_customer(s, cid, args.message.rstrip("\n") + "\n" + part.source.strip("\n"),
+                                        channel, ctx.agent, config=ctx.config, subject=part.subject)
+    elif args.template:
         rendered = render_for_customer(s, cid, args.template, channel, ctx.agent, values(args.set), config=ctx.config)
     else:
         # the same adaptation the console previews: what is queued is what is sent
