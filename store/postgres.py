@@ -306,6 +306,7 @@ class PgConnection:
         self.reconnects = 0
         self._lost: PgOperationalError | None = None  # the open transaction died with its connection
         self._retry_at = 0.0
+        self._why_lost = ""  # why the last attempt to reconnect failed
 
     def execute(self, sql: str, params: Any = (), prepare: bool | None = None):
         """`prepare`: psycopg's (None: prepared once used 5 times; False: never, so every
@@ -443,9 +444,8 @@ class PgConnection:
         import psycopg
 
         now = time.monotonic()
-        if now < self._retry_at:
-            problem = self._lost_problem("waiting for the server")
-            raise PgOperationalError(problem, problem)
+        if now < self._retry_at:  # (the last attempt's reason stands until the next attempt)
+            raise PgOperationalError(self._why_lost, self._why_lost)
         try:
             # quick and in plain words while the server is away (the pool would wait its timeout)
             _direct(self.url, self._password, self._timeout).close()
@@ -453,7 +453,7 @@ class PgConnection:
         except Exception as e:
             self._retry_at = now + RECONNECT_PAUSE
             why = str(e).partition(": ")[2] if isinstance(e, ConnectError) else scrub(str(e), self._password)
-            problem = self._lost_problem(why)
+            self._why_lost = problem = self._lost_problem(why)
             raise PgOperationalError(problem, problem) from None
         old, self.raw = self.raw, fresh
         self._pool.putconn(old)  # broken: the pool drops it
