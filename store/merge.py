@@ -12,6 +12,8 @@ from store.customers import NOT_BACKLOG
 from store.db import StoreError
 from store.facts import UPSERT_FACT
 from store.models import MergeSuggestion
+from store.outbox import usable_address
+from store.terms import UNKNOWN_SENDER
 from store.names import name_key
 
 UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename", "address")
@@ -23,6 +25,7 @@ def _plain(name: str) -> str:
     return " ".join("".join(c for c in name if not unicodedata.combining(c)).lower().split())
 
 
+PLACEHOLDER = _plain(UNKNOWN_SENDER)
 MAX_BLOCK = 300  # a block bigger than this (a very common first name) says too little to compare within
 
 
@@ -323,7 +326,8 @@ class MergeMixin:
 
         Compared: names (exact after folding case and accents, or very similar),
         a shared e-mail domain next to the same name, and a Telegram/Slack handle
-        equal to an e-mail's local part.
+        equal to an e-mail's local part. The "Unknown sender" placeholder and
+        the made-up addresses of mails without a sender are no evidence.
         """
         rows = self.q(
             "SELECT c.id, c.name, group_concat(i.channel || ' ' || i.address || ' ' || i.handle, ?) ids"
@@ -335,11 +339,12 @@ class MergeMixin:
             emails, handles = set(), set()
             for line in (r["ids"] or "").split("\n"):
                 channel, address, handle = (line.split(" ", 2) + ["", ""])[:3]
-                if channel == "email":
+                if channel == "email" and usable_address(channel, address):  # a made-up @invalid says nothing
                     emails.add(address)
                 if handle:
                     handles.add(handle.lower())
-            people.append((r["id"], _plain(r["name"]), emails, handles))
+            name = _plain(r["name"])
+            people.append((r["id"], "" if name == PLACEHOLDER else name, emails, handles))
         # Store-wide, only people who share a block are compared (not every pair):
         # the start of any name word, or a handle / e-mail name / squashed name.
         blocks: dict[str, list] = {}

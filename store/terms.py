@@ -9,6 +9,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+# The name given to whoever sent a mail without a usable address (no From, Sender,
+# Reply-To or Return-Path): a placeholder, not what anyone is called, so it is never
+# evidence that two customers are one person (merge suggestions).
+UNKNOWN_SENDER = "Unknown sender"
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     TELEGRAM = "telegram"

@@ -76,3 +76,36 @@ def test_reply_with_a_template_and_text_by_email_signs_once(store_location, desk
     assert text.startswith("Your tea left today.\n") and "Thanks for reaching out" in text
     assert text.count("Best regards") == 1, text
     assert data["subject"] == "Re: Tea"  # in a thread the subject stays theirs
+
+
+# -- 15. suggest and "Unknown sender" ------------------------------------------------------
+
+def _maildir(root: Path, mails: dict[str, str]) -> Path:
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name, text in mails.items():
+        (root / "cur" / f"{name}:2,S").write_text(text)
+    return root
+
+
+def test_mails_without_a_sender_are_not_suggested_as_duplicates_of_each_other(store_location, tmp_path):
+    mails = {f"n{i}": f"Subject: note {i}\nMessage-ID: <n{i}@shop>\n\nHello, order {i} please\n" for i in range(4)}
+    mails["j1"] = "From: Jane Roe <jane@roe.com>\nSubject: Teapot\nMessage-ID: <j1@roe>\n\nMy teapot\n"
+    mails["j2"] = "From: Jane Roe <jane.roe@roe.com>\nSubject: Teapot\nMessage-ID: <j2@roe>\n\nStill my teapot\n"
+    proc = installed(store_location, "import", "maildir", str(_maildir(tmp_path / "mail", mails)))
+    assert proc.returncode == 0, proc.stderr
+    unknown = [c["id"] for c in ok_json(store_location, "customers") if c["name"] == "Unknown sender"]
+    assert len(unknown) == 4  # one per conversation, on purpose
+    proc = installed(store_location, "suggest")
+    assert proc.returncode == 0, proc.stderr
+    # the real duplicate is the only suggestion: no 'same name unknown sender', no 'domain invalid'
+    assert proc.stdout.strip().splitlines() == [proc.stdout.strip().splitlines()[0]]
+    assert "same name 'jane roe'; same e-mail domain roe.com" in proc.stdout
+    assert "unknown" not in proc.stdout.lower() and "invalid" not in proc.stdout
+    # one customer's suggestions (what the console's merge picker offers): none for a placeholder
+    assert ok_json(store_location, "suggest", str(unknown[0])) == []
+    s = Store(store_location)
+    try:
+        assert s.merge_suggestions(unknown[1]) == []
+    finally:
+        s.close()

@@ -30,6 +30,7 @@ from connectors.email.quotes import normalize, split_reply
 from connectors.email.reports import machine_mail
 from store.outbox import REPLY_PREFIX, base_subject
 from store.models import AttachmentIn, InboundMessage, Sender
+from store.terms import UNKNOWN_SENDER
 
 CHANNEL = "email"
 _MSGID = re.compile(r"<([^<>\s]*)>")
@@ -397,7 +398,7 @@ def unknown_sender(thread: str) -> Sender:
     unrelated people never share a timeline. The .invalid domain keeps any
     reply from being sent until the agent adds their real address."""
     key = hashlib.sha256(thread.encode("utf-8", "replace")).hexdigest()[:12] if thread else "sender"
-    return Sender(CHANNEL, f"unknown-{key}@invalid", "Unknown sender")
+    return Sender(CHANNEL, f"unknown-{key}@invalid", UNKNOWN_SENDER)
 
 
 def thread_key(own_id: str, references: list[str], in_reply_to: list[str], subject: str) -> str:
