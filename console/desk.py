@@ -382,6 +382,8 @@ class DeskScreen(Screen):
         cid = event.customer_id
         if cid is None or (self.current is not None and self.current.id == cid):
             return
+        if self._opening is not None and self._opening[0] == cid:
+            return  # already on their way (a search hit, with the message found): no second open
         self._preview_for = cid
         self._preview_hold = self.app.keys.hold("the customer under the cursor", passes=self._moves_in_queue,
                                                 hurry=lambda: self._preview_now(cid))

@@ -114,3 +114,60 @@ async def test_discarding_a_draft_asks_nothing_forgets_it_and_ctrl_z_brings_it_b
         await pilot.press("enter")
         await until(pilot, lambda: app.composer.area.text == "" and "✎" not in row_line(app, "Bob Li"))
         await until(pilot, lambda: Store(db_path, clock=clock).drafts("alice") == [])
+
+
+def _long_mail_and_replies(db_path, clock, jane_id) -> int:
+    """A long forwarded mail to Jane, then newer messages: returns the long mail's id."""
+    from store.models import InboundMessage, Sender
+    from tests.support.console import NOW
+
+    s = Store(db_path, clock=clock)
+    body = "Fred, fire up Air Force One!\n\n---------- Forwarded message ----------\n" + "\n".join(
+        f"line {n} of the forwarded argentina report" for n in range(1, 120))
+    long_id = s.ingest(InboundMessage("email", "main", "long1", Sender("email", "jane@roe.example", "Jane Roe"),
+                                      body, NOW - 60, subject="Fwd: the trip")).message_id
+    s.close()
+    return long_id
+
+
+async def test_a_search_hit_opens_with_that_message_selected_and_its_start_on_screen(db_path, clock, tmp_path, ids):
+    """Finding 23: enter on a hit opened the customer with the newest message selected
+    (`w` then said "no attachments"), and a long one scrolled to its end."""
+    long_id = _long_mail_and_replies(db_path, clock, ids["jane"])
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"photo of the vase")
+        await until(pilot, lambda: "here is a photo of the vase" in screen_text(app) and app.screen is not app.desk)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current is not None and app.current.id == ids["jane"]
+                    and app.screen is app.desk and app.timeline.selected is not None)
+        await settle(pilot, 4)  # the queue's own preview of the row must not take the selection back
+        assert "here is a photo of the vase" in app.timeline.selected.text
+        await pilot.press("w")  # the found message is the one `w` acts on
+        await until(pilot, lambda: (tmp_path / "saved" / "vase photo.jpg").exists())
+
+        await pilot.press("slash", *"argentina report")
+        await until(pilot, lambda: "argentina" in screen_text(app) and app.screen is not app.desk)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is app.desk and app.timeline.selected is not None
+                    and app.timeline.selected.id == long_id)
+        await settle(pilot, 4)
+        assert app.timeline.selected.id == long_id
+        text = screen_text(app)
+        assert "Fred, fire up Air Force One!" in text and "Jane Roe <jane@roe.example>" in text  # its start, header too
+
+
+async def test_a_long_newest_mail_opens_at_its_start(db_path, clock, tmp_path, ids):
+    """Finding 23: a long mail opened from the queue showed its end (mid-forward), its
+    header and first lines above the top."""
+    _long_mail_and_replies(db_path, clock, ids["jane"])
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["jane"])
+        await until(pilot, lambda: "Fred, fire up Air Force One!" in screen_text(app))
+        assert "Jane Roe <jane@roe.example>" in screen_text(app)  # its header
+        await pilot.press("G")  # G still goes to the very end
+        await until(pilot, lambda: "more characters (z shows all)" in screen_text(app)
+                    and "Jane Roe <jane@roe.example>" not in screen_text(app))

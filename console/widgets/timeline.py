@@ -179,8 +179,17 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         elif keep_position and same and not at_bottom:
             self.scroll_to(y=old_y, animate=False, immediate=True)
         else:
-            self.scroll_end(animate=False, immediate=True)
+            self._show_newest(target)
         self.refresh()
+
+    def _show_newest(self, n: int | None) -> None:
+        """The end of the history, unless the newest message does not fit from its header
+        down: then its start (a long mail is read from the top, not from mid-forward)."""
+        self.scroll_end(animate=False, immediate=True)
+        if n is not None and n < len(self._ranges):
+            first = self._ranges[n][0]
+            if first < self.scroll_offset.y:
+                self.scroll_to(y=first, animate=False, immediate=True)
 
     def clear(self) -> None:
         self.show(None, [], [])
