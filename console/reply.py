@@ -201,14 +201,20 @@ class Reply:
             self.app.notify("Cc is for e-mail replies: switch the channel first (ctrl+o).", severity="warning")
             return
 
-        def addresses(text: str) -> list[str]:
-            return [a.strip() for a in text.replace(";", ",").split(",") if a.strip()]
+        from connectors.email.addresses import parse_list
+
+        def addresses(text: str) -> list[str]:  # as RFC 5322 writes them: "Doe, John" <john@x.example>
+            return [str(a) for a in parse_list(text)]
 
         def check(text: str) -> str | None:
-            bad = [a for a in addresses(text) if "@" not in a or " " in a or "<" in a]
-            return f"not an e-mail address: {bad[0]}" if bad else None
-        self.app.push_screen(PromptScreen("Cc", value=", ".join(composer.cc), placeholder="ann@example.com",
-                                          help="addresses separated by commas; empty removes the Cc", check=check),
+            try:
+                parse_list(text)
+            except ValueError as e:
+                return str(e)
+            return None
+        self.app.push_screen(PromptScreen("Cc", value=", ".join(composer.cc), placeholder="Ann <ann@example.com>",
+                                          help="addresses separated by commas, as a mail client writes them"
+                                               " (Ann <ann@example.com>); empty removes the Cc", check=check),
                              lambda text: text is not None and composer.set_cc(addresses(text)))
 
     # -- the channel ---------------------------------------------------------------------

@@ -171,3 +171,42 @@ async def test_a_long_newest_mail_opens_at_its_start(db_path, clock, tmp_path, i
         await pilot.press("G")  # G still goes to the very end
         await until(pilot, lambda: "more characters (z shows all)" in screen_text(app)
                     and "Jane Roe <jane@roe.example>" not in screen_text(app))
+
+
+async def test_cc_takes_names_and_lists_as_a_mail_client_writes_them(db_path, clock, tmp_path, ids):
+    """Finding 25: `Bill <president@whitehouse.gov>` was refused ("not an e-mail address"),
+    and at 80 columns the bar showed `… · cc` with the address cut off."""
+    import email.utils
+
+    from connectors.email.compose import compose
+    from store.models import InboundMessage, Sender
+    from tests.support.console import NOW
+
+    s = Store(db_path, clock=clock)
+    vp = s.ingest(InboundMessage("email", "main", "vp1", Sender("email", "vice-president@whitehouse.gov", "VP"),
+                                 "Who else should know?", NOW - 30, subject="Trip")).customer_id
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, vp)
+        await pilot.press("r", *"See you there.", "ctrl+b")
+        await until(pilot, lambda: isinstance(app.screen, Dialog))
+        await pilot.press(*"Bill <president@whitehouse", "enter")  # not yet an address: says so, stays
+        await until(pilot, lambda: "not an e-mail address" in screen_text(app))
+        assert isinstance(app.screen, Dialog)
+        await pilot.press(*'.gov>, "Doe, John" <john@x.example>', "enter")
+        await until(pilot, lambda: not isinstance(app.screen, Dialog)
+                    and app.composer.cc == ["Bill <president@whitehouse.gov>", '"Doe, John" <john@x.example>'])
+        bar = next(line for line in screen_text(app).splitlines() if "reply via" in line)
+        assert "cc Bill, Doe, John" in bar and "…" not in bar.split("cc ")[1]  # whole names at 80 columns
+        await pilot.resize_terminal(160, 40)  # room for the whole list
+        await until(pilot, lambda: 'cc Bill <president@whitehouse.gov>, "Doe, John" <john@x.example>' in screen_text(app))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.composer.area.text == "" and not app.busy())
+    s = Store(db_path, clock=clock)
+    [out] = s.claim_due()
+    msg, _ = compose(out, {"from_address": "help@shop.example"})
+    assert email.utils.getaddresses(msg.get_all("Cc")) == [("Bill", "president@whitehouse.gov"),
+                                                           ("Doe, John", "john@x.example")]
+    s.close()

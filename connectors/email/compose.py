@@ -11,6 +11,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from connectors.base import PermanentError
+from connectors.email.addresses import parse_one
 from connectors.email.parse import bare_id, id_list
 from store.models import OutboundMessage
 from store.outbox import reply_subject
@@ -73,8 +74,10 @@ def compose(out: OutboundMessage, options: dict) -> tuple[EmailMessage, str]:
     msg["From"] = email.utils.formataddr((options.get("from_name") or "", sender))
     msg["To"] = to
     cc = [a for a in (out.meta or {}).get("cc") or [] if isinstance(a, str) and a.strip()]
-    if any("@" not in a or any(c in a for c in "\r\n,;") for a in cc):
-        raise PermanentError(f"email: not a usable Cc address in {cc!r}")
+    try:  # each entry one address, as typed: ann@example.com or "Doe, John" <john@example.com>
+        cc = [str(parse_one(a)) for a in cc]
+    except ValueError:
+        raise PermanentError(f"email: not a usable Cc address in {cc!r}") from None
     if cc:  # the agent's copy-to (omnidesk reply --cc, the console's Cc); SMTP sends to To and Cc
         msg["Cc"] = ", ".join(cc)
     subject = out.subject or (out.parent.subject if out.parent and out.parent.subject else "")

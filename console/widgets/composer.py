@@ -373,13 +373,20 @@ class Composer(Vertical):
             t.append("reply via ", "dim")
             t.append(f" {badge(i.channel)} ", Style(bold=True, color="black", bgcolor=color(i.channel)))
             who = i.address if i.channel == "email" else (f"@{i.handle}" if i.handle else i.display_name or i.address)
-            t.append(f" {CHANNEL_NAME.get(i.channel, i.channel)} {one_line(who, 40)}")
-            if len(self.customer.identities) > 1:
-                t.append(" ▾", "dim")
-            if self.subject and i.channel == "email":
-                t.append(f" · {one_line(self.subject, 40)}", "dim")
-            if self.cc and i.channel == "email":
-                t.append(f" · cc {one_line(', '.join(self.cc), 40)}", "dim")
+            t.append(f" {CHANNEL_NAME.get(i.channel, i.channel)} ")
+            more = Text(" ▾", "dim", end="") if len(self.customer.identities) > 1 else Text(end="")
+            width = bar.size.width - 2 if bar.size.width > 2 else 0
+            address = Text(one_line(who, 40), end="", no_wrap=True, overflow="ellipsis")
+            if self.cc and i.channel == "email":  # never cut off: in names ("cc Bill") if it must be short
+                room = width - t.cell_len - address.cell_len - more.cell_len - len(" · cc ") if width else 0
+                cc = Text(f" · cc {self._cc_label(max(room, 12))}", "bold", end="")
+                if width and t.cell_len + address.cell_len + more.cell_len + cc.cell_len > width:
+                    address.truncate(max(8, width - t.cell_len - more.cell_len - cc.cell_len), overflow="ellipsis")
+                more.append_text(cc)
+            if self.subject and i.channel == "email":  # after the Cc: when space is short, it is what is cut
+                more.append(f" · {one_line(self.subject, 40)}", "dim")
+            t.append_text(address)
+            t.append_text(more)
         if self.attachments and self.mode == "reply":
             from pathlib import Path
 
@@ -387,6 +394,21 @@ class Composer(Vertical):
             t.append(" · 📎 " + names[0] + (f" +{len(names) - 1}" if len(names) > 1 else ""), "bold")
         bar.update(t, layout=False)
         self.refresh_keys()
+
+    def _cc_label(self, room: int) -> str:
+        """The Cc in `room` cells: whole when it fits, else its names ("Bill, Ann"), else
+        the first name and how many more ("Bill +2")."""
+        if not self.cc:
+            return ""
+        from connectors.email.addresses import short_name
+
+        whole = one_line(", ".join(self.cc), 200)
+        if room <= 0 or len(whole) <= room:
+            return whole
+        names = [one_line(short_name(a), 30) for a in self.cc]
+        if len(", ".join(names)) <= room or len(names) == 1:
+            return ", ".join(names)
+        return f"{names[0]} +{len(names) - 1}"
 
     def key_hints(self) -> list[tuple[str, str]]:
         """(key as shown, what it does) for the composer's keys that apply now:
@@ -423,7 +445,7 @@ class Composer(Vertical):
         self.query_one("#composer-keys", Static).update(Text("\n").join(lines))
 
     def on_resize(self) -> None:
-        self.refresh_keys()
+        self.refresh_bar()  # (and the key hints): the Cc and the address share the new width
 
     def update_preview(self) -> None:
         pane = self.query_one("#preview-pane")
