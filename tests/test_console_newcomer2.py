@@ -210,3 +210,25 @@ async def test_cc_takes_names_and_lists_as_a_mail_client_writes_them(db_path, cl
     assert email.utils.getaddresses(msg.get_all("Cc")) == [("Bill", "president@whitehouse.gov"),
                                                            ("Doe, John", "john@x.example")]
     s.close()
+
+
+async def test_the_slack_preview_shows_what_the_customer_reads_not_the_wire_format(db_path, clock, tmp_path, ids):
+    """Finding 35: the preview read `Send the number &amp; I'll check` (mrkdwn as sent);
+    Telegram's shows what the app shows. What is sent stays mrkdwn, escaped."""
+    from connectors import formatting
+
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["carol"])
+        await pilot.press("r", *"Send the number & I'll check <this> **today**", "ctrl+r")
+        preview = lambda: str(app.composer.query_one("#preview").render())  # noqa: E731
+        await until(pilot, lambda: "Send the number & I'll check <this> today" in preview())
+        assert "as sent on Slack (as the customer's app shows it)" in preview()
+        assert "&amp;" not in screen_text(app) and "*today*" not in preview()
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.composer.area.text == "" and not app.busy())
+    s = Store(db_path, clock=clock)
+    sent = s.timeline(ids["carol"])[-1]
+    assert formatting.slack_parts(sent.text) == ["Send the number &amp; I'll check &lt;this&gt; *today*"]
+    s.close()

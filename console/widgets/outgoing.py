@@ -50,15 +50,15 @@ def outgoing(store, customer_id: int | None, text: str, channel: str, agent: str
 
 
 def preview(out: Outgoing | None, error: str | None = None) -> Text:
-    """A renderable of exactly what will be sent: Telegram's HTML as the app shows it,
-    e-mail's text/plain and Slack's mrkdwn literally."""
+    """A renderable of exactly what will be sent: Telegram's HTML and Slack's mrkdwn as
+    the customer's app shows them, e-mail's text/plain literally."""
     if error:
         return Text(f"cannot preview: {error}", style="red")
     if out is None or not out.source.strip():
         return Text("Nothing to send yet.", style="dim italic")
     what = {"email": "e-mail (plain text shown; an HTML part goes too)",
             "telegram": "Telegram (as the customer's app shows it)",
-            "slack": "Slack (mrkdwn)"}.get(out.channel, out.channel)
+            "slack": "Slack (as the customer's app shows it)"}.get(out.channel, out.channel)
     head = Text(f"as sent on {what}", style="dim")
     if len(out.parts) > 1:
         head.append(f" · {len(out.parts)} messages", style="bold")
@@ -72,6 +72,10 @@ def preview(out: Outgoing | None, error: str | None = None) -> Text:
             from console.widgets.telegram_view import telegram_text
 
             items.append(telegram_text(part))
+        elif out.channel == "slack":  # the mrkdwn we send, drawn as Slack draws it (& not &amp;)
+            from console.widgets.slack_view import slack_text
+
+            items.append(slack_text(part))
         else:
             items.append(safe(part))
     return Text("\n").join(items)
