@@ -34,7 +34,7 @@ from textual.widgets import Static
 from console import keymap as keymap_mod
 from console.attachments import Attachments
 from console.drafts import DraftKeeper
-from console.later import Debounce, later
+from console.keyhold import later
 from console.live import Live
 from console.profile_edit import ProfileEdit
 from console.reader import StoreReader
@@ -85,10 +85,8 @@ class DeskScreen(Screen):
         self.show_profile: bool | None = None  # None: automatic by width
         self._open_token = 0
         self._loaded_count = TIMELINE_PAGE
-        # the customer under the queue's cursor shows once the cursor rests there a moment
-        # (console/later.py: not set_timer, which may never fire under load)
-        self._preview_soon = Debounce(self, 0.2, self._preview_due)
-        # while they are on the way, keys for them wait
+        self._preview_timer = None
+        # while the customer under the queue's cursor is on the way, keys for them wait
         self._preview_hold = None
         self._preview_for: int | None = None
         # widgets are kept by reference: callbacks from workers may land while a modal
@@ -147,9 +145,7 @@ class DeskScreen(Screen):
         if self.current is not None:
             channels = " ".join(badge(ch) for ch in self.current.channels)
             name = one_line(self.current.name or "#" + str(self.current.id), 40)
-            # gone from the queue (S pending, d ...): no row is highlighted; keys act on them still
-            away = f" · not in {self.source.title()}" if self.queue.left_out == self.current.id else ""
-            self.timeline_pane.border_title = f"{name} · {channels}{away}"
+            self.timeline_pane.border_title = f"{name} · {channels}"
         else:
             self.timeline_pane.border_title = "timeline"
         self.profile_pane.border_title = "profile"
@@ -286,7 +282,7 @@ class DeskScreen(Screen):
         # (r, j ...), so it waits until they are on screen with the focus on their timeline
         def failed(error: Exception) -> None:
             self.reader._tell(error)
-            previewed = self._preview_hold is not None and not self._preview_soon.pending
+            previewed = self._preview_hold is not None and self._preview_timer is None
             if focus or previewed:  # never to the customer on screen what was typed for this one
                 self.app.keys.drop("the customer did not open")
             if previewed:
@@ -334,7 +330,7 @@ class DeskScreen(Screen):
         if token != self._open_token:
             return  # a newer open is on its way
         self._opening = None
-        if self._preview_hold is not None and not self._preview_soon.pending:  # the row's customer is here
+        if self._preview_hold is not None and self._preview_timer is None:  # the row's customer is here
             self._cancel_preview()
         changed = self.current is None or self.current.id != customer.id
         self.current = customer
@@ -362,7 +358,7 @@ class DeskScreen(Screen):
                         self.timeline.focus()
                 finally:
                     hold.release()
-            later(self.app, 0.035, focus_timeline)
+            later(self.app, 0.035, focus_timeline)  # (not set_timer: it may never fire under load)
 
     # -- what the widgets ask for -------------------------------------------------------
     @on(QueueView.Reloaded)
@@ -391,20 +387,19 @@ class DeskScreen(Screen):
         self._preview_for = cid
         self._preview_hold = self.app.keys.hold("the customer under the cursor", passes=self._moves_in_queue,
                                                 hurry=lambda: self._preview_now(cid))
-        self._preview_soon.poke()
+        self._preview_timer = self.set_timer(0.2, lambda: self._preview_now(cid))
 
     def _preview_now(self, cid: int) -> None:
-        if self._preview_for != cid or not self._preview_soon.pending:
+        if self._preview_for != cid or self._preview_timer is None:
             return  # opened already, or the cursor moved on
-        self._preview_soon.cancel()
+        self._preview_timer.stop()
+        self._preview_timer = None
         self.open_customer(cid, mark_read=False)
 
-    def _preview_due(self) -> None:
-        if self._preview_for is not None:
-            self.open_customer(self._preview_for, mark_read=False)
-
     def _cancel_preview(self) -> None:
-        self._preview_soon.cancel()
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+            self._preview_timer = None
         hold, self._preview_hold, self._preview_for = self._preview_hold, None, None
         if hold is not None:
             hold.release()
@@ -502,8 +497,7 @@ class DeskScreen(Screen):
 
     def _search_chosen(self, hit) -> None:
         if hit is not None:
-            if not self.queue.select_customer(hit.customer_id):
-                self.queue.show_outside(hit.customer_id)
+            self.queue.select_customer(hit.customer_id)
             self.open_customer(hit.customer_id, focus_message=hit.message_id, focus=True)
 
     def action_reply(self) -> None:
@@ -518,6 +512,13 @@ class DeskScreen(Screen):
         if self.composer.mode != mode:
             self.composer.action_note_mode()
         self.composer.area.focus()
+        text = self.composer.area.text
+        if text.strip():  # typing goes on after a draft written earlier: never unseen (it would go out with it)
+            lines = text.count("\n") + 1
+            discard = self.app.keymap.get("composer.discard", "").split(",")[0]
+            self.app.notify(f"continuing your unsent {'note' if mode == 'note' else 'reply'} to "
+                            f"{one_line(self.current.name or 'this customer', 30)} ({lines} line{'s' if lines != 1 else ''})"
+                            + (f" · {keymap_mod.display(discard)} discards it" if discard else ""), timeout=4)
 
     def action_filter(self) -> None:
         self.triage.filter()

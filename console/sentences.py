@@ -10,8 +10,7 @@ from typing import Any
 
 from store.models import Event
 from store.text import article, one_line, plural  # noqa: F401  (plural: for callers)
-from store.terms import Channel
-from store.timefmt import format_clock, format_duration
+from store.timefmt import format_clock
 
 RULES_ACTOR = "rules"  # the actor name automation writes (connectors/desk/automation.py)
 
@@ -32,12 +31,6 @@ def _value(v: Any, limit: int = 40) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{one_line(k, 16)} {one_line(x, limit)}" for k, x in v.items())
     return one_line(v, limit)
-
-
-def action(ev: Event, now: float | None = None) -> str:
-    """What an event did, without who: "set status done", "tagged vip"."""
-    text = describe(Event(ev.id, ev.at, "\0", ev.kind, ev.customer_id, ev.data), me="\0", now=now)
-    return text.removeprefix("you ")
 
 
 def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
@@ -66,16 +59,8 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
         text = f"{who} removed tag {_value(d.get('tag'), 30)}"
     elif k == "assign":
         text = f"{who} assigned to {_value(d.get('new'), 24)}" if d.get("new") else f"{who} unassigned"
-    elif k == "priority" and d.get("reason") == "breach":  # store.record_breach
-        text = f"priority raised to {_value(d.get('new'))}: a reply target was missed"
     elif k == "priority":
         text = f"{who} set priority {_value(d.get('new'))}"
-    elif k == "breach":  # connectors/desk/targets.py: "waited past the 4h e-mail target (since 09:36)"
-        channel = str(d.get("channel") or "")
-        label = Channel(channel).label + " " if channel in {c.value for c in Channel} else ""
-        span = format_duration(d.get('target')).removesuffix('00m').removesuffix('00h')  # 4h, not 4h00m
-        text = (f"waited past the {span} {label}target"
-                + (f" (since {format_clock(d['waiting_since'], now)})" if d.get("waiting_since") else ""))
     elif k == "rename":
         text = f"{who} renamed {_value(d.get('old'), 30)!r} to {_value(d.get('new'), 30)!r}"
     elif k == "address":
@@ -91,12 +76,7 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
     elif k == "fact_seen":
         text = f"noted an earlier {_value(d.get('key'), 20)} = {_value(d.get('value'), 40)}"
     elif k == "undo":
-        gist = d.get("undone")
-        if isinstance(gist, dict) and d.get("undone_kind"):  # what was undone, in the same words
-            undone = Event(d.get("event") or 0, ev.at, "", str(d["undone_kind"]), ev.customer_id, gist)
-            text = f"{who} undid “{action(undone, now)}”"
-        else:  # an undo logged before its gist was kept
-            text = f"{who} undid {article(str(d.get('undone_kind') or 'action'))}"
+        text = f"{who} undid {article(str(d.get('undone_kind') or 'action'))}"
     elif k == "rule":
         actions = d.get("actions") or []
         text = f"{who} fired" + (f": {_value(actions, 60)}" if actions else "")

@@ -204,10 +204,9 @@ class CustomersMixin:
             params.append(filter)
         elif filter == "failed":
             where.append(_LAST_REPLY_FAILED)
-        elif filter == "mine":  # agent names match in any case: 'alex morgan' is Alex Morgan
-            spellings = self._assignee_spellings(agent or "") or [agent or ""]
-            where.append(f"c.assignee IN ({','.join('?' * len(spellings))}) AND c.status != 'done'")
-            params.extend(spellings)
+        elif filter == "mine":
+            where.append("c.assignee = ? AND c.status != 'done'")
+            params.append(agent or "")
         if channel:
             where.append("EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND i.channel = ?)")
             params.append(channel)
@@ -322,10 +321,10 @@ class CustomersMixin:
             " AND max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)) < ?"
             " ORDER BY max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)), id", (before,))]
 
-    def set_status_many(self, customer_ids: list[int], status: str, actor: str, **extra) -> list[int]:
+    def set_status_many(self, customer_ids: list[int], status: str, actor: str) -> list[int]:
         """set_status for each customer (those who have it already are left alone)
         in one transaction, as one batch: undoing any of its events undoes all.
-        `extra` goes into each event (reason="import"). Returns the event ids."""
+        Returns the event ids."""
         import uuid
 
         batch, events = uuid.uuid4().hex[:16], []
@@ -333,8 +332,7 @@ class CustomersMixin:
             for cid in customer_ids:
                 row = self.q1("SELECT status FROM customers WHERE id=?", (cid,))
                 if row is not None and row[0] != status:
-                    events.append(self.set_status(cid, status, actor, batch=batch, batch_size=len(customer_ids),
-                                                  **extra))
+                    events.append(self.set_status(cid, status, actor, batch=batch, batch_size=len(customer_ids)))
         return events
 
     def snooze(self, customer_id: int, until: float, actor: str) -> int:
@@ -402,28 +400,12 @@ class CustomersMixin:
             data = {"tag": ", ".join(removed)} | ({"tags": removed} if len(removed) > 1 else {})
             return self.log_event("untag", actor, customer_id, **data)
 
-    def assign(self, customer_id: int, assignee: str | None, actor: str, *, known: tuple[str, ...] = (),
-               **extra) -> int:
-        """Assign the customer to an agent (None: nobody); returns the event id. Agent names
-        match in any case: a name given as `known` (the configured agents) or already in use
-        is kept as spelled there ('alex morgan' -> 'Alex Morgan'). StoreError for a blank name."""
-        if assignee is not None:
-            assignee = " ".join(assignee.split())
-            if not assignee:
-                raise StoreError("an agent's name cannot be blank; to unassign, give no name")
-            same = [k for k in known if k.casefold() == assignee.casefold()] or self._assignee_spellings(assignee)
-            assignee = same[0] if same else assignee
+    def assign(self, customer_id: int, assignee: str | None, actor: str, **extra) -> int:
+        """Assign the customer to an agent (None: nobody); returns the event id."""
         with self.tx():
             old = self.q1("SELECT assignee FROM customers WHERE id=?", (customer_id,))[0]
             self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (assignee, customer_id))
             return self.log_event("assign", actor, customer_id, old=old, new=assignee, **extra)
-
-    def _assignee_spellings(self, name: str) -> list[str]:
-        """The assignee names in use that are `name` in another case, most used first."""
-        folded = " ".join(name.split()).casefold()
-        rows = self.q("SELECT assignee, count(*) n FROM customers WHERE assignee IS NOT NULL GROUP BY assignee"
-                      " ORDER BY n DESC, assignee")
-        return [r[0] for r in rows if " ".join(r[0].split()).casefold() == folded and folded]
 
     def set_priority(self, customer_id: int, priority: int, actor: str, **extra) -> int:
         """Set the priority (higher comes first in the queue); returns the event id."""

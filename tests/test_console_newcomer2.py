@@ -2,8 +2,6 @@
 real console with Pilot and checks what the person at the keyboard sees."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from console.screens.pickers import Dialog
@@ -200,7 +198,7 @@ async def test_cc_takes_names_and_lists_as_a_mail_client_writes_them(db_path, cl
         await pilot.press(*'.gov>, "Doe, John" <john@x.example>', "enter")
         await until(pilot, lambda: not isinstance(app.screen, Dialog)
                     and app.composer.cc == ["Bill <president@whitehouse.gov>", '"Doe, John" <john@x.example>'])
-        bar = next(line for line in screen_text(app).splitlines() if "reply via" in line)
+        bar = next(line for line in screen_text(app).splitlines() if "✎ writing via" in line)
         assert "cc Bill, Doe, John" in bar and "…" not in bar.split("cc ")[1]  # whole names at 80 columns
         await pilot.resize_terminal(160, 40)  # room for the whole list
         await until(pilot, lambda: 'cc Bill <president@whitehouse.gov>, "Doe, John" <john@x.example>' in screen_text(app))
@@ -234,83 +232,3 @@ async def test_the_slack_preview_shows_what_the_customer_reads_not_the_wire_form
     sent = s.timeline(ids["carol"])[-1]
     assert formatting.slack_parts(sent.text) == ["Send the number &amp; I'll check &lt;this&gt; *today*"]
     s.close()
-
-
-def _highlighted_rows(app) -> list[str]:
-    """The queue's rows drawn with the cursor's background."""
-    queue = app.queue
-    marks = {queue.get_component_rich_style(c).bgcolor for c in ("queue--cursor", "queue--cursor-blur")}
-    rows = []
-    for y in range(queue.size.height):
-        strip = queue.render_line(y)
-        if any(seg.style is not None and seg.style.bgcolor in marks for seg in strip):
-            rows.append(strip.text)
-    return rows
-
-
-async def test_a_customer_who_leaves_the_queue_is_named_as_such_and_no_row_is_highlighted(db_path, clock, tmp_path, ids):
-    """Finding 5: after `d` (next_after_done off) or `S pending`, the customer shown was no
-    longer in the queue, yet a row looked selected or none did, with nothing said. Now the
-    timeline's title says "not in open", no row is highlighted, keys act on the customer
-    shown; j takes the row now at their place, u brings them back under the cursor."""
-    app = make_app(db_path, clock, tmp_path)
-    async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(pilot)
-        await open_customer(pilot, ids["bob"])
-        assert any("Bob Li" in r for r in _highlighted_rows(app))
-        await pilot.press("d")
-        await until(pilot, lambda: "Bob Li · em · not in open" in screen_text(app))
-        assert _highlighted_rows(app) == [] and app.current.id == ids["bob"]
-        await pilot.press("t", *"later", "enter")  # a key still acts on the customer shown, as the title says
-        await until(pilot, lambda: "later" in app.current.tags and app.current.id == ids["bob"])
-        await pilot.press("u", "u")  # the tag, then the done: Bob is back in the queue, under the cursor
-        await until(pilot, lambda: any("Bob Li" in r for r in _highlighted_rows(app)))
-        assert "not in open" not in screen_text(app)
-        await pilot.press("d")
-        await until(pilot, lambda: "not in open" in screen_text(app))
-        app.queue.focus()
-        below = app.queue.row(app.queue.cursor).customer_id  # the row now where Bob was
-        await pilot.press("j")
-        await until(pilot, lambda: app.current.id == below and len(_highlighted_rows(app)) == 2)
-        assert "not in open" not in screen_text(app)
-
-
-async def test_the_demo_banner_gives_the_whole_cli_line_in_80_columns(db_path, clock, tmp_path, ids):
-    """Finding 1: the banner gave `OMNIDESK_DB=… omnidesk queue` without OMNIDESK_CONFIG (the
-    CLI then acted as someone else: undo did not work). tests/test_console_tmux.py runs the
-    lines as shown in a shell."""
-    from console.demo import banner
-
-    root = Path("/tmp/od-5xxq8aur/omnidesk-demo-k2x9q1ab")  # a TMPDIR longer than /tmp
-    app = make_app(db_path, clock, tmp_path, banner=banner(root / "omnidesk.db", root / "config.toml"))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        lines = [line.strip() for line in screen_text(app).splitlines()]
-        at = lines.index(f"export OMNIDESK_DB={root / 'omnidesk.db'} \\")
-        assert lines[at - 1] == "DEMO: simulated customers, nothing leaves this machine. In another terminal:"
-        assert lines[at + 1] == f"OMNIDESK_CONFIG={root / 'config.toml'}"  # a long TMPDIR: no room for more
-    short = banner(Path("/tmp/omnidesk-demo-k2x9q1ab/omnidesk.db"), Path("/tmp/omnidesk-demo-k2x9q1ab/config.toml"))
-    assert short.splitlines()[-1] == "OMNIDESK_CONFIG=/tmp/omnidesk-demo-k2x9q1ab/config.toml; omnidesk queue"
-    assert max(len(line) for line in short.splitlines()) <= 80
-
-
-async def test_the_status_bar_shows_only_the_configured_accounts_health(db_path, clock, tmp_path, ids):
-    """Finding 20: with [telegram.main] taken out of the config, the status bar still said
-    `◐ telegram:main (cannot reach Telegram: …)` from its last stored health row."""
-    from connectors.config import validate
-    from console import keymap
-    from console.app import OmnideskApp
-
-    s = Store(db_path, clock=clock)
-    s.set_health("email:main", "ok")
-    s.set_health("telegram:main", "retrying", "cannot reach Telegram: httpx.ConnectError")
-    s.close()
-    config = validate({"agent": {"name": "alice"}, "email": {"main": {"backend": "maildir", "maildir": str(tmp_path / "Mail")}},
-                       "console": {"bell": False, "next_after_done": False}})
-    app = OmnideskApp(db_path, config, "alice", clock=clock, cursor_blink=False, start_engine=False,
-                      keymap=keymap.load(False), poll_interval=0.1)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(pilot)
-        await until(pilot, lambda: "email:main" in screen_text(app).splitlines()[-1])
-        status = screen_text(app).splitlines()[-1]
-        assert "telegram" not in status and "cannot reach Telegram" not in status, status

@@ -66,7 +66,7 @@ def register(sub, parents) -> None:
     p.add_argument("customer")
     p.add_argument("until", nargs="+")
 
-    p = add("assign", cmd_assign, "assign a customer to an agent (no name: unassign); names match in any case")
+    p = add("assign", cmd_assign, "assign a customer to an agent (no name: unassign)")
     p.add_argument("customer")
     p.add_argument("assignee", nargs="?")
 
@@ -75,8 +75,7 @@ def register(sub, parents) -> None:
     p.add_argument("other")
 
     p = add("split", cmd_split, "move one identity out into a new customer (undoable)")
-    p.add_argument("identity", help="identity id (`omnidesk show CUSTOMER` lists them: 'identity 7: email ...'),"
-                                    " or the address or @handle itself")
+    p.add_argument("identity", type=int, help="identity id (see `show`)")
 
     p = add("undo", cmd_undo, "undo your last action (or a given event id)")
     p.add_argument("event", nargs="?", type=int)
@@ -123,18 +122,9 @@ def cmd_queue(args, ctx) -> int:
     def human(_):
         if not rows:
             return "Nobody is waiting." if args.filter == "waiting" else "No customers."
-        from store.timefmt import format_clock
-
-        # a snoozed customer has no target running: the column says until when they sleep
-        snoozed = args.filter == "snoozed"
-        width = 12 if any(r.status == "snoozed" for r in rows) else 9
-        lines = [f"{'ID':>6}  {'WAITING':>8}  {'UNTIL' if snoozed else 'TARGET':>{width}}  {'VIA':<8}  {'NAME':<22}"
-                 f"  PREVIEW"]
+        lines = [f"{'ID':>6}  {'WAITING':>8}  {'TARGET':>9}  {'VIA':<8}  {'NAME':<22}  PREVIEW"]
         for r, d in zip(rows, data):
-            when = describe_time_left(d["time_left"])
-            if r.status == "snoozed" and r.snoozed_until:  # "zz" as the console marks a sleeper
-                when = ("" if snoozed else "zz ") + format_clock(r.snoozed_until, now)
-            lines.append(f"{r.customer_id:>6}  {age(r.waiting_since):>8}  {when:>{width}}  "
+            lines.append(f"{r.customer_id:>6}  {age(r.waiting_since):>8}  {describe_time_left(d['time_left']):>9}  "
                          f"{(r.last_channel or '-'):<8}  {cell(r.name, 22):<22}  {cell(r.preview, 50)}")
         return "\n".join(lines)
 
@@ -339,10 +329,7 @@ def cmd_snooze(args, ctx) -> int:
     from store.timefmt import parse_when
 
     cid = ctx.customer(args.customer)
-    text = " ".join(args.until).strip()
-    if text.startswith("-"):  # "-5m" (main() keeps argparse from taking it for an option)
-        raise UserError(f"{text}: a time in the past is not a snooze; give a time ahead, like 2h, 30m or"
-                        f" tomorrow 9:00")
+    text = " ".join(args.until)
     try:
         until = parse_when(text, time.time())
     except ValueError as e:
@@ -355,10 +342,9 @@ def cmd_snooze(args, ctx) -> int:
 
 def cmd_assign(args, ctx) -> int:
     cid = ctx.customer(args.customer)
-    event = ctx.store.assign(cid, args.assignee, ctx.agent, known=(ctx.agent,))
-    assignee = ctx.store.customer(cid).assignee  # as stored: 'alex morgan' is the configured Alex Morgan
-    ctx.emit({"customer_id": cid, "assignee": assignee, "event_id": event},
-             f"#{cid} assigned to {assignee}" if assignee else f"#{cid} unassigned")
+    event = ctx.store.assign(cid, args.assignee, ctx.agent)
+    ctx.emit({"customer_id": cid, "assignee": args.assignee, "event_id": event},
+             f"#{cid} assigned to {args.assignee}" if args.assignee else f"#{cid} unassigned")
     return 0
 
 
@@ -371,26 +357,10 @@ def cmd_merge(args, ctx) -> int:
 
 
 def cmd_split(args, ctx) -> int:
-    identity = _identity_ref(ctx, args.identity)
-    event, new_id = ctx.store.split(identity, ctx.agent)
-    ctx.emit({"identity_id": identity, "customer_id": new_id, "event_id": event},
-             f"identity {identity} is now customer #{new_id} (undo: omnidesk undo {event})")
+    event, new_id = ctx.store.split(args.identity, ctx.agent)
+    ctx.emit({"identity_id": args.identity, "customer_id": new_id, "event_id": event},
+             f"identity {args.identity} is now customer #{new_id} (undo: omnidesk undo {event})")
     return 0
-
-
-def _identity_ref(ctx, ref: str) -> int:
-    """An identity id, or the address / @handle of one (what `show` takes for a customer)."""
-    ref = ref.strip()
-    if ref.isdigit():
-        return int(ref)
-    cid = ctx.customer(ref)
-    identities = ctx.store.identities(cid)
-    wanted = ref.lower().lstrip("@")
-    same = [i for i in identities if wanted in {i.address.lower(), (i.handle or "").lower().lstrip("@")}]
-    if len(same) == 1:
-        return same[0].id
-    listed = "; ".join(f"identity {i.id}: {i.channel} {cell(i.address, 40)}" for i in identities)
-    raise UserError(f"{ref!r} is customer #{cid}, not one of their addresses; give the identity to split out: {listed}")
 
 
 def cmd_undo(args, ctx) -> int:
@@ -406,25 +376,9 @@ def cmd_undo(args, ctx) -> int:
             raise
         raise UserError(f"{e} by {ctx.agent}{_others_last_action(ctx, cid)}") from None
     ev = ctx.store.event(event_id)
-    ctx.emit(ev, undone_words(ctx.store, ev))
+    who = ctx.store.customer(ev.customer_id).name if ev.customer_id else ""
+    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {cell(who, 40)}" if who else ""))
     return 0
-
-
-def undone_words(store, ev) -> str:
-    """What an undo took back, as the user would say it: "reopened 18 customers (undid
-    “set status done”, event 26)", "undid “tagged vip” for Jane Roe (event 7)"."""
-    from console.sentences import action
-
-    batch = store.batch_of(ev)
-    customers = {e.customer_id for e in batch}
-    if len(customers) > 1:  # one action on many: done --older-than, import --done
-        what, whom = action(ev), plural(len(customers), "customer")
-    else:  # one or several changes to one customer: fact a=1 b=2
-        what = "; ".join(action(e) for e in batch)
-        whom = cell(store.customer(ev.customer_id).name, 40) if ev.customer_id else ""
-    if ev.kind == "status" and ev.data.get("new") == "done" and whom:
-        return f"reopened {whom} (undid “{what}”, event {ev.id})"
-    return f"undid “{what}”" + (f" for {whom}" if whom else "") + f" (event {ev.id})"
 
 
 def _others_last_action(ctx, cid: int | None) -> str:
@@ -457,8 +411,7 @@ def cmd_customers(args, ctx) -> int:
         if not rows:
             return "No customers."
         return "\n".join(
-            [f"{'ID':>6}  {'STATUS':<8}  {'CHANNELS':<20}  NAME"]  # a header row, as queue has
-            + [f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {cell(c.name, 40)}" for c in rows]
+            f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {cell(c.name, 40)}" for c in rows
         )
 
     ctx.emit(rows, human)
@@ -481,9 +434,8 @@ def cmd_events(args, ctx) -> int:
             return "No events."
         now, me = time.time(), ctx.agent
         return "\n".join(
-            [f"{'ID':>6}  {'WHEN':>12}  {'WHO':<7} WHAT"]  # a header row, as queue has
-            + [f"{e.id:>6}  {format_clock(e.at, now):>12}  {'#' + str(e.customer_id) if e.customer_id is not None else '-':<7} "
-               f"{describe(e, me)}" for e in events]
+            f"{e.id:>6}  {format_clock(e.at, now):>12}  {'#' + str(e.customer_id) if e.customer_id is not None else '-':<7} "
+            f"{describe(e, me)}" for e in events
         )
 
     ctx.emit(events, human)

@@ -11,7 +11,6 @@ from textual.message import Message
 from textual.widgets import Static, TextArea
 
 from console import keymap
-from console.later import Debounce
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.outgoing import preview
 from console.widgets.safe_text import one_line
@@ -126,7 +125,7 @@ class Composer(Vertical):
         self.subject: str | None = None
         self.show_preview = False
         self._cursor_blink = cursor_blink
-        self._preview_soon = Debounce(self, 0.12, self.update_preview)  # (not set_timer: may never fire under load)
+        self._preview_timer = None
         self._chosen = False  # the agent picked the channel: a refresh must not change it
         # the drafts to customers not in view, so moving through the queue never loses one
         # (the store keeps them too: console/drafts.py); customer id -> Draft
@@ -359,19 +358,49 @@ class Composer(Vertical):
         self.area.move_cursor(self.area.document.end)
         self.update_preview()
 
+    # the reply area looks the same focused or not: say it in words (a key typed into it
+    # is text, not a command), and say how to start writing when it is not focused
+    def on_descendant_focus(self) -> None:
+        self.refresh_bar()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bar()
+
+    def _writing(self) -> bool:
+        return self.is_mounted and self.app.focused is not None and self.app.focused in self.query(ReplyArea)
+
+    def _refresh_placeholder(self) -> None:
+        area = self.area
+        if self.customer is None or self._writing():
+            area.placeholder = ""
+            return
+        km = getattr(self.app, "keymap", None) or {}
+        keys = [f"{keymap.display(km[i].split(',')[0])} {what}" for i, what in (("global.reply", "reply"),
+                                                                              ("global.note", "note")) if km.get(i)]
+        area.placeholder = " · ".join(keys) + f" to {one_line(self.customer.name or 'this customer', 30)}"
+
     def refresh_bar(self) -> None:
         bar = self.query_one("#composer-bar", Static)
         t = Text(end="", no_wrap=True, overflow="ellipsis")
+        writing = self.customer is not None and self._writing()
+        self._refresh_placeholder()
         if self.customer is None:
             t.append("No customer selected", "dim italic")
         elif self.mode == "note":
+            if writing:
+                t.append("✎ writing", Style(bold=True, reverse=True))
+                t.append(" ")
             t.append(" note ", Style(bold=True, color="black", bgcolor="#d19a66"))
             t.append("  internal, never sent to the customer", "dim")
         elif self.identity is None:
             t.append("This customer has no channel to reply on", "red")
         else:
             i = self.identity
-            t.append("reply via ", "dim")
+            if writing:  # (a word, not only a colour: 80 columns over SSH may have few colours)
+                t.append("✎ writing", Style(bold=True, reverse=True))
+                t.append(" via ", "dim")
+            else:
+                t.append("reply via ", "dim")
             t.append(f" {badge(i.channel)} ", Style(bold=True, color="black", bgcolor=color(i.channel)))
             who = i.address if i.channel == "email" else (f"@{i.handle}" if i.handle else i.display_name or i.address)
             t.append(f" {CHANNEL_NAME.get(i.channel, i.channel)} ")
@@ -475,7 +504,9 @@ class Composer(Vertical):
         self.post_message(self.Typing())
         self._edited()
         if self.show_preview:
-            self._preview_soon.poke()
+            if self._preview_timer is not None:
+                self._preview_timer.stop()
+            self._preview_timer = self.set_timer(0.12, self.update_preview)
 
     # -- actions -----------------------------------------------------------------
     def action_send(self) -> None:
