@@ -49,6 +49,9 @@ class OmnideskApp(App):
     TITLE = "omnidesk"
     BINDINGS = [b for b in keymap_mod.bindings("global") if b.id.split(".")[1] in APP_ACTIONS]
     COMMANDS = {lambda: CommandsProvider}  # our ranking: a title starting with what is typed first
+    # a screen under another (the desk under a dialog) carries this class: its toasts hide
+    # there (app.tcss), or they showed twice, the dialog having toasts of its own
+    SUSPENDED_SCREEN_CLASS = "-covered"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (116, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
