@@ -19,6 +19,7 @@ from console.screens.pickers import ConfirmScreen, PathSuggester, PickerScreen, 
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.composer import Composer, InsertedTemplate
 from console.widgets.outgoing import list_templates, outgoing, preview, render_template
+from console.triage import titled
 from console.widgets.safe_text import one_line
 from connectors.limits import file_too_big, read_attachment
 from store import Store
@@ -188,7 +189,8 @@ class Reply:
             if not os.path.isfile(path):
                 return "no such file" if not os.path.exists(path) else "not a file"
             return file_too_big(channel, os.path.basename(path), os.path.getsize(path), store_cap)
-        self.app.push_screen(PromptScreen("Attach a file", placeholder="~/Downloads/invoice.pdf",
+        self.app.push_screen(PromptScreen(titled("Attach a file to the reply to", self.desk.current),
+                                          placeholder="~/Downloads/invoice.pdf",
                                           help="→ completes the path · enter attaches · esc cancels",
                                           check=check, suggester=PathSuggester()),
                              lambda path: path and composer.add_attachment(str(Path(path.strip()).expanduser())))
@@ -212,7 +214,8 @@ class Reply:
             except ValueError as e:
                 return str(e)
             return None
-        self.app.push_screen(PromptScreen("Cc", value=", ".join(composer.cc), placeholder="Ann <ann@example.com>",
+        self.app.push_screen(PromptScreen(titled("Cc of the reply to", self.desk.current), value=", ".join(composer.cc),
+                                          placeholder="Ann <ann@example.com>",
                                           help="addresses separated by commas, as a mail client writes them"
                                                " (Ann <ann@example.com>); empty removes the Cc", check=check),
                              lambda text: text is not None and composer.set_cc(addresses(text)))
@@ -232,7 +235,7 @@ class Reply:
             if ident.account:
                 t.append(f"  via {one_line(ident.account, 20)}", Style(dim=True))
             items.append((t, ident.id))
-        self.app.push_screen(PickerScreen("Reply on which channel?", items),
+        self.app.push_screen(PickerScreen(titled("Reply to", customer, " on which channel?"), items),
                              lambda iid: iid is not None and self._set_identity(iid))
 
     def _set_identity(self, identity_id: int) -> None:

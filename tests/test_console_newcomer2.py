@@ -49,6 +49,11 @@ async def test_every_dialog_that_acts_on_a_customer_names_them(db_path, clock, t
         assert await dialog_title(pilot, "t") == f"Tag {name}"
         assert await dialog_title(pilot, "T") == f"Remove a tag from {name}"
         assert await dialog_title(pilot, "a") == f"Assign {name} to"
+        await pilot.press("r")  # the reply's dialogs too
+        assert await dialog_title(pilot, "ctrl+o") == f"Reply to {name} on which channel?"
+        assert await dialog_title(pilot, "ctrl+f") == f"Attach a file to the reply to {name}"
+        assert await dialog_title(pilot, "ctrl+b") == f"Cc of the reply to {name}"
+        await pilot.press("escape")
         await pilot.press("S")  # and on screen, whole, at 80 columns
         await until(pilot, lambda: f"Set status of {name}" in screen_text(app))
 
