@@ -33,6 +33,12 @@ def _value(v: Any, limit: int = 40) -> str:
     return one_line(v, limit)
 
 
+def action(ev: Event, now: float | None = None) -> str:
+    """What an event did, without who: "set status done", "tagged vip"."""
+    text = describe(Event(ev.id, ev.at, "\0", ev.kind, ev.customer_id, ev.data), me="\0", now=now)
+    return text.removeprefix("you ")
+
+
 def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
     """One sentence for an event. `me` is the agent reading ("you"); `now` anchors
     times (default: the event's own time, so "14:02" or "Mon 14:02")."""
@@ -76,7 +82,12 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
     elif k == "fact_seen":
         text = f"noted an earlier {_value(d.get('key'), 20)} = {_value(d.get('value'), 40)}"
     elif k == "undo":
-        text = f"{who} undid {article(str(d.get('undone_kind') or 'action'))}"
+        gist = d.get("undone")
+        if isinstance(gist, dict) and d.get("undone_kind"):  # what was undone, in the same words
+            undone = Event(d.get("event") or 0, ev.at, "", str(d["undone_kind"]), ev.customer_id, gist)
+            text = f"{who} undid “{action(undone, now)}”"
+        else:  # an undo logged before its gist was kept
+            text = f"{who} undid {article(str(d.get('undone_kind') or 'action'))}"
     elif k == "rule":
         actions = d.get("actions") or []
         text = f"{who} fired" + (f": {_value(actions, 60)}" if actions else "")

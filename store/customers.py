@@ -321,10 +321,10 @@ class CustomersMixin:
             " AND max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)) < ?"
             " ORDER BY max(coalesce(last_inbound_at, 0), coalesce(last_outbound_at, 0)), id", (before,))]
 
-    def set_status_many(self, customer_ids: list[int], status: str, actor: str) -> list[int]:
+    def set_status_many(self, customer_ids: list[int], status: str, actor: str, **extra) -> list[int]:
         """set_status for each customer (those who have it already are left alone)
         in one transaction, as one batch: undoing any of its events undoes all.
-        Returns the event ids."""
+        `extra` goes into each event (reason="import"). Returns the event ids."""
         import uuid
 
         batch, events = uuid.uuid4().hex[:16], []
@@ -332,7 +332,8 @@ class CustomersMixin:
             for cid in customer_ids:
                 row = self.q1("SELECT status FROM customers WHERE id=?", (cid,))
                 if row is not None and row[0] != status:
-                    events.append(self.set_status(cid, status, actor, batch=batch, batch_size=len(customer_ids)))
+                    events.append(self.set_status(cid, status, actor, batch=batch, batch_size=len(customer_ids),
+                                                  **extra))
         return events
 
     def snooze(self, customer_id: int, until: float, actor: str) -> int:

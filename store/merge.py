@@ -17,7 +17,9 @@ from store.terms import UNKNOWN_SENDER
 from store.names import name_key
 
 UNDOABLE = ("merge", "split", "status", "tag", "untag", "assign", "note", "priority", "fact", "rename", "address")
-FINAL = ("reply", "retry")  # actions that cannot be taken back: a bare `undo` stops at them
+FINAL = ("reply", "retry")
+# the small values of an undone event that its undo event keeps, for the words (never lists of ids)
+UNDO_GIST = ("new", "old", "until", "reason", "tag", "tags", "key", "source", "new_customer", "identity", "address")  # actions that cannot be taken back: a bare `undo` stops at them
 
 
 def _plain(name: str) -> str:
@@ -181,16 +183,24 @@ class MergeMixin:
                 raise StoreError(f"event {event_id} ({ev.kind}) cannot be undone")
             if ev.kind in ("merge", "split"):
                 self._check_no_later_regrouping(ev)
-            batch = [ev]
-            if ev.data.get("batch"):  # one action on many customers (omnidesk done --older-than): undone whole
-                batch = [self.event(r[0]) for r in self.q(
-                    "SELECT id FROM events WHERE kind=? AND undone_by IS NULL"
-                    " AND CAST(json_extract(data, '$.batch') AS TEXT) = ? ORDER BY id", (ev.kind, ev.data["batch"]))]
+            batch = [e for e in self.batch_of(ev) if not e.undone]
             for one in batch:
                 getattr(self, f"_undo_{one.kind}")(one)
-                undo_id = self.log_event("undo", actor, one.customer_id, event=one.id, undone_kind=one.kind)
+                # what was undone, in short, so the event log can say it ("you undid “set status done”")
+                gist = {k: v for k, v in one.data.items() if k in UNDO_GIST}
+                undo_id = self.log_event("undo", actor, one.customer_id, event=one.id, undone_kind=one.kind,
+                                         undone=gist)
                 self.conn.execute("UPDATE events SET undone_by=? WHERE id=?", (undo_id, one.id))
             return event_id
+
+    def batch_of(self, ev) -> list:
+        """The events one command made with `ev` (`done --older-than`, `import --done`, `fact a=1 b=2`),
+        `ev` among them, oldest first; [ev] for an event of its own. One undo takes them all back."""
+        if not ev.data.get("batch"):
+            return [ev]
+        return [self.event(r[0]) for r in self.q(
+            "SELECT id FROM events WHERE kind=? AND CAST(json_extract(data, '$.batch') AS TEXT) = ? ORDER BY id",
+            (ev.kind, ev.data["batch"]))]
 
     @staticmethod
     def _regrouped(ev) -> set[int]:

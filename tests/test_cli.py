@@ -114,7 +114,7 @@ def test_undo_for_one_customer(store_location, seeded):
     ok_json(store_location, "tag", str(seeded["bob"]), "invoice")  # the last action overall: on Bob
     proc = omnidesk(store_location, "undo", "--customer", "jane@roe.com")
     assert proc.returncode == 0, proc.stderr
-    assert "(tag) for Jane Roe" in proc.stdout
+    assert "undid “tagged teapot” for Jane Roe" in proc.stdout
     s = Store(store_location)
     assert s.customer(seeded["jane"]).tags == [] and s.customer(seeded["bob"]).tags == ["invoice"]
     s.close()

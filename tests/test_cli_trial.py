@@ -104,7 +104,7 @@ def test_the_cli_acts_as_the_configured_agent_so_undo_works_across_console_and_c
     s.close()
     proc = omnidesk(store_location, "--config", str(config), "undo", "--customer", "zoe@example.com")
     assert proc.returncode == 0, proc.stderr
-    assert "(tag) for Zoë Müller" in proc.stdout
+    assert "undid “tagged vip” for Zoë Müller" in proc.stdout
     ok_json(store_location, "--config", str(config), "status", "jane@roe.com", "done")
     assert ok_json(store_location, "events", "--limit", "1")[0]["actor"] == "Alex Morgan"
     # OMNIDESK_AGENT acts as someone else, and --agent beats both
@@ -299,7 +299,7 @@ def test_tags_are_normalized_found_in_any_spelling_and_undone_together(store_loc
     assert "tagged shipping, address-change, vip" in omnidesk(store_location, "events").stdout
     # one undo takes back everything that one command added
     proc = omnidesk(store_location, "undo")
-    assert proc.returncode == 0 and "(tag) for Jane Roe" in proc.stdout
+    assert proc.returncode == 0 and "undid “tagged shipping, address-change, vip” for Jane Roe" in proc.stdout
     assert ok_json(store_location, "show", "jane")["customer"]["tags"] == []
     proc = omnidesk(store_location, "tag", "jane", " #  ")
     assert proc.returncode == 1 and "a tag cannot be empty" in proc.stderr

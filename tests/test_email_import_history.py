@@ -82,7 +82,7 @@ def test_done_older_than_closes_quiet_conversations_and_one_undo_reopens_them(tm
     out = omnidesk(db, "done", "--older-than", "30d").stdout
     assert "marked 3 customers done" in out
     assert queue(db) == ["Today"]
-    assert "undone" in omnidesk(db, "undo").stdout
+    assert "reopened 3 customers" in omnidesk(db, "undo").stdout
     assert queue(db) == ["Old 0", "Old 1", "Old 2", "Today"]  # one undo: the whole batch
     bad = omnidesk(db, "done", "--older-than", "soon", check=False)
     assert bad.returncode == 1 and "30d" not in queue(db) and "expected a span like 7d" in bad.stderr
@@ -132,7 +132,7 @@ def test_identity_add_is_undoable(tmp_path):
     db = tmp_path / "o.db"
     omnidesk(db, "import", "maildir", str(root))
     omnidesk(db, "identity", "add", "1", "eve@example.com")
-    assert "(address)" in omnidesk(db, "undo").stdout
+    assert "undid “added address eve@example.com”" in omnidesk(db, "undo").stdout
     assert omnidesk(db, "show", "eve@example.com", check=False).returncode == 1
     assert omnidesk(db, "identity", "add", "1", "not an address", check=False).returncode == 1
 

@@ -109,3 +109,39 @@ def test_mails_without_a_sender_are_not_suggested_as_duplicates_of_each_other(st
         assert s.merge_suggestions(unknown[1]) == []
     finally:
         s.close()
+
+
+# -- 39 and 24. a bulk close says what it closed; one undo reopens all and says so ------------
+
+def test_import_done_says_how_many_it_closed_and_one_undo_reopens_them_all(store_location, tmp_path):
+    mails = {f"m{i}": f"From: C{i} <c{i}@shop{i}.example>\nSubject: order {i}\nMessage-ID: <m{i}@x>\n\n"
+                      f"Where is order {i}?\n" for i in range(4)}
+    root = _maildir(tmp_path / "legacy", mails)
+    assert installed(store_location, "import", "maildir", str(root)).returncode == 0
+    assert len(ok_json(store_location, "queue")) == 4
+    proc = installed(store_location, "import", "maildir", str(root), "--done")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 0 new of 4 messages" in proc.stdout
+    assert "marked 4 customers done (undo all: omnidesk undo " in proc.stdout
+    assert ok_json(store_location, "queue") == []
+    proc = installed(store_location, "undo")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("reopened 4 customers"), proc.stdout
+    assert len(ok_json(store_location, "queue")) == 4
+
+
+def test_undo_of_done_older_than_says_how_many_it_reopened(store_location, desk):
+    proc = installed(store_location, "done", "--older-than", "1h")
+    assert proc.stdout.startswith("marked 2 customers done"), proc.stdout
+    proc = installed(store_location, "undo")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("reopened 2 customers (undid “set status done”"), proc.stdout
+    assert "Unknown sender" not in proc.stdout and "(status)" not in proc.stdout
+    events = installed(store_location, "events").stdout
+    assert events.count("you undid “set status done”") == 2 and "undid a status" not in events
+
+
+def test_undo_names_the_action_and_the_customer(store_location, desk):
+    installed(store_location, "tag", "zoe@example.com", "vip")
+    proc = installed(store_location, "undo")
+    assert proc.stdout.startswith("undid “tagged vip” for Zoe Muller (event "), proc.stdout

@@ -32,7 +32,7 @@ def test_events_read_as_sentences_not_dicts_or_epoch_numbers(tmp_path, store, db
     assert "rule 'refunds to alice' tagged refund" in out
     assert "rule 'refunds to alice' assigned to alice" in out
     assert "you set status pending" in out
-    assert "you undid an assign" in out and "you assigned to bob — undone" in out
+    assert "you undid “assigned to bob”" in out and "you assigned to bob — undone" in out
     assert "{" not in out and not re.search(r"\b1[0-9]{9}\b", out)  # no dicts, no epoch numbers
     rc, out, _ = run_in_process("--db", str(db_path), "--agent", "bob", "events", "--customer", str(cid))
     assert "ann set status pending" in out  # "you" is whoever reads

@@ -376,9 +376,24 @@ def cmd_undo(args, ctx) -> int:
             raise
         raise UserError(f"{e} by {ctx.agent}{_others_last_action(ctx, cid)}") from None
     ev = ctx.store.event(event_id)
-    who = ctx.store.customer(ev.customer_id).name if ev.customer_id else ""
-    ctx.emit(ev, f"undone: event {ev.id} ({ev.kind})" + (f" for {cell(who, 40)}" if who else ""))
+    ctx.emit(ev, undone_words(ctx.store, ev))
     return 0
+
+
+def undone_words(store, ev) -> str:
+    """What an undo took back, as the user would say it: "reopened 18 customers (undid
+    “set status done”, event 26)", "undid “tagged vip” for Jane Roe (event 7)"."""
+    from console.sentences import action
+
+    batch = store.batch_of(ev)
+    what = action(ev)
+    if len(batch) > 1:
+        whom = plural(len(batch), "customer")
+    else:
+        whom = cell(store.customer(ev.customer_id).name, 40) if ev.customer_id else ""
+    if ev.kind == "status" and ev.data.get("new") == "done" and whom:
+        return f"reopened {whom} (undid “{what}”, event {ev.id})"
+    return f"undid “{what}”" + (f" for {whom}" if whom else "") + f" (event {ev.id})"
 
 
 def _others_last_action(ctx, cid: int | None) -> str:

@@ -73,16 +73,26 @@ def run(args, ctx) -> int:
         # the customers the import created, and those whose mail in this mailbox (imported now or
         # before) is what they wait on (nothing newer is unanswered)
         mine = stats.touched | store.customers_of_messages("email", account, stats.ids)
-        for customer_id in sorted(stats.new_customers | store.waiting_on_imported_mail_only(mine)):
-            if store.customer(customer_id).status != "done":
-                store.set_status(customer_id, "done", ctx.agent, reason="import")
+        # one batch: one `omnidesk undo` reopens all it closed
+        closed = store.set_status_many(sorted(stats.new_customers | store.waiting_on_imported_mail_only(mine)),
+                                       "done", ctx.agent, reason="import")
     data = {"format": args.format, "path": str(path), "account": account, "messages": stats.seen,
             "added": stats.added, "already_there": stats.skipped, "ours": stats.ours, "unreadable": stats.unreadable,
             "customers_before": before, "customers_after": store.queue_count("all")}
-    ctx.emit(data, lambda d: (f"imported {d['added']:,} new of {plural(d['messages'], 'message')} into account "
-                              f"{d['account']!r} ({d['already_there']} already there"
-                              + (f", {d['ours']} sent by us filed as our replies" if d["ours"] else "")
-                              + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")"))
+    if args.done:
+        data["marked_done"] = [store.event(e).customer_id for e in closed]
+        data["undo_event"] = closed[0] if closed else None
+
+    def human(d) -> str:
+        text = (f"imported {d['added']:,} new of {plural(d['messages'], 'message')} into account "
+                f"{d['account']!r} ({d['already_there']} already there"
+                + (f", {d['ours']} sent by us filed as our replies" if d["ours"] else "")
+                + (f", {d['unreadable']} kept raw as unreadable" if d["unreadable"] else "") + ")")
+        if "marked_done" in d:
+            text += (f"\nmarked {plural(len(d['marked_done']), 'customer')} done"
+                     + (f" (undo all: omnidesk undo {d['undo_event']})" if d["undo_event"] else ""))
+        return text
+    ctx.emit(data, human)
     return 0
 
 
