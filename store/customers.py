@@ -204,9 +204,10 @@ class CustomersMixin:
             params.append(filter)
         elif filter == "failed":
             where.append(_LAST_REPLY_FAILED)
-        elif filter == "mine":
-            where.append("c.assignee = ? AND c.status != 'done'")
-            params.append(agent or "")
+        elif filter == "mine":  # agent names match in any case: 'alex morgan' is Alex Morgan
+            spellings = self._assignee_spellings(agent or "") or [agent or ""]
+            where.append(f"c.assignee IN ({','.join('?' * len(spellings))}) AND c.status != 'done'")
+            params.extend(spellings)
         if channel:
             where.append("EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND i.channel = ?)")
             params.append(channel)
@@ -401,12 +402,28 @@ class CustomersMixin:
             data = {"tag": ", ".join(removed)} | ({"tags": removed} if len(removed) > 1 else {})
             return self.log_event("untag", actor, customer_id, **data)
 
-    def assign(self, customer_id: int, assignee: str | None, actor: str, **extra) -> int:
-        """Assign the customer to an agent (None: nobody); returns the event id."""
+    def assign(self, customer_id: int, assignee: str | None, actor: str, *, known: tuple[str, ...] = (),
+               **extra) -> int:
+        """Assign the customer to an agent (None: nobody); returns the event id. Agent names
+        match in any case: a name given as `known` (the configured agents) or already in use
+        is kept as spelled there ('alex morgan' -> 'Alex Morgan'). StoreError for a blank name."""
+        if assignee is not None:
+            assignee = " ".join(assignee.split())
+            if not assignee:
+                raise StoreError("an agent's name cannot be blank; to unassign, give no name")
+            same = [k for k in known if k.casefold() == assignee.casefold()] or self._assignee_spellings(assignee)
+            assignee = same[0] if same else assignee
         with self.tx():
             old = self.q1("SELECT assignee FROM customers WHERE id=?", (customer_id,))[0]
             self.conn.execute("UPDATE customers SET assignee=? WHERE id=?", (assignee, customer_id))
             return self.log_event("assign", actor, customer_id, old=old, new=assignee, **extra)
+
+    def _assignee_spellings(self, name: str) -> list[str]:
+        """The assignee names in use that are `name` in another case, most used first."""
+        folded = " ".join(name.split()).casefold()
+        rows = self.q("SELECT assignee, count(*) n FROM customers WHERE assignee IS NOT NULL GROUP BY assignee"
+                      " ORDER BY n DESC, assignee")
+        return [r[0] for r in rows if " ".join(r[0].split()).casefold() == folded and folded]
 
     def set_priority(self, customer_id: int, priority: int, actor: str, **extra) -> int:
         """Set the priority (higher comes first in the queue); returns the event id."""

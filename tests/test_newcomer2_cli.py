@@ -145,3 +145,25 @@ def test_undo_names_the_action_and_the_customer(store_location, desk):
     installed(store_location, "tag", "zoe@example.com", "vip")
     proc = installed(store_location, "undo")
     assert proc.stdout.startswith("undid “tagged vip” for Zoe Muller (event "), proc.stdout
+
+
+# -- 36. agent names match in any case; a blank one is refused --------------------------------
+
+def test_agent_names_match_in_any_case_and_keep_the_configured_spelling(store_location, desk):
+    proc = installed(store_location, "--agent", "Alex Morgan", "assign", "zoe@example.com", "alex morgan")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"#{desk.zoe} assigned to Alex Morgan", proc.stdout
+    mine = ok_json(store_location, "--agent", "Alex Morgan", "queue", "--filter", "mine")
+    assert [r["customer_id"] for r in mine] == [desk.zoe]
+    # assigned by someone else in another case: the name already in use is kept, and it is still "mine"
+    ok_json(store_location, "--agent", "Sam", "assign", str(desk.jane), "ALEX  MORGAN")
+    assert ok_json(store_location, "show", str(desk.jane))["customer"]["assignee"] == "Alex Morgan"
+    mine = ok_json(store_location, "--agent", "alex morgan", "queue", "--filter", "mine")
+    assert sorted(r["customer_id"] for r in mine) == sorted([desk.zoe, desk.jane])
+
+
+def test_a_blank_agent_name_is_refused(store_location, desk):
+    proc = installed(store_location, "assign", "zoe@example.com", "   ")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "an agent's name cannot be blank; to unassign, give no name" in proc.stderr
+    assert ok_json(store_location, "show", str(desk.zoe))["customer"]["assignee"] is None
+    assert ok_json(store_location, "events") == []

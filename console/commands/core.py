@@ -66,7 +66,7 @@ def register(sub, parents) -> None:
     p.add_argument("customer")
     p.add_argument("until", nargs="+")
 
-    p = add("assign", cmd_assign, "assign a customer to an agent (no name: unassign)")
+    p = add("assign", cmd_assign, "assign a customer to an agent (no name: unassign); names match in any case")
     p.add_argument("customer")
     p.add_argument("assignee", nargs="?")
 
@@ -342,9 +342,10 @@ def cmd_snooze(args, ctx) -> int:
 
 def cmd_assign(args, ctx) -> int:
     cid = ctx.customer(args.customer)
-    event = ctx.store.assign(cid, args.assignee, ctx.agent)
-    ctx.emit({"customer_id": cid, "assignee": args.assignee, "event_id": event},
-             f"#{cid} assigned to {args.assignee}" if args.assignee else f"#{cid} unassigned")
+    event = ctx.store.assign(cid, args.assignee, ctx.agent, known=(ctx.agent,))
+    assignee = ctx.store.customer(cid).assignee  # as stored: 'alex morgan' is the configured Alex Morgan
+    ctx.emit({"customer_id": cid, "assignee": assignee, "event_id": event},
+             f"#{cid} assigned to {assignee}" if assignee else f"#{cid} unassigned")
     return 0
 
 
