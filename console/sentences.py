@@ -10,7 +10,8 @@ from typing import Any
 
 from store.models import Event
 from store.text import article, one_line, plural  # noqa: F401  (plural: for callers)
-from store.timefmt import format_clock
+from store.terms import Channel
+from store.timefmt import format_clock, format_duration
 
 RULES_ACTOR = "rules"  # the actor name automation writes (connectors/desk/automation.py)
 
@@ -65,8 +66,16 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
         text = f"{who} removed tag {_value(d.get('tag'), 30)}"
     elif k == "assign":
         text = f"{who} assigned to {_value(d.get('new'), 24)}" if d.get("new") else f"{who} unassigned"
+    elif k == "priority" and d.get("reason") == "breach":  # store.record_breach
+        text = f"priority raised to {_value(d.get('new'))}: a reply target was missed"
     elif k == "priority":
         text = f"{who} set priority {_value(d.get('new'))}"
+    elif k == "breach":  # connectors/desk/targets.py: "waited past the 4h e-mail target (since 09:36)"
+        channel = str(d.get("channel") or "")
+        label = Channel(channel).label + " " if channel in {c.value for c in Channel} else ""
+        span = format_duration(d.get('target')).removesuffix('00m').removesuffix('00h')  # 4h, not 4h00m
+        text = (f"waited past the {span} {label}target"
+                + (f" (since {format_clock(d['waiting_since'], now)})" if d.get("waiting_since") else ""))
     elif k == "rename":
         text = f"{who} renamed {_value(d.get('old'), 30)!r} to {_value(d.get('new'), 30)!r}"
     elif k == "address":

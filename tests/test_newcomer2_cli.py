@@ -167,3 +167,23 @@ def test_a_blank_agent_name_is_refused(store_location, desk):
     assert "an agent's name cannot be blank; to unassign, give no name" in proc.stderr
     assert ok_json(store_location, "show", str(desk.zoe))["customer"]["assignee"] is None
     assert ok_json(store_location, "events") == []
+
+
+# -- 29. breach events in words ------------------------------------------------------------
+
+def test_a_missed_target_reads_in_words_not_seconds_and_unix_time(store_location, desk):
+    import re
+
+    s = Store(store_location)
+    try:
+        since = s.customer(desk.zoe).waiting_since
+        assert s.record_breach(desk.zoe, since, "email", 14400.0, 1) is not None
+    finally:
+        s.close()
+    proc = installed(store_location, "events", "--customer", "zoe@example.com")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"waited past the 4h e-mail target \(since (\w{3} |\w{3} \d\d |\d{4}-\d\d-\d\d )?\d\d:\d\d\)",
+                     proc.stdout), proc.stdout
+    assert "priority raised to 1: a reply target was missed" in proc.stdout
+    assert "14400" not in proc.stdout and not re.search(r"\b1[0-9]{9}\b", proc.stdout)
+    assert "targets:" not in proc.stdout and "targets set" not in proc.stdout
