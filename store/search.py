@@ -53,18 +53,27 @@ class ParsedQuery:
 
 
 def _date(value: str, key: str) -> float:
+    from store.timefmt import WhenError, parse_day
+
+    try:  # as snooze and stats --since take them: after:7d, before:yesterday, after:today
+        relative = parse_day(value, time.time())
+    except WhenError as e:
+        raise StoreError(f"{key}:{value}: {e}") from None
+    if relative is not None:
+        return relative
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
         try:
             return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             pass
-    raise StoreError(f"{key}:{value}: expected a date like 2026-11-25")
+    raise StoreError(f"{key}:{value}: expected a date like 2026-11-25, a span back like 7d or 24h, today or yesterday")
 
 
 # -word / -"phrase", KEY:"quoted value" or "a phrase", or a bare word
 _TOKEN = re.compile(r'(?P<neg>-?)(?:(?P<key>[a-z]+):)?"(?P<quoted>[^"]*)"?|(?P<word>\S+)')
 _EXAMPLES = {"channel": "channel:email", "from": "from:jane or from:me", "tag": "tag:vip", "status": "status:open",
-             "before": "before:2026-11-25", "after": "after:2026-11-25", "fact": "fact:order_number=1042"}
+             "before": "before:2026-11-25 or before:yesterday",
+             "after": "after:2026-11-25 or after:7d", "fact": "fact:order_number=1042"}
 
 
 def parse_query(query: str) -> ParsedQuery:

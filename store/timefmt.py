@@ -6,6 +6,7 @@ Shared by the console, the CLI and the desk's config ([targets], rules):
     parse_when("2h", now)            -> now + 7200
     parse_when("tomorrow 9:00", now) -> 09:00 local time on the next day
     parse_since("7d", now)           -> now - 7 days (or a date / date-time, local time)
+    parse_day("yesterday", now)      -> the start of yesterday, local time (or a span back)
     format_age(750)                  -> "12m"
     format_duration(5400)            -> "1h30m"
     format_iso(0)                    -> "1970-01-01T00:00:00Z"
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from store.errors import OmnideskError
 
-__all__ = ["parse_duration", "parse_when", "parse_since", "format_age", "format_clock", "format_duration",
+__all__ = ["parse_duration", "parse_when", "parse_since", "parse_day", "format_age", "format_clock", "format_duration",
            "format_iso", "WhenError", "MAX_SPAN", "check_future"]
 
 
@@ -231,6 +232,22 @@ def parse_since(text: str, now: float) -> float:
         return datetime.fromisoformat(t).timestamp()  # naive: local time
     except (ValueError, OverflowError, OSError):
         raise WhenError(f"{text!r}: expected a span like 7d, 24h, 2w or a date like 2026-11-01") from None
+
+
+def parse_day(text: str, now: float, tz: tzinfo | None = None) -> float | None:
+    """A point back in time for a search filter: "today" and "yesterday" (their start,
+    local time unless `tz`) or a span back from `now` ("7d", "24h", "2w"), as unix
+    seconds; None when `text` is neither (a date, say). Raises WhenError for a span
+    longer than MAX_PAST."""
+    word = " ".join((text or "").strip().lower().split())
+    base = datetime.fromtimestamp(now, tz) if tz else datetime.fromtimestamp(now).astimezone()
+    if word in ("today", "yesterday"):
+        midnight = base.replace(hour=0, minute=0, second=0, microsecond=0)
+        return (midnight - timedelta(days=1 if word == "yesterday" else 0)).timestamp()
+    parts = _DURATION.findall(word)
+    if not parts or _DURATION.sub("", word).replace(" ", "") or any(unit not in _UNITS for _, unit in parts):
+        return None
+    return now - parse_duration(word, MAX_PAST)
 
 
 def format_duration(seconds: float | None) -> str:

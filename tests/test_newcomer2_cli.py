@@ -187,3 +187,38 @@ def test_a_missed_target_reads_in_words_not_seconds_and_unix_time(store_location
     assert "priority raised to 1: a reply target was missed" in proc.stdout
     assert "14400" not in proc.stdout and not re.search(r"\b1[0-9]{9}\b", proc.stdout)
     assert "targets:" not in proc.stdout and "targets set" not in proc.stdout
+
+
+# -- 8. relative dates in search -----------------------------------------------------------
+
+def test_search_dates_can_be_relative_like_snooze_and_stats(store_location):
+    import time
+    from datetime import datetime
+
+    now = time.time()
+    midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    s = Store(store_location)
+    try:
+        old = s.ingest(inbound("email", "old@example.com", "teapot question", name="Old Olga",
+                               sent_at=now - 10 * 86400)).customer_id
+        new = s.ingest(inbound("email", "new@example.com", "teapot question", name="New Nina",
+                               sent_at=max(now - 60, midnight + 1))).customer_id
+    finally:
+        s.close()
+
+    def found(query):
+        proc = installed(store_location, "search", query, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return sorted(h["customer_id"] for h in json.loads(proc.stdout))
+
+    assert found("teapot after:7d") == [new]
+    assert found("teapot after:today") == [new]
+    assert found("teapot after:yesterday") == [new]
+    assert found("teapot before:yesterday") == [old]
+    assert found("teapot before:7d") == [old]
+    assert found("teapot after:30d") == sorted([old, new])
+    assert found("teapot before:2000-01-01") == []  # dates still work
+    proc = installed(store_location, "search", "teapot after:lastweek")
+    assert proc.returncode == 1
+    assert "after:lastweek: expected a date like 2026-11-25, a span back like 7d or 24h, today or yesterday" \
+        in proc.stderr
