@@ -66,12 +66,14 @@ class FactsMixin:
                        (customer_id, key))
 
     def set_fact(self, customer_id: int, key: str, value: str | None, actor: str, *, message_id: int | None = None,
-                 channel: str | None = None, at: float | None = None, rule: str | None = None) -> int | None:
+                 channel: str | None = None, at: float | None = None, rule: str | None = None,
+                 batch: str | None = None) -> int | None:
         """Set a fact (value None removes it); an undoable 'fact' event.
 
         `message_id`, `channel` and `at` (unix seconds, when the customer said it;
         default now) record where the value came from. Returns the event id, or
-        None when the fact already had this value. StoreError: empty key or value,
+        None when the fact already had this value. Changes sharing a `batch` (one
+        command's) are undone together. StoreError: empty key or value,
         removing a fact the customer does not have."""
         key = clean_key(key)
         if value is not None:
@@ -91,6 +93,8 @@ class FactsMixin:
                 self.conn.execute("INSERT INTO facts(customer_id, key, value, actor, at, channel, message_id)"
                                   " VALUES (?, ?, ?, ?, ?, ?, ?)" + UPSERT_FACT, (customer_id, key, value, actor, at, channel, message_id))
             extra = {"rule": rule} if rule else {}
+            if batch:
+                extra["batch"] = batch
             return self.log_event("fact", actor, customer_id, key=key, old=old["value"] if old else None, new=value,
                                   old_source={k: old[k] for k in SOURCE} if old else None,
                                   channel=channel, message_id=message_id, said_at=at, **extra)

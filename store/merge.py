@@ -184,7 +184,7 @@ class MergeMixin:
             if ev.kind in ("merge", "split"):
                 self._check_no_later_regrouping(ev)
             batch = [e for e in self.batch_of(ev) if not e.undone]
-            for one in batch:
+            for one in reversed(batch):  # newest first, as they would be undone one by one
                 getattr(self, f"_undo_{one.kind}")(one)
                 # what was undone, in short, so the event log can say it ("you undid “set status done”")
                 gist = {k: v for k, v in one.data.items() if k in UNDO_GIST}

@@ -244,6 +244,13 @@ class OutboxMixin:
             self._reopen_if_waiting(row[0])
             self.log_event("send_failed", "sync", row[0], message_id=row[1], error=error)
 
+    def _not_a_reply(self, message_id: int) -> None:
+        """StoreError saying why `message_id` has no reply to retry: no such message, or another kind."""
+        if self.q1("SELECT 1 FROM messages WHERE id=?", (message_id,)) is None:
+            raise StoreError(f"there is no message {message_id} (`omnidesk show CUSTOMER` lists a customer's"
+                             " messages with their ids; `omnidesk queue --filter failed` those with a failed reply)")
+        raise StoreError(f"message {message_id} is not an outbound reply")
+
     def retry(self, message_id: int, actor: str) -> None:
         """Queue a failed reply again (attempts start over) and log a 'retry' event. StoreError if it is not a
         failed reply."""
@@ -251,7 +258,7 @@ class OutboxMixin:
             row = self.q1("SELECT o.id, o.state, o.uncertain, o.last_error, m.customer_id FROM outbox o"
                           " JOIN messages m ON m.id=o.message_id WHERE o.message_id=?", (message_id,))
             if row is None:
-                raise StoreError(f"message {message_id} is not an outbound reply")
+                self._not_a_reply(message_id)
             if row["state"] != "failed":
                 raise StoreError(f"reply {message_id} is {row['state']}, not failed")
             now = self.clock()
@@ -266,7 +273,7 @@ class OutboxMixin:
             row = self.q1("SELECT o.id, o.state, o.uncertain, o.last_error, m.customer_id FROM outbox o"
                           " JOIN messages m ON m.id=o.message_id WHERE o.message_id=?", (message_id,))
             if row is None:
-                raise StoreError(f"message {message_id} is not an outbound reply")
+                self._not_a_reply(message_id)
             if row["state"] != "failed":
                 raise StoreError(f"reply {message_id} is {row['state']}, not failed")
             if not row["uncertain"]:  # a bounce or a refusal: it is known not to have arrived

@@ -222,3 +222,61 @@ def test_search_dates_can_be_relative_like_snooze_and_stats(store_location):
     assert proc.returncode == 1
     assert "after:lastweek: expected a date like 2026-11-25, a span back like 7d or 24h, today or yesterday" \
         in proc.stderr
+
+
+# -- 38, 42, 31, 26. small CLI things --------------------------------------------------------
+
+def test_retry_of_a_message_that_does_not_exist_says_so(store_location, desk):
+    proc = installed(store_location, "retry", "9999")
+    assert proc.returncode == 1 and "there is no message 9999" in proc.stderr, proc.stderr
+    assert "not an outbound reply" not in proc.stderr
+    first = ok_json(store_location, "show", str(desk.zoe))["messages"][0]["id"]
+    proc = installed(store_location, "retry", str(first))  # their own message: exists, but is no reply
+    assert proc.returncode == 1 and f"message {first} is not an outbound reply" in proc.stderr
+
+
+def test_the_snoozed_queue_says_until_when(store_location, desk):
+    ok_json(store_location, "snooze", "zoe@example.com", "tomorrow", "9:00")
+    proc = installed(store_location, "queue", "--filter", "snoozed")
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.splitlines()
+    assert "UNTIL" in header and "TARGET" not in header
+    assert "Zoe Muller" in row and "09:00" in row
+    everyone = installed(store_location, "queue", "--filter", "all").stdout
+    assert any("Zoe Muller" in line and "zz " in line and "09:00" in line for line in everyone.splitlines())
+
+
+def test_stats_since_a_future_date_is_refused(store_location, desk):
+    proc = installed(store_location, "stats", "--since", "2099-01-01")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--since 2099-01-01 is in the future" in proc.stderr
+    proc = installed(store_location, "stats", "--since", "7d", "--until", "2000-01-01")
+    assert proc.returncode == 1 and "--until 2000-01-01 is not after --since 7d" in proc.stderr
+
+
+def test_split_takes_an_address_as_show_does(store_location, desk):
+    s = Store(store_location)
+    try:
+        other = s.ingest(inbound("email", "jane.roe@example.com", "Me again", name="Jane Roe", sent_at=T0 + 90)
+                         ).customer_id
+    finally:
+        s.close()
+    ok_json(store_location, "merge", str(desk.jane), str(other))
+    data = ok_json(store_location, "split", "jane.roe@example.com")
+    assert [i["address"] for i in ok_json(store_location, "show", str(data["customer_id"]))["customer"]["identities"]] \
+        == ["jane.roe@example.com"]
+    proc = installed(store_location, "split", "@janeroe")  # a handle: that identity (her only one now)
+    assert proc.returncode == 1 and "is the customer's only identity; nothing to split" in proc.stderr
+    proc = installed(store_location, "split", "Zoe Muller")  # a name is a customer, not an identity
+    assert proc.returncode == 1 and "invalid int value" not in proc.stderr
+    assert f"'Zoe Muller' is customer #{desk.zoe}, not one of their addresses" in proc.stderr
+    assert "email zoe@example.com" in proc.stderr and "identity " in proc.stderr
+
+
+def test_one_fact_command_is_one_undo(store_location, desk):
+    proc = installed(store_location, "fact", "zoe@example.com", "order_number=7788", "plan=gold")
+    assert proc.returncode == 0 and "(2 changes; `omnidesk undo` takes them all back)" in proc.stdout
+    proc = installed(store_location, "undo")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("undid “set order_number = 7788; set plan = gold” for Zoe Muller"), proc.stdout
+    assert ok_json(store_location, "show", str(desk.zoe))["customer"]["facts"] == {}

@@ -75,7 +75,8 @@ def register(sub, parents) -> None:
     p.add_argument("other")
 
     p = add("split", cmd_split, "move one identity out into a new customer (undoable)")
-    p.add_argument("identity", type=int, help="identity id (see `show`)")
+    p.add_argument("identity", help="identity id (`omnidesk show CUSTOMER` lists them: 'identity 7: email ...'),"
+                                    " or the address or @handle itself")
 
     p = add("undo", cmd_undo, "undo your last action (or a given event id)")
     p.add_argument("event", nargs="?", type=int)
@@ -122,9 +123,18 @@ def cmd_queue(args, ctx) -> int:
     def human(_):
         if not rows:
             return "Nobody is waiting." if args.filter == "waiting" else "No customers."
-        lines = [f"{'ID':>6}  {'WAITING':>8}  {'TARGET':>9}  {'VIA':<8}  {'NAME':<22}  PREVIEW"]
+        from store.timefmt import format_clock
+
+        # a snoozed customer has no target running: the column says until when they sleep
+        snoozed = args.filter == "snoozed"
+        width = 12 if any(r.status == "snoozed" for r in rows) else 9
+        lines = [f"{'ID':>6}  {'WAITING':>8}  {'UNTIL' if snoozed else 'TARGET':>{width}}  {'VIA':<8}  {'NAME':<22}"
+                 f"  PREVIEW"]
         for r, d in zip(rows, data):
-            lines.append(f"{r.customer_id:>6}  {age(r.waiting_since):>8}  {describe_time_left(d['time_left']):>9}  "
+            when = describe_time_left(d["time_left"])
+            if r.status == "snoozed" and r.snoozed_until:  # "zz" as the console marks a sleeper
+                when = ("" if snoozed else "zz ") + format_clock(r.snoozed_until, now)
+            lines.append(f"{r.customer_id:>6}  {age(r.waiting_since):>8}  {when:>{width}}  "
                          f"{(r.last_channel or '-'):<8}  {cell(r.name, 22):<22}  {cell(r.preview, 50)}")
         return "\n".join(lines)
 
@@ -358,10 +368,26 @@ def cmd_merge(args, ctx) -> int:
 
 
 def cmd_split(args, ctx) -> int:
-    event, new_id = ctx.store.split(args.identity, ctx.agent)
-    ctx.emit({"identity_id": args.identity, "customer_id": new_id, "event_id": event},
-             f"identity {args.identity} is now customer #{new_id} (undo: omnidesk undo {event})")
+    identity = _identity_ref(ctx, args.identity)
+    event, new_id = ctx.store.split(identity, ctx.agent)
+    ctx.emit({"identity_id": identity, "customer_id": new_id, "event_id": event},
+             f"identity {identity} is now customer #{new_id} (undo: omnidesk undo {event})")
     return 0
+
+
+def _identity_ref(ctx, ref: str) -> int:
+    """An identity id, or the address / @handle of one (what `show` takes for a customer)."""
+    ref = ref.strip()
+    if ref.isdigit():
+        return int(ref)
+    cid = ctx.customer(ref)
+    identities = ctx.store.identities(cid)
+    wanted = ref.lower().lstrip("@")
+    same = [i for i in identities if wanted in {i.address.lower(), (i.handle or "").lower().lstrip("@")}]
+    if len(same) == 1:
+        return same[0].id
+    listed = "; ".join(f"identity {i.id}: {i.channel} {cell(i.address, 40)}" for i in identities)
+    raise UserError(f"{ref!r} is customer #{cid}, not one of their addresses; give the identity to split out: {listed}")
 
 
 def cmd_undo(args, ctx) -> int:
@@ -387,10 +413,11 @@ def undone_words(store, ev) -> str:
     from console.sentences import action
 
     batch = store.batch_of(ev)
-    what = action(ev)
-    if len(batch) > 1:
-        whom = plural(len(batch), "customer")
-    else:
+    customers = {e.customer_id for e in batch}
+    if len(customers) > 1:  # one action on many: done --older-than, import --done
+        what, whom = action(ev), plural(len(customers), "customer")
+    else:  # one or several changes to one customer: fact a=1 b=2
+        what = "; ".join(action(e) for e in batch)
         whom = cell(store.customer(ev.customer_id).name, 40) if ev.customer_id else ""
     if ev.kind == "status" and ev.data.get("new") == "done" and whom:
         return f"reopened {whom} (undid “{what}”, event {ev.id})"

@@ -10,6 +10,7 @@ Every change is an event (`omnidesk events`) that `omnidesk undo` takes back.
 from __future__ import annotations
 
 import time
+import uuid
 
 from console.commands.common import UserError, cell, jsonable
 from store.facts import key_problem
@@ -90,11 +91,13 @@ def cmd_fact(args, ctx) -> int:
     cid = ctx.customer(args.customer)
     changes = _pairs(args.pairs)
     events = []
+    # one command, one undo: several changes are one batch
+    batch = uuid.uuid4().hex[:16] if len(changes) + len(args.remove) > 1 else None
     with s.tx():  # all of them or none (a bad pair changes nothing)
         for key, value in changes:
-            events.append(s.set_fact(cid, key, value, ctx.agent))
+            events.append(s.set_fact(cid, key, value, ctx.agent, batch=batch))
         for key in args.remove:
-            events.append(s.set_fact(cid, key, None, ctx.agent))
+            events.append(s.set_fact(cid, key, None, ctx.agent, batch=batch))
     rows = fact_rows(s, cid)
     now = time.time()
     changed = [e for e in events if e is not None]
@@ -102,7 +105,8 @@ def cmd_fact(args, ctx) -> int:
     def human(_):
         out = human_facts(rows, now) or [f"#{cid} has no facts."]
         if changed:
-            out.append(f"({len(changed)} change{'s' if len(changed) != 1 else ''}; `omnidesk undo` takes the last back)")
+            out.append(f"({len(changed)} change{'s' if len(changed) != 1 else ''}; `omnidesk undo` takes "
+                       + ("them all back)" if len(changed) > 1 else "it back)"))
         return "\n".join(out)
 
     ctx.emit({"customer_id": cid, "facts": jsonable(rows), "event_ids": changed}, human)

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import datetime
 
-from console.commands.common import iso, since as parse_since_flag
+from console.commands.common import UserError, iso, since as parse_since_flag
 from store.terms import CHANNELS
 from store.timefmt import format_duration
 
@@ -35,6 +35,10 @@ def run(args, ctx) -> int:
     now = time.time()
     since = parse_since_flag(args.since, now)
     until = parse_since_flag(args.until, now, "--until") if args.until else None
+    if since > now:  # a reversed range counts nothing and looks like a quiet week
+        raise UserError(f"--since {args.since} is in the future; give a past date or a span like 7d")
+    if until is not None and until <= since:
+        raise UserError(f"--until {args.until} is not after --since {args.since}")
     data = ctx.store.stats(since, until)
     if args.csv:
         write_csv(data, sys.stdout, args.hours)
