@@ -184,12 +184,44 @@ def _absurd_number(args: argparse.Namespace) -> str | None:
     return None
 
 
+GLOBAL_WITH_VALUE = ("--db", "--config", "--agent")
+
+
+def _command_at(argv: list[str]) -> int | None:
+    """Where the command word is in `argv` (after the global options), or None."""
+    skip = False
+    for n, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in GLOBAL_WITH_VALUE:
+            skip = True
+        elif arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return n
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     problem = _check_arguments(sys.argv[1:] if argv is None else argv)
     if problem:
         print(f"omnidesk: error: {problem}", file=sys.stderr)
         return 2
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    at = _command_at(argv)
+    if at is not None and argv[at] not in commands:  # argparse (3.11) lists every command, suggests none
+        import difflib
+
+        close = difflib.get_close_matches(argv[at], list(commands), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        print(f"omnidesk: error: {argv[at]!r} is not a command{hint} (`omnidesk --help` lists them)",
+              file=sys.stderr)
+        return 2
+    if at is not None and argv[at] == "snooze":  # "-5m" is a (past) time, not an option: cmd_snooze says so
+        argv = argv[:at + 1] + [" " + a if len(a) > 1 and a[0] == "-" and a[1].isdigit() else a
+                                for a in argv[at + 1:]]
     args = parser.parse_args(argv)
     bad = _absurd_number(args)
     if bad:

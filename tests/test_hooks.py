@@ -145,11 +145,11 @@ def test_status_merge_and_reply_hooks_fire_for_what_other_processes_did(store, c
 
 @pytest.mark.parametrize("hooks,message", [
     ({"on": "message_received", "command": "x"}, "[hook]: expected [[hook]] tables"),
-    ([{"command": "x"}], "hook[0].on: missing"),
-    ([{"on": "lunch", "command": "x"}], "hook[0].on: unknown event 'lunch'"),
-    ([{"on": "reply_sent"}], "hook[0].command: missing"),
-    ([{"on": "reply_sent", "command": "x", "timeout": 0}], "hook[0].timeout: expected a number of seconds"),
-    ([{"on": "reply_sent", "command": "x", "shell": True}], "hook[0].shell: unknown key"),
+    ([{"command": "x"}], "[[hook]] #1 on: missing"),
+    ([{"on": "lunch", "command": "x"}], "[[hook]] #1 on: unknown event 'lunch'"),
+    ([{"on": "reply_sent"}], "[[hook]] #1 command: missing"),
+    ([{"on": "reply_sent", "command": "x", "timeout": 0}], "[[hook]] #1 timeout: expected a number of seconds"),
+    ([{"on": "reply_sent", "command": "x", "shell": True}], "[[hook]] #1 shell: unknown key"),
 ])
 def test_wrong_hooks_are_clear_errors(tmp_path, hooks, message):
     with pytest.raises(ConfigError) as e:

@@ -280,3 +280,43 @@ def test_one_fact_command_is_one_undo(store_location, desk):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("undid “set order_number = 7788; set plan = gold” for Zoe Muller"), proc.stdout
     assert ok_json(store_location, "show", str(desk.zoe))["customer"]["facts"] == {}
+
+
+# -- 17. papercuts: mistyped commands, -5m, header rows, hooks ---------------------------------
+
+def test_a_mistyped_command_gets_a_did_you_mean(store_location, desk):
+    proc = installed(store_location, "qeueu")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "omnidesk: error: 'qeueu' is not a command; did you mean 'queue'? (`omnidesk --help`" \
+                                  " lists them)"
+    proc = installed(store_location, "--agent", "Sam", "xyzzy")
+    assert proc.returncode == 2 and "'xyzzy' is not a command (`omnidesk --help` lists them)" in proc.stderr
+
+
+def test_snooze_with_a_negative_time_says_the_past_is_not_a_snooze(store_location, desk):
+    proc = installed(store_location, "snooze", "zoe@example.com", "-5m")
+    assert proc.returncode == 1, proc.stderr
+    assert "-5m: a time in the past is not a snooze; give a time ahead" in proc.stderr
+    assert "arguments are required" not in proc.stderr
+    assert ok_json(store_location, "events") == []
+
+
+def test_customers_and_events_have_a_header_row_as_queue_has(store_location, desk):
+    ok_json(store_location, "tag", "zoe@example.com", "vip")
+    customers = installed(store_location, "customers").stdout.splitlines()
+    assert customers[0].split() == ["ID", "STATUS", "CHANNELS", "NAME"] and len(customers) == 3
+    events = installed(store_location, "events").stdout.splitlines()
+    assert events[0].split() == ["ID", "WHEN", "WHO", "WHAT"] and "tagged vip" in events[1]
+
+
+def test_hooks_list_shows_the_command_whole_and_config_errors_count_hooks_from_one(store_location, desk, tmp_path):
+    long_command = "cat >> /tmp/some/where/hook.json; echo >> /tmp/some/where/hook.json"
+    cfg = tmp_path / "hooks.toml"
+    cfg.write_text(f'[[hook]]\non = "status_changed"\ncommand = "{long_command}"\n')
+    proc = installed(store_location, "--config", str(cfg), "hooks", "list")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"status_changed: {long_command}  (timeout 10s, 1 at a time): idle"
+    cfg.write_text('[[hook]]\non = "status_changed"\ncommand = "true"\n\n'
+                   '[[hook]]\non = "status_chnaged"\ncommand = "true"\n')
+    proc = installed(store_location, "--config", str(cfg), "hooks", "list")
+    assert proc.returncode == 1 and "[[hook]] #2 on: unknown event 'status_chnaged'" in proc.stderr

@@ -71,30 +71,30 @@ MAX_CONCURRENCY = 16
 
 
 def _check_hook(n: int, table: Any) -> None:
-    where = f"hook[{n}]"
+    where = f"[[hook]] #{n + 1}"  # counted from 1, as people count the tables in the file
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table ([[hook]] with on = ... and command = ...)")
     for key in table:
         if key not in KEYS:
-            raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(KEYS)}")
+            raise ConfigError(f"{where} {key}: unknown key; expected one of {', '.join(KEYS)}")
     on = table.get("on")
     kinds = [on] if isinstance(on, str) else on
     if not kinds or not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
-        raise ConfigError(f"{where}.on: missing; expected one of {', '.join(EVENTS)} (or a list of them)")
+        raise ConfigError(f"{where} on: missing; expected one of {', '.join(EVENTS)} (or a list of them)")
     for kind in kinds:
         if kind not in EVENTS:
-            raise ConfigError(f"{where}.on: unknown event {kind!r}; expected one of {', '.join(EVENTS)}")
+            raise ConfigError(f"{where} on: unknown event {kind!r}; expected one of {', '.join(EVENTS)}")
     command = table.get("command")
     if not isinstance(command, str) or not command.strip():
-        raise ConfigError(f"{where}.command: missing; expected the command to run (a string)")
+        raise ConfigError(f"{where} command: missing; expected the command to run (a string)")
     timeout = table.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigError(f"{where}.timeout: expected a number of seconds above 0, got {timeout!r}")
+        raise ConfigError(f"{where} timeout: expected a number of seconds above 0, got {timeout!r}")
     conc = table.get("concurrency", 1)
     if isinstance(conc, bool) or not isinstance(conc, int) or not 1 <= conc <= MAX_CONCURRENCY:
-        raise ConfigError(f"{where}.concurrency: expected a whole number from 1 to {MAX_CONCURRENCY}, got {conc!r}")
+        raise ConfigError(f"{where} concurrency: expected a whole number from 1 to {MAX_CONCURRENCY}, got {conc!r}")
     if "name" in table and (not isinstance(table["name"], str) or not table["name"].strip()):
-        raise ConfigError(f"{where}.name: expected a short text, got {table['name']!r}")
+        raise ConfigError(f"{where} name: expected a short text, got {table['name']!r}")
 
 
 def validate(hooks: Any) -> None:

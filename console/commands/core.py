@@ -339,7 +339,10 @@ def cmd_snooze(args, ctx) -> int:
     from store.timefmt import parse_when
 
     cid = ctx.customer(args.customer)
-    text = " ".join(args.until)
+    text = " ".join(args.until).strip()
+    if text.startswith("-"):  # "-5m" (main() keeps argparse from taking it for an option)
+        raise UserError(f"{text}: a time in the past is not a snooze; give a time ahead, like 2h, 30m or"
+                        f" tomorrow 9:00")
     try:
         until = parse_when(text, time.time())
     except ValueError as e:
@@ -454,7 +457,8 @@ def cmd_customers(args, ctx) -> int:
         if not rows:
             return "No customers."
         return "\n".join(
-            f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {cell(c.name, 40)}" for c in rows
+            [f"{'ID':>6}  {'STATUS':<8}  {'CHANNELS':<20}  NAME"]  # a header row, as queue has
+            + [f"{c.id:>6}  {c.status:<8}  {','.join(c.channels):<20}  {cell(c.name, 40)}" for c in rows]
         )
 
     ctx.emit(rows, human)
@@ -477,8 +481,9 @@ def cmd_events(args, ctx) -> int:
             return "No events."
         now, me = time.time(), ctx.agent
         return "\n".join(
-            f"{e.id:>6}  {format_clock(e.at, now):>12}  {'#' + str(e.customer_id) if e.customer_id is not None else '-':<7} "
-            f"{describe(e, me)}" for e in events
+            [f"{'ID':>6}  {'WHEN':>12}  {'WHO':<7} WHAT"]  # a header row, as queue has
+            + [f"{e.id:>6}  {format_clock(e.at, now):>12}  {'#' + str(e.customer_id) if e.customer_id is not None else '-':<7} "
+               f"{describe(e, me)}" for e in events]
         )
 
     ctx.emit(events, human)

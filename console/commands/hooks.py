@@ -60,8 +60,12 @@ def cmd_list(args, ctx) -> int:
             if r["command"] is None:
                 out.append(f"[{r['name']}]: {state(r['queue'])}")
             else:
+                # a hook without a name of its own is named by its command's first 40 characters:
+                # shown in brackets, cut mid-word, it looked like another command
+                own = not r["name"].startswith(r["command"][:40].strip())
                 out.append(f"{', '.join(r['on'])}: {r['command']}  (timeout {r['timeout']:g}s,"
-                           f" {r['concurrency']} at a time) [{r['name']}]: {state(r['queue'])}")
+                           f" {r['concurrency']} at a time)" + (f" [{r['name']}]" if own else "")
+                           + f": {state(r['queue'])}")
         return "\n".join(out)
 
     ctx.emit(rows, human)
