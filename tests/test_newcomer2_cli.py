@@ -320,3 +320,16 @@ def test_hooks_list_shows_the_command_whole_and_config_errors_count_hooks_from_o
                    '[[hook]]\non = "status_chnaged"\ncommand = "true"\n')
     proc = installed(store_location, "--config", str(cfg), "hooks", "list")
     assert proc.returncode == 1 and "[[hook]] #2 on: unknown event 'status_chnaged'" in proc.stderr
+
+
+# -- 6. the starter apology on chat ----------------------------------------------------------
+
+def test_the_starter_apology_on_chat_starts_no_sentence_lower_case(store_location, desk, config):
+    import re
+
+    proc = installed(store_location, "--config", config, "templates", "render", "apology", "--customer", "@janeroe",
+                     "--channel", "telegram", "--set", "problem=your teapot arrived cracked",
+                     "--set", "next_step=a replacement ships today")
+    assert proc.returncode == 0, proc.stderr
+    assert "your teapot arrived cracked. What happens next: a replacement ships today." in proc.stdout
+    assert not re.search(r"[.!?] [a-z]", proc.stdout), proc.stdout
