@@ -333,3 +333,33 @@ def test_the_starter_apology_on_chat_starts_no_sentence_lower_case(store_locatio
     assert proc.returncode == 0, proc.stderr
     assert "your teapot arrived cracked. What happens next: a replacement ships today." in proc.stdout
     assert not re.search(r"[.!?] [a-z]", proc.stdout), proc.stdout
+
+
+# -- 14. the generated config says what the sign-off does ------------------------------------
+
+def test_the_generated_config_says_what_a_typed_reply_gets_and_does_it(store_location, desk, tmp_path):
+    cfg = tmp_path / "home" / "config.toml"
+    env = {"OMNIDESK_CONFIG": str(cfg)}
+    proc = installed(store_location, "init", "--yes", "--name", "Pat Baker", "--email", "shop@example.com", env=env)
+    assert proc.returncode == 0, proc.stderr
+    text = cfg.read_text()
+    assert "defaults shown" not in text
+    assert "A reply you\n# type gets no greeting, and the sign-off only once you set it" in text
+    typed = ok_json(store_location, "reply", "zoe@example.com", "-m", "Your tea left today.", env=env)["text"]
+    assert "Best regards" not in typed and "Hello" not in typed  # as the comment says
+    cfg.write_text(text.replace("\n# [channels.email]\n", "\n[channels.email]\n")
+                   .replace('# sign_off = "Best regards', 'sign_off = "Best regards'))
+    typed = ok_json(store_location, "reply", "zoe@example.com", "-m", "Your tea left today.", env=env)["text"]
+    assert typed.rstrip().endswith("Best regards,\nPat Baker"), typed
+
+
+# -- 2. the README names every queue filter, open included ----------------------------------
+
+def test_the_readme_explains_every_queue_filter():
+    from store.terms import QUEUE_FILTERS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    queue = readme[readme.index("- **The queue**"):readme.index("drops them.")]
+    for name in QUEUE_FILTERS:
+        assert name in queue, name
+    assert "open, the console's\n  default" in queue and "`omnidesk queue`'s default" in queue

@@ -255,7 +255,10 @@ def channels_config_example() -> str:
     import tomlkit
 
     doc = tomlkit.document()
-    doc.add(tomlkit.comment("How replies adapt per channel; {{ variables }} as in templates (defaults shown)."))
+    doc.add(tomlkit.comment("How replies adapt per channel; {{ variables }} as in templates."))
+    doc.add(tomlkit.comment("Templates use the greeting and sign-off shown here (their defaults). A reply you"))
+    doc.add(tomlkit.comment("type gets no greeting, and the sign-off only once you set it: uncomment"))
+    doc.add(tomlkit.comment("[channels.email] and sign_off to end every e-mail with it, typed or not."))
     doc.add(tomlkit.comment("Chat messages never carry a signature block."))
     channels = tomlkit.table(is_super_table=True)
     for channel, defaults in CHANNEL_DEFAULTS.items():
