@@ -363,3 +363,26 @@ def test_the_readme_explains_every_queue_filter():
     for name in QUEUE_FILTERS:
         assert name in queue, name
     assert "open, the console's\n  default" in queue and "`omnidesk queue`'s default" in queue
+
+
+# -- 13. doctor and an msmtp without any configuration ----------------------------------------
+
+@pytest.mark.skipif(shutil.which("msmtp") is None, reason="needs the real msmtp")
+def test_doctor_does_not_call_msmtp_without_a_configuration_ok(store_location, tmp_path):
+    home = tmp_path / "home"
+    for sub in ("cur", "new", "tmp"):
+        (home / "Mail" / sub).mkdir(parents=True)
+    cfg = home / "config.toml"
+    cfg.write_text(f'[email.main]\nbackend = "maildir"\nmaildir = "{home / "Mail"}"\nsendmail_command = "msmtp -t"\n')
+    env = {"HOME": str(home)}
+    proc = installed(store_location, "--config", str(cfg), "doctor", env=env)
+    [line] = [line for line in proc.stdout.splitlines() if "email:main" in line]
+    assert proc.returncode == 1 and line.startswith("FIX"), proc.stdout
+    assert "msmtp is not set up (account default not found: no configuration file available)" in line
+    assert "~/.msmtprc" in line
+    rc = home / ".msmtprc"
+    rc.write_text("defaults\naccount default\nhost localhost\nfrom shop@example.com\n")
+    rc.chmod(0o600)
+    proc = installed(store_location, "--config", str(cfg), "doctor", env=env)
+    [line] = [line for line in proc.stdout.splitlines() if "email:main" in line]
+    assert line.startswith("ok") and "sends with" in line and "msmtp" in line, proc.stdout

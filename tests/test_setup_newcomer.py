@@ -103,7 +103,15 @@ def test_init_offers_a_maildir_and_doctor_finds_it(tmp_path):
     email = config(tmp_path)["email"]["main"]
     assert email["backend"] == "maildir" and email["maildir"] == str(mail) and "password_env" not in email
     assert "OMNIDESK_EMAIL_PASSWORD" not in out  # a Maildir needs no password
-    env = {**os.environ, "OMNIDESK_CONFIG": str(tmp_path / "cfg" / "config.toml"), "OMNIDESK_DB": str(tmp_path / "o.db")}
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "OMNIDESK_CONFIG": str(tmp_path / "cfg" / "config.toml"), "OMNIDESK_DB": str(tmp_path / "o.db"),
+           "HOME": str(home)}
+    if email["sendmail_command"].startswith("msmtp"):  # msmtp needs its own account to send: doctor checks it
+        doctor = subprocess.run([str(OMNIDESK), "doctor"], env=env, capture_output=True, text=True, timeout=120)
+        assert "FIX  email:main: refused: sendmail_command: msmtp is not set up" in doctor.stdout, doctor.stdout
+        (home / ".msmtprc").write_text("account default\nhost localhost\nfrom sales@bakers-teas.example\n")
+        (home / ".msmtprc").chmod(0o600)
     doctor = subprocess.run([str(OMNIDESK), "doctor"], env=env, capture_output=True, text=True, timeout=120)
     assert "ok   email:main" in doctor.stdout, doctor.stdout
 

@@ -119,7 +119,28 @@ class MaildirConnector(BaseConnector):
         found = shutil.which(program)
         if not found:
             raise PermanentError(f"sendmail_command: {program!r} not found")
+        self._check_msmtp(found)
         return f"Maildir {self.root}, folders {', '.join(self.folders)}; sends with {found}"
+
+    def _check_msmtp(self, found: str) -> None:
+        """msmtp on PATH is not msmtp set up: without --host its account comes from a
+        config file, and without one every send fails (exit 78). `--pretend` reads the
+        config as a send would, sends nothing."""
+        command = shlex.split(self.options["sendmail_command"])
+        if os.path.basename(found) != "msmtp" or any(a == "--host" or a.startswith("--host=") for a in command):
+            return
+        args = [a for a in command[1:] if a not in ("-t", "--read-recipients", "--read-envelope-from")]
+        try:
+            done = subprocess.run([found, *args, "--pretend"], stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, errors="replace", timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PermanentError(f"sendmail_command: msmtp --pretend failed ({e})") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.startswith("msmtp:")] or ["no account"]
+            why = lines[-1].removeprefix("msmtp:").strip()[:200]
+            raise PermanentError(f"sendmail_command: msmtp is not set up ({why}): write ~/.msmtprc with an account"
+                                 " (https://marlam.de/msmtp/msmtp.html#Configuration-files), or give the server"
+                                 " in the command: msmtp --host=smtp.example.com ... -t")
 
     def _program(self) -> str:
         try:
