@@ -237,3 +237,28 @@ async def test_the_slack_preview_shows_what_the_customer_reads_not_the_wire_form
     sent = s.timeline(ids["carol"])[-1]
     assert formatting.slack_parts(sent.text) == ["Send the number &amp; I'll check &lt;this&gt; *today*"]
     s.close()
+
+
+def test_the_cli_cc_takes_what_the_console_takes(db_path, clock, tmp_path, ids):
+    """Finding 25, the CLI's side: `reply --cc 'Bill <president@whitehouse.gov>'` was refused
+    ("give one plain address per --cc") while the console now takes it."""
+    import email.utils
+    import subprocess
+
+    from connectors.email.compose import compose
+    from tests.support.cli import OMNIDESK
+
+    def reply(*cc: str):
+        args = [a for c in cc for a in ("--cc", c)]
+        return subprocess.run([str(OMNIDESK), "--db", str(db_path), "--agent", "alice", "reply", "bob@li.example",
+                               "-m", "Copying them in.", *args], capture_output=True, text=True, timeout=60)
+    proc = reply("Bill <president@whitehouse.gov>", '"Doe, John" <john@x.example>, ann@x.example')
+    assert proc.returncode == 0, proc.stderr
+    s = Store(db_path)  # the command queued it at the real time
+    [out] = s.claim_due()
+    msg, _ = compose(out, {"from_address": "help@shop.example"})
+    assert email.utils.getaddresses(msg.get_all("Cc")) == [
+        ("Bill", "president@whitehouse.gov"), ("Doe, John", "john@x.example"), ("", "ann@x.example")]
+    s.close()
+    proc = reply("Bill <president>")
+    assert proc.returncode == 1 and "--cc: not an e-mail address: Bill <president>" in proc.stderr

@@ -271,8 +271,12 @@ def cmd_reply(args, ctx) -> int:
     cc = [a.strip() for a in args.cc if a.strip()]
     if cc and channel != "email":
         raise UserError(f"--cc is for e-mail; this reply goes out on {channel}")
-    if any("@" not in a or any(c in a for c in " ,;<>\r\n") for a in cc):
-        raise UserError("--cc: give one plain address per --cc, like --cc ann@example.com")
+    from connectors.email.addresses import parse_list
+
+    try:  # as a mail client writes them: ann@example.com, Bill <bill@example.com>, lists with commas
+        cc = [str(a) for given in cc for a in parse_list(given)]
+    except ValueError as e:
+        raise UserError(f"--cc: {e}; write it as ann@example.com or 'Ann <ann@example.com>'") from None
     over = over_limit(channel, rendered.source, sum(len(a.data) for a in attachments))
     if over and not args.force:
         raise UserError(f"reply not queued: {over}; shorten it, or add --force to send it anyway")
