@@ -106,6 +106,10 @@ def describe(ev: Event, me: str | None = None, now: float | None = None) -> str:
         text = f"{who} sent template {_value(d.get('template'), 30)!r} (reply #{d.get('message_id')})"
     elif k == "survey":  # connectors/desk/satisfaction.py
         text = f"asked how satisfied they are (reply #{d.get('message_id')})"
+    elif k == "reply" and d.get("message_id"):
+        text = f"{who} replied (reply #{d['message_id']}" + (f" on {_value(d['channel'], 12)})" if d.get("channel") else ")")
+    elif k == "survey_skipped":  # connectors/desk/satisfaction.py
+        text = f"no satisfaction survey: {_value(d.get('reason'), 60)}"
     elif k == "satisfaction":
         text = f"rated {_value(d.get('score'))} of 5" + (f": {_value(d.get('answer'), 40)!r}" if d.get("answer") else "")
     elif k == "hook_failed":  # connectors/desk/hooks.py

@@ -62,5 +62,5 @@ EVENT_KINDS: tuple[str, ...] = (
     "assign", "address", "fact", "mark_sent", "merge", "note", "priority", "rename", "reply", "retry", "split",
     "status", "tag", "undo", "untag",
     "auto_reply", "breach", "fact_seen", "hook_failed", "rule", "rule_error", "satisfaction", "send_failed",
-    "skipped", "survey",
+    "skipped", "survey", "survey_skipped",
 )

@@ -386,3 +386,35 @@ def test_doctor_does_not_call_msmtp_without_a_configuration_ok(store_location, t
     proc = installed(store_location, "--config", str(cfg), "doctor", env=env)
     [line] = [line for line in proc.stdout.splitlines() if "email:main" in line]
     assert line.startswith("ok") and "sends with" in line and "msmtp" in line, proc.stdout
+
+
+# -- 40. the satisfaction survey: never skipped silently, no "Re:" on our own subject ----------
+
+def test_a_skipped_survey_says_why_and_a_survey_without_their_subject_gets_no_re(store_location, tmp_path):
+    mail = tmp_path / "Mail"
+    for sub in ("cur", "new", "tmp"):
+        (mail / sub).mkdir(parents=True)
+    starter = Path(__file__).resolve().parent.parent / "connectors" / "desk" / "starter_templates"
+    shutil.copytree(starter, tmp_path / "templates")
+    sent = tmp_path / "sent.eml"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[agent]\nname = "Pat"\n\n[email.main]\nbackend = "maildir"\nmaildir = "{mail}"\n'
+                   f'from_address = "shop@example.com"\nsendmail_command = "tee -a {sent}"\n\n'
+                   f'[satisfaction]\ntemplate = "closing"\n')
+    (mail / "new" / "1").write_text("From: Bob <bob@example.com>\nMessage-ID: <b1@x>\n\nHello, no subject here\n")
+    (mail / "new" / "2").write_text("From: Al <al@example.com>\nSubject: Fire\nMessage-ID: <a1@x>\n\nHello\n")
+
+    def run(*args):
+        proc = installed(store_location, "--config", str(cfg), *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    run("sync", "--once")
+    run("reply", "bob@example.com", "-m", "Sorted, Bob.")
+    run("done", "bob@example.com")
+    run("done", "al@example.com")  # never answered: no survey, and the log says so
+    assert "outbox: 2 sent" in run("sync", "--once")
+    assert "no satisfaction survey: no reply of ours in this case" in run("events", "--customer", "al@example.com")
+    assert "asked how satisfied they are" in run("events", "--customer", "bob@example.com")
+    subjects = [line for line in sent.read_text().splitlines() if line.startswith("Subject:")]
+    assert subjects == ["Subject: (no subject)", "Subject: Is everything sorted?"], subjects

@@ -139,12 +139,15 @@ class Satisfaction:
         if not self.template:
             return None
         if not store.had_agent_reply_since(customer_id, store.case_start(customer_id, before=done_at) or -1e18):
+            # never silent: the event log says why this customer got no question
+            store.log_event("survey_skipped", "satisfaction", customer_id, reason="no reply of ours in this case")
             return None
         from connectors.desk import templates
 
         customer = store.customer(customer_id)
         channel = customer.last_channel or (customer.channels[0] if customer.channels else None)
         if channel is None:
+            store.log_event("survey_skipped", "satisfaction", customer_id, reason="no channel to ask on")
             return None
         agent = self.config.agent if self.config else "omnidesk"
         rendered = templates.render_for_customer(store, customer_id, self.template, channel, agent, config=self.config)

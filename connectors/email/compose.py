@@ -14,7 +14,7 @@ from connectors.base import PermanentError
 from connectors.email.addresses import parse_one
 from connectors.email.parse import bare_id, id_list
 from store.models import OutboundMessage
-from store.outbox import reply_subject
+from store.outbox import base_subject, reply_subject
 
 MAX_REFERENCES = 20  # RFC 5322 3.6.4: keep the root and the most recent ids
 
@@ -80,9 +80,12 @@ def compose(out: OutboundMessage, options: dict) -> tuple[EmailMessage, str]:
         raise PermanentError(f"email: not a usable Cc address in {cc!r}") from None
     if cc:  # the agent's copy-to (omnidesk reply --cc, the console's Cc); SMTP sends to To and Cc
         msg["Cc"] = ", ".join(cc)
-    subject = out.subject or (out.parent.subject if out.parent and out.parent.subject else "")
-    if out.parent is not None and subject:
-        subject = reply_subject(subject) or subject  # one "Re:", however many AW:/SV:/Fwd: piled up
+    parent_subject = out.parent.subject if out.parent and out.parent.subject else ""
+    subject = out.subject or parent_subject
+    # their thread's subject gets one "Re:", however many AW:/SV:/Fwd: piled up; a subject of
+    # our own (a survey's, when their mail had none) gets no "Re:" for a subject they never used
+    if out.parent is not None and subject and (not out.subject or base_subject(out.subject) == base_subject(parent_subject)):
+        subject = reply_subject(subject) or subject
     msg["Subject"] = " ".join((subject or "(no subject)").split())
     msg["Date"] = email.utils.formatdate(localtime=True)
     message_id = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
