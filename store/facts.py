@@ -41,6 +41,12 @@ def clean_text(text: str, cap: int) -> str:
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
+def fact_name(key: str) -> str:
+    """A fact name as typed, with spaces as _ ("gift card" -> "gift_card"), as tags turn
+    "Address Change" into address-change: a name templates and fact: search can spell."""
+    return "_".join(key.split())
+
+
 def key_problem(key: str) -> str | None:
     """Why `key` is no good as a new fact name typed by an agent, or None. Names are
     letters, digits, _ and -, starting with a letter: what templates ({{ key }}) and

@@ -48,8 +48,8 @@ def test_set_change_remove_and_undo_from_the_cli(store_location):
 
 def test_a_fact_name_templates_and_search_could_not_spell_is_refused(store_location):
     _seed(store_location)
-    bad = omnidesk(store_location, "fact", "4242", "plan=silver", "bad key=1")
-    assert bad.returncode == 1 and "'bad key': a fact name is letters, digits, _ and -" in bad.stderr
+    bad = omnidesk(store_location, "fact", "4242", "plan=silver", "bad.key=1")
+    assert bad.returncode == 1 and "'bad.key': a fact name is letters, digits, _ and -" in bad.stderr
     assert {f["key"] for f in ok_json(store_location, "fact", "4242")["facts"]} == {"order_number"}  # nothing set
     assert ok_json(store_location, "fact", "4242", "plan-2=gold")["facts"][1]["key"] == "plan-2"
 

@@ -418,3 +418,15 @@ def test_a_skipped_survey_says_why_and_a_survey_without_their_subject_gets_no_re
     assert "asked how satisfied they are" in run("events", "--customer", "bob@example.com")
     subjects = [line for line in sent.read_text().splitlines() if line.startswith("Subject:")]
     assert subjects == ["Subject: (no subject)", "Subject: Is everything sorted?"], subjects
+
+
+# -- 11. fact names with spaces normalise as tags do -------------------------------------------
+
+def test_a_fact_name_with_spaces_becomes_an_underscored_name(store_location, desk):
+    proc = installed(store_location, "fact", "zoe@example.com", "gift card=50 EUR")
+    assert proc.returncode == 0, proc.stderr
+    assert "gift_card: 50 EUR" in proc.stdout
+    assert ok_json(store_location, "show", str(desk.zoe))["customer"]["facts"] == {"gift_card": "50 EUR"}
+    proc = installed(store_location, "fact", "zoe@example.com", "-r", "gift card")
+    assert proc.returncode == 0, proc.stderr
+    assert ok_json(store_location, "show", str(desk.zoe))["customer"]["facts"] == {}

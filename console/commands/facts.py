@@ -13,7 +13,7 @@ import time
 import uuid
 
 from console.commands.common import UserError, cell, jsonable
-from store.facts import key_problem
+from store.facts import fact_name, key_problem
 
 
 def register(sub, parents) -> None:
@@ -80,6 +80,7 @@ def _pairs(pairs: list[str]) -> list[tuple[str, str]]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"{pair!r}: expected KEY=VALUE (like order_number=5521); remove a fact with -r KEY")
+        key = fact_name(key)  # "gift card" is gift_card, as tags normalise
         if problem := key_problem(key):  # templates and search could not name it
             raise UserError(problem)
         out.append((key, value))
@@ -96,7 +97,7 @@ def cmd_fact(args, ctx) -> int:
     with s.tx():  # all of them or none (a bad pair changes nothing)
         for key, value in changes:
             events.append(s.set_fact(cid, key, value, ctx.agent, batch=batch))
-        for key in args.remove:
+        for key in (fact_name(k) for k in args.remove):  # -r "gift card" as it was set
             events.append(s.set_fact(cid, key, None, ctx.agent, batch=batch))
     rows = fact_rows(s, cid)
     now = time.time()
