@@ -34,7 +34,7 @@ from textual.widgets import Static
 from console import keymap as keymap_mod
 from console.attachments import Attachments
 from console.drafts import DraftKeeper
-from console.keyhold import later
+from console.later import Debounce, later
 from console.live import Live
 from console.profile_edit import ProfileEdit
 from console.reader import StoreReader
@@ -85,8 +85,10 @@ class DeskScreen(Screen):
         self.show_profile: bool | None = None  # None: automatic by width
         self._open_token = 0
         self._loaded_count = TIMELINE_PAGE
-        self._preview_timer = None
-        # while the customer under the queue's cursor is on the way, keys for them wait
+        # the customer under the queue's cursor shows once the cursor rests there a moment
+        # (console/later.py: not set_timer, which may never fire under load)
+        self._preview_soon = Debounce(self, 0.2, self._preview_due)
+        # while they are on the way, keys for them wait
         self._preview_hold = None
         self._preview_for: int | None = None
         # widgets are kept by reference: callbacks from workers may land while a modal
@@ -282,7 +284,7 @@ class DeskScreen(Screen):
         # (r, j ...), so it waits until they are on screen with the focus on their timeline
         def failed(error: Exception) -> None:
             self.reader._tell(error)
-            previewed = self._preview_hold is not None and self._preview_timer is None
+            previewed = self._preview_hold is not None and not self._preview_soon.pending
             if focus or previewed:  # never to the customer on screen what was typed for this one
                 self.app.keys.drop("the customer did not open")
             if previewed:
@@ -330,7 +332,7 @@ class DeskScreen(Screen):
         if token != self._open_token:
             return  # a newer open is on its way
         self._opening = None
-        if self._preview_hold is not None and self._preview_timer is None:  # the row's customer is here
+        if self._preview_hold is not None and not self._preview_soon.pending:  # the row's customer is here
             self._cancel_preview()
         changed = self.current is None or self.current.id != customer.id
         self.current = customer
@@ -358,7 +360,7 @@ class DeskScreen(Screen):
                         self.timeline.focus()
                 finally:
                     hold.release()
-            later(self.app, 0.035, focus_timeline)  # (not set_timer: it may never fire under load)
+            later(self.app, 0.035, focus_timeline)
 
     # -- what the widgets ask for -------------------------------------------------------
     @on(QueueView.Reloaded)
@@ -387,19 +389,20 @@ class DeskScreen(Screen):
         self._preview_for = cid
         self._preview_hold = self.app.keys.hold("the customer under the cursor", passes=self._moves_in_queue,
                                                 hurry=lambda: self._preview_now(cid))
-        self._preview_timer = self.set_timer(0.2, lambda: self._preview_now(cid))
+        self._preview_soon.poke()
 
     def _preview_now(self, cid: int) -> None:
-        if self._preview_for != cid or self._preview_timer is None:
+        if self._preview_for != cid or not self._preview_soon.pending:
             return  # opened already, or the cursor moved on
-        self._preview_timer.stop()
-        self._preview_timer = None
+        self._preview_soon.cancel()
         self.open_customer(cid, mark_read=False)
 
+    def _preview_due(self) -> None:
+        if self._preview_for is not None:
+            self.open_customer(self._preview_for, mark_read=False)
+
     def _cancel_preview(self) -> None:
-        if self._preview_timer is not None:
-            self._preview_timer.stop()
-            self._preview_timer = None
+        self._preview_soon.cancel()
         hold, self._preview_hold, self._preview_for = self._preview_hold, None, None
         if hold is not None:
             hold.release()

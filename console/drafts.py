@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Callable, cast
 from store import Store
 from store.drafts import Draft
 
-if TYPE_CHECKING:
-    from textual.timer import Timer
+from console.later import Debounce
 
+if TYPE_CHECKING:
     from console.app import OmnideskApp
     from console.desk import DeskScreen
 
@@ -37,7 +37,7 @@ class DraftKeeper:
         self.saved: dict[int, Draft | None] = {}  # what the store holds, as far as we know
         self.dirty: set[int] = set()
         self.error: str | None = None  # why the last save failed (a read-only store)
-        self._timer: Timer | None = None
+        self._soon = Debounce(self.app, DELAY, self.flush)  # (not set_timer: it may never fire under load)
         self._saving = False
         self._waiters: list[Callable[[bool], None]] = []
 
@@ -55,9 +55,7 @@ class DraftKeeper:
 
     def changed(self, customer_id: int) -> None:
         self.dirty.add(customer_id)
-        if self._timer is not None:
-            self._timer.stop()
-        self._timer = self.app.set_timer(DELAY, self.flush)
+        self._soon.poke()
 
     def unsaved(self) -> list[int]:
         """Customers whose draft differs from what the store holds."""
@@ -74,9 +72,7 @@ class DraftKeeper:
         """Write what changed now; `then(ok)` once everything is kept (ok False: a save failed)."""
         if then is not None:
             self._waiters.append(then)
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        self._soon.cancel()
         if self._saving:
             return  # the running save flushes again when it ends
         composer = self.desk.composer

@@ -23,21 +23,13 @@ No hold lasts more than `LONGEST` seconds (longer than the store waits for a loc
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Callable
 
 from textual import events
 
+from console.later import Debounce, later  # noqa: F401  (later: also for the desk, as before)
+
 LONGEST = 40.0  # seconds; a safety net only: every hold is released when its step ends
-
-
-def later(app, delay: float, fn: Callable[[], object]) -> None:
-    """`fn()` on the UI thread (as the app's next callback) after `delay` seconds, even on
-    a loaded machine. Textual's one-shot `set_timer` never fires when its task is
-    descheduled for longer than `delay` between the two clock reads that start it (it
-    "skips" the late tick, and a one-shot timer has no other): a 2 ms poll then stopped
-    for good at load 8-12, and the key in flight held every later key for 40 s."""
-    asyncio.get_running_loop().call_later(delay, app.call_next, fn)
 
 
 class Hold:
@@ -62,7 +54,9 @@ class KeyHold:
         self.app = app
         self._holds: set[Hold] = set()
         self._held: list[events.Event] = []
-        self._timer = None
+        # the safety net; like every delay here not Textual's set_timer, which may never fire
+        # under load (console/later.py: a 2 ms look for quiet as set_timer held keys for 40 s)
+        self._net = Debounce(app, LONGEST, self._give_up)
         # the held key posted again and not yet handed out: keys arriving before it wait behind it
         self._replaying: events.Event | None = None
         self._replay_hold: Hold | None = None
@@ -78,8 +72,8 @@ class KeyHold:
         `hurry()`)."""
         hold = Hold(self, why, passes, hurry)
         self._holds.add(hold)
-        if self._timer is None:
-            self._timer = self.app.set_timer(LONGEST, self._give_up)
+        if not self._net.pending:
+            self._net.poke()
         return hold
 
     def _release(self, hold: Hold) -> None:
@@ -155,7 +149,6 @@ class KeyHold:
             self.app.notify(f"{n} key{'s' if n != 1 else ''} typed meanwhile dropped: {why}", severity="warning")
 
     def _give_up(self) -> None:
-        self._timer = None
         if self._holds:  # a bug: say which step never ended
             self.app.log.warning(f"keys held for {LONGEST}s by {sorted(h.why for h in self._holds)}: dropped")
             self._holds.clear()
@@ -163,9 +156,7 @@ class KeyHold:
             self.drop("the console was busy for too long")
 
     def _replay(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        self._net.cancel()
         if not self._held:
             return
         # One at a time, under a hold: a key typed later that reaches the app's queue before

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import Static, TextArea
 
 from console import keymap
+from console.later import Debounce
 from console.widgets.badges import CHANNEL_NAME, badge, color
 from console.widgets.outgoing import preview
 from console.widgets.safe_text import one_line
@@ -125,7 +126,7 @@ class Composer(Vertical):
         self.subject: str | None = None
         self.show_preview = False
         self._cursor_blink = cursor_blink
-        self._preview_timer = None
+        self._preview_soon = Debounce(self, 0.12, self.update_preview)  # (not set_timer: may never fire under load)
         self._chosen = False  # the agent picked the channel: a refresh must not change it
         # the drafts to customers not in view, so moving through the queue never loses one
         # (the store keeps them too: console/drafts.py); customer id -> Draft
@@ -504,9 +505,7 @@ class Composer(Vertical):
         self.post_message(self.Typing())
         self._edited()
         if self.show_preview:
-            if self._preview_timer is not None:
-                self._preview_timer.stop()
-            self._preview_timer = self.set_timer(0.12, self.update_preview)
+            self._preview_soon.poke()
 
     # -- actions -----------------------------------------------------------------
     def action_send(self) -> None:
