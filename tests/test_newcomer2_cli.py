@@ -430,3 +430,22 @@ def test_a_fact_name_with_spaces_becomes_an_underscored_name(store_location, des
     proc = installed(store_location, "fact", "zoe@example.com", "-r", "gift card")
     assert proc.returncode == 0, proc.stderr
     assert ok_json(store_location, "show", str(desk.zoe))["customer"]["facts"] == {}
+
+
+# -- 32. init does not litter the home directory -----------------------------------------------
+
+def test_init_with_a_config_in_the_home_directory_asks_for_a_folder_of_its_own(store_location, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    proc = installed(store_location, "--config", str(home / "shop.toml"), "init", "--yes", "--email",
+                     "shop@gmail.com", "--password-env", "GMAIL_PW", env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "put the config in a folder of its own, like" in proc.stderr and str(home / "shop" / "config.toml") \
+        in proc.stderr
+    assert list(home.iterdir()) == []  # nothing written
+    proc = installed(store_location, "--config", str(home / "shop" / "config.toml"), "init", "--yes", "--email",
+                     "shop@gmail.com", "--password-env", "GMAIL_PW", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in home.iterdir()] == ["shop"]
+    assert {p.name for p in (home / "shop").iterdir()} >= {"config.toml", "templates", "rules.toml", "keybindings.toml"}

@@ -5,7 +5,7 @@ import os
 import re
 import shutil
 import sys
-
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connectors import schema
@@ -207,6 +207,11 @@ def user_keymap(defaults: str, where) -> str:
 
 def cmd_init(args, ctx) -> int:
     path = ctx.config_path
+    home = Path.home()
+    if path.expanduser().resolve().parent == home.resolve():  # templates/, rules.toml, keybindings.toml go beside it
+        suggestion = f"{home / '.config' / 'omnidesk' / path.name} or {home / path.stem / 'config.toml'}"
+        raise UserError(f"{path}: omnidesk keeps templates/, rules.toml and keybindings.toml beside its config file;"
+                        f" put the config in a folder of its own, like {suggestion}")
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; edit it, or run `omnidesk init --force` to start over (a .bak is kept)")
     if args.shared:
