@@ -147,7 +147,9 @@ class DeskScreen(Screen):
         if self.current is not None:
             channels = " ".join(badge(ch) for ch in self.current.channels)
             name = one_line(self.current.name or "#" + str(self.current.id), 40)
-            self.timeline_pane.border_title = f"{name} · {channels}"
+            # gone from the queue (S pending, d ...): no row is highlighted; keys act on them still
+            away = f" · not in {self.source.title()}" if self.queue.left_out == self.current.id else ""
+            self.timeline_pane.border_title = f"{name} · {channels}{away}"
         else:
             self.timeline_pane.border_title = "timeline"
         self.profile_pane.border_title = "profile"
@@ -500,7 +502,8 @@ class DeskScreen(Screen):
 
     def _search_chosen(self, hit) -> None:
         if hit is not None:
-            self.queue.select_customer(hit.customer_id)
+            if not self.queue.select_customer(hit.customer_id):
+                self.queue.show_outside(hit.customer_id)
             self.open_customer(hit.customer_id, focus_message=hit.message_id, focus=True)
 
     def action_reply(self) -> None:

@@ -262,3 +262,42 @@ def test_the_cli_cc_takes_what_the_console_takes(db_path, clock, tmp_path, ids):
     s.close()
     proc = reply("Bill <president>")
     assert proc.returncode == 1 and "--cc: not an e-mail address: Bill <president>" in proc.stderr
+
+
+def _highlighted_rows(app) -> list[str]:
+    """The queue's rows drawn with the cursor's background."""
+    queue = app.queue
+    marks = {queue.get_component_rich_style(c).bgcolor for c in ("queue--cursor", "queue--cursor-blur")}
+    rows = []
+    for y in range(queue.size.height):
+        strip = queue.render_line(y)
+        if any(seg.style is not None and seg.style.bgcolor in marks for seg in strip):
+            rows.append(strip.text)
+    return rows
+
+
+async def test_a_customer_who_leaves_the_queue_is_named_as_such_and_no_row_is_highlighted(db_path, clock, tmp_path, ids):
+    """Finding 5: after `d` (next_after_done off) or `S pending`, the customer shown was no
+    longer in the queue, yet a row looked selected or none did, with nothing said. Now the
+    timeline's title says "not in open", no row is highlighted, keys act on the customer
+    shown; j takes the row now at their place, u brings them back under the cursor."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        assert any("Bob Li" in r for r in _highlighted_rows(app))
+        await pilot.press("d")
+        await until(pilot, lambda: "Bob Li · em · not in open" in screen_text(app))
+        assert _highlighted_rows(app) == [] and app.current.id == ids["bob"]
+        await pilot.press("t", *"later", "enter")  # a key still acts on the customer shown, as the title says
+        await until(pilot, lambda: "later" in app.current.tags and app.current.id == ids["bob"])
+        await pilot.press("u", "u")  # the tag, then the done: Bob is back in the queue, under the cursor
+        await until(pilot, lambda: any("Bob Li" in r for r in _highlighted_rows(app)))
+        assert "not in open" not in screen_text(app)
+        await pilot.press("d")
+        await until(pilot, lambda: "not in open" in screen_text(app))
+        app.queue.focus()
+        below = app.queue.row(app.queue.cursor).customer_id  # the row now where Bob was
+        await pilot.press("j")
+        await until(pilot, lambda: app.current.id == below and len(_highlighted_rows(app)) == 2)
+        assert "not in open" not in screen_text(app)

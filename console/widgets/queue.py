@@ -155,6 +155,10 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._lines: dict[tuple, Strip] = {}
         self.reader = reader  # a console.reader.StoreReader: pages and counts read off the UI thread
         self.drafts: set[int] = set()  # customers with an unsent draft: marked ✎
+        # The customer shown left this queue's filter (S pending, d with next_after_done off,
+        # a search hit from elsewhere): no row is theirs, so none is highlighted, on purpose,
+        # until the agent moves (j takes the row now where they were).
+        self.left_out: int | None = None
         self.page_loads = 0  # for the benchmark and tests
 
     # -- the background reader ---------------------------------------------------
@@ -172,14 +176,14 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     def reload(self, keep_customer: int | None = None, follow: bool = True) -> None:
         """Re-read the queue now. With `follow`, the selected customer stays
         selected and stays at the same place on screen."""
-        before_id = keep_customer if keep_customer is not None else self.selected_id
+        before_id = keep_customer if keep_customer is not None else self.left_out or self.selected_id
         total = self.source.count()
         position = self.source.position(before_id) if (follow and before_id is not None) else None
-        self._apply_reload(before_id, total, position, {})
+        self._apply_reload(before_id, total, position, {}, follow)
 
     def reload_in_background(self, follow: bool = True) -> None:
         """Like reload, with the counting and the first page read off the UI thread."""
-        before_id = self.selected_id_if_loaded
+        before_id = self.left_out or self.selected_id_if_loaded
         asked = (self.cursor, self._generation)
 
         def fn(src: QueueSource):
@@ -195,10 +199,16 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
                 # would put the cursor back on the customer selected when it was asked for
                 self.reload_in_background(follow)
                 return
-            self._apply_reload(before_id, *result)
+            self._apply_reload(before_id, *result, follow=follow)
         self._submit(fn, done, group="queue-reload", exclusive=True)
 
-    def _apply_reload(self, before_id, total, position, pages) -> None:
+    def show_outside(self, customer_id: int) -> None:
+        """`customer_id` is shown but not in this queue: highlight no row."""
+        self.left_out = customer_id
+        self._lines.clear()
+        self.refresh()
+
+    def _apply_reload(self, before_id, total, position, pages, follow: bool = True) -> None:
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
         self._generation += 1
         self._stale = dict(self._pages)
@@ -207,6 +217,8 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._lines.clear()
         self.total = total
         new = position if position is not None else min(old_cursor, max(0, self.total - 1))
+        # followed and not found: the customer selected is not in this queue (any more)
+        self.left_out = before_id if position is None and before_id is not None and follow else None
         self.cursor = new
         self.virtual_size = Size(0, self.total * ROW_HEIGHT)
         # keep the row where it was on screen
@@ -224,6 +236,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
     def set_source(self, source: QueueSource) -> None:
         self.source = source
         self.cursor = 0
+        self.left_out = None
         self.scroll_to(y=0, animate=False, immediate=True)
         self.reload(follow=False)
         self._stale = {}
@@ -343,7 +356,7 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
                 text = Text("  …", style=self._style("queue--meta"))
                 return Strip(list(text.render(self.app.console))).adjust_cell_length(width, base)
             return Strip.blank(width, base)
-        selected = index == self.cursor
+        selected = index == self.cursor and self.left_out is None
         key = (row.customer_id, index, sub, width, selected, selected and self.has_focus, int(self.clock() // 60),
                row.unread, row.status, row.waiting_since, row.last_channel, row.preview, tuple(row.tags),
                row.assignee, tuple(row.channels), row.customer_id in self.drafts)
@@ -435,8 +448,9 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         if not self.total:
             return
         index = max(0, min(self.total - 1, index))
-        if index == self.cursor:
+        if index == self.cursor and self.left_out is None:
             return
+        self.left_out = None
         self.cursor = index
         self._ensure_visible()
         self.refresh()
@@ -450,7 +464,8 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         return max(1, self.size.height // ROW_HEIGHT - 1)
 
     def action_cursor_down(self) -> None:
-        self._move(self.cursor + 1)
+        # from a customer who left the queue: the row now at their place is the next one
+        self._move(self.cursor + (0 if self.left_out is not None else 1))
 
     def action_cursor_up(self) -> None:
         self._move(self.cursor - 1)
@@ -468,6 +483,8 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
         self._move(self.total - 1)
 
     def action_open(self) -> None:
+        if self.left_out is not None:  # nothing highlighted: enter highlights the row at the cursor first
+            self._move(self.cursor)
         cid = self.selected_id
         if cid is not None:
             self.post_message(self.Opened(cid))
