@@ -33,10 +33,22 @@ def cli_hint(db_path: Path) -> str:
     return f"OMNIDESK_DB={shlex.quote(str(db_path))} omnidesk queue"
 
 
-def banner(db_path: Path) -> str:
-    """The console's banner in the demo: what this is, and where its store is (the
-    README's tour says to try the CLI on it while the demo runs)."""
-    return f"DEMO: simulated customers, nothing leaves this machine · CLI: {cli_hint(db_path)}"
+def banner(db_path: Path, config_path: Path | None = None, command: str = "omnidesk") -> str:
+    """The console's banner in the demo: what this is, and the CLI line for another terminal
+    (the README's tour says to try the CLI on it while the demo runs). With the config too,
+    the CLI acts as the demo's agent (undo works across both) and finds its templates.
+    Three lines that fit 80 columns; the export is split with a backslash, so the two lines
+    copied together are one shell command. `command`: how this omnidesk runs from another
+    shell (its full path when it is not on PATH)."""
+    if config_path is None:
+        return f"DEMO: simulated customers, nothing leaves this machine · CLI: {cli_hint(db_path)}"
+    last = f"OMNIDESK_CONFIG={shlex.quote(str(config_path))}"
+    if len(last) + len(command) + 8 <= 80:  # the command too, when it fits (a long TMPDIR: it does not)
+        last += f"; {command} queue"
+    return ("DEMO: simulated customers, nothing leaves this machine. In another terminal:\n"
+            f"export OMNIDESK_DB={shlex.quote(str(db_path))} \\\n{last}")
+
+
 SHOP = ("Teapot Shop", "support@teapot-shop.example")
 TOKEN_ENV = {"telegram": "OMNIDESK_DEMO_TELEGRAM_TOKEN", "slack": "OMNIDESK_DEMO_SLACK_TOKEN",
              "slack_app": "OMNIDESK_DEMO_SLACK_APP_TOKEN"}

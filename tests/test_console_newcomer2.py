@@ -2,6 +2,8 @@
 real console with Pilot and checks what the person at the keyboard sees."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from console.screens.pickers import Dialog
@@ -301,3 +303,22 @@ async def test_a_customer_who_leaves_the_queue_is_named_as_such_and_no_row_is_hi
         await pilot.press("j")
         await until(pilot, lambda: app.current.id == below and len(_highlighted_rows(app)) == 2)
         assert "not in open" not in screen_text(app)
+
+
+async def test_the_demo_banner_gives_the_whole_cli_line_in_80_columns(db_path, clock, tmp_path, ids):
+    """Finding 1: the banner gave `OMNIDESK_DB=… omnidesk queue` without OMNIDESK_CONFIG (the
+    CLI then acted as someone else: undo did not work). tests/test_console_tmux.py runs the
+    lines as shown in a shell."""
+    from console.demo import banner
+
+    root = Path("/tmp/od-5xxq8aur/omnidesk-demo-k2x9q1ab")  # a TMPDIR longer than /tmp
+    app = make_app(db_path, clock, tmp_path, banner=banner(root / "omnidesk.db", root / "config.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = [line.strip() for line in screen_text(app).splitlines()]
+        at = lines.index(f"export OMNIDESK_DB={root / 'omnidesk.db'} \\")
+        assert lines[at - 1] == "DEMO: simulated customers, nothing leaves this machine. In another terminal:"
+        assert lines[at + 1] == f"OMNIDESK_CONFIG={root / 'config.toml'}"  # a long TMPDIR: no room for more
+    short = banner(Path("/tmp/omnidesk-demo-k2x9q1ab/omnidesk.db"), Path("/tmp/omnidesk-demo-k2x9q1ab/config.toml"))
+    assert short.splitlines()[-1] == "OMNIDESK_CONFIG=/tmp/omnidesk-demo-k2x9q1ab/config.toml; omnidesk queue"
+    assert max(len(line) for line in short.splitlines()) <= 80

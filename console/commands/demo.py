@@ -60,7 +60,7 @@ def cmd_demo(args, ctx) -> int:
               f"    export OMNIDESK_DB={shlex.quote(str(world.db_path))}"
               f" OMNIDESK_CONFIG={shlex.quote(str(world.config_path))}\n"
               f"    {_command()} queue", flush=True)
-        app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path))
+        app = OmnideskApp(world.db_path, config, config.agent, banner=banner(world.db_path, world.config_path, _command()))
         app.title = "omnidesk demo"
         app.run()
         if app.crash:
