@@ -21,6 +21,7 @@ from console.widgets.safe_text import one_line
 from connectors.desk.targets import Breach, BreachWatch, describe_time_left
 from store import Store, StoreError
 from store.db import store_problem
+from store.terms import CHANNELS
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
@@ -163,13 +164,24 @@ class Live:
 
         engine = self.engine
 
+        configured = self.configured_accounts()
+
         def read(s: Store):
             health = s.health()
-            if engine is not None and hasattr(engine, "live_health"):  # what the store may be too locked to hold yet
-                health.update(engine.live_health())
+            live = engine.live_health() if engine is not None and hasattr(engine, "live_health") else {}
+            if configured:  # an account taken out of the config keeps its last stored row: not shown
+                health = {name: h for name, h in health.items()
+                          if name.partition(":")[0] not in CHANNELS or name in configured}
+            health.update(live)  # what the store may be too locked to hold yet
             return health, {"waiting": s.queue_count("waiting"), "mine": s.queue_count("mine", agent=agent)}
         self.desk.reader.run(read, lambda r: status.set(health=r[0], counts=r[1]), group="status",
                              exclusive=True, failed=lambda e: None)
+
+    def configured_accounts(self) -> set[str]:
+        """The config's accounts as health names ("email:main"); empty without a config
+        that names any (then every stored row is shown, as before)."""
+        accounts = getattr(self.app.config, "accounts", None) or {}
+        return {f"{channel}:{name}" for channel, named in accounts.items() for name in named}
 
     def presence_changed(self) -> None:
         """The customer on screen or the composer's text changed (or a reply was sent)."""

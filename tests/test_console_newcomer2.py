@@ -322,3 +322,25 @@ async def test_the_demo_banner_gives_the_whole_cli_line_in_80_columns(db_path, c
     short = banner(Path("/tmp/omnidesk-demo-k2x9q1ab/omnidesk.db"), Path("/tmp/omnidesk-demo-k2x9q1ab/config.toml"))
     assert short.splitlines()[-1] == "OMNIDESK_CONFIG=/tmp/omnidesk-demo-k2x9q1ab/config.toml; omnidesk queue"
     assert max(len(line) for line in short.splitlines()) <= 80
+
+
+async def test_the_status_bar_shows_only_the_configured_accounts_health(db_path, clock, tmp_path, ids):
+    """Finding 20: with [telegram.main] taken out of the config, the status bar still said
+    `◐ telegram:main (cannot reach Telegram: …)` from its last stored health row."""
+    from connectors.config import validate
+    from console import keymap
+    from console.app import OmnideskApp
+
+    s = Store(db_path, clock=clock)
+    s.set_health("email:main", "ok")
+    s.set_health("telegram:main", "retrying", "cannot reach Telegram: httpx.ConnectError")
+    s.close()
+    config = validate({"agent": {"name": "alice"}, "email": {"main": {"backend": "maildir", "maildir": str(tmp_path / "Mail")}},
+                       "console": {"bell": False, "next_after_done": False}})
+    app = OmnideskApp(db_path, config, "alice", clock=clock, cursor_blink=False, start_engine=False,
+                      keymap=keymap.load(False), poll_interval=0.1)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await until(pilot, lambda: "email:main" in screen_text(app).splitlines()[-1])
+        status = screen_text(app).splitlines()[-1]
+        assert "telegram" not in status and "cannot reach Telegram" not in status, status
