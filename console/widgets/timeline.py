@@ -146,6 +146,8 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
              focus_message: int | None = None, keep_position: bool = False, has_older: bool = False) -> None:
         same = customer is not None and self.customer is not None and customer.id == self.customer.id
         old_key = self.items[self.cursor].key if (same and self.cursor is not None and self.items) else None
+        last = self._last_selectable()
+        old_newest = self.items[last].key if (same and last is not None) else None
         at_bottom = self.scroll_offset.y >= self.max_scroll_y - 1
         old_y = self.scroll_offset.y
         if not same:
@@ -176,11 +178,25 @@ class TimelineView(StyledLines, ScrollView, can_focus=True):
         self.cursor = target
         if focus_message is not None and target is not None:
             self._center(target)
+            self._again(self._center, target)
         elif keep_position and same and not at_bottom:
             self.scroll_to(y=old_y, animate=False, immediate=True)
+        elif keep_position and same and target is not None and self.items[target].key == old_newest:
+            self.scroll_end(animate=False, immediate=True)  # at the end (G) and nothing new: it stays there
         else:
             self._show_newest(target)
+            self._again(self._show_newest, target)
         self.refresh()
+
+    def _again(self, place: Callable[[int], None], n: int | None) -> None:
+        """Place the view once more after the next refresh: shown while the pane was
+        still being laid out (the first customer opened), there was nothing to scroll yet."""
+        items = self.items
+
+        def again() -> None:
+            if self.items is items and self.cursor == n and n is not None and n < len(self._ranges):
+                place(n)
+        self.call_after_refresh(again)
 
     def _show_newest(self, n: int | None) -> None:
         """The end of the history, unless the newest message does not fit from its header
