@@ -75,11 +75,14 @@ class CustomersMixin:
             only = " AND channel = ?" if channel else ""
             sql = (f"SELECT customer_id FROM identities WHERE channel IN ({', '.join('?' * len(channels))})"
                    " AND address = ?"
-                   f" UNION SELECT customer_id FROM identities WHERE lower(handle) = ? AND handle != ''{only}"
-                   f" UNION SELECT customer_id FROM identities WHERE name_key = ? AND name_key != ''{only}")
-            params = (*channels, handle, handle.lower(), *((channel,) if channel else ()),
-                      name_key(handle), *((channel,) if channel else ()))
-            ids = sorted({r[0] for r in self.q(sql, params)})
+                   f" UNION SELECT customer_id FROM identities WHERE lower(handle) = ? AND handle != ''{only}")
+            params: tuple = (*channels, handle, handle.lower(), *((channel,) if channel else ()))
+            by_name = (f"SELECT customer_id FROM identities WHERE name_key = ? AND name_key != ''{only}",
+                       (name_key(handle), *((channel,) if channel else ())))
+            if rest.startswith("@"):  # @jane is a handle: a customer named Jane only if no handle matches
+                ids = sorted({r[0] for r in self.q(sql, params)}) or sorted({r[0] for r in self.q(*by_name)})
+            else:
+                ids = sorted({r[0] for r in self.q(f"{sql} UNION {by_name[0]}", (*params, *by_name[1]))})
             if len(ids) > 1:
                 raise StoreError(f"{ref!r} matches several customers ({', '.join(map(str, ids))}); use an id")
             cid = ids[0] if ids else None

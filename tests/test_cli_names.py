@@ -132,3 +132,22 @@ def test_the_migration_fills_the_keys_of_an_older_store(store_location, store_ba
     s.close()
     assert shown(store_location, "οδυσσεας παππάς") == "ΟΔΥΣΣΕΑΣ Παππάς"  # opening migrated it
     assert shown(store_location, "ÉMILE") == "ÉMILE Zola"
+
+
+def test_an_at_handle_means_the_handle_before_a_display_name(store_location):
+    """`@jane` is the customer whose handle is jane, even when another writes under the
+    name "Jane"; with no such handle, the name still finds them."""
+    from store import Store
+    from tests.conftest import inbound
+
+    s = Store(store_location)
+    tg = s.ingest(inbound("telegram", "1001", "where is it?", name="J. R.", handle="jane")).customer_id
+    mail = s.ingest(inbound("email", "jane@example.com", "hello?", name="Jane")).customer_id
+    assert s.find_customer("Jane Doe <jane@example.com>".split("<")[1].rstrip(">")) == mail
+    assert s.find_customer("@jane") == tg
+    assert s.find_customer("@Jane") == tg
+    with pytest.raises(Exception, match="matches several customers"):
+        s.find_customer("jane")  # without @: the handle and the name, two people
+    ann = s.ingest(inbound("email", "ann@example.com", "hi", name="Ann")).customer_id
+    assert s.find_customer("@ann") == ann  # no handle ann: the name
+    s.close()

@@ -364,7 +364,7 @@ def test_hooks_get_iso_times_beside_unix_seconds(store_location, desk, tmp_path)
 def test_events_kind_typo_names_the_kinds(store_location, desk):
     proc = omnidesk(store_location, "events", "--kind", "bogus")
     assert proc.returncode == 1 and "--kind 'bogus': not a kind of event" in proc.stderr
-    assert "status, survey, tag, undo, untag" in proc.stderr
+    assert "status, survey, survey_skipped, tag, undo, untag" in proc.stderr
     ok_json(store_location, "tag", "jane", "vip")
     assert [e["kind"] for e in ok_json(store_location, "events", "--kind", "tag")] == ["tag"]
 
