@@ -29,7 +29,7 @@ def build_all(cfg: Config, *, strict: bool = True) -> list[Any]:
     """Build a connector for every configured account. A bad one (its token's variable
     unset, a password command failing): ConfigError naming it, or with `strict=False`
     an UnavailableAccount in its place, so the others run and its health says why."""
-    from connectors.config import ConfigError
+    from connectors.schema import ConfigError  # (not connectors.config: it imports the desk's policy)
 
     out = []
     for channel, accounts in cfg.accounts.items():

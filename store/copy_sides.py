@@ -169,7 +169,7 @@ class Side:
                 yield got
             except GeneratorExit:  # the copy stopped (perhaps on the other side's error): that error is the one to tell
                 try:
-                    rows.close()
+                    rows.close()  # type: ignore[attr-defined]  # a generator: close() ends its cursor
                 except Exception:
                     pass
                 raise
@@ -416,11 +416,11 @@ def open_source(location: str, *, password: str | None = None, busy_seconds: flo
             raise CopyError(f"SRC {scrub(location)}: no such store file")
         where = str(path.resolve())
         try:
-            conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=busy_seconds,
-                                   check_same_thread=False)
+            read_only = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=busy_seconds,
+                                        check_same_thread=False)
         except sqlite3.Error as e:
             raise CopyError(f"SRC {where}: cannot open: {store_problem(e, path) or e}") from None
-        side = SqliteSide(conn, where, Path(str(path) + ".files"), role="SRC", owned=True)  # as Store() puts them
+        side = SqliteSide(read_only, where, Path(str(path) + ".files"), role="SRC", owned=True)  # as Store() puts them
     try:
         version = side.version()
         if version == 0:

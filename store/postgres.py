@@ -67,7 +67,7 @@ def where(url: str) -> str:
     import os
 
     # an unescaped '@' in the password leaves its tail in what libpq took for the host
-    host = (info.get("host") or os.environ.get("PGHOST") or "localhost").rpartition("@")[2]
+    host = str(info.get("host") or os.environ.get("PGHOST") or "localhost").rpartition("@")[2]
     port = info.get("port") or os.environ.get("PGPORT") or "5432"
     db = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
     user = str(info.get("user") or os.environ.get("PGUSER") or "")

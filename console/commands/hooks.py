@@ -103,7 +103,7 @@ def _describe(m, customer, received_at: float | None) -> str:
     if _imported(m):
         when = f"imported history, dated {iso(m.sent_at)}"  # its arrival was the import: no time of its own
     else:
-        when += f" {iso(received_at)}"
+        when += f" {iso(received_at) if received_at is not None else 'at an unknown time'}"
         if received_at is not None and abs(m.sent_at - received_at) > 86400:  # a date far off is worth a word
             when += f" (it is dated {iso(m.sent_at)})"
     return f"sample: {what} on {m.channel}, {when}"
