@@ -12,7 +12,7 @@ from rich.text import Text
 
 from console.screens.pickers import PickerScreen, PromptScreen
 from console.widgets.safe_text import one_line
-from store.facts import key_problem
+from store.facts import fact_name, key_problem
 
 if TYPE_CHECKING:
     from console.desk import DeskScreen
@@ -22,7 +22,7 @@ def _check_pair(text: str) -> str | None:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
         return "type KEY=VALUE, like order_number=5521"
-    return key_problem(key)
+    return key_problem(fact_name(key))  # "gift card" is gift_card, as the CLI takes it
 
 
 def _check_address(text: str) -> str | None:
@@ -80,6 +80,7 @@ class ProfileEdit:
                 if not text:
                     return
                 k, _, v = text.partition("=")
-                self.desk.write(lambda s: s.set_fact(cid, k, v, agent), done=f"set {one_line(k.strip(), 30)} · u undoes")
+                k = fact_name(k)
+                self.desk.write(lambda s: s.set_fact(cid, k, v, agent), done=f"set {one_line(k, 30)} · u undoes")
             self.app.push_screen(PromptScreen("Add a fact", placeholder="order_number=5521",
                                               help="KEY=VALUE; templates use it as {{ key }}", check=_check_pair), add)

@@ -347,3 +347,17 @@ async def test_the_status_bar_shows_only_the_configured_accounts_health(db_path,
         await until(pilot, lambda: "email:main" in screen_text(app).splitlines()[-1])
         status = screen_text(app).splitlines()[-1]
         assert "telegram" not in status and "cannot reach Telegram" not in status, status
+
+
+async def test_a_fact_name_with_spaces_is_taken_as_the_cli_takes_it(db_path, clock, tmp_path, ids):
+    """Finding 11, the console's side: `e`, add a fact, `gift card=50 EUR` was refused
+    ("a fact name is letters, digits, _ and -") while tags normalise; it is gift_card now,
+    as `omnidesk fact` takes it."""
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_customer(pilot, ids["bob"])
+        await pilot.press("e", *"add", "enter")
+        await until(pilot, lambda: isinstance(app.screen, Dialog))
+        await pilot.press(*"gift card=50 EUR", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, Dialog) and app.current.facts.get("gift_card") == "50 EUR")
