@@ -53,6 +53,7 @@ class Live:
         self._breach_checking = False
 
     def start(self) -> None:
+        self._config_stamp = self._config_changed_at()
         store = self.app.store
         self.version = store.data_version()
         self.last_inbound = store.latest_inbound_id()
@@ -85,6 +86,7 @@ class Live:
             if newest > self.last_inbound:
                 self._new_inbound(newest)
         now = clock()
+        self._check_config()
         self.presence.update()  # the heartbeat, or a change the widgets' messages did not tell of
         if int(now // 60) != self._minute:  # ages and time left count on with the clock
             self._minute = int(now // 60)
@@ -92,6 +94,28 @@ class Live:
         if now - self._breach_checked_at >= BREACH_CHECK_EVERY:
             self.check_breaches()
         self.refresh_status(presence_only=version == self.version)
+
+    # -- the config file ----------------------------------------------------------------
+    _config_stamp: int | None = None
+
+    def _config_changed_at(self) -> int | None:
+        path = getattr(self.app.config, "path", None)
+        try:
+            return path.stat().st_mtime_ns if path is not None else None
+        except OSError:
+            return None
+
+    def _check_config(self) -> None:
+        """The config file was edited while the console runs: its settings (a sendmail
+        command, a token, a template) apply from the next start, and the agent is told so
+        instead of `R` retrying with the old ones unseen."""
+        if self._config_stamp is None or self.desk.status.config_note:
+            return
+        if self._config_changed_at() != self._config_stamp:
+            name = self.app.config.path.name
+            self.desk.status.set(config_note=f"{name} changed: restart omnidesk to use it")
+            self.app.notify(f"{name} changed: this console keeps its settings until you restart it"
+                            " (q, then omnidesk)", severity="warning", timeout=8)
 
     def seen_own_write(self) -> None:
         """Our own write is on screen already: the poll need not re-read for it."""

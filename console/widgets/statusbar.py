@@ -24,6 +24,7 @@ class StatusBar(Static):
         self.engine: str = ""
         self.setup_hint: str = ""  # what the agent must do before anything arrives ("run `omnidesk init`")
         self.trouble: str = ""  # the store does not answer now ("store: lost the connection to PostgreSQL ...")
+        self.config_note: str = ""  # the config file changed since the console started
 
     def set(self, **kw) -> None:
         for k, v in kw.items():
@@ -39,6 +40,9 @@ class StatusBar(Static):
             left.append("  ")
         if self.trouble:
             left.append(f" {one_line(self.trouble, 90)} ", Style(bold=True, color="white", bgcolor="red"))
+            left.append("  ")
+        if self.config_note:
+            left.append(f" {one_line(self.config_note, 60)} ", Style(bold=True, color="black", bgcolor="yellow"))
             left.append("  ")
         if self.setup_hint:
             left.append(f" {one_line(self.setup_hint, 60)} ", Style(bold=True, color="black", bgcolor="yellow"))
