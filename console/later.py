@@ -59,4 +59,6 @@ class Debounce:
         if turn != self._turn:  # cancelled, or poked again, after it was queued
             return
         self._waiting = False
+        if not self.node.is_attached:  # the console is closing: its widgets are being taken down
+            return
         self.fn()

@@ -479,7 +479,10 @@ class Composer(Vertical):
         self.refresh_bar()  # (and the key hints): the Cc and the address share the new width
 
     def update_preview(self) -> None:
-        pane = self.query_one("#preview-pane")
+        panes = self.query("#preview-pane")
+        if not panes:  # a late call while the console closes: the panes are gone
+            return
+        pane = panes.first()
         pane.display = self.show_preview
         self.set_class(self.show_preview, "-preview")
         if not self.show_preview:
