@@ -361,3 +361,25 @@ async def test_a_fact_name_with_spaces_is_taken_as_the_cli_takes_it(db_path, clo
         await until(pilot, lambda: isinstance(app.screen, Dialog))
         await pilot.press(*"gift card=50 EUR", "enter")
         await until(pilot, lambda: not isinstance(app.screen, Dialog) and app.current.facts.get("gift_card") == "50 EUR")
+
+
+async def test_an_assigned_customer_keeps_their_name_in_a_narrow_queue(db_path, clock, tmp_path, ids):
+    """Finding 37: at 80 columns `@Alex Morg… ✎ sl em 11m` took the row and Priya Nair's
+    name was gone. The assignee gives way first: "@me" for the agent at this console, a
+    first name or an initial for someone else; the name stays readable."""
+    s = Store(db_path, clock=clock)
+    s.assign(ids["dmitry"], "alice", "alice")
+    s.assign(ids["carol"], "Alexandra Morgan-Smith", "alice")
+    s.close()
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        rows = screen_text(app).splitlines()
+        dmitry = next(line for line in rows if "│● Дмитрий" in line or "│  Дмитрий" in line)
+        assert "@me" in dmitry and "Дмитрий Ор" in dmitry
+        carol = next(line for line in rows if "Carol Diaz" in line and line.startswith("│"))
+        assert "Carol Diaz" in carol and ("@A " in carol or "@Alexa" in carol)
+    app = make_app(db_path, clock, tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:  # room enough: the assignee as stored
+        await settle(pilot)
+        assert "@alice" in screen_text(app) and "@Alexandra" in screen_text(app)

@@ -368,13 +368,23 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             self._lines[key] = strip
         return strip
 
+    def _assignee(self, assignee: str, room: int, name_needs: int) -> Text:
+        """"@Alex Morgan " as long as it leaves the name `name_needs` cells of `room`; else
+        "@me" for the agent at this console, or the first name, or its initial."""
+        me = str(getattr(self.app, "agent", "") or "")
+        if me and assignee.casefold() == me.casefold():
+            forms = [f"@{one_line(assignee, 10)} ", "@me "]
+        else:
+            first = assignee.split()[0] if assignee.split() else assignee
+            forms = [f"@{one_line(assignee, 10)} ", f"@{one_line(first, 6)} ", f"@{first[:1]} "]
+        form = next((f for f in forms if room - len(f) >= name_needs), forms[-1])
+        return Text(form, self._style("queue--meta"), end="")
+
     def _render_row(self, row: QueueRow, sub: int, width: int, selected: bool) -> Strip:
         base = self._base
         now = self.clock()
         if sub == 0:
             right = Text(end="")
-            if row.assignee:
-                right.append(f"@{one_line(row.assignee, 10)} ", self._style("queue--meta"))
             if row.customer_id in self.drafts:
                 right.append("✎ ", self._style("queue--draft"))
             # every channel of the customer (merged ones have several); the last one first
@@ -410,6 +420,9 @@ class QueueView(StyledLines, ScrollView, can_focus=True):
             unread = Text(" ", end="") if row.unread > 1 else Text("", end="")
             if row.unread > 1:  # a badge of its own: never read as part of the name ("Agent 47 2")
                 unread.append(f" {row.unread:,} ", self._style("queue--count"))
+            if row.assignee:  # shorter first, so the name keeps room to be read at 80 columns
+                right = self._assignee(row.assignee, width - right.cell_len - 1 - unread.cell_len,
+                                       min(left.cell_len, 18)) + right
             room = width - right.cell_len - 1 - unread.cell_len  # the name gives way, never the count
             left.truncate(max(1, room), overflow="ellipsis")
             left.append_text(unread)
