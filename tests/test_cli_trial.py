@@ -11,27 +11,11 @@ import pytest
 from store import Store
 from tests.conftest import inbound
 from tests.support.cli import OMNIDESK, run_in_process
+from tests.support.cli import installed_on as installed, json_on as ok_json, run_on as omnidesk
 
 T0 = 1_790_000_000.0
 
 pytestmark = pytest.mark.both_backends
-
-
-def omnidesk(db, *args, stdin="", env=None):
-    rc, out, err = run_in_process("--db", str(db), *args, stdin=stdin, env=env)
-    return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
-
-
-def installed(db, *args, env=None):
-    """The real entry point in its own process, as a user runs it."""
-    return subprocess.run([str(OMNIDESK), "--db", str(db), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-
-
-def ok_json(db, *args, **kw):
-    proc = omnidesk(db, *args, "--json", **kw)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture

@@ -34,3 +34,28 @@ def run_in_process(*args: str, stdin: str = "", env: dict[str, str] | None = Non
             else:
                 os.environ[key] = value
     return rc, out.getvalue(), err.getvalue()
+
+
+def run_on(db, *args: str, stdin: str = "", env: dict[str, str] | None = None):
+    """`omnidesk --db DB ARGS` in this process: .returncode, .stdout, .stderr."""
+    from types import SimpleNamespace
+
+    rc, out, err = run_in_process("--db", str(db), *args, stdin=stdin, env=env)
+    return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+
+
+def installed_on(db, *args: str, env: dict[str, str] | None = None):
+    """`omnidesk --db DB ARGS` through the real entry point in its own process, as a user runs it."""
+    import subprocess
+
+    return subprocess.run([str(OMNIDESK), "--db", str(db), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def json_on(db, *args: str, **kw):
+    """`omnidesk --db DB ARGS --json`, which must succeed: its parsed output."""
+    import json
+
+    proc = run_on(db, *args, "--json", **kw)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
