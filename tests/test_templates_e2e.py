@@ -81,7 +81,10 @@ def test_template_e_mail_is_composed_exactly_as_rendered(store, make_inbound):
     [out] = store.claim_due()
     msg, _ = compose(out, {"from_address": "shop@example.com"})
     got = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
-    assert got["Subject"] == "Re: Your order A-1042"  # a reply into their thread: the connector adds Re:
+    # the template's own subject, not theirs: no "Re:" for a subject they never used (theirs
+    # would get one); the mail still answers theirs, in their thread
+    assert got["Subject"] == "Your order A-1042"
+    assert got["In-Reply-To"]
     def body(kind):  # as the customer's mail client decodes it (SMTP line ends are CRLF)
         return got.get_body((kind,)).get_content().replace("\r\n", "\n").rstrip("\n")
 
