@@ -390,14 +390,15 @@ class DeskScreen(Screen):
             return  # already on their way (a search hit, with the message found): no second open
         self._preview_for = cid
         self._preview_hold = self.app.keys.hold("the customer under the cursor", passes=self._moves_in_queue,
-                                                hurry=lambda: self._preview_now(cid))
+                                                hurry=self._preview_now)
         self._preview_soon.poke()
 
-    def _preview_now(self, cid: int) -> None:
-        if self._preview_for != cid or not self._preview_soon.pending:
-            return  # opened already, or the cursor moved on
-        self._preview_soon.cancel()
-        self.open_customer(cid, mark_read=False)
+    def _preview_now(self) -> None:
+        """A key waits for the customer under the cursor: open them now, not after the pause.
+        (The hold that calls this ends with its highlight: `_preview_for` is its customer.)"""
+        if self._preview_soon.pending:  # not opened already
+            self._preview_soon.cancel()
+            self._preview_due()
 
     def _preview_due(self) -> None:
         if self._preview_for is not None:

@@ -27,7 +27,7 @@ from typing import Callable
 
 from textual import events
 
-from console.later import Debounce, later  # noqa: F401  (later: also for the desk, as before)
+from console.later import Debounce, later
 
 LONGEST = 40.0  # seconds; a safety net only: every hold is released when its step ends
 

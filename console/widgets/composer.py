@@ -184,22 +184,25 @@ class Composer(Vertical):
             self.identity = next((i for i in customer.identities if i.id == wanted),
                                  customer.identities[0] if customer.identities else None)
         if changed:
-            draft = draft or Draft(customer.id if customer else 0, "")
-            text = draft.text
-            if self.mode != draft.mode:
-                self.mode = draft.mode
-                self.set_class(draft.mode == "note", "-note")
-            self.subject = draft.subject
-            self.attachments, self.cc, self.literals = list(draft.attachments), list(draft.cc), dict(draft.literals)
-            self.template = self.draft_templates.pop(customer.id, None) if customer else None
-            if self.area.text != text:
-                self.area.text = text
-                # a draft reopened with `r` goes on where it ended: typing lands after the text
-                self.area.move_cursor(self.area.document.end)
+            self._show_draft(draft or Draft(customer.id if customer else 0, ""),
+                             self.draft_templates.pop(customer.id, None) if customer else None)
             self._discarded = None  # its ctrl+z was for the customer left
         self.refresh_bar()
         self.update_preview()
         self._check_template(before)
+
+    def _show_draft(self, draft: Draft, template: InsertedTemplate | None) -> None:
+        """The reply as `draft` holds it: note or reply, subject, files, Cc, template values
+        and text; a draft reopened goes on where it ended (typing lands after the text)."""
+        if self.mode != draft.mode:
+            self.mode = draft.mode
+            self.set_class(draft.mode == "note", "-note")
+        self.subject = draft.subject
+        self.attachments, self.cc, self.literals = list(draft.attachments), list(draft.cc), dict(draft.literals)
+        self.template = template
+        if self.area.text != draft.text:
+            self.area.text = draft.text
+            self.area.move_cursor(self.area.document.end)
 
     def _keep_draft(self) -> None:
         draft = self.draft_for(self.customer.id) if self.customer is not None else None
@@ -328,14 +331,7 @@ class Composer(Vertical):
         self._discarded = None
         if draft.customer_id != self.customer.id:
             return False
-        if self.mode != draft.mode:
-            self.mode = draft.mode
-            self.set_class(draft.mode == "note", "-note")
-        self.subject = draft.subject
-        self.attachments, self.cc, self.literals = list(draft.attachments), list(draft.cc), dict(draft.literals)
-        self.template = template
-        self.area.text = draft.text
-        self.area.move_cursor(self.area.document.end)
+        self._show_draft(draft, template)
         self.refresh_bar()
         self.update_preview()
         self._edited()
